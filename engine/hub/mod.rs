@@ -1,0 +1,1 @@
+//! Hugging Face hub client and cache (in progress)

@@ -1,0 +1,2 @@
+//! The networks: Whisper now; wav2vec2, pyannote and ECAPA later.
+pub mod whisper;
