@@ -1,1 +1,154 @@
-//! Device backends (in progress)
+//! The device abstraction. Model code holds a [`Device`] and calls ops on it; it never asks
+//! which backend it is talking to. Each op is declared once in [`Backend`]; the CPU backend
+//! (f32, both cores) is also the numerical reference for the CUDA backend.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+
+pub mod cpu;
+mod ops;
+mod tensor;
+
+pub use ops::{Activation, BinaryOp, Conv1dParams, Reduce};
+pub use tensor::{Storage, Tensor};
+
+/// Every op the four model families (Whisper, wav2vec2, PyanNet, ECAPA-TDNN) need.
+///
+/// Conventions: tensors are contiguous row-major f32 (on the device, any precision the
+/// backend chooses internally); "channels-first" sequences are `[batch, channels, time]`;
+/// "tokens" sequences are `[batch, time, features]`.
+pub trait Backend: Send + Sync {
+    fn name(&self) -> &'static str;
+
+    // ---- memory ---------------------------------------------------------------------------
+    fn upload(&self, data: &[f32], shape: &[usize]) -> Result<Tensor>;
+    fn download(&self, t: &Tensor) -> Result<Vec<f32>>;
+
+    // ---- linear algebra -------------------------------------------------------------------
+    /// `x[.., K] · w[N, K]ᵀ + b[N]` — a PyTorch `nn.Linear`.
+    fn linear(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor>;
+    /// Batched `a[B, M, K] · b[B, K, N]` (or `b[B, N, K]ᵀ` when `transpose_b`).
+    fn matmul(&self, a: &Tensor, b: &Tensor, transpose_b: bool) -> Result<Tensor>;
+    /// `nn.Conv1d` on `x[B, C_in, T]` with `w[C_out, C_in / groups, K]`.
+    fn conv1d(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: Conv1dParams) -> Result<Tensor>;
+
+    // ---- normalisation --------------------------------------------------------------------
+    /// Layer norm over the last dimension.
+    fn layer_norm(&self, x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor>;
+    /// `nn.GroupNorm` on `x[B, C, T]`.
+    fn group_norm(&self, x: &Tensor, groups: usize, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor>;
+    /// `nn.InstanceNorm1d` on `x[B, C, T]` (statistics per sample and channel), optional affine.
+    fn instance_norm(&self, x: &Tensor, gamma: Option<&Tensor>, beta: Option<&Tensor>, eps: f32) -> Result<Tensor>;
+    /// `nn.BatchNorm1d` in inference mode on `x[B, C, T]` (or `[B, C]`) with running statistics.
+    fn batch_norm(&self, x: &Tensor, mean: &Tensor, var: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor>;
+
+    // ---- elementwise ----------------------------------------------------------------------
+    fn activation(&self, x: &Tensor, act: Activation) -> Result<Tensor>;
+    /// `a op b` with NumPy broadcasting of `b` against `a` (the result has `a`'s shape).
+    fn binary(&self, a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor>;
+    /// `x · s`.
+    fn scale(&self, x: &Tensor, s: f32) -> Result<Tensor>;
+
+    // ---- softmax, attention ---------------------------------------------------------------
+    fn softmax(&self, x: &Tensor) -> Result<Tensor>;
+    fn log_softmax(&self, x: &Tensor) -> Result<Tensor>;
+    /// Multi-head scaled dot-product attention on packed heads:
+    /// `q[B, Tq, H·Dh]`, `k`/`v[B, Tk, H·Dh]` → `[B, Tq, H·Dh]`, scale `1/√Dh`.
+    /// `causal`: query `i` sees keys `0..=i + (Tk − Tq)` (decoder self-attention with a KV cache).
+    fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, causal: bool) -> Result<Tensor>;
+
+    // ---- recurrent ------------------------------------------------------------------------
+    /// One direction of `nn.LSTM` over a whole sequence `x[B, T, In]` → `[B, T, H]`
+    /// (gate order i, f, g, o as PyTorch; `reverse` runs from the last step).
+    fn lstm(&self, x: &Tensor, w_ih: &Tensor, w_hh: &Tensor, b_ih: &Tensor, b_hh: &Tensor, reverse: bool) -> Result<Tensor>;
+
+    // ---- indexing, layout, reductions -----------------------------------------------------
+    /// Rows of `table[V, D]` → `[ids.len(), D]`.
+    fn embedding(&self, ids: &[u32], table: &Tensor) -> Result<Tensor>;
+    /// Reorder dimensions (materialises).
+    fn permute(&self, x: &Tensor, perm: &[usize]) -> Result<Tensor>;
+    /// `x[.., start..start+len, ..]` along `dim`.
+    fn slice(&self, x: &Tensor, dim: usize, start: usize, len: usize) -> Result<Tensor>;
+    /// Concatenate along `dim`.
+    fn concat(&self, xs: &[&Tensor], dim: usize) -> Result<Tensor>;
+    /// Reduce the last dimension.
+    fn reduce(&self, x: &Tensor, op: Reduce) -> Result<Tensor>;
+    /// `nn.MaxPool1d(kernel, stride)` on `x[B, C, T]` (no padding, floor mode).
+    fn max_pool1d(&self, x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor>;
+    /// Index of the maximum of each row of the last dimension (only ids cross to the host).
+    fn argmax(&self, x: &Tensor) -> Result<Vec<u32>>;
+}
+
+/// A handle to a backend; cheap to clone.
+#[derive(Clone)]
+pub struct Device(Arc<dyn Backend>);
+
+impl std::ops::Deref for Device {
+    type Target = dyn Backend;
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Device({})", self.0.name())
+    }
+}
+
+/// What the user asked for: `--device auto|cpu|cuda`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceRequest {
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+impl std::str::FromStr for DeviceRequest {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(DeviceRequest::Auto),
+            "cpu" => Ok(DeviceRequest::Cpu),
+            "cuda" | "gpu" => Ok(DeviceRequest::Cuda),
+            other => Err(Error::Other(format!("unknown device `{other}` (expected auto, cpu or cuda)"))),
+        }
+    }
+}
+
+impl Device {
+    pub fn new(backend: Arc<dyn Backend>) -> Self {
+        Device(backend)
+    }
+
+    pub fn cpu() -> Self {
+        Device(Arc::new(cpu::CpuBackend::new()))
+    }
+
+    /// Pick a device. This build has no CUDA backend yet: `auto` falls back to the CPU with a
+    /// log line, an explicit `cuda` is an error naming the reason.
+    pub fn select(request: DeviceRequest) -> Result<Self> {
+        match request {
+            DeviceRequest::Cpu => Ok(Device::cpu()),
+            DeviceRequest::Auto => {
+                tracing::info!("CUDA backend not available in this build; using the CPU");
+                Ok(Device::cpu())
+            }
+            DeviceRequest::Cuda => Err(Error::Other(
+                "device `cuda` requested, but this build of scribe has no CUDA backend".into(),
+            )),
+        }
+    }
+
+    // Convenience wrappers that keep model code short.
+    pub fn gelu(&self, x: &Tensor) -> Result<Tensor> {
+        self.activation(x, Activation::Gelu)
+    }
+    pub fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        self.binary(a, b, BinaryOp::Add)
+    }
+    pub fn mul(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        self.binary(a, b, BinaryOp::Mul)
+    }
+}

@@ -1,0 +1,83 @@
+//! `nn.Conv1d` (im2col + GEMM, any stride, padding, dilation and groups) and `nn.MaxPool1d`.
+
+use rayon::prelude::*;
+
+use super::gemm::{sgemm, MatRef};
+use super::simd::SimdLevel;
+use super::{data, tensor};
+use crate::backend::{Conv1dParams, Tensor};
+use crate::error::{Error, Result};
+
+pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: Conv1dParams) -> Result<Tensor> {
+    let (batch, c_in, t_in) = x.dims3("conv1d")?;
+    let (c_out, cg_in, kernel) = w.dims3("conv1d")?;
+    let g = p.groups;
+    if g == 0 || p.stride == 0 || p.dilation == 0 || c_in % g != 0 || c_out % g != 0 || cg_in != c_in / g {
+        return Err(Error::shape(
+            "conv1d",
+            format!("input {:?}, weight {:?}, {p:?}", x.shape(), w.shape()),
+        ));
+    }
+    let t_out = p.out_len(t_in, kernel);
+    let cg_out = c_out / g;
+    let (xd, wd) = (data(x)?, data(w)?);
+    let bias = match b {
+        Some(b) if b.numel() == c_out => Some(data(b)?),
+        Some(b) => return Err(Error::shape("conv1d", format!("bias {:?} for {c_out} channels", b.shape()))),
+        None => None,
+    };
+    let mut out = vec![0.0f32; batch * c_out * t_out];
+    if t_out == 0 {
+        return Ok(tensor(vec![batch, c_out, 0], out));
+    }
+    let rows = cg_in * kernel; // im2col rows per group
+    // One task per (batch, group): build its im2col block, then one GEMM.
+    let tasks = batch * g;
+    let run = |task: usize, o: &mut [f32]| {
+        let (bi, gi) = (task / g, task % g);
+        let mut col = vec![0.0f32; rows * t_out];
+        for ci in 0..cg_in {
+            let src = &xd[(bi * c_in + gi * cg_in + ci) * t_in..][..t_in];
+            for kk in 0..kernel {
+                let dst = &mut col[(ci * kernel + kk) * t_out..][..t_out];
+                let shift = (kk * p.dilation) as isize - p.padding as isize;
+                for (t, d) in dst.iter_mut().enumerate() {
+                    let s = (t * p.stride) as isize + shift;
+                    *d = if s >= 0 && (s as usize) < t_in { src[s as usize] } else { 0.0 };
+                }
+            }
+        }
+        let wg = &wd[gi * cg_out * rows..(gi + 1) * cg_out * rows];
+        if let Some(bd) = bias {
+            for (co, row) in o.chunks_exact_mut(t_out).enumerate() {
+                row.fill(bd[gi * cg_out + co]);
+            }
+        }
+        sgemm(level, cg_out, t_out, rows, MatRef::row_major(wg, rows), MatRef::row_major(&col, t_out), o, t_out, bias.is_some(), tasks == 1);
+    };
+    if tasks > 1 {
+        out.par_chunks_mut(cg_out * t_out).enumerate().for_each(|(task, o)| run(task, o));
+    } else {
+        run(0, &mut out);
+    }
+    Ok(tensor(vec![batch, c_out, t_out], out))
+}
+
+pub fn max_pool1d(x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
+    let (b, c, t) = x.dims3("max_pool1d")?;
+    if kernel == 0 || stride == 0 {
+        return Err(Error::shape("max_pool1d", "kernel and stride must be positive"));
+    }
+    let t_out = if t < kernel { 0 } else { (t - kernel) / stride + 1 };
+    let xd = data(x)?;
+    let mut out = vec![0.0f32; b * c * t_out];
+    if t_out > 0 {
+        out.par_chunks_mut(t_out).enumerate().for_each(|(row, o)| {
+            let src = &xd[row * t..(row + 1) * t];
+            for (i, v) in o.iter_mut().enumerate() {
+                *v = src[i * stride..i * stride + kernel].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            }
+        });
+    }
+    Ok(tensor(vec![b, c, t_out], out))
+}

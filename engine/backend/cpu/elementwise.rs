@@ -1,0 +1,101 @@
+//! Activations and broadcasting binary ops.
+
+use rayon::prelude::*;
+
+use super::math;
+use super::simd::{multiversion, SimdLevel};
+use super::{data, tensor};
+use crate::backend::{Activation, BinaryOp, Tensor};
+use crate::error::{Error, Result};
+
+/// Elements per parallel task.
+const CHUNK: usize = 1 << 14;
+
+multiversion! {
+    fn apply(act: Activation, x: &[f32], out: &mut [f32]) {
+        match act {
+            Activation::Gelu => out.iter_mut().zip(x).for_each(|(o, &v)| *o = math::gelu(v)),
+            Activation::Relu => out.iter_mut().zip(x).for_each(|(o, &v)| *o = v.max(0.0)),
+            Activation::LeakyRelu(s) => out.iter_mut().zip(x).for_each(|(o, &v)| *o = if v >= 0.0 { v } else { v * s }),
+            Activation::Sigmoid => out.iter_mut().zip(x).for_each(|(o, &v)| *o = math::sigmoid(v)),
+            Activation::Tanh => out.iter_mut().zip(x).for_each(|(o, &v)| *o = math::tanh(v)),
+            Activation::Exp => out.iter_mut().zip(x).for_each(|(o, &v)| *o = math::exp(v)),
+            Activation::Log { floor } => out.iter_mut().zip(x).for_each(|(o, &v)| *o = v.max(floor).ln()),
+            Activation::Sqrt => out.iter_mut().zip(x).for_each(|(o, &v)| *o = v.sqrt()),
+            Activation::Abs => out.iter_mut().zip(x).for_each(|(o, &v)| *o = v.abs()),
+        }
+    }
+}
+
+pub fn activation(level: SimdLevel, x: &Tensor, act: Activation) -> Result<Tensor> {
+    let xd = data(x)?;
+    let mut out = vec![0.0f32; xd.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(xd.par_chunks(CHUNK))
+        .for_each(|(o, c)| apply(level, act, c, o));
+    Ok(tensor(x.shape().to_vec(), out))
+}
+
+#[inline(always)]
+fn op_fn(op: BinaryOp) -> fn(f32, f32) -> f32 {
+    match op {
+        BinaryOp::Add => |a, b| a + b,
+        BinaryOp::Sub => |a, b| a - b,
+        BinaryOp::Mul => |a, b| a * b,
+        BinaryOp::Div => |a, b| a / b,
+    }
+}
+
+/// `a op b`, `b` broadcast to `a`'s shape (NumPy rules, `b` may have lower rank).
+pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
+    let (ad, bd) = (data(a)?, data(b)?);
+    let (ash, bsh) = (a.shape(), b.shape());
+    if bsh.len() > ash.len() {
+        return Err(Error::shape("binary", format!("cannot broadcast {bsh:?} to {ash:?}")));
+    }
+    // b's shape right-aligned against a's.
+    let pad = ash.len() - bsh.len();
+    let bfull: Vec<usize> = std::iter::repeat(1).take(pad).chain(bsh.iter().copied()).collect();
+    for (i, (&da, &db)) in ash.iter().zip(&bfull).enumerate() {
+        if db != da && db != 1 {
+            return Err(Error::shape("binary", format!("dimension {i}: cannot broadcast {bsh:?} to {ash:?}")));
+        }
+    }
+    let f = op_fn(op);
+    let mut out = vec![0.0f32; ad.len()];
+    if bd.len() == ad.len() {
+        out.par_chunks_mut(CHUNK).zip(ad.par_chunks(CHUNK)).zip(bd.par_chunks(CHUNK)).for_each(|((o, x), y)| {
+            o.iter_mut().zip(x.iter().zip(y)).for_each(|(o, (&x, &y))| *o = f(x, y));
+        });
+    } else if !bd.is_empty() && is_trailing_block(ash, &bfull) {
+        // b equals a trailing block of a (bias-like): repeat it.
+        let n = bd.len();
+        out.par_chunks_mut(n).zip(ad.par_chunks(n)).for_each(|(o, x)| {
+            o.iter_mut().zip(x.iter().zip(bd)).for_each(|(o, (&x, &y))| *o = f(x, y));
+        });
+    } else {
+        // General broadcast: strides of b with zeros on broadcast dimensions.
+        let mut bstride = vec![0usize; ash.len()];
+        let mut s = 1;
+        for i in (0..ash.len()).rev() {
+            bstride[i] = if bfull[i] == 1 { 0 } else { s };
+            s *= bfull[i];
+        }
+        for (idx, o) in out.iter_mut().enumerate() {
+            let mut rem = idx;
+            let mut bi = 0;
+            for d in (0..ash.len()).rev() {
+                bi += (rem % ash[d]) * bstride[d];
+                rem /= ash[d];
+            }
+            *o = f(ad[idx], bd[bi]);
+        }
+    }
+    Ok(tensor(ash.to_vec(), out))
+}
+
+/// True when `b` (already right-aligned) is 1s followed by exactly `a`'s trailing dimensions.
+fn is_trailing_block(a: &[usize], b: &[usize]) -> bool {
+    let first = b.iter().position(|&d| d != 1).unwrap_or(b.len());
+    b[first..] == a[first..]
+}

@@ -1,0 +1,198 @@
+//! Single-precision GEMM: `C[m, n] (+)= A[m, k] · B[k, n]` with arbitrary row/column strides for
+//! A and B and a row-major C. SIMD levels go through the `gemm` crate (it packs operands and
+//! dispatches on the CPU's features at run time); the portable level uses our blocked kernel.
+
+use rayon::prelude::*;
+
+use super::simd::SimdLevel;
+
+/// A strided read-only matrix: element (r, c) is at `data[r * rs + c * cs]`.
+#[derive(Clone, Copy)]
+pub struct MatRef<'a> {
+    pub data: &'a [f32],
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a> MatRef<'a> {
+    pub fn row_major(data: &'a [f32], cols: usize) -> Self {
+        MatRef { data, rs: cols, cs: 1 }
+    }
+    /// The transpose of a row-major `[rows, cols]` matrix, seen as `[cols, rows]`.
+    pub fn transposed(data: &'a [f32], cols: usize) -> Self {
+        MatRef { data, rs: 1, cs: cols }
+    }
+    fn max_index(&self, rows: usize, cols: usize) -> usize {
+        if rows == 0 || cols == 0 {
+            0
+        } else {
+            (rows - 1) * self.rs + (cols - 1) * self.cs
+        }
+    }
+}
+
+/// `c[m, n] = (accumulate ? c : 0) + a · b`; `c` is row-major with row stride `c_rs`.
+/// `parallel` lets the GEMM use the rayon pool (leave it off when the caller already runs
+/// GEMMs in parallel).
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm(
+    level: SimdLevel,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    c: &mut [f32],
+    c_rs: usize,
+    accumulate: bool,
+    parallel: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(a.max_index(m, k) < a.data.len().max(1) || k == 0, "sgemm: A out of bounds");
+    assert!(b.max_index(k, n) < b.data.len().max(1) || k == 0, "sgemm: B out of bounds");
+    assert!((m - 1) * c_rs + n <= c.len(), "sgemm: C out of bounds");
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                c[i * c_rs..i * c_rs + n].fill(0.0);
+            }
+        }
+        return;
+    }
+    match level {
+        SimdLevel::Portable => portable_sgemm(m, n, k, a, b, c, c_rs, accumulate, parallel),
+        _ => {
+            let par = if parallel && m * n * k >= PARALLEL_MIN_FLOPS {
+                gemm::Parallelism::Rayon(0)
+            } else {
+                gemm::Parallelism::None
+            };
+            // SAFETY: the bounds of all three matrices were checked above.
+            unsafe {
+                gemm::gemm(
+                    m,
+                    n,
+                    k,
+                    c.as_mut_ptr(),
+                    1,
+                    c_rs as isize,
+                    accumulate,
+                    a.data.as_ptr(),
+                    a.cs as isize,
+                    a.rs as isize,
+                    b.data.as_ptr(),
+                    b.cs as isize,
+                    b.rs as isize,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    par,
+                )
+            }
+        }
+    }
+}
+
+/// Below this many multiply-adds a GEMM runs on one thread (thread wake-up costs more).
+const PARALLEL_MIN_FLOPS: usize = 1 << 17;
+/// Column block of the portable kernel: one block of B rows stays in L1/L2.
+const PORTABLE_NC: usize = 256;
+
+#[allow(clippy::too_many_arguments)]
+fn portable_sgemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    c: &mut [f32],
+    c_rs: usize,
+    accumulate: bool,
+    parallel: bool,
+) {
+    // Pack B row-major so the inner loop runs over contiguous memory.
+    let packed: Vec<f32>;
+    let (bd, b_rs) = if b.cs == 1 {
+        (b.data, b.rs)
+    } else {
+        let mut p = vec![0.0f32; k * n];
+        for r in 0..k {
+            for col in 0..n {
+                p[r * n + col] = b.data[r * b.rs + col * b.cs];
+            }
+        }
+        packed = p;
+        (&packed[..], n)
+    };
+    let row = |i: usize, out: &mut [f32]| {
+        let out = &mut out[..n];
+        if !accumulate {
+            out.fill(0.0);
+        }
+        for j0 in (0..n).step_by(PORTABLE_NC) {
+            let j1 = (j0 + PORTABLE_NC).min(n);
+            for p in 0..k {
+                let av = a.data[i * a.rs + p * a.cs];
+                let brow = &bd[p * b_rs + j0..p * b_rs + j1];
+                for (o, &bv) in out[j0..j1].iter_mut().zip(brow) {
+                    *o += av * bv;
+                }
+            }
+        }
+    };
+    if parallel && m > 1 && m * n * k >= PARALLEL_MIN_FLOPS {
+        c.par_chunks_mut(c_rs).take(m).enumerate().for_each(|(i, out)| row(i, out));
+    } else {
+        for (i, out) in c.chunks_mut(c_rs).take(m).enumerate() {
+            row(i, out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(m: usize, n: usize, k: usize, a: MatRef, b: MatRef) -> Vec<f32> {
+        let mut c = vec![0.0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = 0.0f64;
+                for p in 0..k {
+                    s += a.data[i * a.rs + p * a.cs] as f64 * b.data[p * b.rs + j * b.cs] as f64;
+                }
+                c[i * n + j] = s as f32;
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn every_level_matches_naive_on_odd_shapes() {
+        let mut seed = 1u32;
+        let mut rnd = || {
+            seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
+            (seed >> 8) as f32 / (1 << 24) as f32 - 0.5
+        };
+        let levels = [SimdLevel::Portable, SimdLevel::detect()];
+        for &(m, n, k) in &[(1, 1, 1), (3, 5, 7), (17, 33, 65), (64, 300, 129), (1, 51865, 8), (70, 1, 300)] {
+            let a: Vec<f32> = (0..m * k).map(|_| rnd()).collect();
+            let bt: Vec<f32> = (0..n * k).map(|_| rnd()).collect(); // [n, k], used transposed
+            let want = naive(m, n, k, MatRef::row_major(&a, k), MatRef::transposed(&bt, k));
+            for &level in &levels {
+                for accumulate in [false, true] {
+                    let mut c = vec![1.0f32; m * n];
+                    sgemm(level, m, n, k, MatRef::row_major(&a, k), MatRef::transposed(&bt, k), &mut c, n, accumulate, true);
+                    for (i, (&g, &w)) in c.iter().zip(&want).enumerate() {
+                        let w = if accumulate { w + 1.0 } else { w };
+                        assert!((g - w).abs() <= 1e-4 + 1e-4 * w.abs(), "{level:?} {m}x{n}x{k} [{i}]: {g} vs {w}");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! Embedding lookup, permute, slice, concat, last-dimension reductions and argmax.
+
+use super::{data, tensor};
+use crate::backend::{Reduce, Tensor};
+use crate::error::{Error, Result};
+
+pub fn embedding(ids: &[u32], table: &Tensor) -> Result<Tensor> {
+    let (v, d) = match table.shape() {
+        [v, d] => (*v, *d),
+        s => return Err(Error::shape("embedding", format!("table must be [V, D], got {s:?}"))),
+    };
+    let td = data(table)?;
+    let mut out = Vec::with_capacity(ids.len() * d);
+    for &id in ids {
+        let id = id as usize;
+        if id >= v {
+            return Err(Error::shape("embedding", format!("token id {id} outside a vocabulary of {v}")));
+        }
+        out.extend_from_slice(&td[id * d..(id + 1) * d]);
+    }
+    Ok(tensor(vec![ids.len(), d], out))
+}
+
+fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+pub fn permute(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
+    let sh = x.shape();
+    let mut seen = vec![false; sh.len()];
+    if perm.len() != sh.len() || perm.iter().any(|&p| p >= sh.len() || std::mem::replace(&mut seen[p], true)) {
+        return Err(Error::shape("permute", format!("{perm:?} is not a permutation of {sh:?}")));
+    }
+    let xd = data(x)?;
+    let in_strides = strides(sh);
+    let out_shape: Vec<usize> = perm.iter().map(|&p| sh[p]).collect();
+    let src_strides: Vec<usize> = perm.iter().map(|&p| in_strides[p]).collect();
+    let n = xd.len();
+    let mut out = Vec::with_capacity(n);
+    if n > 0 {
+        // Iterate the output in order; the last output dim is copied as a strided run.
+        let last = *out_shape.last().unwrap_or(&1);
+        let last_stride = *src_strides.last().unwrap_or(&1);
+        let outer = n / last.max(1);
+        let mut idx = vec![0usize; out_shape.len().saturating_sub(1)];
+        for _ in 0..outer {
+            let base: usize = idx.iter().zip(&src_strides).map(|(i, s)| i * s).sum();
+            out.extend((0..last).map(|j| xd[base + j * last_stride]));
+            for d in (0..idx.len()).rev() {
+                idx[d] += 1;
+                if idx[d] < out_shape[d] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
+    }
+    Ok(tensor(out_shape, out))
+}
+
+pub fn slice(x: &Tensor, dim: usize, start: usize, len: usize) -> Result<Tensor> {
+    let sh = x.shape();
+    if dim >= sh.len() || start + len > sh[dim] {
+        return Err(Error::shape("slice", format!("[{start}, {}) of dim {dim} of {sh:?}", start + len)));
+    }
+    let xd = data(x)?;
+    let outer: usize = sh[..dim].iter().product();
+    let inner: usize = sh[dim + 1..].iter().product();
+    let mut out = Vec::with_capacity(outer * len * inner);
+    for o in 0..outer {
+        let base = (o * sh[dim] + start) * inner;
+        out.extend_from_slice(&xd[base..base + len * inner]);
+    }
+    let mut shape = sh.to_vec();
+    shape[dim] = len;
+    Ok(tensor(shape, out))
+}
+
+pub fn concat(xs: &[&Tensor], dim: usize) -> Result<Tensor> {
+    let first = xs.first().ok_or_else(|| Error::shape("concat", "no tensors"))?;
+    let sh = first.shape();
+    if dim >= sh.len() {
+        return Err(Error::shape("concat", format!("dim {dim} of {sh:?}")));
+    }
+    for x in xs {
+        let s = x.shape();
+        if s.len() != sh.len() || s.iter().zip(sh).enumerate().any(|(i, (a, b))| i != dim && a != b) {
+            return Err(Error::shape("concat", format!("{s:?} does not match {sh:?} outside dim {dim}")));
+        }
+    }
+    let outer: usize = sh[..dim].iter().product();
+    let inner: usize = sh[dim + 1..].iter().product();
+    let total: usize = xs.iter().map(|x| x.shape()[dim]).sum();
+    let parts: Vec<&[f32]> = xs.iter().map(|x| data(x)).collect::<Result<_>>()?;
+    let mut out = Vec::with_capacity(outer * total * inner);
+    for o in 0..outer {
+        for (x, d) in xs.iter().zip(&parts) {
+            let run = x.shape()[dim] * inner;
+            out.extend_from_slice(&d[o * run..(o + 1) * run]);
+        }
+    }
+    let mut shape = sh.to_vec();
+    shape[dim] = total;
+    Ok(tensor(shape, out))
+}
+
+pub fn reduce(x: &Tensor, op: Reduce) -> Result<Tensor> {
+    let (rows, d) = x.rows_cols();
+    if d == 0 {
+        return Err(Error::shape("reduce", format!("empty last dimension in {:?}", x.shape())));
+    }
+    let xd = data(x)?;
+    let out: Vec<f32> = xd
+        .chunks_exact(d)
+        .map(|r| match op {
+            Reduce::Sum => r.iter().map(|&v| v as f64).sum::<f64>() as f32,
+            Reduce::Mean => (r.iter().map(|&v| v as f64).sum::<f64>() / d as f64) as f32,
+            Reduce::Max => r.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+            Reduce::Std => {
+                let m = r.iter().map(|&v| v as f64).sum::<f64>() / d as f64;
+                (r.iter().map(|&v| (v as f64 - m).powi(2)).sum::<f64>() / d as f64).sqrt() as f32
+            }
+        })
+        .collect();
+    debug_assert_eq!(out.len(), rows);
+    let shape = x.shape()[..x.rank() - 1].to_vec();
+    Ok(tensor(shape, out))
+}
+
+pub fn argmax(x: &Tensor) -> Result<Vec<u32>> {
+    let (_, d) = x.rows_cols();
+    if d == 0 {
+        return Err(Error::shape("argmax", format!("empty last dimension in {:?}", x.shape())));
+    }
+    Ok(data(x)?
+        .chunks_exact(d)
+        .map(|r| {
+            // First index of the maximum, as torch.argmax does; NaN never wins.
+            let mut best = 0;
+            for (i, &v) in r.iter().enumerate() {
+                if v > r[best] {
+                    best = i;
+                }
+            }
+            best as u32
+        })
+        .collect())
+}

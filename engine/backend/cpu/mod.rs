@@ -1,0 +1,177 @@
+//! The CPU backend: f32, both cores (rayon), SIMD chosen at run time. It is also the numerical
+//! reference every other backend is tested against.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use super::{Activation, Backend, BinaryOp, Conv1dParams, Reduce, Storage, Tensor};
+use crate::error::{Error, Result};
+
+mod attention;
+mod conv;
+mod elementwise;
+pub mod gemm;
+mod layout;
+mod linear;
+mod lstm;
+pub mod math;
+mod norm;
+pub mod simd;
+mod softmax;
+
+pub use simd::SimdLevel;
+
+/// Host memory owned by the CPU backend.
+pub struct CpuStorage(pub Vec<f32>);
+
+impl Storage for CpuStorage {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn backend_name(&self) -> &'static str {
+        "cpu"
+    }
+}
+
+/// Borrow a tensor's data, or fail if it lives on another backend.
+pub(crate) fn data(t: &Tensor) -> Result<&[f32]> {
+    t.storage()
+        .as_any()
+        .downcast_ref::<CpuStorage>()
+        .map(|s| &s.0[..])
+        .ok_or_else(|| Error::Other(format!("tensor {:?} is not on the CPU backend", t.shape())))
+}
+
+/// Wrap a result buffer.
+pub(crate) fn tensor(shape: Vec<usize>, v: Vec<f32>) -> Tensor {
+    debug_assert_eq!(shape.iter().product::<usize>(), v.len());
+    Tensor::from_storage(shape, Arc::new(CpuStorage(v)))
+}
+
+pub struct CpuBackend {
+    simd: SimdLevel,
+}
+
+impl Default for CpuBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CpuBackend {
+    /// Best SIMD level of this CPU, capped by `SCRIBE_SIMD`.
+    pub fn new() -> Self {
+        CpuBackend { simd: SimdLevel::from_env() }
+    }
+
+    /// A backend that uses exactly `level` (which must not exceed the CPU's).
+    pub fn with_simd(level: SimdLevel) -> Self {
+        CpuBackend { simd: level.min(SimdLevel::detect()) }
+    }
+
+    pub fn simd(&self) -> SimdLevel {
+        self.simd
+    }
+}
+
+impl Backend for CpuBackend {
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn upload(&self, d: &[f32], shape: &[usize]) -> Result<Tensor> {
+        if shape.iter().product::<usize>() != d.len() {
+            return Err(Error::shape("upload", format!("{} values for shape {shape:?}", d.len())));
+        }
+        Ok(tensor(shape.to_vec(), d.to_vec()))
+    }
+
+    fn download(&self, t: &Tensor) -> Result<Vec<f32>> {
+        Ok(data(t)?.to_vec())
+    }
+
+    fn linear(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+        linear::linear(self.simd, x, w, b)
+    }
+
+    fn matmul(&self, a: &Tensor, b: &Tensor, transpose_b: bool) -> Result<Tensor> {
+        linear::matmul(self.simd, a, b, transpose_b)
+    }
+
+    fn conv1d(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: Conv1dParams) -> Result<Tensor> {
+        conv::conv1d(self.simd, x, w, b, p)
+    }
+
+    fn layer_norm(&self, x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor> {
+        norm::layer_norm(self.simd, x, gamma, beta, eps)
+    }
+
+    fn group_norm(&self, x: &Tensor, groups: usize, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor> {
+        norm::group_norm(x, groups, Some(gamma), Some(beta), eps)
+    }
+
+    fn instance_norm(&self, x: &Tensor, gamma: Option<&Tensor>, beta: Option<&Tensor>, eps: f32) -> Result<Tensor> {
+        let (_, c, _) = x.dims3("instance_norm")?;
+        norm::group_norm(x, c, gamma, beta, eps)
+    }
+
+    fn batch_norm(&self, x: &Tensor, mean: &Tensor, var: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor> {
+        norm::batch_norm(x, mean, var, gamma, beta, eps)
+    }
+
+    fn activation(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
+        elementwise::activation(self.simd, x, act)
+    }
+
+    fn binary(&self, a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
+        elementwise::binary(a, b, op)
+    }
+
+    fn scale(&self, x: &Tensor, s: f32) -> Result<Tensor> {
+        Ok(tensor(x.shape().to_vec(), data(x)?.iter().map(|v| v * s).collect()))
+    }
+
+    fn softmax(&self, x: &Tensor) -> Result<Tensor> {
+        softmax::softmax(self.simd, x, false)
+    }
+
+    fn log_softmax(&self, x: &Tensor) -> Result<Tensor> {
+        softmax::softmax(self.simd, x, true)
+    }
+
+    fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, causal: bool) -> Result<Tensor> {
+        attention::attention(self.simd, q, k, v, heads, causal)
+    }
+
+    fn lstm(&self, x: &Tensor, w_ih: &Tensor, w_hh: &Tensor, b_ih: &Tensor, b_hh: &Tensor, reverse: bool) -> Result<Tensor> {
+        lstm::lstm(self.simd, x, w_ih, w_hh, b_ih, b_hh, reverse)
+    }
+
+    fn embedding(&self, ids: &[u32], table: &Tensor) -> Result<Tensor> {
+        layout::embedding(ids, table)
+    }
+
+    fn permute(&self, x: &Tensor, perm: &[usize]) -> Result<Tensor> {
+        layout::permute(x, perm)
+    }
+
+    fn slice(&self, x: &Tensor, dim: usize, start: usize, len: usize) -> Result<Tensor> {
+        layout::slice(x, dim, start, len)
+    }
+
+    fn concat(&self, xs: &[&Tensor], dim: usize) -> Result<Tensor> {
+        layout::concat(xs, dim)
+    }
+
+    fn reduce(&self, x: &Tensor, op: Reduce) -> Result<Tensor> {
+        layout::reduce(x, op)
+    }
+
+    fn max_pool1d(&self, x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
+        conv::max_pool1d(x, kernel, stride)
+    }
+
+    fn argmax(&self, x: &Tensor) -> Result<Vec<u32>> {
+        layout::argmax(x)
+    }
+}

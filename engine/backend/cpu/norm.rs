@@ -1,0 +1,94 @@
+//! Layer, group/instance and batch normalisation. Statistics are accumulated in f64 for
+//! rows up to a few thousand elements so the CPU stays a trustworthy reference.
+
+use rayon::prelude::*;
+
+use super::simd::{multiversion, SimdLevel};
+use super::{data, tensor};
+use crate::backend::Tensor;
+use crate::error::{Error, Result};
+
+multiversion! {
+    /// Normalise one row in place of `out`: `(x − μ)/√(σ² + eps)·γ + β`.
+    fn layer_norm_row(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, out: &mut [f32]) {
+        let n = x.len() as f32;
+        let mean = x.iter().sum::<f32>() / n;
+        let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+        let inv = 1.0 / (var + eps).sqrt();
+        for (((o, &v), &g), &b) in out.iter_mut().zip(x).zip(gamma).zip(beta) {
+            *o = (v - mean) * inv * g + b;
+        }
+    }
+}
+
+pub fn layer_norm(level: SimdLevel, x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor> {
+    let (rows, d) = x.rows_cols();
+    let (g, b) = (data(gamma)?, data(beta)?);
+    if g.len() != d || b.len() != d {
+        return Err(Error::shape("layer_norm", format!("x {:?}, gamma {:?}, beta {:?}", x.shape(), gamma.shape(), beta.shape())));
+    }
+    let xd = data(x)?;
+    let mut out = vec![0.0f32; rows * d];
+    if d > 0 {
+        out.par_chunks_mut(d)
+            .zip(xd.par_chunks(d))
+            .with_min_len(16)
+            .for_each(|(o, r)| layer_norm_row(level, r, g, b, eps, o));
+    }
+    Ok(tensor(x.shape().to_vec(), out))
+}
+
+/// `nn.GroupNorm` on `[B, C, T]`; with `groups == C` it is `nn.InstanceNorm1d`.
+pub fn group_norm(x: &Tensor, groups: usize, gamma: Option<&Tensor>, beta: Option<&Tensor>, eps: f32) -> Result<Tensor> {
+    let (b, c, t) = x.dims3("group_norm")?;
+    if groups == 0 || c % groups != 0 {
+        return Err(Error::shape("group_norm", format!("{c} channels in {groups} groups")));
+    }
+    let g = gamma.map(data).transpose()?;
+    let bt = beta.map(data).transpose()?;
+    if g.is_some_and(|g| g.len() != c) || bt.is_some_and(|b| b.len() != c) {
+        return Err(Error::shape("group_norm", format!("affine parameters must have {c} values")));
+    }
+    let xd = data(x)?;
+    let per = c / groups * t;
+    let mut out = vec![0.0f32; b * c * t];
+    if per > 0 {
+        out.par_chunks_mut(per).zip(xd.par_chunks(per)).enumerate().for_each(|(i, (o, r))| {
+            let n = r.len() as f64;
+            let mean = r.iter().map(|&v| v as f64).sum::<f64>() / n;
+            let var = r.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+            let inv = 1.0 / (var + eps as f64).sqrt();
+            let first_channel = (i % groups) * (c / groups);
+            for (j, (ov, &v)) in o.iter_mut().zip(r).enumerate() {
+                let ch = first_channel + j / t;
+                let y = ((v as f64 - mean) * inv) as f32;
+                *ov = y * g.map_or(1.0, |g| g[ch]) + bt.map_or(0.0, |b| b[ch]);
+            }
+        });
+    }
+    Ok(tensor(x.shape().to_vec(), out))
+}
+
+/// Inference-mode `nn.BatchNorm1d` on `[B, C, T]` or `[B, C]`.
+pub fn batch_norm(x: &Tensor, mean: &Tensor, var: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor> {
+    let (b, c, t) = match x.shape() {
+        [b, c] => (*b, *c, 1),
+        [b, c, t] => (*b, *c, *t),
+        s => return Err(Error::shape("batch_norm", format!("expected [B, C] or [B, C, T], got {s:?}"))),
+    };
+    let (m, v, g, bt) = (data(mean)?, data(var)?, data(gamma)?, data(beta)?);
+    if [m.len(), v.len(), g.len(), bt.len()].iter().any(|&l| l != c) {
+        return Err(Error::shape("batch_norm", format!("statistics must have {c} values")));
+    }
+    let scale: Vec<f32> = (0..c).map(|i| g[i] / (v[i] + eps).sqrt()).collect();
+    let shift: Vec<f32> = (0..c).map(|i| bt[i] - m[i] * scale[i]).collect();
+    let xd = data(x)?;
+    let mut out = vec![0.0f32; b * c * t];
+    for (row, (o, r)) in out.chunks_mut(t.max(1)).zip(xd.chunks(t.max(1))).enumerate() {
+        let ch = row % c;
+        for (ov, &xv) in o.iter_mut().zip(r) {
+            *ov = xv * scale[ch] + shift[ch];
+        }
+    }
+    Ok(tensor(x.shape().to_vec(), out))
+}
