@@ -1,2 +1,3 @@
 //! The networks: Whisper now; wav2vec2, pyannote and ECAPA later.
+pub mod common;
 pub mod whisper;

@@ -1,1 +1,108 @@
-//! Whisper (in progress)
+//! Whisper: configuration, tokenizer, encoder, decoder and greedy decoding, loaded from a
+//! Hugging Face or CTranslate2 (faster-whisper) checkpoint directory.
+
+use std::path::{Path, PathBuf};
+
+use crate::backend::{Device, Tensor};
+use crate::error::{Error, Result};
+use crate::weights::{self, CheckpointKind, WeightStore};
+
+pub mod attention;
+pub mod config;
+pub mod decoder;
+pub mod encoder;
+pub mod greedy;
+pub mod tokenizer;
+
+pub use config::{GenerationData, WhisperConfig};
+pub use tokenizer::{Task, WhisperTokenizer};
+
+pub struct Whisper {
+    pub config: WhisperConfig,
+    pub generation: GenerationData,
+    pub tokenizer: WhisperTokenizer,
+    pub encoder: encoder::Encoder,
+    pub decoder: decoder::Decoder,
+    pub device: Device,
+    /// The checkpoint file the weights came from.
+    pub weights_path: PathBuf,
+}
+
+/// Open the weights of a model directory (either layout) with its configuration.
+pub fn open_checkpoint(dir: &Path) -> Result<(Box<dyn WeightStore>, WhisperConfig, GenerationData)> {
+    match weights::detect(dir)? {
+        CheckpointKind::HuggingFace(path) => {
+            let store = weights::safetensors_store::SafetensorsStore::open(&path)?;
+            let config = WhisperConfig::from_hf_json(&dir.join("config.json"))?;
+            let generation = GenerationData::from_hf_json(Some(&dir.join("generation_config.json")), &dir.join("config.json"))?;
+            Ok((Box::new(store), config, generation))
+        }
+        CheckpointKind::CTranslate2(path) => {
+            let store = weights::ct2::Ct2Store::open(&path)?;
+            let config = WhisperConfig::from_weights(&store, store.num_heads())?;
+            let ct2_config = dir.join("config.json");
+            let generation = if ct2_config.is_file() { GenerationData::from_ct2_json(&ct2_config)? } else { GenerationData::default() };
+            Ok((Box::new(store), config, generation))
+        }
+    }
+}
+
+impl Whisper {
+    /// Load a model directory onto `device`.
+    pub fn load(dir: &Path, device: Device) -> Result<Self> {
+        let (store, config, generation) = open_checkpoint(dir)?;
+        let tokenizer_path = dir.join("tokenizer.json");
+        if !tokenizer_path.is_file() {
+            return Err(Error::format(dir, "tokenizer.json is missing from the model directory"));
+        }
+        let tokenizer = WhisperTokenizer::from_file(&tokenizer_path, config.vocab_size)?;
+        let encoder = encoder::Encoder::load(&device, store.as_ref(), &config)?;
+        let decoder = decoder::Decoder::load(&device, store.as_ref(), &config)?;
+        Ok(Whisper { weights_path: store.path().to_path_buf(), config, generation, tokenizer, encoder, decoder, device })
+    }
+
+    /// Encode a batch of log-mel windows, `mel` row-major `[B, n_mels, 3000]`.
+    pub fn encode(&self, mel: &[f32], batch: usize) -> Result<Tensor> {
+        let frames = 2 * self.config.max_source_positions;
+        let x = self.device.upload(mel, &[batch, self.config.num_mel_bins, frames])?;
+        self.encoder.forward(&self.device, &x)
+    }
+
+    /// The logit filter of greedy decoding: the checkpoint's suppress list plus openai's
+    /// always-suppressed specials, and blank + end-of-text at the first step.
+    pub fn logit_filter(&self) -> Result<greedy::LogitFilter> {
+        let mut suppress = self.generation.suppress_tokens.clone();
+        suppress.extend(self.tokenizer.always_suppressed());
+        suppress.sort_unstable();
+        suppress.dedup();
+        let mut begin = self.generation.begin_suppress_tokens.clone();
+        if begin.is_empty() {
+            // decoding.py SuppressBlank: tokenizer.encode(" ") + [tokenizer.eot]
+            begin = self.tokenizer.encode(" ")?;
+            begin.push(self.tokenizer.special.eot);
+        }
+        Ok(greedy::LogitFilter { suppress, suppress_at_begin: begin })
+    }
+
+    /// The no-timestamps prompt: `sot_sequence + <|notimestamps|>`.
+    pub fn prompt(&self, language: Option<&str>, task: Task) -> Result<Vec<u32>> {
+        let mut p = self.tokenizer.sot_sequence(language, task)?;
+        p.push(self.tokenizer.special.no_timestamps);
+        Ok(p)
+    }
+
+    /// Greedy tokens for one encoded window (`[1, T, D]`).
+    pub fn greedy(&self, audio_features: &Tensor, language: Option<&str>, task: Task) -> Result<Vec<u32>> {
+        let prompt = self.prompt(language, task)?;
+        let filter = self.logit_filter()?;
+        greedy::greedy_decode(
+            &self.device,
+            &self.decoder,
+            audio_features,
+            &prompt,
+            self.tokenizer.special.eot,
+            &filter,
+            greedy::sample_len(self.config.max_target_positions),
+        )
+    }
+}

@@ -1,0 +1,23 @@
+# Two commands set up a fresh machine: `make run` and `make test` (see README.md).
+MODEL ?= tiny.en
+CARGO ?= cargo
+
+.PHONY: run test fetch build bench
+
+## Fetch the default model if missing, build, transcribe the bundled sample.
+run: models/$(MODEL)/.complete
+	$(CARGO) build --release --bin scribe
+	./target/release/scribe transcribe --model $(MODEL) samples/hello.wav
+
+models/%/.complete:
+	models/fetch $*
+
+## Everything CI runs: fetch the test models, then every test of the workspace, optimised.
+test: models/tiny.en/.complete models/base/.complete
+	$(CARGO) test --profile test --workspace --all-targets
+
+build:
+	$(CARGO) build --release --workspace
+
+bench: models/tiny.en/.complete
+	$(CARGO) bench --bench whisper

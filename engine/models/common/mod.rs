@@ -1,0 +1,3 @@
+//! Building blocks shared by the model families: layers that load themselves from a
+//! checkpoint by their reference names and run on any [`Device`].
+pub mod layers;

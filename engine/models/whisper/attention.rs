@@ -1,0 +1,69 @@
+//! Whisper's multi-head attention (openai/whisper model.py `MultiHeadAttention`; transformers
+//! `WhisperAttention`): q, k, v and out projections, k without bias.
+
+use crate::backend::{Device, Tensor};
+use crate::error::Result;
+use crate::models::common::layers::Linear;
+use crate::weights::WeightStore;
+
+pub struct MultiHeadAttention {
+    pub q_proj: Linear,
+    pub k_proj: Linear,
+    pub v_proj: Linear,
+    pub out_proj: Linear,
+    pub heads: usize,
+}
+
+/// Keys and values of one attention layer, `[B, T, D]` each; grows by one step per decoded token
+/// (self-attention) or is computed once per window (cross-attention).
+#[derive(Clone)]
+pub struct KvCache {
+    pub k: Tensor,
+    pub v: Tensor,
+}
+
+impl MultiHeadAttention {
+    pub fn load(dev: &Device, store: &dyn WeightStore, prefix: &str, d: usize, heads: usize) -> Result<Self> {
+        Ok(MultiHeadAttention {
+            q_proj: Linear::load(dev, store, &format!("{prefix}.q_proj"), d, d, true)?,
+            k_proj: Linear::load(dev, store, &format!("{prefix}.k_proj"), d, d, false)?,
+            v_proj: Linear::load(dev, store, &format!("{prefix}.v_proj"), d, d, true)?,
+            out_proj: Linear::load(dev, store, &format!("{prefix}.out_proj"), d, d, true)?,
+            heads,
+        })
+    }
+
+    /// Keys and values of `source` `[B, T, D]`.
+    pub fn kv(&self, dev: &Device, source: &Tensor) -> Result<KvCache> {
+        Ok(KvCache { k: self.k_proj.forward(dev, source)?, v: self.v_proj.forward(dev, source)? })
+    }
+
+    /// Attention of `x` over itself (encoder).
+    pub fn self_attention(&self, dev: &Device, x: &Tensor) -> Result<Tensor> {
+        let q = self.q_proj.forward(dev, x)?;
+        let kv = self.kv(dev, x)?;
+        let o = dev.attention(&q, &kv.k, &kv.v, self.heads, false)?;
+        self.out_proj.forward(dev, &o)
+    }
+
+    /// Causal self-attention of new positions `x` `[B, n, D]`, appending their keys and values
+    /// to `cache` (decoder).
+    pub fn cached_self_attention(&self, dev: &Device, x: &Tensor, cache: &mut Option<KvCache>) -> Result<Tensor> {
+        let q = self.q_proj.forward(dev, x)?;
+        let new = self.kv(dev, x)?;
+        let kv = match cache.take() {
+            None => new,
+            Some(old) => KvCache { k: dev.concat(&[&old.k, &new.k], 1)?, v: dev.concat(&[&old.v, &new.v], 1)? },
+        };
+        let o = dev.attention(&q, &kv.k, &kv.v, self.heads, true)?;
+        *cache = Some(kv);
+        self.out_proj.forward(dev, &o)
+    }
+
+    /// Attention of `x` over precomputed keys and values (decoder cross-attention).
+    pub fn cross_attention(&self, dev: &Device, x: &Tensor, kv: &KvCache) -> Result<Tensor> {
+        let q = self.q_proj.forward(dev, x)?;
+        let o = dev.attention(&q, &kv.k, &kv.v, self.heads, false)?;
+        self.out_proj.forward(dev, &o)
+    }
+}

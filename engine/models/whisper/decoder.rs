@@ -1,0 +1,118 @@
+//! Whisper's text decoder (openai/whisper model.py `TextDecoder`): token + learned positional
+//! embeddings, pre-norm blocks of causal self-attention, cross-attention over the audio
+//! features and an MLP, then logits through the (tied) token embedding.
+
+use crate::backend::{Device, Tensor};
+use crate::error::{Error, Result};
+use crate::models::common::layers::{load, LayerNorm, Linear};
+use crate::weights::WeightStore;
+
+use super::attention::{KvCache, MultiHeadAttention};
+use super::config::WhisperConfig;
+
+pub struct DecoderLayer {
+    self_attn: MultiHeadAttention,
+    self_attn_layer_norm: LayerNorm,
+    encoder_attn: MultiHeadAttention,
+    encoder_attn_layer_norm: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    final_layer_norm: LayerNorm,
+}
+
+impl DecoderLayer {
+    fn load(dev: &Device, store: &dyn WeightStore, p: &str, c: &WhisperConfig) -> Result<Self> {
+        let (d, h) = (c.d_model, c.decoder_attention_heads);
+        Ok(DecoderLayer {
+            self_attn: MultiHeadAttention::load(dev, store, &format!("{p}.self_attn"), d, h)?,
+            self_attn_layer_norm: LayerNorm::load(dev, store, &format!("{p}.self_attn_layer_norm"), d)?,
+            encoder_attn: MultiHeadAttention::load(dev, store, &format!("{p}.encoder_attn"), d, h)?,
+            encoder_attn_layer_norm: LayerNorm::load(dev, store, &format!("{p}.encoder_attn_layer_norm"), d)?,
+            fc1: Linear::load(dev, store, &format!("{p}.fc1"), d, c.decoder_ffn_dim, true)?,
+            fc2: Linear::load(dev, store, &format!("{p}.fc2"), c.decoder_ffn_dim, d, true)?,
+            final_layer_norm: LayerNorm::load(dev, store, &format!("{p}.final_layer_norm"), d)?,
+        })
+    }
+}
+
+/// Per-window decoder state: the cross-attention keys/values (computed once from the audio
+/// features) and the self-attention cache (one entry per layer, growing with each token).
+pub struct DecoderState {
+    cross: Vec<KvCache>,
+    self_kv: Vec<Option<KvCache>>,
+    /// Number of positions already in the self-attention cache.
+    pub offset: usize,
+    batch: usize,
+}
+
+pub struct Decoder {
+    embed_tokens: Tensor,
+    embed_positions: Tensor,
+    layers: Vec<DecoderLayer>,
+    layer_norm: LayerNorm,
+    n_ctx: usize,
+}
+
+impl Decoder {
+    pub fn load(dev: &Device, store: &dyn WeightStore, c: &WhisperConfig) -> Result<Self> {
+        let p = "model.decoder";
+        let d = c.d_model;
+        Ok(Decoder {
+            embed_tokens: load(dev, store, &format!("{p}.embed_tokens.weight"), &[c.vocab_size, d])?,
+            embed_positions: load(dev, store, &format!("{p}.embed_positions.weight"), &[c.max_target_positions, d])?,
+            layers: (0..c.decoder_layers)
+                .map(|i| DecoderLayer::load(dev, store, &format!("{p}.layers.{i}"), c))
+                .collect::<Result<_>>()?,
+            layer_norm: LayerNorm::load(dev, store, &format!("{p}.layer_norm"), d)?,
+            n_ctx: c.max_target_positions,
+        })
+    }
+
+    /// Maximum number of tokens in one window (prompt included).
+    pub fn n_ctx(&self) -> usize {
+        self.n_ctx
+    }
+
+    /// Start a window: cross-attention keys and values of the encoder output `[B, T, D]`.
+    pub fn start(&self, dev: &Device, audio_features: &Tensor) -> Result<DecoderState> {
+        let batch = audio_features.dim(0);
+        Ok(DecoderState {
+            cross: self.layers.iter().map(|l| l.encoder_attn.kv(dev, audio_features)).collect::<Result<_>>()?,
+            self_kv: self.layers.iter().map(|_| None).collect(),
+            offset: 0,
+            batch,
+        })
+    }
+
+    /// Feed `tokens` (`batch` rows of equal length) and return logits `[B, n, V]` for every
+    /// new position, or `[B, 1, V]` for the last one only when `last_only`.
+    pub fn forward(&self, dev: &Device, tokens: &[Vec<u32>], state: &mut DecoderState, last_only: bool) -> Result<Tensor> {
+        let n = tokens.first().map_or(0, Vec::len);
+        if tokens.len() != state.batch || n == 0 || tokens.iter().any(|t| t.len() != n) {
+            return Err(Error::shape("decoder", format!("{} rows of tokens for a batch of {}", tokens.len(), state.batch)));
+        }
+        if state.offset + n > self.n_ctx {
+            return Err(Error::shape("decoder", format!("{} positions exceed the context of {}", state.offset + n, self.n_ctx)));
+        }
+        let d = self.embed_tokens.dim(1);
+        let ids: Vec<u32> = tokens.iter().flatten().copied().collect();
+        let x = dev.embedding(&ids, &self.embed_tokens)?.reshape(&[state.batch, n, d])?;
+        let pos = dev.slice(&self.embed_positions, 0, state.offset, n)?;
+        let mut x = dev.add(&x, &pos)?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let h = layer.self_attn_layer_norm.forward(dev, &x)?;
+            x = dev.add(&x, &layer.self_attn.cached_self_attention(dev, &h, &mut state.self_kv[i])?)?;
+            let h = layer.encoder_attn_layer_norm.forward(dev, &x)?;
+            x = dev.add(&x, &layer.encoder_attn.cross_attention(dev, &h, &state.cross[i])?)?;
+            let h = layer.final_layer_norm.forward(dev, &x)?;
+            let h = dev.gelu(&layer.fc1.forward(dev, &h)?)?;
+            x = dev.add(&x, &layer.fc2.forward(dev, &h)?)?;
+        }
+        state.offset += n;
+        if last_only && n > 1 {
+            x = dev.slice(&x, 1, n - 1, 1)?;
+        }
+        let x = self.layer_norm.forward(dev, &x)?;
+        dev.linear(&x, &self.embed_tokens, None)
+    }
+}

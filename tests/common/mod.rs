@@ -1,0 +1,68 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `../shared/data/speech/NAME`, as CI lays it out beside the clone.
+pub fn speech(name: &str) -> PathBuf {
+    root().join("../shared/data/speech").join(name)
+}
+
+/// `models/NAME`, or None (with a note) when `models/fetch NAME` has not run.
+pub fn model_dir(name: &str) -> Option<PathBuf> {
+    let dir = root().join("models").join(name);
+    if dir.join(".complete").is_file() {
+        Some(dir)
+    } else {
+        eprintln!("skipped: run models/fetch {name}");
+        None
+    }
+}
+
+/// Lowercase words with punctuation removed (enough for English reference sentences).
+pub fn normalize(text: &str) -> Vec<String> {
+    text.to_lowercase()
+        .split_whitespace()
+        .map(|w| w.chars().filter(|c| c.is_alphanumeric() || *c == '\'').collect::<String>())
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// Word error rate of `hyp` against `reference` (Levenshtein distance over words / reference length).
+pub fn wer(reference: &str, hyp: &str) -> f64 {
+    let (r, h) = (normalize(reference), normalize(hyp));
+    let mut prev: Vec<usize> = (0..=h.len()).collect();
+    for i in 1..=r.len() {
+        let mut cur = vec![i; h.len() + 1];
+        for j in 1..=h.len() {
+            let sub = prev[j - 1] + usize::from(r[i - 1] != h[j - 1]);
+            cur[j] = sub.min(prev[j] + 1).min(cur[j - 1] + 1);
+        }
+        prev = cur;
+    }
+    prev[h.len()] as f64 / r.len().max(1) as f64
+}
+
+/// The manifest's reference text for a recording.
+pub fn reference_text(file: &str) -> Option<String> {
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(speech("manifest.json")).ok()?).ok()?;
+    manifest.as_array()?.iter().find(|e| e["file"] == file)?["text"].as_str().map(str::to_owned)
+}
+
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}
+
+#[test]
+fn wer_counts_substitutions_insertions_deletions() {
+    assert_eq!(wer("a b c d", "a b c d"), 0.0);
+    assert_eq!(wer("a b c d", "a x c d"), 0.25);
+    assert_eq!(wer("a b c d", "a b c"), 0.25);
+    assert_eq!(wer("a b", "a b c d"), 1.0);
+    assert_eq!(wer("Ask not, what!", "ask NOT what"), 0.0);
+}
