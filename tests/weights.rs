@@ -585,3 +585,34 @@ fn corrupt_safetensors_headers_are_format_errors() {
     let path = write_file(dir.path(), "dtype.safetensors", &safetensors_bytes(dtype, 8));
     assert_tensor_err(SafetensorsStore::open(&path), &path, "w", "F8_E4M3");
 }
+
+#[test]
+fn conversion_errors_name_the_file_and_field() {
+    let dir = synthetic_dir(&synthetic_whisper());
+    let out = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.json");
+
+    std::fs::write(&config, r#"{"suppress_ids": [1], "alignment_heads": []}"#).unwrap();
+    match ct2_to_hf(dir.path(), out.path()) {
+        Err(Error::Config { path, field, .. }) => assert_eq!((path, field.as_str()), (config.clone(), "suppress_ids_begin")),
+        other => panic!("expected a Config error, got {other:?}"),
+    }
+    std::fs::write(&config, r#"{"suppress_ids": "1", "suppress_ids_begin": []}"#).unwrap();
+    match ct2_to_hf(dir.path(), out.path()) {
+        Err(Error::Config { path, field, .. }) => assert_eq!((path, field.as_str()), (config.clone(), "suppress_ids")),
+        other => panic!("expected a Config error, got {other:?}"),
+    }
+    std::fs::remove_file(&config).unwrap();
+    match ct2_to_hf(dir.path(), out.path()) {
+        Err(Error::Io { path, .. }) => assert_eq!(path, config),
+        other => panic!("expected an Io error, got {other:?}"),
+    }
+
+    // A CT2 tensor with no HF name must not be dropped silently.
+    let mut w = synthetic_whisper();
+    w.f32("decoder/layer_0/mystery/weight", &[2], &[1.0, 2.0]);
+    let dir = synthetic_dir(&w);
+    assert_tensor_err(ct2_to_hf(dir.path(), out.path()), &dir.path().join("model.bin"), "decoder/layer_0/mystery/weight", "no Hugging Face name");
+    // Nothing was written by the failed conversions.
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+}

@@ -28,6 +28,10 @@ pub fn ct2_to_hf(in_dir: &Path, out_dir: &Path) -> Result<()> {
     let tokenizer_path = in_dir.join("tokenizer.json");
     let tokens = SpecialTokens::read(&tokenizer_path)?;
 
+    // A tensor without an HF name would silently vanish from the converted model.
+    if let Some(name) = store.unmapped().first() {
+        return Err(Error::tensor(store.path(), name, "has no Hugging Face name; refusing to drop it"));
+    }
     let dims = store.whisper_dims()?;
     let embed = "model.decoder.embed_tokens.weight";
     let dtype = store

@@ -24,25 +24,41 @@ const MAX_INITIAL_TIMESTAMP_INDEX: i64 = 50;
 const CT2_ACTIVATION_GELU: i64 = 3;
 
 /// The parts of CTranslate2's `config.json` for Whisper that HF needs.
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 pub struct Ct2Config {
-    #[serde(default)]
+    /// `[layer, head]` pairs whose cross-attention tracks word timing; absent in some exports.
     pub alignment_heads: Option<Vec<[i64; 2]>>,
-    #[serde(default)]
+    /// Token ids of the language tokens (multilingual models), in Whisper's language order.
     pub lang_ids: Vec<i64>,
+    /// HF `suppress_tokens`.
     pub suppress_ids: Vec<i64>,
+    /// HF `begin_suppress_tokens`.
     pub suppress_ids_begin: Vec<i64>,
 }
 
 impl Ct2Config {
+    /// Read `path`; each field is checked on its own so that an error names it.
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        serde_json::from_str(&text).map_err(|e| {
-            let field = ["suppress_ids_begin", "suppress_ids", "alignment_heads", "lang_ids"]
-                .into_iter()
-                .find(|f| e.to_string().contains(f))
-                .unwrap_or("(document)");
-            Error::config(path, field, e.to_string())
+        let doc: serde_json::Map<String, Value> =
+            serde_json::from_str(&text).map_err(|e| Error::format(path, format!("not a JSON object: {e}")))?;
+        fn field<T: serde::de::DeserializeOwned>(
+            path: &Path,
+            doc: &serde_json::Map<String, Value>,
+            name: &str,
+        ) -> Result<Option<T>> {
+            doc.get(name)
+                .map(|v| serde_json::from_value(v.clone()).map_err(|e| Error::config(path, name, e.to_string())))
+                .transpose()
+        }
+        let required = |name: &str| -> Result<Vec<i64>> {
+            field(path, &doc, name)?.ok_or_else(|| Error::config(path, name, "missing"))
+        };
+        Ok(Ct2Config {
+            alignment_heads: field(path, &doc, "alignment_heads")?,
+            lang_ids: field(path, &doc, "lang_ids")?.unwrap_or_default(),
+            suppress_ids: required("suppress_ids")?,
+            suppress_ids_begin: required("suppress_ids_begin")?,
         })
     }
 }
