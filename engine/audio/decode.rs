@@ -1,1 +1,188 @@
-//! (in progress)
+//! Decode an audio file (WAV: 8/16/24/32-bit integer or 32/64-bit float PCM; FLAC) to 16 kHz mono f32
+//! in [-1, 1], the input every model here expects.
+//!
+//! Decoding is symphonia's; channels are averaged to mono and the result is streamed through
+//! [`StreamResampler`] as packets arrive, so the file's native-rate audio is never held whole.
+//!
+//! Damaged input policy: a file that yields no audio at all (empty, not audio, unsupported codec,
+//! header only) is an error naming the file and what failed. A stream that ends early or has a bad
+//! tail *after* valid frames is accepted with a `tracing::warn!` (a truncated download should still
+//! transcribe what it holds). Symphonia can panic on some malformed input; a panic is caught and
+//! reported as an error.
+
+use std::io::Cursor;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+
+use symphonia::core::audio::{AudioBufferRef, SampleBuffer};
+use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL};
+use symphonia::core::errors::Error as SymphoniaError;
+use symphonia::core::formats::FormatOptions;
+use symphonia::core::io::{MediaSource, MediaSourceStream};
+use symphonia::core::meta::MetadataOptions;
+use symphonia::core::probe::Hint;
+
+use crate::audio::resample::StreamResampler;
+use crate::{Error, Result};
+
+/// Load `path` as 16 kHz mono f32 samples in [-1, 1].
+pub fn load_audio(path: &Path) -> Result<Vec<f32>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if len == 0 {
+        return Err(Error::audio(path, "empty file (0 bytes), no audio to decode"));
+    }
+    decode_source(Box::new(file), path)
+}
+
+/// Decode an in-memory file (e.g. an upload). `name` is only used for the format hint (its
+/// extension) and in error messages.
+pub fn decode_bytes(bytes: Vec<u8>, name: &Path) -> Result<Vec<f32>> {
+    if bytes.is_empty() {
+        return Err(Error::audio(name, "empty input (0 bytes), no audio to decode"));
+    }
+    decode_source(Box::new(Cursor::new(bytes)), name)
+}
+
+/// Decode any seekable source (file, cursor). `name` names it in errors and gives the format hint.
+pub fn decode_source(source: Box<dyn MediaSource>, name: &Path) -> Result<Vec<f32>> {
+    match catch_unwind(AssertUnwindSafe(|| decode_inner(source, name))) {
+        Ok(result) => result,
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(Error::audio(name, format!("decoder crashed on malformed input: {msg}")))
+        }
+    }
+}
+
+fn decode_inner(source: Box<dyn MediaSource>, name: &Path) -> Result<Vec<f32>> {
+    let fail = |what: String| Error::audio(name, what);
+
+    let mut hint = Hint::new();
+    if let Some(ext) = name.extension().and_then(|e| e.to_str()) {
+        hint.with_extension(ext);
+    }
+    let stream = MediaSourceStream::new(source, Default::default());
+    let probed = symphonia::default::get_probe()
+        .format(&hint, stream, &FormatOptions::default(), &MetadataOptions::default())
+        .map_err(|e| fail(format!("not a recognised audio file (WAV or FLAC): {e}")))?;
+    let mut format = probed.format;
+
+    let track = format
+        .tracks()
+        .iter()
+        .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
+        .ok_or_else(|| fail("no audio track".into()))?;
+    let track_id = track.id;
+    let expected_frames = track.codec_params.n_frames;
+    let mut decoder = symphonia::default::get_codecs()
+        .make(&track.codec_params, &DecoderOptions::default())
+        .map_err(|e| fail(format!("unsupported codec: {e}")))?;
+
+    let mut stream = MonoStream::default();
+    let mut out = Vec::new();
+    let mut bad_packets = 0usize;
+    loop {
+        let packet = match format.next_packet() {
+            Ok(p) => p,
+            // Symphonia reports the normal end of a stream as an unexpected EOF.
+            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) if stream.frames > 0 => {
+                tracing::warn!("{}: stopped reading after {} frames: {e}", name.display(), stream.frames);
+                break;
+            }
+            Err(e) => return Err(fail(format!("cannot read the stream: {e}"))),
+        };
+        if packet.track_id() != track_id {
+            continue;
+        }
+        match decoder.decode(&packet) {
+            Ok(buf) => stream.push(buf, &mut out).map_err(fail)?,
+            // A corrupt packet: skip it, as symphonia advises, and say so below.
+            Err(SymphoniaError::DecodeError(e)) => {
+                bad_packets += 1;
+                tracing::debug!("{}: skipping undecodable packet: {e}", name.display());
+            }
+            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(fail(format!("decoding failed: {e}"))),
+        }
+    }
+
+    let Some(resampler) = stream.resampler else {
+        return match (bad_packets, expected_frames) {
+            (0, Some(n)) if n > 0 => Err(fail(format!("truncated: header announces {n} frames but none could be read"))),
+            // A well-formed file holding zero frames: empty audio, not an error.
+            (0, _) => Ok(Vec::new()),
+            (n, _) => Err(fail(format!("no decodable audio ({n} corrupt packets)"))),
+        };
+    };
+    resampler.finish(&mut out)?;
+
+    if bad_packets > 0 {
+        tracing::warn!("{}: skipped {bad_packets} corrupt packets", name.display());
+    }
+    if let Some(n) = expected_frames {
+        if stream.frames < n {
+            tracing::warn!("{}: truncated: decoded {} of {n} frames announced by the header", name.display(), stream.frames);
+        }
+    }
+    Ok(out)
+}
+
+/// Down-mixes decoded buffers to mono and feeds the resampler, created at the first buffer's rate.
+#[derive(Default)]
+struct MonoStream {
+    resampler: Option<StreamResampler>,
+    rate: u32,
+    channels: usize,
+    frames: u64,
+    interleaved: Option<SampleBuffer<f32>>,
+    mono: Vec<f32>,
+}
+
+impl MonoStream {
+    fn push(&mut self, buf: AudioBufferRef<'_>, out: &mut Vec<f32>) -> std::result::Result<(), String> {
+        let spec = *buf.spec();
+        let channels = spec.channels.count();
+        if channels == 0 || spec.rate == 0 {
+            return Err(format!("invalid stream: {channels} channels at {} Hz", spec.rate));
+        }
+        if self.resampler.is_none() {
+            self.resampler = Some(StreamResampler::new(spec.rate).map_err(|e| e.to_string())?);
+            (self.rate, self.channels) = (spec.rate, channels);
+        } else if (spec.rate, channels) != (self.rate, self.channels) {
+            return Err(format!(
+                "stream changes format mid-way ({} Hz x{} -> {} Hz x{}), unsupported",
+                self.rate, self.channels, spec.rate, channels
+            ));
+        }
+        let frames = buf.frames();
+        if frames == 0 {
+            return Ok(());
+        }
+        // Integer PCM is scaled by symphonia to [-1, 1) (e.g. i16 / 32768, u8 (x - 128) / 128).
+        let capacity_ok = self.interleaved.as_ref().is_some_and(|s| s.capacity() >= frames * channels);
+        if !capacity_ok {
+            self.interleaved = Some(SampleBuffer::new(buf.capacity().max(frames) as u64, spec));
+        }
+        let Some(interleaved) = self.interleaved.as_mut() else { return Ok(()) };
+        interleaved.copy_interleaved_ref(buf);
+        let samples = interleaved.samples();
+        self.mono.clear();
+        if channels == 1 {
+            self.mono.extend_from_slice(samples);
+        } else {
+            let scale = 1.0 / channels as f32;
+            self.mono.extend(samples.chunks_exact(channels).map(|f| f.iter().sum::<f32>() * scale));
+        }
+        self.frames += self.mono.len() as u64;
+        if let Some(r) = self.resampler.as_mut() {
+            r.push(&self.mono, out).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
