@@ -227,7 +227,11 @@ fn closed_endpoint() -> String {
 fn err_text(result: scribe::Result<PathBuf>) -> String {
     match result {
         Ok(p) => panic!("expected an error, got {}", p.display()),
-        Err(e) => e.to_string(),
+        Err(e) => {
+            let text = e.to_string();
+            eprintln!("error text: {text}");
+            text
+        }
     }
 }
 

@@ -131,7 +131,8 @@ impl Remote {
                 return Ok(Head::Missing { commit: header(headers, HEADER_REPO_COMMIT) });
             }
             if !status.is_success() {
-                return Err(HeadError::Answered(status_error(status, headers, repo, revision, filename)));
+                let sent_token = self.token.is_some();
+                return Err(HeadError::Answered(status_error(status, headers, repo, revision, filename, sent_token)));
             }
             return metadata(headers, url).map(Head::Found).map_err(HeadError::Answered);
         }
@@ -211,7 +212,7 @@ impl Remote {
                 continue;
             }
             if !status.is_success() {
-                return Err(status_error(status, response.headers(), repo, "", filename));
+                return Err(status_error(status, response.headers(), repo, "", filename, send_token));
             }
             return Ok(response);
         }
@@ -302,10 +303,23 @@ fn same_host(a: &Url, b: &Url) -> bool {
 }
 
 /// An error that says what to do about it.
-fn status_error(status: StatusCode, headers: &HeaderMap, repo: &str, revision: &str, filename: &str) -> Error {
+fn status_error(
+    status: StatusCode,
+    headers: &HeaderMap,
+    repo: &str,
+    revision: &str,
+    filename: &str,
+    sent_token: bool,
+) -> Error {
     let code = header(headers, HEADER_ERROR_CODE).unwrap_or_default();
     let at = if revision.is_empty() { String::new() } else { format!(" at revision `{revision}`") };
     let what = match status.as_u16() {
+        // The hub answers 401 for a repo that does not exist too, so as not to reveal private ones.
+        401 | 403 if sent_token => format!(
+            "access denied (HTTP {status}) to repo `{repo}` with the configured token (HF_TOKEN or the \
+             token file): the token is invalid or has no access to this private or gated repo, or the \
+             repo does not exist"
+        ),
         401 | 403 => format!(
             "access denied (HTTP {status}) to repo `{repo}`: it is private or gated and needs a token \
              with access (set HF_TOKEN, or log in with `hf auth login`), or the repo does not exist"

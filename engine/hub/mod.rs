@@ -97,7 +97,8 @@ pub fn snapshot_download(cfg: &HubConfig, repo: &str, revision: &str, files: &[(
             }
             Head::Missing { commit: answered } => {
                 if required == Required::Yes {
-                    return Err(Error::Hub(format!("repo `{repo}` has no file `{filename}` at revision `{asked}`")));
+                    let at = if asked == revision { format!("`{revision}`") } else { format!("`{revision}` ({asked})") };
+                    return Err(Error::Hub(format!("repo `{repo}` has no file `{filename}` at revision {at}")));
                 }
                 tracing::info!("{repo}: optional `{filename}` is not in the repo; skipped");
                 if let Some(c) = answered.as_deref().or(commit.as_deref()) {
