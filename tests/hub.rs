@@ -42,6 +42,9 @@ struct Spec {
     token: Option<String>,
     /// The CDN serves bytes that do not match the announced sha256.
     corrupt_lfs: bool,
+    /// Like a mirror that answers the LFS file's HEAD with a plain 200 and only redirects the
+    /// GET: the client then meets the cross-host redirect while downloading.
+    redirect_only_get: bool,
 }
 
 struct FakeHub {
@@ -105,7 +108,7 @@ fn handle(mut stream: TcpStream, server: &'static str, log: &Mutex<Vec<Request>>
     }
     log.lock().expect("log").push(Request { server, method: method.clone(), path: path.clone(), authorization: authorization.clone() });
 
-    let (status, headers, body) = if server == "cdn" { cdn_answer(&path, spec) } else { hub_answer(&path, authorization, spec, cdn) };
+    let (status, headers, body) = if server == "cdn" { cdn_answer(&path, spec) } else { hub_answer(&method, &path, authorization, spec, cdn) };
     let reason = match status {
         200 => "OK",
         302 => "Found",
@@ -126,7 +129,7 @@ fn handle(mut stream: TcpStream, server: &'static str, log: &Mutex<Vec<Request>>
 
 type Answer = (u16, Vec<(String, String)>, Vec<u8>);
 
-fn hub_answer(path: &str, authorization: Option<String>, spec: &Spec, cdn: SocketAddr) -> Answer {
+fn hub_answer(method: &str, path: &str, authorization: Option<String>, spec: &Spec, cdn: SocketAddr) -> Answer {
     let commit = ("X-Repo-Commit".to_string(), COMMIT.to_string());
     if let Some(token) = &spec.token {
         if authorization.as_deref() != Some(format!("Bearer {token}").as_str()) {
@@ -145,13 +148,16 @@ fn hub_answer(path: &str, authorization: Option<String>, spec: &Spec, cdn: Socke
     };
     if file == LFS_FILE {
         let sha = sha256_hex(bytes);
-        let headers = vec![
+        let mut headers = vec![
             commit,
             ("ETag".into(), "\"pointer-etag-of-the-lfs-pointer\"".into()),
             ("X-Linked-Etag".into(), format!("\"{sha}\"")),
             ("X-Linked-Size".into(), bytes.len().to_string()),
-            ("Location".into(), format!("http://{cdn}/blobs/{sha}")),
         ];
+        if spec.redirect_only_get && method == "HEAD" {
+            return (200, headers, Vec::new());
+        }
+        headers.push(("Location".into(), format!("http://{cdn}/blobs/{sha}")));
         return (302, headers, Vec::new());
     }
     (200, vec![commit, ("ETag".into(), format!("\"{}\"", git_like_etag(bytes)))], bytes.clone())
@@ -194,7 +200,7 @@ fn model_files() -> BTreeMap<String, Vec<u8>> {
 }
 
 fn fake(token: Option<&str>) -> FakeHub {
-    FakeHub::start(Spec { files: model_files(), token: token.map(String::from), corrupt_lfs: false })
+    FakeHub::start(Spec { files: model_files(), token: token.map(String::from), corrupt_lfs: false, redirect_only_get: false })
 }
 
 fn config(hub_endpoint: &str, cache: &Path, token: Option<&str>, offline: bool) -> HubConfig {
@@ -271,6 +277,22 @@ fn full_download_creates_huggingface_hub_layout() {
 }
 
 #[test]
+fn token_is_not_forwarded_when_the_get_is_redirected_to_another_host() {
+    let spec = Spec { files: model_files(), token: Some(TOKEN.into()), corrupt_lfs: false, redirect_only_get: true };
+    let hub = FakeHub::start(spec);
+    let cache = tempfile::tempdir().expect("tempdir");
+    let dir = snapshot_download(&config(&hub.endpoint, cache.path(), Some(TOKEN), false), REPO, "main", WHISPER_FILES)
+        .expect("download");
+    assert_eq!(fs::read(dir.join(LFS_FILE)).expect("model"), hub.files[LFS_FILE]);
+    let requests = hub.requests();
+    let lfs_get = requests.iter().find(|r| r.server == "hub" && r.method == "GET" && r.path.ends_with(LFS_FILE));
+    assert_eq!(lfs_get.and_then(|r| r.authorization.clone()), Some(format!("Bearer {TOKEN}")), "{requests:?}");
+    let cdn: Vec<_> = requests.iter().filter(|r| r.server == "cdn").collect();
+    assert_eq!(cdn.len(), 1, "{requests:?}");
+    assert_eq!(cdn[0].authorization, None, "token leaked to the CDN host");
+}
+
+#[test]
 fn offline_second_call_makes_no_request_and_returns_same_path() {
     let hub = fake(None);
     let cache = tempfile::tempdir().expect("tempdir");
@@ -316,7 +338,7 @@ fn missing_token_is_a_clear_401_error() {
 fn missing_required_file_is_an_error_naming_it() {
     let mut files = model_files();
     files.remove("tokenizer.json");
-    let hub = FakeHub::start(Spec { files, token: None, corrupt_lfs: false });
+    let hub = FakeHub::start(Spec { files, token: None, corrupt_lfs: false, redirect_only_get: false });
     let cache = tempfile::tempdir().expect("tempdir");
     let text = err_text(snapshot_download(&config(&hub.endpoint, cache.path(), None, false), REPO, "main", WHISPER_FILES));
     assert!(text.contains("tokenizer.json"), "{text}");
@@ -327,7 +349,7 @@ fn missing_required_file_is_an_error_naming_it() {
 fn missing_optional_files_are_fine() {
     let mut files = model_files();
     files.remove("generation_config.json");
-    let hub = FakeHub::start(Spec { files, token: None, corrupt_lfs: false });
+    let hub = FakeHub::start(Spec { files, token: None, corrupt_lfs: false, redirect_only_get: false });
     let cache = tempfile::tempdir().expect("tempdir");
     let dir = snapshot_download(&config(&hub.endpoint, cache.path(), None, false), REPO, "main", WHISPER_FILES).expect("download");
     assert!(dir.join("config.json").is_file());
@@ -399,7 +421,7 @@ fn prefilled_python_cache_is_reused_without_network() {
 
 #[test]
 fn corrupted_download_is_an_error_and_leaves_no_incomplete_file() {
-    let hub = FakeHub::start(Spec { files: model_files(), token: None, corrupt_lfs: true });
+    let hub = FakeHub::start(Spec { files: model_files(), token: None, corrupt_lfs: true, redirect_only_get: false });
     let cache = tempfile::tempdir().expect("tempdir");
     let text = err_text(snapshot_download(&config(&hub.endpoint, cache.path(), None, false), REPO, "main", WHISPER_FILES));
     assert!(text.contains("sha256") && text.contains(LFS_FILE), "{text}");
