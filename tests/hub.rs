@@ -87,7 +87,13 @@ fn serve(listener: TcpListener, name: &'static str, log: Arc<Mutex<Vec<Request>>
     });
 }
 
-fn handle(mut stream: TcpStream, server: &'static str, log: &Mutex<Vec<Request>>, spec: &Spec, cdn: SocketAddr) -> std::io::Result<()> {
+fn handle(
+    mut stream: TcpStream,
+    server: &'static str,
+    log: &Mutex<Vec<Request>>,
+    spec: &Spec,
+    cdn: SocketAddr,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
@@ -106,9 +112,15 @@ fn handle(mut stream: TcpStream, server: &'static str, log: &Mutex<Vec<Request>>
             }
         }
     }
-    log.lock().expect("log").push(Request { server, method: method.clone(), path: path.clone(), authorization: authorization.clone() });
+    log.lock().expect("log").push(Request {
+        server,
+        method: method.clone(),
+        path: path.clone(),
+        authorization: authorization.clone(),
+    });
 
-    let (status, headers, body) = if server == "cdn" { cdn_answer(&path, spec) } else { hub_answer(&method, &path, authorization, spec, cdn) };
+    let (status, headers, body) =
+        if server == "cdn" { cdn_answer(&path, spec) } else { hub_answer(&method, &path, authorization, spec, cdn) };
     let reason = match status {
         200 => "OK",
         302 => "Found",
@@ -200,7 +212,12 @@ fn model_files() -> BTreeMap<String, Vec<u8>> {
 }
 
 fn fake(token: Option<&str>) -> FakeHub {
-    FakeHub::start(Spec { files: model_files(), token: token.map(String::from), corrupt_lfs: false, redirect_only_get: false })
+    FakeHub::start(Spec {
+        files: model_files(),
+        token: token.map(String::from),
+        corrupt_lfs: false,
+        redirect_only_get: false,
+    })
 }
 
 fn config(hub_endpoint: &str, cache: &Path, token: Option<&str>, offline: bool) -> HubConfig {
@@ -213,11 +230,9 @@ fn repo_root(cache: &Path) -> PathBuf {
 
 fn incomplete_files(cache: &Path) -> Vec<PathBuf> {
     match fs::read_dir(repo_root(cache).join("blobs")) {
-        Ok(entries) => entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.to_string_lossy().ends_with(".incomplete"))
-            .collect(),
+        Ok(entries) => {
+            entries.flatten().map(|e| e.path()).filter(|p| p.to_string_lossy().ends_with(".incomplete")).collect()
+        }
         Err(_) => Vec::new(),
     }
 }
@@ -296,11 +311,13 @@ fn token_is_not_forwarded_when_the_get_is_redirected_to_another_host() {
 fn offline_second_call_makes_no_request_and_returns_same_path() {
     let hub = fake(None);
     let cache = tempfile::tempdir().expect("tempdir");
-    let first = snapshot_download(&config(&hub.endpoint, cache.path(), None, false), REPO, "main", WHISPER_FILES).expect("online");
+    let first = snapshot_download(&config(&hub.endpoint, cache.path(), None, false), REPO, "main", WHISPER_FILES)
+        .expect("online");
     let before = hub.requests().len();
     assert!(before > 0);
 
-    let second = snapshot_download(&config(&hub.endpoint, cache.path(), None, true), REPO, "main", WHISPER_FILES).expect("offline");
+    let second = snapshot_download(&config(&hub.endpoint, cache.path(), None, true), REPO, "main", WHISPER_FILES)
+        .expect("offline");
     assert_eq!(first, second);
     assert_eq!(hub.requests().len(), before, "offline mode touched the network");
 }
@@ -327,7 +344,12 @@ fn missing_token_is_a_clear_401_error() {
     let hub = fake(Some(TOKEN));
     let cache = tempfile::tempdir().expect("tempdir");
     for token in [None, Some("hf_wrong")] {
-        let text = err_text(snapshot_download(&config(&hub.endpoint, cache.path(), token, false), REPO, "main", WHISPER_FILES));
+        let text = err_text(snapshot_download(
+            &config(&hub.endpoint, cache.path(), token, false),
+            REPO,
+            "main",
+            WHISPER_FILES,
+        ));
         assert!(text.contains("HF_TOKEN"), "{text}");
         assert!(text.contains("401"), "{text}");
         assert!(text.contains(REPO), "{text}");
@@ -340,7 +362,8 @@ fn missing_required_file_is_an_error_naming_it() {
     files.remove("tokenizer.json");
     let hub = FakeHub::start(Spec { files, token: None, corrupt_lfs: false, redirect_only_get: false });
     let cache = tempfile::tempdir().expect("tempdir");
-    let text = err_text(snapshot_download(&config(&hub.endpoint, cache.path(), None, false), REPO, "main", WHISPER_FILES));
+    let text =
+        err_text(snapshot_download(&config(&hub.endpoint, cache.path(), None, false), REPO, "main", WHISPER_FILES));
     assert!(text.contains("tokenizer.json"), "{text}");
     assert!(text.contains(REPO), "{text}");
 }
@@ -351,7 +374,8 @@ fn missing_optional_files_are_fine() {
     files.remove("generation_config.json");
     let hub = FakeHub::start(Spec { files, token: None, corrupt_lfs: false, redirect_only_get: false });
     let cache = tempfile::tempdir().expect("tempdir");
-    let dir = snapshot_download(&config(&hub.endpoint, cache.path(), None, false), REPO, "main", WHISPER_FILES).expect("download");
+    let dir = snapshot_download(&config(&hub.endpoint, cache.path(), None, false), REPO, "main", WHISPER_FILES)
+        .expect("download");
     assert!(dir.join("config.json").is_file());
     assert!(dir.join("model.safetensors").is_file());
     assert!(!dir.join("generation_config.json").exists());
@@ -362,7 +386,8 @@ fn missing_optional_files_are_fine() {
 fn offline_with_empty_cache_is_a_clear_error() {
     let hub = fake(None);
     let cache = tempfile::tempdir().expect("tempdir");
-    let text = err_text(snapshot_download(&config(&hub.endpoint, cache.path(), None, true), REPO, "main", WHISPER_FILES));
+    let text =
+        err_text(snapshot_download(&config(&hub.endpoint, cache.path(), None, true), REPO, "main", WHISPER_FILES));
     assert!(text.contains("HF_HUB_OFFLINE"), "{text}");
     assert!(text.contains(REPO), "{text}");
     assert!(hub.requests().is_empty());
@@ -372,9 +397,11 @@ fn offline_with_empty_cache_is_a_clear_error() {
 fn offline_with_a_file_missing_from_the_cache_names_it() {
     let hub = fake(None);
     let cache = tempfile::tempdir().expect("tempdir");
-    let dir = snapshot_download(&config(&hub.endpoint, cache.path(), None, false), REPO, "main", WHISPER_FILES).expect("download");
+    let dir = snapshot_download(&config(&hub.endpoint, cache.path(), None, false), REPO, "main", WHISPER_FILES)
+        .expect("download");
     fs::remove_file(dir.join("tokenizer.json")).expect("rm");
-    let text = err_text(snapshot_download(&config(&hub.endpoint, cache.path(), None, true), REPO, "main", WHISPER_FILES));
+    let text =
+        err_text(snapshot_download(&config(&hub.endpoint, cache.path(), None, true), REPO, "main", WHISPER_FILES));
     assert!(text.contains("tokenizer.json") && text.contains(REPO), "{text}");
 }
 
@@ -423,7 +450,8 @@ fn prefilled_python_cache_is_reused_without_network() {
 fn corrupted_download_is_an_error_and_leaves_no_incomplete_file() {
     let hub = FakeHub::start(Spec { files: model_files(), token: None, corrupt_lfs: true, redirect_only_get: false });
     let cache = tempfile::tempdir().expect("tempdir");
-    let text = err_text(snapshot_download(&config(&hub.endpoint, cache.path(), None, false), REPO, "main", WHISPER_FILES));
+    let text =
+        err_text(snapshot_download(&config(&hub.endpoint, cache.path(), None, false), REPO, "main", WHISPER_FILES));
     assert!(text.contains("sha256") && text.contains(LFS_FILE), "{text}");
 
     let sha = sha256_hex(&hub.files[LFS_FILE]);
@@ -497,7 +525,8 @@ fn config_follows_huggingface_hub_precedence() {
     assert_eq!(defaults.token, None);
     assert!(!defaults.offline);
 
-    let from_home = HubConfig::from_vars(vars(&[("HOME", &home_str), ("HF_HOME", &hf_home_str), ("HF_HUB_OFFLINE", "1")]));
+    let from_home =
+        HubConfig::from_vars(vars(&[("HOME", &home_str), ("HF_HOME", &hf_home_str), ("HF_HUB_OFFLINE", "1")]));
     assert_eq!(from_home.cache_dir, hf_home.join("hub"));
     assert_eq!(from_home.token.as_deref(), Some("hf_from_file"));
     assert!(from_home.offline);

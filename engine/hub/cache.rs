@@ -108,9 +108,8 @@ impl RepoCache {
         match fs::read_to_string(&path) {
             Ok(text) => {
                 let commit = text.trim().to_string();
-                check_commit(&commit).map_err(|_| {
-                    Error::Hub(format!("{}: not a commit hash: `{commit}`", path.display()))
-                })?;
+                check_commit(&commit)
+                    .map_err(|_| Error::Hub(format!("{}: not a commit hash: `{commit}`", path.display())))?;
                 Ok(Some(commit))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

@@ -62,9 +62,9 @@ impl HubConfig {
         let hf_home = match var("HF_HOME") {
             Some(p) => expand(p),
             None => {
-                let xdg = var("XDG_CACHE_HOME").map(expand).unwrap_or_else(|| {
-                    home.clone().unwrap_or_default().join(XDG_CACHE_DEFAULT_SUBDIR)
-                });
+                let xdg = var("XDG_CACHE_HOME")
+                    .map(expand)
+                    .unwrap_or_else(|| home.clone().unwrap_or_default().join(XDG_CACHE_DEFAULT_SUBDIR));
                 xdg.join(HF_HOME_SUBDIR)
             }
         };
@@ -73,10 +73,8 @@ impl HubConfig {
             .map(expand)
             .unwrap_or_else(|| hf_home.join(HUB_CACHE_SUBDIR));
 
-        let token = var("HF_TOKEN")
-            .or_else(|| var("HUGGING_FACE_HUB_TOKEN"))
-            .and_then(|t| clean_token(&t))
-            .or_else(|| {
+        let token =
+            var("HF_TOKEN").or_else(|| var("HUGGING_FACE_HUB_TOKEN")).and_then(|t| clean_token(&t)).or_else(|| {
                 let path = var("HF_TOKEN_PATH").map(expand).unwrap_or_else(|| hf_home.join(TOKEN_FILE_NAME));
                 // A missing or unreadable token file just means "anonymous", as in huggingface_hub.
                 std::fs::read_to_string(path).ok().and_then(|t| clean_token(&t))
@@ -103,9 +101,7 @@ fn clean_token(token: &str) -> Option<String> {
 /// `os.path.expanduser` for the one form that matters here: a leading `~` or `~/`.
 fn expand_user(path: &str, home: Option<&Path>) -> PathBuf {
     match (path.strip_prefix('~'), home) {
-        (Some(rest), Some(home)) if rest.is_empty() || rest.starts_with('/') => {
-            home.join(rest.trim_start_matches('/'))
-        }
+        (Some(rest), Some(home)) if rest.is_empty() || rest.starts_with('/') => home.join(rest.trim_start_matches('/')),
         _ => PathBuf::from(path),
     }
 }

@@ -57,7 +57,9 @@ pub(crate) enum Head {
     Found(FileMeta),
     /// The repo and revision exist but the file does not (404 `EntryNotFound`); the commit is
     /// known when the hub sent `X-Repo-Commit`.
-    Missing { commit: Option<String> },
+    Missing {
+        commit: Option<String>,
+    },
 }
 
 /// Why a HEAD failed, split so the caller can fall back to the cache for all but a definite
@@ -197,8 +199,8 @@ impl Remote {
     /// GET `url`, following redirects by hand; the token goes only to the endpoint's own host,
     /// and once a redirect leaves that host it is never sent again.
     fn get_following(&self, repo: &str, filename: &str, url: &Url) -> Result<Response> {
-        let endpoint = Url::parse(&self.endpoint)
-            .map_err(|e| Error::Hub(format!("invalid endpoint `{}`: {e}", self.endpoint)))?;
+        let endpoint =
+            Url::parse(&self.endpoint).map_err(|e| Error::Hub(format!("invalid endpoint `{}`: {e}", self.endpoint)))?;
         let mut url = url.clone();
         let mut send_token = same_host(&url, &endpoint);
         for _ in 0..=MAX_REDIRECTS {

@@ -97,7 +97,8 @@ pub fn snapshot_download(cfg: &HubConfig, repo: &str, revision: &str, files: &[(
             }
             Head::Missing { commit: answered } => {
                 if required == Required::Yes {
-                    let at = if asked == revision { format!("`{revision}`") } else { format!("`{revision}` ({asked})") };
+                    let at =
+                        if asked == revision { format!("`{revision}`") } else { format!("`{revision}` ({asked})") };
                     return Err(Error::Hub(format!("repo `{repo}` has no file `{filename}` at revision {at}")));
                 }
                 tracing::info!("{repo}: optional `{filename}` is not in the repo; skipped");
@@ -162,7 +163,13 @@ fn fall_back_to_cache(
 
 /// The cached snapshot of `revision`, without any network access; `why` says why the cache is
 /// all we have, for the error message.
-fn cached_snapshot(cache: &RepoCache, repo: &str, revision: &str, files: &[(&str, Required)], why: &str) -> Result<PathBuf> {
+fn cached_snapshot(
+    cache: &RepoCache,
+    repo: &str,
+    revision: &str,
+    files: &[(&str, Required)],
+    why: &str,
+) -> Result<PathBuf> {
     let commit = cache.resolve_revision(revision)?.ok_or_else(|| {
         Error::Hub(format!(
             "{why} and repo `{repo}` (revision `{revision}`) is not in the cache {}; \
