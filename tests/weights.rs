@@ -516,7 +516,7 @@ fn bad_variable_records_name_the_variable() {
     let mut w = synthetic_whisper();
     let fused = w.vars.iter_mut().find(|v| v.name == "encoder/layer_0/self_attention/linear_0/weight").unwrap();
     fused.shape = vec![3 * D + 1, D];
-    fused.bytes.extend(std::iter::repeat(0).take(4 * D as usize));
+    fused.bytes.extend(std::iter::repeat_n(0, 4 * D as usize));
     let path = write_file(dir.path(), "fused.bin", &w.bytes().0);
     assert_tensor_err(
         Ct2Store::open(&path),
@@ -550,7 +550,7 @@ fn weight_store_reports_wrong_shapes_and_missing_tensors() {
 fn safetensors_bytes(header: &str, data_len: usize) -> Vec<u8> {
     let mut out = (header.len() as u64).to_le_bytes().to_vec();
     out.extend_from_slice(header.as_bytes());
-    out.extend(std::iter::repeat(0u8).take(data_len));
+    out.extend(std::iter::repeat_n(0u8, data_len));
     out
 }
 

@@ -35,10 +35,11 @@ pub fn dequantize(path: &Path, name: &str, q: &TensorView<'_>, scale: &TensorVie
         DType::I16 => q.bytes.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]]) as f32).collect(),
         other => return Err(bad(format!("{other:?} is not a quantized CTranslate2 dtype"))),
     };
-    let row_len = if rows == 0 { 0 } else { values.len() / rows };
+    // Elements per row; at least 1 so that an empty tensor never divides by zero.
+    let row_len = values.len().checked_div(rows).unwrap_or(0).max(1);
     let mut out = Vec::with_capacity(values.len() * DType::F32.size());
     for (i, v) in values.iter().enumerate() {
-        let s = if per_row { scales[i / row_len.max(1)] } else { scales[0] };
+        let s = if per_row { scales[i / row_len] } else { scales[0] };
         out.extend_from_slice(&(v / s).to_le_bytes());
     }
     Ok(out)
