@@ -717,3 +717,42 @@ fn conversion_errors_name_the_file_and_field() {
     // Nothing was written by the failed conversions.
     assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn quantized_embedding_is_shared_with_its_alias_and_int16_uses_one_scale() {
+    let mut w = synthetic_whisper();
+    let embed = w
+        .vars
+        .iter_mut()
+        .find(|v| v.name == "decoder/embeddings/weight")
+        .unwrap();
+    embed.dtype = CT2_I8;
+    embed.bytes = (0..VOCAB * D).map(|i| (i as i8).wrapping_mul(3) as u8).collect();
+    let row_scales: Vec<f32> = (0..VOCAB).map(|r| 1.0 + r as f32).collect();
+    w.f32("decoder/embeddings/weight_scale", &[VOCAB], &row_scales);
+
+    let name = "encoder/layer_0/ffn/linear_0/weight"; // [FFN, D]
+    let fc1 = w.vars.iter_mut().find(|v| v.name == name).unwrap();
+    fc1.dtype = CT2_I16;
+    let q: Vec<i16> = (0..(FFN * D) as i16).map(|i| i * 100 - 1000).collect();
+    fc1.bytes = q.iter().flat_map(|v| v.to_le_bytes()).collect();
+    w.f32(&format!("{name}_scale"), &[], &[50.0]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_file(dir.path(), "model.bin", &w.bytes().0);
+    let store = Ct2Store::open(&path).unwrap();
+    let tokens = store
+        .f32("model.decoder.embed_tokens.weight", &[VOCAB as usize, D as usize])
+        .unwrap();
+    assert_eq!(tokens[D as usize], 12.0 / 2.0); // row 1, element 0: q = 4 * 3, scale 2
+    let (e, p) = (
+        store.view("model.decoder.embed_tokens.weight").unwrap(),
+        store.view(HF_PROJ_OUT).unwrap(),
+    );
+    assert_eq!(e.bytes.as_ptr(), p.bytes.as_ptr());
+    let fc1 = store
+        .f32("model.encoder.layers.0.fc1.weight", &[FFN as usize, D as usize])
+        .unwrap();
+    assert_eq!(fc1, q.iter().map(|&v| v as f32 / 50.0).collect::<Vec<_>>());
+    assert!(store.names().iter().all(|n| !n.ends_with("_scale")));
+}

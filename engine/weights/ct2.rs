@@ -57,7 +57,7 @@ pub struct Ct2Store {
     owned: Vec<Vec<u8>>,
     binary_version: u32,
     spec_revision: u32,
-    /// CT2 tensors (rank >= 1) by CT2 name, aliases included.
+    /// CT2 tensors (rank >= 1, plus scalar `*_scale`s) by CT2 name, aliases included.
     ct2: BTreeMap<String, Slot>,
     /// HF tensors by HF name.
     hf: BTreeMap<String, Slot>,
@@ -115,7 +115,9 @@ impl Ct2Store {
                 start: var.offset,
                 len: var.len,
             };
-            if var.shape.is_empty() {
+            // Scalars are attributes, except a per-tensor quantization scale (int16 weights),
+            // which dequantization needs alongside the tensors.
+            if var.shape.is_empty() && !var.name.ends_with(dequant::SCALE_SUFFIX) {
                 let view = self.slot_view(&slot);
                 // Float scalars (none in Whisper specs so far) are not attributes we can use.
                 if !matches!(var.dtype, DType::F32 | DType::F16 | DType::BF16) {
@@ -241,7 +243,13 @@ impl Ct2Store {
         if chunk == Chunk::WHOLE {
             return Ok(slot.clone());
         }
-        let rows = slot.shape[0];
+        let Some(&rows) = slot.shape.first() else {
+            return Err(Error::tensor(
+                &self.path,
+                ct2_name,
+                "is a scalar, but a fused projection was expected",
+            ));
+        };
         if rows % chunk.count != 0 {
             return Err(Error::tensor(
                 &self.path,
