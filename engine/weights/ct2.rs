@@ -57,7 +57,7 @@ pub struct Ct2Store {
     owned: Vec<Vec<u8>>,
     binary_version: u32,
     spec_revision: u32,
-    /// CT2 tensors (rank >= 1) by CT2 name, aliases included.
+    /// CT2 tensors (rank >= 1, plus scalar `*_scale`s) by CT2 name, aliases included.
     ct2: BTreeMap<String, Slot>,
     /// HF tensors by HF name.
     hf: BTreeMap<String, Slot>,
@@ -81,7 +81,10 @@ impl Ct2Store {
         if parsed.spec_name != WHISPER_SPEC {
             return Err(Error::format(
                 path,
-                format!("model spec is `{}`; only `{WHISPER_SPEC}` checkpoints are supported", parsed.spec_name),
+                format!(
+                    "model spec is `{}`; only `{WHISPER_SPEC}` checkpoints are supported",
+                    parsed.spec_name
+                ),
             ));
         }
         let mut store = Ct2Store {
@@ -112,11 +115,15 @@ impl Ct2Store {
                 start: var.offset,
                 len: var.len,
             };
-            if var.shape.is_empty() {
+            // Scalars are attributes, except a per-tensor quantization scale (int16 weights),
+            // which dequantization needs alongside the tensors.
+            if var.shape.is_empty() && !var.name.ends_with(dequant::SCALE_SUFFIX) {
                 let view = self.slot_view(&slot);
                 // Float scalars (none in Whisper specs so far) are not attributes we can use.
                 if !matches!(var.dtype, DType::F32 | DType::F16 | DType::BF16) {
-                    let value = view.to_i64_scalar().map_err(|what| Error::tensor(&self.path, &var.name, what))?;
+                    let value = view
+                        .to_i64_scalar()
+                        .map_err(|what| Error::tensor(&self.path, &var.name, what))?;
                     self.attributes.insert(var.name.clone(), value);
                 }
                 continue;
@@ -133,7 +140,11 @@ impl Ct2Store {
     fn register_aliases(&mut self, aliases: &[(String, String)]) -> Result<()> {
         for (alias, target) in aliases {
             let slot = self.ct2.get(target).cloned().ok_or_else(|| {
-                Error::tensor(&self.path, alias, format!("is an alias of `{target}`, which is not in the file"))
+                Error::tensor(
+                    &self.path,
+                    alias,
+                    format!("is an alias of `{target}`, which is not in the file"),
+                )
             })?;
             self.ct2.insert(alias.clone(), slot);
             let target_scale = format!("{target}{}", dequant::SCALE_SUFFIX);
@@ -161,7 +172,11 @@ impl Ct2Store {
                 None => {
                     let scale_name = format!("{name}{}", dequant::SCALE_SUFFIX);
                     let scale = self.ct2.get(&scale_name).ok_or_else(|| {
-                        Error::tensor(&self.path, &name, format!("is quantized ({:?}) but `{scale_name}` is missing", slot.dtype))
+                        Error::tensor(
+                            &self.path,
+                            &name,
+                            format!("is quantized ({:?}) but `{scale_name}` is missing", slot.dtype),
+                        )
                     })?;
                     let bytes = dequant::dequantize(&self.path, &name, &self.slot_view(&slot), &self.slot_view(scale))?;
                     self.owned.push(bytes);
@@ -196,12 +211,19 @@ impl Ct2Store {
                     Target::Tensor { hf, chunk } => {
                         let part = self.chunk(ct2_name, slot, chunk)?;
                         if self.hf.insert(hf.clone(), part).is_some() {
-                            return Err(Error::tensor(&self.path, ct2_name, format!("maps to `{hf}`, which is already taken")));
+                            return Err(Error::tensor(
+                                &self.path,
+                                ct2_name,
+                                format!("maps to `{hf}`, which is already taken"),
+                            ));
                         }
                     }
                     Target::ZeroBias { hf, chunk } => {
                         let part = self.chunk(ct2_name, slot, chunk)?;
-                        let values = self.slot_view(&part).to_f32().map_err(|w| Error::tensor(&self.path, ct2_name, w))?;
+                        let values = self
+                            .slot_view(&part)
+                            .to_f32()
+                            .map_err(|w| Error::tensor(&self.path, ct2_name, w))?;
                         if let Some(v) = values.iter().find(|&&v| v != 0.0) {
                             return Err(Error::tensor(
                                 &self.path,
@@ -221,19 +243,33 @@ impl Ct2Store {
         if chunk == Chunk::WHOLE {
             return Ok(slot.clone());
         }
-        let rows = slot.shape[0];
+        let Some(&rows) = slot.shape.first() else {
+            return Err(Error::tensor(
+                &self.path,
+                ct2_name,
+                "is a scalar, but a fused projection was expected",
+            ));
+        };
         if rows % chunk.count != 0 {
             return Err(Error::tensor(
                 &self.path,
                 ct2_name,
-                format!("has {rows} rows, which do not split into {} fused projections", chunk.count),
+                format!(
+                    "has {rows} rows, which do not split into {} fused projections",
+                    chunk.count
+                ),
             ));
         }
         let part_rows = rows / chunk.count;
         let part_len = slot.len / chunk.count;
         let mut shape = slot.shape.clone();
         shape[0] = part_rows;
-        Ok(Slot { shape, start: slot.start + chunk.index * part_len, len: part_len, ..slot.clone() })
+        Ok(Slot {
+            shape,
+            start: slot.start + chunk.index * part_len,
+            len: part_len,
+            ..slot.clone()
+        })
     }
 
     fn slot_view(&self, slot: &Slot) -> TensorView<'_> {
@@ -241,7 +277,11 @@ impl Ct2Store {
             Buffer::Mapped => &self.mmap,
             Buffer::Owned(i) => &self.owned[i],
         };
-        TensorView { dtype: slot.dtype, shape: slot.shape.clone(), bytes: &buffer[slot.start..slot.start + slot.len] }
+        TensorView {
+            dtype: slot.dtype,
+            shape: slot.shape.clone(),
+            bytes: &buffer[slot.start..slot.start + slot.len],
+        }
     }
 
     /// An integer attribute (a rank-0 CT2 variable) by its CT2 name, e.g. `encoder/num_heads`.

@@ -82,13 +82,20 @@ impl SafetensorsStore {
         if len < HEADER_LEN_BYTES as u64 {
             return Err(Error::format(
                 path,
-                format!("{len} bytes is too short for a safetensors file (the header length alone is {HEADER_LEN_BYTES})"),
+                format!(
+                    "{len} bytes is too short for a safetensors file (the header length alone is {HEADER_LEN_BYTES})"
+                ),
             ));
         }
         // SAFETY: read-only map; we rely on the file not being rewritten while it is open.
         let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
         let (tensors, metadata) = parse_header(path, &mmap)?;
-        Ok(SafetensorsStore { path: path.to_path_buf(), mmap, tensors, metadata })
+        Ok(SafetensorsStore {
+            path: path.to_path_buf(),
+            mmap,
+            tensors,
+            metadata,
+        })
     }
 
     /// The `__metadata__` map (e.g. `{"format": "pt"}`), empty when absent.
@@ -108,7 +115,13 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Parsed> {
         .and_then(|n| n.checked_add(HEADER_LEN_BYTES))
         .filter(|&end| end <= bytes.len())
         .ok_or_else(|| {
-            Error::format(path, format!("header length {header_len} runs past the end of the {}-byte file", bytes.len()))
+            Error::format(
+                path,
+                format!(
+                    "header length {header_len} runs past the end of the {}-byte file",
+                    bytes.len()
+                ),
+            )
         })?;
     let header: BTreeMap<String, serde_json::Value> = serde_json::from_slice(&bytes[HEADER_LEN_BYTES..data_start])
         .map_err(|e| Error::format(path, format!("safetensors header is not a JSON object: {e}")))?;
@@ -122,8 +135,8 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Parsed> {
                 .map_err(|e| Error::format(path, format!("`{METADATA_KEY}` is not a map of strings: {e}")))?;
             continue;
         }
-        let raw: HeaderEntry = serde_json::from_value(value)
-            .map_err(|e| Error::tensor(path, &name, format!("bad header entry: {e}")))?;
+        let raw: HeaderEntry =
+            serde_json::from_value(value).map_err(|e| Error::tensor(path, &name, format!("bad header entry: {e}")))?;
         let dtype = dtype_from_name(&raw.dtype)
             .ok_or_else(|| Error::tensor(path, &name, format!("unsupported dtype `{}`", raw.dtype)))?;
         let [begin, end] = raw.data_offsets;
@@ -139,10 +152,22 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Parsed> {
             return Err(Error::tensor(
                 path,
                 &name,
-                format!("holds {} bytes, but shape {:?} of {dtype:?} needs {needed:?}", end - begin, raw.shape),
+                format!(
+                    "holds {} bytes, but shape {:?} of {dtype:?} needs {needed:?}",
+                    end - begin,
+                    raw.shape
+                ),
             ));
         }
-        tensors.insert(name, Entry { dtype, shape: raw.shape, start: data_start + begin, end: data_start + end });
+        tensors.insert(
+            name,
+            Entry {
+                dtype,
+                shape: raw.shape,
+                start: data_start + begin,
+                end: data_start + end,
+            },
+        );
     }
     Ok((tensors, metadata))
 }

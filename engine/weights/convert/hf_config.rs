@@ -136,11 +136,19 @@ fn is_multilingual(dims: &WhisperDims) -> bool {
 pub fn config_json(path: &Path, facts: &ModelFacts, ct2: &Ct2Config, tokens: &SpecialTokens) -> Result<Value> {
     let d = &facts.dims;
     if let Some(id) = facts.activation.filter(|&id| id != CT2_ACTIVATION_GELU) {
-        return Err(Error::config(path, "decoder/activation", format!("activation id {id}; Whisper uses GELU ({CT2_ACTIVATION_GELU})")));
+        return Err(Error::config(
+            path,
+            "decoder/activation",
+            format!("activation id {id}; Whisper uses GELU ({CT2_ACTIVATION_GELU})"),
+        ));
     }
     // English-only checkpoints force <|notimestamps|> at position 1 (as openai/whisper-tiny.en's
     // config does); the multilingual default forces a language, which we leave to the caller.
-    let forced_decoder_ids = if is_multilingual(d) { Value::Null } else { json!([[1, tokens.no_timestamps]]) };
+    let forced_decoder_ids = if is_multilingual(d) {
+        Value::Null
+    } else {
+        json!([[1, tokens.no_timestamps]])
+    };
     Ok(json!({
         "activation_dropout": 0.0,
         "activation_function": "gelu",
@@ -180,7 +188,12 @@ pub fn config_json(path: &Path, facts: &ModelFacts, ct2: &Ct2Config, tokens: &Sp
 }
 
 /// `generation_config.json` (transformers `GenerationConfig` with Whisper's extra fields).
-pub fn generation_config_json(path: &Path, facts: &ModelFacts, ct2: &Ct2Config, tokens: &SpecialTokens) -> Result<Value> {
+pub fn generation_config_json(
+    path: &Path,
+    facts: &ModelFacts,
+    ct2: &Ct2Config,
+    tokens: &SpecialTokens,
+) -> Result<Value> {
     let d = &facts.dims;
     let multilingual = is_multilingual(d);
     let mut g = json!({
@@ -196,7 +209,9 @@ pub fn generation_config_json(path: &Path, facts: &ModelFacts, ct2: &Ct2Config, 
         "return_timestamps": false,
         "suppress_tokens": ct2.suppress_ids,
     });
-    let obj = g.as_object_mut().ok_or_else(|| Error::Other("generation config is not an object".into()))?;
+    let obj = g
+        .as_object_mut()
+        .ok_or_else(|| Error::Other("generation config is not an object".into()))?;
     if let Some(heads) = &ct2.alignment_heads {
         obj.insert("alignment_heads".into(), json!(heads));
     }
@@ -223,9 +238,17 @@ fn lang_to_id(path: &Path, ct2: &Ct2Config, tokens: &SpecialTokens) -> Result<BT
     ct2.lang_ids
         .iter()
         .map(|&id| {
-            let text = tokens.by_id.get(&id).filter(|t| t.starts_with("<|") && t.ends_with("|>"));
-            text.map(|t| (t.clone(), id))
-                .ok_or_else(|| Error::config(path, "lang_ids", format!("id {id} is not a `<|xx|>` token in tokenizer.json")))
+            let text = tokens
+                .by_id
+                .get(&id)
+                .filter(|t| t.starts_with("<|") && t.ends_with("|>"));
+            text.map(|t| (t.clone(), id)).ok_or_else(|| {
+                Error::config(
+                    path,
+                    "lang_ids",
+                    format!("id {id} is not a `<|xx|>` token in tokenizer.json"),
+                )
+            })
         })
         .collect()
 }

@@ -25,20 +25,29 @@ pub fn dequantize(path: &Path, name: &str, q: &TensorView<'_>, scale: &TensorVie
     let per_row = match scales.len() {
         1 => false,
         n if n == rows => true,
-        n => return Err(bad(format!("has {rows} rows but its quantization scale has {n} entries"))),
+        n => {
+            return Err(bad(format!(
+                "has {rows} rows but its quantization scale has {n} entries"
+            )))
+        }
     };
     if scales.iter().any(|&s| s == 0.0 || !s.is_finite()) {
         return Err(bad("its quantization scale holds a zero or non-finite value".into()));
     }
     let values: Vec<f32> = match q.dtype {
         DType::I8 => q.bytes.iter().map(|&b| b as i8 as f32).collect(),
-        DType::I16 => q.bytes.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]]) as f32).collect(),
+        DType::I16 => q
+            .bytes
+            .chunks_exact(2)
+            .map(|c| i16::from_le_bytes([c[0], c[1]]) as f32)
+            .collect(),
         other => return Err(bad(format!("{other:?} is not a quantized CTranslate2 dtype"))),
     };
-    let row_len = if rows == 0 { 0 } else { values.len() / rows };
+    // Elements per row; at least 1 so that an empty tensor never divides by zero.
+    let row_len = values.len().checked_div(rows).unwrap_or(0).max(1);
     let mut out = Vec::with_capacity(values.len() * DType::F32.size());
     for (i, v) in values.iter().enumerate() {
-        let s = if per_row { scales[i / row_len.max(1)] } else { scales[0] };
+        let s = if per_row { scales[i / row_len] } else { scales[0] };
         out.extend_from_slice(&(v / s).to_le_bytes());
     }
     Ok(out)

@@ -31,9 +31,13 @@ impl WhisperDims {
         };
         let dim = |name: &str, axis: usize| -> Result<usize> {
             let s = shape(name)?;
-            s.get(axis)
-                .copied()
-                .ok_or_else(|| Error::tensor(store.path(), name, format!("has shape {s:?}, expected at least {} axes", axis + 1)))
+            s.get(axis).copied().ok_or_else(|| {
+                Error::tensor(
+                    store.path(),
+                    name,
+                    format!("has shape {s:?}, expected at least {} axes", axis + 1),
+                )
+            })
         };
 
         let embed = "model.decoder.embed_tokens.weight";
@@ -41,9 +45,16 @@ impl WhisperDims {
         let vocab_size = dim(embed, 0)?;
         let encoder_layers = layer_count(store, "model.encoder.layers.")?;
         let decoder_layers = layer_count(store, "model.decoder.layers.")?;
-        for (heads, field) in [(encoder_heads, "encoder_attention_heads"), (decoder_heads, "decoder_attention_heads")] {
+        for (heads, field) in [
+            (encoder_heads, "encoder_attention_heads"),
+            (decoder_heads, "decoder_attention_heads"),
+        ] {
             if heads == 0 || d_model % heads != 0 {
-                return Err(Error::config(store.path(), field, format!("{heads} heads do not divide d_model {d_model}")));
+                return Err(Error::config(
+                    store.path(),
+                    field,
+                    format!("{heads} heads do not divide d_model {d_model}"),
+                ));
             }
         }
         Ok(WhisperDims {
@@ -75,7 +86,11 @@ fn layer_count(store: &dyn WeightStore, prefix: &str) -> Result<usize> {
         return Err(Error::tensor(store.path(), format!("{prefix}0"), "no layers found"));
     }
     if let Some((expected, _)) = indices.iter().enumerate().find(|(i, &got)| *i != got) {
-        return Err(Error::tensor(store.path(), format!("{prefix}{expected}"), "missing: layer indices have a gap"));
+        return Err(Error::tensor(
+            store.path(),
+            format!("{prefix}{expected}"),
+            "missing: layer indices have a gap",
+        ));
     }
     Ok(indices.len())
 }

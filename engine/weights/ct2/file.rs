@@ -138,8 +138,7 @@ impl<'a> Cursor<'a> {
         let len = self.u16(&|| format!("the length of {}", what()))? as usize;
         let raw = self.take(len, what)?;
         let text = raw.split(|&b| b == 0).next().unwrap_or(raw);
-        String::from_utf8(text.to_vec())
-            .map_err(|_| Error::format(self.path, format!("{} is not valid UTF-8", what())))
+        String::from_utf8(text.to_vec()).map_err(|_| Error::format(self.path, format!("{} is not valid UTF-8", what())))
     }
 }
 
@@ -182,10 +181,20 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Ct2File> {
     if c.pos != bytes.len() {
         return Err(Error::format(
             path,
-            format!("{} unexpected bytes after the aliases at offset {}", bytes.len() - c.pos, c.pos),
+            format!(
+                "{} unexpected bytes after the aliases at offset {}",
+                bytes.len() - c.pos,
+                c.pos
+            ),
         ));
     }
-    Ok(Ct2File { binary_version, spec_name, spec_revision, variables, aliases })
+    Ok(Ct2File {
+        binary_version,
+        spec_name,
+        spec_revision,
+        variables,
+        aliases,
+    })
 }
 
 fn parse_variable(c: &mut Cursor<'_>, index: usize) -> Result<RawVariable> {
@@ -196,20 +205,29 @@ fn parse_variable(c: &mut Cursor<'_>, index: usize) -> Result<RawVariable> {
         shape.push(c.u32(&|| format!("dimension {axis} of variable `{name}`"))? as usize);
     }
     let id = c.u8(&|| format!("the dtype of variable `{name}`"))?;
-    let dtype = dtype_from_id(id)
-        .ok_or_else(|| Error::tensor(c.path, &name, format!("unknown CTranslate2 dtype id {id}")))?;
+    let dtype =
+        dtype_from_id(id).ok_or_else(|| Error::tensor(c.path, &name, format!("unknown CTranslate2 dtype id {id}")))?;
     let len = c.u32(&|| format!("the byte count of variable `{name}`"))? as usize;
     let numel = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
     if numel.and_then(|n| n.checked_mul(dtype.size())) != Some(len) {
         return Err(Error::tensor(
             c.path,
             &name,
-            format!("holds {len} bytes, but shape {shape:?} of {dtype:?} needs {}", shape_bytes(&shape, dtype)),
+            format!(
+                "holds {len} bytes, but shape {shape:?} of {dtype:?} needs {}",
+                shape_bytes(&shape, dtype)
+            ),
         ));
     }
     let offset = c.pos;
     c.take(len, &|| format!("the payload of variable `{name}`"))?;
-    Ok(RawVariable { name, dtype, shape, offset, len })
+    Ok(RawVariable {
+        name,
+        dtype,
+        shape,
+        offset,
+        len,
+    })
 }
 
 fn shape_bytes(shape: &[usize], dtype: DType) -> String {
