@@ -20,6 +20,10 @@ pub use tensor::{Storage, Tensor};
 /// "tokens" sequences are `[batch, time, features]`.
 pub trait Backend: Send + Sync {
     fn name(&self) -> &'static str;
+    /// One line for logs: the backend and how it runs (SIMD level, threads, GPU model).
+    fn describe(&self) -> String {
+        self.name().to_string()
+    }
 
     // ---- memory ---------------------------------------------------------------------------
     fn upload(&self, data: &[f32], shape: &[usize]) -> Result<Tensor>;

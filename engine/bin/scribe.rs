@@ -103,6 +103,7 @@ fn transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
     let dir = resolve_model(&args.model, &args.model_dir)?;
     let model = Whisper::load(&dir, device.clone())?;
     tracing::info!("[Predict] device={} compute_type=float32 model={}", device.name(), dir.display());
+    tracing::debug!("backend: {}", device.describe());
     let task = if args.task == "translate" { Task::Translate } else { Task::Transcribe };
     for path in &args.audio {
         let audio = load_audio(path)?;

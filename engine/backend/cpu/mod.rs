@@ -79,6 +79,10 @@ impl Backend for CpuBackend {
         "cpu"
     }
 
+    fn describe(&self) -> String {
+        format!("cpu simd={:?} threads={}", self.simd, rayon::current_num_threads())
+    }
+
     fn upload(&self, d: &[f32], shape: &[usize]) -> Result<Tensor> {
         if shape.iter().product::<usize>() != d.len() {
             return Err(Error::shape("upload", format!("{} values for shape {shape:?}", d.len())));

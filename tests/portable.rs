@@ -1,0 +1,53 @@
+//! The portable (no-AVX) CPU path: a binary built on AVX-512 machines must give the same
+//! answers on CPUs without it. Runs tiny.en through both paths.
+
+mod common;
+
+use std::process::Command;
+use std::sync::Arc;
+
+use common::{model_dir, speech};
+use scribe::audio::{load_audio, log_mel_window};
+use scribe::backend::cpu::{CpuBackend, SimdLevel};
+use scribe::backend::Device;
+use scribe::models::whisper::{Task, Whisper};
+
+#[test]
+fn portable_and_simd_paths_agree_on_tiny_en() {
+    let Some(dir) = model_dir("tiny.en") else { return };
+    let audio = load_audio(&speech("jfk.flac")).unwrap();
+    let mel = log_mel_window(&audio, 80).unwrap();
+    let mut outputs = Vec::new();
+    for level in [SimdLevel::Portable, SimdLevel::detect()] {
+        let dev = Device::new(Arc::new(CpuBackend::with_simd(level)));
+        let model = Whisper::load(&dir, dev.clone()).unwrap();
+        let features = model.encode(&mel.data, 1).unwrap();
+        let tokens = model.greedy(&features, None, Task::Transcribe).unwrap();
+        outputs.push((dev.download(&features).unwrap(), tokens));
+    }
+    let (a, b) = (&outputs[0], &outputs[1]);
+    let max = a.0.iter().zip(&b.0).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    assert!(max < 1e-3, "encoder outputs differ by {max}");
+    assert_eq!(a.1, b.1, "greedy tokens differ between portable and SIMD paths");
+}
+
+#[test]
+fn scribe_simd_env_selects_the_portable_path() {
+    let Some(dir) = model_dir("tiny.en") else { return };
+    let run = |simd: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_scribe"))
+            .env("SCRIBE_SIMD", simd)
+            .env("LOG_LEVEL", "debug")
+            .args(["transcribe", "--model"])
+            .arg(&dir)
+            .arg(speech("spk1_snt1.wav"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (portable, log) = run("portable");
+    assert!(log.contains("simd=Portable"), "{log}");
+    let (native, _) = run("");
+    assert_eq!(portable, native);
+}
