@@ -110,7 +110,7 @@ pub fn concat(xs: &[&Tensor], dim: usize) -> Result<Tensor> {
 
 pub fn reduce(x: &Tensor, op: Reduce) -> Result<Tensor> {
     let (rows, d) = x.rows_cols();
-    if d == 0 {
+    if x.rank() == 0 || d == 0 {
         return Err(Error::shape("reduce", format!("empty last dimension in {:?}", x.shape())));
     }
     let xd = data(x)?;
