@@ -46,10 +46,13 @@ impl Rng {
     }
 }
 
-/// The two backends every comparison runs on.
+/// The backends every comparison runs on: the portable path and the best level this CPU has
+/// (plus AVX2 when the best is AVX-512, so the middle dispatch path is covered too).
 fn devices() -> Vec<(String, Device)> {
     let mut v = Vec::new();
-    for level in [SimdLevel::Portable, SimdLevel::detect()] {
+    let mut levels = vec![SimdLevel::Portable, SimdLevel::Avx2.min(SimdLevel::detect()), SimdLevel::detect()];
+    levels.dedup();
+    for level in levels {
         let be = CpuBackend::with_simd(level);
         let label = format!("cpu/{:?}", be.simd());
         v.push((label, Device::new(Arc::new(be))));
@@ -1067,6 +1070,7 @@ fn slice() {
         expect_err("slice past the end", &label, || dev.slice(&x, 1, 2, 2));
         expect_err("slice start past the end", &label, || dev.slice(&x, 2, 5, 0));
         expect_err("slice of rank 0", &label, || dev.slice(&up(&dev, &[1.0], &[]), 0, 0, 1));
+        expect_err("slice start + len overflows", &label, || dev.slice(&x, 1, usize::MAX, 2));
     }
     st.report();
 }
@@ -1235,6 +1239,7 @@ fn argmax() {
 #[test]
 fn upload_checks_length() {
     for (label, dev) in devices() {
+        println!("backend under test: {label}");
         expect_err("upload length mismatch", &label, || dev.upload(&[1.0, 2.0], &[3]));
         let t = up(&dev, &[1.0, 2.0, 3.0], &[3, 1]);
         assert_eq!(down(&dev, &t), vec![1.0, 2.0, 3.0]);
