@@ -38,7 +38,8 @@ pub fn attention(level: SimdLevel, q: &Tensor, k: &Tensor, v: &Tensor, heads: us
             let mut scores = vec![0.0f32; tq * tk];
             // scores[i, j] = q_i · k_j
             sgemm(level, tq, tk, dh, MatRef { data: qh, rs: d, cs: 1 }, MatRef { data: kh, rs: 1, cs: d }, &mut scores, tk, false, false);
-            let offset = tk - tq;
+            // Only used when causal, where tq ≤ tk was checked; non-causal allows tq > tk.
+            let offset = tk.saturating_sub(tq);
             let mut row = vec![0.0f32; tk];
             for (i, s) in scores.chunks_exact_mut(tk).enumerate() {
                 let visible = if causal { i + offset + 1 } else { tk };

@@ -27,8 +27,8 @@ pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
         None => None,
     };
     let mut out = vec![0.0f32; batch * c_out * t_out];
-    if t_out == 0 {
-        return Ok(tensor(vec![batch, c_out, 0], out));
+    if t_out == 0 || batch == 0 {
+        return Ok(tensor(vec![batch, c_out, t_out], out));
     }
     let rows = cg_in * kernel; // im2col rows per group
     // One task per (batch, group): build its im2col block, then one GEMM.

@@ -64,8 +64,8 @@ pub fn permute(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
 
 pub fn slice(x: &Tensor, dim: usize, start: usize, len: usize) -> Result<Tensor> {
     let sh = x.shape();
-    if dim >= sh.len() || start + len > sh[dim] {
-        return Err(Error::shape("slice", format!("[{start}, {}) of dim {dim} of {sh:?}", start + len)));
+    if dim >= sh.len() || start.checked_add(len).is_none_or(|end| end > sh[dim]) {
+        return Err(Error::shape("slice", format!("[{start}, +{len}) of dim {dim} of {sh:?}")));
     }
     let xd = data(x)?;
     let outer: usize = sh[..dim].iter().product();
@@ -110,7 +110,7 @@ pub fn concat(xs: &[&Tensor], dim: usize) -> Result<Tensor> {
 
 pub fn reduce(x: &Tensor, op: Reduce) -> Result<Tensor> {
     let (rows, d) = x.rows_cols();
-    if d == 0 {
+    if x.rank() == 0 || d == 0 {
         return Err(Error::shape("reduce", format!("empty last dimension in {:?}", x.shape())));
     }
     let xd = data(x)?;

@@ -9,6 +9,9 @@ use crate::backend::Tensor;
 use crate::error::{Error, Result};
 
 pub fn linear(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    if x.rank() == 0 {
+        return Err(Error::shape("linear", "input must have rank ≥ 1, got a scalar"));
+    }
     let (m, k) = x.rows_cols();
     let (n, wk) = match w.shape() {
         [n, wk] => (*n, *wk),

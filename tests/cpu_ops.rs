@@ -1,0 +1,1247 @@
+//! Every op of the `Backend` trait on the CPU backend, checked against a naive f64 reference
+//! written here in plain loops, at the portable SIMD level and at the best level this CPU has.
+//!
+//! Tolerance: `|got − ref| ≤ ATOL + RTOL·|ref|`, skipping references that are NaN; an infinite
+//! reference must be matched exactly. Shapes deliberately include sizes that do not divide
+//! 8/16/32/64. Weights are scaled by `1/√fan_in` as real checkpoints are, so long dot
+//! products stay O(1) and the tolerance measures the kernel, not f32 cancellation.
+//!
+//! Run with `cargo test --test cpu_ops -- --nocapture` to see the max errors per op family.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use scribe::backend::cpu::{CpuBackend, SimdLevel};
+use scribe::backend::{Activation, BinaryOp, Conv1dParams, Device, Reduce, Tensor};
+
+const ATOL: f64 = 1e-5;
+const RTOL: f64 = 1e-4;
+
+// ---- helpers ---------------------------------------------------------------------------------
+
+/// xorshift64* — small, deterministic, no dependencies.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform in [-1, 1).
+    fn uniform(&mut self) -> f32 {
+        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.uniform() * scale).collect()
+    }
+}
+
+/// The backends every comparison runs on: the portable path and the best level this CPU has
+/// (plus AVX2 when the best is AVX-512, so the middle dispatch path is covered too).
+fn devices() -> Vec<(String, Device)> {
+    let mut v = Vec::new();
+    let mut levels = vec![SimdLevel::Portable, SimdLevel::Avx2.min(SimdLevel::detect()), SimdLevel::detect()];
+    levels.dedup();
+    for level in levels {
+        let be = CpuBackend::with_simd(level);
+        let label = format!("cpu/{:?}", be.simd());
+        v.push((label, Device::new(Arc::new(be))));
+    }
+    v
+}
+
+fn up(dev: &Device, v: &[f32], shape: &[usize]) -> Tensor {
+    dev.upload(v, shape).expect("upload")
+}
+
+fn down(dev: &Device, t: &Tensor) -> Vec<f32> {
+    dev.download(t).expect("download")
+}
+
+/// Max errors of one op family across all its comparisons.
+struct Stats {
+    family: String,
+    max_abs: f64,
+    max_rel: f64,
+    values: usize,
+    cases: usize,
+}
+
+impl Stats {
+    fn new(family: impl Into<String>) -> Self {
+        Stats { family: family.into(), max_abs: 0.0, max_rel: 0.0, values: 0, cases: 0 }
+    }
+
+    /// Compare `got` (backend) with `want` (f64 reference); panic with details on failure.
+    fn check(&mut self, op: &str, dev: &str, shape: &str, got: &[f32], want: &[f64]) {
+        self.check_tol(op, dev, shape, got, want, ATOL, RTOL)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn check_tol(&mut self, op: &str, dev: &str, shape: &str, got: &[f32], want: &[f64], atol: f64, rtol: f64) {
+        assert_eq!(got.len(), want.len(), "{op} [{dev}] {shape}: {} values, reference has {}", got.len(), want.len());
+        let (mut max_abs, mut max_rel) = (0.0f64, 0.0f64);
+        let mut first_bad: Option<(usize, f32, f64)> = None;
+        let mut bad = 0usize;
+        for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+            if w.is_nan() {
+                continue;
+            }
+            let g64 = g as f64;
+            let ok = if w.is_infinite() {
+                g64 == w
+            } else if !g64.is_finite() {
+                false
+            } else {
+                let err = (g64 - w).abs();
+                max_abs = max_abs.max(err);
+                if w.abs() > 1e-3 {
+                    max_rel = max_rel.max(err / w.abs());
+                }
+                err <= atol + rtol * w.abs()
+            };
+            if !ok {
+                bad += 1;
+                first_bad.get_or_insert((i, g, w));
+            }
+        }
+        if let Some((i, g, w)) = first_bad {
+            panic!(
+                "{op} [{dev}] {shape}: {bad} of {} values out of tolerance (atol {atol:e}, rtol {rtol:e}); \
+                 first at [{i}]: got {g}, want {w}; max abs err {max_abs:e}, max rel err {max_rel:e}",
+                got.len()
+            );
+        }
+        self.max_abs = self.max_abs.max(max_abs);
+        self.max_rel = self.max_rel.max(max_rel);
+        self.values += got.len();
+        self.cases += 1;
+    }
+
+    /// Exact comparison (layout ops: the values are copied, not computed).
+    fn exact(&mut self, op: &str, dev: &str, shape: &str, got: &[f32], want: &[f32]) {
+        assert_eq!(got.len(), want.len(), "{op} [{dev}] {shape}: length");
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!(g.to_bits() == w.to_bits(), "{op} [{dev}] {shape}: [{i}] got {g}, want {w}");
+        }
+        self.values += got.len();
+        self.cases += 1;
+    }
+
+    fn report(&self) {
+        println!(
+            "{:<26} {:>4} cases {:>9} values  max abs err {:.3e}  max rel err (|ref|>1e-3) {:.3e}",
+            self.family, self.cases, self.values, self.max_abs, self.max_rel
+        );
+    }
+}
+
+/// The op must return `Err` — not `Ok`, and not panic.
+fn expect_err<T>(what: &str, dev: &str, f: impl FnOnce() -> scribe::Result<T>) {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(_)) => panic!("{what} [{dev}]: expected a shape error, got Ok"),
+        Ok(Err(_)) => {}
+        Err(_) => panic!("{what} [{dev}]: panicked instead of returning Err"),
+    }
+}
+
+fn numel(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+/// Multi-index of flat position `i` in `shape`.
+fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
+    let mut idx = vec![0; shape.len()];
+    for d in (0..shape.len()).rev() {
+        idx[d] = i % shape[d];
+        i /= shape[d];
+    }
+    idx
+}
+
+fn erf64(x: f64) -> f64 {
+    let a = x.abs();
+    let r = if a < 3.0 {
+        // Maclaurin series: erf x = 2/√π Σ (−1)ⁿ x^{2n+1} / (n! (2n+1)).
+        let mut term = a;
+        let mut sum = a;
+        let x2 = a * a;
+        let mut n = 0.0;
+        loop {
+            n += 1.0;
+            term *= -x2 / n;
+            let t = term / (2.0 * n + 1.0);
+            sum += t;
+            if t.abs() <= 1e-17 * sum.abs() || n > 200.0 {
+                break;
+            }
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    } else {
+        // Continued fraction for erfc: e^{−x²}/√π · 1/(x + ½/(x + 1/(x + 3/2/(x + ...)))).
+        let mut t = a;
+        for n in (1..=80).rev() {
+            t = a + (n as f64 / 2.0) / t;
+        }
+        1.0 - (-a * a).exp() / (std::f64::consts::PI.sqrt() * t)
+    };
+    if x < 0.0 {
+        -r
+    } else {
+        r
+    }
+}
+
+fn sigmoid64(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+// ---- linear algebra --------------------------------------------------------------------------
+
+fn ref_linear(x: &[f32], m: usize, k: usize, w: &[f32], n: usize, b: Option<&[f32]>) -> Vec<f64> {
+    let mut out = vec![0.0f64; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = b.map_or(0.0, |b| b[j] as f64);
+            for p in 0..k {
+                s += x[i * k + p] as f64 * w[j * k + p] as f64;
+            }
+            out[i * n + j] = s;
+        }
+    }
+    out
+}
+
+#[test]
+fn linear() {
+    let mut st = Stats::new("linear");
+    let mut rng = Rng::new(1);
+    // (leading dims, K, N)
+    let cases: &[(&[usize], usize, usize)] = &[
+        (&[1], 1, 1),
+        (&[3], 7, 17),
+        (&[2, 5], 33, 65),
+        (&[7, 3], 129, 33),
+        (&[17, 1], 1, 9),
+        (&[1], 65, 5187),
+        (&[2, 1, 150], 64, 3),
+        (&[1500], 17, 7),
+        (&[0, 4], 5, 6),
+    ];
+    for &(lead, k, n) in cases {
+        let m = numel(lead);
+        let mut xs = lead.to_vec();
+        xs.push(k);
+        let x = rng.vec(m * k, 1.0);
+        let w = rng.vec(n * k, 1.0 / (k as f32).sqrt());
+        let b = rng.vec(n, 1.0);
+        for (label, dev) in devices() {
+            let (xt, wt, bt) = (up(&dev, &x, &xs), up(&dev, &w, &[n, k]), up(&dev, &b, &[n]));
+            for bias in [false, true] {
+                let y = dev.linear(&xt, &wt, bias.then_some(&bt)).unwrap();
+                let mut ys = lead.to_vec();
+                ys.push(n);
+                assert_eq!(y.shape(), &ys[..]);
+                let want = ref_linear(&x, m, k, &w, n, bias.then_some(&b[..]));
+                st.check("linear", &label, &format!("x {xs:?} w [{n}, {k}] bias {bias}"), &down(&dev, &y), &want);
+            }
+        }
+    }
+    for (label, dev) in devices() {
+        let x = up(&dev, &[0.0; 12], &[3, 4]);
+        let w = up(&dev, &[0.0; 20], &[5, 4]);
+        expect_err("linear K mismatch", &label, || dev.linear(&x, &up(&dev, &[0.0; 15], &[5, 3]), None));
+        expect_err("linear rank-3 weight", &label, || dev.linear(&x, &up(&dev, &[0.0; 20], &[1, 5, 4]), None));
+        expect_err("linear rank-1 weight", &label, || dev.linear(&x, &up(&dev, &[0.0; 4], &[4]), None));
+        expect_err("linear bias length", &label, || dev.linear(&x, &w, Some(&up(&dev, &[0.0; 4], &[4]))));
+        expect_err("linear rank-0 input", &label, || dev.linear(&up(&dev, &[1.0], &[]), &up(&dev, &[1.0; 5], &[5, 1]), None));
+    }
+    st.report();
+}
+
+#[test]
+fn matmul() {
+    let mut st = Stats::new("matmul");
+    let mut rng = Rng::new(2);
+    // (B, M, K, N)
+    let cases = [(1, 1, 1, 1), (2, 3, 7, 17), (3, 17, 33, 65), (1, 129, 65, 33), (4, 1, 64, 1500), (2, 65, 129, 7), (1, 33, 1, 17), (2, 0, 5, 3)];
+    for &(b, m, k, n) in &cases {
+        let a = rng.vec(b * m * k, 1.0);
+        let bm = rng.vec(b * k * n, 1.0 / (k as f32).sqrt());
+        for (label, dev) in devices() {
+            let at = up(&dev, &a, &[b, m, k]);
+            for tb in [false, true] {
+                // With transpose_b, the same values are read as [B, N, K].
+                let bshape = if tb { [b, n, k] } else { [b, k, n] };
+                let bt = up(&dev, &bm, &bshape);
+                let y = dev.matmul(&at, &bt, tb).unwrap();
+                assert_eq!(y.shape(), &[b, m, n]);
+                let mut want = vec![0.0f64; b * m * n];
+                for bi in 0..b {
+                    for i in 0..m {
+                        for j in 0..n {
+                            let mut s = 0.0;
+                            for p in 0..k {
+                                let bv = if tb { bm[(bi * n + j) * k + p] } else { bm[(bi * k + p) * n + j] };
+                                s += a[(bi * m + i) * k + p] as f64 * bv as f64;
+                            }
+                            want[(bi * m + i) * n + j] = s;
+                        }
+                    }
+                }
+                st.check("matmul", &label, &format!("[{b},{m},{k}]x[{k},{n}] transpose_b {tb}"), &down(&dev, &y), &want);
+            }
+        }
+    }
+    for (label, dev) in devices() {
+        let a = up(&dev, &[0.0; 24], &[2, 3, 4]);
+        expect_err("matmul batch mismatch", &label, || dev.matmul(&a, &up(&dev, &[0.0; 12], &[1, 4, 3]), false));
+        expect_err("matmul K mismatch", &label, || dev.matmul(&a, &up(&dev, &[0.0; 30], &[2, 5, 3]), false));
+        expect_err("matmul K mismatch (transpose_b)", &label, || dev.matmul(&a, &up(&dev, &[0.0; 24], &[2, 4, 3]), true));
+        expect_err("matmul rank-2", &label, || dev.matmul(&up(&dev, &[0.0; 12], &[3, 4]), &up(&dev, &[0.0; 8], &[4, 2]), false));
+    }
+    st.report();
+}
+
+#[allow(clippy::too_many_arguments)]
+fn ref_conv1d(x: &[f32], b: usize, cin: usize, t: usize, w: &[f32], cout: usize, k: usize, bias: Option<&[f32]>, p: Conv1dParams) -> (usize, Vec<f64>) {
+    let span = p.dilation * (k - 1) + 1;
+    let t_out = if t + 2 * p.padding < span { 0 } else { (t + 2 * p.padding - span) / p.stride + 1 };
+    let (cgi, cgo) = (cin / p.groups, cout / p.groups);
+    let mut out = vec![0.0f64; b * cout * t_out];
+    for bi in 0..b {
+        for co in 0..cout {
+            let g = co / cgo;
+            for to in 0..t_out {
+                let mut s = bias.map_or(0.0, |bb| bb[co] as f64);
+                for ci in 0..cgi {
+                    for kk in 0..k {
+                        let ti = (to * p.stride + kk * p.dilation) as isize - p.padding as isize;
+                        if ti >= 0 && (ti as usize) < t {
+                            let xv = x[(bi * cin + g * cgi + ci) * t + ti as usize] as f64;
+                            s += xv * w[(co * cgi + ci) * k + kk] as f64;
+                        }
+                    }
+                }
+                out[(bi * cout + co) * t_out + to] = s;
+            }
+        }
+    }
+    (t_out, out)
+}
+
+#[test]
+fn conv1d() {
+    let mut st = Stats::new("conv1d");
+    let mut rng = Rng::new(3);
+    // (name, B, C_in, C_out, T, K, stride, padding, dilation, groups)
+    let cases: &[(&str, usize, usize, usize, usize, usize, usize, usize, usize, usize)] = &[
+        ("1x1", 1, 1, 1, 1, 1, 1, 0, 1, 1),
+        ("pointwise", 2, 7, 17, 33, 1, 1, 0, 1, 1),
+        ("k3 p1", 2, 3, 5, 17, 3, 1, 1, 1, 1),
+        ("k5 s2 p2 g2", 1, 4, 6, 33, 5, 2, 2, 1, 2),
+        ("k3 d2 p2 g3", 2, 6, 6, 65, 3, 1, 2, 2, 3),
+        ("k3 d3 p0", 1, 5, 3, 40, 3, 1, 0, 3, 1),
+        ("k4 s3 p4", 2, 3, 7, 29, 4, 3, 4, 1, 1),
+        ("k7 p3 s1 big pad", 1, 2, 2, 5, 7, 1, 6, 1, 1),
+        ("depthwise k3", 2, 8, 8, 33, 3, 1, 1, 1, 8),
+        ("depthwise x2 k5", 1, 7, 14, 40, 5, 1, 2, 1, 7),
+        ("ecapa k3 d2 p2", 1, 16, 16, 65, 3, 1, 2, 2, 1),
+        ("ecapa k5 p2", 2, 17, 33, 129, 5, 1, 2, 1, 1),
+        ("whisper stem conv1 k3 p1 s1", 1, 80, 24, 1501, 3, 1, 1, 1, 1),
+        ("whisper stem conv2 k3 p1 s2", 1, 24, 24, 1501, 3, 2, 1, 1, 1),
+        ("whisper stem conv2 even T", 2, 9, 12, 3000, 3, 2, 1, 1, 1),
+        ("w2v2 conv0 k10 s5", 1, 1, 16, 4001, 10, 5, 0, 1, 1),
+        ("w2v2 conv1 k3 s2", 2, 16, 16, 799, 3, 2, 0, 1, 1),
+        ("w2v2 conv6 k2 s2", 1, 16, 16, 99, 2, 2, 0, 1, 1),
+        ("w2v2 pos conv k128 p64 g16", 1, 32, 32, 50, 128, 1, 64, 1, 16),
+        ("w2v2 pos conv short T", 2, 48, 48, 7, 128, 1, 64, 1, 16),
+        ("T < kernel, no pad", 1, 2, 3, 2, 3, 1, 0, 1, 1),
+        ("empty batch", 0, 2, 3, 9, 3, 1, 1, 1, 1),
+    ];
+    for &(name, b, cin, cout, t, k, stride, padding, dilation, groups) in cases {
+        let p = Conv1dParams { stride, padding, dilation, groups };
+        let x = rng.vec(b * cin * t, 1.0);
+        let fan_in = (cin / groups * k) as f32;
+        let w = rng.vec(cout * (cin / groups) * k, 1.0 / fan_in.sqrt());
+        let bias = rng.vec(cout, 0.5);
+        for (label, dev) in devices() {
+            let xt = up(&dev, &x, &[b, cin, t]);
+            let wt = up(&dev, &w, &[cout, cin / groups, k]);
+            let bt = up(&dev, &bias, &[cout]);
+            for with_bias in [false, true] {
+                let y = dev.conv1d(&xt, &wt, with_bias.then_some(&bt), p).unwrap();
+                let (t_out, want) = ref_conv1d(&x, b, cin, t, &w, cout, k, with_bias.then_some(&bias[..]), p);
+                assert_eq!(y.shape(), &[b, cout, t_out], "conv1d {name}");
+                assert_eq!(t_out, p.out_len(t, k), "Conv1dParams::out_len {name}");
+                let shape = format!("{name}: x [{b},{cin},{t}] w [{cout},{},{k}] {p:?} bias {with_bias}", cin / groups);
+                st.check("conv1d", &label, &shape, &down(&dev, &y), &want);
+            }
+        }
+    }
+    for (label, dev) in devices() {
+        let x = up(&dev, &[0.0; 2 * 6 * 9], &[2, 6, 9]);
+        let w = |co: usize, ci: usize, k: usize| up(&dev, &vec![0.0; co * ci * k], &[co, ci, k]);
+        let p = |stride, padding, dilation, groups| Conv1dParams { stride, padding, dilation, groups };
+        expect_err("conv1d C_in not divisible by groups", &label, || dev.conv1d(&x, &w(4, 1, 3), None, p(1, 0, 1, 4)));
+        expect_err("conv1d C_out not divisible by groups", &label, || dev.conv1d(&x, &w(4, 2, 3), None, p(1, 0, 1, 3)));
+        expect_err("conv1d weight C_in/groups mismatch", &label, || dev.conv1d(&x, &w(4, 6, 3), None, p(1, 0, 1, 2)));
+        expect_err("conv1d weight C_in mismatch", &label, || dev.conv1d(&x, &w(4, 5, 3), None, p(1, 0, 1, 1)));
+        expect_err("conv1d groups 0", &label, || dev.conv1d(&x, &w(4, 6, 3), None, p(1, 0, 1, 0)));
+        expect_err("conv1d stride 0", &label, || dev.conv1d(&x, &w(4, 6, 3), None, p(0, 0, 1, 1)));
+        expect_err("conv1d dilation 0", &label, || dev.conv1d(&x, &w(4, 6, 3), None, p(1, 0, 0, 1)));
+        expect_err("conv1d bias length", &label, || dev.conv1d(&x, &w(4, 6, 3), Some(&up(&dev, &[0.0; 3], &[3])), p(1, 0, 1, 1)));
+        expect_err("conv1d rank-2 input", &label, || dev.conv1d(&up(&dev, &[0.0; 54], &[6, 9]), &w(4, 6, 3), None, p(1, 0, 1, 1)));
+        expect_err("conv1d rank-2 weight", &label, || dev.conv1d(&x, &up(&dev, &[0.0; 24], &[4, 6]), None, p(1, 0, 1, 1)));
+    }
+    st.report();
+}
+
+// ---- normalisation ---------------------------------------------------------------------------
+
+/// Normalise `xs` (one statistics group) in f64: returns (mean, 1/√(var + eps)).
+fn stats64(xs: impl Iterator<Item = f32> + Clone, eps: f32) -> (f64, f64) {
+    let n = xs.clone().count() as f64;
+    let mean = xs.clone().map(|v| v as f64).sum::<f64>() / n;
+    let var = xs.map(|v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+    (mean, 1.0 / (var + eps as f64).sqrt())
+}
+
+#[test]
+fn layer_norm() {
+    let mut st = Stats::new("layer_norm");
+    let mut rng = Rng::new(4);
+    let shapes: &[&[usize]] = &[&[1, 1], &[7], &[3, 7], &[2, 17, 33], &[1500, 64], &[5, 384], &[2, 1, 1500], &[3, 65], &[2, 129], &[0, 8]];
+    for &shape in shapes {
+        let d = *shape.last().unwrap();
+        let rows = numel(shape) / d;
+        // An offset and a scale per tensor so mean removal and variance are both exercised.
+        let x: Vec<f32> = rng.vec(numel(shape), 2.0).iter().map(|v| v + 3.0).collect();
+        let g = rng.vec(d, 1.0);
+        let be = rng.vec(d, 1.0);
+        let eps = 1e-5;
+        let mut want = vec![0.0f64; numel(shape)];
+        for r in 0..rows {
+            let row = &x[r * d..(r + 1) * d];
+            let (mean, inv) = stats64(row.iter().copied(), eps);
+            for j in 0..d {
+                want[r * d + j] = (row[j] as f64 - mean) * inv * g[j] as f64 + be[j] as f64;
+            }
+        }
+        for (label, dev) in devices() {
+            let y = dev.layer_norm(&up(&dev, &x, shape), &up(&dev, &g, &[d]), &up(&dev, &be, &[d]), eps).unwrap();
+            assert_eq!(y.shape(), shape);
+            st.check("layer_norm", &label, &format!("{shape:?}"), &down(&dev, &y), &want);
+        }
+    }
+    for (label, dev) in devices() {
+        let x = up(&dev, &[0.0; 12], &[3, 4]);
+        let (g4, g3) = (up(&dev, &[1.0; 4], &[4]), up(&dev, &[1.0; 3], &[3]));
+        expect_err("layer_norm gamma length", &label, || dev.layer_norm(&x, &g3, &g4, 1e-5));
+        expect_err("layer_norm beta length", &label, || dev.layer_norm(&x, &g4, &g3, 1e-5));
+    }
+    st.report();
+}
+
+/// GroupNorm reference on [B, C, T]; `affine` None means γ = 1, β = 0.
+#[allow(clippy::too_many_arguments)]
+fn ref_group_norm(x: &[f32], b: usize, c: usize, t: usize, groups: usize, g: Option<&[f32]>, be: Option<&[f32]>, eps: f32) -> Vec<f64> {
+    let cg = c / groups;
+    let mut out = vec![0.0f64; b * c * t];
+    for bi in 0..b {
+        for gi in 0..groups {
+            let lo = (bi * c + gi * cg) * t;
+            let hi = lo + cg * t;
+            let (mean, inv) = stats64(x[lo..hi].iter().copied(), eps);
+            for ch in gi * cg..(gi + 1) * cg {
+                for ti in 0..t {
+                    let i = (bi * c + ch) * t + ti;
+                    out[i] = (x[i] as f64 - mean) * inv * g.map_or(1.0, |g| g[ch] as f64) + be.map_or(0.0, |b| b[ch] as f64);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn group_norm() {
+    let mut st = Stats::new("group_norm");
+    let mut rng = Rng::new(5);
+    // (B, C, T, groups)
+    let cases = [(1, 1, 1, 1), (1, 1, 7, 1), (2, 6, 17, 3), (1, 8, 33, 1), (2, 16, 65, 16), (1, 64, 129, 64), (3, 12, 5, 4), (1, 33, 1500, 33), (1, 4, 3, 2)];
+    for &(b, c, t, groups) in &cases {
+        let x: Vec<f32> = rng.vec(b * c * t, 1.5).iter().map(|v| v - 0.7).collect();
+        let g = rng.vec(c, 1.0);
+        let be = rng.vec(c, 1.0);
+        let want = ref_group_norm(&x, b, c, t, groups, Some(&g), Some(&be), 1e-5);
+        for (label, dev) in devices() {
+            let y = dev.group_norm(&up(&dev, &x, &[b, c, t]), groups, &up(&dev, &g, &[c]), &up(&dev, &be, &[c]), 1e-5).unwrap();
+            assert_eq!(y.shape(), &[b, c, t]);
+            st.check("group_norm", &label, &format!("[{b},{c},{t}] groups {groups}"), &down(&dev, &y), &want);
+        }
+    }
+    for (label, dev) in devices() {
+        let x = up(&dev, &[0.0; 2 * 6 * 5], &[2, 6, 5]);
+        let g6 = up(&dev, &[1.0; 6], &[6]);
+        expect_err("group_norm C % groups", &label, || dev.group_norm(&x, 4, &g6, &g6, 1e-5));
+        expect_err("group_norm groups 0", &label, || dev.group_norm(&x, 0, &g6, &g6, 1e-5));
+        expect_err("group_norm gamma length", &label, || dev.group_norm(&x, 3, &up(&dev, &[1.0; 3], &[3]), &g6, 1e-5));
+        expect_err("group_norm beta length", &label, || dev.group_norm(&x, 3, &g6, &up(&dev, &[1.0; 5], &[5]), 1e-5));
+        expect_err("group_norm rank-2", &label, || dev.group_norm(&up(&dev, &[0.0; 30], &[6, 5]), 3, &g6, &g6, 1e-5));
+    }
+    st.report();
+}
+
+#[test]
+fn instance_norm() {
+    let mut st = Stats::new("instance_norm");
+    let mut rng = Rng::new(6);
+    let cases = [(1, 1, 1), (1, 1, 9), (2, 3, 17), (3, 7, 33), (1, 80, 301), (2, 5, 1500)];
+    for &(b, c, t) in &cases {
+        let x: Vec<f32> = rng.vec(b * c * t, 3.0).iter().map(|v| v + 1.0).collect();
+        let g = rng.vec(c, 1.0);
+        let be = rng.vec(c, 1.0);
+        for affine in [false, true] {
+            let (gr, br) = if affine { (Some(&g[..]), Some(&be[..])) } else { (None, None) };
+            let want = ref_group_norm(&x, b, c, t, c, gr, br, 1e-5);
+            for (label, dev) in devices() {
+                let (gt, bt) = (up(&dev, &g, &[c]), up(&dev, &be, &[c]));
+                let (go, bo) = if affine { (Some(&gt), Some(&bt)) } else { (None, None) };
+                let y = dev.instance_norm(&up(&dev, &x, &[b, c, t]), go, bo, 1e-5).unwrap();
+                assert_eq!(y.shape(), &[b, c, t]);
+                st.check("instance_norm", &label, &format!("[{b},{c},{t}] affine {affine}"), &down(&dev, &y), &want);
+            }
+        }
+    }
+    for (label, dev) in devices() {
+        let x = up(&dev, &[0.0; 30], &[2, 3, 5]);
+        expect_err("instance_norm gamma length", &label, || dev.instance_norm(&x, Some(&up(&dev, &[1.0; 2], &[2])), None, 1e-5));
+        expect_err("instance_norm beta length", &label, || dev.instance_norm(&x, None, Some(&up(&dev, &[1.0; 4], &[4])), 1e-5));
+        expect_err("instance_norm rank-2", &label, || dev.instance_norm(&up(&dev, &[0.0; 6], &[2, 3]), None, None, 1e-5));
+    }
+    st.report();
+}
+
+#[test]
+fn batch_norm() {
+    let mut st = Stats::new("batch_norm");
+    let mut rng = Rng::new(7);
+    let shapes: &[&[usize]] = &[&[1, 1], &[1, 1, 1], &[3, 7], &[2, 17, 33], &[4, 65], &[1, 512, 129], &[2, 3, 1500], &[2, 5, 0]];
+    for &shape in shapes {
+        let (b, c) = (shape[0], shape[1]);
+        let t = if shape.len() == 3 { shape[2] } else { 1 };
+        let x = rng.vec(numel(shape), 2.0);
+        let mean = rng.vec(c, 0.5);
+        let var: Vec<f32> = rng.vec(c, 1.0).iter().map(|v| v.abs() + 0.1).collect();
+        let g = rng.vec(c, 1.0);
+        let be = rng.vec(c, 1.0);
+        let eps = 1e-5f32;
+        let mut want = vec![0.0f64; numel(shape)];
+        for bi in 0..b {
+            for ch in 0..c {
+                for ti in 0..t {
+                    let i = (bi * c + ch) * t + ti;
+                    want[i] = (x[i] as f64 - mean[ch] as f64) / (var[ch] as f64 + eps as f64).sqrt() * g[ch] as f64 + be[ch] as f64;
+                }
+            }
+        }
+        for (label, dev) in devices() {
+            let p = |v: &[f32]| up(&dev, v, &[c]);
+            let y = dev.batch_norm(&up(&dev, &x, shape), &p(&mean), &p(&var), &p(&g), &p(&be), eps).unwrap();
+            assert_eq!(y.shape(), shape);
+            st.check("batch_norm", &label, &format!("{shape:?}"), &down(&dev, &y), &want);
+        }
+    }
+    for (label, dev) in devices() {
+        let x = up(&dev, &[0.0; 30], &[2, 3, 5]);
+        let (p3, p2) = (up(&dev, &[1.0; 3], &[3]), up(&dev, &[1.0; 2], &[2]));
+        expect_err("batch_norm mean length", &label, || dev.batch_norm(&x, &p2, &p3, &p3, &p3, 1e-5));
+        expect_err("batch_norm var length", &label, || dev.batch_norm(&x, &p3, &p2, &p3, &p3, 1e-5));
+        expect_err("batch_norm gamma length", &label, || dev.batch_norm(&x, &p3, &p3, &p2, &p3, 1e-5));
+        expect_err("batch_norm beta length", &label, || dev.batch_norm(&x, &p3, &p3, &p3, &p2, 1e-5));
+        expect_err("batch_norm rank-1", &label, || dev.batch_norm(&p3, &p3, &p3, &p3, &p3, 1e-5));
+        expect_err("batch_norm rank-4", &label, || dev.batch_norm(&up(&dev, &[0.0; 30], &[1, 2, 3, 5]), &p2, &p2, &p2, &p2, 1e-5));
+    }
+    st.report();
+}
+
+// ---- elementwise -----------------------------------------------------------------------------
+
+#[test]
+fn activation() {
+    let acts = [
+        ("gelu", Activation::Gelu),
+        ("relu", Activation::Relu),
+        ("leaky_relu(0.01)", Activation::LeakyRelu(0.01)),
+        ("leaky_relu(0.2)", Activation::LeakyRelu(0.2)),
+        ("sigmoid", Activation::Sigmoid),
+        ("tanh", Activation::Tanh),
+        ("exp", Activation::Exp),
+        ("log(floor 1e-10)", Activation::Log { floor: 1e-10 }),
+        ("log(floor 1e-5)", Activation::Log { floor: 1e-5 }),
+        ("sqrt", Activation::Sqrt),
+        ("abs", Activation::Abs),
+    ];
+    let reference = |act: Activation, v: f64| -> f64 {
+        match act {
+            Activation::Gelu => 0.5 * v * (1.0 + erf64(v / std::f64::consts::SQRT_2)),
+            Activation::Relu => v.max(0.0),
+            Activation::LeakyRelu(s) => {
+                if v >= 0.0 {
+                    v
+                } else {
+                    v * s as f64
+                }
+            }
+            Activation::Sigmoid => sigmoid64(v),
+            Activation::Tanh => v.tanh(),
+            Activation::Exp => v.exp(),
+            Activation::Log { floor } => v.max(floor as f64).ln(),
+            Activation::Sqrt => v.sqrt(),
+            Activation::Abs => v.abs(),
+        }
+    };
+    let mut rng = Rng::new(8);
+    let shapes: &[&[usize]] = &[&[1], &[7], &[17], &[33], &[65], &[3, 129], &[2, 3, 250], &[16385], &[4, 20000], &[0]];
+    let specials = [0.0f32, -0.0, 1.0, -1.0, 1e-4, -1e-4, 3.0, -3.0, 5.5, -5.5, 9.0, -9.0, 20.0, -20.0, 80.0, -80.0, -100.0, 1e-12, 1e-10];
+    for (name, act) in acts {
+        let mut st = Stats::new(format!("activation {name}"));
+        for &shape in shapes {
+            let n = numel(shape);
+            let mut x = rng.vec(n, 6.0);
+            for (xi, s) in x.iter_mut().zip(specials.iter().cycle().skip(rng.below(specials.len()))).step_by(7) {
+                *xi = *s;
+            }
+            if matches!(act, Activation::Sqrt | Activation::Log { .. }) {
+                // Mostly non-negative inputs; negatives give NaN (skipped) or the log floor.
+                for v in x.iter_mut().skip(1).step_by(2) {
+                    *v = v.abs();
+                }
+            }
+            let want: Vec<f64> = x.iter().map(|&v| reference(act, v as f64)).collect();
+            for (label, dev) in devices() {
+                let y = dev.activation(&up(&dev, &x, shape), act).unwrap();
+                assert_eq!(y.shape(), shape);
+                st.check(name, &label, &format!("{shape:?}"), &down(&dev, &y), &want);
+            }
+        }
+        st.report();
+    }
+}
+
+/// NumPy-broadcast reference: `b` right-aligned against `a`.
+fn ref_binary(a: &[f32], ash: &[usize], b: &[f32], bsh: &[usize], op: BinaryOp) -> Vec<f64> {
+    let pad = ash.len() - bsh.len();
+    let bfull: Vec<usize> = std::iter::repeat(1).take(pad).chain(bsh.iter().copied()).collect();
+    let bst = strides(&bfull);
+    (0..a.len())
+        .map(|i| {
+            let idx = unravel(i, ash);
+            let bi: usize = idx.iter().zip(&bfull).zip(&bst).map(|((&ix, &d), &s)| if d == 1 { 0 } else { ix * s }).sum();
+            let (x, y) = (a[i] as f64, b[bi] as f64);
+            match op {
+                BinaryOp::Add => x + y,
+                BinaryOp::Sub => x - y,
+                BinaryOp::Mul => x * y,
+                BinaryOp::Div => x / y,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn binary() {
+    let mut st = Stats::new("binary");
+    let mut rng = Rng::new(9);
+    let cases: &[(&str, &[usize], &[usize])] = &[
+        ("same shape", &[1], &[1]),
+        ("same shape", &[3, 7, 17], &[3, 7, 17]),
+        ("same shape", &[16385], &[16385]),
+        ("same shape", &[2, 3, 4, 5], &[2, 3, 4, 5]),
+        ("trailing bias", &[2, 5, 33], &[33]),
+        ("trailing bias", &[1500, 65], &[65]),
+        ("trailing block", &[2, 5, 33], &[5, 33]),
+        ("trailing bias, leading 1s", &[2, 5, 33], &[1, 1, 33]),
+        ("trailing block, leading 1", &[3, 7, 9], &[1, 7, 9]),
+        ("middle [B,C,1]", &[2, 6, 17], &[2, 6, 1]),
+        ("middle [B,C,1] big", &[3, 65, 1500], &[3, 65, 1]),
+        ("middle [C,1]", &[2, 6, 17], &[6, 1]),
+        ("middle [1,C,1]", &[2, 6, 17], &[1, 6, 1]),
+        ("leading [B,1,T]", &[2, 6, 17], &[2, 1, 17]),
+        ("rank-4 mixed", &[2, 3, 4, 5], &[2, 1, 4, 1]),
+        ("rank-4 mixed", &[2, 3, 4, 5], &[3, 1, 5]),
+        ("scalar []", &[3, 7], &[]),
+        ("scalar [1]", &[3, 7, 2], &[1]),
+        ("all-1 b of equal rank", &[3, 7], &[1, 1]),
+        ("rank-0 both", &[], &[]),
+        ("empty a", &[0, 5], &[5]),
+    ];
+    let ops = [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div];
+    for &(name, ash, bsh) in cases {
+        let a = rng.vec(numel(ash), 2.0);
+        // Divisors kept away from zero.
+        let b: Vec<f32> = rng.vec(numel(bsh), 1.0).iter().map(|v| v.signum() * (0.25 + v.abs())).collect();
+        for op in ops {
+            let want = ref_binary(&a, ash, &b, bsh, op);
+            for (label, dev) in devices() {
+                let y = dev.binary(&up(&dev, &a, ash), &up(&dev, &b, bsh), op).unwrap();
+                assert_eq!(y.shape(), ash);
+                st.check("binary", &label, &format!("{name}: {ash:?} {op:?} {bsh:?}"), &down(&dev, &y), &want);
+            }
+        }
+    }
+    for (label, dev) in devices() {
+        let a = up(&dev, &[0.0; 2 * 6 * 17], &[2, 6, 17]);
+        let bad: &[&[usize]] = &[&[5], &[6], &[2, 3, 1], &[3, 1, 17], &[1, 2, 6, 17], &[2, 6, 16]];
+        for &bsh in bad {
+            let b = up(&dev, &vec![1.0; numel(bsh)], bsh);
+            expect_err(&format!("binary [2,6,17] vs {bsh:?}"), &label, || dev.binary(&a, &b, BinaryOp::Add));
+        }
+    }
+    st.report();
+}
+
+#[test]
+fn scale() {
+    let mut st = Stats::new("scale");
+    let mut rng = Rng::new(10);
+    let shapes: &[&[usize]] = &[&[], &[1], &[7], &[3, 17], &[2, 33, 65], &[16385]];
+    for &shape in shapes {
+        let x = rng.vec(numel(shape), 3.0);
+        for s in [0.125f32, -3.0, 0.0, 1.0 / 8.0f32.sqrt()] {
+            let want: Vec<f64> = x.iter().map(|&v| v as f64 * s as f64).collect();
+            for (label, dev) in devices() {
+                let y = dev.scale(&up(&dev, &x, shape), s).unwrap();
+                assert_eq!(y.shape(), shape);
+                st.check("scale", &label, &format!("{shape:?} · {s}"), &down(&dev, &y), &want);
+            }
+        }
+    }
+    st.report();
+}
+
+// ---- softmax, attention ----------------------------------------------------------------------
+
+fn ref_softmax_row(x: &[f32], log: bool) -> Vec<f64> {
+    let max = x.iter().map(|&v| v as f64).fold(f64::NEG_INFINITY, f64::max);
+    let sum: f64 = x.iter().map(|&v| (v as f64 - max).exp()).sum();
+    x.iter()
+        .map(|&v| {
+            let v = v as f64;
+            if log {
+                v - max - sum.ln()
+            } else {
+                (v - max).exp() / sum
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn softmax_and_log_softmax() {
+    let mut sts = [Stats::new("softmax"), Stats::new("log_softmax")];
+    let mut rng = Rng::new(11);
+    let shapes: &[&[usize]] = &[&[1], &[1, 1], &[3, 7], &[2, 17, 33], &[4, 1500], &[2, 65], &[3, 129], &[1, 51865], &[5, 0]];
+    for &shape in shapes {
+        for masked in [false, true] {
+            let d = *shape.last().unwrap();
+            let mut x = rng.vec(numel(shape), 8.0);
+            if masked && d > 0 {
+                // Some -inf entries; one row keeps a single finite value; one row is all -inf.
+                for v in x.iter_mut() {
+                    if rng.below(3) == 0 {
+                        *v = f32::NEG_INFINITY;
+                    }
+                }
+                for (r, row) in x.chunks_mut(d).enumerate().take(2) {
+                    row.fill(f32::NEG_INFINITY);
+                    if r == 0 {
+                        row[d / 2] = 1.5;
+                    }
+                }
+            }
+            for (si, log) in [false, true].into_iter().enumerate() {
+                let want: Vec<f64> = if d == 0 { vec![] } else { x.chunks(d).flat_map(|r| ref_softmax_row(r, log)).collect() };
+                for (label, dev) in devices() {
+                    let xt = up(&dev, &x, shape);
+                    let y = if log { dev.log_softmax(&xt) } else { dev.softmax(&xt) }.unwrap();
+                    assert_eq!(y.shape(), shape);
+                    let got = down(&dev, &y);
+                    let op = if log { "log_softmax" } else { "softmax" };
+                    sts[si].check(op, &label, &format!("{shape:?} masked {masked}"), &got, &want);
+                    if !log && d > 0 {
+                        // Every row with a finite entry sums to 1.
+                        for (r, row) in got.chunks(d).enumerate() {
+                            if x[r * d..(r + 1) * d].iter().any(|v| v.is_finite()) {
+                                let s: f64 = row.iter().map(|&v| v as f64).sum();
+                                assert!((s - 1.0).abs() < RTOL, "softmax [{label}] {shape:?} row {r} sums to {s}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for s in &sts {
+        s.report();
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn ref_attention(q: &[f32], k: &[f32], v: &[f32], b: usize, tq: usize, tk: usize, heads: usize, dh: usize, causal: bool) -> Vec<f64> {
+    let d = heads * dh;
+    let scale = 1.0 / (dh as f64).sqrt();
+    let mut out = vec![0.0f64; b * tq * d];
+    for bi in 0..b {
+        for h in 0..heads {
+            for i in 0..tq {
+                let visible = if causal { i + (tk - tq) + 1 } else { tk };
+                let scores: Vec<f64> = (0..visible)
+                    .map(|j| (0..dh).map(|e| q[(bi * tq + i) * d + h * dh + e] as f64 * k[(bi * tk + j) * d + h * dh + e] as f64).sum::<f64>() * scale)
+                    .collect();
+                let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let w: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+                let sum: f64 = w.iter().sum();
+                for e in 0..dh {
+                    let acc: f64 = (0..visible).map(|j| w[j] * v[(bi * tk + j) * d + h * dh + e] as f64).sum();
+                    out[(bi * tq + i) * d + h * dh + e] = acc / sum;
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn attention() {
+    let mut st = Stats::new("attention");
+    let mut rng = Rng::new(12);
+    // (B, Tq, Tk, heads, Dh, causal)
+    let cases = [
+        (1, 1, 1, 1, 1, false),
+        (1, 1, 1, 1, 1, true),
+        (2, 7, 7, 2, 8, false),
+        (2, 7, 7, 2, 8, true),
+        (1, 17, 33, 3, 5, false),
+        (2, 33, 17, 4, 4, false),
+        (1, 1, 65, 6, 64, true),
+        (1, 1, 65, 6, 64, false),
+        (2, 7, 19, 2, 16, true),
+        (1, 33, 33, 8, 8, true),
+        (1, 3, 129, 12, 7, true),
+        (2, 150, 150, 6, 64, false),
+        (1, 1, 1500, 6, 64, false),
+        (1, 1, 448, 20, 64, true),
+    ];
+    for &(b, tq, tk, heads, dh, causal) in &cases {
+        let d = heads * dh;
+        let q = rng.vec(b * tq * d, 2.0);
+        let k = rng.vec(b * tk * d, 2.0);
+        let v = rng.vec(b * tk * d, 1.0);
+        let want = ref_attention(&q, &k, &v, b, tq, tk, heads, dh, causal);
+        for (label, dev) in devices() {
+            let y = dev.attention(&up(&dev, &q, &[b, tq, d]), &up(&dev, &k, &[b, tk, d]), &up(&dev, &v, &[b, tk, d]), heads, causal).unwrap();
+            assert_eq!(y.shape(), &[b, tq, d]);
+            let shape = format!("B {b} Tq {tq} Tk {tk} heads {heads} Dh {dh} causal {causal}");
+            st.check("attention", &label, &shape, &down(&dev, &y), &want);
+        }
+    }
+    for (label, dev) in devices() {
+        let t = |b: usize, t: usize, d: usize| up(&dev, &vec![0.0; b * t * d], &[b, t, d]);
+        let q = t(2, 5, 12);
+        expect_err("attention heads do not divide D", &label, || dev.attention(&q, &t(2, 5, 12), &t(2, 5, 12), 5, false));
+        expect_err("attention heads 0", &label, || dev.attention(&q, &t(2, 5, 12), &t(2, 5, 12), 0, false));
+        expect_err("attention k/v shape mismatch", &label, || dev.attention(&q, &t(2, 5, 12), &t(2, 6, 12), 3, false));
+        expect_err("attention batch mismatch", &label, || dev.attention(&q, &t(1, 5, 12), &t(1, 5, 12), 3, false));
+        expect_err("attention D mismatch", &label, || dev.attention(&q, &t(2, 5, 6), &t(2, 5, 6), 3, false));
+        expect_err("attention causal Tq > Tk", &label, || dev.attention(&q, &t(2, 4, 12), &t(2, 4, 12), 3, true));
+        expect_err("attention rank-2 q", &label, || dev.attention(&up(&dev, &[0.0; 60], &[5, 12]), &t(2, 5, 12), &t(2, 5, 12), 3, false));
+    }
+    st.report();
+}
+
+// ---- recurrent -------------------------------------------------------------------------------
+
+#[allow(clippy::too_many_arguments)]
+fn ref_lstm(x: &[f32], b: usize, t: usize, inp: usize, hs: usize, w_ih: &[f32], w_hh: &[f32], b_ih: &[f32], b_hh: &[f32], reverse: bool) -> Vec<f64> {
+    let mut out = vec![0.0f64; b * t * hs];
+    for bi in 0..b {
+        let mut h = vec![0.0f64; hs];
+        let mut c = vec![0.0f64; hs];
+        for step in 0..t {
+            let ti = if reverse { t - 1 - step } else { step };
+            let xt = &x[(bi * t + ti) * inp..][..inp];
+            let gate = |r: usize, h: &[f64]| -> f64 {
+                let mut s = b_ih[r] as f64 + b_hh[r] as f64;
+                for p in 0..inp {
+                    s += w_ih[r * inp + p] as f64 * xt[p] as f64;
+                }
+                for p in 0..hs {
+                    s += w_hh[r * hs + p] as f64 * h[p];
+                }
+                s
+            };
+            let pre: Vec<f64> = (0..4 * hs).map(|r| gate(r, &h)).collect();
+            for j in 0..hs {
+                let (i, f, g, o) = (sigmoid64(pre[j]), sigmoid64(pre[hs + j]), pre[2 * hs + j].tanh(), sigmoid64(pre[3 * hs + j]));
+                c[j] = f * c[j] + i * g;
+                h[j] = o * c[j].tanh();
+                out[(bi * t + ti) * hs + j] = h[j];
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn lstm() {
+    let mut st = Stats::new("lstm");
+    let mut rng = Rng::new(13);
+    // (B, T, In, H)
+    let cases = [(1, 1, 1, 1), (2, 7, 5, 3), (1, 17, 33, 17), (3, 65, 8, 16), (1, 129, 60, 128), (2, 33, 256, 33), (1, 0, 4, 3)];
+    for &(b, t, inp, hs) in &cases {
+        let x = rng.vec(b * t * inp, 1.5);
+        let s = 1.0 / (hs as f32).sqrt();
+        let w_ih = rng.vec(4 * hs * inp, s);
+        let w_hh = rng.vec(4 * hs * hs, s);
+        let b_ih = rng.vec(4 * hs, s);
+        let b_hh = rng.vec(4 * hs, s);
+        for reverse in [false, true] {
+            let want = ref_lstm(&x, b, t, inp, hs, &w_ih, &w_hh, &b_ih, &b_hh, reverse);
+            for (label, dev) in devices() {
+                let y = dev
+                    .lstm(&up(&dev, &x, &[b, t, inp]), &up(&dev, &w_ih, &[4 * hs, inp]), &up(&dev, &w_hh, &[4 * hs, hs]), &up(&dev, &b_ih, &[4 * hs]), &up(&dev, &b_hh, &[4 * hs]), reverse)
+                    .unwrap();
+                assert_eq!(y.shape(), &[b, t, hs]);
+                st.check("lstm", &label, &format!("B {b} T {t} In {inp} H {hs} reverse {reverse}"), &down(&dev, &y), &want);
+            }
+        }
+    }
+    for (label, dev) in devices() {
+        let (b, t, inp) = (2, 3, 5); // H = 4
+        let x = up(&dev, &vec![0.0; b * t * inp], &[b, t, inp]);
+        let m = |r: usize, c: usize| up(&dev, &vec![0.0; r * c], &[r, c]);
+        let v = |n: usize| up(&dev, &vec![0.0; n], &[n]);
+        expect_err("lstm w_hh not [4H, H]", &label, || dev.lstm(&x, &m(16, 5), &m(16, 5), &v(16), &v(16), false));
+        expect_err("lstm w_ih rows", &label, || dev.lstm(&x, &m(12, 5), &m(16, 4), &v(16), &v(16), false));
+        expect_err("lstm w_ih cols vs input", &label, || dev.lstm(&x, &m(16, 6), &m(16, 4), &v(16), &v(16), false));
+        expect_err("lstm b_ih length", &label, || dev.lstm(&x, &m(16, 5), &m(16, 4), &v(15), &v(16), false));
+        expect_err("lstm b_hh length", &label, || dev.lstm(&x, &m(16, 5), &m(16, 4), &v(16), &v(4), false));
+        expect_err("lstm rank-2 input", &label, || dev.lstm(&m(3, 5), &m(16, 5), &m(16, 4), &v(16), &v(16), false));
+        expect_err("lstm rank-1 w_ih", &label, || dev.lstm(&x, &v(16), &m(16, 4), &v(16), &v(16), false));
+        expect_err("lstm rank-0 w_ih", &label, || dev.lstm(&x, &up(&dev, &[0.0], &[]), &m(16, 4), &v(16), &v(16), false));
+    }
+    st.report();
+}
+
+// ---- indexing, layout, reductions ------------------------------------------------------------
+
+#[test]
+fn embedding() {
+    let mut st = Stats::new("embedding");
+    let mut rng = Rng::new(14);
+    for &(vocab, d, n) in &[(1, 1, 1), (17, 3, 9), (1000, 65, 33), (51865, 8, 7), (5, 4, 0)] {
+        let table = rng.vec(vocab * d, 1.0);
+        let mut ids: Vec<u32> = (0..n).map(|_| rng.below(vocab) as u32).collect();
+        if n >= 3 {
+            ids[0] = 0;
+            ids[1] = (vocab - 1) as u32;
+            ids[2] = ids[0];
+        }
+        let want: Vec<f32> = ids.iter().flat_map(|&i| table[i as usize * d..(i as usize + 1) * d].to_vec()).collect();
+        for (label, dev) in devices() {
+            let y = dev.embedding(&ids, &up(&dev, &table, &[vocab, d])).unwrap();
+            assert_eq!(y.shape(), &[n, d]);
+            st.exact("embedding", &label, &format!("table [{vocab},{d}] {n} ids"), &down(&dev, &y), &want);
+        }
+    }
+    for (label, dev) in devices() {
+        let table = up(&dev, &[0.0; 12], &[4, 3]);
+        expect_err("embedding id == V", &label, || dev.embedding(&[0, 4], &table));
+        expect_err("embedding id u32::MAX", &label, || dev.embedding(&[u32::MAX], &table));
+        expect_err("embedding rank-3 table", &label, || dev.embedding(&[0], &up(&dev, &[0.0; 12], &[1, 4, 3])));
+        expect_err("embedding rank-1 table", &label, || dev.embedding(&[0], &up(&dev, &[0.0; 12], &[12])));
+    }
+    st.report();
+}
+
+fn permutations(n: usize) -> Vec<Vec<usize>> {
+    if n == 0 {
+        return vec![vec![]];
+    }
+    let mut out = Vec::new();
+    for p in permutations(n - 1) {
+        for pos in 0..=p.len() {
+            let mut q = p.clone();
+            q.insert(pos, n - 1);
+            out.push(q);
+        }
+    }
+    out
+}
+
+#[test]
+fn permute() {
+    let mut st = Stats::new("permute");
+    let mut rng = Rng::new(15);
+    let shapes: &[&[usize]] = &[&[], &[7], &[3, 7], &[1, 17], &[2, 17, 5], &[1, 33, 1], &[2, 3, 4, 5], &[3, 1, 7, 2], &[2, 65, 6, 9], &[2, 0, 3]];
+    for &shape in shapes {
+        let x = rng.vec(numel(shape), 1.0);
+        let in_st = strides(shape);
+        for perm in permutations(shape.len()) {
+            let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
+            let want: Vec<f32> = (0..x.len())
+                .map(|i| {
+                    let oi = unravel(i, &out_shape);
+                    x[oi.iter().zip(&perm).map(|(&ix, &p)| ix * in_st[p]).sum::<usize>()]
+                })
+                .collect();
+            for (label, dev) in devices() {
+                let y = dev.permute(&up(&dev, &x, shape), &perm).unwrap();
+                assert_eq!(y.shape(), &out_shape[..]);
+                st.exact("permute", &label, &format!("{shape:?} perm {perm:?}"), &down(&dev, &y), &want);
+            }
+        }
+    }
+    for (label, dev) in devices() {
+        let x = up(&dev, &[0.0; 24], &[2, 3, 4]);
+        expect_err("permute duplicate", &label, || dev.permute(&x, &[0, 0, 1]));
+        expect_err("permute too short", &label, || dev.permute(&x, &[1, 0]));
+        expect_err("permute too long", &label, || dev.permute(&x, &[0, 1, 2, 3]));
+        expect_err("permute out of range", &label, || dev.permute(&x, &[0, 1, 3]));
+    }
+    st.report();
+}
+
+#[test]
+fn slice() {
+    let mut st = Stats::new("slice");
+    let mut rng = Rng::new(16);
+    let shapes: &[&[usize]] = &[&[7], &[3, 7], &[3, 7, 17], &[2, 3, 4, 5], &[1, 1500, 3]];
+    for &shape in shapes {
+        let x = rng.vec(numel(shape), 1.0);
+        let xs = strides(shape);
+        for dim in 0..shape.len() {
+            let n = shape[dim];
+            let mut ranges = vec![(0, n), (0, 0), (n, 0), (0, 1), (n - 1, 1), (n / 3, n - n / 3)];
+            if n > 2 {
+                ranges.push((1, n - 2));
+            }
+            for (start, len) in ranges {
+                let mut out_shape = shape.to_vec();
+                out_shape[dim] = len;
+                let want: Vec<f32> = (0..numel(&out_shape))
+                    .map(|i| {
+                        let mut idx = unravel(i, &out_shape);
+                        idx[dim] += start;
+                        x[idx.iter().zip(&xs).map(|(a, b)| a * b).sum::<usize>()]
+                    })
+                    .collect();
+                for (label, dev) in devices() {
+                    let y = dev.slice(&up(&dev, &x, shape), dim, start, len).unwrap();
+                    assert_eq!(y.shape(), &out_shape[..]);
+                    st.exact("slice", &label, &format!("{shape:?} dim {dim} [{start}, +{len})"), &down(&dev, &y), &want);
+                }
+            }
+        }
+    }
+    for (label, dev) in devices() {
+        let x = up(&dev, &[0.0; 24], &[2, 3, 4]);
+        expect_err("slice dim out of range", &label, || dev.slice(&x, 3, 0, 1));
+        expect_err("slice past the end", &label, || dev.slice(&x, 1, 2, 2));
+        expect_err("slice start past the end", &label, || dev.slice(&x, 2, 5, 0));
+        expect_err("slice of rank 0", &label, || dev.slice(&up(&dev, &[1.0], &[]), 0, 0, 1));
+        expect_err("slice start + len overflows", &label, || dev.slice(&x, 1, usize::MAX, 2));
+    }
+    st.report();
+}
+
+#[test]
+fn concat() {
+    let mut st = Stats::new("concat");
+    let mut rng = Rng::new(17);
+    let bases: &[&[usize]] = &[&[7], &[3, 7], &[2, 5, 17], &[2, 3, 4, 5]];
+    for &base in bases {
+        for dim in 0..base.len() {
+            for sizes in [vec![base[dim]], vec![base[dim], 1, 3], vec![2, 0, base[dim]], vec![33, 1]] {
+                let shapes: Vec<Vec<usize>> = sizes
+                    .iter()
+                    .map(|&s| {
+                        let mut sh = base.to_vec();
+                        sh[dim] = s;
+                        sh
+                    })
+                    .collect();
+                let parts: Vec<Vec<f32>> = shapes.iter().map(|s| rng.vec(numel(s), 1.0)).collect();
+                let mut out_shape = base.to_vec();
+                out_shape[dim] = sizes.iter().sum();
+                let want: Vec<f32> = (0..numel(&out_shape))
+                    .map(|i| {
+                        let mut idx = unravel(i, &out_shape);
+                        let mut part = 0;
+                        while idx[dim] >= sizes[part] {
+                            idx[dim] -= sizes[part];
+                            part += 1;
+                        }
+                        parts[part][idx.iter().zip(strides(&shapes[part])).map(|(a, b)| a * b).sum::<usize>()]
+                    })
+                    .collect();
+                for (label, dev) in devices() {
+                    let ts: Vec<Tensor> = parts.iter().zip(&shapes).map(|(p, s)| up(&dev, p, s)).collect();
+                    let refs: Vec<&Tensor> = ts.iter().collect();
+                    let y = dev.concat(&refs, dim).unwrap();
+                    assert_eq!(y.shape(), &out_shape[..]);
+                    st.exact("concat", &label, &format!("{shapes:?} dim {dim}"), &down(&dev, &y), &want);
+                }
+            }
+        }
+    }
+    for (label, dev) in devices() {
+        let a = up(&dev, &[0.0; 24], &[2, 3, 4]);
+        let b = up(&dev, &[0.0; 30], &[2, 3, 5]);
+        let c = up(&dev, &[0.0; 12], &[3, 4]);
+        expect_err("concat of nothing", &label, || dev.concat(&[], 0));
+        expect_err("concat mismatch outside dim", &label, || dev.concat(&[&a, &b], 1));
+        expect_err("concat rank mismatch", &label, || dev.concat(&[&a, &c], 0));
+        expect_err("concat dim out of range", &label, || dev.concat(&[&a, &a], 3));
+    }
+    st.report();
+}
+
+#[test]
+fn reduce() {
+    let ops = [Reduce::Sum, Reduce::Mean, Reduce::Max, Reduce::Std];
+    let mut rng = Rng::new(18);
+    let shapes: &[&[usize]] = &[&[1], &[7], &[3, 7], &[2, 5, 33], &[4, 1500], &[1, 16385], &[3, 65], &[2, 129], &[0, 5], &[2, 3, 4, 17]];
+    for op in ops {
+        let mut st = Stats::new(format!("reduce {op:?}"));
+        for &shape in shapes {
+            let d = *shape.last().unwrap();
+            let x: Vec<f32> = rng.vec(numel(shape), 2.0).iter().map(|v| v + 0.5).collect();
+            let want: Vec<f64> = x
+                .chunks(d)
+                .map(|r| {
+                    let n = r.len() as f64;
+                    let sum: f64 = r.iter().map(|&v| v as f64).sum();
+                    match op {
+                        Reduce::Sum => sum,
+                        Reduce::Mean => sum / n,
+                        Reduce::Max => r.iter().map(|&v| v as f64).fold(f64::NEG_INFINITY, f64::max),
+                        Reduce::Std => (r.iter().map(|&v| (v as f64 - sum / n).powi(2)).sum::<f64>() / n).sqrt(),
+                    }
+                })
+                .collect();
+            for (label, dev) in devices() {
+                let y = dev.reduce(&up(&dev, &x, shape), op).unwrap();
+                assert_eq!(y.shape(), &shape[..shape.len() - 1]);
+                st.check("reduce", &label, &format!("{shape:?} {op:?}"), &down(&dev, &y), &want);
+            }
+        }
+        st.report();
+    }
+    for (label, dev) in devices() {
+        for op in ops {
+            expect_err("reduce empty last dim", &label, || dev.reduce(&up(&dev, &[], &[3, 0]), op));
+            expect_err("reduce rank 0", &label, || dev.reduce(&up(&dev, &[1.0], &[]), op));
+        }
+    }
+}
+
+#[test]
+fn max_pool1d() {
+    let mut st = Stats::new("max_pool1d");
+    let mut rng = Rng::new(19);
+    // (B, C, T, kernel, stride)
+    let cases = [(1, 1, 1, 1, 1), (2, 3, 17, 3, 3), (1, 4, 33, 2, 1), (2, 2, 65, 5, 2), (1, 3, 1500, 3, 3), (2, 5, 2, 3, 1), (1, 2, 129, 4, 7), (1, 1, 9, 9, 1)];
+    for &(b, c, t, k, s) in &cases {
+        let x = rng.vec(b * c * t, 1.0);
+        let t_out = if t < k { 0 } else { (t - k) / s + 1 };
+        let mut want = vec![0.0f32; b * c * t_out];
+        for row in 0..b * c {
+            for o in 0..t_out {
+                want[row * t_out + o] = x[row * t + o * s..row * t + o * s + k].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            }
+        }
+        for (label, dev) in devices() {
+            let y = dev.max_pool1d(&up(&dev, &x, &[b, c, t]), k, s).unwrap();
+            assert_eq!(y.shape(), &[b, c, t_out]);
+            st.exact("max_pool1d", &label, &format!("[{b},{c},{t}] kernel {k} stride {s}"), &down(&dev, &y), &want);
+        }
+    }
+    for (label, dev) in devices() {
+        let x = up(&dev, &[0.0; 30], &[2, 3, 5]);
+        expect_err("max_pool1d kernel 0", &label, || dev.max_pool1d(&x, 0, 1));
+        expect_err("max_pool1d stride 0", &label, || dev.max_pool1d(&x, 2, 0));
+        expect_err("max_pool1d rank 2", &label, || dev.max_pool1d(&up(&dev, &[0.0; 15], &[3, 5]), 2, 1));
+    }
+    st.report();
+}
+
+#[test]
+fn argmax() {
+    let mut rng = Rng::new(20);
+    let mut cases = 0;
+    let shapes: &[&[usize]] = &[&[1], &[1, 1], &[3, 7], &[2, 5, 33], &[2, 51865], &[17, 65], &[0, 4]];
+    for &shape in shapes {
+        for ties in [false, true] {
+            let d = *shape.last().unwrap();
+            // With ties, values come from 3 levels so most rows have a repeated maximum.
+            let mut x: Vec<f32> = rng.vec(numel(shape), 1.0).iter().map(|&v| if ties { (v * 1.5).round() } else { v }).collect();
+            if ties && x.len() >= 2 * d && d > 0 {
+                x[..d].fill(0.25); // an all-equal row → index 0
+                x[d..2 * d].fill(f32::NEG_INFINITY);
+            }
+            let want: Vec<u32> = x
+                .chunks(d.max(1))
+                .take(if d == 0 { 0 } else { usize::MAX })
+                .map(|r| {
+                    let mut best = 0;
+                    for i in 1..r.len() {
+                        if r[i] > r[best] {
+                            best = i;
+                        }
+                    }
+                    best as u32
+                })
+                .collect();
+            for (label, dev) in devices() {
+                let got = dev.argmax(&up(&dev, &x, shape)).unwrap();
+                assert_eq!(got, want, "argmax [{label}] {shape:?} ties {ties}");
+                cases += 1;
+            }
+        }
+    }
+    for (label, dev) in devices() {
+        expect_err("argmax empty last dim", &label, || dev.argmax(&up(&dev, &[], &[3, 0])));
+    }
+    println!("{:<26} {cases:>4} cases, exact", "argmax");
+}
+
+#[test]
+fn upload_checks_length() {
+    for (label, dev) in devices() {
+        println!("backend under test: {label}");
+        expect_err("upload length mismatch", &label, || dev.upload(&[1.0, 2.0], &[3]));
+        let t = up(&dev, &[1.0, 2.0, 3.0], &[3, 1]);
+        assert_eq!(down(&dev, &t), vec![1.0, 2.0, 3.0]);
+    }
+}
