@@ -12,7 +12,7 @@ pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
     let (batch, c_in, t_in) = x.dims3("conv1d")?;
     let (c_out, cg_in, kernel) = w.dims3("conv1d")?;
     let g = p.groups;
-    if g == 0 || p.stride == 0 || p.dilation == 0 || c_in % g != 0 || c_out % g != 0 || cg_in != c_in / g {
+    if g == 0 || kernel == 0 || p.stride == 0 || p.dilation == 0 || c_in % g != 0 || c_out % g != 0 || cg_in != c_in / g {
         return Err(Error::shape(
             "conv1d",
             format!("input {:?}, weight {:?}, {p:?}", x.shape(), w.shape()),

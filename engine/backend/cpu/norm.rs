@@ -1,5 +1,5 @@
-//! Layer, group/instance and batch normalisation. Statistics are accumulated in f64 for
-//! rows up to a few thousand elements so the CPU stays a trustworthy reference.
+//! Layer, group/instance and batch normalisation. Group/instance statistics (over up to
+//! C·T elements) are accumulated in f64; layer-norm rows are short (d_model) and use f32.
 
 use rayon::prelude::*;
 

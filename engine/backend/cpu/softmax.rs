@@ -18,7 +18,8 @@ multiversion! {
         }
         let mut sum = 0.0f32;
         for (o, &v) in out.iter_mut().zip(x) {
-            let e = math::exp(v - max);
+            // exp clamps far below its range; a masked (−∞) entry must be exactly 0.
+            let e = if v == f32::NEG_INFINITY { 0.0 } else { math::exp(v - max) };
             *o = e;
             sum += e;
         }
