@@ -1,1 +1,28 @@
-fn main() {}
+//! Build script. With the `cuda` feature it embeds every `kernels/*.cu` source into the
+//! library (`OUT_DIR/kernel_sources.rs`: `KERNEL_SOURCES: &[(&str, &str)]`), so a build with no
+//! CUDA toolkit can still compile them at run time with NVRTC. Offline compilation to PTX and
+//! cubins with nvcc, when one is found, comes with the CUDA backend. Never calls nvidia-smi.
+
+use std::path::Path;
+
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=kernels");
+    if std::env::var_os("CARGO_FEATURE_CUDA").is_none() {
+        return;
+    }
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let mut sources: Vec<_> = std::fs::read_dir("kernels")
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "cu")).collect())
+        .unwrap_or_default();
+    sources.sort();
+    let mut code = String::from("/// (file stem, CUDA source) of every kernels/*.cu file.\npub const KERNEL_SOURCES: &[(&str, &str)] = &[\n");
+    for p in &sources {
+        println!("cargo:rerun-if-changed={}", p.display());
+        let stem = p.file_stem().and_then(|s| s.to_str()).expect("kernel file names are UTF-8");
+        let abs = Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")).join(p);
+        code.push_str(&format!("    ({stem:?}, include_str!({:?})),\n", abs.display().to_string()));
+    }
+    code.push_str("];\n");
+    std::fs::write(out.join("kernel_sources.rs"), code).expect("write kernel_sources.rs");
+}

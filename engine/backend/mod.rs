@@ -8,6 +8,13 @@ use crate::error::{Error, Result};
 
 pub mod cpu;
 mod ops;
+
+/// The CUDA sources embedded by build.rs (compiled at run time with NVRTC when no nvcc
+/// output is available). The backend that launches them is the next milestone.
+#[cfg(feature = "cuda")]
+pub mod kernel_sources {
+    include!(concat!(env!("OUT_DIR"), "/kernel_sources.rs"));
+}
 mod tensor;
 
 pub use ops::{Activation, BinaryOp, Conv1dParams, Reduce};
