@@ -279,7 +279,8 @@ fn resampled_sine_keeps_frequency_amplitude_and_phase() {
         assert!((ratio - 1.0).abs() < 0.002, "{freq} Hz from {from}: rms ratio {ratio}");
         // No delay: the cross-correlation of the output with the ideal 16 kHz sine peaks at lag 0,
         // and the sample-level error is tiny.
-        let peak = (-3isize..=3).max_by(|&a, &b| xcorr(&out, &ideal, a, mid.clone()).total_cmp(&xcorr(&out, &ideal, b, mid.clone())));
+        let peak = (-3isize..=3)
+            .max_by(|&a, &b| xcorr(&out, &ideal, a, mid.clone()).total_cmp(&xcorr(&out, &ideal, b, mid.clone())));
         assert_eq!(peak, Some(0), "{freq} Hz from {from}");
         let max_err = mid.map(|i| (out[i] - ideal[i]).abs()).fold(0.0f32, f32::max);
         eprintln!("{freq} Hz from {from} Hz: correlation {c0:.7}, rms ratio {ratio:.5}, max error {max_err:e}");
@@ -352,7 +353,8 @@ fn filterbank_matches_whisperx_mel_filters_npz() {
 /// Compare our log-mel of `audio` with a numpy reference (tests/reference/make_mel_reference.py).
 fn check_against_numpy(file: &str, audio: &[f32]) {
     let dir = root().join("tests/reference/data");
-    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("mel_reference.json")).unwrap()).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("mel_reference.json")).unwrap()).unwrap();
     let m = &meta[file];
     let (n_mels, stride, n_frames, kept) = (
         m["n_mels"].as_u64().unwrap() as usize,
@@ -365,7 +367,8 @@ fn check_against_numpy(file: &str, audio: &[f32]) {
     assert_eq!(want.len(), n_mels * kept);
     let mel = log_mel_spectrogram(audio, n_mels).unwrap();
     assert_eq!((mel.n_mels, mel.n_frames), (n_mels, n_frames));
-    let got: Vec<f32> = (0..n_mels).flat_map(|b| mel.row(b).iter().step_by(stride).copied().collect::<Vec<_>>()).collect();
+    let got: Vec<f32> =
+        (0..n_mels).flat_map(|b| mel.row(b).iter().step_by(stride).copied().collect::<Vec<_>>()).collect();
     let err = max_abs_diff(&got, &want);
     eprintln!("{file}: max abs error vs numpy {err:e} over {n_mels} x {kept} values");
     assert!(err <= 1e-4, "{file}: max abs error {err}");

@@ -114,7 +114,9 @@ fn decode_inner(source: Box<dyn MediaSource>, name: &Path) -> Result<Vec<f32>> {
 
     let Some(resampler) = stream.resampler else {
         return match (bad_packets, expected_frames) {
-            (0, Some(n)) if n > 0 => Err(fail(format!("truncated: header announces {n} frames but none could be read"))),
+            (0, Some(n)) if n > 0 => {
+                Err(fail(format!("truncated: header announces {n} frames but none could be read")))
+            }
             // A well-formed file holding zero frames: empty audio, not an error.
             (0, _) => Ok(Vec::new()),
             (n, _) => Err(fail(format!("no decodable audio ({n} corrupt packets)"))),
@@ -127,7 +129,11 @@ fn decode_inner(source: Box<dyn MediaSource>, name: &Path) -> Result<Vec<f32>> {
     }
     if let Some(n) = expected_frames {
         if stream.frames < n {
-            tracing::warn!("{}: truncated: decoded {} of {n} frames announced by the header", name.display(), stream.frames);
+            tracing::warn!(
+                "{}: truncated: decoded {} of {n} frames announced by the header",
+                name.display(),
+                stream.frames
+            );
         }
     }
     Ok(out)

@@ -135,7 +135,13 @@ impl FrameWorker {
     fn new() -> Self {
         let fft = fft_plan();
         let scratch = vec![Complex::default(); fft.get_inplace_scratch_len()];
-        FrameWorker { fft, buf: vec![Complex::default(); N_FFT], scratch, power: vec![0.0; N_FREQS], mel: vec![0.0; 128] }
+        FrameWorker {
+            fft,
+            buf: vec![Complex::default(); N_FFT],
+            scratch,
+            power: vec![0.0; N_FREQS],
+            mel: vec![0.0; 128],
+        }
     }
 
     /// Power spectrum of frame `t` (centred on sample `t * HOP_LENGTH`) into `self.power`.
@@ -201,13 +207,15 @@ mod tests {
     #[test]
     fn sine_peaks_in_the_right_band() {
         // 1 kHz: the band whose triangle peaks nearest 1 kHz should be the loudest.
-        let x: Vec<f32> = (0..16_000).map(|i| (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 16_000.0).sin() * 0.5).collect();
+        let x: Vec<f32> =
+            (0..16_000).map(|i| (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 16_000.0).sin() * 0.5).collect();
         let mel = log_mel_window(&x, 80).unwrap();
         let t = 50;
         let loudest = (0..80).max_by(|&a, &b| mel.row(a)[t].total_cmp(&mel.row(b)[t])).unwrap();
         let weights = mel_filters(80).unwrap().weights();
         let bin_1k = 1000 * N_FFT / SAMPLE_RATE as usize; // bin 25
-        let best_band = (0..80).max_by(|&a, &b| weights[a * N_FREQS + bin_1k].total_cmp(&weights[b * N_FREQS + bin_1k])).unwrap();
+        let best_band =
+            (0..80).max_by(|&a, &b| weights[a * N_FREQS + bin_1k].total_cmp(&weights[b * N_FREQS + bin_1k])).unwrap();
         assert_eq!(loudest, best_band);
     }
 }
