@@ -213,6 +213,10 @@ fn bad_files_are_errors_naming_the_file() {
     assert_err_names(&tmp_file(&dir, "header.wav", &good[..20]), "truncated header");
     assert_err_names(&tmp_file(&dir, "notes.txt", b"just some text, not audio at all\n"), "text file");
     assert_err_names(&dir.path().join("missing.wav"), "nonexistent file");
+    // A codec this build does not decode (format tag 0x55: MPEG layer 3 inside WAV).
+    let mut mp3_in_wav = wav(Encoding::I16, 16_000, 1, &[vec![1], vec![2]], None);
+    mp3_in_wav[20..22].copy_from_slice(&0x55u16.to_le_bytes());
+    assert_err_names(&tmp_file(&dir, "mp3.wav", &mp3_in_wav), "unsupported codec");
     // A header announcing frames with no data at all.
     let hollow = wav(Encoding::I16, 16_000, 1, &[], Some(1000));
     assert_err_names(&tmp_file(&dir, "hollow.wav", &hollow), "header only");

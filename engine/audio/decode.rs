@@ -69,7 +69,7 @@ fn decode_inner(source: Box<dyn MediaSource>, name: &Path) -> Result<Vec<f32>> {
     let stream = MediaSourceStream::new(source, Default::default());
     let probed = symphonia::default::get_probe()
         .format(&hint, stream, &FormatOptions::default(), &MetadataOptions::default())
-        .map_err(|e| fail(format!("not a recognised audio file (WAV or FLAC): {e}")))?;
+        .map_err(|e| fail(probe_failure(&e)))?;
     let mut format = probed.format;
 
     let track = format
@@ -137,6 +137,19 @@ fn decode_inner(source: Box<dyn MediaSource>, name: &Path) -> Result<Vec<f32>> {
         }
     }
     Ok(out)
+}
+
+/// What went wrong while identifying the container, in words.
+fn probe_failure(e: &SymphoniaError) -> String {
+    match e {
+        // No reader recognised the first bytes at all.
+        SymphoniaError::Unsupported(what) if what.contains("no suitable format reader") => {
+            "not a recognised audio file (WAV or FLAC expected)".into()
+        }
+        SymphoniaError::Unsupported(_) => format!("unsupported audio format or codec: {e}"),
+        SymphoniaError::IoError(_) => format!("file ends inside its header (truncated?): {e}"),
+        _ => format!("malformed header: {e}"),
+    }
 }
 
 /// Down-mixes decoded buffers to mono and feeds the resampler, created at the first buffer's rate.

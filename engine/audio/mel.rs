@@ -149,6 +149,12 @@ impl FrameWorker {
         let window = hann_window();
         let start = (t * HOP_LENGTH) as isize - (N_FFT / 2) as isize;
         let inside = start >= 0 && start as usize + N_FFT <= signal.audio.len().min(signal.len);
+        // Frames wholly in the zero padding (most of a window for a short clip) have zero power.
+        let silent = start >= signal.audio.len() as isize && start + N_FFT as isize <= signal.len as isize;
+        if silent {
+            self.power.fill(0.0);
+            return;
+        }
         if inside {
             let s = start as usize;
             for ((b, &x), &w) in self.buf.iter_mut().zip(&signal.audio[s..s + N_FFT]).zip(window) {
