@@ -180,6 +180,20 @@ fn truncated_data_keeps_what_was_decoded() {
 }
 
 #[test]
+fn truncated_flac_keeps_what_was_decoded() {
+    // Half of jfk.flac (cut mid-frame): the complete frames before the cut decode, the rest is lost.
+    let bytes = std::fs::read(speech("jfk.flac")).unwrap();
+    let half = bytes[..bytes.len() / 2].to_vec();
+    let audio = decode_bytes(half, Path::new("jfk-half.flac")).unwrap();
+    eprintln!("half of jfk.flac: {} samples", audio.len());
+    assert!(audio.len() > 40_000 && audio.len() < 150_000, "{} samples", audio.len());
+    let full = load_audio(&speech("jfk.flac")).unwrap();
+    // Same samples as the whole file, away from the resampler's flush at the cut.
+    let n = audio.len() - 1000;
+    assert!(max_abs_diff(&audio[..n], &full[..n]) < 1e-6);
+}
+
+#[test]
 fn wav_with_no_frames_is_empty_audio() {
     let dir = tempfile::tempdir().unwrap();
     let path = tmp_file(&dir, "empty.wav", &wav(Encoding::I16, 16_000, 1, &[], None));

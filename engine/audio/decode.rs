@@ -205,3 +205,38 @@ impl MonoStream {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Seek, SeekFrom};
+
+    /// A source that panics when read, standing in for a decoder bug on malformed input.
+    struct Exploding;
+
+    impl Read for Exploding {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            panic!("boom")
+        }
+    }
+    impl Seek for Exploding {
+        fn seek(&mut self, _: SeekFrom) -> std::io::Result<u64> {
+            Ok(0)
+        }
+    }
+    impl MediaSource for Exploding {
+        fn is_seekable(&self) -> bool {
+            false
+        }
+        fn byte_len(&self) -> Option<u64> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_panic_while_decoding_is_an_error_naming_the_file() {
+        let err = decode_source(Box::new(Exploding), Path::new("bad.flac")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("bad.flac") && msg.contains("boom"), "{msg}");
+    }
+}
