@@ -69,7 +69,7 @@ fn decode_inner(source: Box<dyn MediaSource>, name: &Path) -> Result<Vec<f32>> {
     let stream = MediaSourceStream::new(source, Default::default());
     let probed = symphonia::default::get_probe()
         .format(&hint, stream, &FormatOptions::default(), &MetadataOptions::default())
-        .map_err(|e| fail(format!("not a recognised audio file (WAV or FLAC): {e}")))?;
+        .map_err(|e| fail(probe_failure(&e)))?;
     let mut format = probed.format;
 
     let track = format
@@ -114,7 +114,9 @@ fn decode_inner(source: Box<dyn MediaSource>, name: &Path) -> Result<Vec<f32>> {
 
     let Some(resampler) = stream.resampler else {
         return match (bad_packets, expected_frames) {
-            (0, Some(n)) if n > 0 => Err(fail(format!("truncated: header announces {n} frames but none could be read"))),
+            (0, Some(n)) if n > 0 => {
+                Err(fail(format!("truncated: header announces {n} frames but none could be read")))
+            }
             // A well-formed file holding zero frames: empty audio, not an error.
             (0, _) => Ok(Vec::new()),
             (n, _) => Err(fail(format!("no decodable audio ({n} corrupt packets)"))),
@@ -127,10 +129,27 @@ fn decode_inner(source: Box<dyn MediaSource>, name: &Path) -> Result<Vec<f32>> {
     }
     if let Some(n) = expected_frames {
         if stream.frames < n {
-            tracing::warn!("{}: truncated: decoded {} of {n} frames announced by the header", name.display(), stream.frames);
+            tracing::warn!(
+                "{}: truncated: decoded {} of {n} frames announced by the header",
+                name.display(),
+                stream.frames
+            );
         }
     }
     Ok(out)
+}
+
+/// What went wrong while identifying the container, in words.
+fn probe_failure(e: &SymphoniaError) -> String {
+    match e {
+        // No reader recognised the first bytes at all.
+        SymphoniaError::Unsupported(what) if what.contains("no suitable format reader") => {
+            "not a recognised audio file (WAV or FLAC expected)".into()
+        }
+        SymphoniaError::Unsupported(_) => format!("unsupported audio format or codec: {e}"),
+        SymphoniaError::IoError(_) => format!("file ends inside its header (truncated?): {e}"),
+        _ => format!("malformed header: {e}"),
+    }
 }
 
 /// Down-mixes decoded buffers to mono and feeds the resampler, created at the first buffer's rate.
@@ -184,5 +203,40 @@ impl MonoStream {
             r.push(&self.mono, out).map_err(|e| e.to_string())?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Seek, SeekFrom};
+
+    /// A source that panics when read, standing in for a decoder bug on malformed input.
+    struct Exploding;
+
+    impl Read for Exploding {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            panic!("boom")
+        }
+    }
+    impl Seek for Exploding {
+        fn seek(&mut self, _: SeekFrom) -> std::io::Result<u64> {
+            Ok(0)
+        }
+    }
+    impl MediaSource for Exploding {
+        fn is_seekable(&self) -> bool {
+            false
+        }
+        fn byte_len(&self) -> Option<u64> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_panic_while_decoding_is_an_error_naming_the_file() {
+        let err = decode_source(Box::new(Exploding), Path::new("bad.flac")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("bad.flac") && msg.contains("boom"), "{msg}");
     }
 }

@@ -135,7 +135,13 @@ impl FrameWorker {
     fn new() -> Self {
         let fft = fft_plan();
         let scratch = vec![Complex::default(); fft.get_inplace_scratch_len()];
-        FrameWorker { fft, buf: vec![Complex::default(); N_FFT], scratch, power: vec![0.0; N_FREQS], mel: vec![0.0; 128] }
+        FrameWorker {
+            fft,
+            buf: vec![Complex::default(); N_FFT],
+            scratch,
+            power: vec![0.0; N_FREQS],
+            mel: vec![0.0; 128],
+        }
     }
 
     /// Power spectrum of frame `t` (centred on sample `t * HOP_LENGTH`) into `self.power`.
@@ -143,6 +149,12 @@ impl FrameWorker {
         let window = hann_window();
         let start = (t * HOP_LENGTH) as isize - (N_FFT / 2) as isize;
         let inside = start >= 0 && start as usize + N_FFT <= signal.audio.len().min(signal.len);
+        // Frames wholly in the zero padding (most of a window for a short clip) have zero power.
+        let silent = start >= signal.audio.len() as isize && start + N_FFT as isize <= signal.len as isize;
+        if silent {
+            self.power.fill(0.0);
+            return;
+        }
         if inside {
             let s = start as usize;
             for ((b, &x), &w) in self.buf.iter_mut().zip(&signal.audio[s..s + N_FFT]).zip(window) {
@@ -201,13 +213,15 @@ mod tests {
     #[test]
     fn sine_peaks_in_the_right_band() {
         // 1 kHz: the band whose triangle peaks nearest 1 kHz should be the loudest.
-        let x: Vec<f32> = (0..16_000).map(|i| (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 16_000.0).sin() * 0.5).collect();
+        let x: Vec<f32> =
+            (0..16_000).map(|i| (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 16_000.0).sin() * 0.5).collect();
         let mel = log_mel_window(&x, 80).unwrap();
         let t = 50;
         let loudest = (0..80).max_by(|&a, &b| mel.row(a)[t].total_cmp(&mel.row(b)[t])).unwrap();
         let weights = mel_filters(80).unwrap().weights();
         let bin_1k = 1000 * N_FFT / SAMPLE_RATE as usize; // bin 25
-        let best_band = (0..80).max_by(|&a, &b| weights[a * N_FREQS + bin_1k].total_cmp(&weights[b * N_FREQS + bin_1k])).unwrap();
+        let best_band =
+            (0..80).max_by(|&a, &b| weights[a * N_FREQS + bin_1k].total_cmp(&weights[b * N_FREQS + bin_1k])).unwrap();
         assert_eq!(loudest, best_band);
     }
 }

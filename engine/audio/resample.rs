@@ -163,7 +163,15 @@ mod tests {
 
     #[test]
     fn output_lengths_round() {
-        for &(n, rate) in &[(0usize, 44_100u32), (1, 44_100), (485_100, 44_100), (168_861, 22_050), (12_345, 8_000), (999, 48_000), (7, 11_025)] {
+        for &(n, rate) in &[
+            (0usize, 44_100u32),
+            (1, 44_100),
+            (485_100, 44_100),
+            (168_861, 22_050),
+            (12_345, 8_000),
+            (999, 48_000),
+            (7, 11_025),
+        ] {
             let x = vec![0.25f32; n];
             let y = resample_to_16k(&x, rate).unwrap();
             assert_eq!(y.len() as u64, output_len(n as u64, rate), "n={n} rate={rate}");
