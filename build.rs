@@ -13,10 +13,14 @@ fn main() {
     }
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let mut sources: Vec<_> = std::fs::read_dir("kernels")
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "cu")).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "cu")).collect()
+        })
         .unwrap_or_default();
     sources.sort();
-    let mut code = String::from("/// (file stem, CUDA source) of every kernels/*.cu file.\npub const KERNEL_SOURCES: &[(&str, &str)] = &[\n");
+    let mut code = String::from(
+        "/// (file stem, CUDA source) of every kernels/*.cu file.\npub const KERNEL_SOURCES: &[(&str, &str)] = &[\n",
+    );
     for p in &sources {
         println!("cargo:rerun-if-changed={}", p.display());
         let stem = p.file_stem().and_then(|s| s.to_str()).expect("kernel file names are UTF-8");

@@ -272,7 +272,9 @@ fn linear() {
         expect_err("linear rank-3 weight", &label, || dev.linear(&x, &up(&dev, &[0.0; 20], &[1, 5, 4]), None));
         expect_err("linear rank-1 weight", &label, || dev.linear(&x, &up(&dev, &[0.0; 4], &[4]), None));
         expect_err("linear bias length", &label, || dev.linear(&x, &w, Some(&up(&dev, &[0.0; 4], &[4]))));
-        expect_err("linear rank-0 input", &label, || dev.linear(&up(&dev, &[1.0], &[]), &up(&dev, &[1.0; 5], &[5, 1]), None));
+        expect_err("linear rank-0 input", &label, || {
+            dev.linear(&up(&dev, &[1.0], &[]), &up(&dev, &[1.0; 5], &[5, 1]), None)
+        });
     }
     st.report();
 }
@@ -282,7 +284,16 @@ fn matmul() {
     let mut st = Stats::new("matmul");
     let mut rng = Rng::new(2);
     // (B, M, K, N)
-    let cases = [(1, 1, 1, 1), (2, 3, 7, 17), (3, 17, 33, 65), (1, 129, 65, 33), (4, 1, 64, 1500), (2, 65, 129, 7), (1, 33, 1, 17), (2, 0, 5, 3)];
+    let cases = [
+        (1, 1, 1, 1),
+        (2, 3, 7, 17),
+        (3, 17, 33, 65),
+        (1, 129, 65, 33),
+        (4, 1, 64, 1500),
+        (2, 65, 129, 7),
+        (1, 33, 1, 17),
+        (2, 0, 5, 3),
+    ];
     for &(b, m, k, n) in &cases {
         let a = rng.vec(b * m * k, 1.0);
         let bm = rng.vec(b * k * n, 1.0 / (k as f32).sqrt());
@@ -307,7 +318,13 @@ fn matmul() {
                         }
                     }
                 }
-                st.check("matmul", &label, &format!("[{b},{m},{k}]x[{k},{n}] transpose_b {tb}"), &down(&dev, &y), &want);
+                st.check(
+                    "matmul",
+                    &label,
+                    &format!("[{b},{m},{k}]x[{k},{n}] transpose_b {tb}"),
+                    &down(&dev, &y),
+                    &want,
+                );
             }
         }
     }
@@ -315,14 +332,28 @@ fn matmul() {
         let a = up(&dev, &[0.0; 24], &[2, 3, 4]);
         expect_err("matmul batch mismatch", &label, || dev.matmul(&a, &up(&dev, &[0.0; 12], &[1, 4, 3]), false));
         expect_err("matmul K mismatch", &label, || dev.matmul(&a, &up(&dev, &[0.0; 30], &[2, 5, 3]), false));
-        expect_err("matmul K mismatch (transpose_b)", &label, || dev.matmul(&a, &up(&dev, &[0.0; 24], &[2, 4, 3]), true));
-        expect_err("matmul rank-2", &label, || dev.matmul(&up(&dev, &[0.0; 12], &[3, 4]), &up(&dev, &[0.0; 8], &[4, 2]), false));
+        expect_err("matmul K mismatch (transpose_b)", &label, || {
+            dev.matmul(&a, &up(&dev, &[0.0; 24], &[2, 4, 3]), true)
+        });
+        expect_err("matmul rank-2", &label, || {
+            dev.matmul(&up(&dev, &[0.0; 12], &[3, 4]), &up(&dev, &[0.0; 8], &[4, 2]), false)
+        });
     }
     st.report();
 }
 
 #[allow(clippy::too_many_arguments)]
-fn ref_conv1d(x: &[f32], b: usize, cin: usize, t: usize, w: &[f32], cout: usize, k: usize, bias: Option<&[f32]>, p: Conv1dParams) -> (usize, Vec<f64>) {
+fn ref_conv1d(
+    x: &[f32],
+    b: usize,
+    cin: usize,
+    t: usize,
+    w: &[f32],
+    cout: usize,
+    k: usize,
+    bias: Option<&[f32]>,
+    p: Conv1dParams,
+) -> (usize, Vec<f64>) {
     let span = p.dilation * (k - 1) + 1;
     let t_out = if t + 2 * p.padding < span { 0 } else { (t + 2 * p.padding - span) / p.stride + 1 };
     let (cgi, cgo) = (cin / p.groups, cout / p.groups);
@@ -408,9 +439,15 @@ fn conv1d() {
         expect_err("conv1d groups 0", &label, || dev.conv1d(&x, &w(4, 6, 3), None, p(1, 0, 1, 0)));
         expect_err("conv1d stride 0", &label, || dev.conv1d(&x, &w(4, 6, 3), None, p(0, 0, 1, 1)));
         expect_err("conv1d dilation 0", &label, || dev.conv1d(&x, &w(4, 6, 3), None, p(1, 0, 0, 1)));
-        expect_err("conv1d bias length", &label, || dev.conv1d(&x, &w(4, 6, 3), Some(&up(&dev, &[0.0; 3], &[3])), p(1, 0, 1, 1)));
-        expect_err("conv1d rank-2 input", &label, || dev.conv1d(&up(&dev, &[0.0; 54], &[6, 9]), &w(4, 6, 3), None, p(1, 0, 1, 1)));
-        expect_err("conv1d rank-2 weight", &label, || dev.conv1d(&x, &up(&dev, &[0.0; 24], &[4, 6]), None, p(1, 0, 1, 1)));
+        expect_err("conv1d bias length", &label, || {
+            dev.conv1d(&x, &w(4, 6, 3), Some(&up(&dev, &[0.0; 3], &[3])), p(1, 0, 1, 1))
+        });
+        expect_err("conv1d rank-2 input", &label, || {
+            dev.conv1d(&up(&dev, &[0.0; 54], &[6, 9]), &w(4, 6, 3), None, p(1, 0, 1, 1))
+        });
+        expect_err("conv1d rank-2 weight", &label, || {
+            dev.conv1d(&x, &up(&dev, &[0.0; 24], &[4, 6]), None, p(1, 0, 1, 1))
+        });
     }
     st.report();
 }
@@ -429,7 +466,8 @@ fn stats64(xs: impl Iterator<Item = f32> + Clone, eps: f32) -> (f64, f64) {
 fn layer_norm() {
     let mut st = Stats::new("layer_norm");
     let mut rng = Rng::new(4);
-    let shapes: &[&[usize]] = &[&[1, 1], &[7], &[3, 7], &[2, 17, 33], &[1500, 64], &[5, 384], &[2, 1, 1500], &[3, 65], &[2, 129], &[0, 8]];
+    let shapes: &[&[usize]] =
+        &[&[1, 1], &[7], &[3, 7], &[2, 17, 33], &[1500, 64], &[5, 384], &[2, 1, 1500], &[3, 65], &[2, 129], &[0, 8]];
     for &shape in shapes {
         let d = *shape.last().unwrap();
         let rows = numel(shape) / d;
@@ -463,7 +501,16 @@ fn layer_norm() {
 
 /// GroupNorm reference on [B, C, T]; `affine` None means γ = 1, β = 0.
 #[allow(clippy::too_many_arguments)]
-fn ref_group_norm(x: &[f32], b: usize, c: usize, t: usize, groups: usize, g: Option<&[f32]>, be: Option<&[f32]>, eps: f32) -> Vec<f64> {
+fn ref_group_norm(
+    x: &[f32],
+    b: usize,
+    c: usize,
+    t: usize,
+    groups: usize,
+    g: Option<&[f32]>,
+    be: Option<&[f32]>,
+    eps: f32,
+) -> Vec<f64> {
     let cg = c / groups;
     let mut out = vec![0.0f64; b * c * t];
     for bi in 0..b {
@@ -474,7 +521,8 @@ fn ref_group_norm(x: &[f32], b: usize, c: usize, t: usize, groups: usize, g: Opt
             for ch in gi * cg..(gi + 1) * cg {
                 for ti in 0..t {
                     let i = (bi * c + ch) * t + ti;
-                    out[i] = (x[i] as f64 - mean) * inv * g.map_or(1.0, |g| g[ch] as f64) + be.map_or(0.0, |b| b[ch] as f64);
+                    out[i] =
+                        (x[i] as f64 - mean) * inv * g.map_or(1.0, |g| g[ch] as f64) + be.map_or(0.0, |b| b[ch] as f64);
                 }
             }
         }
@@ -487,14 +535,26 @@ fn group_norm() {
     let mut st = Stats::new("group_norm");
     let mut rng = Rng::new(5);
     // (B, C, T, groups)
-    let cases = [(1, 1, 1, 1), (1, 1, 7, 1), (2, 6, 17, 3), (1, 8, 33, 1), (2, 16, 65, 16), (1, 64, 129, 64), (3, 12, 5, 4), (1, 33, 1500, 33), (1, 4, 3, 2)];
+    let cases = [
+        (1, 1, 1, 1),
+        (1, 1, 7, 1),
+        (2, 6, 17, 3),
+        (1, 8, 33, 1),
+        (2, 16, 65, 16),
+        (1, 64, 129, 64),
+        (3, 12, 5, 4),
+        (1, 33, 1500, 33),
+        (1, 4, 3, 2),
+    ];
     for &(b, c, t, groups) in &cases {
         let x: Vec<f32> = rng.vec(b * c * t, 1.5).iter().map(|v| v - 0.7).collect();
         let g = rng.vec(c, 1.0);
         let be = rng.vec(c, 1.0);
         let want = ref_group_norm(&x, b, c, t, groups, Some(&g), Some(&be), 1e-5);
         for (label, dev) in devices() {
-            let y = dev.group_norm(&up(&dev, &x, &[b, c, t]), groups, &up(&dev, &g, &[c]), &up(&dev, &be, &[c]), 1e-5).unwrap();
+            let y = dev
+                .group_norm(&up(&dev, &x, &[b, c, t]), groups, &up(&dev, &g, &[c]), &up(&dev, &be, &[c]), 1e-5)
+                .unwrap();
             assert_eq!(y.shape(), &[b, c, t]);
             st.check("group_norm", &label, &format!("[{b},{c},{t}] groups {groups}"), &down(&dev, &y), &want);
         }
@@ -534,9 +594,15 @@ fn instance_norm() {
     }
     for (label, dev) in devices() {
         let x = up(&dev, &[0.0; 30], &[2, 3, 5]);
-        expect_err("instance_norm gamma length", &label, || dev.instance_norm(&x, Some(&up(&dev, &[1.0; 2], &[2])), None, 1e-5));
-        expect_err("instance_norm beta length", &label, || dev.instance_norm(&x, None, Some(&up(&dev, &[1.0; 4], &[4])), 1e-5));
-        expect_err("instance_norm rank-2", &label, || dev.instance_norm(&up(&dev, &[0.0; 6], &[2, 3]), None, None, 1e-5));
+        expect_err("instance_norm gamma length", &label, || {
+            dev.instance_norm(&x, Some(&up(&dev, &[1.0; 2], &[2])), None, 1e-5)
+        });
+        expect_err("instance_norm beta length", &label, || {
+            dev.instance_norm(&x, None, Some(&up(&dev, &[1.0; 4], &[4])), 1e-5)
+        });
+        expect_err("instance_norm rank-2", &label, || {
+            dev.instance_norm(&up(&dev, &[0.0; 6], &[2, 3]), None, None, 1e-5)
+        });
     }
     st.report();
 }
@@ -545,7 +611,8 @@ fn instance_norm() {
 fn batch_norm() {
     let mut st = Stats::new("batch_norm");
     let mut rng = Rng::new(7);
-    let shapes: &[&[usize]] = &[&[1, 1], &[1, 1, 1], &[3, 7], &[2, 17, 33], &[4, 65], &[1, 512, 129], &[2, 3, 1500], &[2, 5, 0]];
+    let shapes: &[&[usize]] =
+        &[&[1, 1], &[1, 1, 1], &[3, 7], &[2, 17, 33], &[4, 65], &[1, 512, 129], &[2, 3, 1500], &[2, 5, 0]];
     for &shape in shapes {
         let (b, c) = (shape[0], shape[1]);
         let t = if shape.len() == 3 { shape[2] } else { 1 };
@@ -560,7 +627,8 @@ fn batch_norm() {
             for ch in 0..c {
                 for ti in 0..t {
                     let i = (bi * c + ch) * t + ti;
-                    want[i] = (x[i] as f64 - mean[ch] as f64) / (var[ch] as f64 + eps as f64).sqrt() * g[ch] as f64 + be[ch] as f64;
+                    want[i] = (x[i] as f64 - mean[ch] as f64) / (var[ch] as f64 + eps as f64).sqrt() * g[ch] as f64
+                        + be[ch] as f64;
                 }
             }
         }
@@ -579,7 +647,9 @@ fn batch_norm() {
         expect_err("batch_norm gamma length", &label, || dev.batch_norm(&x, &p3, &p3, &p2, &p3, 1e-5));
         expect_err("batch_norm beta length", &label, || dev.batch_norm(&x, &p3, &p3, &p3, &p2, 1e-5));
         expect_err("batch_norm rank-1", &label, || dev.batch_norm(&p3, &p3, &p3, &p3, &p3, 1e-5));
-        expect_err("batch_norm rank-4", &label, || dev.batch_norm(&up(&dev, &[0.0; 30], &[1, 2, 3, 5]), &p2, &p2, &p2, &p2, 1e-5));
+        expect_err("batch_norm rank-4", &label, || {
+            dev.batch_norm(&up(&dev, &[0.0; 30], &[1, 2, 3, 5]), &p2, &p2, &p2, &p2, 1e-5)
+        });
     }
     st.report();
 }
@@ -622,7 +692,10 @@ fn activation() {
     };
     let mut rng = Rng::new(8);
     let shapes: &[&[usize]] = &[&[1], &[7], &[17], &[33], &[65], &[3, 129], &[2, 3, 250], &[16385], &[4, 20000], &[0]];
-    let specials = [0.0f32, -0.0, 1.0, -1.0, 1e-4, -1e-4, 3.0, -3.0, 5.5, -5.5, 9.0, -9.0, 20.0, -20.0, 80.0, -80.0, -100.0, 1e-12, 1e-10];
+    let specials = [
+        0.0f32, -0.0, 1.0, -1.0, 1e-4, -1e-4, 3.0, -3.0, 5.5, -5.5, 9.0, -9.0, 20.0, -20.0, 80.0, -80.0, -100.0, 1e-12,
+        1e-10,
+    ];
     for (name, act) in acts {
         let mut st = Stats::new(format!("activation {name}"));
         for &shape in shapes {
@@ -656,7 +729,8 @@ fn ref_binary(a: &[f32], ash: &[usize], b: &[f32], bsh: &[usize], op: BinaryOp) 
     (0..a.len())
         .map(|i| {
             let idx = unravel(i, ash);
-            let bi: usize = idx.iter().zip(&bfull).zip(&bst).map(|((&ix, &d), &s)| if d == 1 { 0 } else { ix * s }).sum();
+            let bi: usize =
+                idx.iter().zip(&bfull).zip(&bst).map(|((&ix, &d), &s)| if d == 1 { 0 } else { ix * s }).sum();
             let (x, y) = (a[i] as f64, b[bi] as f64);
             match op {
                 BinaryOp::Add => x + y,
@@ -760,7 +834,8 @@ fn ref_softmax_row(x: &[f32], log: bool) -> Vec<f64> {
 fn softmax_and_log_softmax() {
     let mut sts = [Stats::new("softmax"), Stats::new("log_softmax")];
     let mut rng = Rng::new(11);
-    let shapes: &[&[usize]] = &[&[1], &[1, 1], &[3, 7], &[2, 17, 33], &[4, 1500], &[2, 65], &[3, 129], &[1, 51865], &[5, 0]];
+    let shapes: &[&[usize]] =
+        &[&[1], &[1, 1], &[3, 7], &[2, 17, 33], &[4, 1500], &[2, 65], &[3, 129], &[1, 51865], &[5, 0]];
     for &shape in shapes {
         for masked in [false, true] {
             let d = *shape.last().unwrap();
@@ -780,7 +855,8 @@ fn softmax_and_log_softmax() {
                 }
             }
             for (si, log) in [false, true].into_iter().enumerate() {
-                let want: Vec<f64> = if d == 0 { vec![] } else { x.chunks(d).flat_map(|r| ref_softmax_row(r, log)).collect() };
+                let want: Vec<f64> =
+                    if d == 0 { vec![] } else { x.chunks(d).flat_map(|r| ref_softmax_row(r, log)).collect() };
                 for (label, dev) in devices() {
                     let xt = up(&dev, &x, shape);
                     let y = if log { dev.log_softmax(&xt) } else { dev.softmax(&xt) }.unwrap();
@@ -807,7 +883,17 @@ fn softmax_and_log_softmax() {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn ref_attention(q: &[f32], k: &[f32], v: &[f32], b: usize, tq: usize, tk: usize, heads: usize, dh: usize, causal: bool) -> Vec<f64> {
+fn ref_attention(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    b: usize,
+    tq: usize,
+    tk: usize,
+    heads: usize,
+    dh: usize,
+    causal: bool,
+) -> Vec<f64> {
     let d = heads * dh;
     let scale = 1.0 / (dh as f64).sqrt();
     let mut out = vec![0.0f64; b * tq * d];
@@ -816,7 +902,14 @@ fn ref_attention(q: &[f32], k: &[f32], v: &[f32], b: usize, tq: usize, tk: usize
             for i in 0..tq {
                 let visible = if causal { i + (tk - tq) + 1 } else { tk };
                 let scores: Vec<f64> = (0..visible)
-                    .map(|j| (0..dh).map(|e| q[(bi * tq + i) * d + h * dh + e] as f64 * k[(bi * tk + j) * d + h * dh + e] as f64).sum::<f64>() * scale)
+                    .map(|j| {
+                        (0..dh)
+                            .map(|e| {
+                                q[(bi * tq + i) * d + h * dh + e] as f64 * k[(bi * tk + j) * d + h * dh + e] as f64
+                            })
+                            .sum::<f64>()
+                            * scale
+                    })
                     .collect();
                 let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 let w: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
@@ -859,7 +952,15 @@ fn attention() {
         let v = rng.vec(b * tk * d, 1.0);
         let want = ref_attention(&q, &k, &v, b, tq, tk, heads, dh, causal);
         for (label, dev) in devices() {
-            let y = dev.attention(&up(&dev, &q, &[b, tq, d]), &up(&dev, &k, &[b, tk, d]), &up(&dev, &v, &[b, tk, d]), heads, causal).unwrap();
+            let y = dev
+                .attention(
+                    &up(&dev, &q, &[b, tq, d]),
+                    &up(&dev, &k, &[b, tk, d]),
+                    &up(&dev, &v, &[b, tk, d]),
+                    heads,
+                    causal,
+                )
+                .unwrap();
             assert_eq!(y.shape(), &[b, tq, d]);
             let shape = format!("B {b} Tq {tq} Tk {tk} heads {heads} Dh {dh} causal {causal}");
             st.check("attention", &label, &shape, &down(&dev, &y), &want);
@@ -868,13 +969,17 @@ fn attention() {
     for (label, dev) in devices() {
         let t = |b: usize, t: usize, d: usize| up(&dev, &vec![0.0; b * t * d], &[b, t, d]);
         let q = t(2, 5, 12);
-        expect_err("attention heads do not divide D", &label, || dev.attention(&q, &t(2, 5, 12), &t(2, 5, 12), 5, false));
+        expect_err("attention heads do not divide D", &label, || {
+            dev.attention(&q, &t(2, 5, 12), &t(2, 5, 12), 5, false)
+        });
         expect_err("attention heads 0", &label, || dev.attention(&q, &t(2, 5, 12), &t(2, 5, 12), 0, false));
         expect_err("attention k/v shape mismatch", &label, || dev.attention(&q, &t(2, 5, 12), &t(2, 6, 12), 3, false));
         expect_err("attention batch mismatch", &label, || dev.attention(&q, &t(1, 5, 12), &t(1, 5, 12), 3, false));
         expect_err("attention D mismatch", &label, || dev.attention(&q, &t(2, 5, 6), &t(2, 5, 6), 3, false));
         expect_err("attention causal Tq > Tk", &label, || dev.attention(&q, &t(2, 4, 12), &t(2, 4, 12), 3, true));
-        expect_err("attention rank-2 q", &label, || dev.attention(&up(&dev, &[0.0; 60], &[5, 12]), &t(2, 5, 12), &t(2, 5, 12), 3, false));
+        expect_err("attention rank-2 q", &label, || {
+            dev.attention(&up(&dev, &[0.0; 60], &[5, 12]), &t(2, 5, 12), &t(2, 5, 12), 3, false)
+        });
     }
     st.report();
 }
@@ -882,7 +987,18 @@ fn attention() {
 // ---- recurrent -------------------------------------------------------------------------------
 
 #[allow(clippy::too_many_arguments)]
-fn ref_lstm(x: &[f32], b: usize, t: usize, inp: usize, hs: usize, w_ih: &[f32], w_hh: &[f32], b_ih: &[f32], b_hh: &[f32], reverse: bool) -> Vec<f64> {
+fn ref_lstm(
+    x: &[f32],
+    b: usize,
+    t: usize,
+    inp: usize,
+    hs: usize,
+    w_ih: &[f32],
+    w_hh: &[f32],
+    b_ih: &[f32],
+    b_hh: &[f32],
+    reverse: bool,
+) -> Vec<f64> {
     let mut out = vec![0.0f64; b * t * hs];
     for bi in 0..b {
         let mut h = vec![0.0f64; hs];
@@ -902,7 +1018,8 @@ fn ref_lstm(x: &[f32], b: usize, t: usize, inp: usize, hs: usize, w_ih: &[f32], 
             };
             let pre: Vec<f64> = (0..4 * hs).map(|r| gate(r, &h)).collect();
             for j in 0..hs {
-                let (i, f, g, o) = (sigmoid64(pre[j]), sigmoid64(pre[hs + j]), pre[2 * hs + j].tanh(), sigmoid64(pre[3 * hs + j]));
+                let (i, f, g, o) =
+                    (sigmoid64(pre[j]), sigmoid64(pre[hs + j]), pre[2 * hs + j].tanh(), sigmoid64(pre[3 * hs + j]));
                 c[j] = f * c[j] + i * g;
                 h[j] = o * c[j].tanh();
                 out[(bi * t + ti) * hs + j] = h[j];
@@ -917,7 +1034,15 @@ fn lstm() {
     let mut st = Stats::new("lstm");
     let mut rng = Rng::new(13);
     // (B, T, In, H)
-    let cases = [(1, 1, 1, 1), (2, 7, 5, 3), (1, 17, 33, 17), (3, 65, 8, 16), (1, 129, 60, 128), (2, 33, 256, 33), (1, 0, 4, 3)];
+    let cases = [
+        (1, 1, 1, 1),
+        (2, 7, 5, 3),
+        (1, 17, 33, 17),
+        (3, 65, 8, 16),
+        (1, 129, 60, 128),
+        (2, 33, 256, 33),
+        (1, 0, 4, 3),
+    ];
     for &(b, t, inp, hs) in &cases {
         let x = rng.vec(b * t * inp, 1.5);
         let s = 1.0 / (hs as f32).sqrt();
@@ -929,10 +1054,23 @@ fn lstm() {
             let want = ref_lstm(&x, b, t, inp, hs, &w_ih, &w_hh, &b_ih, &b_hh, reverse);
             for (label, dev) in devices() {
                 let y = dev
-                    .lstm(&up(&dev, &x, &[b, t, inp]), &up(&dev, &w_ih, &[4 * hs, inp]), &up(&dev, &w_hh, &[4 * hs, hs]), &up(&dev, &b_ih, &[4 * hs]), &up(&dev, &b_hh, &[4 * hs]), reverse)
+                    .lstm(
+                        &up(&dev, &x, &[b, t, inp]),
+                        &up(&dev, &w_ih, &[4 * hs, inp]),
+                        &up(&dev, &w_hh, &[4 * hs, hs]),
+                        &up(&dev, &b_ih, &[4 * hs]),
+                        &up(&dev, &b_hh, &[4 * hs]),
+                        reverse,
+                    )
                     .unwrap();
                 assert_eq!(y.shape(), &[b, t, hs]);
-                st.check("lstm", &label, &format!("B {b} T {t} In {inp} H {hs} reverse {reverse}"), &down(&dev, &y), &want);
+                st.check(
+                    "lstm",
+                    &label,
+                    &format!("B {b} T {t} In {inp} H {hs} reverse {reverse}"),
+                    &down(&dev, &y),
+                    &want,
+                );
             }
         }
     }
@@ -948,7 +1086,9 @@ fn lstm() {
         expect_err("lstm b_hh length", &label, || dev.lstm(&x, &m(16, 5), &m(16, 4), &v(16), &v(4), false));
         expect_err("lstm rank-2 input", &label, || dev.lstm(&m(3, 5), &m(16, 5), &m(16, 4), &v(16), &v(16), false));
         expect_err("lstm rank-1 w_ih", &label, || dev.lstm(&x, &v(16), &m(16, 4), &v(16), &v(16), false));
-        expect_err("lstm rank-0 w_ih", &label, || dev.lstm(&x, &up(&dev, &[0.0], &[]), &m(16, 4), &v(16), &v(16), false));
+        expect_err("lstm rank-0 w_ih", &label, || {
+            dev.lstm(&x, &up(&dev, &[0.0], &[]), &m(16, 4), &v(16), &v(16), false)
+        });
     }
     st.report();
 }
@@ -1003,7 +1143,18 @@ fn permutations(n: usize) -> Vec<Vec<usize>> {
 fn permute() {
     let mut st = Stats::new("permute");
     let mut rng = Rng::new(15);
-    let shapes: &[&[usize]] = &[&[], &[7], &[3, 7], &[1, 17], &[2, 17, 5], &[1, 33, 1], &[2, 3, 4, 5], &[3, 1, 7, 2], &[2, 65, 6, 9], &[2, 0, 3]];
+    let shapes: &[&[usize]] = &[
+        &[],
+        &[7],
+        &[3, 7],
+        &[1, 17],
+        &[2, 17, 5],
+        &[1, 33, 1],
+        &[2, 3, 4, 5],
+        &[3, 1, 7, 2],
+        &[2, 65, 6, 9],
+        &[2, 0, 3],
+    ];
     for &shape in shapes {
         let x = rng.vec(numel(shape), 1.0);
         let in_st = strides(shape);
@@ -1059,7 +1210,13 @@ fn slice() {
                 for (label, dev) in devices() {
                     let y = dev.slice(&up(&dev, &x, shape), dim, start, len).unwrap();
                     assert_eq!(y.shape(), &out_shape[..]);
-                    st.exact("slice", &label, &format!("{shape:?} dim {dim} [{start}, +{len})"), &down(&dev, &y), &want);
+                    st.exact(
+                        "slice",
+                        &label,
+                        &format!("{shape:?} dim {dim} [{start}, +{len})"),
+                        &down(&dev, &y),
+                        &want,
+                    );
                 }
             }
         }
@@ -1131,7 +1288,8 @@ fn concat() {
 fn reduce() {
     let ops = [Reduce::Sum, Reduce::Mean, Reduce::Max, Reduce::Std];
     let mut rng = Rng::new(18);
-    let shapes: &[&[usize]] = &[&[1], &[7], &[3, 7], &[2, 5, 33], &[4, 1500], &[1, 16385], &[3, 65], &[2, 129], &[0, 5], &[2, 3, 4, 17]];
+    let shapes: &[&[usize]] =
+        &[&[1], &[7], &[3, 7], &[2, 5, 33], &[4, 1500], &[1, 16385], &[3, 65], &[2, 129], &[0, 5], &[2, 3, 4, 17]];
     for op in ops {
         let mut st = Stats::new(format!("reduce {op:?}"));
         for &shape in shapes {
@@ -1171,14 +1329,24 @@ fn max_pool1d() {
     let mut st = Stats::new("max_pool1d");
     let mut rng = Rng::new(19);
     // (B, C, T, kernel, stride)
-    let cases = [(1, 1, 1, 1, 1), (2, 3, 17, 3, 3), (1, 4, 33, 2, 1), (2, 2, 65, 5, 2), (1, 3, 1500, 3, 3), (2, 5, 2, 3, 1), (1, 2, 129, 4, 7), (1, 1, 9, 9, 1)];
+    let cases = [
+        (1, 1, 1, 1, 1),
+        (2, 3, 17, 3, 3),
+        (1, 4, 33, 2, 1),
+        (2, 2, 65, 5, 2),
+        (1, 3, 1500, 3, 3),
+        (2, 5, 2, 3, 1),
+        (1, 2, 129, 4, 7),
+        (1, 1, 9, 9, 1),
+    ];
     for &(b, c, t, k, s) in &cases {
         let x = rng.vec(b * c * t, 1.0);
         let t_out = if t < k { 0 } else { (t - k) / s + 1 };
         let mut want = vec![0.0f32; b * c * t_out];
         for row in 0..b * c {
             for o in 0..t_out {
-                want[row * t_out + o] = x[row * t + o * s..row * t + o * s + k].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                want[row * t_out + o] =
+                    x[row * t + o * s..row * t + o * s + k].iter().copied().fold(f32::NEG_INFINITY, f32::max);
             }
         }
         for (label, dev) in devices() {
@@ -1205,7 +1373,8 @@ fn argmax() {
         for ties in [false, true] {
             let d = *shape.last().unwrap();
             // With ties, values come from 3 levels so most rows have a repeated maximum.
-            let mut x: Vec<f32> = rng.vec(numel(shape), 1.0).iter().map(|&v| if ties { (v * 1.5).round() } else { v }).collect();
+            let mut x: Vec<f32> =
+                rng.vec(numel(shape), 1.0).iter().map(|&v| if ties { (v * 1.5).round() } else { v }).collect();
             if ties && x.len() >= 2 * d && d > 0 {
                 x[..d].fill(0.25); // an all-equal row → index 0
                 x[d..2 * d].fill(f32::NEG_INFINITY);

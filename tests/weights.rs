@@ -50,11 +50,7 @@ fn push_str(out: &mut Vec<u8>, s: &str) {
 
 impl Ct2Writer {
     fn whisper() -> Self {
-        Ct2Writer {
-            version: 6,
-            spec: "WhisperSpec".into(),
-            ..Default::default()
-        }
+        Ct2Writer { version: 6, spec: "WhisperSpec".into(), ..Default::default() }
     }
 
     fn f32(&mut self, name: &str, shape: &[u32], values: &[f32]) -> &mut Self {
@@ -63,12 +59,7 @@ impl Ct2Writer {
     }
 
     fn raw(&mut self, name: &str, shape: &[u32], dtype: u8, bytes: Vec<u8>) -> &mut Self {
-        self.vars.push(Var {
-            name: name.into(),
-            shape: shape.to_vec(),
-            dtype,
-            bytes,
-        });
+        self.vars.push(Var { name: name.into(), shape: shape.to_vec(), dtype, bytes });
         self
     }
 
@@ -114,9 +105,7 @@ impl Ct2Writer {
 
 /// Deterministic, distinct values so that any mix-up of rows or tensors shows.
 fn pattern(n: usize, seed: usize) -> Vec<f32> {
-    (0..n)
-        .map(|i| ((i * 7 + seed * 13) % 97) as f32 * 0.25 - 12.0)
-        .collect()
+    (0..n).map(|i| ((i * 7 + seed * 13) % 97) as f32 * 0.25 - 12.0).collect()
 }
 
 /// Synthetic Whisper dims: small but with every axis distinct.
@@ -218,10 +207,7 @@ fn assert_tensor_err<T>(result: Result<T, Error>, path: &Path, name: &str, needl
 // The real faster-whisper checkpoints.
 
 fn real_model(name: &str) -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("models")
-        .join(name)
-        .join("model.bin");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(name).join("model.bin");
     if path.is_file() {
         Some(path)
     } else {
@@ -251,19 +237,12 @@ fn tiny_en_dims_match_the_published_model() {
             decoder_ffn_dim: 1536,
         }
     );
-    assert!(
-        store.unmapped().is_empty(),
-        "unmapped CT2 tensors: {:?}",
-        store.unmapped()
-    );
+    assert!(store.unmapped().is_empty(), "unmapped CT2 tensors: {:?}", store.unmapped());
     // 2 convs x2, 2 embed_positions, embed_tokens, 2 final norms x2, proj_out,
     // encoder layer: 4 attn weights + 3 attn biases (no k) + norms 4 + fc 4 = 15,
     // decoder layer: 15 + cross-attn (4 weights + 3 biases + 2 norm) = 24.
     assert_eq!(store.names().len(), 4 + 2 + 1 + 4 + 1 + 4 * 15 + 4 * 24);
-    assert_eq!(
-        store.view("model.encoder.conv1.weight").unwrap().shape,
-        vec![384, 80, 3]
-    );
+    assert_eq!(store.view("model.encoder.conv1.weight").unwrap().shape, vec![384, 80, 3]);
     assert_eq!(store.view("model.encoder.conv1.weight").unwrap().dtype, DType::F16);
 }
 
@@ -275,46 +254,26 @@ fn tiny_en_split_projections_are_the_row_ranges_of_the_fused_tensors() {
     let row_bytes = d * 2; // f16
     for stack in ["encoder", "decoder"] {
         for layer in 0..4 {
-            let fused = store
-                .ct2_view(&format!("{stack}/layer_{layer}/self_attention/linear_0/weight"))
-                .unwrap();
+            let fused = store.ct2_view(&format!("{stack}/layer_{layer}/self_attention/linear_0/weight")).unwrap();
             assert_eq!(fused.shape, vec![3 * d, d]);
             for (i, part) in ["q_proj", "k_proj", "v_proj"].iter().enumerate() {
                 let hf = format!("model.{stack}.layers.{layer}.self_attn.{part}.weight");
                 let view = store.view(&hf).unwrap();
                 assert_eq!(view.shape, vec![d, d], "{hf}");
-                assert_eq!(
-                    view.bytes,
-                    &fused.bytes[i * d * row_bytes..(i + 1) * d * row_bytes],
-                    "{hf}"
-                );
+                assert_eq!(view.bytes, &fused.bytes[i * d * row_bytes..(i + 1) * d * row_bytes], "{hf}");
             }
-            let fused_bias = store
-                .ct2_view(&format!("{stack}/layer_{layer}/self_attention/linear_0/bias"))
-                .unwrap();
-            let q_bias = store
-                .view(&format!("model.{stack}.layers.{layer}.self_attn.q_proj.bias"))
-                .unwrap();
-            let v_bias = store
-                .view(&format!("model.{stack}.layers.{layer}.self_attn.v_proj.bias"))
-                .unwrap();
+            let fused_bias = store.ct2_view(&format!("{stack}/layer_{layer}/self_attention/linear_0/bias")).unwrap();
+            let q_bias = store.view(&format!("model.{stack}.layers.{layer}.self_attn.q_proj.bias")).unwrap();
+            let v_bias = store.view(&format!("model.{stack}.layers.{layer}.self_attn.v_proj.bias")).unwrap();
             assert_eq!(q_bias.bytes, &fused_bias.bytes[..d * 2]);
             assert_eq!(v_bias.bytes, &fused_bias.bytes[2 * d * 2..]);
-            assert!(store
-                .view(&format!("model.{stack}.layers.{layer}.self_attn.k_proj.bias"))
-                .is_none());
+            assert!(store.view(&format!("model.{stack}.layers.{layer}.self_attn.k_proj.bias")).is_none());
         }
     }
     for layer in 0..4 {
-        let fused = store
-            .ct2_view(&format!("decoder/layer_{layer}/attention/linear_1/weight"))
-            .unwrap();
-        let k = store
-            .view(&format!("model.decoder.layers.{layer}.encoder_attn.k_proj.weight"))
-            .unwrap();
-        let v = store
-            .view(&format!("model.decoder.layers.{layer}.encoder_attn.v_proj.weight"))
-            .unwrap();
+        let fused = store.ct2_view(&format!("decoder/layer_{layer}/attention/linear_1/weight")).unwrap();
+        let k = store.view(&format!("model.decoder.layers.{layer}.encoder_attn.k_proj.weight")).unwrap();
+        let v = store.view(&format!("model.decoder.layers.{layer}.encoder_attn.v_proj.weight")).unwrap();
         assert_eq!(k.bytes, &fused.bytes[..d * row_bytes]);
         assert_eq!(v.bytes, &fused.bytes[d * row_bytes..]);
         assert_ne!(k.bytes, v.bytes);
@@ -335,10 +294,7 @@ fn base_dims_match_the_published_multilingual_model() {
     let dims = Ct2Store::open(&path).unwrap().whisper_dims().unwrap();
     assert_eq!((dims.d_model, dims.encoder_layers, dims.decoder_layers), (512, 6, 6));
     assert_eq!((dims.encoder_attention_heads, dims.decoder_attention_heads), (8, 8));
-    assert_eq!(
-        (dims.vocab_size, dims.num_mel_bins, dims.encoder_ffn_dim),
-        (51865, 80, 2048)
-    );
+    assert_eq!((dims.vocab_size, dims.num_mel_bins, dims.encoder_ffn_dim), (51865, 80, 2048));
 }
 
 fn read_json(path: &Path) -> serde_json::Value {
@@ -442,18 +398,8 @@ fn synthetic_checkpoint_maps_dims_and_round_trips() {
     let (out, ct2) = assert_round_trip(dir.path());
     let dims = ct2.whisper_dims().unwrap();
     assert_eq!((dims.d_model, dims.num_mel_bins, dims.vocab_size), (4, 3, 7));
-    assert_eq!(
-        (dims.encoder_layers, dims.decoder_layers, dims.encoder_attention_heads),
-        (1, 1, 2)
-    );
-    assert_eq!(
-        (
-            dims.max_source_positions,
-            dims.max_target_positions,
-            dims.decoder_ffn_dim
-        ),
-        (5, 6, 8)
-    );
+    assert_eq!((dims.encoder_layers, dims.decoder_layers, dims.encoder_attention_heads), (1, 1, 2));
+    assert_eq!((dims.max_source_positions, dims.max_target_positions, dims.decoder_ffn_dim), (5, 6, 8));
     assert!(ct2.unmapped().is_empty(), "unmapped CT2 tensors: {:?}", ct2.unmapped());
     // Per stack: 4 + 3 attention, 2 + 2 norms, 4 fc (+ 9 cross-attention in the decoder);
     // top level: 4 conv, 2 positions, embed_tokens, 4 final-norm, proj_out.
@@ -463,9 +409,7 @@ fn synthetic_checkpoint_maps_dims_and_round_trips() {
     assert_ne!(norm.bytes, ct2.view("model.encoder.layer_norm.weight").unwrap().bytes);
     let q = ct2.f32("model.decoder.layers.0.self_attn.q_proj.bias", &[4]).unwrap();
     assert_eq!(q, pattern(12, 99)[..4]);
-    let v = ct2
-        .f32("model.decoder.layers.0.encoder_attn.v_proj.bias", &[4])
-        .unwrap();
+    let v = ct2.f32("model.decoder.layers.0.encoder_attn.v_proj.bias", &[4]).unwrap();
     assert_eq!(v, pattern(8, 77)[4..]);
     let config = read_json(&out.path().join("config.json"));
     assert_eq!(config["decoder_start_token_id"], 5);
@@ -496,19 +440,10 @@ fn int8_weights_are_dequantized_per_row() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_file(dir.path(), "model.bin", &w.bytes().0);
     let store = Ct2Store::open(&path).unwrap();
-    let got = store
-        .f32("model.decoder.layers.0.fc2.weight", &[D as usize, FFN as usize])
-        .unwrap();
-    let expected: Vec<f32> = q
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| v as f32 / scales[i / FFN as usize])
-        .collect();
+    let got = store.f32("model.decoder.layers.0.fc2.weight", &[D as usize, FFN as usize]).unwrap();
+    let expected: Vec<f32> = q.iter().enumerate().map(|(i, &v)| v as f32 / scales[i / FFN as usize]).collect();
     assert_eq!(got, expected);
-    assert_eq!(
-        store.view("model.decoder.layers.0.fc2.weight").unwrap().dtype,
-        DType::F32
-    );
+    assert_eq!(store.view("model.decoder.layers.0.fc2.weight").unwrap().dtype, DType::F32);
 
     // Without its scale an int8 weight cannot be read.
     w.vars.retain(|v| !v.name.ends_with("_scale"));
@@ -524,10 +459,7 @@ fn truncated_model_bin_is_a_format_error_at_every_cut() {
         (2, "the binary version"),
         (marks.spec_name + 4, "the model spec name"),
         (marks.first_var_name + 3, "the name of variable 0"),
-        (
-            marks.first_payload - 2,
-            "the byte count of variable `decoder/activation`",
-        ),
+        (marks.first_payload - 2, "the byte count of variable `decoder/activation`"),
         (marks.alias_count - 3, "the payload of variable"),
         (marks.alias_count + 1, "the alias count"),
         (marks.first_alias_name + 5, "the name of alias 0"),
@@ -536,11 +468,7 @@ fn truncated_model_bin_is_a_format_error_at_every_cut() {
     for (cut, needle) in cuts {
         let path = write_file(dir.path(), &format!("cut{cut}.bin"), &bytes[..cut]);
         assert_format_err(Ct2Store::open(&path), &path, needle);
-        assert!(Ct2Store::open(&path)
-            .err()
-            .unwrap()
-            .to_string()
-            .contains(&*path.to_string_lossy()));
+        assert!(Ct2Store::open(&path).err().unwrap().to_string().contains(&*path.to_string_lossy()));
     }
     // Trailing garbage is as suspicious as a short file.
     let mut long = bytes.clone();
@@ -586,19 +514,10 @@ fn bad_variable_records_name_the_variable() {
     let mut w = synthetic_whisper();
     w.aliases[0].1 = "decoder/nowhere".into();
     let path = write_file(dir.path(), "alias.bin", &w.bytes().0);
-    assert_tensor_err(
-        Ct2Store::open(&path),
-        &path,
-        "decoder/projection/weight",
-        "decoder/nowhere",
-    );
+    assert_tensor_err(Ct2Store::open(&path), &path, "decoder/projection/weight", "decoder/nowhere");
 
     let mut w = synthetic_whisper();
-    let fused = w
-        .vars
-        .iter_mut()
-        .find(|v| v.name == "encoder/layer_0/self_attention/linear_0/weight")
-        .unwrap();
+    let fused = w.vars.iter_mut().find(|v| v.name == "encoder/layer_0/self_attention/linear_0/weight").unwrap();
     fused.shape = vec![3 * D + 1, D];
     fused.bytes.extend(std::iter::repeat_n(0, 4 * D as usize));
     let path = write_file(dir.path(), "fused.bin", &w.bytes().0);
@@ -616,18 +535,8 @@ fn weight_store_reports_wrong_shapes_and_missing_tensors() {
     let path = write_file(dir.path(), "model.bin", &synthetic_whisper().bytes().0);
     let store = Ct2Store::open(&path).unwrap();
     let name = "model.encoder.conv1.weight";
-    assert_tensor_err(
-        store.f32(name, &[4, 3]),
-        &path,
-        name,
-        "has shape [4, 3, 3], expected [4, 3]",
-    );
-    assert_tensor_err(
-        store.f32("model.encoder.conv9.weight", &[1]),
-        &path,
-        "model.encoder.conv9.weight",
-        "missing",
-    );
+    assert_tensor_err(store.f32(name, &[4, 3]), &path, name, "has shape [4, 3, 3], expected [4, 3]");
+    assert_tensor_err(store.f32("model.encoder.conv9.weight", &[1]), &path, "model.encoder.conv9.weight", "missing");
     assert!(store.f32_opt("model.encoder.conv9.weight", &[1]).unwrap().is_none());
 
     let out = tempfile::tempdir().unwrap();
@@ -721,11 +630,7 @@ fn conversion_errors_name_the_file_and_field() {
 #[test]
 fn quantized_embedding_is_shared_with_its_alias_and_int16_uses_one_scale() {
     let mut w = synthetic_whisper();
-    let embed = w
-        .vars
-        .iter_mut()
-        .find(|v| v.name == "decoder/embeddings/weight")
-        .unwrap();
+    let embed = w.vars.iter_mut().find(|v| v.name == "decoder/embeddings/weight").unwrap();
     embed.dtype = CT2_I8;
     embed.bytes = (0..VOCAB * D).map(|i| (i as i8).wrapping_mul(3) as u8).collect();
     let row_scales: Vec<f32> = (0..VOCAB).map(|r| 1.0 + r as f32).collect();
@@ -741,18 +646,11 @@ fn quantized_embedding_is_shared_with_its_alias_and_int16_uses_one_scale() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_file(dir.path(), "model.bin", &w.bytes().0);
     let store = Ct2Store::open(&path).unwrap();
-    let tokens = store
-        .f32("model.decoder.embed_tokens.weight", &[VOCAB as usize, D as usize])
-        .unwrap();
+    let tokens = store.f32("model.decoder.embed_tokens.weight", &[VOCAB as usize, D as usize]).unwrap();
     assert_eq!(tokens[D as usize], 12.0 / 2.0); // row 1, element 0: q = 4 * 3, scale 2
-    let (e, p) = (
-        store.view("model.decoder.embed_tokens.weight").unwrap(),
-        store.view(HF_PROJ_OUT).unwrap(),
-    );
+    let (e, p) = (store.view("model.decoder.embed_tokens.weight").unwrap(), store.view(HF_PROJ_OUT).unwrap());
     assert_eq!(e.bytes.as_ptr(), p.bytes.as_ptr());
-    let fc1 = store
-        .f32("model.encoder.layers.0.fc1.weight", &[FFN as usize, D as usize])
-        .unwrap();
+    let fc1 = store.f32("model.encoder.layers.0.fc1.weight", &[FFN as usize, D as usize]).unwrap();
     assert_eq!(fc1, q.iter().map(|&v| v as f32 / 50.0).collect::<Vec<_>>());
     assert!(store.names().iter().all(|n| !n.ends_with("_scale")));
 }

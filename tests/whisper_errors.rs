@@ -54,7 +54,10 @@ fn hugging_face_layout_errors_name_file_and_field() {
         c.insert("encoder_ffn_dim".into(), 1000.into());
     });
     let e = load_err(&hf);
-    assert!(e.contains("model.safetensors") && e.contains("model.encoder.layers.0.fc1.weight") && e.contains("shape"), "{e}");
+    assert!(
+        e.contains("model.safetensors") && e.contains("model.encoder.layers.0.fc1.weight") && e.contains("shape"),
+        "{e}"
+    );
 
     std::fs::write(hf.join("config.json"), "{ not json").unwrap();
     let e = load_err(&hf);

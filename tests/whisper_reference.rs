@@ -81,7 +81,13 @@ fn check_model(model_name: &str, reference: &str) {
 
         let want: Vec<u32> = rec["tokens"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as u32).collect();
         let got = model.greedy(&features, Some("en"), Task::Transcribe).unwrap();
-        assert_eq!(got, want, "{model_name} {file}: greedy tokens differ ({:?} vs {:?})", model.tokenizer.decode(&got).unwrap(), rec["text"]);
+        assert_eq!(
+            got,
+            want,
+            "{model_name} {file}: greedy tokens differ ({:?} vs {:?})",
+            model.tokenizer.decode(&got).unwrap(),
+            rec["text"]
+        );
 
         if rec["resampled"].as_bool().unwrap() {
             continue; // the reference resampled with another filter: only tokens are comparable
@@ -103,7 +109,13 @@ fn check_model(model_name: &str, reference: &str) {
         let (ref_enc, _) = floats(&store, &format!("{stem}/encoder"));
         let enc = dev.download(&features).unwrap();
         let d = model.config.d_model;
-        let c = closeness_with(ENCODER_ATOL, rows.iter().enumerate().flat_map(|(j, &r)| (0..d).map(move |k| (j, r, k))).map(|(j, r, k)| (enc[r * d + k], ref_enc[j * d + k])));
+        let c = closeness_with(
+            ENCODER_ATOL,
+            rows.iter()
+                .enumerate()
+                .flat_map(|(j, &r)| (0..d).map(move |k| (j, r, k)))
+                .map(|(j, r, k)| (enc[r * d + k], ref_enc[j * d + k])),
+        );
         assert!(c.0 <= 1.0, "{model_name} {file}: encoder max abs error {} ({}x the tolerance)", c.1, c.0);
         worst_enc = (worst_enc.0.max(c.0), worst_enc.1.max(c.1));
 
@@ -114,7 +126,13 @@ fn check_model(model_name: &str, reference: &str) {
         let v = model.config.vocab_size;
         let positions = ints(&store, &format!("{stem}/logits_positions"));
         let (ref_logits, _) = floats(&store, &format!("{stem}/logits"));
-        let c = closeness(positions.iter().enumerate().flat_map(|(pi, &p)| vocab_ids.iter().enumerate().map(move |(vi, &t)| (pi, p, vi, t))).map(|(pi, p, vi, t)| (logits[p * v + t], ref_logits[pi * vocab_ids.len() + vi])));
+        let c = closeness(
+            positions
+                .iter()
+                .enumerate()
+                .flat_map(|(pi, &p)| vocab_ids.iter().enumerate().map(move |(vi, &t)| (pi, p, vi, t)))
+                .map(|(pi, p, vi, t)| (logits[p * v + t], ref_logits[pi * vocab_ids.len() + vi])),
+        );
         assert!(c.0 <= 1.0, "{model_name} {file}: logits max abs error {} ({}x the tolerance)", c.1, c.0);
         worst_logit = (worst_logit.0.max(c.0), worst_logit.1.max(c.1));
         if let Some(full) = store.view(&format!("{stem}/logits_last_full")) {

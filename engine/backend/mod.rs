@@ -52,7 +52,15 @@ pub trait Backend: Send + Sync {
     /// `nn.InstanceNorm1d` on `x[B, C, T]` (statistics per sample and channel), optional affine.
     fn instance_norm(&self, x: &Tensor, gamma: Option<&Tensor>, beta: Option<&Tensor>, eps: f32) -> Result<Tensor>;
     /// `nn.BatchNorm1d` in inference mode on `x[B, C, T]` (or `[B, C]`) with running statistics.
-    fn batch_norm(&self, x: &Tensor, mean: &Tensor, var: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor>;
+    fn batch_norm(
+        &self,
+        x: &Tensor,
+        mean: &Tensor,
+        var: &Tensor,
+        gamma: &Tensor,
+        beta: &Tensor,
+        eps: f32,
+    ) -> Result<Tensor>;
 
     // ---- elementwise ----------------------------------------------------------------------
     fn activation(&self, x: &Tensor, act: Activation) -> Result<Tensor>;
@@ -72,7 +80,15 @@ pub trait Backend: Send + Sync {
     // ---- recurrent ------------------------------------------------------------------------
     /// One direction of `nn.LSTM` over a whole sequence `x[B, T, In]` → `[B, T, H]`
     /// (gate order i, f, g, o as PyTorch; `reverse` runs from the last step).
-    fn lstm(&self, x: &Tensor, w_ih: &Tensor, w_hh: &Tensor, b_ih: &Tensor, b_hh: &Tensor, reverse: bool) -> Result<Tensor>;
+    fn lstm(
+        &self,
+        x: &Tensor,
+        w_ih: &Tensor,
+        w_hh: &Tensor,
+        b_ih: &Tensor,
+        b_hh: &Tensor,
+        reverse: bool,
+    ) -> Result<Tensor>;
 
     // ---- indexing, layout, reductions -----------------------------------------------------
     /// Rows of `table[V, D]` → `[ids.len(), D]`.
@@ -146,9 +162,9 @@ impl Device {
                 tracing::info!("CUDA backend not available in this build; using the CPU");
                 Ok(Device::cpu())
             }
-            DeviceRequest::Cuda => Err(Error::Other(
-                "device `cuda` requested, but this build of scribe has no CUDA backend".into(),
-            )),
+            DeviceRequest::Cuda => {
+                Err(Error::Other("device `cuda` requested, but this build of scribe has no CUDA backend".into()))
+            }
         }
     }
 

@@ -11,7 +11,9 @@ pub enum Activation {
     Tanh,
     Exp,
     /// Natural log of `max(x, floor)`.
-    Log { floor: f32 },
+    Log {
+        floor: f32,
+    },
     Sqrt,
     Abs,
 }

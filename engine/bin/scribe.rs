@@ -71,7 +71,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Transcribe(args) => transcribe(args),
-        Command::ConvertCt2 { in_dir, out_dir } => scribe::weights::convert::ct2_to_hf(&in_dir, &out_dir).map_err(Into::into),
+        Command::ConvertCt2 { in_dir, out_dir } => {
+            scribe::weights::convert::ct2_to_hf(&in_dir, &out_dir).map_err(Into::into)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -30,11 +30,7 @@ pub fn ct2_to_hf(in_dir: &Path, out_dir: &Path) -> Result<()> {
 
     // A tensor without an HF name would silently vanish from the converted model.
     if let Some(name) = store.unmapped().first() {
-        return Err(Error::tensor(
-            store.path(),
-            name,
-            "has no Hugging Face name; refusing to drop it",
-        ));
+        return Err(Error::tensor(store.path(), name, "has no Hugging Face name; refusing to drop it"));
     }
     let dims = store.whisper_dims()?;
     let embed = "model.decoder.embed_tokens.weight";
@@ -63,7 +59,5 @@ pub fn ct2_to_hf(in_dir: &Path, out_dir: &Path) -> Result<()> {
     write_json_atomically(&out_dir.join("generation_config.json"), &generation)?;
     let tokenizer = std::fs::read(&tokenizer_path).map_err(|e| Error::io(&tokenizer_path, e))?;
     let out_tokenizer = out_dir.join("tokenizer.json");
-    write_atomically(&out_tokenizer, |w| {
-        w.write_all(&tokenizer).map_err(|e| Error::io(&out_tokenizer, e))
-    })
+    write_atomically(&out_tokenizer, |w| w.write_all(&tokenizer).map_err(|e| Error::io(&out_tokenizer, e)))
 }

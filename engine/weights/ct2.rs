@@ -81,10 +81,7 @@ impl Ct2Store {
         if parsed.spec_name != WHISPER_SPEC {
             return Err(Error::format(
                 path,
-                format!(
-                    "model spec is `{}`; only `{WHISPER_SPEC}` checkpoints are supported",
-                    parsed.spec_name
-                ),
+                format!("model spec is `{}`; only `{WHISPER_SPEC}` checkpoints are supported", parsed.spec_name),
             ));
         }
         let mut store = Ct2Store {
@@ -121,9 +118,7 @@ impl Ct2Store {
                 let view = self.slot_view(&slot);
                 // Float scalars (none in Whisper specs so far) are not attributes we can use.
                 if !matches!(var.dtype, DType::F32 | DType::F16 | DType::BF16) {
-                    let value = view
-                        .to_i64_scalar()
-                        .map_err(|what| Error::tensor(&self.path, &var.name, what))?;
+                    let value = view.to_i64_scalar().map_err(|what| Error::tensor(&self.path, &var.name, what))?;
                     self.attributes.insert(var.name.clone(), value);
                 }
                 continue;
@@ -140,11 +135,7 @@ impl Ct2Store {
     fn register_aliases(&mut self, aliases: &[(String, String)]) -> Result<()> {
         for (alias, target) in aliases {
             let slot = self.ct2.get(target).cloned().ok_or_else(|| {
-                Error::tensor(
-                    &self.path,
-                    alias,
-                    format!("is an alias of `{target}`, which is not in the file"),
-                )
+                Error::tensor(&self.path, alias, format!("is an alias of `{target}`, which is not in the file"))
             })?;
             self.ct2.insert(alias.clone(), slot);
             let target_scale = format!("{target}{}", dequant::SCALE_SUFFIX);
@@ -220,10 +211,8 @@ impl Ct2Store {
                     }
                     Target::ZeroBias { hf, chunk } => {
                         let part = self.chunk(ct2_name, slot, chunk)?;
-                        let values = self
-                            .slot_view(&part)
-                            .to_f32()
-                            .map_err(|w| Error::tensor(&self.path, ct2_name, w))?;
+                        let values =
+                            self.slot_view(&part).to_f32().map_err(|w| Error::tensor(&self.path, ct2_name, w))?;
                         if let Some(v) = values.iter().find(|&&v| v != 0.0) {
                             return Err(Error::tensor(
                                 &self.path,
@@ -244,32 +233,20 @@ impl Ct2Store {
             return Ok(slot.clone());
         }
         let Some(&rows) = slot.shape.first() else {
-            return Err(Error::tensor(
-                &self.path,
-                ct2_name,
-                "is a scalar, but a fused projection was expected",
-            ));
+            return Err(Error::tensor(&self.path, ct2_name, "is a scalar, but a fused projection was expected"));
         };
         if rows % chunk.count != 0 {
             return Err(Error::tensor(
                 &self.path,
                 ct2_name,
-                format!(
-                    "has {rows} rows, which do not split into {} fused projections",
-                    chunk.count
-                ),
+                format!("has {rows} rows, which do not split into {} fused projections", chunk.count),
             ));
         }
         let part_rows = rows / chunk.count;
         let part_len = slot.len / chunk.count;
         let mut shape = slot.shape.clone();
         shape[0] = part_rows;
-        Ok(Slot {
-            shape,
-            start: slot.start + chunk.index * part_len,
-            len: part_len,
-            ..slot.clone()
-        })
+        Ok(Slot { shape, start: slot.start + chunk.index * part_len, len: part_len, ..slot.clone() })
     }
 
     fn slot_view(&self, slot: &Slot) -> TensorView<'_> {
@@ -277,11 +254,7 @@ impl Ct2Store {
             Buffer::Mapped => &self.mmap,
             Buffer::Owned(i) => &self.owned[i],
         };
-        TensorView {
-            dtype: slot.dtype,
-            shape: slot.shape.clone(),
-            bytes: &buffer[slot.start..slot.start + slot.len],
-        }
+        TensorView { dtype: slot.dtype, shape: slot.shape.clone(), bytes: &buffer[slot.start..slot.start + slot.len] }
     }
 
     /// An integer attribute (a rank-0 CT2 variable) by its CT2 name, e.g. `encoder/num_heads`.

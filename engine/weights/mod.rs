@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-pub mod ct2;
 pub mod convert;
+pub mod ct2;
 pub mod safetensors_store;
 
 /// Element type of a stored tensor.
@@ -65,14 +65,8 @@ impl TensorView<'_> {
         let b = self.bytes;
         Ok(match self.dtype {
             DType::F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-            DType::F16 => b
-                .chunks_exact(2)
-                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-            DType::BF16 => b
-                .chunks_exact(2)
-                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
+            DType::F16 => b.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+            DType::BF16 => b.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
             other => return Err(format!("dtype {other:?} is not a floating-point weight")),
         })
     }
@@ -106,15 +100,9 @@ pub trait WeightStore: Send + Sync {
 
     /// The tensor `name` as f32, checking its shape. Errors name the file and the tensor.
     fn f32(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        let v = self
-            .view(name)
-            .ok_or_else(|| Error::tensor(self.path(), name, "missing from the checkpoint"))?;
+        let v = self.view(name).ok_or_else(|| Error::tensor(self.path(), name, "missing from the checkpoint"))?;
         if v.shape != shape {
-            return Err(Error::tensor(
-                self.path(),
-                name,
-                format!("has shape {:?}, expected {:?}", v.shape, shape),
-            ));
+            return Err(Error::tensor(self.path(), name, format!("has shape {:?}, expected {:?}", v.shape, shape)));
         }
         v.to_f32().map_err(|what| Error::tensor(self.path(), name, what))
     }
@@ -147,8 +135,5 @@ pub fn detect(dir: &Path) -> Result<CheckpointKind> {
     if bin.is_file() {
         return Ok(CheckpointKind::CTranslate2(bin));
     }
-    Err(Error::format(
-        dir,
-        "no model.safetensors (Hugging Face) or model.bin (CTranslate2) in this directory",
-    ))
+    Err(Error::format(dir, "no model.safetensors (Hugging Face) or model.bin (CTranslate2) in this directory"))
 }

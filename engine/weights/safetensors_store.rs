@@ -90,12 +90,7 @@ impl SafetensorsStore {
         // SAFETY: read-only map; we rely on the file not being rewritten while it is open.
         let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
         let (tensors, metadata) = parse_header(path, &mmap)?;
-        Ok(SafetensorsStore {
-            path: path.to_path_buf(),
-            mmap,
-            tensors,
-            metadata,
-        })
+        Ok(SafetensorsStore { path: path.to_path_buf(), mmap, tensors, metadata })
     }
 
     /// The `__metadata__` map (e.g. `{"format": "pt"}`), empty when absent.
@@ -117,10 +112,7 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Parsed> {
         .ok_or_else(|| {
             Error::format(
                 path,
-                format!(
-                    "header length {header_len} runs past the end of the {}-byte file",
-                    bytes.len()
-                ),
+                format!("header length {header_len} runs past the end of the {}-byte file", bytes.len()),
             )
         })?;
     let header: BTreeMap<String, serde_json::Value> = serde_json::from_slice(&bytes[HEADER_LEN_BYTES..data_start])
@@ -152,22 +144,10 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Parsed> {
             return Err(Error::tensor(
                 path,
                 &name,
-                format!(
-                    "holds {} bytes, but shape {:?} of {dtype:?} needs {needed:?}",
-                    end - begin,
-                    raw.shape
-                ),
+                format!("holds {} bytes, but shape {:?} of {dtype:?} needs {needed:?}", end - begin, raw.shape),
             ));
         }
-        tensors.insert(
-            name,
-            Entry {
-                dtype,
-                shape: raw.shape,
-                start: data_start + begin,
-                end: data_start + end,
-            },
-        );
+        tensors.insert(name, Entry { dtype, shape: raw.shape, start: data_start + begin, end: data_start + end });
     }
     Ok((tensors, metadata))
 }

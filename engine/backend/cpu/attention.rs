@@ -37,7 +37,18 @@ pub fn attention(level: SimdLevel, q: &Tensor, k: &Tensor, v: &Tensor, heads: us
             let vh = &vd[bi * tk * d + h * dh..];
             let mut scores = vec![0.0f32; tq * tk];
             // scores[i, j] = q_i · k_j
-            sgemm(level, tq, tk, dh, MatRef { data: qh, rs: d, cs: 1 }, MatRef { data: kh, rs: 1, cs: d }, &mut scores, tk, false, false);
+            sgemm(
+                level,
+                tq,
+                tk,
+                dh,
+                MatRef { data: qh, rs: d, cs: 1 },
+                MatRef { data: kh, rs: 1, cs: d },
+                &mut scores,
+                tk,
+                false,
+                false,
+            );
             // Only used when causal, where tq ≤ tk was checked; non-causal allows tq > tk.
             let offset = tk.saturating_sub(tq);
             let mut row = vec![0.0f32; tk];
@@ -51,7 +62,18 @@ pub fn attention(level: SimdLevel, q: &Tensor, k: &Tensor, v: &Tensor, heads: us
                 s.copy_from_slice(&row);
             }
             let mut o = vec![0.0f32; tq * dh];
-            sgemm(level, tq, dh, tk, MatRef::row_major(&scores, tk), MatRef { data: vh, rs: d, cs: 1 }, &mut o, dh, false, false);
+            sgemm(
+                level,
+                tq,
+                dh,
+                tk,
+                MatRef::row_major(&scores, tk),
+                MatRef { data: vh, rs: d, cs: 1 },
+                &mut o,
+                dh,
+                false,
+                false,
+            );
             o
         })
         .collect();

@@ -12,11 +12,9 @@ pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
     let (batch, c_in, t_in) = x.dims3("conv1d")?;
     let (c_out, cg_in, kernel) = w.dims3("conv1d")?;
     let g = p.groups;
-    if g == 0 || kernel == 0 || p.stride == 0 || p.dilation == 0 || c_in % g != 0 || c_out % g != 0 || cg_in != c_in / g {
-        return Err(Error::shape(
-            "conv1d",
-            format!("input {:?}, weight {:?}, {p:?}", x.shape(), w.shape()),
-        ));
+    if g == 0 || kernel == 0 || p.stride == 0 || p.dilation == 0 || c_in % g != 0 || c_out % g != 0 || cg_in != c_in / g
+    {
+        return Err(Error::shape("conv1d", format!("input {:?}, weight {:?}, {p:?}", x.shape(), w.shape())));
     }
     let t_out = p.out_len(t_in, kernel);
     let cg_out = c_out / g;
@@ -31,7 +29,7 @@ pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
         return Ok(tensor(vec![batch, c_out, t_out], out));
     }
     let rows = cg_in * kernel; // im2col rows per group
-    // One task per (batch, group): build its im2col block, then one GEMM.
+                               // One task per (batch, group): build its im2col block, then one GEMM.
     let tasks = batch * g;
     let run = |task: usize, o: &mut [f32]| {
         let (bi, gi) = (task / g, task % g);
@@ -53,7 +51,18 @@ pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
                 row.fill(bd[gi * cg_out + co]);
             }
         }
-        sgemm(level, cg_out, t_out, rows, MatRef::row_major(wg, rows), MatRef::row_major(&col, t_out), o, t_out, bias.is_some(), tasks == 1);
+        sgemm(
+            level,
+            cg_out,
+            t_out,
+            rows,
+            MatRef::row_major(wg, rows),
+            MatRef::row_major(&col, t_out),
+            o,
+            t_out,
+            bias.is_some(),
+            tasks == 1,
+        );
     };
     if tasks > 1 {
         out.par_chunks_mut(cg_out * t_out).enumerate().for_each(|(task, o)| run(task, o));

@@ -30,9 +30,7 @@ multiversion! {
 pub fn activation(level: SimdLevel, x: &Tensor, act: Activation) -> Result<Tensor> {
     let xd = data(x)?;
     let mut out = vec![0.0f32; xd.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(xd.par_chunks(CHUNK))
-        .for_each(|(o, c)| apply(level, act, c, o));
+    out.par_chunks_mut(CHUNK).zip(xd.par_chunks(CHUNK)).for_each(|(o, c)| apply(level, act, c, o));
     Ok(tensor(x.shape().to_vec(), out))
 }
 

@@ -186,7 +186,18 @@ mod tests {
             for &level in &levels {
                 for accumulate in [false, true] {
                     let mut c = vec![1.0f32; m * n];
-                    sgemm(level, m, n, k, MatRef::row_major(&a, k), MatRef::transposed(&bt, k), &mut c, n, accumulate, true);
+                    sgemm(
+                        level,
+                        m,
+                        n,
+                        k,
+                        MatRef::row_major(&a, k),
+                        MatRef::transposed(&bt, k),
+                        &mut c,
+                        n,
+                        accumulate,
+                        true,
+                    );
                     for (i, (&g, &w)) in c.iter().zip(&want).enumerate() {
                         let w = if accumulate { w + 1.0 } else { w };
                         assert!((g - w).abs() <= 1e-4 + 1e-4 * w.abs(), "{level:?} {m}x{n}x{k} [{i}]: {g} vs {w}");

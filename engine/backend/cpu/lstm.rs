@@ -8,14 +8,25 @@ use super::{data, linear, tensor};
 use crate::backend::Tensor;
 use crate::error::{Error, Result};
 
-pub fn lstm(level: SimdLevel, x: &Tensor, w_ih: &Tensor, w_hh: &Tensor, b_ih: &Tensor, b_hh: &Tensor, reverse: bool) -> Result<Tensor> {
+pub fn lstm(
+    level: SimdLevel,
+    x: &Tensor,
+    w_ih: &Tensor,
+    w_hh: &Tensor,
+    b_ih: &Tensor,
+    b_hh: &Tensor,
+    reverse: bool,
+) -> Result<Tensor> {
     let (b, t, _) = x.dims3("lstm")?;
     let (g4, hsz) = match w_hh.shape() {
         [g4, h] if *g4 == 4 * *h => (*g4, *h),
         s => return Err(Error::shape("lstm", format!("w_hh must be [4H, H], got {s:?}"))),
     };
     if w_ih.shape().first() != Some(&g4) || b_ih.numel() != g4 || b_hh.numel() != g4 {
-        return Err(Error::shape("lstm", format!("w_ih {:?}, b_ih {:?}, b_hh {:?} for H = {hsz}", w_ih.shape(), b_ih.shape(), b_hh.shape())));
+        return Err(Error::shape(
+            "lstm",
+            format!("w_ih {:?}, b_ih {:?}, b_hh {:?} for H = {hsz}", w_ih.shape(), b_ih.shape(), b_hh.shape()),
+        ));
     }
     // Input projection for every step: [B, T, 4H] = x·W_ihᵀ + b_ih (+ b_hh folded in).
     let bias: Vec<f32> = data(b_ih)?.iter().zip(data(b_hh)?).map(|(a, c)| a + c).collect();

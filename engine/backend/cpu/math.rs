@@ -83,7 +83,14 @@ mod tests {
     fn erf_and_gelu_match_f64_reference() {
         // erf reference from the f64 series of libm-free form: use the identity with std's f64 functions
         // via numerical integration would be slow; compare against known values instead.
-        let known = [(0.0, 0.0), (0.5, 0.520_499_877_8), (1.0, 0.842_700_792_9), (2.0, 0.995_322_265_0), (-1.5, -0.966_105_146_5), (4.0, 0.999_999_984_6)];
+        let known = [
+            (0.0, 0.0),
+            (0.5, 0.520_499_877_8),
+            (1.0, 0.842_700_792_9),
+            (2.0, 0.995_322_265_0),
+            (-1.5, -0.966_105_146_5),
+            (4.0, 0.999_999_984_6),
+        ];
         for (x, want) in known {
             let got = erf(x as f32) as f64;
             assert!((got - want).abs() < 3e-7, "erf({x}) = {got}, want {want}");

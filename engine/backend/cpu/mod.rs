@@ -119,7 +119,15 @@ impl Backend for CpuBackend {
         norm::group_norm(x, c, gamma, beta, eps)
     }
 
-    fn batch_norm(&self, x: &Tensor, mean: &Tensor, var: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor> {
+    fn batch_norm(
+        &self,
+        x: &Tensor,
+        mean: &Tensor,
+        var: &Tensor,
+        gamma: &Tensor,
+        beta: &Tensor,
+        eps: f32,
+    ) -> Result<Tensor> {
         norm::batch_norm(x, mean, var, gamma, beta, eps)
     }
 
@@ -147,7 +155,15 @@ impl Backend for CpuBackend {
         attention::attention(self.simd, q, k, v, heads, causal)
     }
 
-    fn lstm(&self, x: &Tensor, w_ih: &Tensor, w_hh: &Tensor, b_ih: &Tensor, b_hh: &Tensor, reverse: bool) -> Result<Tensor> {
+    fn lstm(
+        &self,
+        x: &Tensor,
+        w_ih: &Tensor,
+        w_hh: &Tensor,
+        b_ih: &Tensor,
+        b_hh: &Tensor,
+        reverse: bool,
+    ) -> Result<Tensor> {
         lstm::lstm(self.simd, x, w_ih, w_hh, b_ih, b_hh, reverse)
     }
 

@@ -25,7 +25,10 @@ pub fn layer_norm(level: SimdLevel, x: &Tensor, gamma: &Tensor, beta: &Tensor, e
     let (rows, d) = x.rows_cols();
     let (g, b) = (data(gamma)?, data(beta)?);
     if g.len() != d || b.len() != d {
-        return Err(Error::shape("layer_norm", format!("x {:?}, gamma {:?}, beta {:?}", x.shape(), gamma.shape(), beta.shape())));
+        return Err(Error::shape(
+            "layer_norm",
+            format!("x {:?}, gamma {:?}, beta {:?}", x.shape(), gamma.shape(), beta.shape()),
+        ));
     }
     let xd = data(x)?;
     let mut out = vec![0.0f32; rows * d];
@@ -39,7 +42,13 @@ pub fn layer_norm(level: SimdLevel, x: &Tensor, gamma: &Tensor, beta: &Tensor, e
 }
 
 /// `nn.GroupNorm` on `[B, C, T]`; with `groups == C` it is `nn.InstanceNorm1d`.
-pub fn group_norm(x: &Tensor, groups: usize, gamma: Option<&Tensor>, beta: Option<&Tensor>, eps: f32) -> Result<Tensor> {
+pub fn group_norm(
+    x: &Tensor,
+    groups: usize,
+    gamma: Option<&Tensor>,
+    beta: Option<&Tensor>,
+    eps: f32,
+) -> Result<Tensor> {
     let (b, c, t) = x.dims3("group_norm")?;
     if groups == 0 || c % groups != 0 {
         return Err(Error::shape("group_norm", format!("{c} channels in {groups} groups")));

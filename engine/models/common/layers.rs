@@ -16,7 +16,14 @@ pub struct Linear {
 
 impl Linear {
     /// `{prefix}.weight` [out, in] and, when `bias`, `{prefix}.bias` [out].
-    pub fn load(dev: &Device, store: &dyn WeightStore, prefix: &str, d_in: usize, d_out: usize, bias: bool) -> Result<Self> {
+    pub fn load(
+        dev: &Device,
+        store: &dyn WeightStore,
+        prefix: &str,
+        d_in: usize,
+        d_out: usize,
+        bias: bool,
+    ) -> Result<Self> {
         Ok(Linear {
             weight: load(dev, store, &format!("{prefix}.weight"), &[d_out, d_in])?,
             bias: if bias { Some(load(dev, store, &format!("{prefix}.bias"), &[d_out])?) } else { None },
@@ -67,10 +74,7 @@ impl Conv1d {
     ) -> Result<Self> {
         Ok(Conv1d {
             weight: load(dev, store, &format!("{prefix}.weight"), &[c_out, c_in / params.groups.max(1), kernel])?,
-            bias: store
-                .f32_opt(&format!("{prefix}.bias"), &[c_out])?
-                .map(|b| dev.upload(&b, &[c_out]))
-                .transpose()?,
+            bias: store.f32_opt(&format!("{prefix}.bias"), &[c_out])?.map(|b| dev.upload(&b, &[c_out])).transpose()?,
             params,
         })
     }

@@ -61,7 +61,9 @@ fn ids_field(path: &Path, v: &Value, field: &str) -> Result<Option<Vec<u32>>> {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(a)) => a
             .iter()
-            .map(|x| x.as_u64().map(|n| n as u32).ok_or_else(|| Error::config(path, field, format!("non-integer entry {x}"))))
+            .map(|x| {
+                x.as_u64().map(|n| n as u32).ok_or_else(|| Error::config(path, field, format!("non-integer entry {x}")))
+            })
             .collect::<Result<Vec<_>>>()
             .map(Some),
         Some(x) => Err(Error::config(path, field, format!("must be a list of token ids, found {x}"))),
@@ -73,9 +75,11 @@ fn heads_field(path: &Path, v: &Value, field: &str) -> Result<Option<Vec<(usize,
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(a)) => a
             .iter()
-            .map(|p| match p.as_array().map(|p| (p.first().and_then(Value::as_u64), p.get(1).and_then(Value::as_u64))) {
-                Some((Some(l), Some(h))) => Ok((l as usize, h as usize)),
-                _ => Err(Error::config(path, field, format!("entry {p} is not a [layer, head] pair"))),
+            .map(|p| {
+                match p.as_array().map(|p| (p.first().and_then(Value::as_u64), p.get(1).and_then(Value::as_u64))) {
+                    Some((Some(l), Some(h))) => Ok((l as usize, h as usize)),
+                    _ => Err(Error::config(path, field, format!("entry {p} is not a [layer, head] pair"))),
+                }
             })
             .collect::<Result<Vec<_>>>()
             .map(Some),
@@ -120,7 +124,8 @@ impl WhisperConfig {
         let emb = shape("model.decoder.embed_tokens.weight", 2)?;
         let enc_fc1 = shape("model.encoder.layers.0.fc1.weight", 2)?;
         let dec_fc1 = shape("model.decoder.layers.0.fc1.weight", 2)?;
-        let count = |prefix: &str| (0..).take_while(|i| store.view(&format!("{prefix}.{i}.fc1.weight")).is_some()).count();
+        let count =
+            |prefix: &str| (0..).take_while(|i| store.view(&format!("{prefix}.{i}.fc1.weight")).is_some()).count();
         let d_model = conv1[0];
         let (eh, dh) = heads.unwrap_or((d_model / HEAD_DIM, d_model / HEAD_DIM));
         if eh == 0 || d_model % eh != 0 || dh == 0 || d_model % dh != 0 {

@@ -86,13 +86,25 @@ impl Decoder {
 
     /// Feed `tokens` (`batch` rows of equal length) and return logits `[B, n, V]` for every
     /// new position, or `[B, 1, V]` for the last one only when `last_only`.
-    pub fn forward(&self, dev: &Device, tokens: &[Vec<u32>], state: &mut DecoderState, last_only: bool) -> Result<Tensor> {
+    pub fn forward(
+        &self,
+        dev: &Device,
+        tokens: &[Vec<u32>],
+        state: &mut DecoderState,
+        last_only: bool,
+    ) -> Result<Tensor> {
         let n = tokens.first().map_or(0, Vec::len);
         if tokens.len() != state.batch || n == 0 || tokens.iter().any(|t| t.len() != n) {
-            return Err(Error::shape("decoder", format!("{} rows of tokens for a batch of {}", tokens.len(), state.batch)));
+            return Err(Error::shape(
+                "decoder",
+                format!("{} rows of tokens for a batch of {}", tokens.len(), state.batch),
+            ));
         }
         if state.offset + n > self.n_ctx {
-            return Err(Error::shape("decoder", format!("{} positions exceed the context of {}", state.offset + n, self.n_ctx)));
+            return Err(Error::shape(
+                "decoder",
+                format!("{} positions exceed the context of {}", state.offset + n, self.n_ctx),
+            ));
         }
         let d = self.embed_tokens.dim(1);
         let ids: Vec<u32> = tokens.iter().flatten().copied().collect();

@@ -34,7 +34,8 @@ pub fn open_checkpoint(dir: &Path) -> Result<(Box<dyn WeightStore>, WhisperConfi
         CheckpointKind::HuggingFace(path) => {
             let store = weights::safetensors_store::SafetensorsStore::open(&path)?;
             let config = WhisperConfig::from_hf_json(&dir.join("config.json"))?;
-            let generation = GenerationData::from_hf_json(Some(&dir.join("generation_config.json")), &dir.join("config.json"))?;
+            let generation =
+                GenerationData::from_hf_json(Some(&dir.join("generation_config.json")), &dir.join("config.json"))?;
             Ok((Box::new(store), config, generation))
         }
         CheckpointKind::CTranslate2(path) => {
@@ -54,7 +55,11 @@ pub fn open_checkpoint(dir: &Path) -> Result<(Box<dyn WeightStore>, WhisperConfi
                 max_target_positions: d.max_target_positions,
             };
             let ct2_config = dir.join("config.json");
-            let generation = if ct2_config.is_file() { GenerationData::from_ct2_json(&ct2_config)? } else { GenerationData::default() };
+            let generation = if ct2_config.is_file() {
+                GenerationData::from_ct2_json(&ct2_config)?
+            } else {
+                GenerationData::default()
+            };
             Ok((Box::new(store), config, generation))
         }
     }
@@ -71,7 +76,15 @@ impl Whisper {
         let tokenizer = WhisperTokenizer::from_file(&tokenizer_path, config.vocab_size)?;
         let encoder = encoder::Encoder::load(&device, store.as_ref(), &config)?;
         let decoder = decoder::Decoder::load(&device, store.as_ref(), &config)?;
-        Ok(Whisper { weights_path: store.path().to_path_buf(), config, generation, tokenizer, encoder, decoder, device })
+        Ok(Whisper {
+            weights_path: store.path().to_path_buf(),
+            config,
+            generation,
+            tokenizer,
+            encoder,
+            decoder,
+            device,
+        })
     }
 
     /// Encode a batch of log-mel windows, `mel` row-major `[B, n_mels, 3000]`.

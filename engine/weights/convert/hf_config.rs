@@ -144,11 +144,7 @@ pub fn config_json(path: &Path, facts: &ModelFacts, ct2: &Ct2Config, tokens: &Sp
     }
     // English-only checkpoints force <|notimestamps|> at position 1 (as openai/whisper-tiny.en's
     // config does); the multilingual default forces a language, which we leave to the caller.
-    let forced_decoder_ids = if is_multilingual(d) {
-        Value::Null
-    } else {
-        json!([[1, tokens.no_timestamps]])
-    };
+    let forced_decoder_ids = if is_multilingual(d) { Value::Null } else { json!([[1, tokens.no_timestamps]]) };
     Ok(json!({
         "activation_dropout": 0.0,
         "activation_function": "gelu",
@@ -209,9 +205,7 @@ pub fn generation_config_json(
         "return_timestamps": false,
         "suppress_tokens": ct2.suppress_ids,
     });
-    let obj = g
-        .as_object_mut()
-        .ok_or_else(|| Error::Other("generation config is not an object".into()))?;
+    let obj = g.as_object_mut().ok_or_else(|| Error::Other("generation config is not an object".into()))?;
     if let Some(heads) = &ct2.alignment_heads {
         obj.insert("alignment_heads".into(), json!(heads));
     }
@@ -238,16 +232,9 @@ fn lang_to_id(path: &Path, ct2: &Ct2Config, tokens: &SpecialTokens) -> Result<BT
     ct2.lang_ids
         .iter()
         .map(|&id| {
-            let text = tokens
-                .by_id
-                .get(&id)
-                .filter(|t| t.starts_with("<|") && t.ends_with("|>"));
+            let text = tokens.by_id.get(&id).filter(|t| t.starts_with("<|") && t.ends_with("|>"));
             text.map(|t| (t.clone(), id)).ok_or_else(|| {
-                Error::config(
-                    path,
-                    "lang_ids",
-                    format!("id {id} is not a `<|xx|>` token in tokenizer.json"),
-                )
+                Error::config(path, "lang_ids", format!("id {id} is not a `<|xx|>` token in tokenizer.json"))
             })
         })
         .collect()

@@ -18,29 +18,19 @@ pub const SCALE_SUFFIX: &str = "_scale";
 /// `q / scale` as little-endian f32 bytes. `scale` has one entry per row of `q`, or one in all.
 pub fn dequantize(path: &Path, name: &str, q: &TensorView<'_>, scale: &TensorView<'_>) -> Result<Vec<u8>> {
     let bad = |what: String| Error::tensor(path, name, what);
-    let scales = scale
-        .to_f32()
-        .map_err(|what| Error::tensor(path, format!("{name}{SCALE_SUFFIX}"), what))?;
+    let scales = scale.to_f32().map_err(|what| Error::tensor(path, format!("{name}{SCALE_SUFFIX}"), what))?;
     let rows = q.shape.first().copied().unwrap_or(1);
     let per_row = match scales.len() {
         1 => false,
         n if n == rows => true,
-        n => {
-            return Err(bad(format!(
-                "has {rows} rows but its quantization scale has {n} entries"
-            )))
-        }
+        n => return Err(bad(format!("has {rows} rows but its quantization scale has {n} entries"))),
     };
     if scales.iter().any(|&s| s == 0.0 || !s.is_finite()) {
         return Err(bad("its quantization scale holds a zero or non-finite value".into()));
     }
     let values: Vec<f32> = match q.dtype {
         DType::I8 => q.bytes.iter().map(|&b| b as i8 as f32).collect(),
-        DType::I16 => q
-            .bytes
-            .chunks_exact(2)
-            .map(|c| i16::from_le_bytes([c[0], c[1]]) as f32)
-            .collect(),
+        DType::I16 => q.bytes.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]]) as f32).collect(),
         other => return Err(bad(format!("{other:?} is not a quantized CTranslate2 dtype"))),
     };
     // Elements per row; at least 1 so that an empty tensor never divides by zero.

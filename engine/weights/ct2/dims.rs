@@ -32,11 +32,7 @@ impl WhisperDims {
         let dim = |name: &str, axis: usize| -> Result<usize> {
             let s = shape(name)?;
             s.get(axis).copied().ok_or_else(|| {
-                Error::tensor(
-                    store.path(),
-                    name,
-                    format!("has shape {s:?}, expected at least {} axes", axis + 1),
-                )
+                Error::tensor(store.path(), name, format!("has shape {s:?}, expected at least {} axes", axis + 1))
             })
         };
 
@@ -45,10 +41,7 @@ impl WhisperDims {
         let vocab_size = dim(embed, 0)?;
         let encoder_layers = layer_count(store, "model.encoder.layers.")?;
         let decoder_layers = layer_count(store, "model.decoder.layers.")?;
-        for (heads, field) in [
-            (encoder_heads, "encoder_attention_heads"),
-            (decoder_heads, "decoder_attention_heads"),
-        ] {
+        for (heads, field) in [(encoder_heads, "encoder_attention_heads"), (decoder_heads, "decoder_attention_heads")] {
             if heads == 0 || d_model % heads != 0 {
                 return Err(Error::config(
                     store.path(),
@@ -75,22 +68,15 @@ impl WhisperDims {
 
 /// Number of layers under `prefix` (`model.encoder.layers.`), checking the indices run 0..n.
 fn layer_count(store: &dyn WeightStore, prefix: &str) -> Result<usize> {
-    let mut indices: Vec<usize> = store
-        .names()
-        .iter()
-        .filter_map(|n| n.strip_prefix(prefix)?.split('.').next()?.parse().ok())
-        .collect();
+    let mut indices: Vec<usize> =
+        store.names().iter().filter_map(|n| n.strip_prefix(prefix)?.split('.').next()?.parse().ok()).collect();
     indices.sort_unstable();
     indices.dedup();
     if indices.is_empty() {
         return Err(Error::tensor(store.path(), format!("{prefix}0"), "no layers found"));
     }
     if let Some((expected, _)) = indices.iter().enumerate().find(|(i, &got)| *i != got) {
-        return Err(Error::tensor(
-            store.path(),
-            format!("{prefix}{expected}"),
-            "missing: layer indices have a gap",
-        ));
+        return Err(Error::tensor(store.path(), format!("{prefix}{expected}"), "missing: layer indices have a gap"));
     }
     Ok(indices.len())
 }

@@ -181,20 +181,10 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Ct2File> {
     if c.pos != bytes.len() {
         return Err(Error::format(
             path,
-            format!(
-                "{} unexpected bytes after the aliases at offset {}",
-                bytes.len() - c.pos,
-                c.pos
-            ),
+            format!("{} unexpected bytes after the aliases at offset {}", bytes.len() - c.pos, c.pos),
         ));
     }
-    Ok(Ct2File {
-        binary_version,
-        spec_name,
-        spec_revision,
-        variables,
-        aliases,
-    })
+    Ok(Ct2File { binary_version, spec_name, spec_revision, variables, aliases })
 }
 
 fn parse_variable(c: &mut Cursor<'_>, index: usize) -> Result<RawVariable> {
@@ -213,21 +203,12 @@ fn parse_variable(c: &mut Cursor<'_>, index: usize) -> Result<RawVariable> {
         return Err(Error::tensor(
             c.path,
             &name,
-            format!(
-                "holds {len} bytes, but shape {shape:?} of {dtype:?} needs {}",
-                shape_bytes(&shape, dtype)
-            ),
+            format!("holds {len} bytes, but shape {shape:?} of {dtype:?} needs {}", shape_bytes(&shape, dtype)),
         ));
     }
     let offset = c.pos;
     c.take(len, &|| format!("the payload of variable `{name}`"))?;
-    Ok(RawVariable {
-        name,
-        dtype,
-        shape,
-        offset,
-        len,
-    })
+    Ok(RawVariable { name, dtype, shape, offset, len })
 }
 
 fn shape_bytes(shape: &[usize], dtype: DType) -> String {

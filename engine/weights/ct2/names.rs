@@ -57,12 +57,7 @@ pub fn hf_targets(ct2: &str) -> Option<Vec<Target>> {
         "decoder" => "model.decoder",
         _ => return None,
     };
-    let whole = |hf: String| {
-        Some(vec![Target::Tensor {
-            hf,
-            chunk: Chunk::WHOLE,
-        }])
-    };
+    let whole = |hf: String| Some(vec![Target::Tensor { hf, chunk: Chunk::WHOLE }]);
 
     // `layer_3/...` is a layer; `layer_norm/...` (the final norm) shares the prefix.
     let layer = rest
@@ -98,12 +93,7 @@ fn norm_param(ct2_rest: &str) -> Option<&'static str> {
 /// Targets for `inner`, the part of a name after `layer_N/`.
 fn layer_targets(is_decoder: bool, prefix: &str, inner: &str) -> Option<Vec<Target>> {
     let (module, param) = inner.rsplit_once('/')?;
-    let whole = |hf: String| {
-        Some(vec![Target::Tensor {
-            hf,
-            chunk: Chunk::WHOLE,
-        }])
-    };
+    let whole = |hf: String| Some(vec![Target::Tensor { hf, chunk: Chunk::WHOLE }]);
     if module.ends_with("layer_norm") {
         let hf_param = norm_param(param)?;
         let hf_module = match module {
@@ -154,10 +144,7 @@ mod tests {
     use super::*;
 
     fn tensor(hf: &str, index: usize, count: usize) -> Target {
-        Target::Tensor {
-            hf: hf.into(),
-            chunk: Chunk { index, count },
-        }
+        Target::Tensor { hf: hf.into(), chunk: Chunk { index, count } }
     }
 
     #[test]
@@ -188,18 +175,12 @@ mod tests {
             hf_targets("decoder/layer_1/attention/layer_norm/gamma").unwrap()[0],
             tensor("model.decoder.layers.1.encoder_attn_layer_norm.weight", 0, 1)
         );
-        assert_eq!(
-            hf_targets("encoder/layer_norm/beta").unwrap()[0],
-            tensor("model.encoder.layer_norm.bias", 0, 1)
-        );
+        assert_eq!(hf_targets("encoder/layer_norm/beta").unwrap()[0], tensor("model.encoder.layer_norm.bias", 0, 1));
         assert_eq!(
             hf_targets("encoder/position_encodings/encodings").unwrap()[0],
             tensor("model.encoder.embed_positions.weight", 0, 1)
         );
-        assert_eq!(
-            hf_targets("decoder/projection/weight").unwrap()[0],
-            tensor(HF_PROJ_OUT, 0, 1)
-        );
+        assert_eq!(hf_targets("decoder/projection/weight").unwrap()[0], tensor(HF_PROJ_OUT, 0, 1));
         assert_eq!(hf_targets("decoder/num_heads"), None);
     }
 }
