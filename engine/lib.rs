@@ -9,6 +9,7 @@ pub mod backend;
 pub mod error;
 pub mod hub;
 pub mod models;
+pub mod output;
 pub mod weights;
 
 pub use error::{Error, Result};

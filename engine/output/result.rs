@@ -1,0 +1,65 @@
+//! WhisperX's result schema: `{segments: [{start, end, text, words: [{word, start, end, score,
+//! speaker?}], speaker?}], word_segments: [...], language}`.
+
+use serde::{Deserialize, Serialize};
+
+/// One word with its time span (seconds) and confidence. Words whose time could not be found
+/// (numbers without an alignment, for example) keep `start`/`end` as `None`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Word {
+    pub word: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<f64>,
+    /// Probability of the word (DTW timing) or alignment score (wav2vec2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Segment {
+    pub start: f64,
+    pub end: f64,
+    /// The segment's text as decoded (leading space kept, as Whisper emits it).
+    pub text: String,
+    #[serde(default)]
+    pub words: Vec<Word>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker: Option<String>,
+    /// Decoding diagnostics (openai transcribe.py's segment fields); not written by WhisperX.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avg_logprob: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression_ratio: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_speech_prob: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    /// Text tokens of the segment (timestamps excluded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tokens: Vec<u32>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Transcript {
+    pub segments: Vec<Segment>,
+    /// Every word of every segment, in order (WhisperX `word_segments`).
+    #[serde(default)]
+    pub word_segments: Vec<Word>,
+    pub language: String,
+}
+
+impl Transcript {
+    /// Rebuild `word_segments` from the segments' words.
+    pub fn collect_word_segments(&mut self) {
+        self.word_segments = self.segments.iter().flat_map(|s| s.words.iter().cloned()).collect();
+    }
+
+    /// All segment texts joined, trimmed.
+    pub fn text(&self) -> String {
+        self.segments.iter().map(|s| s.text.as_str()).collect::<String>().trim().to_string()
+    }
+}
