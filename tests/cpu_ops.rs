@@ -1414,3 +1414,26 @@ fn upload_checks_length() {
         assert_eq!(down(&dev, &t), vec![1.0, 2.0, 3.0]);
     }
 }
+
+#[test]
+fn index_select() {
+    let mut st = Stats::new("index_select");
+    let mut rng = Rng::new(21);
+    for shape in [vec![1usize], vec![5, 3], vec![4, 7, 2], vec![3, 0]] {
+        let x = rng.vec(numel(&shape), 1.0);
+        let inner: usize = shape[1..].iter().product();
+        for idx in [vec![0usize], vec![shape[0] - 1, 0, 0], (0..shape[0]).rev().collect(), vec![]] {
+            let want: Vec<f32> = idx.iter().flat_map(|&i| x[i * inner..(i + 1) * inner].to_vec()).collect();
+            for (label, dev) in devices() {
+                let y = dev.index_select(&up(&dev, &x, &shape), &idx).unwrap();
+                assert_eq!(y.shape()[0], idx.len());
+                st.exact("index_select", &label, &format!("{shape:?} rows {idx:?}"), &down(&dev, &y), &want);
+            }
+        }
+    }
+    for (label, dev) in devices() {
+        expect_err("index_select row out of range", &label, || dev.index_select(&up(&dev, &[0.0; 6], &[2, 3]), &[2]));
+        expect_err("index_select rank 0", &label, || dev.index_select(&up(&dev, &[1.0], &[]), &[0]));
+    }
+    st.report();
+}

@@ -97,6 +97,8 @@ pub trait Backend: Send + Sync {
     fn permute(&self, x: &Tensor, perm: &[usize]) -> Result<Tensor>;
     /// `x[.., start..start+len, ..]` along `dim`.
     fn slice(&self, x: &Tensor, dim: usize, start: usize, len: usize) -> Result<Tensor>;
+    /// Rows of dimension 0 in the given order (repeats allowed): beam reordering, batch expansion.
+    fn index_select(&self, x: &Tensor, indices: &[usize]) -> Result<Tensor>;
     /// Concatenate along `dim`.
     fn concat(&self, xs: &[&Tensor], dim: usize) -> Result<Tensor>;
     /// Reduce the last dimension.

@@ -80,6 +80,25 @@ pub fn slice(x: &Tensor, dim: usize, start: usize, len: usize) -> Result<Tensor>
     Ok(tensor(shape, out))
 }
 
+pub fn index_select(x: &Tensor, indices: &[usize]) -> Result<Tensor> {
+    let sh = x.shape();
+    let Some(&rows) = sh.first() else {
+        return Err(Error::shape("index_select", "a rank-0 tensor has no rows"));
+    };
+    if let Some(&bad) = indices.iter().find(|&&i| i >= rows) {
+        return Err(Error::shape("index_select", format!("row {bad} of {sh:?}")));
+    }
+    let inner: usize = sh[1..].iter().product();
+    let xd = data(x)?;
+    let mut out = Vec::with_capacity(indices.len() * inner);
+    for &i in indices {
+        out.extend_from_slice(&xd[i * inner..(i + 1) * inner]);
+    }
+    let mut shape = sh.to_vec();
+    shape[0] = indices.len();
+    Ok(tensor(shape, out))
+}
+
 pub fn concat(xs: &[&Tensor], dim: usize) -> Result<Tensor> {
     let first = xs.first().ok_or_else(|| Error::shape("concat", "no tensors"))?;
     let sh = first.shape();

@@ -179,6 +179,10 @@ impl Backend for CpuBackend {
         layout::slice(x, dim, start, len)
     }
 
+    fn index_select(&self, x: &Tensor, indices: &[usize]) -> Result<Tensor> {
+        layout::index_select(x, indices)
+    }
+
     fn concat(&self, xs: &[&Tensor], dim: usize) -> Result<Tensor> {
         layout::concat(xs, dim)
     }
