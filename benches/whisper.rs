@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use criterion::{criterion_group, criterion_main, Criterion};
 
 use scribe::backend::Device;
+use scribe::models::whisper::decoder::LogitPositions;
 use scribe::models::whisper::{Task, Whisper};
 
 fn load() -> Option<Whisper> {
@@ -31,18 +32,18 @@ fn encoder(c: &mut Criterion) {
 fn decoder_step(c: &mut Criterion) {
     let Some(model) = load() else { return };
     let features = model.encode(&fake_mel(model.config.num_mel_bins, 3000), 1).unwrap();
-    let prompt = model.prompt(None, Task::Transcribe).unwrap();
+    let prompt = model.tokenizer.sot_sequence(None, Task::Transcribe).unwrap();
     let dev = &model.device;
     c.bench_function("tiny.en decoder step (KV cache at 32 tokens)", |b| {
         b.iter_batched(
             || {
-                let mut state = model.decoder.start(dev, &features).unwrap();
+                let mut state = model.decoder.start(dev, &features, 1).unwrap();
                 let mut tokens = prompt.clone();
                 tokens.resize(32, 440);
-                model.decoder.forward(dev, &[tokens], &mut state, true).unwrap();
+                model.decoder.forward(dev, &[tokens], &mut state, LogitPositions::Last).unwrap();
                 state
             },
-            |mut state| model.decoder.forward(dev, &[vec![440]], &mut state, true).unwrap(),
+            |mut state| model.decoder.forward(dev, &[vec![440]], &mut state, LogitPositions::Last).unwrap(),
             criterion::BatchSize::LargeInput,
         )
     });

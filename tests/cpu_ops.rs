@@ -974,7 +974,7 @@ fn attention() {
         });
         expect_err("attention heads 0", &label, || dev.attention(&q, &t(2, 5, 12), &t(2, 5, 12), 0, false));
         expect_err("attention k/v shape mismatch", &label, || dev.attention(&q, &t(2, 5, 12), &t(2, 6, 12), 3, false));
-        expect_err("attention batch mismatch", &label, || dev.attention(&q, &t(1, 5, 12), &t(1, 5, 12), 3, false));
+        expect_err("attention batch mismatch", &label, || dev.attention(&q, &t(3, 5, 12), &t(3, 5, 12), 3, false));
         expect_err("attention D mismatch", &label, || dev.attention(&q, &t(2, 5, 6), &t(2, 5, 6), 3, false));
         expect_err("attention causal Tq > Tk", &label, || dev.attention(&q, &t(2, 4, 12), &t(2, 4, 12), 3, true));
         expect_err("attention rank-2 q", &label, || {
@@ -1434,6 +1434,37 @@ fn index_select() {
     for (label, dev) in devices() {
         expect_err("index_select row out of range", &label, || dev.index_select(&up(&dev, &[0.0; 6], &[2, 3]), &[2]));
         expect_err("index_select rank 0", &label, || dev.index_select(&up(&dev, &[1.0], &[]), &[0]));
+    }
+    st.report();
+}
+
+#[test]
+fn attention_with_shared_key_value_rows() {
+    // q rows [g·r, (g+1)·r) attend to k/v row g: beams sharing one audio's cross-attention.
+    let mut st = Stats::new("attention (shared k/v)");
+    let mut rng = Rng::new(31);
+    for &(b, bk, tq, tk, heads, dh) in &[(4, 2, 1, 9, 2, 8), (5, 1, 3, 65, 6, 16), (6, 3, 2, 7, 1, 4)] {
+        let d = heads * dh;
+        let q = rng.vec(b * tq * d, 2.0);
+        let k = rng.vec(bk * tk * d, 2.0);
+        let v = rng.vec(bk * tk * d, 1.0);
+        let group = b / bk;
+        let expand = |x: &[f32]| -> Vec<f32> {
+            (0..b).flat_map(|i| x[i / group * tk * d..(i / group + 1) * tk * d].to_vec()).collect()
+        };
+        let want = ref_attention(&q, &expand(&k), &expand(&v), b, tq, tk, heads, dh, false);
+        for (label, dev) in devices() {
+            let y = dev
+                .attention(
+                    &up(&dev, &q, &[b, tq, d]),
+                    &up(&dev, &k, &[bk, tk, d]),
+                    &up(&dev, &v, &[bk, tk, d]),
+                    heads,
+                    false,
+                )
+                .unwrap();
+            st.check("attention", &label, &format!("b {b} bk {bk} tq {tq} tk {tk} h {heads}"), &down(&dev, &y), &want);
+        }
     }
     st.report();
 }

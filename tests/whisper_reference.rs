@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use common::{model_dir, root, speech};
 use scribe::audio::{load_audio, log_mel_window};
 use scribe::backend::Device;
+use scribe::models::whisper::decoder::LogitPositions;
 use scribe::models::whisper::{Task, Whisper};
 use scribe::weights::safetensors_store::SafetensorsStore;
 use scribe::weights::{DType, WeightStore};
@@ -121,8 +122,10 @@ fn check_model(model_name: &str, reference: &str) {
 
         // Decoder logits over the prefix, all positions at once.
         let prefix: Vec<u32> = ints(&store, &format!("{stem}/prefix")).iter().map(|&t| t as u32).collect();
-        let mut state = model.decoder.start(dev, &features).unwrap();
-        let logits = dev.download(&model.decoder.forward(dev, &[prefix.clone()], &mut state, false).unwrap()).unwrap();
+        let mut state = model.decoder.start(dev, &features, 1).unwrap();
+        let logits = dev
+            .download(&model.decoder.forward(dev, &[prefix.clone()], &mut state, LogitPositions::All).unwrap())
+            .unwrap();
         let v = model.config.vocab_size;
         let positions = ints(&store, &format!("{stem}/logits_positions"));
         let (ref_logits, _) = floats(&store, &format!("{stem}/logits"));

@@ -75,6 +75,8 @@ pub trait Backend: Send + Sync {
     /// Multi-head scaled dot-product attention on packed heads:
     /// `q[B, Tq, H·Dh]`, `k`/`v[B, Tk, H·Dh]` → `[B, Tq, H·Dh]`, scale `1/√Dh`.
     /// `causal`: query `i` sees keys `0..=i + (Tk − Tq)` (decoder self-attention with a KV cache).
+    /// `k`/`v` may have fewer batch rows than `q` when they divide it: query rows then share
+    /// key/value rows in contiguous groups (the beams of one audio share its cross-attention).
     fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, causal: bool) -> Result<Tensor>;
 
     // ---- recurrent ------------------------------------------------------------------------

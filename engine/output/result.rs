@@ -38,7 +38,7 @@ pub struct Segment {
     pub no_speech_prob: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
-    /// Text tokens of the segment (timestamps excluded).
+    /// Tokens of the segment as decoded (timestamp tokens included, as openai reports them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tokens: Vec<u32>,
 }

@@ -14,7 +14,14 @@ use crate::error::{Error, Result};
 pub fn attention(level: SimdLevel, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, causal: bool) -> Result<Tensor> {
     let (b, tq, d) = q.dims3("attention")?;
     let (bk, tk, dk) = k.dims3("attention")?;
-    if bk != b || dk != d || v.shape() != k.shape() || heads == 0 || d % heads != 0 || (causal && tq > tk) {
+    if bk == 0
+        || b % bk != 0
+        || dk != d
+        || v.shape() != k.shape()
+        || heads == 0
+        || d % heads != 0
+        || (causal && tq > tk)
+    {
         return Err(Error::shape(
             "attention",
             format!("q {:?}, k {:?}, v {:?}, heads {heads}, causal {causal}", q.shape(), k.shape(), v.shape()),
@@ -22,6 +29,9 @@ pub fn attention(level: SimdLevel, q: &Tensor, k: &Tensor, v: &Tensor, heads: us
     }
     let dh = d / heads;
     let scale = 1.0 / (dh as f32).sqrt();
+    // Query rows share key/value rows in contiguous groups (beams of one audio share its
+    // cross-attention keys and values).
+    let group = b / bk;
     let (qd, kd, vd) = (data(q)?, data(k)?, data(v)?);
     let mut out = vec![0.0f32; b * tq * d];
     if tq == 0 || tk == 0 {
@@ -33,8 +43,8 @@ pub fn attention(level: SimdLevel, q: &Tensor, k: &Tensor, v: &Tensor, heads: us
         .map(|task| {
             let (bi, h) = (task / heads, task % heads);
             let qh = &qd[bi * tq * d + h * dh..];
-            let kh = &kd[bi * tk * d + h * dh..];
-            let vh = &vd[bi * tk * d + h * dh..];
+            let kh = &kd[bi / group * tk * d + h * dh..];
+            let vh = &vd[bi / group * tk * d + h * dh..];
             let mut scores = vec![0.0f32; tq * tk];
             // scores[i, j] = q_i · k_j
             sgemm(

@@ -36,13 +36,47 @@ impl DecoderLayer {
 }
 
 /// Per-window decoder state: the cross-attention keys/values (computed once from the audio
-/// features) and the self-attention cache (one entry per layer, growing with each token).
+/// features, one row per audio) and the self-attention cache (one row per hypothesis, one
+/// entry per layer, growing with each token). Hypotheses of one audio are contiguous rows.
 pub struct DecoderState {
     cross: Vec<KvCache>,
     self_kv: Vec<Option<KvCache>>,
     /// Number of positions already in the self-attention cache.
     pub offset: usize,
-    batch: usize,
+    /// Hypotheses (token rows) per audio.
+    group: usize,
+    n_audio: usize,
+}
+
+impl DecoderState {
+    /// Token rows this state expects: audios × hypotheses per audio.
+    pub fn rows(&self) -> usize {
+        self.n_audio * self.group
+    }
+
+    /// Continue row `sources[i]`'s self-attention cache as row `i` (beam search reordering;
+    /// decoding.py `rearrange_kv_cache`). Sources must stay within their audio's rows.
+    pub fn reorder(&mut self, dev: &Device, sources: &[usize]) -> Result<()> {
+        if sources.len() != self.rows() || sources.iter().enumerate().any(|(i, &s)| s / self.group != i / self.group) {
+            return Err(Error::shape("decoder", format!("reorder {sources:?} across audios of {} rows", self.group)));
+        }
+        if sources.iter().enumerate().all(|(i, &s)| i == s) {
+            return Ok(());
+        }
+        for kv in self.self_kv.iter_mut().flatten() {
+            *kv = KvCache { k: dev.index_select(&kv.k, sources)?, v: dev.index_select(&kv.v, sources)? };
+        }
+        Ok(())
+    }
+}
+
+/// Which positions of the fed tokens to compute logits for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogitPositions {
+    All,
+    Last,
+    /// Positions relative to the tokens of this call, in order.
+    At(Vec<usize>),
 }
 
 pub struct Decoder {
@@ -73,32 +107,31 @@ impl Decoder {
         self.n_ctx
     }
 
-    /// Start a window: cross-attention keys and values of the encoder output `[B, T, D]`.
-    pub fn start(&self, dev: &Device, audio_features: &Tensor) -> Result<DecoderState> {
-        let batch = audio_features.dim(0);
+    /// Start a window: cross-attention keys and values of the encoder output `[A, T, D]`,
+    /// computed once per audio and shared by its `group` hypotheses.
+    pub fn start(&self, dev: &Device, audio_features: &Tensor, group: usize) -> Result<DecoderState> {
         Ok(DecoderState {
             cross: self.layers.iter().map(|l| l.encoder_attn.kv(dev, audio_features)).collect::<Result<_>>()?,
             self_kv: self.layers.iter().map(|_| None).collect(),
             offset: 0,
-            batch,
+            group: group.max(1),
+            n_audio: audio_features.dim(0),
         })
     }
 
-    /// Feed `tokens` (`batch` rows of equal length) and return logits `[B, n, V]` for every
-    /// new position, or `[B, 1, V]` for the last one only when `last_only`.
+    /// Feed `tokens` (one row per hypothesis, equal lengths) and return logits
+    /// `[rows, positions, V]` for the requested positions.
     pub fn forward(
         &self,
         dev: &Device,
         tokens: &[Vec<u32>],
         state: &mut DecoderState,
-        last_only: bool,
+        positions: LogitPositions,
     ) -> Result<Tensor> {
         let n = tokens.first().map_or(0, Vec::len);
-        if tokens.len() != state.batch || n == 0 || tokens.iter().any(|t| t.len() != n) {
-            return Err(Error::shape(
-                "decoder",
-                format!("{} rows of tokens for a batch of {}", tokens.len(), state.batch),
-            ));
+        let rows = state.rows();
+        if tokens.len() != rows || n == 0 || tokens.iter().any(|t| t.len() != n) {
+            return Err(Error::shape("decoder", format!("{} rows of tokens for {rows} hypotheses", tokens.len())));
         }
         if state.offset + n > self.n_ctx {
             return Err(Error::shape(
@@ -108,7 +141,7 @@ impl Decoder {
         }
         let d = self.embed_tokens.dim(1);
         let ids: Vec<u32> = tokens.iter().flatten().copied().collect();
-        let x = dev.embedding(&ids, &self.embed_tokens)?.reshape(&[state.batch, n, d])?;
+        let x = dev.embedding(&ids, &self.embed_tokens)?.reshape(&[rows, n, d])?;
         let pos = dev.slice(&self.embed_positions, 0, state.offset, n)?;
         let mut x = dev.add(&x, &pos)?;
         for (i, layer) in self.layers.iter().enumerate() {
@@ -121,9 +154,18 @@ impl Decoder {
             x = dev.add(&x, &layer.fc2.forward(dev, &h)?)?;
         }
         state.offset += n;
-        if last_only && n > 1 {
-            x = dev.slice(&x, 1, n - 1, 1)?;
-        }
+        x = match positions {
+            LogitPositions::All => x,
+            LogitPositions::Last if n == 1 => x,
+            LogitPositions::Last => dev.slice(&x, 1, n - 1, 1)?,
+            LogitPositions::At(p) => {
+                if let Some(bad) = p.iter().find(|&&i| i >= n) {
+                    return Err(Error::shape("decoder", format!("logit position {bad} of {n} tokens")));
+                }
+                let picked: Vec<usize> = (0..rows).flat_map(|r| p.iter().map(move |&i| r * n + i)).collect();
+                dev.index_select(&x.reshape(&[rows * n, d])?, &picked)?.reshape(&[rows, p.len(), d])?
+            }
+        };
         let x = self.layer_norm.forward(dev, &x)?;
         dev.linear(&x, &self.embed_tokens, None)
     }

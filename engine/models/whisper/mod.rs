@@ -10,9 +10,10 @@ use crate::weights::{self, CheckpointKind, WeightStore};
 pub mod attention;
 pub mod config;
 pub mod decoder;
+pub mod decoding;
 pub mod encoder;
-pub mod greedy;
 pub mod tokenizer;
+pub mod transcribe;
 
 pub use config::{GenerationData, WhisperConfig};
 pub use tokenizer::{Task, WhisperTokenizer};
@@ -94,41 +95,15 @@ impl Whisper {
         self.encoder.forward(&self.device, &x)
     }
 
-    /// The logit filter of greedy decoding: the checkpoint's suppress list plus openai's
-    /// always-suppressed specials, and blank + end-of-text at the first step.
-    pub fn logit_filter(&self) -> Result<greedy::LogitFilter> {
-        let mut suppress = self.generation.suppress_tokens.clone();
-        suppress.extend(self.tokenizer.always_suppressed());
-        suppress.sort_unstable();
-        suppress.dedup();
-        let mut begin = self.generation.begin_suppress_tokens.clone();
-        if begin.is_empty() {
-            // decoding.py SuppressBlank: tokenizer.encode(" ") + [tokenizer.eot]
-            begin = self.tokenizer.encode(" ")?;
-            begin.push(self.tokenizer.special.eot);
-        }
-        Ok(greedy::LogitFilter { suppress, suppress_at_begin: begin })
-    }
-
-    /// The no-timestamps prompt: `sot_sequence + <|notimestamps|>`.
-    pub fn prompt(&self, language: Option<&str>, task: Task) -> Result<Vec<u32>> {
-        let mut p = self.tokenizer.sot_sequence(language, task)?;
-        p.push(self.tokenizer.special.no_timestamps);
-        Ok(p)
-    }
-
-    /// Greedy tokens for one encoded window (`[1, T, D]`).
+    /// Greedy decoding of one encoded window (`[1, T, D]`) without timestamps: the rule the
+    /// reference tests pin down (suppress_tokens "-1", suppress_blank, argmax, 224 tokens).
     pub fn greedy(&self, audio_features: &Tensor, language: Option<&str>, task: Task) -> Result<Vec<u32>> {
-        let prompt = self.prompt(language, task)?;
-        let filter = self.logit_filter()?;
-        greedy::greedy_decode(
-            &self.device,
-            &self.decoder,
-            audio_features,
-            &prompt,
-            self.tokenizer.special.eot,
-            &filter,
-            greedy::sample_len(self.config.max_target_positions),
-        )
+        let options = decoding::DecodingOptions {
+            task,
+            language: self.tokenizer.multilingual.then(|| language.unwrap_or("en").to_string()),
+            without_timestamps: true,
+            ..Default::default()
+        };
+        Ok(decoding::DecodingTask::new(self, options)?.run(audio_features)?.tokens)
     }
 }

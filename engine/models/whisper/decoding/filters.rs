@@ -1,0 +1,227 @@
+//! Logit filters, applied in this order before each token is chosen (openai/whisper
+//! decoding.py `DecodingTask.__init__`: SuppressBlank, SuppressTokens, ApplyTimestampRules).
+//! Each works on one hypothesis' logits row and the tokens it has so far (prompt included).
+
+/// decoding.py `SuppressBlank`: at the first sampled position, forbid a blank (`encode(" ")`)
+/// and end-of-text, so a transcript never starts empty.
+pub struct SuppressBlank {
+    pub blank_and_eot: Vec<u32>,
+    pub sample_begin: usize,
+}
+
+impl SuppressBlank {
+    pub fn apply(&self, logits: &mut [f32], tokens: &[u32]) {
+        if tokens.len() == self.sample_begin {
+            mask(logits, &self.blank_and_eot);
+        }
+    }
+}
+
+/// decoding.py `SuppressTokens`: forbid a fixed set at every step (`_get_suppress_tokens`:
+/// the non-speech symbols for `-1`, plus the task/sot/prev/lm/no-speech specials).
+pub struct SuppressTokens {
+    pub tokens: Vec<u32>,
+}
+
+impl SuppressTokens {
+    pub fn apply(&self, logits: &mut [f32]) {
+        mask(logits, &self.tokens);
+    }
+}
+
+/// decoding.py `ApplyTimestampRules`: timestamps come in pairs (except before end-of-text),
+/// never decrease, the first token is a timestamp no later than `max_initial_timestamp`, and a
+/// timestamp is forced when their total probability beats every text token.
+pub struct ApplyTimestampRules {
+    pub eot: u32,
+    pub no_timestamps: u32,
+    pub timestamp_begin: u32,
+    pub sample_begin: usize,
+    /// decoding.py `max_initial_timestamp_index` = round(max_initial_timestamp / precision).
+    pub max_initial_timestamp_index: Option<u32>,
+}
+
+impl ApplyTimestampRules {
+    pub fn apply(&self, logits: &mut [f32], tokens: &[u32]) {
+        let tb = self.timestamp_begin as usize;
+        let eot = self.eot as usize;
+        let n = logits.len();
+        // "suppress <|notimestamps|> which is handled by without_timestamps"
+        mask(logits, &[self.no_timestamps]);
+
+        // "timestamps have to appear in pairs, except directly before EOT"
+        let sampled = &tokens[self.sample_begin.min(tokens.len())..];
+        let is_ts = |t: u32| t >= self.timestamp_begin;
+        let last_was_timestamp = sampled.last().is_some_and(|&t| is_ts(t));
+        let penultimate_was_timestamp = sampled.len() < 2 || is_ts(sampled[sampled.len() - 2]);
+        if last_was_timestamp {
+            if penultimate_was_timestamp {
+                logits[tb.min(n)..].fill(f32::NEG_INFINITY); // has to be non-timestamp
+            } else {
+                logits[..eot.min(n)].fill(f32::NEG_INFINITY); // cannot be normal text tokens
+            }
+        }
+
+        // "timestamps shouldn't decrease; forbid timestamp tokens smaller than the last;
+        //  also force each segment to have a nonzero length, to prevent infinite looping"
+        if let Some(&last_ts) = sampled.iter().rev().find(|&&t| is_ts(t)) {
+            let timestamp_last =
+                if last_was_timestamp && !penultimate_was_timestamp { last_ts } else { last_ts + 1 } as usize;
+            logits[tb.min(n)..timestamp_last.min(n)].fill(f32::NEG_INFINITY);
+        }
+
+        if tokens.len() == self.sample_begin {
+            // "suppress generating non-timestamp tokens at the beginning"
+            logits[..tb.min(n)].fill(f32::NEG_INFINITY);
+            // "apply the max_initial_timestamp option"
+            if let Some(max_index) = self.max_initial_timestamp_index {
+                let last_allowed = tb + max_index as usize;
+                logits[(last_allowed + 1).min(n)..].fill(f32::NEG_INFINITY);
+            }
+        }
+
+        // "if sum of probability over timestamps is above any other token, sample timestamp"
+        let logprobs = log_softmax(logits);
+        let timestamp_logprob = logsumexp(&logprobs[tb.min(n)..]);
+        let max_text_token_logprob = logprobs[..tb.min(n)].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        if timestamp_logprob > max_text_token_logprob {
+            logits[..tb.min(n)].fill(f32::NEG_INFINITY);
+        }
+    }
+}
+
+/// Set the listed ids to −∞ (ids beyond the row are ignored).
+pub fn mask(logits: &mut [f32], ids: &[u32]) {
+    for &t in ids {
+        if let Some(l) = logits.get_mut(t as usize) {
+            *l = f32::NEG_INFINITY;
+        }
+    }
+}
+
+/// log-softmax of one row in f32 (as `F.log_softmax(logits.float())`); an all −∞ row stays −∞.
+pub fn log_softmax(x: &[f32]) -> Vec<f32> {
+    let lse = logsumexp(x);
+    x.iter().map(|&v| v - lse).collect()
+}
+
+/// `torch.logsumexp` of a row: max + ln Σ exp(x − max), −∞ for an empty or all −∞ row.
+pub fn logsumexp(x: &[f32]) -> f32 {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if max == f32::NEG_INFINITY {
+        return f32::NEG_INFINITY;
+    }
+    let sum: f64 = x.iter().map(|&v| ((v - max) as f64).exp()).sum();
+    max + sum.ln() as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A toy vocabulary: text 0..5, eot 5, no_timestamps 6, timestamps 7..12.
+    const EOT: u32 = 5;
+    const NO_TS: u32 = 6;
+    const TB: u32 = 7;
+    const V: usize = 12;
+
+    fn rules(sample_begin: usize, max_initial: Option<u32>) -> ApplyTimestampRules {
+        ApplyTimestampRules {
+            eot: EOT,
+            no_timestamps: NO_TS,
+            timestamp_begin: TB,
+            sample_begin,
+            max_initial_timestamp_index: max_initial,
+        }
+    }
+
+    fn allowed(l: &[f32]) -> Vec<usize> {
+        l.iter().enumerate().filter(|(_, v)| v.is_finite()).map(|(i, _)| i).collect()
+    }
+
+    #[test]
+    fn suppress_blank_applies_only_at_sample_begin() {
+        // decoding.py SuppressBlank.apply: `if tokens.shape[1] == self.sample_begin`
+        let f = SuppressBlank { blank_and_eot: vec![1, EOT], sample_begin: 2 };
+        let mut l = vec![0.0; V];
+        f.apply(&mut l, &[9, 9]);
+        assert!(l[1].is_infinite() && l[EOT as usize].is_infinite());
+        let mut l = vec![0.0; V];
+        f.apply(&mut l, &[9, 9, 3]);
+        assert_eq!(allowed(&l).len(), V);
+    }
+
+    #[test]
+    fn suppress_tokens_masks_every_step() {
+        // decoding.py SuppressTokens.apply: `logits[:, self.suppress_tokens] = -np.inf`
+        let f = SuppressTokens { tokens: vec![0, 2, 999] };
+        let mut l = vec![1.0; V];
+        f.apply(&mut l);
+        assert_eq!(allowed(&l), (0..V).filter(|&i| i != 0 && i != 2).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn first_token_must_be_an_early_timestamp() {
+        // ApplyTimestampRules: "suppress generating non-timestamp tokens at the beginning" and
+        // "apply the max_initial_timestamp option"
+        let mut l = vec![0.0; V];
+        rules(1, Some(2)).apply(&mut l, &[100]);
+        assert_eq!(allowed(&l), vec![7, 8, 9]);
+    }
+
+    #[test]
+    fn no_timestamps_token_is_always_suppressed() {
+        // ApplyTimestampRules: "suppress <|notimestamps|> which is handled by without_timestamps"
+        let mut l = vec![0.0; V];
+        rules(0, None).apply(&mut l, &[7, 1]);
+        assert!(l[NO_TS as usize].is_infinite());
+    }
+
+    #[test]
+    fn a_lone_timestamp_is_followed_by_a_timestamp_or_eot() {
+        // "timestamps have to appear in pairs, except directly before EOT" (last ts, penultimate text)
+        let mut l = vec![0.0; V];
+        rules(0, None).apply(&mut l, &[7, 1, 9]);
+        // text forbidden; eot allowed; timestamps >= the last one (9) allowed
+        assert_eq!(allowed(&l), vec![5, 9, 10, 11]);
+    }
+
+    #[test]
+    fn a_timestamp_pair_is_followed_by_text() {
+        // "if penultimate_was_timestamp: has to be non-timestamp"
+        let mut l = vec![0.0; V];
+        rules(0, None).apply(&mut l, &[7, 1, 9, 9]);
+        assert_eq!(allowed(&l), vec![0, 1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn timestamps_never_decrease_and_segments_have_length() {
+        // "forbid timestamp tokens smaller than the last; force each segment to have nonzero length"
+        let mut l = vec![0.0; V];
+        rules(0, None).apply(&mut l, &[7, 1, 9, 9, 2]);
+        // after text, the next timestamp must exceed 9
+        assert_eq!(allowed(&l), vec![0, 1, 2, 3, 4, 5, 10, 11]);
+    }
+
+    #[test]
+    fn probable_timestamps_win_over_text() {
+        // "if sum of probability over timestamps is above any other token, sample timestamp"
+        let mut l = vec![0.0; V];
+        l[0] = 1.0; // best text token
+        for t in TB as usize..V {
+            l[t] = 0.5; // each less likely than text token 0, but together more likely
+        }
+        rules(0, None).apply(&mut l, &[7, 1]);
+        assert!(allowed(&l).iter().all(|&i| i >= TB as usize));
+        let mut l = vec![-10.0; V];
+        l[0] = 5.0;
+        rules(0, None).apply(&mut l, &[7, 1]);
+        assert!(l[0].is_finite());
+    }
+
+    #[test]
+    fn logsumexp_handles_all_masked_rows() {
+        assert_eq!(logsumexp(&[f32::NEG_INFINITY; 3]), f32::NEG_INFINITY);
+        assert!((logsumexp(&[0.0, 0.0]) - 2f32.ln()).abs() < 1e-6);
+    }
+}

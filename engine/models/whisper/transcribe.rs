@@ -1,0 +1,251 @@
+//! Long-form transcription: openai/whisper transcribe.py. Consecutive 30 s windows over the
+//! log-mel of the whole file; each window is decoded with temperature fallback; `seek` advances
+//! to the last timestamp token (or by a whole window); previous text conditions the next window.
+
+use crate::audio::mel::{log_mel_spectrogram, HOP_LENGTH, N_FRAMES};
+use crate::audio::SAMPLE_RATE;
+use crate::error::{Error, Result};
+use crate::output::{Segment, Transcript};
+
+use super::decoding::{detect_language, DecodingOptions, DecodingResult, DecodingTask, TIMESTAMP_PRECISION};
+use super::Whisper;
+
+/// openai transcribe.py default temperatures: (0.0, 0.2, 0.4, 0.6, 0.8, 1.0).
+pub const TEMPERATURES: [f32; 6] = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0];
+/// "too repetitive" above this gzip compression ratio.
+pub const COMPRESSION_RATIO_THRESHOLD: f64 = 2.4;
+/// "average log probability is too low" below this.
+pub const LOGPROB_THRESHOLD: f64 = -1.0;
+/// With a low log-prob, a window above this no-speech probability is silence.
+pub const NO_SPEECH_THRESHOLD: f64 = 0.6;
+/// Above this temperature the next window is not conditioned on the text (transcribe.py `> 0.5`).
+pub const PROMPT_RESET_TEMPERATURE: f32 = 0.5;
+/// Mel frames per encoder position (transcribe.py `input_stride`).
+pub const INPUT_STRIDE: usize = 2;
+
+#[derive(Clone, Debug)]
+pub struct TranscribeOptions {
+    pub temperatures: Vec<f32>,
+    pub compression_ratio_threshold: Option<f64>,
+    pub logprob_threshold: Option<f64>,
+    pub no_speech_threshold: Option<f64>,
+    pub condition_on_previous_text: bool,
+    pub initial_prompt: Option<String>,
+    pub word_timestamps: bool,
+    /// Per-window decoding options (language, task, beam_size, best_of, ...).
+    pub decode: DecodingOptions,
+}
+
+impl Default for TranscribeOptions {
+    fn default() -> Self {
+        TranscribeOptions {
+            temperatures: TEMPERATURES.to_vec(),
+            compression_ratio_threshold: Some(COMPRESSION_RATIO_THRESHOLD),
+            logprob_threshold: Some(LOGPROB_THRESHOLD),
+            no_speech_threshold: Some(NO_SPEECH_THRESHOLD),
+            condition_on_previous_text: true,
+            initial_prompt: None,
+            word_timestamps: false,
+            decode: DecodingOptions::default(),
+        }
+    }
+}
+
+/// Progress in mel frames: (done, total).
+pub type Progress<'a> = &'a mut dyn FnMut(usize, usize);
+
+/// Whether a decoding result must be retried at the next temperature (transcribe.py
+/// `decode_with_fallback`): too repetitive, or too improbable unless it is silence.
+pub fn needs_fallback(r: &DecodingResult, o: &TranscribeOptions) -> bool {
+    let mut fallback = false;
+    if o.compression_ratio_threshold.is_some_and(|t| r.compression_ratio > t) {
+        fallback = true; // "too repetitive"
+    }
+    if o.logprob_threshold.is_some_and(|t| r.avg_logprob < t) {
+        fallback = true; // "average log probability is too low"
+    }
+    if o.no_speech_threshold.is_some_and(|t| r.no_speech_prob > t)
+        && o.logprob_threshold.is_some_and(|t| r.avg_logprob < t)
+    {
+        fallback = false; // "silence"
+    }
+    fallback
+}
+
+/// Whether a window is skipped as silence (transcribe.py "no voice activity check").
+pub fn should_skip(r: &DecodingResult, o: &TranscribeOptions) -> bool {
+    let Some(threshold) = o.no_speech_threshold else { return false };
+    let mut skip = r.no_speech_prob > threshold;
+    if o.logprob_threshold.is_some_and(|t| r.avg_logprob > t) {
+        skip = false; // "don't skip if the logprob is high enough, despite the no_speech_prob"
+    }
+    skip
+}
+
+/// Decode one window, trying each temperature until the result passes the gates.
+pub fn decode_with_fallback(
+    model: &Whisper,
+    features: &crate::backend::Tensor,
+    o: &TranscribeOptions,
+    prompt: &[u32],
+) -> Result<DecodingResult> {
+    let mut last = None;
+    for (i, &t) in o.temperatures.iter().enumerate() {
+        let mut d = o.decode.clone();
+        d.temperature = t;
+        d.prompt = prompt.to_vec();
+        d.seed = o.decode.seed.wrapping_add(i as u64);
+        if t > 0.0 {
+            // "disable beam_size and patience when t > 0"
+            d.beam_size = None;
+            d.patience = None;
+        } else {
+            d.best_of = None; // "disable best_of when t == 0"
+        }
+        let result = DecodingTask::new(model, d)?.run(features)?;
+        let retry = needs_fallback(&result, o);
+        last = Some(result);
+        if !retry {
+            break;
+        }
+    }
+    last.ok_or_else(|| Error::Other("no temperatures to decode with".into()))
+}
+
+/// Split one window's tokens into segments at consecutive timestamp pairs (transcribe.py);
+/// returns the segments and how many mel frames `seek` advances.
+pub fn split_segments(
+    model: &Whisper,
+    result: &DecodingResult,
+    time_offset: f64,
+    segment_size: usize,
+) -> Result<(Vec<Segment>, usize)> {
+    let tok = &model.tokenizer;
+    let tb = tok.special.timestamp_begin;
+    let tokens = &result.tokens;
+    let is_ts: Vec<bool> = tokens.iter().map(|&t| t >= tb).collect();
+    let n = tokens.len();
+    let single_timestamp_ending = n >= 2 && !is_ts[n - 2] && is_ts[n - 1];
+    let precision = TIMESTAMP_PRECISION as f64;
+    let new_segment = |start: f64, end: f64, toks: &[u32]| -> Result<Segment> {
+        let text_tokens: Vec<u32> = toks.iter().copied().filter(|&t| t < tok.special.eot).collect();
+        Ok(Segment {
+            start,
+            end,
+            text: tok.decode(&text_tokens)?,
+            tokens: toks.to_vec(),
+            temperature: Some(result.temperature as f64),
+            avg_logprob: Some(result.avg_logprob),
+            compression_ratio: Some(result.compression_ratio),
+            no_speech_prob: Some(result.no_speech_prob),
+            ..Default::default()
+        })
+    };
+    let mut consecutive: Vec<usize> = (1..n).filter(|&i| is_ts[i - 1] && is_ts[i]).collect();
+    let mut segments = Vec::new();
+    let advance;
+    if !consecutive.is_empty() {
+        // "if the output contains two consecutive timestamp tokens"
+        if single_timestamp_ending {
+            consecutive.push(n);
+        }
+        let mut last_slice = 0;
+        for &current in &consecutive {
+            let sliced = &tokens[last_slice..current];
+            let start_pos = (sliced[0] - tb) as f64;
+            let end_pos = (sliced[sliced.len() - 1] - tb) as f64;
+            segments.push(new_segment(time_offset + start_pos * precision, time_offset + end_pos * precision, sliced)?);
+            last_slice = current;
+        }
+        advance = if single_timestamp_ending {
+            // "single timestamp at the end means no speech after the last timestamp"
+            segment_size
+        } else {
+            // "ignore the unfinished segment and seek to the last timestamp"
+            (tokens[last_slice - 1] - tb) as usize * INPUT_STRIDE
+        };
+    } else {
+        let mut duration = segment_size as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64;
+        if let Some(&last) = tokens.iter().rev().find(|&&t| t >= tb) {
+            if last != tb {
+                // "no consecutive timestamps but it has a timestamp; use the last one"
+                duration = (last - tb) as f64 * precision;
+            }
+        }
+        segments.push(new_segment(time_offset, time_offset + duration, tokens)?);
+        advance = segment_size;
+    }
+    Ok((segments, advance))
+}
+
+/// Transcribe 16 kHz mono audio of any length.
+pub fn transcribe(model: &Whisper, audio: &[f32], o: &TranscribeOptions, progress: Progress<'_>) -> Result<Transcript> {
+    let tok = &model.tokenizer;
+    let n_mels = model.config.num_mel_bins;
+    // "Pad 30-seconds of silence to the input audio, for slicing"
+    let mel = log_mel_spectrogram(audio, n_mels)?;
+    let content_frames = mel.n_frames.saturating_sub(N_FRAMES);
+    let window = |seek: usize, size: usize| -> Vec<f32> {
+        // mel[:, seek:seek+size] padded to N_FRAMES (pad_or_trim)
+        let mut out = vec![0.0f32; n_mels * N_FRAMES];
+        for m in 0..n_mels {
+            out[m * N_FRAMES..m * N_FRAMES + size].copy_from_slice(&mel.data[m * mel.n_frames + seek..][..size]);
+        }
+        out
+    };
+    let mut options = o.clone();
+    if options.decode.language.is_none() {
+        options.decode.language = Some(if tok.multilingual {
+            let features = model.encode(&window(0, content_frames.min(N_FRAMES)), 1)?;
+            let probs = detect_language(model, &features)?;
+            let (lang, p) = probs.first().cloned().unwrap_or(("en".into(), 1.0));
+            tracing::info!("detected language: {lang} ({:.0}%)", p * 100.0);
+            lang
+        } else {
+            "en".to_string()
+        });
+    }
+    let language = options.decode.language.clone().unwrap_or_else(|| "en".into());
+    // Validate the language and task before spending time on audio.
+    tok.sot_sequence(Some(&language), options.decode.task)?;
+
+    let mut all_tokens: Vec<u32> = Vec::new();
+    let mut all_segments: Vec<Segment> = Vec::new();
+    let mut prompt_reset_since = 0;
+    if let Some(p) = &options.initial_prompt {
+        all_tokens.extend(tok.encode(&format!(" {}", p.trim()))?);
+    }
+    let mut seek = 0usize;
+    while seek < content_frames {
+        let time_offset = seek as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64;
+        let segment_size = N_FRAMES.min(content_frames - seek);
+        let features = model.encode(&window(seek, segment_size), 1)?;
+        let prompt = all_tokens[prompt_reset_since..].to_vec();
+        let result = decode_with_fallback(model, &features, &options, &prompt)?;
+        if should_skip(&result, &options) {
+            seek += segment_size; // "fast-forward to the next segment boundary"
+            progress(seek.min(content_frames), content_frames);
+            continue;
+        }
+        let (mut current, advance) = split_segments(model, &result, time_offset, segment_size)?;
+        seek += advance;
+        // "if a segment is instantaneous or does not contain text, clear it"
+        for s in current.iter_mut() {
+            if s.start == s.end || s.text.trim().is_empty() {
+                s.text.clear();
+                s.tokens.clear();
+                s.words.clear();
+            }
+        }
+        all_tokens.extend(current.iter().flat_map(|s| s.tokens.iter().copied()));
+        all_segments.extend(current);
+        if !options.condition_on_previous_text || result.temperature > PROMPT_RESET_TEMPERATURE {
+            // "do not feed the prompt tokens if a high temperature was used"
+            prompt_reset_since = all_tokens.len();
+        }
+        progress(seek.min(content_frames), content_frames);
+    }
+    let mut t = Transcript { segments: all_segments, word_segments: Vec::new(), language };
+    t.collect_word_segments();
+    Ok(t)
+}
