@@ -99,8 +99,11 @@ mod tests {
 
     #[test]
     fn rounding_carries_and_ties_to_even() {
-        // .9995 s is 999.4999... ms in binary: rounds down, as in Python.
-        assert_eq!(TimestampStyle::Srt.format(0.9995).unwrap(), "00:00:00,999");
+        // Values checked against Python's format_timestamp. 0.9995 * 1000.0 is exactly 999.5,
+        // a tie that goes to the even 1000; 1.0005 * 1000.0 is 1000.5, which goes down to 1000.
+        assert_eq!(TimestampStyle::Srt.format(0.9995).unwrap(), "00:00:01,000");
+        assert_eq!(TimestampStyle::Srt.format(1.0005).unwrap(), "00:00:01,000");
+        assert_eq!(TimestampStyle::Srt.format(7325.9995).unwrap(), "02:02:06,000");
         assert_eq!(TimestampStyle::Srt.format(59.9996).unwrap(), "00:01:00,000");
         assert_eq!(TimestampStyle::Vtt.format(3599.9996).unwrap(), "01:00:00.000");
         // Exact ties go to the even millisecond (Python's round), not away from zero.
