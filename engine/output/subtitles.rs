@@ -99,7 +99,11 @@ pub fn cues(t: &Transcript, opts: &WriterOptions, style: TimestampStyle) -> Resu
                 if last != word_start {
                     out.push(Cue { start: last, end: word_start.clone(), text: format!("{prefix}{text}") });
                 }
-                out.push(Cue { start: word_start, end: word_end.clone(), text: format!("{prefix}{}", join(&group, Some(i))) });
+                out.push(Cue {
+                    start: word_start,
+                    end: word_end.clone(),
+                    text: format!("{prefix}{}", join(&group, Some(i))),
+                });
                 last = word_end;
             }
         } else {

@@ -41,7 +41,7 @@ pub fn milliseconds(seconds: f64) -> Result<i64> {
 /// `[HH:]MM:SS<marker>mmm`; the hours field is written when `always_include_hours` or when the
 /// time reaches an hour. A negative (or NaN) time is an error.
 pub fn format_timestamp(seconds: f64, always_include_hours: bool, decimal_marker: char) -> Result<String> {
-    if !(seconds >= 0.0) {
+    if seconds.is_nan() || seconds < 0.0 {
         return Err(Error::Other(format!("timestamp {seconds} s: a non-negative time is expected")));
     }
     let mut ms = milliseconds(seconds)?;
