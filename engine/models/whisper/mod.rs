@@ -12,6 +12,7 @@ pub mod config;
 pub mod decoder;
 pub mod encoder;
 pub mod greedy;
+pub mod timing;
 pub mod tokenizer;
 
 pub use config::{GenerationData, WhisperConfig};
