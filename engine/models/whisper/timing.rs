@@ -251,8 +251,8 @@ pub fn alignment_matrix(
     for head in w.chunks_exact_mut(n_tokens * frames) {
         for f in 0..frames {
             let mean = (0..n_tokens).map(|t| head[t * frames + f] as f64).sum::<f64>() / n_tokens as f64;
-            let var = (0..n_tokens).map(|t| (head[t * frames + f] as f64 - mean).powi(2)).sum::<f64>()
-                / n_tokens as f64;
+            let var =
+                (0..n_tokens).map(|t| (head[t * frames + f] as f64 - mean).powi(2)).sum::<f64>() / n_tokens as f64;
             let (mean, std) = (mean as f32, var.sqrt() as f32);
             for t in 0..n_tokens {
                 let v = &mut head[t * frames + f];
@@ -526,7 +526,13 @@ mod tests {
             .map(|c| {
                 let mut w: Vec<f32> = (c - p..=c + p)
                     .map(|i| {
-                        let i = if i < 0 { -i } else if i >= n { 2 * (n - 1) - i } else { i };
+                        let i = if i < 0 {
+                            -i
+                        } else if i >= n {
+                            2 * (n - 1) - i
+                        } else {
+                            i
+                        };
                         x[i as usize]
                     })
                     .collect();

@@ -125,7 +125,11 @@ impl WhisperTokenizer {
         match self.inner.id_to_token(id) {
             Some(tok) if id < self.special.eot => {
                 let table = byte_decoder();
-                Ok(tok.chars().map(|c| table.get(&c).copied()).collect::<Option<Vec<u8>>>().unwrap_or_else(|| tok.into_bytes()))
+                Ok(tok
+                    .chars()
+                    .map(|c| table.get(&c).copied())
+                    .collect::<Option<Vec<u8>>>()
+                    .unwrap_or_else(|| tok.into_bytes()))
             }
             Some(tok) => Ok(tok.into_bytes()),
             None if id >= self.special.timestamp_begin && id < self.special.timestamp_begin + N_TIMESTAMPS => {
