@@ -21,6 +21,9 @@ pub const APPEND_PUNCTUATIONS: &str = "\"'.。,，!！?？:：”)]}、";
 /// Marks whose over-long words are truncated (add_word_timestamps `sentence_end_marks`).
 const SENTENCE_END_MARKS: &str = ".。!！?？";
 
+/// Words and the tokens of each, as `split_to_word_tokens` returns them.
+pub type WordSplit = (Vec<String>, Vec<Vec<u32>>);
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct WordTiming {
     pub word: String,
@@ -118,9 +121,7 @@ pub fn dtw(cost: &[f32], n: usize, m: usize) -> (Vec<usize>, Vec<usize>) {
         }
     }
     // backtrace
-    for j in 0..=m {
-        trace[j] = 2;
-    }
+    trace[..w].fill(2);
     for i in 0..=n {
         trace[i * w] = 1;
     }
@@ -170,7 +171,7 @@ pub fn find_alignment(
     text_tokens: &[u32],
     eot: u32,
     token_probs: &[f32],
-    split: &dyn Fn(&[u32]) -> (Vec<String>, Vec<Vec<u32>>),
+    split: &dyn Fn(&[u32]) -> WordSplit,
     medfilt_width: usize,
     qk_scale: f32,
 ) -> Vec<WordTiming> {
