@@ -12,6 +12,7 @@ pub mod config;
 pub mod decoder;
 pub mod decoding;
 pub mod encoder;
+pub mod timing;
 pub mod tokenizer;
 pub mod transcribe;
 
