@@ -35,11 +35,12 @@ class EngineFailed(Exception):
     pass
 
 
-def measure(cmd, env=None, stdout_path=None):
-    """Run cmd as a fresh process. Returns (wall seconds, peak RSS in MB, stdout, stderr).
+def measure(cmd, env=None):
+    """Run cmd as a fresh process. Returns (wall s, CPU s, peak RSS in MB, stdout, stderr).
 
     Peak RSS is the child's ru_maxrss from wait4 (kB on Linux): the kernel's own high-water mark,
-    so no sampling interval can miss a short peak."""
+    so no sampling interval can miss a short peak. CPU s = user + system time of the child (and
+    its waited-for children): less sensitive than wall time to other load on the machine."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=REPO)
@@ -51,7 +52,7 @@ def measure(cmd, env=None, stdout_path=None):
     if proc.returncode != 0:
         tail = " ".join(stderr.strip().splitlines()[-3:])[-300:] or f"exit status {proc.returncode}"
         raise EngineFailed(f"exit {proc.returncode}: {tail}")
-    return wall, rusage.ru_maxrss / 1024.0, stdout, stderr
+    return wall, rusage.ru_utime + rusage.ru_stime, rusage.ru_maxrss / 1024.0, stdout, stderr
 
 
 def run_faster_whisper(model, files, workdir):
@@ -59,8 +60,8 @@ def run_faster_whisper(model, files, workdir):
     cmd = [sys.executable, str(HERE / "fw_transcribe.py"), "--model", str(model),
            "--threads", str(THREADS), "--beam_size", str(BEAM_SIZE), "--out", str(out), *files]
     env = dict(os.environ, OMP_NUM_THREADS=str(THREADS))
-    wall, rss, _, _ = measure(cmd, env=env)
-    return wall, rss, json.loads(out.read_text())
+    wall, cpu, rss, _, _ = measure(cmd, env=env)
+    return wall, cpu, rss, json.loads(out.read_text())
 
 
 def scribe_command(template, binary, model, files, output_dir):
@@ -110,12 +111,12 @@ def run_scribe(args, model, files, workdir):
     if not os.access(args.scribe_bin, os.X_OK):
         raise EngineFailed(f"{args.scribe_bin} not found; cargo build --release --bin scribe")
     env = dict(os.environ, RAYON_NUM_THREADS=str(THREADS), LOG_LEVEL=os.environ.get("LOG_LEVEL", "warn"))
-    wall, rss, stdout, _ = measure(cmd, env=env)
+    wall, cpu, rss, stdout, _ = measure(cmd, env=env)
     texts = parse_scribe_stdout(stdout, files) if args.scribe_stdout else parse_scribe_json(output_dir, files)
     missing = [f for f in files if f not in texts]
     if missing:
         raise EngineFailed(f"no transcript for {len(missing)} file(s), e.g. {pathlib.Path(missing[0]).name}")
-    return wall, rss, texts
+    return wall, cpu, rss, texts
 
 
 def wer(items, texts, normalize):
@@ -126,36 +127,40 @@ def wer(items, texts, normalize):
 
 def bench(engine, run, args, model, items, workdir, normalize):
     files = [i["path"] for i in items]
-    walls, rsss, first = [], [], None
+    walls, cpus, rsss, first = [], [], [], None
     for k in range(args.runs):
         try:
-            wall, rss, texts = run(model, files, workdir)
+            wall, cpu, rss, texts = run(model, files, workdir)
         except EngineFailed as e:
             return {"engine": engine, "failed": str(e)}
-        print(f"  {engine}: run {k + 1}/{args.runs}: {wall:.2f} s, {rss:.0f} MB", file=sys.stderr)
+        print(f"  {engine}: run {k + 1}/{args.runs}: {wall:.2f} s wall, {cpu:.2f} s CPU, {rss:.0f} MB",
+              file=sys.stderr)
         walls.append(wall)
+        cpus.append(cpu)
         rsss.append(rss)
         if first is None:
             first = texts
         elif texts != first:
             print(f"  {engine}: note: run {k + 1} transcript differs from run 1", file=sys.stderr)
-    return {"engine": engine, "wer": wer(items, first, normalize), "wall": statistics.median(walls),
-            "walls": walls, "rss": max(rsss), "transcripts": {pathlib.Path(f).name: first[f] for f in files}}
+    return {"engine": engine, "wer": wer(items, first, normalize),
+            "wall": statistics.median(walls), "walls": walls, "cpu": statistics.median(cpus), "cpus": cpus,
+            "rss": max(rsss), "transcripts": {pathlib.Path(f).name: first[f] for f in files}}
 
 
 def md_escape(s):
     return s.replace("|", "\\|").replace("\n", " ")
 
 
-def table(rows, args, index):
+def table(rows, args, index, load):
     seconds = {"clips pooled": sum(c["seconds"] for c in index["clips"]), "long file": index["long"]["seconds"]}
     lines = [
         f"Scribe vs faster-whisper 1.2.1 (int8, beam {BEAM_SIZE}, {THREADS} threads), model `{args.model}`; "
-        f"median of {args.runs} fresh processes, peak RSS = max over runs"
+        f"median of {args.runs} fresh processes, peak RSS = max over runs; "
+        f"load average before: {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f} ({os.cpu_count()} CPUs)"
         + ("; Scribe in --scribe-stdout mode" if args.scribe_stdout else ""),
         "",
-        "| engine | input | audio s | WER | wall median s | peak RSS MB | ratio Scribe/fw (wall, RSS) |",
-        "|---|---|---:|---:|---:|---:|---|",
+        "| engine | input | audio s | WER | wall median s | peak RSS MB | ratio Scribe/fw (wall, RSS) | CPU median s |",
+        "|---|---|---:|---:|---:|---:|---|---:|",
     ]
     for inp in ("clips pooled", "long file"):
         fw = rows.get(("faster-whisper", inp))
@@ -165,7 +170,7 @@ def table(rows, args, index):
                 continue
             head = f"| {engine} | {inp} | {seconds[inp]:.1f} |"
             if "failed" in r:
-                lines.append(f"{head} {md_escape(engine + ': failed (' + r['failed'] + ')')} | — | — | — |")
+                lines.append(f"{head} {md_escape(engine + ': failed (' + r['failed'] + ')')} | — | — | — | — |")
                 continue
             if engine == "faster-whisper":
                 ratio = "1.00, 1.00"
@@ -173,7 +178,7 @@ def table(rows, args, index):
                 ratio = f"{r['wall'] / fw['wall']:.2f}, {r['rss'] / fw['rss']:.2f}"
             else:
                 ratio = "—"
-            lines.append(f"{head} {100 * r['wer']:.1f} % | {r['wall']:.2f} | {r['rss']:.0f} | {ratio} |")
+            lines.append(f"{head} {100 * r['wer']:.1f} % | {r['wall']:.2f} | {r['rss']:.0f} | {ratio} | {r['cpu']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -207,13 +212,14 @@ def main():
     if args.only in (None, "long"):
         inputs.append(("long file", [index["long"]]))
 
+    load = os.getloadavg()
     rows = {}
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         for inp, items in inputs:
             for engine in wanted:
                 print(f"{engine} on {inp} ({len(items)} file(s))", file=sys.stderr)
                 rows[(engine, inp)] = bench(engine, engines[engine], args, model, items, pathlib.Path(tmp), normalize)
-    md = table(rows, args, index)
+    md = table(rows, args, index, load)
     print(md)
     (cache / "bench-results.md").write_text(md)
     detail = {f"{e} / {i}": r for (e, i), r in rows.items()}
