@@ -50,9 +50,20 @@ def measure(cmd, env=None):
         out.seek(0), err.seek(0)
         stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
     if proc.returncode != 0:
-        tail = " ".join(stderr.strip().splitlines()[-3:])[-300:] or f"exit status {proc.returncode}"
-        raise EngineFailed(f"exit {proc.returncode}: {tail}")
+        raise EngineFailed(f"exit {proc.returncode}: {stderr_tail(stderr) or 'no stderr'}")
     return wall, rusage.ru_utime + rusage.ru_stime, rusage.ru_maxrss / 1024.0, stdout, stderr
+
+
+def stderr_tail(stderr, keep=3, limit=300):
+    """The last lines of stderr, led by the first line that says "error" when the tail misses it
+    (clap prints the error first and usage after it)."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    tail = lines[-keep:]
+    errors = [ln for ln in lines if "error" in ln.lower()]
+    if errors and errors[0] not in tail:
+        tail = [errors[0]] + tail[-(keep - 1):]
+    text = " ".join(tail)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def run_faster_whisper(model, files, workdir):
