@@ -1,0 +1,32 @@
+"""One faster-whisper process: load the model, transcribe FILES, write {file: text} as JSON.
+
+Run as a fresh process per measurement (benches/compare/bench.py times it and reads its peak RSS),
+so model load and Python start-up are part of the wall time, as they are for `scribe`.
+"""
+
+import argparse
+import json
+import sys
+
+from faster_whisper import WhisperModel
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", required=True, help="directory holding model.bin (CTranslate2)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--beam_size", type=int, default=5)
+    p.add_argument("--out", required=True, help="JSON file to write")
+    p.add_argument("files", nargs="+")
+    a = p.parse_args()
+    model = WhisperModel(a.model, device="cpu", compute_type="int8", cpu_threads=a.threads)
+    result = {}
+    for path in a.files:
+        segments, _info = model.transcribe(path, beam_size=a.beam_size, language="en", vad_filter=False)
+        result[path] = " ".join(s.text.strip() for s in segments)  # the generator decodes here
+    with open(a.out, "w") as f:
+        json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
