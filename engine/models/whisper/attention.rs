@@ -60,6 +60,18 @@ impl MultiHeadAttention {
         self.out_proj.forward(dev, &o)
     }
 
+    /// Scaled scores `q·kᵀ/√Dh` of one hypothesis `x[1, n, D]` over `kv[1, T, D]`, per head:
+    /// `[heads, n, T]` (what openai's cross-attention QK hooks see).
+    pub fn cross_scores(&self, dev: &Device, x: &Tensor, kv: &KvCache) -> Result<Tensor> {
+        let q = self.q_proj.forward(dev, x)?;
+        let (n, t, d) = (q.dim(1), kv.k.dim(1), q.dim(2));
+        let dh = d / self.heads;
+        let q = dev.permute(&q.reshape(&[n, self.heads, dh])?, &[1, 0, 2])?;
+        let k = dev.permute(&dev.slice(&kv.k, 0, 0, 1)?.reshape(&[t, self.heads, dh])?, &[1, 0, 2])?;
+        let scores = dev.matmul(&q, &k, true)?;
+        dev.scale(&scores, 1.0 / (dh as f32).sqrt())
+    }
+
     /// Attention of `x` over precomputed keys and values (decoder cross-attention).
     pub fn cross_attention(&self, dev: &Device, x: &Tensor, kv: &KvCache) -> Result<Tensor> {
         let q = self.q_proj.forward(dev, x)?;

@@ -128,6 +128,20 @@ impl Decoder {
         state: &mut DecoderState,
         positions: LogitPositions,
     ) -> Result<Tensor> {
+        self.forward_capturing(dev, tokens, state, positions, &mut [])
+    }
+
+    /// [`Decoder::forward`] that also records the scaled cross-attention scores (before
+    /// softmax) of the given `(layer, head)` pairs, for one hypothesis: `captured[j]` receives
+    /// `[n_tokens, n_audio_frames]` of `heads[j]` (openai timing.py's QK hooks).
+    pub fn forward_capturing(
+        &self,
+        dev: &Device,
+        tokens: &[Vec<u32>],
+        state: &mut DecoderState,
+        positions: LogitPositions,
+        captured: &mut [((usize, usize), Vec<f32>)],
+    ) -> Result<Tensor> {
         let n = tokens.first().map_or(0, Vec::len);
         let rows = state.rows();
         if tokens.len() != rows || n == 0 || tokens.iter().any(|t| t.len() != n) {
@@ -148,6 +162,15 @@ impl Decoder {
             let h = layer.self_attn_layer_norm.forward(dev, &x)?;
             x = dev.add(&x, &layer.self_attn.cached_self_attention(dev, &h, &mut state.self_kv[i])?)?;
             let h = layer.encoder_attn_layer_norm.forward(dev, &x)?;
+            if captured.iter().any(|((l, _), _)| *l == i) {
+                let scores = dev.download(&layer.encoder_attn.cross_scores(dev, &h, &state.cross[i])?)?;
+                let per_head = scores.len() / layer.encoder_attn.heads;
+                for ((l, head), out) in captured.iter_mut() {
+                    if *l == i {
+                        *out = scores[*head * per_head..(*head + 1) * per_head].to_vec();
+                    }
+                }
+            }
             x = dev.add(&x, &layer.encoder_attn.cross_attention(dev, &h, &state.cross[i])?)?;
             let h = layer.final_layer_norm.forward(dev, &x)?;
             let h = dev.gelu(&layer.fc1.forward(dev, &h)?)?;

@@ -107,4 +107,79 @@ impl Whisper {
         };
         Ok(decoding::DecodingTask::new(self, options)?.run(audio_features)?.tokens)
     }
+
+    /// Cross-attention heads used for word timing: the checkpoint's alignment heads, else every
+    /// head of the upper half of the decoder layers (openai model.py default).
+    pub fn alignment_heads(&self) -> Vec<(usize, usize)> {
+        if !self.generation.alignment_heads.is_empty() {
+            return self.generation.alignment_heads.clone();
+        }
+        let (layers, heads) = (self.config.decoder_layers, self.config.decoder_attention_heads);
+        (layers / 2..layers).flat_map(|l| (0..heads).map(move |h| (l, h))).collect()
+    }
+
+    /// Word times of `text_tokens` in one encoded window (`[1, T, D]`) by cross-attention DTW
+    /// (openai timing.py `find_alignment`); times relative to the window start.
+    pub fn word_alignment(
+        &self,
+        audio_features: &Tensor,
+        text_tokens: &[u32],
+        language: &str,
+        task: Task,
+        num_frames: usize,
+    ) -> Result<Vec<timing::WordTiming>> {
+        if text_tokens.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tok = &self.tokenizer;
+        let sot = tok.sot_sequence(Some(language), task)?;
+        let mut tokens = sot.clone();
+        tokens.push(tok.special.no_timestamps);
+        tokens.extend_from_slice(text_tokens);
+        tokens.push(tok.special.eot);
+        if tokens.len() > self.config.max_target_positions {
+            return Ok(Vec::new());
+        }
+        let mut captured: Vec<((usize, usize), Vec<f32>)> =
+            self.alignment_heads().into_iter().map(|h| (h, Vec::new())).collect();
+        let dev = &self.device;
+        let mut state = self.decoder.start(dev, audio_features, 1)?;
+        let logits = dev.download(&self.decoder.forward_capturing(
+            dev,
+            &[tokens.clone()],
+            &mut state,
+            decoder::LogitPositions::All,
+            &mut captured,
+        )?)?;
+        // "token_probs = logits[len(sot_sequence):, :eot].softmax(-1)" at each text token
+        let vocab = self.config.vocab_size;
+        let eot = tok.special.eot as usize;
+        let token_probs: Vec<f32> = text_tokens
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| {
+                let row = &logits[(sot.len() + i) * vocab..][..eot];
+                let lp = decoding::filters::log_softmax(row);
+                lp.get(t as usize).map_or(0.0, |v| v.exp())
+            })
+            .collect();
+        let n_frames_total = audio_features.dim(1);
+        let qk: Vec<f32> = captured.into_iter().flat_map(|(_, v)| v).collect();
+        let n_heads = qk.len() / (tokens.len() * n_frames_total).max(1);
+        let split = |t: &[u32]| tok.split_to_word_tokens(t, language).unwrap_or_default();
+        Ok(timing::find_alignment(
+            &qk,
+            n_heads,
+            tokens.len(),
+            n_frames_total,
+            num_frames,
+            sot.len(),
+            text_tokens,
+            tok.special.eot,
+            &token_probs,
+            &split,
+            timing::MEDFILT_WIDTH,
+            1.0,
+        ))
+    }
 }

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::output::{Segment, Transcript};
 
 use super::decoding::{detect_language, DecodingOptions, DecodingResult, DecodingTask, TIMESTAMP_PRECISION};
-use super::Whisper;
+use super::{timing, Whisper};
 
 /// openai transcribe.py default temperatures: (0.0, 0.2, 0.4, 0.6, 0.8, 1.0).
 pub const TEMPERATURES: [f32; 6] = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0];
@@ -216,6 +216,7 @@ pub fn transcribe(model: &Whisper, audio: &[f32], o: &TranscribeOptions, progres
         all_tokens.extend(tok.encode(&format!(" {}", p.trim()))?);
     }
     let mut seek = 0usize;
+    let mut last_speech_timestamp = 0.0f64;
     while seek < content_frames {
         let time_offset = seek as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64;
         let segment_size = N_FRAMES.min(content_frames - seek);
@@ -229,6 +230,31 @@ pub fn transcribe(model: &Whisper, audio: &[f32], o: &TranscribeOptions, progres
         }
         let (mut current, advance) = split_segments(model, &result, time_offset, segment_size)?;
         seek += advance;
+        if options.word_timestamps {
+            let text_tokens: Vec<u32> = timing::segment_text_tokens(&current, tok.special.eot).concat();
+            let alignment =
+                model.word_alignment(&features, &text_tokens, &language, options.decode.task, segment_size)?;
+            timing::add_word_timestamps(
+                &mut current,
+                alignment,
+                tok.special.eot,
+                time_offset,
+                last_speech_timestamp,
+                timing::PREPEND_PUNCTUATIONS,
+                timing::APPEND_PUNCTUATIONS,
+            );
+            let n = result.tokens.len();
+            let tb = tok.special.timestamp_begin;
+            let single_timestamp_ending = n >= 2 && result.tokens[n - 2] < tb && result.tokens[n - 1] >= tb;
+            if !single_timestamp_ending {
+                if let Some(end) = timing::last_word_end(&current).filter(|&e| e > time_offset) {
+                    seek = (end * timing::FRAMES_PER_SECOND).round() as usize;
+                }
+            }
+            if let Some(end) = timing::last_word_end(&current) {
+                last_speech_timestamp = end;
+            }
+        }
         // "if a segment is instantaneous or does not contain text, clear it"
         for s in current.iter_mut() {
             if s.start == s.end || s.text.trim().is_empty() {
