@@ -249,6 +249,9 @@ def main():
                  "long": lambda r: bool(r.get("long_file")),
                  "resampled": lambda r: r["resampled"]}[only]
         inputs = [x for x in inputs if group(x[2])]
+        if os.environ.get("SCRIBE_REF_REVERSE"):  # a second runner works from the other end
+            inputs = inputs[::-1]
+            only += "_rev"
         suffix = f".{only}"
 
     recordings = []
@@ -257,19 +260,20 @@ def main():
     path = os.path.join(OUT_DIR, f"transcribe_{out_name}{suffix}.json")
     for name, audio, rec in inputs:
         rec["results"] = {}
+        recordings.append(rec)
         # Beam search last: it is the slowest configuration.
         for cfg in sorted(CONFIGS, key=lambda c: c.startswith("beam")):
             r = run_transcribe(model, audio, cfg)
             rec["results"][cfg] = r
             print(f"{name:18s} {cfg:24s} segs={r['num_segments']:3d} tokens={r['num_tokens']:4d} "
                   f"temps={r['temperatures_used']} {r['elapsed_s']:.1f}s | {r['text'][:70]}", flush=True)
+            write_json(path, out)  # partial results survive an interrupted run
         texts = {cfg: rec["results"][cfg]["text"] for cfg in CONFIGS}
         rec["text_equal_across_configs"] = len(set(texts.values())) == 1
         if model.is_multilingual:
             rec["detect_language"] = detect_language_records(model, audio)
             print(f"{name:18s} detect_language {rec['detect_language']['transcribe_mel'][:2]}", flush=True)
-        recordings.append(rec)
-        write_json(path, out)  # partial results survive an interrupted run
+        write_json(path, out)
     out["complete"] = True
     write_json(path, out)
     print("wrote", path, os.path.getsize(path), "bytes")
@@ -279,22 +283,29 @@ def merge(out_name):
     """Merges transcribe_OUT_NAME{,.native,.long,.resampled}.json into transcribe_OUT_NAME.json:
     native recordings, then the long file, then the resampled ones."""
     base = os.path.join(OUT_DIR, f"transcribe_{out_name}")
-    parts = [p for p in (base + ".json", base + ".native.json", base + ".long.json", base + ".resampled.json")
+    parts = [p for p in (base + ".json", base + ".native.json", base + ".long.json", base + ".native_rev.json",
+                                  base + ".resampled.json")
              if os.path.exists(p)]
     docs = [json.load(open(p)) for p in parts]
     out = docs[0]
     by_file = {}
     for d in docs:
         for r in d["recordings"]:
-            if "results" in r and len(r["results"]) == len(CONFIGS):
-                by_file.setdefault(r["file"], r)
+            # keep the most complete copy of each recording
+            if r.get("results") and len(r["results"]) > len(by_file.get(r["file"], {}).get("results", {})):
+                by_file[r["file"]] = r
     native = [r for r in by_file.values() if not r["resampled"] and not r.get("long_file")]
     longf = [r for r in by_file.values() if r.get("long_file")]
     resampled = [r for r in by_file.values() if r["resampled"]]
     order = {e["file"]: i for i, e in enumerate(json.load(open(os.path.join(SPEECH_DIR, "manifest.json"))))}
     out["recordings"] = (sorted(native, key=lambda r: order[r["file"]]) + longf
                          + sorted(resampled, key=lambda r: order[r["file"]]))
-    out["complete"] = len(out["recordings"]) == len(order) + 1
+    out["complete"] = len(out["recordings"]) == len(order) + 1 and all(
+        len(r["results"]) == len(CONFIGS) for r in out["recordings"])
+    for r in out["recordings"]:
+        missing = [c for c in CONFIGS if c not in r["results"]]
+        if missing:
+            r["missing_configs"] = missing
     out["merged_from"] = [os.path.basename(p) for p in parts]
     for p in parts:
         os.remove(p)
