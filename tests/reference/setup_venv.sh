@@ -14,6 +14,6 @@ python3 -m venv "$VENV"
 if [[ -f "$REQS" ]]; then
     "$VENV/bin/pip" install -r "$REQS"
 else
-    "$VENV/bin/pip" install torch transformers ctranslate2 safetensors numpy scipy soundfile tokenizers
+    "$VENV/bin/pip" install torch transformers ctranslate2 safetensors numpy scipy soundfile tokenizers openai-whisper
 fi
-"$VENV/bin/python" -c "import torch, transformers, ctranslate2; print('torch', torch.__version__, 'transformers', transformers.__version__, 'ctranslate2', ctranslate2.__version__)"
+"$VENV/bin/python" -c "import torch, transformers, ctranslate2, whisper; print('torch', torch.__version__, 'transformers', transformers.__version__, 'ctranslate2', ctranslate2.__version__, 'openai-whisper', whisper.__version__)"
