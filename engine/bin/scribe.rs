@@ -172,7 +172,9 @@ fn main() -> ExitCode {
     for a in &args {
         let flag = a.split('=').next().unwrap_or(a);
         if let Some((_, stage)) = NOT_YET.iter().find(|(f, _)| *f == flag) {
-            eprintln!("scribe: error: {flag} is not supported yet: it belongs to {stage}, which this version does not have");
+            eprintln!(
+                "scribe: error: {flag} is not supported yet: it belongs to {stage}, which this version does not have"
+            );
             return ExitCode::from(2);
         }
     }
@@ -266,7 +268,10 @@ fn transcribe_options(args: &TranscribeArgs, model: &Whisper) -> anyhow::Result<
         ..Default::default()
     };
     Ok(TranscribeOptions {
-        temperatures: temperatures(args.temperature, optional_f32("temperature_increment_on_fallback", &args.temperature_increment_on_fallback)?)?,
+        temperatures: temperatures(
+            args.temperature,
+            optional_f32("temperature_increment_on_fallback", &args.temperature_increment_on_fallback)?,
+        )?,
         compression_ratio_threshold: Some(args.compression_ratio_threshold),
         logprob_threshold: Some(args.logprob_threshold),
         no_speech_threshold: Some(args.no_speech_threshold),
@@ -293,7 +298,11 @@ fn run_transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
     let dir = resolve_model(&args.model, &args.model_dir, args.hf_token.clone())?;
     let model = Whisper::load(&dir, device.clone())?;
     if args.compute_type != "float32" {
-        tracing::info!("compute_type {} requested; the {} backend computes in float32", args.compute_type, device.name());
+        tracing::info!(
+            "compute_type {} requested; the {} backend computes in float32",
+            args.compute_type,
+            device.name()
+        );
     }
     tracing::info!("[Predict] device={} compute_type=float32 model={}", device.name(), dir.display());
     tracing::debug!("backend: {}", device.describe());
