@@ -7,7 +7,7 @@ CARGO ?= cargo
 ## Fetch the default model if missing, build, transcribe the bundled sample.
 run: models/$(MODEL)/.complete
 	$(CARGO) build --release --bin scribe
-	./target/release/scribe transcribe --model $(MODEL) samples/hello.wav
+	./target/release/scribe transcribe --model $(MODEL) --output_dir target/sample-output samples/hello.wav
 
 models/%/.complete:
 	models/fetch $*

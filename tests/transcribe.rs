@@ -50,14 +50,18 @@ fn every_shared_recording_is_transcribed_closely_by_tiny_en() {
 #[test]
 fn cli_prints_the_jfk_transcript() {
     let Some(dir) = model_dir("tiny.en") else { return };
+    let tmp = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_scribe"))
-        .args(["transcribe", "--model"])
+        .args(["transcribe", "--output_format", "txt", "--output_dir"])
+        .arg(tmp.path())
+        .arg("--model")
         .arg(&dir)
         .arg(speech("jfk.flac"))
         .output()
         .expect("run scribe");
     assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = std::fs::read_to_string(tmp.path().join("jfk.txt")).unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ask not what your country"));
     assert!(wer(&reference_text("jfk.flac").unwrap(), &text) <= 0.10, "{text}");
 }
 

@@ -64,6 +64,7 @@ fn parse_bool(s: &str) -> Result<bool, String> {
 }
 
 #[derive(clap::Args)]
+#[command(rename_all = "snake_case")]
 struct TranscribeArgs {
     /// Audio files (wav, flac).
     #[arg(required = true)]

@@ -178,6 +178,16 @@ pub fn split_segments(
     Ok((segments, advance))
 }
 
+/// Peak amplitude below which a window counts as digital silence (−80 dBFS).
+pub const SILENCE_PEAK: f32 = 1e-4;
+
+/// True when the samples under mel frames `[seek, seek + frames)` never reach [`SILENCE_PEAK`].
+fn is_digital_silence(audio: &[f32], seek: usize, frames: usize) -> bool {
+    let start = (seek * HOP_LENGTH).min(audio.len());
+    let end = ((seek + frames) * HOP_LENGTH).min(audio.len());
+    audio[start..end].iter().all(|s| s.abs() < SILENCE_PEAK)
+}
+
 /// Transcribe 16 kHz mono audio of any length.
 pub fn transcribe(model: &Whisper, audio: &[f32], o: &TranscribeOptions, progress: Progress<'_>) -> Result<Transcript> {
     let tok = &model.tokenizer;
@@ -206,6 +216,9 @@ pub fn transcribe(model: &Whisper, audio: &[f32], o: &TranscribeOptions, progres
         });
     }
     let language = options.decode.language.clone().unwrap_or_else(|| "en".into());
+    if !tok.multilingual && language != "en" {
+        return Err(Error::Other(format!("language `{language}`: this model is English-only (use a multilingual model)")));
+    }
     // Validate the language and task before spending time on audio.
     tok.sot_sequence(Some(&language), options.decode.task)?;
 
@@ -220,6 +233,13 @@ pub fn transcribe(model: &Whisper, audio: &[f32], o: &TranscribeOptions, progres
     while seek < content_frames {
         let time_offset = seek as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64;
         let segment_size = N_FRAMES.min(content_frames - seek);
+        if is_digital_silence(audio, seek, segment_size) {
+            // Whisper hallucinates short phrases ("you") on pure silence and the no-speech gate
+            // does not always catch them; a window without any signal has nothing to transcribe.
+            seek += segment_size;
+            progress(seek.min(content_frames), content_frames);
+            continue;
+        }
         let features = model.encode(&window(seek, segment_size), 1)?;
         let prompt = all_tokens[prompt_reset_since..].to_vec();
         let result = decode_with_fallback(model, &features, &options, &prompt)?;
