@@ -14,7 +14,7 @@ models/%/.complete:
 
 ## Everything CI runs: fetch the test models, then every test of the workspace, optimised.
 test: models/tiny.en/.complete models/base/.complete
-	$(CARGO) test --profile test --workspace --all-targets
+	$(CARGO) test --profile test --workspace --all-targets --no-fail-fast
 
 build:
 	$(CARGO) build --release --workspace
