@@ -66,7 +66,12 @@ fn highlight_words_needs_word_times() {
     let tmp = tempfile::tempdir().unwrap();
     let o = scribe(&dir, tmp.path(), &["--highlight_words", "True"], &speech("spk1_snt1.wav"));
     assert!(!o.status.success());
-    let out = scribe(&dir, tmp.path(), &["-f", "srt", "--word_timestamps", "True", "--highlight_words", "True"], &speech("spk1_snt1.wav"));
+    let out = scribe(
+        &dir,
+        tmp.path(),
+        &["-f", "srt", "--word_timestamps", "True", "--highlight_words", "True"],
+        &speech("spk1_snt1.wav"),
+    );
     ok(&out);
     let srt = std::fs::read_to_string(tmp.path().join("spk1_snt1.srt")).unwrap();
     assert!(srt.contains("<u>"), "{srt}");
@@ -77,7 +82,11 @@ fn suppress_numerals_spells_numbers() {
     let Some(dir) = model_dir("tiny.en") else { return };
     let tmp = tempfile::tempdir().unwrap();
     let wav = tmp.path().join("numbers.wav");
-    let status = Command::new("espeak-ng").args(["-v", "en-us", "-w"]).arg(&wav).arg("It costs 25 percent more, about 40 dollars.").status();
+    let status = Command::new("espeak-ng")
+        .args(["-v", "en-us", "-w"])
+        .arg(&wav)
+        .arg("It costs 25 percent more, about 40 dollars.")
+        .status();
     if !matches!(status, Ok(s) if s.success()) {
         eprintln!("skipped: espeak-ng not installed");
         return;
@@ -98,8 +107,12 @@ fn initial_prompt_and_temperature_flags_are_accepted_and_change_decoding() {
     let Some(dir) = model_dir("tiny.en") else { return };
     let tmp = tempfile::tempdir().unwrap();
     let base = ok(&scribe(&dir, tmp.path(), &["-f", "txt"], &speech("spk2_snt6.wav")));
-    let prompted =
-        ok(&scribe(&dir, tmp.path(), &["-f", "txt", "--initial_prompt", "Canned pears lack full flavor."], &speech("spk2_snt6.wav")));
+    let prompted = ok(&scribe(
+        &dir,
+        tmp.path(),
+        &["-f", "txt", "--initial_prompt", "Canned pears lack full flavor."],
+        &speech("spk2_snt6.wav"),
+    ));
     assert_ne!(base, prompted, "the prompt should steer this ambiguous clip");
     assert!(prompted.to_lowercase().contains("pears"), "{prompted}");
 }
@@ -158,11 +171,13 @@ fn silent_and_tiny_audio_give_an_empty_transcript() {
         std::fs::write(&p, wav).unwrap();
         let stdout = ok(&scribe(&dir, tmp.path(), &["-f", "json"], &p));
         assert!(stdout.trim().is_empty(), "{name}: {stdout}");
-        let json: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(tmp.path().join(name.replace(".wav", ".json"))).unwrap(),
-        )
-        .unwrap();
-        assert!(json["segments"].as_array().unwrap().iter().all(|s| s["text"].as_str().unwrap().trim().is_empty()), "{json}");
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(tmp.path().join(name.replace(".wav", ".json"))).unwrap())
+                .unwrap();
+        assert!(
+            json["segments"].as_array().unwrap().iter().all(|s| s["text"].as_str().unwrap().trim().is_empty()),
+            "{json}"
+        );
     }
 }
 

@@ -217,7 +217,9 @@ pub fn transcribe(model: &Whisper, audio: &[f32], o: &TranscribeOptions, progres
     }
     let language = options.decode.language.clone().unwrap_or_else(|| "en".into());
     if !tok.multilingual && language != "en" {
-        return Err(Error::Other(format!("language `{language}`: this model is English-only (use a multilingual model)")));
+        return Err(Error::Other(format!(
+            "language `{language}`: this model is English-only (use a multilingual model)"
+        )));
     }
     // Validate the language and task before spending time on audio.
     tok.sot_sequence(Some(&language), options.decode.task)?;
