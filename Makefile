@@ -14,6 +14,7 @@ models/%/.complete:
 
 ## Everything CI runs: fetch the test models, then every test of the workspace, optimised.
 test: models/tiny.en/.complete models/base/.complete
+	scripts/install-test-deps
 	$(CARGO) test --profile test --workspace --all-targets --no-fail-fast
 
 build:

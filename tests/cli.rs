@@ -192,3 +192,40 @@ fn zero_byte_file_is_an_error_naming_it() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("empty.wav") && !err.contains("panicked"), "{err}");
 }
+
+/// espeak-ng speech in `voice` at `path`, or false when espeak-ng is missing.
+fn speak(voice: &str, text: &str, path: &Path) -> bool {
+    let status = Command::new("espeak-ng").args(["-v", voice, "-w"]).arg(path).arg(text).status();
+    matches!(status, Ok(s) if s.success())
+}
+
+#[test]
+fn base_detects_other_languages_and_translates() {
+    let Some(dir) = model_dir("base") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let de = tmp.path().join("de.wav");
+    let es = tmp.path().join("es.wav");
+    if !speak("de", "Guten Morgen. Heute ist das Wetter sehr schön, und wir gehen in den Park.", &de)
+        || !speak("es", "Buenos días. Hoy hace muy buen tiempo y vamos a caminar por el parque.", &es)
+    {
+        eprintln!("skipped: espeak-ng not installed");
+        return;
+    }
+    let language = |wav: &Path, extra: &[&str]| {
+        ok(&scribe(&dir, tmp.path(), &[&["-f", "json"], extra].concat(), wav));
+        let stem = wav.file_stem().unwrap().to_str().unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(tmp.path().join(format!("{stem}.json"))).unwrap()).unwrap();
+        (json["language"].as_str().unwrap().to_string(), json["segments"][0]["text"].as_str().unwrap().to_lowercase())
+    };
+    let (lang, text) = language(&de, &[]);
+    assert_eq!(lang, "de", "{text}");
+    assert!(text.contains("morgen") && text.contains("park"), "{text}");
+    let (lang, text) = language(&es, &[]);
+    assert_eq!(lang, "es", "{text}");
+    assert!(text.contains("buenos días"), "{text}");
+    // --language overrides detection; --task translate gives English.
+    let (lang, text) = language(&de, &["--language", "de", "--task", "translate"]);
+    assert_eq!(lang, "de");
+    assert!(text.contains("good morning"), "{text}");
+}
