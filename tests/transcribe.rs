@@ -98,3 +98,12 @@ fn cli_rejects_a_missing_model_directory_clearly() {
     assert!(err.contains("no-such-model-xyz"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn wer_counts_substitutions_insertions_deletions() {
+    assert_eq!(common::wer("a b c d", "a b c d"), 0.0);
+    assert_eq!(common::wer("a b c d", "a x c d"), 0.25);
+    assert_eq!(common::wer("a b c d", "a b c"), 0.25);
+    assert_eq!(common::wer("a b", "a b c d"), 1.0);
+    assert_eq!(common::wer("Ask not, what!", "ask NOT what"), 0.0);
+}

@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -52,17 +52,4 @@ pub fn reference_text(file: &str) -> Option<String> {
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(speech("manifest.json")).ok()?).ok()?;
     manifest.as_array()?.iter().find(|e| e["file"] == file)?["text"].as_str().map(str::to_owned)
-}
-
-pub fn exists(p: &Path) -> bool {
-    p.exists()
-}
-
-#[test]
-fn wer_counts_substitutions_insertions_deletions() {
-    assert_eq!(wer("a b c d", "a b c d"), 0.0);
-    assert_eq!(wer("a b c d", "a x c d"), 0.25);
-    assert_eq!(wer("a b c d", "a b c"), 0.25);
-    assert_eq!(wer("a b", "a b c d"), 1.0);
-    assert_eq!(wer("Ask not, what!", "ask NOT what"), 0.0);
 }

@@ -6,11 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::weights::WeightStore;
-
-/// Every released Whisper model uses 64-dimensional attention heads; used only when a
-/// checkpoint does not state its head count.
-pub const HEAD_DIM: usize = 64;
+use crate::weights::ct2::WhisperDims;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct WhisperConfig {
@@ -107,48 +103,28 @@ impl WhisperConfig {
         })
     }
 
-    /// Derive the configuration from tensor shapes (CT2 checkpoints carry no config.json of
-    /// this kind). `heads` comes from the checkpoint when it says; else `d_model / HEAD_DIM`.
-    pub fn from_weights(store: &dyn WeightStore, heads: Option<(usize, usize)>) -> Result<Self> {
-        let path = store.path();
-        let shape = |name: &str, rank: usize| -> Result<Vec<usize>> {
-            let v = store.view(name).ok_or_else(|| Error::tensor(path, name, "missing from the checkpoint"))?;
-            if v.shape.len() != rank {
-                return Err(Error::tensor(path, name, format!("has rank {}, expected {rank}", v.shape.len())));
-            }
-            Ok(v.shape)
-        };
-        let conv1 = shape("model.encoder.conv1.weight", 3)?;
-        let enc_pos = shape("model.encoder.embed_positions.weight", 2)?;
-        let dec_pos = shape("model.decoder.embed_positions.weight", 2)?;
-        let emb = shape("model.decoder.embed_tokens.weight", 2)?;
-        let enc_fc1 = shape("model.encoder.layers.0.fc1.weight", 2)?;
-        let dec_fc1 = shape("model.decoder.layers.0.fc1.weight", 2)?;
-        let count =
-            |prefix: &str| (0..).take_while(|i| store.view(&format!("{prefix}.{i}.fc1.weight")).is_some()).count();
-        let d_model = conv1[0];
-        let (eh, dh) = heads.unwrap_or((d_model / HEAD_DIM, d_model / HEAD_DIM));
-        if eh == 0 || d_model % eh != 0 || dh == 0 || d_model % dh != 0 {
-            return Err(Error::config(path, "num_heads", format!("{eh}/{dh} heads do not divide d_model {d_model}")));
-        }
-        Ok(WhisperConfig {
-            d_model,
-            encoder_layers: count("model.encoder.layers"),
-            encoder_attention_heads: eh,
-            decoder_layers: count("model.decoder.layers"),
-            decoder_attention_heads: dh,
-            encoder_ffn_dim: enc_fc1[0],
-            decoder_ffn_dim: dec_fc1[0],
-            num_mel_bins: conv1[1],
-            vocab_size: emb[0],
-            max_source_positions: enc_pos[0],
-            max_target_positions: dec_pos[0],
-        })
-    }
-
     /// English-only models have 51864 tokens; multilingual ones 51865 or more.
     pub fn is_multilingual(&self) -> bool {
         self.vocab_size >= 51865
+    }
+}
+
+/// A CTranslate2 checkpoint's dimensions (read from its tensor shapes and head attributes).
+impl From<WhisperDims> for WhisperConfig {
+    fn from(d: WhisperDims) -> Self {
+        WhisperConfig {
+            d_model: d.d_model,
+            encoder_layers: d.encoder_layers,
+            encoder_attention_heads: d.encoder_attention_heads,
+            decoder_layers: d.decoder_layers,
+            decoder_attention_heads: d.decoder_attention_heads,
+            encoder_ffn_dim: d.encoder_ffn_dim,
+            decoder_ffn_dim: d.decoder_ffn_dim,
+            num_mel_bins: d.num_mel_bins,
+            vocab_size: d.vocab_size,
+            max_source_positions: d.max_source_positions,
+            max_target_positions: d.max_target_positions,
+        }
     }
 }
 

@@ -42,20 +42,7 @@ pub fn open_checkpoint(dir: &Path) -> Result<(Box<dyn WeightStore>, WhisperConfi
         }
         CheckpointKind::CTranslate2(path) => {
             let store = weights::ct2::Ct2Store::open(&path)?;
-            let d = store.whisper_dims()?;
-            let config = WhisperConfig {
-                d_model: d.d_model,
-                encoder_layers: d.encoder_layers,
-                encoder_attention_heads: d.encoder_attention_heads,
-                decoder_layers: d.decoder_layers,
-                decoder_attention_heads: d.decoder_attention_heads,
-                encoder_ffn_dim: d.encoder_ffn_dim,
-                decoder_ffn_dim: d.decoder_ffn_dim,
-                num_mel_bins: d.num_mel_bins,
-                vocab_size: d.vocab_size,
-                max_source_positions: d.max_source_positions,
-                max_target_positions: d.max_target_positions,
-            };
+            let config = WhisperConfig::from(store.whisper_dims()?);
             let ct2_config = dir.join("config.json");
             let generation = if ct2_config.is_file() {
                 GenerationData::from_ct2_json(&ct2_config)?

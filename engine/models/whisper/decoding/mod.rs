@@ -196,10 +196,6 @@ impl<'a> DecodingTask<'a> {
         out
     }
 
-    pub fn sample_begin(&self) -> usize {
-        self.sample_begin
-    }
-
     fn filter(&self, logits: &mut [f32], tokens: &[u32]) {
         if let Some(f) = &self.suppress_blank {
             f.apply(logits, tokens);
