@@ -1443,7 +1443,17 @@ fn attention_with_shared_key_value_rows() {
     // q rows [g·r, (g+1)·r) attend to k/v row g: beams sharing one audio's cross-attention.
     let mut st = Stats::new("attention (shared k/v)");
     let mut rng = Rng::new(31);
-    for &(b, bk, tq, tk, heads, dh) in &[(4, 2, 1, 9, 2, 8), (5, 1, 3, 65, 6, 16), (6, 3, 2, 7, 1, 4)] {
+    // Covers both schedules: ≤ 8 query rows per key/value head (skinny, 64-wide register blocks
+    // and their tails) and more (blocked).
+    for &(b, bk, tq, tk, heads, dh) in &[
+        (4, 2, 1, 9, 2, 8),
+        (5, 1, 3, 65, 6, 16),
+        (6, 3, 2, 7, 1, 4),
+        (5, 1, 1, 1500, 6, 64),
+        (8, 1, 1, 40, 2, 64),
+        (3, 1, 3, 10, 2, 64),
+        (2, 2, 1, 33, 1, 130),
+    ] {
         let d = heads * dh;
         let q = rng.vec(b * tq * d, 2.0);
         let k = rng.vec(bk * tk * d, 2.0);

@@ -186,6 +186,9 @@ fn main() -> ExitCode {
             scribe::weights::convert::ct2_to_hf(&in_dir, &out_dir).map_err(Into::into)
         }
     };
+    if scribe::backend::cpu::profile::enabled() {
+        eprint!("{}", scribe::backend::cpu::profile::report());
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -4,6 +4,7 @@ use rayon::prelude::*;
 
 use super::gemm::{sgemm, MatRef};
 use super::simd::SimdLevel;
+use super::skinny::{skinny_nt, SKINNY_MAX_ROWS};
 use super::{data, tensor};
 use crate::backend::Tensor;
 use crate::error::{Error, Result};
@@ -35,7 +36,12 @@ pub fn linear(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> R
         }
         None => false,
     };
-    sgemm(level, m, n, k, MatRef::row_major(xd, k), MatRef::transposed(wd, k), &mut out, n, accumulate, true);
+    if (1..=SKINNY_MAX_ROWS).contains(&m) {
+        // `out` holds the bias or zeros, which the skinny product adds to.
+        skinny_nt(level, m, n, k, xd, wd, k, &mut out);
+    } else {
+        sgemm(level, m, n, k, MatRef::row_major(xd, k), MatRef::transposed(wd, k), &mut out, n, accumulate, true);
+    }
     let mut shape = x.shape().to_vec();
     *shape.last_mut().expect("rows_cols implies rank ≥ 1") = n;
     Ok(tensor(shape, out))

@@ -16,8 +16,10 @@ mod linear;
 mod lstm;
 pub mod math;
 mod norm;
+pub mod profile;
 pub mod simd;
-mod softmax;
+mod skinny;
+pub mod softmax;
 
 pub use simd::SimdLevel;
 
@@ -91,27 +93,30 @@ impl Backend for CpuBackend {
     }
 
     fn download(&self, t: &Tensor) -> Result<Vec<f32>> {
-        Ok(data(t)?.to_vec())
+        profile::timed("download", || Ok(data(t)?.to_vec()))
     }
 
     fn linear(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
-        linear::linear(self.simd, x, w, b)
+        profile::timed(
+            if x.rows_cols().0 <= skinny::SKINNY_MAX_ROWS { "linear (skinny)" } else { "linear (gemm)" },
+            || linear::linear(self.simd, x, w, b),
+        )
     }
 
     fn matmul(&self, a: &Tensor, b: &Tensor, transpose_b: bool) -> Result<Tensor> {
-        linear::matmul(self.simd, a, b, transpose_b)
+        profile::timed("matmul", || linear::matmul(self.simd, a, b, transpose_b))
     }
 
     fn conv1d(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: Conv1dParams) -> Result<Tensor> {
-        conv::conv1d(self.simd, x, w, b, p)
+        profile::timed("conv1d", || conv::conv1d(self.simd, x, w, b, p))
     }
 
     fn layer_norm(&self, x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor> {
-        norm::layer_norm(self.simd, x, gamma, beta, eps)
+        profile::timed("layer_norm", || norm::layer_norm(self.simd, x, gamma, beta, eps))
     }
 
     fn group_norm(&self, x: &Tensor, groups: usize, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor> {
-        norm::group_norm(x, groups, Some(gamma), Some(beta), eps)
+        profile::timed("group_norm", || norm::group_norm(x, groups, Some(gamma), Some(beta), eps))
     }
 
     fn instance_norm(&self, x: &Tensor, gamma: Option<&Tensor>, beta: Option<&Tensor>, eps: f32) -> Result<Tensor> {
@@ -128,31 +133,33 @@ impl Backend for CpuBackend {
         beta: &Tensor,
         eps: f32,
     ) -> Result<Tensor> {
-        norm::batch_norm(x, mean, var, gamma, beta, eps)
+        profile::timed("batch_norm", || norm::batch_norm(x, mean, var, gamma, beta, eps))
     }
 
     fn activation(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
-        elementwise::activation(self.simd, x, act)
+        profile::timed("activation", || elementwise::activation(self.simd, x, act))
     }
 
     fn binary(&self, a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
-        elementwise::binary(a, b, op)
+        profile::timed("binary", || elementwise::binary(a, b, op))
     }
 
     fn scale(&self, x: &Tensor, s: f32) -> Result<Tensor> {
-        Ok(tensor(x.shape().to_vec(), data(x)?.iter().map(|v| v * s).collect()))
+        profile::timed("scale", || Ok(tensor(x.shape().to_vec(), data(x)?.iter().map(|v| v * s).collect())))
     }
 
     fn softmax(&self, x: &Tensor) -> Result<Tensor> {
-        softmax::softmax(self.simd, x, false)
+        profile::timed("softmax", || softmax::softmax(self.simd, x, false))
     }
 
     fn log_softmax(&self, x: &Tensor) -> Result<Tensor> {
-        softmax::softmax(self.simd, x, true)
+        profile::timed("log_softmax", || softmax::softmax(self.simd, x, true))
     }
 
     fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, causal: bool) -> Result<Tensor> {
-        attention::attention(self.simd, q, k, v, heads, causal)
+        profile::timed(if q.shape()[1] == 1 { "attention (step)" } else { "attention" }, || {
+            attention::attention(self.simd, q, k, v, heads, causal)
+        })
     }
 
     fn lstm(
@@ -164,38 +171,38 @@ impl Backend for CpuBackend {
         b_hh: &Tensor,
         reverse: bool,
     ) -> Result<Tensor> {
-        lstm::lstm(self.simd, x, w_ih, w_hh, b_ih, b_hh, reverse)
+        profile::timed("lstm", || lstm::lstm(self.simd, x, w_ih, w_hh, b_ih, b_hh, reverse))
     }
 
     fn embedding(&self, ids: &[u32], table: &Tensor) -> Result<Tensor> {
-        layout::embedding(ids, table)
+        profile::timed("embedding", || layout::embedding(ids, table))
     }
 
     fn permute(&self, x: &Tensor, perm: &[usize]) -> Result<Tensor> {
-        layout::permute(x, perm)
+        profile::timed("permute", || layout::permute(x, perm))
     }
 
     fn slice(&self, x: &Tensor, dim: usize, start: usize, len: usize) -> Result<Tensor> {
-        layout::slice(x, dim, start, len)
+        profile::timed("slice", || layout::slice(x, dim, start, len))
     }
 
     fn index_select(&self, x: &Tensor, indices: &[usize]) -> Result<Tensor> {
-        layout::index_select(x, indices)
+        profile::timed("index_select", || layout::index_select(x, indices))
     }
 
     fn concat(&self, xs: &[&Tensor], dim: usize) -> Result<Tensor> {
-        layout::concat(xs, dim)
+        profile::timed("concat", || layout::concat(xs, dim))
     }
 
     fn reduce(&self, x: &Tensor, op: Reduce) -> Result<Tensor> {
-        layout::reduce(x, op)
+        profile::timed("reduce", || layout::reduce(x, op))
     }
 
     fn max_pool1d(&self, x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
-        conv::max_pool1d(x, kernel, stride)
+        profile::timed("max_pool1d", || conv::max_pool1d(x, kernel, stride))
     }
 
     fn argmax(&self, x: &Tensor) -> Result<Vec<u32>> {
-        layout::argmax(x)
+        profile::timed("argmax", || layout::argmax(x))
     }
 }

@@ -1,4 +1,9 @@
 //! Softmax and log-softmax over the last dimension.
+//!
+//! Reductions keep `LANES` partial results (a max, a sum per lane) so the compiler can vectorise
+//! them: a single running `sum += e` is a serial chain that f32 rules forbid reordering.
+
+use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
@@ -8,49 +13,103 @@ use super::{data, tensor};
 use crate::backend::Tensor;
 use crate::error::Result;
 
+/// Partial results per reduction: one AVX-512 register of f32.
+const LANES: usize = 16;
+
+/// Max of a row (−∞ for an empty row; NaN entries are skipped).
+#[inline(always)]
+fn row_max(x: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for l in 0..LANES {
+            lanes[l] = if c[l] > lanes[l] { c[l] } else { lanes[l] };
+        }
+    }
+    lanes.iter().chain(tail).fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m })
+}
+
+/// `x ← e^{(x − max)·scale}` (−∞ entries become exactly 0); returns the sum, accumulated in f64.
+#[inline(always)]
+fn exp_shifted(x: &mut [f32], max: f32, scale: f32) -> f64 {
+    let mut lanes = [0.0f64; LANES];
+    let mut chunks = x.chunks_exact_mut(LANES);
+    for c in &mut chunks {
+        for l in 0..LANES {
+            let v = c[l];
+            // exp clamps far below its range; a masked (−∞) entry must be exactly 0.
+            let e = if v == f32::NEG_INFINITY { 0.0 } else { math::exp((v - max) * scale) };
+            c[l] = e;
+            lanes[l] += e as f64;
+        }
+    }
+    let mut sum: f64 = lanes.iter().sum();
+    for v in chunks.into_remainder() {
+        let e = if *v == f32::NEG_INFINITY { 0.0 } else { math::exp((*v - max) * scale) };
+        *v = e;
+        sum += e as f64;
+    }
+    sum
+}
+
 multiversion! {
-    /// Softmax of `x` into `out` (in place allowed via copies by the caller). `-inf` entries get 0.
-    pub(crate) fn softmax_row(x: &[f32], out: &mut [f32]) {
-        let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    /// In place: `x ← softmax(scale · x)` for `scale > 0`. `-inf` entries get 0; an all −∞ row
+    /// becomes all 0.
+    pub(crate) fn softmax_row_scaled(x: &mut [f32], scale: f32) {
+        let max = row_max(x);
         if max == f32::NEG_INFINITY {
-            out.fill(0.0);
+            x.fill(0.0);
             return;
         }
-        let mut sum = 0.0f32;
-        for (o, &v) in out.iter_mut().zip(x) {
-            // exp clamps far below its range; a masked (−∞) entry must be exactly 0.
-            let e = if v == f32::NEG_INFINITY { 0.0 } else { math::exp(v - max) };
-            *o = e;
-            sum += e;
-        }
-        let inv = 1.0 / sum;
-        out.iter_mut().for_each(|o| *o *= inv);
+        let inv = (1.0 / exp_shifted(x, max, scale)) as f32;
+        x.iter_mut().for_each(|o| *o *= inv);
     }
 }
 
 multiversion! {
-    fn log_softmax_row(x: &[f32], out: &mut [f32]) {
-        let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let sum: f32 = x.iter().map(|&v| math::exp(v - max)).sum();
-        let lse = max + sum.ln();
-        for (o, &v) in out.iter_mut().zip(x) {
-            *o = v - lse;
+    /// `ln Σ e^{x}` of a row; −∞ for an empty or all −∞ row.
+    pub(crate) fn logsumexp_row(x: &[f32], scratch: &mut Vec<f32>, out: &mut f32) {
+        let max = row_max(x);
+        if max == f32::NEG_INFINITY {
+            *out = f32::NEG_INFINITY;
+            return;
         }
+        scratch.clear();
+        scratch.extend_from_slice(x);
+        *out = max + exp_shifted(scratch, max, 1.0).ln() as f32;
     }
+}
+
+/// The SIMD level host-side helpers use (the CPU's best, capped by `SCRIBE_SIMD`).
+fn host_level() -> SimdLevel {
+    static LEVEL: OnceLock<SimdLevel> = OnceLock::new();
+    *LEVEL.get_or_init(SimdLevel::from_env)
+}
+
+/// `torch.logsumexp` of one row on the host: max + ln Σ e^{x − max} (sum in f64).
+pub fn logsumexp(x: &[f32]) -> f32 {
+    let mut scratch = Vec::new();
+    let mut out = 0.0;
+    logsumexp_row(host_level(), x, &mut scratch, &mut out);
+    out
 }
 
 pub fn softmax(level: SimdLevel, x: &Tensor, log: bool) -> Result<Tensor> {
     let (rows, d) = x.rows_cols();
     let xd = data(x)?;
-    let mut out = vec![0.0f32; rows * d];
+    let mut out = xd.to_vec();
     if d > 0 {
-        out.par_chunks_mut(d).zip(xd.par_chunks(d)).for_each(|(o, r)| {
+        out.par_chunks_mut(d).for_each_init(Vec::new, |scratch, o| {
             if log {
-                log_softmax_row(level, r, o)
+                let mut lse = 0.0;
+                logsumexp_row(level, o, scratch, &mut lse);
+                o.iter_mut().for_each(|v| *v -= lse);
             } else {
-                softmax_row(level, r, o)
+                softmax_row_scaled(level, o, 1.0)
             }
         });
     }
+    debug_assert_eq!(out.len(), rows * d);
     Ok(tensor(x.shape().to_vec(), out))
 }

@@ -107,12 +107,7 @@ pub fn log_softmax(x: &[f32]) -> Vec<f32> {
 
 /// `torch.logsumexp` of a row: max + ln Σ exp(x − max), −∞ for an empty or all −∞ row.
 pub fn logsumexp(x: &[f32]) -> f32 {
-    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if max == f32::NEG_INFINITY {
-        return f32::NEG_INFINITY;
-    }
-    let sum: f64 = x.iter().map(|&v| ((v - max) as f64).exp()).sum();
-    max + sum.ln() as f32
+    crate::backend::cpu::softmax::logsumexp(x)
 }
 
 #[cfg(test)]

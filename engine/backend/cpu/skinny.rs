@@ -1,0 +1,230 @@
+//! Skinny products: a few rows (the beams of a decoder step) against a large matrix whose rows
+//! are the other operand's columns (a `[N, K]` weight, or the keys of an attention head).
+//!
+//! `gemm` packs both operands on every call. For 5 rows against the 51 864 × 384 token embedding
+//! that copies 80 MB per decoder step, more than the product itself costs. Here each row of the
+//! large matrix is read once, straight from where it lies, and dotted with every input row while
+//! it is in L1: the product runs at memory bandwidth.
+
+use rayon::prelude::*;
+
+use super::simd::{multiversion, SimdLevel};
+
+/// Products with at most this many rows take the skinny path.
+pub const SKINNY_MAX_ROWS: usize = 8;
+/// Accumulator width: one AVX-512 register of f32, two AVX2 registers.
+const LANES: usize = 16;
+/// Columns of the output per parallel task.
+const COLUMNS_PER_TASK: usize = 256;
+/// Below this many multiply-adds the product runs on the calling thread.
+const PARALLEL_MIN_MACS: usize = 1 << 16;
+
+/// `Σ_p x[p] · w[p]` over `M` rows of `x` at once, with lane-wise partial sums.
+#[inline(always)]
+fn dots<const M: usize>(x: &[&[f32]; M], w: &[f32], out: &mut [f32; M]) {
+    let k = w.len();
+    let full = k / LANES * LANES;
+    let mut acc = [[0.0f32; LANES]; M];
+    let mut p = 0;
+    while p < full {
+        let wc: &[f32; LANES] = w[p..p + LANES].try_into().expect("LANES-sized chunk");
+        for r in 0..M {
+            let xc: &[f32; LANES] = x[r][p..p + LANES].try_into().expect("LANES-sized chunk");
+            for l in 0..LANES {
+                acc[r][l] += xc[l] * wc[l];
+            }
+        }
+        p += LANES;
+    }
+    for r in 0..M {
+        // Tree reduction of the lanes (halves added pairwise), which vectorises.
+        let v = &mut acc[r];
+        let mut width = LANES / 2;
+        while width > 0 {
+            for l in 0..width {
+                v[l] += v[l + width];
+            }
+            width /= 2;
+        }
+        let mut s = v[0];
+        for q in full..k {
+            s += x[r][q] * w[q];
+        }
+        out[r] = s;
+    }
+}
+
+/// One block of output columns for `M` input rows.
+#[inline(always)]
+fn block<const M: usize>(x: &[f32], k: usize, w: &[f32], w_rs: usize, j0: usize, cols: &mut [&mut [f32]]) {
+    let rows: [&[f32]; M] = std::array::from_fn(|r| &x[r * k..(r + 1) * k]);
+    let mut d = [0.0f32; M];
+    let n = cols[0].len();
+    for j in 0..n {
+        dots::<M>(&rows, &w[(j0 + j) * w_rs..][..k], &mut d);
+        for r in 0..M {
+            cols[r][j] += d[r];
+        }
+    }
+}
+
+multiversion! {
+    /// `cols[r][j] += x[r] · w[j0 + j]` for every row `r` of `x` (`m` rows of `k`) and every
+    /// column `j` of the block (`w` rows start every `w_rs` floats).
+    fn block_any(m: usize, x: &[f32], k: usize, w: &[f32], w_rs: usize, j0: usize, cols: &mut [&mut [f32]]) {
+        match m {
+            1 => block::<1>(x, k, w, w_rs, j0, cols),
+            2 => block::<2>(x, k, w, w_rs, j0, cols),
+            3 => block::<3>(x, k, w, w_rs, j0, cols),
+            4 => block::<4>(x, k, w, w_rs, j0, cols),
+            5 => block::<5>(x, k, w, w_rs, j0, cols),
+            6 => block::<6>(x, k, w, w_rs, j0, cols),
+            7 => block::<7>(x, k, w, w_rs, j0, cols),
+            8 => block::<8>(x, k, w, w_rs, j0, cols),
+            _ => unreachable!("skinny products have 1..=SKINNY_MAX_ROWS rows"),
+        }
+    }
+}
+
+/// `out[r, j] += x[r, :] · w[j, :]` for `m ≤ SKINNY_MAX_ROWS` rows of `x` (`[m, k]`, row-major)
+/// and the `n` rows of `w` (row `j` at `w[j * w_rs..][..k]`). `out` is `[m, n]` row-major and
+/// must be pre-filled (zeros, or the bias).
+#[allow(clippy::too_many_arguments)]
+pub fn skinny_nt(level: SimdLevel, m: usize, n: usize, k: usize, x: &[f32], w: &[f32], w_rs: usize, out: &mut [f32]) {
+    assert!((1..=SKINNY_MAX_ROWS).contains(&m), "skinny_nt: {m} rows");
+    assert!(x.len() >= m * k && out.len() >= m * n, "skinny_nt: operand sizes");
+    assert!(n == 0 || (n - 1) * w_rs + k <= w.len(), "skinny_nt: w out of bounds");
+    if n == 0 {
+        return;
+    }
+    // Column blocks of every output row, regrouped per block so tasks own disjoint memory.
+    let mut rows: Vec<std::slice::ChunksMut<'_, f32>> =
+        out[..m * n].chunks_mut(n).map(|row| row.chunks_mut(COLUMNS_PER_TASK)).collect();
+    let blocks: Vec<(usize, Vec<&mut [f32]>)> = (0..n.div_ceil(COLUMNS_PER_TASK))
+        .map(|b| (b * COLUMNS_PER_TASK, rows.iter_mut().map(|r| r.next().expect("one chunk per block")).collect()))
+        .collect();
+    let run = |(j0, mut cols): (usize, Vec<&mut [f32]>)| block_any(level, m, x, k, w, w_rs, j0, &mut cols);
+    if m * n * k >= PARALLEL_MIN_MACS {
+        blocks.into_par_iter().for_each(run);
+    } else {
+        blocks.into_iter().for_each(run);
+    }
+}
+
+/// Output columns kept in registers by [`nn_block`]: the head width of every Whisper model.
+const NN_COLUMNS: usize = 64;
+
+/// `out[r, c0..c0+NN_COLUMNS] += Σ_j p[r, j] · v[j, c0..]` for `M` rows, accumulators in registers.
+#[inline(always)]
+fn nn_block<const M: usize>(t: usize, p: &[f32], v: &[f32], v_rs: usize, c0: usize, out: &mut [f32], dh: usize) {
+    let mut acc = [[0.0f32; NN_COLUMNS]; M];
+    for j in 0..t {
+        let vj: &[f32; NN_COLUMNS] = v[j * v_rs + c0..][..NN_COLUMNS].try_into().expect("NN_COLUMNS-sized row");
+        for r in 0..M {
+            let pj = p[r * t + j];
+            for l in 0..NN_COLUMNS {
+                acc[r][l] += pj * vj[l];
+            }
+        }
+    }
+    for r in 0..M {
+        for (o, a) in out[r * dh + c0..][..NN_COLUMNS].iter_mut().zip(&acc[r]) {
+            *o += a;
+        }
+    }
+}
+
+/// `out[r, c] += Σ_j p[r, j] · v[j, c]` for columns `c0..c1`, one row at a time.
+#[inline(always)]
+fn nn_rows(m: usize, t: usize, p: &[f32], v: &[f32], v_rs: usize, c0: usize, c1: usize, out: &mut [f32], dh: usize) {
+    for j in 0..t {
+        let vj = &v[j * v_rs + c0..j * v_rs + c1];
+        for r in 0..m {
+            let pj = p[r * t + j];
+            for (o, &vv) in out[r * dh + c0..r * dh + c1].iter_mut().zip(vj) {
+                *o += pj * vv;
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// `out[r, :] += Σ_j p[r, j] · v[j, :]` for `m` rows of `p` (`[m, t]`) and `t` rows of `v`
+    /// (row `j` at `v[j * v_rs..][..dh]`); `out` is `[m, dh]`. Reads each row of `v` once.
+    pub fn skinny_nn(m: usize, t: usize, dh: usize, p: &[f32], v: &[f32], v_rs: usize, out: &mut [f32]) {
+        let blocked = dh / NN_COLUMNS * NN_COLUMNS;
+        for c0 in (0..blocked).step_by(NN_COLUMNS) {
+            match m {
+                1 => nn_block::<1>(t, p, v, v_rs, c0, out, dh),
+                2 => nn_block::<2>(t, p, v, v_rs, c0, out, dh),
+                3 => nn_block::<3>(t, p, v, v_rs, c0, out, dh),
+                4 => nn_block::<4>(t, p, v, v_rs, c0, out, dh),
+                5 => nn_block::<5>(t, p, v, v_rs, c0, out, dh),
+                6 => nn_block::<6>(t, p, v, v_rs, c0, out, dh),
+                _ => nn_rows(m, t, p, v, v_rs, c0, c0 + NN_COLUMNS, out, dh),
+            }
+        }
+        if blocked < dh {
+            nn_rows(m, t, p, v, v_rs, blocked, dh, out, dh);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rnd(seed: &mut u32) -> f32 {
+        *seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
+        (*seed >> 8) as f32 / (1 << 24) as f32 - 0.5
+    }
+
+    #[test]
+    fn skinny_nt_matches_f64_on_odd_shapes() {
+        let mut seed = 7;
+        let levels = [SimdLevel::Portable, SimdLevel::Avx2.min(SimdLevel::detect()), SimdLevel::detect()];
+        for &(m, n, k, pad) in &[(1, 1, 1, 0), (3, 17, 15, 3), (5, 513, 384, 0), (8, 300, 33, 5), (2, 7000, 17, 1)] {
+            let w_rs = k + pad;
+            let x: Vec<f32> = (0..m * k).map(|_| rnd(&mut seed)).collect();
+            let w: Vec<f32> = (0..n * w_rs).map(|_| rnd(&mut seed)).collect();
+            for &level in &levels {
+                let mut out = vec![0.25f32; m * n];
+                skinny_nt(level, m, n, k, &x, &w, w_rs, &mut out);
+                for r in 0..m {
+                    for j in 0..n {
+                        let want: f64 =
+                            0.25 + (0..k).map(|p| x[r * k + p] as f64 * w[j * w_rs + p] as f64).sum::<f64>();
+                        let got = out[r * n + j] as f64;
+                        assert!(
+                            (got - want).abs() < 1e-5 + 1e-5 * want.abs(),
+                            "{level:?} {m}x{n}x{k}: {got} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn skinny_nn_matches_f64() {
+        let mut seed = 9;
+        for &(m, t, dh, pad) in
+            &[(1, 1, 1, 0), (5, 1500, 64, 320), (3, 17, 33, 0), (7, 40, 64, 0), (2, 33, 130, 3), (6, 9, 128, 0)]
+        {
+            let v_rs = dh + pad;
+            let p: Vec<f32> = (0..m * t).map(|i| if i % 5 == 0 { 0.0 } else { rnd(&mut seed) }).collect();
+            let v: Vec<f32> = (0..t * v_rs).map(|_| rnd(&mut seed)).collect();
+            for level in [SimdLevel::Portable, SimdLevel::detect()] {
+                let mut out = vec![0.0f32; m * dh];
+                skinny_nn(level, m, t, dh, &p, &v, v_rs, &mut out);
+                for r in 0..m {
+                    for c in 0..dh {
+                        let want: f64 = (0..t).map(|j| p[r * t + j] as f64 * v[j * v_rs + c] as f64).sum();
+                        let got = out[r * dh + c] as f64;
+                        assert!((got - want).abs() < 1e-4, "{level:?} {m}x{t}x{dh}: {got} vs {want}");
+                    }
+                }
+            }
+        }
+    }
+}
