@@ -231,6 +231,43 @@ fn ref_linear(x: &[f32], m: usize, k: usize, w: &[f32], n: usize, b: Option<&[f3
 }
 
 #[test]
+fn half_precision_weights() {
+    // A weight uploaded as f16 behaves as the f32 tensor of the same values in linear (both the
+    // skinny path, ≤ 8 rows, and the GEMM path), embedding and download; other ops refuse it.
+    let mut st = Stats::new("linear (f16 weight)");
+    let mut rng = Rng::new(41);
+    for &(m, k, n) in &[(1, 1, 1), (5, 384, 517), (8, 33, 65), (9, 17, 300), (40, 64, 129), (3, 15, 7)] {
+        let x = rng.vec(m * k, 1.0);
+        let w16: Vec<half::f16> =
+            rng.vec(n * k, 1.0 / (k as f32).sqrt()).iter().map(|&v| half::f16::from_f32(v)).collect();
+        let w: Vec<f32> = w16.iter().map(|v| v.to_f32()).collect();
+        let b = rng.vec(n, 1.0);
+        for (label, dev) in devices() {
+            let (xt, wt, bt) = (up(&dev, &x, &[m, k]), dev.upload_f16(&w16, &[n, k]).unwrap(), up(&dev, &b, &[n]));
+            assert_eq!(down(&dev, &wt), w, "{label}: download of an f16 weight");
+            for bias in [false, true] {
+                let y = dev.linear(&xt, &wt, bias.then_some(&bt)).unwrap();
+                let want = ref_linear(&x, m, k, &w, n, bias.then_some(&b[..]));
+                st.check(
+                    "linear",
+                    &label,
+                    &format!("x [{m}, {k}] w f16 [{n}, {k}] bias {bias}"),
+                    &down(&dev, &y),
+                    &want,
+                );
+            }
+            let ids = [0u32, (n - 1) as u32, (n / 2) as u32];
+            let e = dev.embedding(&ids, &wt).unwrap();
+            let want: Vec<f32> = ids.iter().flat_map(|&i| w[i as usize * k..(i as usize + 1) * k].to_vec()).collect();
+            assert_eq!(down(&dev, &e), want, "{label}: embedding from an f16 table");
+            expect_err("f16 weight in an activation", &label, || dev.activation(&wt, Activation::Relu));
+            expect_err("f16 weight shape", &label, || dev.upload_f16(&w16, &[n + 1, k]));
+        }
+    }
+    st.report();
+}
+
+#[test]
 fn linear() {
     let mut st = Stats::new("linear");
     let mut rng = Rng::new(1);

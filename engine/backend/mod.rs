@@ -35,6 +35,15 @@ pub trait Backend: Send + Sync {
     // ---- memory ---------------------------------------------------------------------------
     fn upload(&self, data: &[f32], shape: &[usize]) -> Result<Tensor>;
     fn download(&self, t: &Tensor) -> Result<Vec<f32>>;
+    /// A weight whose values are f16 (a half-precision checkpoint). Ops treat it as the f32
+    /// tensor of the same values; a backend may keep it in half precision, which halves its
+    /// memory and the bandwidth of reading it, with no rounding (every f16 is exactly an f32).
+    /// Such a tensor must be accepted as the weight of [`Backend::linear`], the table of
+    /// [`Backend::embedding`], and by [`Backend::download`].
+    fn upload_f16(&self, data: &[half::f16], shape: &[usize]) -> Result<Tensor> {
+        let widened: Vec<f32> = data.iter().map(|v| v.to_f32()).collect();
+        self.upload(&widened, shape)
+    }
 
     // ---- linear algebra -------------------------------------------------------------------
     /// `x[.., K] · w[N, K]ᵀ + b[N]` — a PyTorch `nn.Linear`.

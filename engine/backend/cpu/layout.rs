@@ -1,22 +1,23 @@
 //! Embedding lookup, permute, slice, concat, last-dimension reductions and argmax.
 
-use super::{data, tensor};
+use super::simd::SimdLevel;
+use super::{data, tensor, weight};
 use crate::backend::{Reduce, Tensor};
 use crate::error::{Error, Result};
 
-pub fn embedding(ids: &[u32], table: &Tensor) -> Result<Tensor> {
+pub fn embedding(level: SimdLevel, ids: &[u32], table: &Tensor) -> Result<Tensor> {
     let (v, d) = match table.shape() {
         [v, d] => (*v, *d),
         s => return Err(Error::shape("embedding", format!("table must be [V, D], got {s:?}"))),
     };
-    let td = data(table)?;
+    let table = weight(table)?;
     let mut out = Vec::with_capacity(ids.len() * d);
     for &id in ids {
         let id = id as usize;
         if id >= v {
             return Err(Error::shape("embedding", format!("token id {id} outside a vocabulary of {v}")));
         }
-        out.extend_from_slice(&td[id * d..(id + 1) * d]);
+        out.extend_from_slice(&table.rows_f32(level, id..id + 1, d));
     }
     Ok(tensor(vec![ids.len(), d], out))
 }

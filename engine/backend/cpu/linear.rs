@@ -5,7 +5,7 @@ use rayon::prelude::*;
 use super::gemm::{sgemm, MatRef};
 use super::simd::SimdLevel;
 use super::skinny::{skinny_nt, SKINNY_MAX_ROWS};
-use super::{data, tensor};
+use super::{data, tensor, weight, Weight};
 use crate::backend::Tensor;
 use crate::error::{Error, Result};
 
@@ -21,7 +21,7 @@ pub fn linear(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> R
     if wk != k {
         return Err(Error::shape("linear", format!("input {:?} vs weight {:?}", x.shape(), w.shape())));
     }
-    let (xd, wd) = (data(x)?, data(w)?);
+    let (xd, wd) = (data(x)?, weight(w)?);
     let mut out = vec![0.0f32; m * n];
     let accumulate = match b {
         Some(b) => {
@@ -36,11 +36,14 @@ pub fn linear(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> R
         }
         None => false,
     };
-    if (1..=SKINNY_MAX_ROWS).contains(&m) {
+    match wd {
         // `out` holds the bias or zeros, which the skinny product adds to.
-        skinny_nt(level, m, n, k, xd, wd, k, &mut out);
-    } else {
-        sgemm(level, m, n, k, MatRef::row_major(xd, k), MatRef::transposed(wd, k), &mut out, n, accumulate, true);
+        Weight::F32(wd) if (1..=SKINNY_MAX_ROWS).contains(&m) => skinny_nt(level, m, n, k, xd, wd, k, &mut out),
+        Weight::F16(wd) if (1..=SKINNY_MAX_ROWS).contains(&m) => skinny_nt(level, m, n, k, xd, wd, k, &mut out),
+        _ => {
+            let wd = wd.rows_f32(level, 0..n, k);
+            sgemm(level, m, n, k, MatRef::row_major(xd, k), MatRef::transposed(&wd, k), &mut out, n, accumulate, true)
+        }
     }
     let mut shape = x.shape().to_vec();
     *shape.last_mut().expect("rows_cols implies rank ≥ 1") = n;

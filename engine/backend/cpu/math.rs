@@ -27,6 +27,25 @@ pub fn exp(x: f32) -> f32 {
     y * f32::from_bits(bits)
 }
 
+/// 2^112: moves an f16 exponent (bias 15), shifted into f32 position, to f32's bias 127.
+const F16_EXPONENT_REBIAS: f32 = 5.192_297e33;
+/// f16 exponent and mantissa bits that mean infinity or NaN.
+const F16_INF_NAN: u32 = 0x7c00;
+
+/// The f32 with the value of the f16 `bits` (exact, subnormals included). Branch-free so that
+/// slices of it vectorise: the exponent and mantissa are shifted into f32 position and the
+/// exponent rebiased by one multiplication, which also normalises f16 subnormals.
+#[inline(always)]
+pub fn f16_to_f32(bits: u16) -> f32 {
+    let h = bits as u32;
+    let sign = (h & 0x8000) << 16;
+    let magnitude = h & 0x7fff;
+    let shifted = magnitude << 13;
+    let finite = f32::from_bits(shifted) * F16_EXPONENT_REBIAS;
+    let value = if magnitude >= F16_INF_NAN { f32::from_bits(shifted | 0x7f80_0000) } else { finite };
+    f32::from_bits(value.to_bits() | sign)
+}
+
 /// `erf(x)` — Abramowitz & Stegun 7.1.26 refined: max abs error ≈ 1.5e-7.
 #[inline(always)]
 pub fn erf(x: f32) -> f32 {
@@ -97,6 +116,19 @@ mod tests {
         }
         let g = gelu(1.0) as f64;
         assert!((g - 0.841_344_746_1).abs() < 3e-7, "gelu(1) = {g}");
+    }
+
+    #[test]
+    fn f16_to_f32_is_exact_for_every_bit_pattern() {
+        for bits in 0..=u16::MAX {
+            let want = half::f16::from_bits(bits).to_f32();
+            let got = f16_to_f32(bits);
+            if want.is_nan() {
+                assert!(got.is_nan(), "{bits:#06x}");
+            } else {
+                assert_eq!(got.to_bits(), want.to_bits(), "{bits:#06x}: {got} vs {want}");
+            }
+        }
     }
 
     #[test]

@@ -35,13 +35,75 @@ impl Storage for CpuStorage {
     }
 }
 
-/// Borrow a tensor's data, or fail if it lives on another backend.
+/// A half-precision weight in host memory (see [`Backend::upload_f16`]).
+pub struct CpuHalfStorage(pub Vec<half::f16>);
+
+impl Storage for CpuHalfStorage {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn backend_name(&self) -> &'static str {
+        "cpu"
+    }
+}
+
+/// Borrow a tensor's data, or fail if it lives on another backend or is a half-precision
+/// weight (which only the ops that read weights accept, through [`weight`]).
 pub(crate) fn data(t: &Tensor) -> Result<&[f32]> {
-    t.storage()
-        .as_any()
-        .downcast_ref::<CpuStorage>()
-        .map(|s| &s.0[..])
-        .ok_or_else(|| Error::Other(format!("tensor {:?} is not on the CPU backend", t.shape())))
+    let any = t.storage().as_any();
+    if let Some(s) = any.downcast_ref::<CpuStorage>() {
+        return Ok(&s.0[..]);
+    }
+    if any.is::<CpuHalfStorage>() {
+        return Err(Error::Other(format!(
+            "tensor {:?} is a half-precision weight; only linear, embedding and download accept one",
+            t.shape()
+        )));
+    }
+    Err(Error::Other(format!("tensor {:?} is not on the CPU backend", t.shape())))
+}
+
+/// A weight's values as stored: f32, or f16 to be widened as it is read.
+#[derive(Clone, Copy)]
+pub(crate) enum Weight<'a> {
+    F32(&'a [f32]),
+    F16(&'a [half::f16]),
+}
+
+impl Weight<'_> {
+    /// Rows `rows` of a row-major `[_, cols]` weight as f32 (borrowed when already f32).
+    pub(crate) fn rows_f32(
+        &self,
+        level: SimdLevel,
+        rows: std::ops::Range<usize>,
+        cols: usize,
+    ) -> std::borrow::Cow<'_, [f32]> {
+        match self {
+            Weight::F32(w) => std::borrow::Cow::Borrowed(&w[rows.start * cols..rows.end * cols]),
+            Weight::F16(w) => {
+                let mut out = vec![0.0f32; rows.len() * cols];
+                half_to_f32(level, &w[rows.start * cols..rows.end * cols], &mut out);
+                std::borrow::Cow::Owned(out)
+            }
+        }
+    }
+}
+
+/// Borrow a weight tensor (f32 or half precision).
+pub(crate) fn weight(t: &Tensor) -> Result<Weight<'_>> {
+    match t.storage().as_any().downcast_ref::<CpuHalfStorage>() {
+        Some(s) => Ok(Weight::F16(&s.0[..])),
+        None => data(t).map(Weight::F32),
+    }
+}
+
+simd::multiversion! {
+    /// Widen f16 values to f32 (exact), vectorised.
+    pub(crate) fn half_to_f32(src: &[half::f16], dst: &mut [f32]) {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = math::f16_to_f32(s.to_bits());
+        }
+    }
 }
 
 /// Wrap a result buffer.
@@ -93,7 +155,14 @@ impl Backend for CpuBackend {
     }
 
     fn download(&self, t: &Tensor) -> Result<Vec<f32>> {
-        profile::timed("download", || Ok(data(t)?.to_vec()))
+        profile::timed("download", || Ok(weight(t)?.rows_f32(self.simd, 0..t.numel(), 1).into_owned()))
+    }
+
+    fn upload_f16(&self, d: &[half::f16], shape: &[usize]) -> Result<Tensor> {
+        if shape.iter().product::<usize>() != d.len() {
+            return Err(Error::shape("upload_f16", format!("{} values for shape {shape:?}", d.len())));
+        }
+        Ok(Tensor::from_storage(shape.to_vec(), Arc::new(CpuHalfStorage(d.to_vec()))))
     }
 
     fn linear(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
@@ -175,7 +244,7 @@ impl Backend for CpuBackend {
     }
 
     fn embedding(&self, ids: &[u32], table: &Tensor) -> Result<Tensor> {
-        profile::timed("embedding", || layout::embedding(ids, table))
+        profile::timed("embedding", || layout::embedding(self.simd, ids, table))
     }
 
     fn permute(&self, x: &Tensor, perm: &[usize]) -> Result<Tensor> {

@@ -8,6 +8,7 @@
 
 use rayon::prelude::*;
 
+use super::math;
 use super::simd::{multiversion, SimdLevel};
 
 /// Products with at most this many rows take the skinny path.
@@ -19,15 +20,86 @@ const COLUMNS_PER_TASK: usize = 256;
 /// Below this many multiply-adds the product runs on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 16;
 
+/// A stored weight element: f32, or f16 widened as it is read.
+pub trait Elem: Copy + Send + Sync {
+    fn widen(self) -> f32;
+    /// [`block`] compiled for `level`.
+    #[allow(clippy::too_many_arguments)]
+    fn block(
+        level: SimdLevel,
+        m: usize,
+        x: &[f32],
+        k: usize,
+        w: &[Self],
+        w_rs: usize,
+        j0: usize,
+        cols: &mut [&mut [f32]],
+    );
+}
+
+impl Elem for f32 {
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        self
+    }
+    fn block(
+        level: SimdLevel,
+        m: usize,
+        x: &[f32],
+        k: usize,
+        w: &[f32],
+        w_rs: usize,
+        j0: usize,
+        cols: &mut [&mut [f32]],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if level == SimdLevel::Avx512 {
+            // SAFETY: the Avx512 level is only produced by detection on this CPU.
+            return unsafe { avx512::block_any(m, x, k, w, w_rs, j0, cols) };
+        }
+        block_f32(level, m, x, k, w, w_rs, j0, cols)
+    }
+}
+
+impl Elem for half::f16 {
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        math::f16_to_f32(self.to_bits())
+    }
+    fn block(
+        level: SimdLevel,
+        m: usize,
+        x: &[f32],
+        k: usize,
+        w: &[half::f16],
+        w_rs: usize,
+        j0: usize,
+        cols: &mut [&mut [f32]],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if level == SimdLevel::Avx512 {
+            // SAFETY: the Avx512 level is only produced by detection on this CPU (F16C comes
+            // with every AVX-512 CPU).
+            return unsafe { avx512::block_any(m, x, k, w, w_rs, j0, cols) };
+        }
+        block_f16(level, m, x, k, w, w_rs, j0, cols)
+    }
+}
+
 /// `Σ_p x[p] · w[p]` over `M` rows of `x` at once, with lane-wise partial sums.
 #[inline(always)]
-fn dots<const M: usize>(x: &[&[f32]; M], w: &[f32], out: &mut [f32; M]) {
+fn dots<const M: usize, E: Elem>(x: &[&[f32]; M], w: &[E], out: &mut [f32; M]) {
     let k = w.len();
     let full = k / LANES * LANES;
     let mut acc = [[0.0f32; LANES]; M];
     let mut p = 0;
     while p < full {
-        let wc: &[f32; LANES] = w[p..p + LANES].try_into().expect("LANES-sized chunk");
+        // A plain loop: `array::from_fn` is not inlined into the target-feature copies.
+        let ws: &[E; LANES] = w[p..p + LANES].try_into().expect("LANES-sized chunk");
+        let mut wc = [0.0f32; LANES];
+        for l in 0..LANES {
+            wc[l] = ws[l].widen();
+        }
         for r in 0..M {
             let xc: &[f32; LANES] = x[r][p..p + LANES].try_into().expect("LANES-sized chunk");
             for l in 0..LANES {
@@ -48,7 +120,7 @@ fn dots<const M: usize>(x: &[&[f32]; M], w: &[f32], out: &mut [f32; M]) {
         }
         let mut s = v[0];
         for q in full..k {
-            s += x[r][q] * w[q];
+            s += x[r][q] * w[q].widen();
         }
         out[r] = s;
     }
@@ -56,31 +128,140 @@ fn dots<const M: usize>(x: &[&[f32]; M], w: &[f32], out: &mut [f32; M]) {
 
 /// One block of output columns for `M` input rows.
 #[inline(always)]
-fn block<const M: usize>(x: &[f32], k: usize, w: &[f32], w_rs: usize, j0: usize, cols: &mut [&mut [f32]]) {
-    let rows: [&[f32]; M] = std::array::from_fn(|r| &x[r * k..(r + 1) * k]);
+fn block<const M: usize, E: Elem>(x: &[f32], k: usize, w: &[E], w_rs: usize, j0: usize, cols: &mut [&mut [f32]]) {
+    let mut rows: [&[f32]; M] = [&[]; M];
+    for (r, row) in rows.iter_mut().enumerate() {
+        *row = &x[r * k..(r + 1) * k];
+    }
     let mut d = [0.0f32; M];
     let n = cols[0].len();
     for j in 0..n {
-        dots::<M>(&rows, &w[(j0 + j) * w_rs..][..k], &mut d);
+        dots::<M, E>(&rows, &w[(j0 + j) * w_rs..][..k], &mut d);
         for r in 0..M {
             cols[r][j] += d[r];
         }
     }
 }
 
-multiversion! {
-    /// `cols[r][j] += x[r] · w[j0 + j]` for every row `r` of `x` (`m` rows of `k`) and every
-    /// column `j` of the block (`w` rows start every `w_rs` floats).
-    fn block_any(m: usize, x: &[f32], k: usize, w: &[f32], w_rs: usize, j0: usize, cols: &mut [&mut [f32]]) {
+/// `cols[r][j] += x[r] · w[j0 + j]` for every row `r` of `x` (`m` rows of `k`) and every column
+/// `j` of the block (`w` rows start every `w_rs` elements), `M` dispatched to a constant.
+macro_rules! block_for {
+    ($name:ident, $elem:ty) => {
+        multiversion! {
+            #[allow(clippy::too_many_arguments)]
+            fn $name(m: usize, x: &[f32], k: usize, w: &[$elem], w_rs: usize, j0: usize, cols: &mut [&mut [f32]]) {
+                match m {
+                    1 => block::<1, $elem>(x, k, w, w_rs, j0, cols),
+                    2 => block::<2, $elem>(x, k, w, w_rs, j0, cols),
+                    3 => block::<3, $elem>(x, k, w, w_rs, j0, cols),
+                    4 => block::<4, $elem>(x, k, w, w_rs, j0, cols),
+                    5 => block::<5, $elem>(x, k, w, w_rs, j0, cols),
+                    6 => block::<6, $elem>(x, k, w, w_rs, j0, cols),
+                    7 => block::<7, $elem>(x, k, w, w_rs, j0, cols),
+                    8 => block::<8, $elem>(x, k, w, w_rs, j0, cols),
+                    _ => unreachable!("skinny products have 1..=SKINNY_MAX_ROWS rows"),
+                }
+            }
+        }
+    };
+}
+block_for!(block_f32, f32);
+block_for!(block_f16, half::f16);
+
+/// The AVX-512 kernel, written with intrinsics: fused multiply-adds and, for f16 weights, the
+/// hardware conversion (`vcvtph2ps`), 16 weights an instruction.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::LANES;
+
+    /// Sixteen weights widened to f32.
+    pub trait Load16: Copy {
+        /// # Safety
+        /// `p` must point at 16 readable elements; the CPU must have AVX-512F.
+        unsafe fn load16(p: *const Self) -> __m512;
+        fn widen(self) -> f32;
+    }
+
+    impl Load16 for f32 {
+        #[inline(always)]
+        unsafe fn load16(p: *const f32) -> __m512 {
+            _mm512_loadu_ps(p)
+        }
+        #[inline(always)]
+        fn widen(self) -> f32 {
+            self
+        }
+    }
+
+    impl Load16 for half::f16 {
+        #[inline(always)]
+        unsafe fn load16(p: *const half::f16) -> __m512 {
+            _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i))
+        }
+        #[inline(always)]
+        fn widen(self) -> f32 {
+            super::math::f16_to_f32(self.to_bits())
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn block<const M: usize, E: Load16>(
+        x: &[f32],
+        k: usize,
+        w: &[E],
+        w_rs: usize,
+        j0: usize,
+        cols: &mut [&mut [f32]],
+    ) {
+        let full = k / LANES * LANES;
+        let n = cols[0].len();
+        assert!(x.len() >= M * k && (n == 0 || (j0 + n - 1) * w_rs + k <= w.len()), "skinny block bounds");
+        let xp = x.as_ptr();
+        for j in 0..n {
+            let wj = w.as_ptr().add((j0 + j) * w_rs);
+            let mut acc = [_mm512_setzero_ps(); M];
+            let mut p = 0;
+            while p < full {
+                let wv = E::load16(wj.add(p));
+                for (r, a) in acc.iter_mut().enumerate() {
+                    *a = _mm512_fmadd_ps(_mm512_loadu_ps(xp.add(r * k + p)), wv, *a);
+                }
+                p += LANES;
+            }
+            for (r, a) in acc.iter().enumerate() {
+                let mut s = _mm512_reduce_add_ps(*a);
+                for q in full..k {
+                    s += x[r * k + q] * (*wj.add(q)).widen();
+                }
+                cols[r][j] += s;
+            }
+        }
+    }
+
+    /// # Safety
+    /// The CPU must have AVX-512F, FMA and F16C.
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn block_any<E: Load16>(
+        m: usize,
+        x: &[f32],
+        k: usize,
+        w: &[E],
+        w_rs: usize,
+        j0: usize,
+        cols: &mut [&mut [f32]],
+    ) {
         match m {
-            1 => block::<1>(x, k, w, w_rs, j0, cols),
-            2 => block::<2>(x, k, w, w_rs, j0, cols),
-            3 => block::<3>(x, k, w, w_rs, j0, cols),
-            4 => block::<4>(x, k, w, w_rs, j0, cols),
-            5 => block::<5>(x, k, w, w_rs, j0, cols),
-            6 => block::<6>(x, k, w, w_rs, j0, cols),
-            7 => block::<7>(x, k, w, w_rs, j0, cols),
-            8 => block::<8>(x, k, w, w_rs, j0, cols),
+            1 => block::<1, E>(x, k, w, w_rs, j0, cols),
+            2 => block::<2, E>(x, k, w, w_rs, j0, cols),
+            3 => block::<3, E>(x, k, w, w_rs, j0, cols),
+            4 => block::<4, E>(x, k, w, w_rs, j0, cols),
+            5 => block::<5, E>(x, k, w, w_rs, j0, cols),
+            6 => block::<6, E>(x, k, w, w_rs, j0, cols),
+            7 => block::<7, E>(x, k, w, w_rs, j0, cols),
+            8 => block::<8, E>(x, k, w, w_rs, j0, cols),
             _ => unreachable!("skinny products have 1..=SKINNY_MAX_ROWS rows"),
         }
     }
@@ -90,7 +271,16 @@ multiversion! {
 /// and the `n` rows of `w` (row `j` at `w[j * w_rs..][..k]`). `out` is `[m, n]` row-major and
 /// must be pre-filled (zeros, or the bias).
 #[allow(clippy::too_many_arguments)]
-pub fn skinny_nt(level: SimdLevel, m: usize, n: usize, k: usize, x: &[f32], w: &[f32], w_rs: usize, out: &mut [f32]) {
+pub fn skinny_nt<E: Elem>(
+    level: SimdLevel,
+    m: usize,
+    n: usize,
+    k: usize,
+    x: &[f32],
+    w: &[E],
+    w_rs: usize,
+    out: &mut [f32],
+) {
     assert!((1..=SKINNY_MAX_ROWS).contains(&m), "skinny_nt: {m} rows");
     assert!(x.len() >= m * k && out.len() >= m * n, "skinny_nt: operand sizes");
     assert!(n == 0 || (n - 1) * w_rs + k <= w.len(), "skinny_nt: w out of bounds");
@@ -103,7 +293,7 @@ pub fn skinny_nt(level: SimdLevel, m: usize, n: usize, k: usize, x: &[f32], w: &
     let blocks: Vec<(usize, Vec<&mut [f32]>)> = (0..n.div_ceil(COLUMNS_PER_TASK))
         .map(|b| (b * COLUMNS_PER_TASK, rows.iter_mut().map(|r| r.next().expect("one chunk per block")).collect()))
         .collect();
-    let run = |(j0, mut cols): (usize, Vec<&mut [f32]>)| block_any(level, m, x, k, w, w_rs, j0, &mut cols);
+    let run = |(j0, mut cols): (usize, Vec<&mut [f32]>)| E::block(level, m, x, k, w, w_rs, j0, &mut cols);
     if m * n * k >= PARALLEL_MIN_MACS {
         blocks.into_par_iter().for_each(run);
     } else {
@@ -187,7 +377,20 @@ mod tests {
             let w_rs = k + pad;
             let x: Vec<f32> = (0..m * k).map(|_| rnd(&mut seed)).collect();
             let w: Vec<f32> = (0..n * w_rs).map(|_| rnd(&mut seed)).collect();
+            // Half-precision weights: the same product over the f16-rounded values.
+            let w16: Vec<half::f16> = w.iter().map(|&v| half::f16::from_f32(v)).collect();
+            let w_of16: Vec<f32> = w16.iter().map(|v| v.to_f32()).collect();
             for &level in &levels {
+                let mut out = vec![0.25f32; m * n];
+                skinny_nt(level, m, n, k, &x, &w16, w_rs, &mut out);
+                for r in 0..m {
+                    for j in 0..n {
+                        let want: f64 =
+                            0.25 + (0..k).map(|p| x[r * k + p] as f64 * w_of16[j * w_rs + p] as f64).sum::<f64>();
+                        let got = out[r * n + j] as f64;
+                        assert!((got - want).abs() < 1e-5 + 1e-5 * want.abs(), "f16 {level:?} {m}x{n}x{k}");
+                    }
+                }
                 let mut out = vec![0.25f32; m * n];
                 skinny_nt(level, m, n, k, &x, &w, w_rs, &mut out);
                 for r in 0..m {

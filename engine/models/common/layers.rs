@@ -2,11 +2,25 @@
 
 use crate::backend::{Conv1dParams, Device, Tensor};
 use crate::error::Result;
-use crate::weights::WeightStore;
+use crate::weights::{DType, WeightStore};
 
 /// Load `name` with `shape` from the store onto the device.
 pub fn load(dev: &Device, store: &dyn WeightStore, name: &str, shape: &[usize]) -> Result<Tensor> {
     dev.upload(&store.f32(name, shape)?, shape)
+}
+
+/// Load a weight matrix `name` with `shape`, kept in half precision when the checkpoint stores
+/// it so (lossless: the backend widens f16 exactly; half the memory and bandwidth of decoding).
+pub fn load_matrix(dev: &Device, store: &dyn WeightStore, name: &str, shape: &[usize]) -> Result<Tensor> {
+    match store.view(name) {
+        Some(v) if v.dtype == DType::F16 && v.shape == shape && v.bytes.len() == v.numel() * 2 => {
+            let half: Vec<half::f16> =
+                v.bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]])).collect();
+            dev.upload_f16(&half, shape)
+        }
+        // Anything else (f32, bf16, a wrong shape or size) goes the checked f32 way.
+        _ => load(dev, store, name, shape),
+    }
 }
 
 pub struct Linear {
@@ -25,7 +39,7 @@ impl Linear {
         bias: bool,
     ) -> Result<Self> {
         Ok(Linear {
-            weight: load(dev, store, &format!("{prefix}.weight"), &[d_out, d_in])?,
+            weight: load_matrix(dev, store, &format!("{prefix}.weight"), &[d_out, d_in])?,
             bias: if bias { Some(load(dev, store, &format!("{prefix}.bias"), &[d_out])?) } else { None },
         })
     }

@@ -4,7 +4,7 @@
 
 use crate::backend::{Device, Tensor};
 use crate::error::{Error, Result};
-use crate::models::common::layers::{load, LayerNorm, Linear};
+use crate::models::common::layers::{load, load_matrix, LayerNorm, Linear};
 use crate::weights::WeightStore;
 
 use super::attention::{KvCache, MultiHeadAttention};
@@ -92,7 +92,7 @@ impl Decoder {
         let p = "model.decoder";
         let d = c.d_model;
         Ok(Decoder {
-            embed_tokens: load(dev, store, &format!("{p}.embed_tokens.weight"), &[c.vocab_size, d])?,
+            embed_tokens: load_matrix(dev, store, &format!("{p}.embed_tokens.weight"), &[c.vocab_size, d])?,
             embed_positions: load(dev, store, &format!("{p}.embed_positions.weight"), &[c.max_target_positions, d])?,
             layers: (0..c.decoder_layers)
                 .map(|i| DecoderLayer::load(dev, store, &format!("{p}.layers.{i}"), c))
