@@ -70,7 +70,7 @@ impl Tensor {
     /// Shape as (rows, last): every leading dimension folded into rows.
     pub fn rows_cols(&self) -> (usize, usize) {
         let last = self.shape.last().copied().unwrap_or(1);
-        let rows = if last == 0 { 0 } else { self.numel() / last };
+        let rows = self.numel().checked_div(last).unwrap_or(0);
         (rows, last)
     }
 

@@ -53,7 +53,7 @@ pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
     }
     // b's shape right-aligned against a's.
     let pad = ash.len() - bsh.len();
-    let bfull: Vec<usize> = std::iter::repeat(1).take(pad).chain(bsh.iter().copied()).collect();
+    let bfull: Vec<usize> = std::iter::repeat_n(1, pad).chain(bsh.iter().copied()).collect();
     for (i, (&da, &db)) in ash.iter().zip(&bfull).enumerate() {
         if db != da && db != 1 {
             return Err(Error::shape("binary", format!("dimension {i}: cannot broadcast {bsh:?} to {ash:?}")));

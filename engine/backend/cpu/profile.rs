@@ -42,7 +42,7 @@ pub fn timed<T>(op: &'static str, f: impl FnOnce() -> T) -> T {
 pub fn snapshot() -> Vec<(&'static str, Duration, u64)> {
     let table = TABLE.lock().unwrap_or_else(|e| e.into_inner());
     let mut rows: Vec<_> = table.iter().map(|(k, v)| (*k, v.0, v.1)).collect();
-    rows.sort_by(|a, b| b.1.cmp(&a.1));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1));
     rows
 }
 

@@ -61,6 +61,7 @@ impl SimdLevel {
 macro_rules! multiversion {
     ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $body:block) => {
         $(#[$m])*
+        #[allow(clippy::too_many_arguments)]
         $vis fn $name(level: $crate::backend::cpu::simd::SimdLevel, $($arg: $ty),*) {
             #[inline(always)]
             fn generic($($arg: $ty),*) $body

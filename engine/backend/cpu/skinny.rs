@@ -207,6 +207,7 @@ mod avx512 {
     }
 
     #[inline(always)]
+    #[allow(clippy::needless_range_loop)]
     unsafe fn block<const M: usize, E: Load16>(
         x: &[f32],
         k: usize,
@@ -326,6 +327,7 @@ fn nn_block<const M: usize>(t: usize, p: &[f32], v: &[f32], v_rs: usize, c0: usi
 
 /// `out[r, c] += Σ_j p[r, j] · v[j, c]` for columns `c0..c1`, one row at a time.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn nn_rows(m: usize, t: usize, p: &[f32], v: &[f32], v_rs: usize, c0: usize, c1: usize, out: &mut [f32], dh: usize) {
     for j in 0..t {
         let vj = &v[j * v_rs + c0..j * v_rs + c1];

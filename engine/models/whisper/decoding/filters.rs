@@ -194,9 +194,8 @@ mod tests {
     fn timestamps_never_decrease_and_segments_have_length() {
         // "forbid timestamp tokens smaller than the last; force each segment to have nonzero length"
         let mut l = vec![10.0; V];
-        for t in TB as usize..V {
-            l[t] = 0.0; // timestamps unlikely, so the timestamp-mass rule stays out of this test
-        }
+        // Timestamps unlikely, so the timestamp-mass rule stays out of this test.
+        l[TB as usize..].fill(0.0);
         rules(0, None).apply(&mut l, &[7, 1, 9, 9, 2]);
         // after text, the next timestamp must exceed 9
         assert_eq!(allowed(&l), vec![0, 1, 2, 3, 4, 5, 10, 11]);
@@ -207,9 +206,8 @@ mod tests {
         // "if sum of probability over timestamps is above any other token, sample timestamp"
         let mut l = vec![0.0; V];
         l[0] = 1.0; // best text token
-        for t in TB as usize..V {
-            l[t] = 0.5; // each less likely than text token 0, but together more likely
-        }
+        // Each less likely than text token 0, but together more likely.
+        l[TB as usize..].fill(0.5);
         rules(0, None).apply(&mut l, &[7, 1]);
         assert!(allowed(&l).iter().all(|&i| i >= TB as usize));
         let mut l = vec![-10.0; V];
