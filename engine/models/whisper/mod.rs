@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::weights::{self, CheckpointKind, WeightStore};
 
 pub mod attention;
+pub mod bpe;
 pub mod config;
 pub mod decoder;
 pub mod decoding;

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::OnceLock;
 
+use super::bpe::TiktokenBpe;
 use super::timing::py_strip;
 use crate::error::{Error, Result};
 
@@ -46,6 +47,8 @@ pub struct SpecialTokens {
 
 pub struct WhisperTokenizer {
     inner: tokenizers::Tokenizer,
+    /// Encoding as openai's tokenizer does it (tiktoken ranks over the same vocabulary).
+    bpe: TiktokenBpe,
     pub special: SpecialTokens,
     pub multilingual: bool,
 }
@@ -85,7 +88,13 @@ impl WhisperTokenizer {
                 special.timestamp_begin + N_TIMESTAMPS
             )));
         }
-        Ok(WhisperTokenizer { inner, special, multilingual: vocab_size >= 51865 })
+        let table = byte_decoder();
+        let ordinary = inner.get_vocab(false).into_iter().filter(|&(_, id)| id < special.eot).map(|(tok, id)| {
+            let bytes = tok.chars().map(|c| table.get(&c).copied()).collect::<Option<Vec<u8>>>();
+            (bytes.unwrap_or_else(|| tok.into_bytes()), id)
+        });
+        let bpe = TiktokenBpe::new(ordinary).map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
+        Ok(WhisperTokenizer { inner, bpe, special, multilingual: vocab_size >= 51865 })
     }
 
     pub fn language_token(&self, code: &str) -> Result<u32> {
@@ -210,8 +219,9 @@ impl WhisperTokenizer {
         Ok((words, word_tokens))
     }
 
+    /// openai `Tokenizer.encode` (tiktoken, no special tokens).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        Ok(self.inner.encode(text, false).map_err(|e| Error::Tokenizer(e.to_string()))?.get_ids().to_vec())
+        self.bpe.encode(text)
     }
 
     /// The tokens openai always suppresses besides the checkpoint's list

@@ -206,7 +206,7 @@ mod tests {
         // "if sum of probability over timestamps is above any other token, sample timestamp"
         let mut l = vec![0.0; V];
         l[0] = 1.0; // best text token
-        // Each less likely than text token 0, but together more likely.
+                    // Each less likely than text token 0, but together more likely.
         l[TB as usize..].fill(0.5);
         rules(0, None).apply(&mut l, &[7, 1]);
         assert!(allowed(&l).iter().all(|&i| i >= TB as usize));
