@@ -137,3 +137,18 @@ fn tiny_en_word_timestamps_match_openai_transcribe() {
 fn base_matches_openai_transcribe_on_the_clips() {
     check("base", "base", &["greedy_timestamps", "beam5_timestamps", "greedy_word_timestamps"], false);
 }
+
+/// Only the long file here (the clips are above); greedy with timestamps, the configuration the
+/// long-form seek logic depends on most.
+#[test]
+fn base_matches_openai_transcribe_on_the_long_file() {
+    let Some(dir) = model_dir("base") else { return };
+    let reference = reference("base");
+    let model = Whisper::load(&dir, Device::cpu()).unwrap();
+    let rec = reference["recordings"].as_array().unwrap().iter().find(|r| r["file"] == "long_native16k").unwrap();
+    let audio = long_file(&reference["long_file_recipe"]);
+    for config in ["greedy_timestamps", "beam5_timestamps"] {
+        let got = transcribe(&model, &audio, &options(config), &mut |_, _| {}).unwrap();
+        compare(&format!("base long_native16k {config}"), &got, &rec["results"][config]);
+    }
+}
