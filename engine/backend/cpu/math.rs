@@ -9,11 +9,19 @@ const LOG2_E: f32 = std::f32::consts::LOG2_E;
 const EXP_MIN: f32 = -87.336_55;
 const EXP_MAX: f32 = 88.376_26;
 
+/// 1.5 · 2^23: adding and subtracting it rounds an f32 of magnitude < 2^22 to the nearest integer.
+const ROUND_MAGIC: f32 = 12_582_912.0;
+/// 2^23: adding it to a small non-negative integer-valued f32 puts the integer in the low
+/// mantissa bits.
+const MANTISSA_MAGIC: f32 = 8_388_608.0;
+
 /// `e^x` (Cephes expf: range reduction by ln 2, degree-6 polynomial). Max rel error ≈ 2e-7.
+/// Float-only arithmetic and bit shifts (no float→int conversion, whose saturating semantics
+/// cost scalar code), so slices of it vectorise.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     let x = x.clamp(EXP_MIN, EXP_MAX);
-    let n = (x * LOG2_E).round();
+    let n = (x * LOG2_E + ROUND_MAGIC) - ROUND_MAGIC;
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = 1.987_569_1e-4_f32;
     let p = p * r + 1.398_199_9e-3;
@@ -22,9 +30,10 @@ pub fn exp(x: f32) -> f32 {
     let p = p * r + 1.666_666_5e-1;
     let p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
-    // Scale by 2^n through the exponent bits. n is in [-126, 127] after the clamp.
-    let bits = ((n as i32 + 127) as u32) << 23;
-    y * f32::from_bits(bits)
+    // 2^n through the exponent bits: n + 127 is in [1, 254] after the clamp; as the low
+    // mantissa bits of (n + 127 + 2^23), shifted by 23 it becomes the exponent field.
+    let biased = (n + 127.0 + MANTISSA_MAGIC).to_bits() << 23;
+    y * f32::from_bits(biased)
 }
 
 /// 2^112: moves an f16 exponent (bias 15), shifted into f32 position, to f32's bias 127.
