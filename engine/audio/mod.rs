@@ -1,12 +1,18 @@
 //! Audio in: decode files to 16 kHz mono f32 (`decode`, `resample`) and Whisper's log-mel (`mel`,
-//! with its filterbank in `filters`).
+//! with its filterbank in `filters`, one frame in `mel_frame`, computed as samples arrive by
+//! `mel_stream` and stored in `mel_frames`).
 pub mod decode;
 pub mod filters;
 pub mod mel;
+pub mod mel_frame;
+pub mod mel_frames;
+pub mod mel_stream;
 pub mod resample;
 
 pub use decode::{decode_bytes, load_audio};
 pub use mel::{log_mel_spectrogram, log_mel_window, Mel};
+pub use mel_frames::LogMelFrames;
+pub use mel_stream::MelStream;
 pub use resample::resample_to_16k;
 
 /// Whisper's sample rate (openai/whisper audio.py SAMPLE_RATE).
