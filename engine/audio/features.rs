@@ -9,8 +9,8 @@ use symphonia::core::io::MediaSource;
 
 use crate::audio::decode::{stream_audio, stream_source};
 use crate::audio::hop_peaks::HopPeaks;
+use crate::audio::log_mel_frames::LogMelFrames;
 use crate::audio::mel::N_SAMPLES;
-use crate::audio::mel_frames::LogMelFrames;
 use crate::audio::mel_stream::MelStream;
 use crate::audio::SAMPLE_RATE;
 use crate::Result;

@@ -9,9 +9,9 @@
 //! (of the zero-padded signal) at `finish`.
 
 use crate::audio::filters::{mel_filters, MelFilters};
+use crate::audio::log_mel_frames::LogMelFrames;
 use crate::audio::mel::{HOP_LENGTH, N_FFT};
 use crate::audio::mel_frame::{log_mel_frames, PaddedSignal};
-use crate::audio::mel_frames::LogMelFrames;
 use crate::Result;
 
 /// Frames computed together (in parallel) once their samples have arrived: about 10 s of audio.
