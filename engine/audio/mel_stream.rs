@@ -2,7 +2,7 @@
 //! [`MelStream::finish`] with the zero padding to append. The frames are bitwise those of the
 //! whole-signal computation (each frame is computed from the same samples by the same code), and
 //! only the samples that frames still to come need are kept (at most two batches of
-//! [`BATCH_FRAMES`] hops, about 20 s).
+//! `BATCH_FRAMES` hops, about 20 s).
 //!
 //! openai pads the signal with `N_FFT / 2` reflected samples at both ends (torch.stft
 //! `center=True`): the start is reflected as soon as `N_FFT / 2 + 1` samples have arrived, the end
