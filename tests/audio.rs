@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use scribe::audio::filters::mel_filters;
 use scribe::audio::mel::{log_mel_spectrogram, log_mel_window, N_FRAMES, N_FREQS, N_SAMPLES};
 use scribe::audio::resample::{output_len, resample_to_16k};
-use scribe::audio::{decode_bytes, load_audio};
+use scribe::audio::{decode_bytes, load_audio, AudioFeatures, HopPeaks, MelStream};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -447,5 +447,66 @@ fn empty_and_tiny_audio_give_valid_mels() {
         let full = log_mel_spectrogram(&audio, 128).unwrap();
         assert_eq!(full.n_frames, (n + N_SAMPLES) / 160);
         assert!(full.data.iter().all(|v| v.is_finite()));
+    }
+}
+
+/// The mel of `audio` pushed into a [`MelStream`] in chunks of `chunk` samples.
+fn streamed_mel(audio: &[f32], n_mels: usize, chunk: usize) -> scribe::audio::Mel {
+    let mut stream = MelStream::new(n_mels).unwrap();
+    for piece in audio.chunks(chunk) {
+        stream.push(piece);
+    }
+    stream.finish(N_SAMPLES).to_mel()
+}
+
+#[test]
+fn streamed_mel_equals_the_whole_signal_mel_bitwise_for_any_chunk_size() {
+    let jfk = load_audio(&speech("jfk.flac")).unwrap();
+    // Lengths around the reflection edge (N_FFT / 2), a hop, a batch of frames, and a real clip.
+    let clips: Vec<Vec<f32>> =
+        [0usize, 1, 200, 201, 401, 163_840, 170_000].iter().map(|&n| jfk[..n].to_vec()).chain([jfk.clone()]).collect();
+    for audio in &clips {
+        for n_mels in [80, 128] {
+            let whole = log_mel_spectrogram(audio, n_mels).unwrap();
+            for chunk in [1usize, 159, 160, 161, 1152, 44_100, 200_000] {
+                if chunk == 1 && audio.len() > 20_000 {
+                    continue; // one sample at a time is slow; short clips cover it
+                }
+                let got = streamed_mel(audio, n_mels, chunk);
+                assert_eq!((got.n_mels, got.n_frames), (whole.n_mels, whole.n_frames));
+                let same = got.data.iter().zip(&whole.data).all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{} samples, {n_mels} mels, chunks of {chunk}: not bitwise equal", audio.len());
+            }
+        }
+    }
+}
+
+#[test]
+fn features_streamed_from_a_file_equal_those_of_its_decoded_samples() {
+    for (file, n_mels) in [("jfk.flac", 80), ("two_speakers.wav", 128)] {
+        let audio = load_audio(&speech(file)).unwrap();
+        let streamed = AudioFeatures::from_file(&speech(file), n_mels).unwrap();
+        let whole = log_mel_spectrogram(&audio, n_mels).unwrap();
+        assert_eq!(streamed.n_samples, audio.len(), "{file}");
+        assert_eq!(streamed.mel.to_mel(), whole, "{file}");
+        let mut peaks = HopPeaks::new();
+        peaks.push(&audio);
+        for first in (0..whole.n_frames).step_by(97) {
+            for frames in [1, 50, 3000] {
+                assert_eq!(streamed.peaks.all_below(first, frames, 0.01), peaks.all_below(first, frames, 0.01));
+            }
+        }
+    }
+}
+
+#[test]
+fn features_of_a_bad_file_are_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = tmp_file(&dir, "empty.wav", &[]);
+    let junk = tmp_file(&dir, "junk.wav", b"this is not audio at all");
+    for path in [empty, junk, dir.path().join("missing.wav")] {
+        let err = AudioFeatures::from_file(&path, 80).unwrap_err().to_string();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        assert!(err.contains(name), "{err}");
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! Decoding is symphonia's; channels are averaged to mono and the result is streamed through
 //! [`StreamResampler`] as packets arrive, so the file's native-rate audio is never held whole.
+//! [`stream_audio`] / [`stream_source`] hand the 16 kHz samples on packet by packet, so a caller
+//! that only needs features (the log-mel) never holds the 16 kHz audio whole either.
 //!
 //! Damaged input policy: a file that yields no audio at all (empty, not audio, unsupported codec,
 //! header only) is an error naming the file and what failed. A stream that ends early or has a bad
@@ -25,14 +27,25 @@ use symphonia::core::probe::Hint;
 use crate::audio::resample::StreamResampler;
 use crate::{Error, Result};
 
+/// Receives consecutive blocks of 16 kHz mono samples.
+pub type Sink<'a> = &'a mut dyn FnMut(&[f32]);
+
 /// Load `path` as 16 kHz mono f32 samples in [-1, 1].
 pub fn load_audio(path: &Path) -> Result<Vec<f32>> {
+    let mut out = Vec::new();
+    stream_audio(path, &mut |samples| out.extend_from_slice(samples))?;
+    Ok(out)
+}
+
+/// Decode `path`, handing its 16 kHz mono samples to `sink` in order, a packet's worth at a time,
+/// so the whole file is never held.
+pub fn stream_audio(path: &Path, sink: Sink<'_>) -> Result<()> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     if len == 0 {
         return Err(Error::audio(path, "empty file (0 bytes), no audio to decode"));
     }
-    decode_source(Box::new(file), path)
+    stream_source(Box::new(file), path, sink)
 }
 
 /// Decode an in-memory file (e.g. an upload). `name` is only used for the format hint (its
@@ -46,7 +59,14 @@ pub fn decode_bytes(bytes: Vec<u8>, name: &Path) -> Result<Vec<f32>> {
 
 /// Decode any seekable source (file, cursor). `name` names it in errors and gives the format hint.
 pub fn decode_source(source: Box<dyn MediaSource>, name: &Path) -> Result<Vec<f32>> {
-    match catch_unwind(AssertUnwindSafe(|| decode_inner(source, name))) {
+    let mut out = Vec::new();
+    stream_source(source, name, &mut |samples| out.extend_from_slice(samples))?;
+    Ok(out)
+}
+
+/// [`decode_source`], handing the samples to `sink` as they are decoded instead of collecting them.
+pub fn stream_source(source: Box<dyn MediaSource>, name: &Path, sink: Sink<'_>) -> Result<()> {
+    match catch_unwind(AssertUnwindSafe(|| decode_inner(source, name, sink))) {
         Ok(result) => result,
         Err(panic) => {
             let msg = panic
@@ -59,7 +79,7 @@ pub fn decode_source(source: Box<dyn MediaSource>, name: &Path) -> Result<Vec<f3
     }
 }
 
-fn decode_inner(source: Box<dyn MediaSource>, name: &Path) -> Result<Vec<f32>> {
+fn decode_inner(source: Box<dyn MediaSource>, name: &Path, sink: Sink<'_>) -> Result<()> {
     let fail = |what: String| Error::audio(name, what);
 
     let mut hint = Hint::new();
@@ -84,6 +104,7 @@ fn decode_inner(source: Box<dyn MediaSource>, name: &Path) -> Result<Vec<f32>> {
         .map_err(|e| fail(format!("unsupported codec: {e}")))?;
 
     let mut stream = MonoStream::default();
+    // One packet's resampled samples, handed to `sink` and cleared.
     let mut out = Vec::new();
     let mut bad_packets = 0usize;
     loop {
@@ -101,7 +122,11 @@ fn decode_inner(source: Box<dyn MediaSource>, name: &Path) -> Result<Vec<f32>> {
             continue;
         }
         match decoder.decode(&packet) {
-            Ok(buf) => stream.push(buf, &mut out).map_err(fail)?,
+            Ok(buf) => {
+                stream.push(buf, &mut out).map_err(fail)?;
+                sink(&out);
+                out.clear();
+            }
             // A corrupt packet: skip it, as symphonia advises, and say so below.
             Err(SymphoniaError::DecodeError(e)) => {
                 bad_packets += 1;
@@ -118,11 +143,12 @@ fn decode_inner(source: Box<dyn MediaSource>, name: &Path) -> Result<Vec<f32>> {
                 Err(fail(format!("truncated: header announces {n} frames but none could be read")))
             }
             // A well-formed file holding zero frames: empty audio, not an error.
-            (0, _) => Ok(Vec::new()),
+            (0, _) => Ok(()),
             (n, _) => Err(fail(format!("no decodable audio ({n} corrupt packets)"))),
         };
     };
     resampler.finish(&mut out)?;
+    sink(&out);
 
     if bad_packets > 0 {
         tracing::warn!("{}: skipped {bad_packets} corrupt packets", name.display());
@@ -136,7 +162,7 @@ fn decode_inner(source: Box<dyn MediaSource>, name: &Path) -> Result<Vec<f32>> {
             );
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// What went wrong while identifying the container, in words.

@@ -10,11 +10,11 @@ use std::process::ExitCode;
 
 use clap::{ArgAction, Parser, Subcommand};
 
-use scribe::audio::load_audio;
+use scribe::audio::AudioFeatures;
 use scribe::backend::{Device, DeviceRequest};
 use scribe::hub::{resolve_whisper, HubConfig};
 use scribe::models::whisper::decoding::DecodingOptions;
-use scribe::models::whisper::transcribe::{transcribe, TranscribeOptions};
+use scribe::models::whisper::transcribe::{transcribe_features, TranscribeOptions};
 use scribe::models::whisper::{Task, Whisper};
 use scribe::output::{parse_formats, write_outputs, WriterOptions};
 
@@ -312,8 +312,9 @@ fn run_transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
     tracing::debug!("backend: {}", device.describe());
     let options = transcribe_options(&args, &model)?;
     for path in &args.audio {
-        let audio = load_audio(path)?;
-        let seconds = audio.len() as f64 / scribe::audio::SAMPLE_RATE as f64;
+        // The log-mel and per-hop peaks, computed while decoding: the samples are never held.
+        let audio = AudioFeatures::from_file(path, model.config.num_mel_bins)?;
+        let seconds = audio.duration_s();
         let bar = (std::io::stderr().is_terminal() && seconds > 30.0).then(|| {
             let b = indicatif::ProgressBar::new(100);
             b.set_style(
@@ -332,7 +333,7 @@ fn run_transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
                 last_logged = pct;
             }
         };
-        let result = transcribe(&model, &audio, &options, &mut progress)?;
+        let result = transcribe_features(&model, &audio, &options, &mut progress)?;
         if let Some(b) = bar {
             b.finish_and_clear();
         }

@@ -2,8 +2,8 @@
 //! log-mel of the whole file; each window is decoded with temperature fallback; `seek` advances
 //! to the last timestamp token (or by a whole window); previous text conditions the next window.
 
-use crate::audio::mel::{log_mel_spectrogram, HOP_LENGTH, N_FRAMES};
-use crate::audio::SAMPLE_RATE;
+use crate::audio::mel::{HOP_LENGTH, N_FRAMES};
+use crate::audio::{AudioFeatures, SAMPLE_RATE};
 use crate::error::{Error, Result};
 use crate::output::{Segment, Transcript};
 
@@ -178,31 +178,37 @@ pub fn split_segments(
     Ok((segments, advance))
 }
 
-/// Peak amplitude below which a window counts as digital silence (−80 dBFS).
+/// Peak amplitude below which a window counts as digital silence (−80 dBFS): every sample under
+/// its frames is below it.
 pub const SILENCE_PEAK: f32 = 1e-4;
-
-/// True when the samples under mel frames `[seek, seek + frames)` never reach [`SILENCE_PEAK`].
-fn is_digital_silence(audio: &[f32], seek: usize, frames: usize) -> bool {
-    let start = (seek * HOP_LENGTH).min(audio.len());
-    let end = ((seek + frames) * HOP_LENGTH).min(audio.len());
-    audio[start..end].iter().all(|s| s.abs() < SILENCE_PEAK)
-}
 
 /// Transcribe 16 kHz mono audio of any length.
 pub fn transcribe(model: &Whisper, audio: &[f32], o: &TranscribeOptions, progress: Progress<'_>) -> Result<Transcript> {
+    let features = AudioFeatures::from_samples(audio, model.config.num_mel_bins)?;
+    transcribe_features(model, &features, o, progress)
+}
+
+/// Transcribe from the features of a signal ([`AudioFeatures::from_file`] computes them while
+/// decoding, so a file's samples are never held).
+pub fn transcribe_features(
+    model: &Whisper,
+    audio: &AudioFeatures,
+    o: &TranscribeOptions,
+    progress: Progress<'_>,
+) -> Result<Transcript> {
     let tok = &model.tokenizer;
     let n_mels = model.config.num_mel_bins;
-    // "Pad 30-seconds of silence to the input audio, for slicing"
-    let mel = log_mel_spectrogram(audio, n_mels)?;
-    let content_frames = mel.n_frames.saturating_sub(N_FRAMES);
-    let window = |seek: usize, size: usize| -> Vec<f32> {
-        // mel[:, seek:seek+size] padded to N_FRAMES (pad_or_trim)
-        let mut out = vec![0.0f32; n_mels * N_FRAMES];
-        for m in 0..n_mels {
-            out[m * N_FRAMES..m * N_FRAMES + size].copy_from_slice(&mel.data[m * mel.n_frames + seek..][..size]);
-        }
-        out
-    };
+    let mel = &audio.mel;
+    if mel.n_mels() != n_mels {
+        return Err(Error::Other(format!(
+            "transcribe: the log-mel has {} bins but the model expects {n_mels}",
+            mel.n_mels()
+        )));
+    }
+    // The mel holds openai's 30 s of padding "for slicing" past the content.
+    let content_frames = mel.n_frames().saturating_sub(N_FRAMES);
+    // mel[:, seek:seek+size] padded to N_FRAMES (pad_or_trim)
+    let window = |seek: usize, size: usize| mel.window(seek, size);
     let mut options = o.clone();
     if options.decode.language.is_none() {
         options.decode.language = Some(if tok.multilingual {
@@ -235,7 +241,7 @@ pub fn transcribe(model: &Whisper, audio: &[f32], o: &TranscribeOptions, progres
     while seek < content_frames {
         let time_offset = seek as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64;
         let segment_size = N_FRAMES.min(content_frames - seek);
-        if is_digital_silence(audio, seek, segment_size) {
+        if audio.peaks.all_below(seek, segment_size, SILENCE_PEAK) {
             // Whisper hallucinates short phrases ("you") on pure silence and the no-speech gate
             // does not always catch them; a window without any signal has nothing to transcribe.
             seek += segment_size;
