@@ -34,11 +34,14 @@ fn portable_and_simd_paths_agree_on_tiny_en() {
 #[test]
 fn scribe_simd_env_selects_the_portable_path() {
     let Some(dir) = model_dir("tiny.en") else { return };
+    let out_dir = tempfile::tempdir().unwrap();
     let run = |simd: &str| {
         let out = Command::new(env!("CARGO_BIN_EXE_scribe"))
             .env("SCRIBE_SIMD", simd)
             .env("LOG_LEVEL", "debug")
-            .args(["transcribe", "--model"])
+            .args(["transcribe", "--output_format", "txt", "--output_dir"])
+            .arg(out_dir.path())
+            .arg("--model")
             .arg(&dir)
             .arg(speech("spk1_snt1.wav"))
             .output()
