@@ -7,7 +7,7 @@ use crate::audio::SAMPLE_RATE;
 use crate::error::{Error, Result};
 use crate::output::{Segment, Transcript};
 
-use super::decoding::{detect_language, DecodingOptions, DecodingResult, DecodingTask, TIMESTAMP_PRECISION};
+use super::decoding::{detect_language, DecodingOptions, DecodingResult, DecodingTask};
 use super::{timing, Whisper};
 
 /// openai transcribe.py default temperatures: (0.0, 0.2, 0.4, 0.6, 0.8, 1.0).
@@ -22,6 +22,9 @@ pub const NO_SPEECH_THRESHOLD: f64 = 0.6;
 pub const PROMPT_RESET_TEMPERATURE: f32 = 0.5;
 /// Mel frames per encoder position (transcribe.py `input_stride`).
 pub const INPUT_STRIDE: usize = 2;
+/// Seconds per timestamp token, computed in f64 as transcribe.py's `time_precision` is
+/// (`input_stride * HOP_LENGTH / SAMPLE_RATE` = 0.02), so segment times are exact multiples.
+pub const TIME_PRECISION: f64 = (INPUT_STRIDE * HOP_LENGTH) as f64 / SAMPLE_RATE as f64;
 
 #[derive(Clone, Debug)]
 pub struct TranscribeOptions {
@@ -126,7 +129,7 @@ pub fn split_segments(
     let is_ts: Vec<bool> = tokens.iter().map(|&t| t >= tb).collect();
     let n = tokens.len();
     let single_timestamp_ending = n >= 2 && !is_ts[n - 2] && is_ts[n - 1];
-    let precision = TIMESTAMP_PRECISION as f64;
+    let precision = TIME_PRECISION;
     let new_segment = |start: f64, end: f64, toks: &[u32]| -> Result<Segment> {
         let text_tokens: Vec<u32> = toks.iter().copied().filter(|&t| t < tok.special.eot).collect();
         Ok(Segment {
