@@ -8,10 +8,12 @@ use crate::error::{Error, Result};
 use crate::weights::{self, CheckpointKind, WeightStore};
 
 pub mod attention;
+pub mod clips;
 pub mod config;
 pub mod decoder;
 pub mod decoding;
 pub mod encoder;
+pub mod hallucination;
 pub mod timing;
 pub mod tokenizer;
 pub mod transcribe;
