@@ -5,10 +5,16 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{model_dir, speech};
+use common::{model_dir, normalize, reference_text, speech, wer};
 
 fn scribe(dir: &Path, out: &Path, extra: &[&str], audio: &Path) -> Output {
+    scribe_env(dir, out, extra, audio, &[])
+}
+
+/// `scribe transcribe --model DIR --output_dir OUT EXTRA... AUDIO` with extra environment.
+fn scribe_env(dir: &Path, out: &Path, extra: &[&str], audio: &Path, env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_scribe"))
+        .envs(env.iter().copied())
         .args(["transcribe", "--model"])
         .arg(dir)
         .arg("--output_dir")
@@ -19,10 +25,82 @@ fn scribe(dir: &Path, out: &Path, extra: &[&str], audio: &Path) -> Output {
         .expect("run scribe")
 }
 
+/// As [`scribe`] with `LOG_LEVEL=debug`; returns (stdout, stderr) of a successful run.
+fn scribe_debug(dir: &Path, out: &Path, extra: &[&str], audio: &Path) -> (String, String) {
+    let o = scribe_env(dir, out, extra, audio, &[("LOG_LEVEL", "debug")]);
+    let stdout = ok(&o);
+    (stdout, String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
 fn ok(o: &Output) -> String {
     assert!(o.status.success(), "stderr: {}", String::from_utf8_lossy(&o.stderr));
     assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
     String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The stderr of a failed run, checked to be an error and not a panic.
+fn failed(o: &Output, what: &str) -> String {
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!o.status.success(), "{what} accepted: {err}");
+    assert!(!err.contains("panicked"), "{what}: {err}");
+    err
+}
+
+/// 16-bit PCM mono 16 kHz WAV of `samples` in [-1, 1].
+fn write_wav(path: &Path, samples: &[f32]) {
+    let data_len = (samples.len() * 2) as u32;
+    let mut wav = Vec::with_capacity(44 + samples.len() * 2);
+    wav.extend(b"RIFF");
+    wav.extend((36 + data_len).to_le_bytes());
+    wav.extend(b"WAVEfmt ");
+    wav.extend(16u32.to_le_bytes());
+    wav.extend(1u16.to_le_bytes());
+    wav.extend(1u16.to_le_bytes());
+    wav.extend(16000u32.to_le_bytes());
+    wav.extend(32000u32.to_le_bytes());
+    wav.extend(2u16.to_le_bytes());
+    wav.extend(16u16.to_le_bytes());
+    wav.extend(b"data");
+    wav.extend(data_len.to_le_bytes());
+    for s in samples {
+        wav.extend(((s * 32768.0).round().clamp(-32768.0, 32767.0) as i16).to_le_bytes());
+    }
+    std::fs::write(path, wav).unwrap();
+}
+
+/// A 16 kHz recording of the shared speech set.
+fn recording(name: &str) -> Vec<f32> {
+    scribe::audio::load_audio(&speech(name)).unwrap()
+}
+
+fn zeros(seconds: f32) -> Vec<f32> {
+    vec![0.0; (seconds * 16000.0) as usize]
+}
+
+fn seconds(samples: &[f32]) -> f64 {
+    samples.len() as f64 / 16000.0
+}
+
+/// The `DecodingOptions:` debug lines (one per decoding attempt; transcribe.rs documents them).
+fn attempts(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter_map(|l| l.split_once("DecodingOptions: ").map(|(_, rest)| rest)).collect()
+}
+
+/// The value of `key=value` in a debug line.
+fn field<'a>(line: &'a str, key: &str) -> &'a str {
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+        .unwrap_or_else(|| panic!("no {key}= in {line}"))
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+}
+
+/// Every word of every segment of a whisperX JSON, normalized.
+fn json_words(doc: &serde_json::Value) -> Vec<String> {
+    let text: String = doc["segments"].as_array().unwrap().iter().map(|s| s["text"].as_str().unwrap()).collect();
+    normalize(&text)
 }
 
 #[test]
@@ -103,7 +181,7 @@ fn suppress_numerals_spells_numbers() {
 }
 
 #[test]
-fn initial_prompt_and_temperature_flags_are_accepted_and_change_decoding() {
+fn initial_prompt_steers_decoding() {
     let Some(dir) = model_dir("tiny.en") else { return };
     let tmp = tempfile::tempdir().unwrap();
     let base = ok(&scribe(&dir, tmp.path(), &["-f", "txt"], &speech("spk2_snt6.wav")));
@@ -121,7 +199,15 @@ fn initial_prompt_and_temperature_flags_are_accepted_and_change_decoding() {
 fn unimplemented_whisperx_flags_are_refused_by_name() {
     let Some(dir) = model_dir("tiny.en") else { return };
     let tmp = tempfile::tempdir().unwrap();
-    for flag in ["--diarize", "--vad_onset=0.5", "--batch_size", "--align_model"] {
+    for flag in [
+        "--diarize",
+        "--vad_onset=0.5",
+        "--batch_size",
+        "--align_model",
+        "--diarize_model",
+        "--speaker_embeddings",
+        "--segment_resolution",
+    ] {
         let o = scribe(&dir, tmp.path(), &[flag], &speech("spk1_snt1.wav"));
         assert!(!o.status.success(), "{flag} accepted");
         let err = String::from_utf8_lossy(&o.stderr);
@@ -153,22 +239,7 @@ fn silent_and_tiny_audio_give_an_empty_transcript() {
     let tmp = tempfile::tempdir().unwrap();
     for (name, samples) in [("silence.wav", 16000 * 5), ("tiny.wav", 10)] {
         let p = tmp.path().join(name);
-        let mut wav = Vec::new();
-        let data_len = (samples * 2) as u32;
-        wav.extend(b"RIFF");
-        wav.extend((36 + data_len).to_le_bytes());
-        wav.extend(b"WAVEfmt ");
-        wav.extend(16u32.to_le_bytes());
-        wav.extend(1u16.to_le_bytes());
-        wav.extend(1u16.to_le_bytes());
-        wav.extend(16000u32.to_le_bytes());
-        wav.extend(32000u32.to_le_bytes());
-        wav.extend(2u16.to_le_bytes());
-        wav.extend(16u16.to_le_bytes());
-        wav.extend(b"data");
-        wav.extend(data_len.to_le_bytes());
-        wav.resize(wav.len() + samples * 2, 0);
-        std::fs::write(&p, wav).unwrap();
+        write_wav(&p, &vec![0.0; samples]);
         let stdout = ok(&scribe(&dir, tmp.path(), &["-f", "json"], &p));
         assert!(stdout.trim().is_empty(), "{name}: {stdout}");
         let json: serde_json::Value =
@@ -228,4 +299,573 @@ fn base_detects_other_languages_and_translates() {
     let (lang, text) = language(&de, &["--language", "de", "--task", "translate"]);
     assert_eq!(lang, "de");
     assert!(text.contains("good morning"), "{text}");
+}
+
+#[test]
+fn out_of_range_values_are_refused_by_name() {
+    let Some(dir) = model_dir("tiny.en") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["--patience", "0"], "--patience"),
+        (&["--patience", "-1"], "--patience"),
+        (&["--patience", "NaN"], "--patience"),
+        (&["--beam_size", "1", "--patience", "2"], "--patience"),
+        (&["--beam_size", "0"], "--beam_size"),
+        (&["--best_of", "0"], "--best_of"),
+        (&["--length_penalty", "1.5"], "length_penalty"),
+        (&["--length_penalty", "nan"], "length_penalty"),
+        (&["--length_penalty", "-0.5"], "length_penalty"),
+        (&["--temperature", "-0.5"], "--temperature"),
+        (&["--temperature", "nan"], "--temperature"),
+        (&["--temperature_increment_on_fallback", "0"], "--temperature_increment_on_fallback"),
+        (&["--temperature_increment_on_fallback", "-0.2"], "--temperature_increment_on_fallback"),
+        (&["--compression_ratio_threshold", "nan"], "--compression_ratio_threshold"),
+        (&["--logprob_threshold", "abc"], "--logprob_threshold"),
+        (&["--no_speech_threshold", "inf"], "--no_speech_threshold"),
+        (&["--hallucination_silence_threshold", "2"], "--word_timestamps"),
+        (&["--word_timestamps", "True", "--hallucination_silence_threshold", "-1"], "hallucination_silence_threshold"),
+        (&["--word_timestamps", "True", "--hallucination_silence_threshold", "nan"], "hallucination_silence_threshold"),
+        (&["--clip_timestamps", "5,2"], "clip_timestamps"),
+        (&["--clip_timestamps", "1,abc"], "abc"),
+        (&["--clip_timestamps", "-3"], "clip_timestamps"),
+        (&["--max_line_width", "0"], "--max_line_width"),
+        (&["--word_timestamps", "True", "--max_line_width", "20", "--max_line_count", "0"], "--max_line_count"),
+        (&["--max_line_width", "20"], "max_line_width"),
+        (&["--compute_type", "bfloat16"], "bfloat16"),
+        (&["--threads", "-2"], "--threads"),
+    ];
+    for (args, needle) in cases {
+        let err = failed(&scribe(&dir, tmp.path(), args, &speech("spk1_snt1.wav")), &format!("{args:?}"));
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
+/// Beam-search flags: the `DecodingOptions:` debug line shows what the decoder receives.
+#[test]
+fn beam_search_flags_reach_the_decoder() {
+    let Some(dir) = model_dir("tiny.en") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let wav = speech("spk1_snt1.wav");
+    let (_, log) = scribe_debug(
+        &dir,
+        tmp.path(),
+        &["-f", "txt", "--beam_size", "3", "--patience", "2", "--length_penalty", "0.5"],
+        &wav,
+    );
+    let first = attempts(&log)[0];
+    assert_eq!(field(first, "temperature"), "0", "{first}");
+    assert_eq!(field(first, "beam_size"), "3", "{first}");
+    assert_eq!(field(first, "patience"), "2", "{first}");
+    assert_eq!(field(first, "best_of"), "None", "best_of is dropped at temperature 0: {first}");
+    assert_eq!(field(first, "length_penalty"), "0.5", "{first}");
+    // whisperx defaults: beam 5, patience 1, length penalty 1
+    let (_, log) = scribe_debug(&dir, tmp.path(), &["-f", "txt"], &wav);
+    let first = attempts(&log)[0];
+    assert_eq!((field(first, "beam_size"), field(first, "patience")), ("5", "1"), "{first}");
+    assert_eq!(field(first, "length_penalty"), "1", "{first}");
+    // beam 1 is greedy decoding; `none` is openai's length normalisation
+    let (_, log) = scribe_debug(&dir, tmp.path(), &["-f", "txt", "--beam_size", "1", "--length_penalty", "none"], &wav);
+    let first = attempts(&log)[0];
+    assert_eq!((field(first, "beam_size"), field(first, "patience")), ("None", "None"), "{first}");
+    assert_eq!(field(first, "length_penalty"), "None", "{first}");
+}
+
+/// A window that fails the log-prob gate is decoded again at each fallback temperature, with
+/// best_of samples and the seed advanced per attempt; without the gate it is decoded once.
+#[test]
+fn fallback_temperatures_follow_the_flags() {
+    let Some(dir) = model_dir("tiny.en") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let wav = speech("spk1_snt1.wav");
+    let temperatures =
+        |log: &str| attempts(log).iter().map(|a| field(a, "temperature").to_string()).collect::<Vec<_>>();
+    let (_, log) = scribe_debug(&dir, tmp.path(), &["-f", "txt"], &wav);
+    assert_eq!(temperatures(&log), ["0"], "clear speech passes every gate at temperature 0");
+    // every average log-prob is below 0: each temperature is tried
+    let failing = ["--logprob_threshold", "0", "--no_speech_threshold", "none"];
+    let (stdout, log) = scribe_debug(
+        &dir,
+        tmp.path(),
+        &[&["-f", "txt", "--temperature_increment_on_fallback", "0.5", "--best_of", "2", "--seed", "7"], &failing[..]]
+            .concat(),
+        &wav,
+    );
+    assert_eq!(temperatures(&log), ["0", "0.5", "1"]);
+    let tries = attempts(&log);
+    assert_eq!(tries.iter().map(|a| field(a, "best_of")).collect::<Vec<_>>(), ["None", "2", "2"]);
+    assert_eq!(tries.iter().map(|a| field(a, "beam_size")).collect::<Vec<_>>(), ["5", "None", "None"]);
+    assert_eq!(tries.iter().map(|a| field(a, "seed")).collect::<Vec<_>>(), ["7", "8", "9"]);
+    assert!(log.contains("window at 0.00 s: temperature=1 "), "the last attempt is kept: {log}");
+    assert!(!stdout.trim().is_empty(), "a failed window is still transcribed");
+    // no increment: one attempt at the given temperature, however bad it is
+    let (_, log) = scribe_debug(
+        &dir,
+        tmp.path(),
+        &[&["-f", "txt", "--temperature", "0.4", "--temperature_increment_on_fallback", "none"], &failing[..]].concat(),
+        &wav,
+    );
+    assert_eq!(temperatures(&log), ["0.4"]);
+    // the default increment 0.2 from 0: openai's (0, 0.2, ..., 1)
+    let (_, log) = scribe_debug(&dir, tmp.path(), &[&["-f", "txt", "--beam_size", "1"], &failing[..]].concat(), &wav);
+    let ladder = ["0", "0.2", "0.4", "0.6", "0.8", "1"];
+    let tried = temperatures(&log);
+    assert!(!tried.is_empty() && tried.chunks(ladder.len()).all(|c| c == ladder), "each window: {ladder:?}; {tried:?}");
+}
+
+/// Short text compresses badly (gzip ratio < 1): a threshold of 0.5 fails every attempt.
+#[test]
+fn compression_ratio_threshold_gates_each_attempt() {
+    let Some(dir) = model_dir("tiny.en") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, log) = scribe_debug(
+        &dir,
+        tmp.path(),
+        &["-f", "txt", "--compression_ratio_threshold", "0.5", "--temperature_increment_on_fallback", "0.5"],
+        &speech("spk1_snt1.wav"),
+    );
+    let tries: Vec<&str> = attempts(&log).iter().map(|a| field(a, "temperature")).collect();
+    assert_eq!(tries, ["0", "0.5", "1"], "{log}");
+    let window = log.lines().find(|l| l.contains("window at 0.00 s: temperature=")).unwrap();
+    assert!(field(window, "compression_ratio").parse::<f64>().unwrap() > 0.5, "{window}");
+}
+
+/// With the no-speech gate at 0 and a log-prob gate no window passes, every window is silence.
+#[test]
+fn no_speech_threshold_skips_windows() {
+    let Some(dir) = model_dir("tiny.en") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let wav = speech("spk1_snt1.wav");
+    let (stdout, log) =
+        scribe_debug(&dir, tmp.path(), &["-f", "txt", "--logprob_threshold", "0", "--no_speech_threshold", "0"], &wav);
+    assert!(stdout.trim().is_empty(), "{stdout}");
+    assert!(log.contains("skipped as silence"), "{log}");
+    assert_eq!(attempts(&log).len(), 1, "a silent window is not retried hotter");
+    assert!(std::fs::read_to_string(tmp.path().join("spk1_snt1.txt")).unwrap().trim().is_empty());
+    let (stdout, _) = scribe_debug(
+        &dir,
+        tmp.path(),
+        &["-f", "txt", "--logprob_threshold", "0", "--no_speech_threshold", "none", "--beam_size", "1"],
+        &wav,
+    );
+    assert!(!stdout.trim().is_empty(), "without the no-speech gate the window is kept");
+}
+
+#[test]
+fn temperature_sampling_follows_the_seed() {
+    let Some(dir) = model_dir("tiny.en") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let wav = speech("spk2_snt6.wav");
+    let sample = |seed: &str| {
+        let args = ["-f", "txt", "--temperature", "1", "--temperature_increment_on_fallback", "none", "--best_of", "1"];
+        ok(&scribe(&dir, tmp.path(), &[&args[..], &["--seed", seed]].concat(), &wav))
+    };
+    let first = sample("0");
+    assert_eq!(first, sample("0"), "the same seed samples the same text");
+    let distinct: std::collections::BTreeSet<String> = ["0", "1", "2", "3"].into_iter().map(sample).collect();
+    assert!(distinct.len() >= 2, "four seeds sampled one text at temperature 1: {distinct:?}");
+}
+
+#[test]
+fn hotwords_steer_decoding() {
+    let Some(dir) = model_dir("tiny.en") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let wav = speech("spk2_snt6.wav"); // "Canned pears lack full flavor."
+    let (plain, log) = scribe_debug(&dir, tmp.path(), &["-f", "txt"], &wav);
+    assert_eq!(field(attempts(&log)[0], "hotword_tokens"), "0");
+    let (hot, log) = scribe_debug(&dir, tmp.path(), &["-f", "txt", "--hotwords", "pears"], &wav);
+    assert_ne!(field(attempts(&log)[0], "hotword_tokens"), "0");
+    assert!(!normalize(&plain).contains(&"pears".to_string()), "{plain}");
+    assert!(normalize(&hot).contains(&"pears".to_string()), "{hot}");
+}
+
+/// Two windows (> 30 s): only with --condition_on_previous_text True does the second window
+/// get the first one's text as its prompt.
+#[test]
+fn condition_on_previous_text_prompts_the_next_window() {
+    let Some(dir) = model_dir("tiny.en") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut audio = recording("jfk.flac");
+    for i in 1..=6 {
+        audio.extend(zeros(1.0));
+        audio.extend(recording(&format!("spk1_snt{i}.wav")));
+    }
+    assert!(seconds(&audio) > 32.0, "{} s", seconds(&audio));
+    let wav = tmp.path().join("long.wav");
+    write_wav(&wav, &audio);
+    let prompts = |flag: &str| {
+        let (_, log) = scribe_debug(
+            &dir,
+            tmp.path(),
+            &["-f", "txt", "--beam_size", "1", "--condition_on_previous_text", flag],
+            &wav,
+        );
+        attempts(&log).iter().map(|a| field(a, "prompt_tokens").parse::<usize>().unwrap()).collect::<Vec<_>>()
+    };
+    let conditioned = prompts("True");
+    assert!(conditioned.len() >= 2 && conditioned[0] == 0, "{conditioned:?}");
+    assert!(conditioned[1..].iter().all(|&n| n > 0), "later windows are prompted: {conditioned:?}");
+    let unconditioned = prompts("False");
+    assert!(unconditioned.len() >= 2 && unconditioned.iter().all(|&n| n == 0), "{unconditioned:?}");
+}
+
+/// Token ids given to --suppress_tokens are never produced.
+#[test]
+fn suppress_tokens_removes_those_tokens() {
+    let Some(dir) = model_dir("tiny.en") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let model = scribe::models::whisper::Whisper::load(&dir, scribe::backend::Device::cpu()).unwrap();
+    let tok = &model.tokenizer;
+    let wav = speech("spk1_snt1.wav"); // "The child almost hurt the small dog."
+    let plain = ok(&scribe(&dir, tmp.path(), &["-f", "txt"], &wav));
+    assert!(normalize(&plain).contains(&"dog".to_string()), "{plain}");
+    let mut ids: Vec<String> = vec!["-1".into()];
+    for text in [" dog", " dog.", "dog", " Dog"] {
+        ids.extend(tok.encode(text).unwrap().iter().map(u32::to_string));
+    }
+    let suppressed = ok(&scribe(&dir, tmp.path(), &["-f", "txt", "--suppress_tokens", &ids.join(",")], &wav));
+    assert!(!normalize(&suppressed).contains(&"dog".to_string()), "{suppressed}");
+    assert!(normalize(&suppressed).contains(&"child".to_string()), "{suppressed}");
+}
+
+/// --max_line_width / --max_line_count wrap srt and vtt cues (whisperX's writers).
+#[test]
+fn max_line_width_and_count_wrap_subtitles() {
+    let Some(dir) = model_dir("tiny.en") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let wav = speech("jfk.flac");
+    // subtitle text lines: not a cue number, a time line, WEBVTT or blank
+    let text_lines = |ext: &str| -> Vec<Vec<String>> {
+        let doc = std::fs::read_to_string(tmp.path().join(format!("jfk.{ext}"))).unwrap();
+        doc.split("\n\n")
+            .filter(|cue| cue.contains("-->"))
+            .map(|cue| cue.lines().skip_while(|l| !l.contains("-->")).skip(1).map(str::to_owned).collect())
+            .collect()
+    };
+    let base = ["-f", "all", "--word_timestamps", "True"];
+    ok(&scribe(&dir, tmp.path(), &base, &wav));
+    for ext in ["srt", "vtt"] {
+        let longest = text_lines(ext).iter().flatten().map(|l| l.chars().count()).max().unwrap();
+        assert!(longest > 20, "{ext}: the segments are longer than 20 characters unwrapped");
+    }
+    ok(&scribe(&dir, tmp.path(), &[&base[..], &["--max_line_width", "20", "--max_line_count", "2"]].concat(), &wav));
+    for ext in ["srt", "vtt"] {
+        let cues = text_lines(ext);
+        assert!(cues.len() >= 3, "{ext}: {cues:?}");
+        for cue in &cues {
+            assert!((1..=2).contains(&cue.len()), "{ext}: at most 2 lines per cue: {cue:?}");
+            assert!(cue.iter().all(|l| l.chars().count() <= 20), "{ext}: lines of at most 20 characters: {cue:?}");
+        }
+        let words: Vec<String> = cues.iter().flatten().flat_map(|l| normalize(l)).collect();
+        assert!(wer(&reference_text("jfk.flac").unwrap(), &words.join(" ")) <= 0.10, "{ext}: {words:?}");
+    }
+    // width alone: one cue per segment, its lines wrapped
+    ok(&scribe(&dir, tmp.path(), &[&base[..], &["--max_line_width", "20"]].concat(), &wav));
+    let cues = text_lines("srt");
+    assert!(cues.iter().any(|c| c.len() > 2), "segments keep all their lines: {cues:?}");
+    assert!(cues.iter().flatten().all(|l| l.chars().count() <= 20), "{cues:?}");
+}
+
+/// A silent file: the run stops before any decoding, which keeps these checks fast.
+fn silent_wav(dir: &Path) -> std::path::PathBuf {
+    let p = dir.join("quiet.wav");
+    write_wav(&p, &zeros(1.0));
+    p
+}
+
+#[test]
+fn threads_sizes_the_thread_pool() {
+    let Some(dir) = model_dir("tiny.en") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let wav = silent_wav(tmp.path());
+    for n in ["1", "3"] {
+        let (_, log) = scribe_debug(&dir, tmp.path(), &["-f", "txt", "--threads", n], &wav);
+        let backend = log.lines().find(|l| l.contains("backend: cpu")).unwrap_or_else(|| panic!("{log}"));
+        assert_eq!(field(backend, "threads"), n, "{backend}");
+    }
+}
+
+#[test]
+fn compute_type_logs_the_precision_used() {
+    let Some(dir) = model_dir("tiny.en") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let wav = silent_wav(tmp.path());
+    for requested in ["int8", "float16", "default"] {
+        let o = scribe(&dir, tmp.path(), &["-f", "txt", "--compute_type", requested], &wav);
+        ok(&o);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(&format!("compute_type {requested} requested")), "{err}");
+        assert!(err.contains("compute_type=float32"), "the precision used is logged: {err}");
+    }
+    let o = scribe(&dir, tmp.path(), &["-f", "txt"], &wav);
+    ok(&o);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("compute_type=float32") && !err.contains("requested"), "{err}");
+}
+
+#[test]
+fn device_flag_and_env_choose_the_backend() {
+    let Some(dir) = model_dir("tiny.en") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let wav = silent_wav(tmp.path());
+    let o = scribe(&dir, tmp.path(), &["-f", "txt", "--device", "cpu"], &wav);
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("device=cpu"));
+    let err = failed(&scribe(&dir, tmp.path(), &["--device", "cuda"], &wav), "--device cuda");
+    assert!(err.contains("cuda") && err.contains("no CUDA backend"), "{err}");
+    let err = failed(&scribe(&dir, tmp.path(), &["--device", "tpu"], &wav), "--device tpu");
+    assert!(err.contains("tpu"), "{err}");
+    let err = failed(&scribe_env(&dir, tmp.path(), &[], &wav, &[("WHISPERX_DEVICE", "cuda")]), "WHISPERX_DEVICE");
+    assert!(err.contains("no CUDA backend"), "{err}");
+}
+
+/// `--model NAME` is looked up in --model_dir (and WHISPERX_MODEL is the default --model).
+#[test]
+fn model_dir_and_whisperx_model_find_the_model() {
+    let Some(dir) = model_dir("tiny.en") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let wav = silent_wav(tmp.path());
+    let models = tmp.path().join("my-models");
+    std::fs::create_dir(&models).unwrap();
+    std::os::unix::fs::symlink(&dir, models.join("my-tiny")).unwrap();
+    let home = tmp.path().join("hf-home");
+    let offline = [("HF_HUB_OFFLINE", "1"), ("HF_HOME", home.to_str().unwrap())];
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        Command::new(env!("CARGO_BIN_EXE_scribe"))
+            .envs(offline.iter().chain(env).copied())
+            .args(["transcribe", "-f", "txt", "--output_dir"])
+            .arg(tmp.path())
+            .args(args)
+            .arg(&wav)
+            .output()
+            .expect("run scribe")
+    };
+    let o = run(&["--model", "my-tiny", "--model_dir", models.to_str().unwrap()], &[]);
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("my-models/my-tiny"));
+    // not in the default ./models: the hub is asked, and offline that fails naming the model
+    let err = failed(&run(&["--model", "my-tiny"], &[]), "--model my-tiny without --model_dir");
+    assert!(err.contains("my-tiny"), "{err}");
+    let o = run(&[], &[("WHISPERX_MODEL", dir.to_str().unwrap())]);
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stderr).contains(dir.to_str().unwrap()));
+}
+
+/// A hub that answers every request with 401 and records the Authorization headers.
+fn recording_hub() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(&stream);
+            let mut auth = String::from("(none)");
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line.trim() != "" {
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("authorization:") {
+                    auth = line[line.len() - v.len()..].trim().to_string();
+                }
+                line.clear();
+            }
+            log.lock().unwrap().push(auth);
+            let _ = (&stream).write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (endpoint, seen)
+}
+
+#[test]
+fn hf_token_is_sent_to_the_hub_before_hf_token_env() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (endpoint, seen) = recording_hub();
+    let home = tmp.path().join("hf-home");
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_scribe"))
+            .env("HF_ENDPOINT", &endpoint)
+            .env("HF_HOME", &home)
+            .env("HF_TOKEN", "hf_from_env")
+            .env_remove("HF_HUB_OFFLINE")
+            .args(["transcribe", "--model", "someone/private-whisper", "--model_dir"])
+            .arg(tmp.path())
+            .args(extra)
+            .arg(speech("spk1_snt1.wav"))
+            .output()
+            .expect("run scribe")
+    };
+    let err = failed(&run(&["--hf_token", "hf_from_flag"]), "a 401 hub");
+    assert!(err.contains("someone/private-whisper"), "{err}");
+    let with_flag: Vec<String> = std::mem::take(&mut *seen.lock().unwrap());
+    assert!(!with_flag.is_empty() && with_flag.iter().all(|a| a == "Bearer hf_from_flag"), "{with_flag:?}");
+    failed(&run(&[]), "a 401 hub");
+    let from_env: Vec<String> = seen.lock().unwrap().clone();
+    assert!(!from_env.is_empty() && from_env.iter().all(|a| a == "Bearer hf_from_env"), "{from_env:?}");
+}
+
+#[test]
+fn print_progress_logs_short_files_too() {
+    let Some(dir) = model_dir("tiny.en") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let wav = speech("spk1_snt1.wav");
+    let o = scribe(&dir, tmp.path(), &["-f", "txt", "--beam_size", "1"], &wav);
+    ok(&o);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("% transcribed"), "short files are quiet by default");
+    let o = scribe(&dir, tmp.path(), &["-f", "txt", "--beam_size", "1", "--print_progress", "True"], &wav);
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("100% transcribed"));
+}
+
+/// Three sentences 1 s apart; clips select one, or the two others.
+#[test]
+fn clip_timestamps_transcribe_only_the_clips() {
+    let Some(dir) = model_dir("tiny.en") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let names = ["spk1_snt1.wav", "spk1_snt4.wav", "spk1_snt2.wav"];
+    let parts: Vec<Vec<f32>> = names.iter().map(|n| recording(n)).collect();
+    let mut audio = Vec::new();
+    let mut spans = Vec::new(); // (start, end) of each sentence in seconds
+    for part in &parts {
+        if !audio.is_empty() {
+            audio.extend(zeros(1.0));
+        }
+        let start = seconds(&audio);
+        audio.extend(part);
+        spans.push((start, seconds(&audio)));
+    }
+    let wav = tmp.path().join("three.wav");
+    write_wav(&wav, &audio);
+    let refs: Vec<Vec<String>> = names.iter().map(|n| normalize(&reference_text(n).unwrap())).collect();
+    // words of sentence i that no other sentence has
+    let own = |i: usize| -> Vec<String> {
+        refs[i].iter().filter(|w| refs.iter().enumerate().all(|(j, r)| j == i || !r.contains(w))).cloned().collect()
+    };
+
+    // the middle sentence, with half a second of silence either side
+    let (from, to) = (spans[1].0 - 0.5, spans[1].1 + 0.5);
+    let clip = format!("{from:.2},{to:.2}");
+    ok(&scribe(&dir, tmp.path(), &["-f", "json", "--clip_timestamps", &clip], &wav));
+    let doc = json(&tmp.path().join("three.json"));
+    let words = json_words(&doc);
+    assert!(wer(&refs[1].join(" "), &words.join(" ")) <= 0.25, "{clip}: {words:?}");
+    for w in own(0).iter().chain(&own(2)) {
+        assert!(!words.contains(w), "{clip}: `{w}` is outside the clip: {words:?}");
+    }
+    for s in doc["segments"].as_array().unwrap() {
+        let (start, end) = (s["start"].as_f64().unwrap(), s["end"].as_f64().unwrap());
+        assert!(start >= from - 0.01 && end <= to + 0.01, "{clip}: segment {start}-{end}");
+    }
+
+    // first and last sentence: an odd count runs to the end of the file; word times too
+    let clips = format!("0,{:.2},{:.2}", spans[0].1 + 0.5, spans[2].0 - 0.5);
+    ok(&scribe(&dir, tmp.path(), &["-f", "json", "--word_timestamps", "True", "--clip_timestamps", &clips], &wav));
+    let doc = json(&tmp.path().join("three.json"));
+    let words = json_words(&doc);
+    let expected = [refs[0].clone(), refs[2].clone()].concat().join(" ");
+    assert!(wer(&expected, &words.join(" ")) <= 0.25, "{clips}: {words:?}");
+    for w in own(1) {
+        assert!(!words.contains(&w), "{clips}: `{w}` is outside the clips: {words:?}");
+    }
+    let (gap_start, gap_end) = (spans[0].1 + 0.5, spans[2].0 - 0.5);
+    for w in doc["word_segments"].as_array().unwrap() {
+        let (start, end) = (w["start"].as_f64().unwrap(), w["end"].as_f64().unwrap());
+        assert!(end <= gap_start + 0.01 || start >= gap_end - 0.01, "{clips}: word {w} inside the skipped span");
+    }
+}
+
+/// A burst of reversed speech between long silences makes tiny.en add words nobody said; with
+/// --hallucination_silence_threshold only the spoken sentences remain.
+#[test]
+fn hallucination_silence_threshold_drops_words_around_silences() {
+    let Some(dir) = model_dir("tiny.en") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let names = ["spk1_snt1.wav", "spk1_snt4.wav", "spk1_snt2.wav"];
+    let [a, c, b] = names.map(recording);
+    let mut burst = recording("spk2_snt1.wav");
+    burst.reverse();
+    burst.truncate(8000);
+    let audio = [a, zeros(1.0), c, zeros(6.0), burst, zeros(6.0), b].concat();
+    let wav = tmp.path().join("bursts.wav");
+    write_wav(&wav, &audio);
+    let spoken: Vec<String> = names.iter().flat_map(|n| normalize(&reference_text(n).unwrap())).collect();
+    let unspoken = |words: &[String]| words.iter().filter(|w| !spoken.contains(w)).cloned().collect::<Vec<_>>();
+
+    let base = ["-f", "json", "--word_timestamps", "True"];
+    ok(&scribe(&dir, tmp.path(), &base, &wav));
+    let words = json_words(&json(&tmp.path().join("bursts.json")));
+    assert!(!unspoken(&words).is_empty(), "this input should provoke a hallucination: {words:?}");
+
+    let (_, log) =
+        scribe_debug(&dir, tmp.path(), &[&base[..], &["--hallucination_silence_threshold", "2"]].concat(), &wav);
+    assert!(log.contains("possible hallucination"), "{log}");
+    let words = json_words(&json(&tmp.path().join("bursts.json")));
+    assert!(unspoken(&words).is_empty(), "{:?} in {words:?}", unspoken(&words));
+    assert!(wer(&spoken.join(" "), &words.join(" ")) <= 0.15, "{words:?}");
+}
+
+/// `--help` shows the default of every flag that has one (whisperx's values), and every flag it
+/// lists is one of these or a flag without default.
+#[test]
+fn help_prints_every_default() {
+    let out = Command::new(env!("CARGO_BIN_EXE_scribe")).args(["transcribe", "--help"]).output().unwrap();
+    let help = ok(&out);
+    let defaults: &[(&str, &str)] = &[
+        ("--model", "tiny.en"),
+        ("--model_dir", "models"),
+        ("--device", "auto"),
+        ("--compute_type", "float32"),
+        ("--output_dir", "."),
+        ("--output_format", "all"),
+        ("--task", "transcribe"),
+        ("--temperature", "0"),
+        ("--temperature_increment_on_fallback", "0.2"),
+        ("--best_of", "5"),
+        ("--beam_size", "5"),
+        ("--patience", "1"),
+        ("--length_penalty", "1.0"),
+        ("--suppress_tokens", "-1"),
+        ("--suppress_numerals", "False"),
+        ("--condition_on_previous_text", "False"),
+        ("--compression_ratio_threshold", "2.4"),
+        ("--logprob_threshold", "-1.0"),
+        ("--no_speech_threshold", "0.6"),
+        ("--word_timestamps", "False"),
+        ("--clip_timestamps", "0"),
+        ("--hallucination_silence_threshold", "none"),
+        ("--highlight_words", "False"),
+        ("--threads", "0"),
+        ("--print_progress", "False"),
+        ("--seed", "0"),
+    ];
+    let without_default = [
+        "--language",
+        "--initial_prompt",
+        "--hotwords",
+        "--no_align",
+        "--max_line_width",
+        "--max_line_count",
+        "--hf_token",
+    ];
+    // each option's block: from its `--name` line to the next option line
+    let mut blocks: Vec<(String, String)> = Vec::new();
+    for line in help.lines() {
+        let t = line.trim_start();
+        if t.starts_with('-') {
+            let name = t.split([',', ' ']).map(str::trim).find(|w| w.starts_with("--")).unwrap_or("").to_string();
+            blocks.push((name, String::new()));
+        }
+        if let Some((_, text)) = blocks.last_mut() {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    for (flag, default) in defaults {
+        let block = blocks.iter().find(|(n, _)| n == flag).unwrap_or_else(|| panic!("{flag} missing:\n{help}"));
+        assert!(block.1.contains(&format!("[default: {default}]")), "{flag}: {}", block.1);
+    }
+    for (name, _) in blocks.iter().filter(|(n, _)| n != "--help" && n != "--version") {
+        assert!(
+            defaults.iter().any(|(f, _)| f == name) || without_default.contains(&name.as_str()),
+            "{name} is new: add it (and a test of it) here"
+        );
+    }
 }

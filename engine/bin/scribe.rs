@@ -13,6 +13,7 @@ use clap::{ArgAction, Parser, Subcommand};
 use scribe::audio::AudioFeatures;
 use scribe::backend::{Device, DeviceRequest};
 use scribe::hub::{resolve_whisper, HubConfig};
+use scribe::models::whisper::clips::{parse_clip_timestamps, DEFAULT_CLIP_TIMESTAMPS};
 use scribe::models::whisper::decoding::DecodingOptions;
 use scribe::models::whisper::transcribe::{transcribe_features, TranscribeOptions};
 use scribe::models::whisper::{Task, Whisper};
@@ -31,8 +32,14 @@ const NOT_YET: &[(&str, &str)] = &[
     ("--diarize", "diarization"),
     ("--min_speakers", "diarization"),
     ("--max_speakers", "diarization"),
+    ("--diarize_model", "diarization"),
+    ("--speaker_embeddings", "diarization"),
+    ("--segment_resolution", "wav2vec2 alignment"),
     ("--device_index", "the CUDA backend"),
 ];
+
+/// whisperx `--patience` default (conventional beam search).
+const DEFAULT_PATIENCE: f32 = 1.0;
 
 #[derive(Parser)]
 #[command(name = "scribe", version, about = "Speech to text: Whisper on CPU (CUDA to come)")]
@@ -63,6 +70,14 @@ fn parse_bool(s: &str) -> Result<bool, String> {
     }
 }
 
+/// A count of at least 1 (line widths and counts).
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("expected a whole number >= 1, got `{s}`")),
+    }
+}
+
 #[derive(clap::Args)]
 #[command(rename_all = "snake_case")]
 struct TranscribeArgs {
@@ -79,7 +94,7 @@ struct TranscribeArgs {
     #[arg(long, default_value = "auto", env = "WHISPERX_DEVICE")]
     device: String,
     /// Requested precision; this build computes in float32 on the CPU and logs what it used.
-    #[arg(long, default_value = "float32", value_parser = ["float16", "float32", "int8"])]
+    #[arg(long, default_value = "float32", value_parser = ["default", "float16", "float32", "int8"])]
     compute_type: String,
     /// Directory for the output files.
     #[arg(short = 'o', long, default_value = ".")]
@@ -93,26 +108,26 @@ struct TranscribeArgs {
     /// Language code; detected on the first 30 s when omitted (multilingual models).
     #[arg(long)]
     language: Option<String>,
-    /// Sampling temperature of the first attempt.
-    #[arg(long, default_value_t = 0.0)]
+    /// Sampling temperature of the first attempt (>= 0).
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
     temperature: f32,
     /// Temperature added on each fallback when a window fails the gates ("none" disables fallback).
-    #[arg(long, default_value = "0.2")]
+    #[arg(long, default_value = "0.2", allow_hyphen_values = true)]
     temperature_increment_on_fallback: String,
-    /// Candidates sampled when the temperature is above 0.
-    #[arg(long, default_value_t = 5)]
+    /// Candidates sampled when the temperature is above 0 (>= 1).
+    #[arg(long, default_value_t = 5, allow_hyphen_values = true)]
     best_of: usize,
     /// Beams at temperature 0 (1 = greedy).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, allow_hyphen_values = true)]
     beam_size: usize,
-    /// Beam search patience (finished candidates = beam_size × patience).
-    #[arg(long, default_value_t = 1.0)]
+    /// Beam search patience (finished candidates = beam_size × patience; > 0, needs beam_size > 1).
+    #[arg(long, default_value_t = DEFAULT_PATIENCE, allow_hyphen_values = true)]
     patience: f32,
     /// Google NMT length penalty alpha in [0, 1] ("none" = simple length normalisation).
-    #[arg(long, default_value = "1.0")]
+    #[arg(long, default_value = "1.0", allow_hyphen_values = true)]
     length_penalty: String,
     /// Comma-separated token ids to suppress; -1 = the model's non-speech symbols.
-    #[arg(long, default_value = "-1")]
+    #[arg(long, default_value = "-1", allow_hyphen_values = true)]
     suppress_tokens: String,
     /// Suppress numerals and currency/percent symbols (numbers are spelled out).
     #[arg(long, default_value = "False", value_parser = parse_bool, action = ArgAction::Set)]
@@ -126,32 +141,39 @@ struct TranscribeArgs {
     /// Feed each window's text as the prompt of the next (WhisperX default False).
     #[arg(long, default_value = "False", value_parser = parse_bool, action = ArgAction::Set)]
     condition_on_previous_text: bool,
-    /// Retry at a higher temperature above this gzip compression ratio.
-    #[arg(long, default_value_t = 2.4)]
-    compression_ratio_threshold: f64,
-    /// Retry at a higher temperature below this average log-probability.
-    #[arg(long, default_value_t = -1.0, allow_hyphen_values = true)]
-    logprob_threshold: f64,
-    /// Treat a window as silence above this no-speech probability (with a low log-prob).
-    #[arg(long, default_value_t = 0.6)]
-    no_speech_threshold: f64,
+    /// Retry at a higher temperature above this gzip compression ratio ("none": no check).
+    #[arg(long, default_value = "2.4", allow_hyphen_values = true)]
+    compression_ratio_threshold: String,
+    /// Retry at a higher temperature below this average log-probability ("none": no check).
+    #[arg(long, default_value = "-1.0", allow_hyphen_values = true)]
+    logprob_threshold: String,
+    /// Treat a window as silence above this no-speech probability (with a low log-prob; "none": never).
+    #[arg(long, default_value = "0.6", allow_hyphen_values = true)]
+    no_speech_threshold: String,
     /// Word times from cross-attention DTW (openai-whisper's flag).
     #[arg(long, default_value = "False", value_parser = parse_bool, action = ArgAction::Set)]
     word_timestamps: bool,
     /// No word-level alignment (drops word times even with --word_timestamps).
     #[arg(long)]
     no_align: bool,
-    /// Subtitles: maximum characters per line.
-    #[arg(long)]
+    /// Only these spans: "start,end,start,end,..." in seconds (an odd count runs to the end).
+    #[arg(long, default_value = DEFAULT_CLIP_TIMESTAMPS, allow_hyphen_values = true)]
+    clip_timestamps: String,
+    /// With --word_timestamps True: skip silences longer than this (seconds) around a likely
+    /// hallucination ("none": off).
+    #[arg(long, default_value = "none", allow_hyphen_values = true)]
+    hallucination_silence_threshold: String,
+    /// Subtitles: maximum characters per line (needs word timestamps).
+    #[arg(long, value_parser = at_least_one, allow_hyphen_values = true)]
     max_line_width: Option<usize>,
     /// Subtitles: maximum lines per cue (needs --max_line_width).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one, allow_hyphen_values = true)]
     max_line_count: Option<usize>,
     /// Subtitles: underline each word as it is spoken (needs word times).
     #[arg(long, default_value = "False", value_parser = parse_bool, action = ArgAction::Set)]
     highlight_words: bool,
     /// CPU threads (0 = all cores).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
     threads: usize,
     /// Log progress lines even when stderr is not a terminal.
     #[arg(long, default_value = "False", value_parser = parse_bool, action = ArgAction::Set)]
@@ -160,7 +182,7 @@ struct TranscribeArgs {
     #[arg(long)]
     hf_token: Option<String>,
     /// Seed of temperature sampling.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
     seed: u64,
 }
 
@@ -168,6 +190,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let args: Vec<String> = std::env::args().collect();
     for a in &args {
@@ -215,15 +238,26 @@ fn resolve_model(name: &str, model_dir: &Path, token: Option<String>) -> anyhow:
     Ok(resolve_whisper(&hub, name)?)
 }
 
-fn optional_f32(flag: &str, s: &str) -> anyhow::Result<Option<f32>> {
+/// whisperx `optional_float`: a finite number, or `none` (any case).
+fn optional_f64(flag: &str, s: &str) -> anyhow::Result<Option<f64>> {
     if s.eq_ignore_ascii_case("none") {
         return Ok(None);
     }
-    s.parse().map(Some).map_err(|_| anyhow::anyhow!("--{flag}: expected a number or none, got `{s}`"))
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(Some(v)),
+        _ => anyhow::bail!("--{flag}: expected a finite number or none, got `{s}`"),
+    }
+}
+
+fn optional_f32(flag: &str, s: &str) -> anyhow::Result<Option<f32>> {
+    Ok(optional_f64(flag, s)?.map(|v| v as f32))
 }
 
 /// whisperx/openai CLI: `np.arange(temperature, 1.0 + 1e-6, increment)` or just `temperature`.
 fn temperatures(start: f32, increment: Option<f32>) -> anyhow::Result<Vec<f32>> {
+    if !start.is_finite() || start < 0.0 {
+        anyhow::bail!("--temperature {start}: expected a finite number >= 0");
+    }
     match increment {
         None => Ok(vec![start]),
         Some(i) if i <= 0.0 => anyhow::bail!("--temperature_increment_on_fallback must be positive or none"),
@@ -246,6 +280,28 @@ fn numeral_symbol_tokens(model: &Whisper) -> anyhow::Result<Vec<u32>> {
     Ok(out)
 }
 
+/// Checks that need no model, so that a bad value fails before anything is loaded.
+fn check_args(args: &TranscribeArgs) -> anyhow::Result<()> {
+    if args.beam_size == 0 {
+        anyhow::bail!("--beam_size 0: expected at least 1 (1 = greedy)");
+    }
+    if args.best_of == 0 {
+        anyhow::bail!("--best_of 0: expected at least 1");
+    }
+    if !args.patience.is_finite() || args.patience <= 0.0 {
+        anyhow::bail!("--patience {}: expected a number > 0", args.patience);
+    }
+    if args.beam_size == 1 && args.patience != DEFAULT_PATIENCE {
+        anyhow::bail!("--patience applies to beam search: it needs --beam_size > 1 (1 is greedy decoding)");
+    }
+    let hallucination = optional_f64("hallucination_silence_threshold", &args.hallucination_silence_threshold)?;
+    let word_times = args.word_timestamps && !args.no_align;
+    if hallucination.is_some() && !word_times {
+        anyhow::bail!("--hallucination_silence_threshold needs --word_timestamps True (and no --no_align)");
+    }
+    Ok(())
+}
+
 fn transcribe_options(args: &TranscribeArgs, model: &Whisper) -> anyhow::Result<TranscribeOptions> {
     let suppress_tokens = args
         .suppress_tokens
@@ -259,7 +315,7 @@ fn transcribe_options(args: &TranscribeArgs, model: &Whisper) -> anyhow::Result<
         task: if args.task == "translate" { Task::Translate } else { Task::Transcribe },
         language: args.language.clone(),
         beam_size: (args.beam_size > 1).then_some(args.beam_size),
-        best_of: Some(args.best_of.max(1)),
+        best_of: Some(args.best_of),
         patience: (args.beam_size > 1).then_some(args.patience),
         length_penalty: optional_f32("length_penalty", &args.length_penalty)?,
         suppress_tokens,
@@ -271,22 +327,30 @@ fn transcribe_options(args: &TranscribeArgs, model: &Whisper) -> anyhow::Result<
         seed: args.seed,
         ..Default::default()
     };
-    Ok(TranscribeOptions {
+    let options = TranscribeOptions {
         temperatures: temperatures(
             args.temperature,
             optional_f32("temperature_increment_on_fallback", &args.temperature_increment_on_fallback)?,
         )?,
-        compression_ratio_threshold: Some(args.compression_ratio_threshold),
-        logprob_threshold: Some(args.logprob_threshold),
-        no_speech_threshold: Some(args.no_speech_threshold),
+        compression_ratio_threshold: optional_f64("compression_ratio_threshold", &args.compression_ratio_threshold)?,
+        logprob_threshold: optional_f64("logprob_threshold", &args.logprob_threshold)?,
+        no_speech_threshold: optional_f64("no_speech_threshold", &args.no_speech_threshold)?,
         condition_on_previous_text: args.condition_on_previous_text,
         initial_prompt: args.initial_prompt.clone(),
         word_timestamps: args.word_timestamps && !args.no_align,
+        clip_timestamps: parse_clip_timestamps(&args.clip_timestamps).map_err(|e| anyhow::anyhow!("--{e}"))?,
+        hallucination_silence_threshold: optional_f64(
+            "hallucination_silence_threshold",
+            &args.hallucination_silence_threshold,
+        )?,
         decode,
-    })
+    };
+    options.validate().map_err(|e| anyhow::anyhow!("--{e}"))?;
+    Ok(options)
 }
 
 fn run_transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
+    check_args(&args)?;
     if args.threads > 0 {
         rayon::ThreadPoolBuilder::new().num_threads(args.threads).build_global()?;
     }
@@ -302,7 +366,7 @@ fn run_transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
     let dir = resolve_model(&args.model, &args.model_dir, args.hf_token.clone())?;
     let model = Whisper::load(&dir, device.clone())?;
     if args.compute_type != "float32" {
-        tracing::info!(
+        tracing::warn!(
             "compute_type {} requested; the {} backend computes in float32",
             args.compute_type,
             device.name()

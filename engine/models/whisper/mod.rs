@@ -9,10 +9,12 @@ use crate::weights::{self, CheckpointKind, WeightStore};
 
 pub mod attention;
 pub mod bpe;
+pub mod clips;
 pub mod config;
 pub mod decoder;
 pub mod decoding;
 pub mod encoder;
+pub mod hallucination;
 pub mod timing;
 pub mod tokenizer;
 pub mod transcribe;
