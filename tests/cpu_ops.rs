@@ -1490,6 +1490,11 @@ fn attention_with_shared_key_value_rows() {
         (8, 1, 1, 40, 2, 64),
         (3, 1, 3, 10, 2, 64),
         (2, 2, 1, 33, 1, 130),
+        // ≥ 256 keys: decoder-step cross-attention scores from cached key tiles, including
+        // key counts and head widths that do not fill a tile.
+        (3, 1, 1, 300, 2, 64),
+        (4, 2, 2, 257, 3, 20),
+        (8, 1, 1, 1500, 6, 64),
     ] {
         let d = heads * dh;
         let q = rng.vec(b * tq * d, 2.0);
@@ -1512,6 +1517,37 @@ fn attention_with_shared_key_value_rows() {
                 .unwrap();
             st.check("attention", &label, &format!("b {b} bk {bk} tq {tq} tk {tk} h {heads}"), &down(&dev, &y), &want);
         }
+    }
+    st.report();
+}
+
+#[test]
+fn attention_key_tile_cache_follows_the_key_tensor() {
+    // Decoder steps reuse one key tensor for hundreds of calls, and the CPU backend caches a
+    // rearranged copy of it. Every call must still see the keys it is given: the same tensor
+    // with new queries, a different tensor of the same shape, and a reshaped view of the same
+    // storage (one batch of 2·300 keys instead of two of 300).
+    let mut st = Stats::new("attention (cached key tiles)");
+    let mut rng = Rng::new(77);
+    let (heads, dh, tk) = (2, 64, 300);
+    let d = heads * dh;
+    for (label, dev) in devices() {
+        let k1 = rng.vec(2 * tk * d, 2.0);
+        let k2 = rng.vec(2 * tk * d, 2.0);
+        let v = rng.vec(2 * tk * d, 1.0);
+        let (k1t, k2t, vt) = (up(&dev, &k1, &[2, tk, d]), up(&dev, &k2, &[2, tk, d]), up(&dev, &v, &[2, tk, d]));
+        for (name, k, kt) in [("k1", &k1, &k1t), ("k1 again", &k1, &k1t), ("k2", &k2, &k2t), ("k1 third", &k1, &k1t)] {
+            let q = rng.vec(2 * d, 2.0);
+            let y = dev.attention(&up(&dev, &q, &[2, 1, d]), kt, &vt, heads, false).unwrap();
+            let want = ref_attention(&q, k, &v, 2, 1, tk, heads, dh, false);
+            st.check("attention", &label, name, &down(&dev, &y), &want);
+        }
+        let q = rng.vec(d, 2.0);
+        let flat_k = k1t.reshape(&[1, 2 * tk, d]).unwrap();
+        let flat_v = vt.reshape(&[1, 2 * tk, d]).unwrap();
+        let y = dev.attention(&up(&dev, &q, &[1, 1, d]), &flat_k, &flat_v, heads, false).unwrap();
+        let want = ref_attention(&q, &k1, &v, 1, 1, 2 * tk, heads, dh, false);
+        st.check("attention", &label, "k1 reshaped", &down(&dev, &y), &want);
     }
     st.report();
 }

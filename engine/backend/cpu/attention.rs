@@ -10,6 +10,7 @@
 use rayon::prelude::*;
 
 use super::gemm::{sgemm, MatRef};
+use super::key_tiles::{tiled_scores, worth_tiling, KeyTileCache, KeyTiles};
 use super::simd::SimdLevel;
 use super::skinny::{skinny_nn, skinny_nt, SKINNY_MAX_ROWS};
 use super::softmax::softmax_row_scaled;
@@ -29,7 +30,15 @@ struct Piece {
     out: Vec<f32>,
 }
 
-pub fn attention(level: SimdLevel, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, causal: bool) -> Result<Tensor> {
+pub fn attention(
+    level: SimdLevel,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: usize,
+    causal: bool,
+    tile_cache: &KeyTileCache,
+) -> Result<Tensor> {
     let (b, tq, d) = q.dims3("attention")?;
     let (bk, tk, dk) = k.dims3("attention")?;
     if bk == 0
@@ -62,7 +71,11 @@ pub fn attention(level: SimdLevel, q: &Tensor, k: &Tensor, v: &Tensor, heads: us
     };
     let (qd, kd, vd) = (data(q)?, data(k)?, data(v)?);
     let pieces: Vec<Piece> = if geo.group * tq <= SKINNY_MAX_ROWS {
-        (0..bk * heads).into_par_iter().map(|task| geo.skinny(level, qd, kd, vd, task / heads, task % heads)).collect()
+        let tiles = worth_tiling(geo.group * tq, tk, level).then(|| tile_cache.get(k, kd, heads, geo.dh));
+        (0..bk * heads)
+            .into_par_iter()
+            .map(|task| geo.skinny(level, qd, kd, vd, tiles.as_deref(), task / heads, task % heads))
+            .collect()
     } else {
         let blocks = tq.div_ceil(QUERY_BLOCK);
         (0..b * heads * blocks)
@@ -119,7 +132,17 @@ impl Geometry {
     }
 
     /// Every query row of key/value batch `kb`'s group, head `h`.
-    fn skinny(&self, level: SimdLevel, qd: &[f32], kd: &[f32], vd: &[f32], kb: usize, h: usize) -> Piece {
+    #[allow(clippy::too_many_arguments)]
+    fn skinny(
+        &self,
+        level: SimdLevel,
+        qd: &[f32],
+        kd: &[f32],
+        vd: &[f32],
+        tiles: Option<&KeyTiles>,
+        kb: usize,
+        h: usize,
+    ) -> Piece {
         let (tq, tk, d, dh) = (self.tq, self.tk, self.d, self.dh);
         let rows = self.group * tq;
         let mut qs = Vec::with_capacity(rows * dh);
@@ -134,7 +157,10 @@ impl Geometry {
         let kh = &kd[kb * tk * d + h * dh..];
         let vh = &vd[kb * tk * d + h * dh..];
         let mut scores = vec![0.0f32; rows * tk];
-        skinny_nt(level, rows, tk, dh, &qs, kh, d, &mut scores);
+        match tiles {
+            Some(t) => tiled_scores(level, rows, &qs, dh, t.head(kb, h, d / dh, dh), tk, &mut scores),
+            None => skinny_nt(level, rows, tk, dh, &qs, kh, d, &mut scores),
+        }
         for s in scores.chunks_exact_mut(tq * tk) {
             self.softmax_rows(level, s, 0);
         }

@@ -11,6 +11,7 @@ mod attention;
 mod conv;
 mod elementwise;
 pub mod gemm;
+mod key_tiles;
 mod layout;
 mod linear;
 mod lstm;
@@ -114,6 +115,8 @@ pub(crate) fn tensor(shape: Vec<usize>, v: Vec<f32>) -> Tensor {
 
 pub struct CpuBackend {
     simd: SimdLevel,
+    /// Cross-attention keys laid out for decoder steps, reused across the steps of a window.
+    key_tiles: key_tiles::KeyTileCache,
 }
 
 impl Default for CpuBackend {
@@ -125,12 +128,12 @@ impl Default for CpuBackend {
 impl CpuBackend {
     /// Best SIMD level of this CPU, capped by `SCRIBE_SIMD`.
     pub fn new() -> Self {
-        CpuBackend { simd: SimdLevel::from_env() }
+        CpuBackend { simd: SimdLevel::from_env(), key_tiles: Default::default() }
     }
 
     /// A backend that uses exactly `level` (which must not exceed the CPU's).
     pub fn with_simd(level: SimdLevel) -> Self {
-        CpuBackend { simd: level.min(SimdLevel::detect()) }
+        CpuBackend { simd: level.min(SimdLevel::detect()), key_tiles: Default::default() }
     }
 
     pub fn simd(&self) -> SimdLevel {
@@ -227,7 +230,7 @@ impl Backend for CpuBackend {
 
     fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, causal: bool) -> Result<Tensor> {
         profile::timed(if q.shape()[1] == 1 { "attention (step)" } else { "attention" }, || {
-            attention::attention(self.simd, q, k, v, heads, causal)
+            attention::attention(self.simd, q, k, v, heads, causal, &self.key_tiles)
         })
     }
 
