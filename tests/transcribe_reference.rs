@@ -30,7 +30,7 @@ fn long_file(recipe: &Value) -> Vec<f32> {
     let mut out = Vec::new();
     for (i, piece) in recipe["pieces"].as_array().unwrap().iter().enumerate() {
         if i > 0 {
-            out.extend(std::iter::repeat(0.0f32).take(gap));
+            out.extend(std::iter::repeat_n(0.0f32, gap));
         }
         out.extend(load_audio(&speech(piece.as_str().unwrap())).unwrap());
     }

@@ -51,11 +51,14 @@ impl KeyTiles {
     }
 }
 
+/// One cached layout: (storage, shape, heads) → tiles. A reshaped view shares its storage,
+/// hence the shape.
+type Entry = (Weak<dyn Storage>, Vec<usize>, usize, Arc<KeyTiles>);
+
 /// Tiles of recently used key tensors, found by the identity of their storage.
 #[derive(Default)]
 pub struct KeyTileCache {
-    /// (storage, shape, heads) → tiles; a reshaped view shares storage, hence the shape.
-    entries: Mutex<Vec<(Weak<dyn Storage>, Vec<usize>, usize, Arc<KeyTiles>)>>,
+    entries: Mutex<Vec<Entry>>,
 }
 
 impl KeyTileCache {
