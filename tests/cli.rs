@@ -174,7 +174,10 @@ fn suppress_numerals_spells_numbers() {
         std::fs::read_to_string(tmp.path().join("numbers.txt")).unwrap()
     };
     let plain = txt(&[]);
-    let spelled = txt(&["--suppress_numerals", "True"]);
+    // A bare switch, as whisperx's `action="store_true"`.
+    let spelled = txt(&["--suppress_numerals"]);
+    assert_eq!(txt(&["--suppress_numerals=True"]), spelled);
+    assert_eq!(txt(&["--suppress_numerals=False"]), plain);
     assert!(plain.chars().any(|c| c.is_ascii_digit()), "{plain}");
     assert!(!spelled.chars().any(|c| c.is_ascii_digit() || "$%".contains(c)), "{spelled}");
     assert!(spelled.contains("percent"), "{spelled}");
@@ -850,7 +853,9 @@ fn help_prints_every_default() {
     for line in help.lines() {
         let t = line.trim_start();
         if t.starts_with('-') {
-            let name = t.split([',', ' ']).map(str::trim).find(|w| w.starts_with("--")).unwrap_or("").to_string();
+            // `--name <VALUE>`, `-o, --name <VALUE>` or `--name[=<VALUE>]` (optional value)
+            let word = t.split([',', ' ']).map(str::trim).find(|w| w.starts_with("--")).unwrap_or("");
+            let name = word.split(['[', '=']).next().unwrap_or("").to_string();
             blocks.push((name, String::new()));
         }
         if let Some((_, text)) = blocks.last_mut() {

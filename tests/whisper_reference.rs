@@ -124,7 +124,9 @@ fn check_model(model_name: &str, reference: &str) {
         let prefix: Vec<u32> = ints(&store, &format!("{stem}/prefix")).iter().map(|&t| t as u32).collect();
         let mut state = model.decoder.start(dev, &features, 1).unwrap();
         let logits = dev
-            .download(&model.decoder.forward(dev, std::slice::from_ref(&prefix), &mut state, LogitPositions::All).unwrap())
+            .download(
+                &model.decoder.forward(dev, std::slice::from_ref(&prefix), &mut state, LogitPositions::All).unwrap(),
+            )
             .unwrap();
         let v = model.config.vocab_size;
         let positions = ints(&store, &format!("{stem}/logits_positions"));

@@ -129,8 +129,17 @@ struct TranscribeArgs {
     /// Comma-separated token ids to suppress; -1 = the model's non-speech symbols.
     #[arg(long, default_value = "-1", allow_hyphen_values = true)]
     suppress_tokens: String,
-    /// Suppress numerals and currency/percent symbols (numbers are spelled out).
-    #[arg(long, default_value = "False", value_parser = parse_bool, action = ArgAction::Set)]
+    /// Suppress numerals and currency/percent symbols (numbers are spelled out). A bare switch
+    /// as in whisperx (`--suppress_numerals`); `--suppress_numerals=False` is accepted too.
+    #[arg(
+        long,
+        default_value = "False",
+        value_parser = parse_bool,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "True",
+        action = ArgAction::Set
+    )]
     suppress_numerals: bool,
     /// Text to condition the first window on.
     #[arg(long)]
