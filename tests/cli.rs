@@ -706,6 +706,43 @@ fn hf_token_is_sent_to_the_hub_before_hf_token_env() {
 }
 
 #[test]
+fn model_cache_only_never_asks_the_hub() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (endpoint, seen) = recording_hub();
+    let home = tmp.path().join("hf-home");
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_scribe"))
+            .env("HF_ENDPOINT", &endpoint)
+            .env("HF_HOME", &home)
+            .env_remove("HF_HUB_OFFLINE")
+            .args(["transcribe", "--model", "someone/uncached-whisper", "--model_dir"])
+            .arg(tmp.path())
+            .args(extra)
+            .arg(speech("spk1_snt1.wav"))
+            .output()
+            .expect("run scribe")
+    };
+    let err = failed(&run(&["--model_cache_only", "True"]), "an uncached model with --model_cache_only True");
+    assert!(err.contains("someone/uncached-whisper"), "{err}");
+    assert!(seen.lock().unwrap().is_empty(), "the hub was asked: {:?}", seen.lock().unwrap());
+    failed(&run(&["--model_cache_only", "False"]), "a 401 hub");
+    assert!(!seen.lock().unwrap().is_empty(), "without the flag the hub is asked");
+}
+
+#[test]
+fn verbose_false_prints_no_segments() {
+    let Some(dir) = model_dir("tiny.en") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let wav = speech("spk1_snt1.wav");
+    let loud = ok(&scribe(&dir, tmp.path(), &["-f", "txt"], &wav));
+    assert!(loud.contains(" --> "), "{loud}");
+    let quiet = ok(&scribe(&dir, tmp.path(), &["-f", "txt", "--verbose", "False"], &wav));
+    assert!(quiet.trim().is_empty(), "{quiet}");
+    // the transcript is still written
+    assert!(!std::fs::read_to_string(tmp.path().join("spk1_snt1.txt")).unwrap().trim().is_empty());
+}
+
+#[test]
 fn print_progress_logs_short_files_too() {
     let Some(dir) = model_dir("tiny.en") else { return };
     let tmp = tempfile::tempdir().unwrap();
@@ -827,6 +864,8 @@ fn help_prints_every_default() {
         ("--length_penalty", "1.0"),
         ("--suppress_tokens", "-1"),
         ("--suppress_numerals", "False"),
+        ("--model_cache_only", "False"),
+        ("--verbose", "True"),
         ("--condition_on_previous_text", "False"),
         ("--compression_ratio_threshold", "2.4"),
         ("--logprob_threshold", "-1.0"),

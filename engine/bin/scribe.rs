@@ -190,6 +190,12 @@ struct TranscribeArgs {
     /// Hugging Face token for gated or private models (else HF_TOKEN).
     #[arg(long)]
     hf_token: Option<String>,
+    /// Never download: use models already in --model_dir or the hub cache (as HF_HUB_OFFLINE=1).
+    #[arg(long, default_value = "False", value_parser = parse_bool, action = ArgAction::Set)]
+    model_cache_only: bool,
+    /// Print each segment (`[start --> end] text`) to stdout as the file finishes.
+    #[arg(long, default_value = "True", value_parser = parse_bool, action = ArgAction::Set)]
+    verbose: bool,
     /// Seed of temperature sampling.
     #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
     seed: u64,
@@ -231,7 +237,7 @@ fn main() -> ExitCode {
 }
 
 /// A directory as given, else MODEL_DIR/NAME, else the Hugging Face hub (cache first).
-fn resolve_model(name: &str, model_dir: &Path, token: Option<String>) -> anyhow::Result<PathBuf> {
+fn resolve_model(name: &str, model_dir: &Path, token: Option<String>, cache_only: bool) -> anyhow::Result<PathBuf> {
     let direct = Path::new(name);
     if direct.is_dir() {
         return Ok(direct.to_path_buf());
@@ -244,6 +250,7 @@ fn resolve_model(name: &str, model_dir: &Path, token: Option<String>) -> anyhow:
     if token.is_some() {
         hub.token = token;
     }
+    hub.offline |= cache_only;
     Ok(resolve_whisper(&hub, name)?)
 }
 
@@ -372,7 +379,7 @@ fn run_transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
     let aligned = args.word_timestamps && !args.no_align;
     writer.validate(aligned)?;
     let device = Device::select(args.device.parse::<DeviceRequest>()?)?;
-    let dir = resolve_model(&args.model, &args.model_dir, args.hf_token.clone())?;
+    let dir = resolve_model(&args.model, &args.model_dir, args.hf_token.clone(), args.model_cache_only)?;
     let model = Whisper::load(&dir, device.clone())?;
     if args.compute_type != "float32" {
         tracing::warn!(
@@ -410,8 +417,10 @@ fn run_transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
         if let Some(b) = bar {
             b.finish_and_clear();
         }
-        for s in result.segments.iter().filter(|s| !s.text.trim().is_empty()) {
-            println!("[{} --> {}] {}", clock(s.start), clock(s.end), s.text.trim());
+        if args.verbose {
+            for s in result.segments.iter().filter(|s| !s.text.trim().is_empty()) {
+                println!("[{} --> {}] {}", clock(s.start), clock(s.end), s.text.trim());
+            }
         }
         let written = write_outputs(&result, path, &args.output_dir, &formats, &writer)?;
         for w in written {
