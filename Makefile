@@ -16,6 +16,11 @@ models/%/.complete:
 test: models/tiny.en/.complete models/base/.complete
 	scripts/install-test-deps
 	$(CARGO) test --profile test --workspace --all-targets --no-fail-fast
+	# The CUDA builds (cudarc loads the libraries at run time, so no toolkit or GPU is needed):
+	# the whole suite again with the CUDA 12 target, where GPU tests print "skipped: no CUDA
+	# device", and a compile check of the CUDA 13 target.
+	$(CARGO) test --profile test --workspace --all-targets --no-fail-fast --features scribe/cuda
+	$(CARGO) build --profile test --lib --bins --features scribe/cuda13
 
 build:
 	$(CARGO) build --release --workspace

@@ -1,4 +1,4 @@
-//! Build script. With the `cuda` feature it embeds every `kernels/*.cu` source into the
+//! Build script. With the `cuda` or `cuda13` feature it embeds every `kernels/*.cu` source into the
 //! library (`OUT_DIR/kernel_sources.rs`: `KERNEL_SOURCES: &[(&str, &str)]`), so a build with no
 //! CUDA toolkit can still compile them at run time with NVRTC. Offline compilation to PTX and
 //! cubins with nvcc, when one is found, comes with the CUDA backend. Never calls nvidia-smi.
@@ -8,7 +8,7 @@ use std::path::Path;
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=kernels");
-    if std::env::var_os("CARGO_FEATURE_CUDA").is_none() {
+    if std::env::var_os("CARGO_FEATURE_CUDA_BACKEND").is_none() {
         return;
     }
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));

@@ -614,11 +614,15 @@ fn device_flag_and_env_choose_the_backend() {
     ok(&o);
     assert!(String::from_utf8_lossy(&o.stderr).contains("device=cpu"));
     let err = failed(&scribe(&dir, tmp.path(), &["--device", "cuda"], &wav), "--device cuda");
-    assert!(err.contains("cuda") && err.contains("no CUDA backend"), "{err}");
+    // Without the `cuda` feature the build says so; with it, the probe names what is missing
+    // (or, on a GPU host, that the backend has no kernels yet).
+    let cuda_refused =
+        |e: &str| e.contains("no CUDA backend") || e.contains("CUDA is not usable") || e.contains("no kernels");
+    assert!(err.contains("cuda") && cuda_refused(&err), "{err}");
     let err = failed(&scribe(&dir, tmp.path(), &["--device", "tpu"], &wav), "--device tpu");
     assert!(err.contains("tpu"), "{err}");
     let err = failed(&scribe_env(&dir, tmp.path(), &[], &wav, &[("WHISPERX_DEVICE", "cuda")]), "WHISPERX_DEVICE");
-    assert!(err.contains("no CUDA backend"), "{err}");
+    assert!(cuda_refused(&err), "{err}");
 }
 
 /// `--model NAME` is looked up in --model_dir (and WHISPERX_MODEL is the default --model).

@@ -11,7 +11,9 @@ mod ops;
 
 /// The CUDA sources embedded by build.rs (compiled at run time with NVRTC when no nvcc
 /// output is available). The backend that launches them is the next milestone.
-#[cfg(feature = "cuda")]
+#[cfg(feature = "cuda-backend")]
+pub mod cuda;
+#[cfg(feature = "cuda-backend")]
 pub mod kernel_sources {
     include!(concat!(env!("OUT_DIR"), "/kernel_sources.rs"));
 }
@@ -166,18 +168,16 @@ impl Device {
         Device(Arc::new(cpu::CpuBackend::new()))
     }
 
-    /// Pick a device. This build has no CUDA backend yet: `auto` falls back to the CPU with a
-    /// log line, an explicit `cuda` is an error naming the reason.
+    /// Pick a device: `auto` falls back to the CPU with a log line saying why CUDA is not used;
+    /// an explicit `cuda` that cannot be honoured is an error naming the reason.
     pub fn select(request: DeviceRequest) -> Result<Self> {
         match request {
             DeviceRequest::Cpu => Ok(Device::cpu()),
             DeviceRequest::Auto => {
-                tracing::info!("CUDA backend not available in this build; using the CPU");
+                tracing::info!("{}; using the CPU", cuda_unavailable());
                 Ok(Device::cpu())
             }
-            DeviceRequest::Cuda => {
-                Err(Error::Other("device `cuda` requested, but this build of scribe has no CUDA backend".into()))
-            }
+            DeviceRequest::Cuda => Err(Error::Other(format!("device `cuda` requested, but {}", cuda_unavailable()))),
         }
     }
 
@@ -191,4 +191,21 @@ impl Device {
     pub fn mul(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         self.binary(a, b, BinaryOp::Mul)
     }
+}
+
+/// Why this process cannot run on CUDA (the probe's finding, or the build's).
+#[cfg(feature = "cuda-backend")]
+fn cuda_unavailable() -> String {
+    match cuda::probe() {
+        Err(reason) => format!("CUDA is not usable: {reason}"),
+        Ok(p) => format!(
+            "CUDA is usable ({} GPU(s), GPU 0 {} sm_{}{}), but this version's CUDA backend has no kernels yet",
+            p.device_count, p.device_name, p.compute_capability.0, p.compute_capability.1
+        ),
+    }
+}
+
+#[cfg(not(feature = "cuda-backend"))]
+fn cuda_unavailable() -> String {
+    "this build of scribe has no CUDA backend (build with --features cuda)".into()
 }
