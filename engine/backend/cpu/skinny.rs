@@ -23,9 +23,15 @@ const PARALLEL_MIN_MACS: usize = 1 << 16;
 /// A stored weight element: f32, or f16 widened as it is read.
 pub trait Elem: Copy + Send + Sync {
     fn widen(self) -> f32;
-    /// [`block`] compiled for `level`.
+    /// Sixteen elements widened to f32, for the AVX-512 kernel.
+    ///
+    /// # Safety
+    /// `p` must point at 16 readable elements; the CPU must have AVX-512F and F16C.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn load16(p: *const Self) -> std::arch::x86_64::__m512;
+    /// The auto-vectorised [`block`] compiled for `level`.
     #[allow(clippy::too_many_arguments)]
-    fn block(
+    fn block_autovec(
         level: SimdLevel,
         m: usize,
         x: &[f32],
@@ -42,7 +48,12 @@ impl Elem for f32 {
     fn widen(self) -> f32 {
         self
     }
-    fn block(
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load16(p: *const f32) -> std::arch::x86_64::__m512 {
+        std::arch::x86_64::_mm512_loadu_ps(p)
+    }
+    fn block_autovec(
         level: SimdLevel,
         m: usize,
         x: &[f32],
@@ -52,11 +63,6 @@ impl Elem for f32 {
         j0: usize,
         cols: &mut [&mut [f32]],
     ) {
-        #[cfg(target_arch = "x86_64")]
-        if level == SimdLevel::Avx512 {
-            // SAFETY: the Avx512 level is only produced by detection on this CPU.
-            return unsafe { avx512::block_any(m, x, k, w, w_rs, j0, cols) };
-        }
         block_f32(level, m, x, k, w, w_rs, j0, cols)
     }
 }
@@ -66,7 +72,13 @@ impl Elem for half::f16 {
     fn widen(self) -> f32 {
         math::f16_to_f32(self.to_bits())
     }
-    fn block(
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load16(p: *const half::f16) -> std::arch::x86_64::__m512 {
+        use std::arch::x86_64::*;
+        _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i))
+    }
+    fn block_autovec(
         level: SimdLevel,
         m: usize,
         x: &[f32],
@@ -76,12 +88,6 @@ impl Elem for half::f16 {
         j0: usize,
         cols: &mut [&mut [f32]],
     ) {
-        #[cfg(target_arch = "x86_64")]
-        if level == SimdLevel::Avx512 {
-            // SAFETY: the Avx512 level is only produced by detection on this CPU (F16C comes
-            // with every AVX-512 CPU).
-            return unsafe { avx512::block_any(m, x, k, w, w_rs, j0, cols) };
-        }
         block_f16(level, m, x, k, w, w_rs, j0, cols)
     }
 }
@@ -174,41 +180,11 @@ block_for!(block_f16, half::f16);
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::LANES;
-
-    /// Sixteen weights widened to f32.
-    pub trait Load16: Copy {
-        /// # Safety
-        /// `p` must point at 16 readable elements; the CPU must have AVX-512F.
-        unsafe fn load16(p: *const Self) -> __m512;
-        fn widen(self) -> f32;
-    }
-
-    impl Load16 for f32 {
-        #[inline(always)]
-        unsafe fn load16(p: *const f32) -> __m512 {
-            _mm512_loadu_ps(p)
-        }
-        #[inline(always)]
-        fn widen(self) -> f32 {
-            self
-        }
-    }
-
-    impl Load16 for half::f16 {
-        #[inline(always)]
-        unsafe fn load16(p: *const half::f16) -> __m512 {
-            _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i))
-        }
-        #[inline(always)]
-        fn widen(self) -> f32 {
-            super::math::f16_to_f32(self.to_bits())
-        }
-    }
+    use super::{Elem, LANES};
 
     #[inline(always)]
     #[allow(clippy::needless_range_loop)]
-    unsafe fn block<const M: usize, E: Load16>(
+    unsafe fn block<const M: usize, E: Elem>(
         x: &[f32],
         k: usize,
         w: &[E],
@@ -245,7 +221,7 @@ mod avx512 {
     /// The CPU must have AVX-512F, FMA and F16C.
     #[target_feature(enable = "avx512f,avx2,fma,f16c")]
     #[allow(clippy::too_many_arguments)]
-    pub unsafe fn block_any<E: Load16>(
+    pub unsafe fn block_any<E: Elem>(
         m: usize,
         x: &[f32],
         k: usize,
@@ -294,7 +270,15 @@ pub fn skinny_nt<E: Elem>(
     let blocks: Vec<(usize, Vec<&mut [f32]>)> = (0..n.div_ceil(COLUMNS_PER_TASK))
         .map(|b| (b * COLUMNS_PER_TASK, rows.iter_mut().map(|r| r.next().expect("one chunk per block")).collect()))
         .collect();
-    let run = |(j0, mut cols): (usize, Vec<&mut [f32]>)| E::block(level, m, x, k, w, w_rs, j0, &mut cols);
+    let run = |(j0, mut cols): (usize, Vec<&mut [f32]>)| {
+        #[cfg(target_arch = "x86_64")]
+        if level == SimdLevel::Avx512 {
+            // SAFETY: the Avx512 level is only produced by detection on this CPU (F16C comes
+            // with every AVX-512 CPU).
+            return unsafe { avx512::block_any(m, x, k, w, w_rs, j0, &mut cols) };
+        }
+        E::block_autovec(level, m, x, k, w, w_rs, j0, &mut cols)
+    };
     if m * n * k >= PARALLEL_MIN_MACS {
         blocks.into_par_iter().for_each(run);
     } else {
