@@ -1,6 +1,7 @@
-//! The CUDA backend. So far: finding out, without a panic, whether this machine can run it.
-//! The kernels (kernels/*.cu, embedded by build.rs) and the cuBLAS GEMMs come next.
+//! The CUDA backend: kernels/*.cu (hand-written, compiled by nvcc at build time or NVRTC at run
+//! time) plus cuBLAS GEMMs, behind the same [`Backend`](super::Backend) trait as the CPU.
 
+pub mod compile;
 mod probe;
 
 pub use probe::{probe, CudaProbe};

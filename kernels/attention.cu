@@ -1,0 +1,89 @@
+// Multi-head scaled dot-product attention, flash-style: keys and values stream through shared
+// memory in tiles of KEY_TILE with an online softmax, so the Tq x Tk score matrix never exists.
+// One warp per query row; a block holds blockDim.y consecutive queries of one (batch, head), which
+// share every key tile. The same kernel serves the encoder (1500 x 1500) and the decoder step
+// (one query against the KV cache or the encoder output).
+// CPU reference: engine/backend/cpu/attention.rs.
+//
+// q [Bq, Tq, H*Dh]; k, v [Bq/group, Tk, H*Dh]; out [Bq, Tq, H*Dh]. Query rows share key/value rows
+// in contiguous groups of `group` (the beams of one audio). causal: query i sees keys
+// 0..=i + (Tk - Tq).
+#include "common.cuh"
+
+#define KEY_TILE 32
+// Largest head size: each lane accumulates DH_MAX / WARP output dimensions in registers.
+#define DH_MAX 128
+
+extern "C" __global__ void attention(const float* __restrict__ q, const float* __restrict__ k,
+                                     const float* __restrict__ v, float* __restrict__ out, int tq, int tk, int heads,
+                                     int dh, int group, int causal, float scale) {
+    extern __shared__ float smem[];
+    const int warps = blockDim.y;
+    float* ks = smem;                      // KEY_TILE x (dh + 1): padded, conflict-free column reads
+    float* vs = ks + KEY_TILE * (dh + 1);  // KEY_TILE x dh
+    float* qs = vs + KEY_TILE * dh;        // warps x dh, pre-scaled
+    const int lane = threadIdx.x, w = threadIdx.y;
+    const int h = blockIdx.y, bq = blockIdx.z, bk = bq / group;
+    const int qi = blockIdx.x * warps + w;
+    // Uniform per warp, so the warp-wide shuffles below always see all 32 lanes.
+    const bool active = qi < tq;
+    const i64 row = (i64)heads * dh;
+
+    const float* qrow = q + ((i64)bq * tq + (active ? qi : 0)) * row + (i64)h * dh;
+    for (int d = lane; d < dh; d += WARP) qs[w * dh + d] = active ? qrow[d] * scale : 0.0f;
+
+    const int offset = tk - tq;
+    const int last_q = min(tq - 1, (int)blockIdx.x * warps + warps - 1);
+    const int block_end = causal ? max(0, min(tk, last_q + offset + 1)) : tk;
+    const int my_end = causal ? min(tk, qi + offset + 1) : tk;
+    const float* kbase = k + (i64)bk * tk * row + (i64)h * dh;
+    const float* vbase = v + (i64)bk * tk * row + (i64)h * dh;
+
+    float m = NEG_INF, l = 0.0f;
+    float acc[DH_MAX / WARP];
+#pragma unroll
+    for (int c = 0; c < DH_MAX / WARP; ++c) acc[c] = 0.0f;
+
+    for (int t0 = 0; t0 < block_end; t0 += KEY_TILE) {
+        const int n = min(KEY_TILE, block_end - t0);
+        __syncthreads();  // the previous tile is consumed (and qs is written, on the first pass)
+        for (int idx = w * WARP + lane; idx < n * dh; idx += warps * WARP) {
+            const int j = idx / dh, d = idx % dh;
+            ks[j * (dh + 1) + d] = kbase[(i64)(t0 + j) * row + d];
+            vs[j * dh + d] = vbase[(i64)(t0 + j) * row + d];
+        }
+        __syncthreads();
+        if (!active) continue;
+        // Lane j scores key t0 + j.
+        float s = NEG_INF;
+        if (lane < n && t0 + lane < my_end) {
+            float dot = 0.0f;
+            for (int d = 0; d < dh; ++d) dot += qs[w * dh + d] * ks[lane * (dh + 1) + d];
+            s = dot;
+        }
+        const float new_m = fmaxf(m, warp_max(s));
+        if (new_m == NEG_INF) continue;  // nothing visible yet (warp-uniform)
+        const float p = s == NEG_INF ? 0.0f : expf(s - new_m);
+        const float correction = expf(m - new_m);  // 0 on the first visible tile
+        l = l * correction + warp_sum(p);
+#pragma unroll
+        for (int c = 0; c < DH_MAX / WARP; ++c) acc[c] *= correction;
+        for (int j = 0; j < n; ++j) {
+            const float pj = __shfl_sync(FULL_MASK, p, j);
+#pragma unroll
+            for (int c = 0; c < DH_MAX / WARP; ++c) {
+                const int d = lane + c * WARP;
+                if (d < dh) acc[c] += pj * vs[j * dh + d];
+            }
+        }
+        m = new_m;
+    }
+    if (!active) return;
+    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+    float* orow = out + ((i64)bq * tq + qi) * row + (i64)h * dh;
+#pragma unroll
+    for (int c = 0; c < DH_MAX / WARP; ++c) {
+        const int d = lane + c * WARP;
+        if (d < dh) orow[d] = acc[c] * inv;
+    }
+}

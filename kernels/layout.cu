@@ -1,0 +1,39 @@
+// Layout ops: permute, strided 2-D copies (slice and concat), row gathers (beam reordering).
+// CPU reference: engine/backend/cpu/layout.rs.
+#include "common.cuh"
+
+#define MAX_RANK 6
+
+// Must match engine/backend/cuda/layout.rs (PermuteShape, #[repr(C)]).
+struct PermuteShape {
+    int rank;
+    int pad;
+    i64 out_dims[MAX_RANK];
+    i64 in_strides[MAX_RANK];  // stride in the input of each output dimension
+};
+
+extern "C" __global__ void permute(const float* __restrict__ x, float* __restrict__ y, i64 n, PermuteShape s) {
+    GRID_STRIDE_LOOP(i, n) {
+        i64 rest = i, src = 0;
+        for (int d = s.rank - 1; d >= 0; --d) {
+            src += (rest % s.out_dims[d]) * s.in_strides[d];
+            rest /= s.out_dims[d];
+        }
+        y[i] = x[src];
+    }
+}
+
+// dst[dst_offset + r*dst_stride + c] = src[src_offset + r*src_stride + c], r < rows, c < cols.
+extern "C" __global__ void copy_2d(const float* __restrict__ src, float* __restrict__ dst, i64 rows, i64 cols,
+                                   i64 src_stride, i64 dst_stride, i64 src_offset, i64 dst_offset) {
+    GRID_STRIDE_LOOP(i, rows * cols) {
+        const i64 r = i / cols, c = i % cols;
+        dst[dst_offset + r * dst_stride + c] = src[src_offset + r * src_stride + c];
+    }
+}
+
+// dst[r, :] = src[indices[r], :].
+extern "C" __global__ void gather_rows(const float* __restrict__ src, const unsigned int* __restrict__ indices,
+                                       float* __restrict__ dst, i64 n, i64 row_len) {
+    GRID_STRIDE_LOOP(i, n) { dst[i] = src[(i64)indices[i / row_len] * row_len + i % row_len]; }
+}
