@@ -10,7 +10,8 @@ fn main() {
         return;
     }
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let manifest = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest =
+        std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let sources = kernel_files("cu");
     let headers = kernel_files("cuh");
     let mut code = String::from(
@@ -21,7 +22,9 @@ fn main() {
         let stem = p.file_stem().and_then(|s| s.to_str()).expect("kernel file names are UTF-8");
         code.push_str(&format!("    ({stem:?}, include_str!({:?})),\n", manifest.join(p).display().to_string()));
     }
-    code.push_str("];\n/// (file name, text) of every kernels/*.cuh header.\npub const KERNEL_HEADERS: &[(&str, &str)] = &[\n");
+    code.push_str(
+        "];\n/// (file name, text) of every kernels/*.cuh header.\npub const KERNEL_HEADERS: &[(&str, &str)] = &[\n",
+    );
     for p in &headers {
         println!("cargo:rerun-if-changed={}", p.display());
         let name = p.file_name().and_then(|s| s.to_str()).expect("kernel file names are UTF-8");

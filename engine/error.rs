@@ -33,6 +33,14 @@ pub enum Error {
     #[error("hub: {0}")]
     Hub(String),
 
+    /// A GPU call failed (the op or kernel is named in the message).
+    #[error("cuda: {0}")]
+    Cuda(String),
+
+    /// The GPU ran out of memory: callers that batch may halve the batch and retry.
+    #[error("cuda: out of GPU memory in {0}")]
+    DeviceOutOfMemory(String),
+
     #[error("{0}")]
     Other(String),
 }

@@ -9,8 +9,8 @@ use crate::error::{Error, Result};
 pub mod cpu;
 mod ops;
 
-/// The CUDA sources embedded by build.rs (compiled at run time with NVRTC when no nvcc
-/// output is available). The backend that launches them is the next milestone.
+/// The CUDA backend, and the kernel sources (and nvcc output, when the build had nvcc) embedded
+/// by build.rs.
 #[cfg(feature = "cuda-backend")]
 pub mod cuda;
 #[cfg(feature = "cuda-backend")]
@@ -33,6 +33,10 @@ pub trait Backend: Send + Sync {
     fn describe(&self) -> String {
         self.name().to_string()
     }
+    /// The precision of its GEMMs, for the `[Predict] compute_type=` log line.
+    fn compute_type(&self) -> &'static str {
+        "float32"
+    }
 
     // ---- memory ---------------------------------------------------------------------------
     fn upload(&self, data: &[f32], shape: &[usize]) -> Result<Tensor>;
@@ -50,6 +54,12 @@ pub trait Backend: Send + Sync {
     // ---- linear algebra -------------------------------------------------------------------
     /// `x[.., K] · w[N, K]ᵀ + b[N]` — a PyTorch `nn.Linear`.
     fn linear(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor>;
+    /// `act(x · wᵀ + b)`: a linear layer and its activation (an MLP's first half). A backend may
+    /// fuse the activation into the bias pass over the output.
+    fn linear_activation(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Activation) -> Result<Tensor> {
+        let y = self.linear(x, w, b)?;
+        self.activation(&y, act)
+    }
     /// Batched `a[B, M, K] · b[B, K, N]` (or `b[B, N, K]ᵀ` when `transpose_b`).
     fn matmul(&self, a: &Tensor, b: &Tensor, transpose_b: bool) -> Result<Tensor>;
     /// `nn.Conv1d` on `x[B, C_in, T]` with `w[C_out, C_in / groups, K]`.
@@ -168,16 +178,21 @@ impl Device {
         Device(Arc::new(cpu::CpuBackend::new()))
     }
 
-    /// Pick a device: `auto` falls back to the CPU with a log line saying why CUDA is not used;
-    /// an explicit `cuda` that cannot be honoured is an error naming the reason.
+    /// Pick a device: `auto` takes CUDA when it is usable (libraries found, GPU opened, kernels
+    /// loaded and the start-up self-check passed) and otherwise falls back to the CPU with a log
+    /// line saying why; an explicit `cuda` that cannot be honoured is an error naming the reason.
     pub fn select(request: DeviceRequest) -> Result<Self> {
         match request {
             DeviceRequest::Cpu => Ok(Device::cpu()),
-            DeviceRequest::Auto => {
-                tracing::info!("{}; using the CPU", cuda_unavailable());
-                Ok(Device::cpu())
-            }
-            DeviceRequest::Cuda => Err(Error::Other(format!("device `cuda` requested, but {}", cuda_unavailable()))),
+            DeviceRequest::Auto => match open_cuda() {
+                Ok(dev) => Ok(dev),
+                Err(reason) => {
+                    tracing::info!("CUDA is not used: {reason}; using the CPU");
+                    Ok(Device::cpu())
+                }
+            },
+            DeviceRequest::Cuda => open_cuda()
+                .map_err(|reason| Error::Other(format!("device `cuda` requested, but CUDA is not usable: {reason}"))),
         }
     }
 
@@ -193,19 +208,28 @@ impl Device {
     }
 }
 
-/// Why this process cannot run on CUDA (the probe's finding, or the build's).
+/// GPU 0 as a device, after the start-up self-check (every kernel against the CPU on small
+/// random inputs); the reason it cannot be used otherwise.
 #[cfg(feature = "cuda-backend")]
-fn cuda_unavailable() -> String {
-    match cuda::probe() {
-        Err(reason) => format!("CUDA is not usable: {reason}"),
-        Ok(p) => format!(
-            "CUDA is usable ({} GPU(s), GPU 0 {} sm_{}{}), but this version's CUDA backend has no kernels yet",
-            p.device_count, p.device_name, p.compute_capability.0, p.compute_capability.1
-        ),
+fn open_cuda() -> std::result::Result<Device, String> {
+    let started = std::time::Instant::now();
+    let backend = cuda::CudaBackend::new(0)?;
+    let dev = Device(Arc::new(backend));
+    let checks = cuda::self_check::check_ops(&dev, cuda::self_check::CheckScale::Startup)
+        .map_err(|e| format!("the start-up self-check could not run: {e}"))?;
+    if let Some(bad) = checks.iter().find(|c| !c.passed) {
+        return Err(format!("the start-up self-check failed in kernel `{}`: {bad}", bad.kernel));
     }
+    tracing::info!(
+        "CUDA self-check: {} op checks passed in {:.0} ms (start-up included); {}",
+        checks.len(),
+        started.elapsed().as_secs_f64() * 1e3,
+        dev.describe()
+    );
+    Ok(dev)
 }
 
 #[cfg(not(feature = "cuda-backend"))]
-fn cuda_unavailable() -> String {
-    "this build of scribe has no CUDA backend (build with --features cuda)".into()
+fn open_cuda() -> std::result::Result<Device, String> {
+    Err("this build of scribe has no CUDA backend (build with --features cuda)".into())
 }

@@ -93,7 +93,7 @@ struct TranscribeArgs {
     /// Device: auto, cpu or cuda.
     #[arg(long, default_value = "auto", env = "WHISPERX_DEVICE")]
     device: String,
-    /// Requested precision; this build computes in float32 on the CPU and logs what it used.
+    /// Requested precision; the CPU computes in float32, CUDA in float16 with f32 accumulation (logged).
     #[arg(long, default_value = "float32", value_parser = ["default", "float16", "float32", "int8"])]
     compute_type: String,
     /// Directory for the output files.
@@ -381,14 +381,15 @@ fn run_transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
     let device = Device::select(args.device.parse::<DeviceRequest>()?)?;
     let dir = resolve_model(&args.model, &args.model_dir, args.hf_token.clone(), args.model_cache_only)?;
     let model = Whisper::load(&dir, device.clone())?;
-    if args.compute_type != "float32" {
+    let computed = device.compute_type();
+    if args.compute_type != computed {
         tracing::warn!(
-            "compute_type {} requested; the {} backend computes in float32",
+            "compute_type {} requested; the {} backend computes in {computed}",
             args.compute_type,
             device.name()
         );
     }
-    tracing::info!("[Predict] device={} compute_type=float32 model={}", device.name(), dir.display());
+    tracing::info!("[Predict] device={} compute_type={computed} model={}", device.name(), dir.display());
     tracing::debug!("backend: {}", device.describe());
     let options = transcribe_options(&args, &model)?;
     for path in &args.audio {

@@ -3,13 +3,19 @@
 
 use std::path::PathBuf;
 
+/// The repository root; `SCRIBE_TEST_ROOT` overrides it where test binaries run away from their
+/// build tree (the GPU pack, whose run.sh points it at the pack's models/).
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("SCRIBE_TEST_ROOT").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
-/// `../shared/data/speech/NAME`, as CI lays it out beside the clone.
+/// `../shared/data/speech/NAME`, as CI lays it out beside the clone (`SCRIBE_SPEECH_DIR`
+/// overrides the directory).
 pub fn speech(name: &str) -> PathBuf {
-    root().join("../shared/data/speech").join(name)
+    match std::env::var_os("SCRIBE_SPEECH_DIR") {
+        Some(dir) => PathBuf::from(dir).join(name),
+        None => root().join("../shared/data/speech").join(name),
+    }
 }
 
 /// `models/NAME`, or None (with a note) when `models/fetch NAME` has not run.

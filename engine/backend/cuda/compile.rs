@@ -155,15 +155,11 @@ pub fn ptx_via_cache(kernel: &KernelSource, arch: (i32, i32)) -> Result<(String,
     }
     let ptx = compile_ptx(kernel, arch)?;
     if let Some(p) = &path {
-        let written = p
-            .parent()
-            .map(std::fs::create_dir_all)
-            .transpose()
-            .and_then(|_| {
-                // Write then rename, so a concurrent reader never sees half a file.
-                let tmp = p.with_extension(format!("tmp{}", std::process::id()));
-                std::fs::write(&tmp, &ptx).and_then(|_| std::fs::rename(&tmp, p))
-            });
+        let written = p.parent().map(std::fs::create_dir_all).transpose().and_then(|_| {
+            // Write then rename, so a concurrent reader never sees half a file.
+            let tmp = p.with_extension(format!("tmp{}", std::process::id()));
+            std::fs::write(&tmp, &ptx).and_then(|_| std::fs::rename(&tmp, p))
+        });
         if let Err(e) = written {
             tracing::debug!("kernel cache {} not written: {e}", p.display());
         }

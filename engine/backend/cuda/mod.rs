@@ -1,7 +1,24 @@
-//! The CUDA backend: kernels/*.cu (hand-written, compiled by nvcc at build time or NVRTC at run
-//! time) plus cuBLAS GEMMs, behind the same [`Backend`](super::Backend) trait as the CPU.
+//! The CUDA backend: kernels/*.cu (hand-written; compiled by nvcc at build time or by NVRTC at run
+//! time, see [`compile`]) plus cuBLAS GEMMs, behind the same [`Backend`](super::Backend) trait as
+//! the CPU. Activations are f32 on the device; f16 checkpoint weights stay f16 and their GEMMs run
+//! on the tensor cores (f16 operands, f32 accumulation).
 
+mod attention;
+mod backend;
 pub mod compile;
+mod conv;
+mod dispatch;
+mod elementwise;
+pub mod gemm;
+mod kernels;
+mod layout;
+mod linear;
+mod lstm;
+mod norm;
 mod probe;
+pub mod self_check;
+mod storage;
 
+pub use backend::{CudaBackend, Traffic};
+pub use kernels::entry_names;
 pub use probe::{probe, CudaProbe};

@@ -47,6 +47,11 @@ impl Linear {
     pub fn forward(&self, dev: &Device, x: &Tensor) -> Result<Tensor> {
         dev.linear(x, &self.weight, self.bias.as_ref())
     }
+
+    /// `gelu(x · wᵀ + b)`, fused where the backend can.
+    pub fn forward_gelu(&self, dev: &Device, x: &Tensor) -> Result<Tensor> {
+        dev.linear_activation(x, &self.weight, self.bias.as_ref(), crate::backend::Activation::Gelu)
+    }
 }
 
 pub struct LayerNorm {

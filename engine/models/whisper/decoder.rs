@@ -173,7 +173,7 @@ impl Decoder {
             }
             x = dev.add(&x, &layer.encoder_attn.cross_attention(dev, &h, &state.cross[i])?)?;
             let h = layer.final_layer_norm.forward(dev, &x)?;
-            let h = dev.gelu(&layer.fc1.forward(dev, &h)?)?;
+            let h = layer.fc1.forward_gelu(dev, &h)?;
             x = dev.add(&x, &layer.fc2.forward(dev, &h)?)?;
         }
         state.offset += n;

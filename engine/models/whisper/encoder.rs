@@ -36,7 +36,7 @@ impl EncoderLayer {
         let h = self.self_attn_layer_norm.forward(dev, x)?;
         let x = dev.add(x, &self.self_attn.self_attention(dev, &h)?)?;
         let h = self.final_layer_norm.forward(dev, &x)?;
-        let h = dev.gelu(&self.fc1.forward(dev, &h)?)?;
+        let h = self.fc1.forward_gelu(dev, &h)?;
         dev.add(&x, &self.fc2.forward(dev, &h)?)
     }
 }

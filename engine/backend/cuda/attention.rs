@@ -1,0 +1,93 @@
+//! Multi-head attention with the flash-style kernel of kernels/attention.cu: no score matrix,
+//! one launch per call for the encoder, the decoder's self-attention over its KV cache and its
+//! cross-attention over the encoder output alike.
+
+use cudarc::driver::LaunchConfig;
+
+use super::backend::{int, Arg, CudaBackend};
+use super::storage::f32_ptr;
+use crate::backend::Tensor;
+use crate::error::{Error, Result};
+
+/// kernels/attention.cu KEY_TILE and DH_MAX.
+pub const KEY_TILE: usize = 32;
+pub const DH_MAX: usize = 128;
+/// Query rows (warps) per block: they share every key tile staged in shared memory.
+const QUERIES_PER_BLOCK: usize = 16;
+
+/// Dynamic shared memory of one block: a padded key tile, a value tile and the block's queries.
+pub fn shared_bytes(dh: usize, warps: usize) -> usize {
+    (KEY_TILE * (dh + 1) + KEY_TILE * dh + warps * dh) * std::mem::size_of::<f32>()
+}
+
+impl CudaBackend {
+    pub(crate) fn attention_op(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        heads: usize,
+        causal: bool,
+    ) -> Result<Tensor> {
+        let (b, tq, d) = q.dims3("attention")?;
+        let (bk, tk, dk) = k.dims3("attention")?;
+        let bad = bk == 0 || b % bk != 0 || dk != d || v.shape() != k.shape() || heads == 0 || d % heads != 0;
+        if bad || (causal && tq > tk) {
+            return Err(Error::shape(
+                "attention",
+                format!("q {:?}, k {:?}, v {:?}, heads {heads}, causal {causal}", q.shape(), k.shape(), v.shape()),
+            ));
+        }
+        let dh = d / heads;
+        if dh > DH_MAX {
+            return Err(Error::Cuda(format!("attention: head size {dh} above the kernel's {DH_MAX}")));
+        }
+        if tq == 0 || tk == 0 || b == 0 {
+            return Ok(self.output_zeroed(vec![b, tq, d])?.0);
+        }
+        let (y, yp) = self.output(vec![b, tq, d])?;
+        let warps = tq.min(QUERIES_PER_BLOCK);
+        let grid = (
+            u32::try_from(tq.div_ceil(warps)).map_err(|_| Error::Cuda("attention: too many queries".into()))?,
+            u32::try_from(heads).map_err(|_| Error::Cuda("attention: too many heads".into()))?,
+            u32::try_from(b).map_err(|_| Error::Cuda("attention: batch above 65535".into()))?,
+        );
+        if grid.1 > 65_535 || grid.2 > 65_535 {
+            return Err(Error::Cuda(format!("attention: {heads} heads x batch {b} exceed the grid")));
+        }
+        let cfg = LaunchConfig {
+            grid_dim: grid,
+            block_dim: (32, warps as u32, 1),
+            shared_mem_bytes: shared_bytes(dh, warps) as u32,
+        };
+        self.launch(
+            "attention",
+            cfg,
+            &[
+                Arg::Ptr(f32_ptr(q)?),
+                Arg::Ptr(f32_ptr(k)?),
+                Arg::Ptr(f32_ptr(v)?),
+                Arg::Ptr(yp),
+                Arg::I32(int(tq, "queries")?),
+                Arg::I32(int(tk, "keys")?),
+                Arg::I32(int(heads, "heads")?),
+                Arg::I32(int(dh, "head size")?),
+                Arg::I32(int(b / bk, "group")?),
+                Arg::I32(causal as i32),
+                Arg::F32(1.0 / (dh as f32).sqrt()),
+            ],
+        )?;
+        Ok(y)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_largest_block_fits_the_default_shared_memory() {
+        // 48 KiB is available to every launch without an opt-in attribute.
+        assert!(shared_bytes(DH_MAX, QUERIES_PER_BLOCK) <= 48 * 1024, "{}", shared_bytes(DH_MAX, QUERIES_PER_BLOCK));
+    }
+}

@@ -1,0 +1,276 @@
+//! Embedding lookups, layout copies (permute, slice, concat, row gathers), reductions and argmax.
+//! Kernels: kernels/embedding.cu, layout.cu, reduce.cu.
+
+use cudarc::driver::DeviceRepr;
+
+use super::backend::{int, Arg, CudaBackend};
+use super::storage::{address, f32_ptr, storage, CudaStorage};
+use crate::backend::{Reduce, Tensor};
+use crate::error::{Error, Result};
+
+/// kernels/layout.cu MAX_RANK.
+pub const MAX_RANK: usize = 6;
+
+/// kernels/layout.cu `PermuteShape`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PermuteShape {
+    pub rank: i32,
+    pub pad: i32,
+    pub out_dims: [i64; MAX_RANK],
+    pub in_strides: [i64; MAX_RANK],
+}
+
+// SAFETY: plain #[repr(C)] integers, laid out as the CUDA struct.
+unsafe impl DeviceRepr for PermuteShape {}
+
+fn row_major_strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+/// Output shape and kernel description of `x.permute(perm)`; size-1 dimensions are dropped so
+/// any rank folds into the kernel's six as long as six dimensions are not all larger than one.
+pub fn permute_shape(shape: &[usize], perm: &[usize]) -> Result<(Vec<usize>, PermuteShape)> {
+    let mut seen = vec![false; shape.len()];
+    if perm.len() != shape.len() || perm.iter().any(|&p| p >= shape.len() || std::mem::replace(&mut seen[p], true)) {
+        return Err(Error::shape("permute", format!("{perm:?} is not a permutation of {shape:?}")));
+    }
+    let strides = row_major_strides(shape);
+    let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
+    let kept: Vec<(usize, usize)> =
+        perm.iter().map(|&p| (shape[p], strides[p])).filter(|&(size, _)| size != 1).collect();
+    if kept.len() > MAX_RANK {
+        return Err(Error::shape("permute", format!("{shape:?} has more than {MAX_RANK} dimensions above 1")));
+    }
+    let mut s = PermuteShape { rank: kept.len().max(1) as i32, ..Default::default() };
+    s.out_dims[0] = 1;
+    for (i, (size, stride)) in kept.into_iter().enumerate() {
+        s.out_dims[i] = size as i64;
+        s.in_strides[i] = stride as i64;
+    }
+    Ok((out_shape, s))
+}
+
+/// kernels/reduce.cu RED_* codes.
+fn reduce_code(op: Reduce) -> i32 {
+    match op {
+        Reduce::Sum => 0,
+        Reduce::Mean => 1,
+        Reduce::Max => 2,
+        Reduce::Std => 3,
+    }
+}
+
+impl CudaBackend {
+    pub(crate) fn embedding_op(&self, ids: &[u32], table: &Tensor) -> Result<Tensor> {
+        let (v, d) = match table.shape() {
+            [v, d] => (*v, *d),
+            s => return Err(Error::shape("embedding", format!("table must be [V, D], got {s:?}"))),
+        };
+        if let Some(&bad) = ids.iter().find(|&&id| id as usize >= v) {
+            return Err(Error::shape("embedding", format!("token id {bad} outside a vocabulary of {v}")));
+        }
+        let dev_ids = self.to_device(ids)?;
+        let (y, yp) = self.output(vec![ids.len(), d])?;
+        let n = ids.len() * d;
+        let (name, tp) = match storage(table)? {
+            CudaStorage::F32(s) => ("embedding_f32", address(s)),
+            CudaStorage::F16(s) => ("embedding_f16", address(s)),
+        };
+        self.launch_elementwise(
+            name,
+            n,
+            &[Arg::Ptr(address(&dev_ids)), Arg::Ptr(tp), Arg::Ptr(yp), Arg::I64(n as i64), Arg::I32(int(d, "width")?)],
+        )?;
+        Ok(y)
+    }
+
+    pub(crate) fn permute_op(&self, x: &Tensor, perm: &[usize]) -> Result<Tensor> {
+        let (out_shape, s) = permute_shape(x.shape(), perm)?;
+        let (y, yp) = self.output(out_shape)?;
+        let n = x.numel();
+        self.launch_elementwise(
+            "permute",
+            n,
+            &[Arg::Ptr(f32_ptr(x)?), Arg::Ptr(yp), Arg::I64(n as i64), Arg::Permute(s)],
+        )?;
+        Ok(y)
+    }
+
+    /// `dst[dst_offset + r·dst_stride + c] = src[src_offset + r·src_stride + c]`.
+    #[allow(clippy::too_many_arguments)]
+    fn copy_2d(
+        &self,
+        src: u64,
+        dst: u64,
+        rows: usize,
+        cols: usize,
+        src_stride: usize,
+        dst_stride: usize,
+        src_offset: usize,
+        dst_offset: usize,
+    ) -> Result<()> {
+        self.launch_elementwise(
+            "copy_2d",
+            rows * cols,
+            &[
+                Arg::Ptr(src),
+                Arg::Ptr(dst),
+                Arg::I64(rows as i64),
+                Arg::I64(cols as i64),
+                Arg::I64(src_stride as i64),
+                Arg::I64(dst_stride as i64),
+                Arg::I64(src_offset as i64),
+                Arg::I64(dst_offset as i64),
+            ],
+        )
+    }
+
+    pub(crate) fn slice_op(&self, x: &Tensor, dim: usize, start: usize, len: usize) -> Result<Tensor> {
+        let sh = x.shape();
+        if dim >= sh.len() || start.checked_add(len).is_none_or(|end| end > sh[dim]) {
+            return Err(Error::shape("slice", format!("[{start}, +{len}) of dim {dim} of {sh:?}")));
+        }
+        let outer: usize = sh[..dim].iter().product();
+        let inner: usize = sh[dim + 1..].iter().product();
+        let mut shape = sh.to_vec();
+        shape[dim] = len;
+        let (y, yp) = self.output(shape)?;
+        self.copy_2d(f32_ptr(x)?, yp, outer, len * inner, sh[dim] * inner, len * inner, start * inner, 0)?;
+        Ok(y)
+    }
+
+    pub(crate) fn concat_op(&self, xs: &[&Tensor], dim: usize) -> Result<Tensor> {
+        let first = xs.first().ok_or_else(|| Error::shape("concat", "no tensors"))?;
+        let sh = first.shape();
+        if dim >= sh.len() {
+            return Err(Error::shape("concat", format!("dim {dim} of {sh:?}")));
+        }
+        for x in xs {
+            let s = x.shape();
+            if s.len() != sh.len() || s.iter().zip(sh).enumerate().any(|(i, (a, b))| i != dim && a != b) {
+                return Err(Error::shape("concat", format!("{s:?} does not match {sh:?} outside dim {dim}")));
+            }
+        }
+        let outer: usize = sh[..dim].iter().product();
+        let inner: usize = sh[dim + 1..].iter().product();
+        let total: usize = xs.iter().map(|x| x.shape()[dim]).sum();
+        let mut shape = sh.to_vec();
+        shape[dim] = total;
+        let (y, yp) = self.output(shape)?;
+        let mut offset = 0;
+        for x in xs {
+            let run = x.shape()[dim] * inner;
+            self.copy_2d(f32_ptr(x)?, yp, outer, run, run, total * inner, 0, offset)?;
+            offset += run;
+        }
+        Ok(y)
+    }
+
+    pub(crate) fn index_select_op(&self, x: &Tensor, indices: &[usize]) -> Result<Tensor> {
+        let sh = x.shape();
+        let Some(&rows) = sh.first() else {
+            return Err(Error::shape("index_select", "a rank-0 tensor has no rows"));
+        };
+        if let Some(&bad) = indices.iter().find(|&&i| i >= rows) {
+            return Err(Error::shape("index_select", format!("row {bad} of {sh:?}")));
+        }
+        let inner: usize = sh[1..].iter().product();
+        let mut shape = sh.to_vec();
+        shape[0] = indices.len();
+        let (y, yp) = self.output(shape)?;
+        let idx: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
+        let dev_idx = self.to_device(&idx)?;
+        let n = indices.len() * inner;
+        self.launch_elementwise(
+            "gather_rows",
+            n,
+            &[
+                Arg::Ptr(f32_ptr(x)?),
+                Arg::Ptr(address(&dev_idx)),
+                Arg::Ptr(yp),
+                Arg::I64(n as i64),
+                Arg::I64(inner as i64),
+            ],
+        )?;
+        Ok(y)
+    }
+
+    pub(crate) fn reduce_op(&self, x: &Tensor, op: Reduce) -> Result<Tensor> {
+        let (rows, d) = x.rows_cols();
+        if x.rank() == 0 || d == 0 {
+            return Err(Error::shape("reduce", format!("empty last dimension in {:?}", x.shape())));
+        }
+        let (y, yp) = self.output(x.shape()[..x.rank() - 1].to_vec())?;
+        self.launch_rows(
+            "reduce_rows",
+            rows,
+            d,
+            &[Arg::Ptr(f32_ptr(x)?), Arg::Ptr(yp), Arg::I32(int(d, "width")?), Arg::I32(reduce_code(op))],
+        )?;
+        Ok(y)
+    }
+
+    /// Only the ids cross to the host.
+    pub(crate) fn argmax_op(&self, x: &Tensor) -> Result<Vec<u32>> {
+        let (rows, d) = x.rows_cols();
+        if d == 0 {
+            return Err(Error::shape("argmax", format!("empty last dimension in {:?}", x.shape())));
+        }
+        // SAFETY: argmax_rows writes one index per row.
+        let out =
+            unsafe { self.stream.alloc::<u32>(rows.max(1)) }.map_err(|e| super::backend::driver_error("alloc", e))?;
+        self.launch_rows(
+            "argmax_rows",
+            rows,
+            d,
+            &[Arg::Ptr(f32_ptr(x)?), Arg::Ptr(address(&out)), Arg::I32(int(d, "width")?)],
+        )?;
+        self.to_host(&out, rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Source index of each output element, by the kernel's rule.
+    fn kernel_sources(s: &PermuteShape, n: usize) -> Vec<i64> {
+        (0..n as i64)
+            .map(|i| {
+                let (mut rest, mut src) = (i, 0);
+                for d in (0..s.rank as usize).rev() {
+                    src += (rest % s.out_dims[d]) * s.in_strides[d];
+                    rest /= s.out_dims[d];
+                }
+                src
+            })
+            .collect()
+    }
+
+    #[test]
+    fn permute_shapes_gather_what_the_cpu_permute_gathers() {
+        let cases: &[(&[usize], &[usize])] = &[
+            (&[2, 3, 4], &[0, 2, 1]),
+            (&[2, 3, 4], &[2, 0, 1]),
+            (&[1, 5, 1, 3], &[3, 2, 1, 0]),
+            (&[2, 3, 1, 2, 2, 1, 3, 1], &[7, 6, 5, 4, 3, 2, 1, 0]),
+            (&[7], &[0]),
+        ];
+        let cpu = crate::backend::Device::cpu();
+        for &(shape, perm) in cases {
+            let n: usize = shape.iter().product();
+            let values: Vec<f32> = (0..n).map(|i| i as f32).collect();
+            let want = cpu.download(&cpu.permute(&cpu.upload(&values, shape).unwrap(), perm).unwrap()).unwrap();
+            let (out_shape, s) = permute_shape(shape, perm).unwrap();
+            assert_eq!(out_shape, perm.iter().map(|&p| shape[p]).collect::<Vec<_>>());
+            let got: Vec<f32> = kernel_sources(&s, n).into_iter().map(|i| i as f32).collect();
+            assert_eq!(got, want, "{shape:?} permuted by {perm:?}");
+        }
+        assert!(permute_shape(&[2, 3], &[0, 0]).is_err());
+    }
+}

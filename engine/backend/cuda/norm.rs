@@ -1,0 +1,130 @@
+//! Layer, group/instance and batch norm, softmax and log-softmax. Kernels: kernels/layer_norm.cu,
+//! group_norm.cu, softmax.cu.
+
+use super::backend::{int, Arg, CudaBackend, ROW_THREADS};
+use super::storage::f32_ptr;
+use crate::backend::Tensor;
+use crate::error::{Error, Result};
+use cudarc::driver::LaunchConfig;
+
+impl CudaBackend {
+    pub(crate) fn layer_norm_op(&self, x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor> {
+        let (rows, d) = x.rows_cols();
+        if gamma.numel() != d || beta.numel() != d {
+            return Err(Error::shape(
+                "layer_norm",
+                format!("x {:?}, gamma {:?}, beta {:?}", x.shape(), gamma.shape(), beta.shape()),
+            ));
+        }
+        let (y, yp) = self.output(x.shape().to_vec())?;
+        if d > 0 {
+            self.launch_rows(
+                "layer_norm",
+                rows,
+                d,
+                &[
+                    Arg::Ptr(f32_ptr(x)?),
+                    Arg::Ptr(f32_ptr(gamma)?),
+                    Arg::Ptr(f32_ptr(beta)?),
+                    Arg::Ptr(yp),
+                    Arg::I32(int(d, "layer_norm width")?),
+                    Arg::F32(eps),
+                ],
+            )?;
+        }
+        Ok(y)
+    }
+
+    /// `nn.GroupNorm`; `groups == C` with optional affine is `nn.InstanceNorm1d`.
+    pub(crate) fn group_norm_op(
+        &self,
+        x: &Tensor,
+        groups: usize,
+        gamma: Option<&Tensor>,
+        beta: Option<&Tensor>,
+        eps: f32,
+    ) -> Result<Tensor> {
+        let (b, c, t) = x.dims3("group_norm")?;
+        if groups == 0 || c % groups != 0 {
+            return Err(Error::shape("group_norm", format!("{c} channels in {groups} groups")));
+        }
+        if gamma.is_some_and(|g| g.numel() != c) || beta.is_some_and(|g| g.numel() != c) {
+            return Err(Error::shape("group_norm", format!("affine parameters must have {c} values")));
+        }
+        let (y, yp) = self.output(x.shape().to_vec())?;
+        if b * c * t > 0 {
+            let blocks = u32::try_from(b * groups).map_err(|_| Error::Cuda("group_norm: too many groups".into()))?;
+            let cfg =
+                LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (ROW_THREADS as u32, 1, 1), shared_mem_bytes: 0 };
+            self.launch(
+                "group_norm",
+                cfg,
+                &[
+                    Arg::Ptr(f32_ptr(x)?),
+                    Arg::Ptr(gamma.map(f32_ptr).transpose()?.unwrap_or(0)),
+                    Arg::Ptr(beta.map(f32_ptr).transpose()?.unwrap_or(0)),
+                    Arg::Ptr(yp),
+                    Arg::I32(int(c, "channels")?),
+                    Arg::I32(int(t, "time")?),
+                    Arg::I32(int(groups, "groups")?),
+                    Arg::F32(eps),
+                ],
+            )?;
+        }
+        Ok(y)
+    }
+
+    pub(crate) fn batch_norm_op(
+        &self,
+        x: &Tensor,
+        mean: &Tensor,
+        var: &Tensor,
+        gamma: &Tensor,
+        beta: &Tensor,
+        eps: f32,
+    ) -> Result<Tensor> {
+        let (c, t) = match x.shape() {
+            [_, c, t] => (*c, *t),
+            [_, c] => (*c, 1),
+            s => return Err(Error::shape("batch_norm", format!("expected [B, C, T] or [B, C], got {s:?}"))),
+        };
+        for (name, p) in [("mean", mean), ("var", var), ("gamma", gamma), ("beta", beta)] {
+            if p.numel() != c {
+                return Err(Error::shape("batch_norm", format!("{name} {:?} for {c} channels", p.shape())));
+            }
+        }
+        let (y, yp) = self.output(x.shape().to_vec())?;
+        let n = x.numel();
+        self.launch_elementwise(
+            "batch_norm",
+            n,
+            &[
+                Arg::Ptr(f32_ptr(x)?),
+                Arg::Ptr(f32_ptr(mean)?),
+                Arg::Ptr(f32_ptr(var)?),
+                Arg::Ptr(f32_ptr(gamma)?),
+                Arg::Ptr(f32_ptr(beta)?),
+                Arg::Ptr(yp),
+                Arg::I64(n as i64),
+                Arg::I32(int(c, "channels")?),
+                Arg::I32(int(t, "time")?),
+                Arg::F32(eps),
+            ],
+        )?;
+        Ok(y)
+    }
+
+    pub(crate) fn softmax_op(&self, x: &Tensor, log: bool) -> Result<Tensor> {
+        let (rows, d) = x.rows_cols();
+        let (y, yp) = self.output(x.shape().to_vec())?;
+        if d > 0 {
+            self.launch_rows(
+                "softmax_rows",
+                rows,
+                d,
+                &[Arg::Ptr(f32_ptr(x)?), Arg::Ptr(yp), Arg::I32(int(d, "softmax width")?), Arg::I32(log as i32)],
+            )?;
+        }
+        Ok(y)
+    }
+}

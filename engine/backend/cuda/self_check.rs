@@ -1,0 +1,480 @@
+//! Every op of a backend against the CPU reference on random inputs. The start-up self-check runs
+//! the small set (well under a second on a GPU) and disables CUDA, naming the kernel, on any
+//! mismatch; the tests and the GPU pack run the thorough set: many shapes, including sizes that
+//! do not divide the block size (32-key tiles, 256-thread rows, 16-query blocks).
+//!
+//! Written against [`Device`] only, so it checks whatever backend it is given.
+
+use crate::backend::{Activation, BinaryOp, Conv1dParams, Device, Reduce, Tensor};
+use crate::error::Result;
+
+/// Which set of shapes to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckScale {
+    /// One small case per kernel: the start-up check.
+    Startup,
+    /// Many shapes per kernel, odd sizes included: tests and the GPU pack.
+    Thorough,
+}
+
+/// Pass when `|got − want| ≤ atol + rtol·|want|` for every element.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tolerance {
+    pub atol: f32,
+    pub rtol: f32,
+}
+
+/// f32 arithmetic in another order (sums over a row, a GEMM's k).
+const F32: Tolerance = Tolerance { atol: 2e-5, rtol: 2e-4 };
+
+/// f16 GEMM operands: the activation is rounded to f16 (relative error 2⁻¹¹) before the product.
+fn f16_gemm(k: usize) -> Tolerance {
+    Tolerance { atol: 2e-3 * (k as f32).sqrt(), rtol: 1e-2 }
+}
+
+/// f32 GEMM over `k` terms.
+fn f32_gemm(k: usize) -> Tolerance {
+    Tolerance { atol: 1e-5 * (k as f32).sqrt(), rtol: 2e-4 }
+}
+
+/// The outcome of one op on one shape.
+#[derive(Clone, Debug)]
+pub struct OpCheck {
+    /// The op and its shapes, e.g. `attention q[2, 7, 64] k[1, 45, 64] heads 2 causal`.
+    pub case: String,
+    /// The kernel file(s) exercised, to name in the log when the check fails.
+    pub kernel: &'static str,
+    pub max_abs: f32,
+    pub max_rel: f32,
+    pub tolerance: Tolerance,
+    pub passed: bool,
+}
+
+impl std::fmt::Display for OpCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:<6} {:<16} max_abs {:.2e} max_rel {:.2e} (atol {:.1e}, rtol {:.1e})  {}",
+            if self.passed { "ok" } else { "FAIL" },
+            self.kernel,
+            self.max_abs,
+            self.max_rel,
+            self.tolerance.atol,
+            self.tolerance.rtol,
+            self.case
+        )
+    }
+}
+
+/// Compare two result vectors.
+pub fn compare(case: String, kernel: &'static str, got: &[f32], want: &[f32], tol: Tolerance) -> OpCheck {
+    let (mut max_abs, mut max_rel, mut passed) = (0.0f32, 0.0f32, got.len() == want.len());
+    for (&g, &w) in got.iter().zip(want) {
+        if g.is_nan() != w.is_nan() || (g.is_infinite() || w.is_infinite()) && g != w {
+            passed = false;
+            max_abs = f32::INFINITY;
+            continue;
+        }
+        if g.is_nan() || g == w {
+            continue;
+        }
+        let err = (g - w).abs();
+        max_abs = max_abs.max(err);
+        max_rel = max_rel.max(err / w.abs().max(f32::MIN_POSITIVE));
+        if err > tol.atol + tol.rtol * w.abs() {
+            passed = false;
+        }
+    }
+    OpCheck { case, kernel, max_abs, max_rel, tolerance: tol, passed }
+}
+
+/// Deterministic uniform values in [-1, 1) (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f32 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let bits = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40; // 24 bits
+        bits as f32 / (1u64 << 23) as f32 - 1.0
+    }
+    fn values(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.next() * scale).collect()
+    }
+    fn below(&mut self, n: usize) -> usize {
+        ((self.next() + 1.0) * 0.5 * n as f32) as usize % n.max(1)
+    }
+}
+
+/// A tensor on both devices.
+struct Pair {
+    dev: Tensor,
+    cpu: Tensor,
+}
+
+struct Checker<'a> {
+    dev: &'a Device,
+    cpu: Device,
+    rng: Rng,
+    out: Vec<OpCheck>,
+}
+
+impl Checker<'_> {
+    fn tensor(&mut self, shape: &[usize], scale: f32) -> Result<Pair> {
+        let v = self.rng.values(shape.iter().product(), scale);
+        Ok(Pair { dev: self.dev.upload(&v, shape)?, cpu: self.cpu.upload(&v, shape)? })
+    }
+
+    /// A weight stored in half precision on both devices (values exactly representable).
+    fn half(&mut self, shape: &[usize], scale: f32) -> Result<Pair> {
+        let v: Vec<half::f16> =
+            self.rng.values(shape.iter().product(), scale).into_iter().map(half::f16::from_f32).collect();
+        Ok(Pair { dev: self.dev.upload_f16(&v, shape)?, cpu: self.cpu.upload_f16(&v, shape)? })
+    }
+
+    fn positive(&mut self, shape: &[usize]) -> Result<Pair> {
+        let v: Vec<f32> = self.rng.values(shape.iter().product(), 1.0).into_iter().map(|x| x.abs() + 0.1).collect();
+        Ok(Pair { dev: self.dev.upload(&v, shape)?, cpu: self.cpu.upload(&v, shape)? })
+    }
+
+    /// Run `op` on both devices and record the comparison.
+    fn check(
+        &mut self,
+        case: String,
+        kernel: &'static str,
+        tol: Tolerance,
+        op: impl Fn(&Device, bool) -> Result<Tensor>,
+    ) -> Result<()> {
+        let got = self.dev.download(&op(self.dev, true)?)?;
+        let want = self.cpu.download(&op(&self.cpu, false)?)?;
+        self.out.push(compare(case, kernel, &got, &want, tol));
+        Ok(())
+    }
+}
+
+/// Pick a pair's side.
+fn side(p: &Pair, dev: bool) -> &Tensor {
+    if dev {
+        &p.dev
+    } else {
+        &p.cpu
+    }
+}
+
+/// Run every op on `dev` and on the CPU and compare.
+pub fn check_ops(dev: &Device, scale: CheckScale) -> Result<Vec<OpCheck>> {
+    let mut c = Checker { dev, cpu: Device::cpu(), rng: Rng(0x5eed_cafe_f00d_d00d), out: Vec::new() };
+    let thorough = scale == CheckScale::Thorough;
+    check_linear(&mut c, thorough)?;
+    check_norms(&mut c, thorough)?;
+    check_pointwise(&mut c, thorough)?;
+    check_softmax(&mut c, thorough)?;
+    check_attention(&mut c, thorough)?;
+    check_conv(&mut c, thorough)?;
+    check_layout(&mut c, thorough)?;
+    check_lstm(&mut c, thorough)?;
+    Ok(c.out)
+}
+
+fn check_linear(c: &mut Checker, thorough: bool) -> Result<()> {
+    let shapes: &[(usize, usize, usize)] = if thorough {
+        &[(1, 1, 1), (1, 384, 384), (3, 17, 5), (5, 51, 384), (33, 65, 31), (257, 130, 96)]
+    } else {
+        &[(7, 33, 24)]
+    };
+    for &(rows, n, k) in shapes {
+        let x = c.tensor(&[rows, k], 1.0)?;
+        let w = c.tensor(&[n, k], 0.5)?;
+        let b = c.tensor(&[n], 0.5)?;
+        c.check(format!("linear f32 x[{rows}, {k}] w[{n}, {k}]"), "cuBLAS+activation", f32_gemm(k), |d, s| {
+            d.linear(side(&x, s), side(&w, s), Some(side(&b, s)))
+        })?;
+        let wh = c.half(&[n, k], 0.5)?;
+        c.check(format!("linear f16 x[{rows}, {k}] w[{n}, {k}]"), "cast+cuBLAS", f16_gemm(k), |d, s| {
+            d.linear(side(&x, s), side(&wh, s), None)
+        })?;
+        c.check(format!("linear+gelu f16 x[{rows}, {k}] w[{n}, {k}]"), "activation(gelu)", f16_gemm(k), |d, s| {
+            d.linear_activation(side(&x, s), side(&wh, s), Some(side(&b, s)), Activation::Gelu)
+        })?;
+    }
+    let shapes: &[(usize, usize, usize, usize)] =
+        if thorough { &[(1, 1, 1, 1), (2, 7, 9, 5), (6, 33, 17, 64), (3, 64, 100, 31)] } else { &[(2, 7, 9, 5)] };
+    for &(b, m, n, k) in shapes {
+        let a = c.tensor(&[b, m, k], 1.0)?;
+        let bn = c.tensor(&[b, k, n], 1.0)?;
+        let bt = c.tensor(&[b, n, k], 1.0)?;
+        c.check(format!("matmul [{b}, {m}, {k}]·[{b}, {k}, {n}]"), "cuBLAS", f32_gemm(k), |d, s| {
+            d.matmul(side(&a, s), side(&bn, s), false)
+        })?;
+        c.check(format!("matmul [{b}, {m}, {k}]·[{b}, {n}, {k}]ᵀ"), "cuBLAS", f32_gemm(k), |d, s| {
+            d.matmul(side(&a, s), side(&bt, s), true)
+        })?;
+    }
+    Ok(())
+}
+
+fn check_norms(c: &mut Checker, thorough: bool) -> Result<()> {
+    let widths: &[(usize, usize)] =
+        if thorough { &[(1, 1), (3, 31), (5, 384), (2, 1280), (9, 257), (1500, 384)] } else { &[(5, 384)] };
+    for &(rows, d) in widths {
+        let x = c.tensor(&[rows, d], 3.0)?;
+        let g = c.tensor(&[d], 1.0)?;
+        let b = c.tensor(&[d], 1.0)?;
+        c.check(format!("layer_norm [{rows}, {d}]"), "layer_norm", F32, |dv, s| {
+            dv.layer_norm(side(&x, s), side(&g, s), side(&b, s), 1e-5)
+        })?;
+    }
+    let shapes: &[(usize, usize, usize, usize)] =
+        if thorough { &[(1, 4, 1, 2), (2, 6, 33, 3), (2, 512, 49, 512), (1, 16, 300, 1)] } else { &[(2, 6, 33, 3)] };
+    for &(b, ch, t, groups) in shapes {
+        let x = c.tensor(&[b, ch, t], 2.0)?;
+        let g = c.tensor(&[ch], 1.0)?;
+        let be = c.tensor(&[ch], 1.0)?;
+        c.check(format!("group_norm [{b}, {ch}, {t}] groups {groups}"), "group_norm", F32, |d, s| {
+            d.group_norm(side(&x, s), groups, side(&g, s), side(&be, s), 1e-5)
+        })?;
+        c.check(format!("instance_norm [{b}, {ch}, {t}] no affine"), "group_norm", F32, |d, s| {
+            d.instance_norm(side(&x, s), None, None, 1e-5)
+        })?;
+        let mean = c.tensor(&[ch], 1.0)?;
+        let var = c.positive(&[ch])?;
+        c.check(format!("batch_norm [{b}, {ch}, {t}]"), "group_norm", F32, |d, s| {
+            d.batch_norm(side(&x, s), side(&mean, s), side(&var, s), side(&g, s), side(&be, s), 1e-5)
+        })?;
+    }
+    Ok(())
+}
+
+fn check_pointwise(c: &mut Checker, thorough: bool) -> Result<()> {
+    let n = if thorough { 70_001 } else { 1000 };
+    let x = c.tensor(&[n], 4.0)?;
+    let acts = [
+        Activation::Gelu,
+        Activation::Relu,
+        Activation::LeakyRelu(0.01),
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::Exp,
+        Activation::Log { floor: 1e-10 },
+        Activation::Abs,
+    ];
+    for act in acts {
+        c.check(format!("activation {act:?} [{n}]"), "activation", F32, |d, s| d.activation(side(&x, s), act))?;
+    }
+    let p = c.positive(&[n])?;
+    c.check(format!("activation Sqrt [{n}]"), "activation", F32, |d, s| d.activation(side(&p, s), Activation::Sqrt))?;
+    c.check(format!("scale [{n}]"), "activation", F32, |d, s| d.scale(side(&x, s), 0.125))?;
+    let cases: &[(&[usize], &[usize])] = if thorough {
+        &[
+            (&[2, 3, 5], &[2, 3, 5]),
+            (&[2, 3, 5], &[5]),
+            (&[4, 7, 3], &[7, 1]),
+            (&[2, 1500, 384], &[1500, 384]),
+            (&[3, 1, 4, 5], &[1, 1, 5]),
+        ]
+    } else {
+        &[(&[4, 7, 3], &[7, 1])]
+    };
+    for &(a_shape, b_shape) in cases {
+        let a = c.tensor(a_shape, 2.0)?;
+        let b = c.positive(b_shape)?;
+        for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div] {
+            c.check(format!("binary {op:?} {a_shape:?} by {b_shape:?}"), "binary", F32, |d, s| {
+                d.binary(side(&a, s), side(&b, s), op)
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn check_softmax(c: &mut Checker, thorough: bool) -> Result<()> {
+    let shapes: &[(usize, usize)] =
+        if thorough { &[(1, 1), (3, 33), (5, 1500), (2, 51865), (300, 7)] } else { &[(3, 1500)] };
+    for &(rows, d) in shapes {
+        let x = c.tensor(&[rows, d], 8.0)?;
+        c.check(format!("softmax [{rows}, {d}]"), "softmax", F32, |dv, s| dv.softmax(side(&x, s)))?;
+        c.check(format!("log_softmax [{rows}, {d}]"), "softmax", F32, |dv, s| dv.log_softmax(side(&x, s)))?;
+        c.check(format!("reduce Max/Sum [{rows}, {d}]"), "reduce", f32_gemm(d), |dv, s| {
+            let m = dv.reduce(side(&x, s), Reduce::Max)?;
+            let sum = dv.reduce(side(&x, s), Reduce::Sum)?;
+            dv.concat(&[&m, &sum], 0)
+        })?;
+        c.check(format!("reduce Mean/Std [{rows}, {d}]"), "reduce", F32, |dv, s| {
+            let m = dv.reduce(side(&x, s), Reduce::Mean)?;
+            let sd = dv.reduce(side(&x, s), Reduce::Std)?;
+            dv.concat(&[&m, &sd], 0)
+        })?;
+        let got = c.dev.argmax(&x.dev)?;
+        let want = c.cpu.argmax(&x.cpu)?;
+        let as_f32 = |v: Vec<u32>| v.into_iter().map(|i| i as f32).collect::<Vec<_>>();
+        c.out.push(compare(
+            format!("argmax [{rows}, {d}]"),
+            "reduce",
+            &as_f32(got),
+            &as_f32(want),
+            Tolerance { atol: 0.0, rtol: 0.0 },
+        ));
+    }
+    Ok(())
+}
+
+fn check_attention(c: &mut Checker, thorough: bool) -> Result<()> {
+    // (batch of q, batch of k/v, tq, tk, heads, head size, causal)
+    let cases: &[(usize, usize, usize, usize, usize, usize, bool)] = if thorough {
+        &[
+            (1, 1, 1, 1, 1, 8, false),
+            (1, 1, 1, 1500, 6, 64, false),    // decoder step, cross-attention (tiny)
+            (5, 1, 1, 1500, 6, 64, false),    // five beams sharing one audio's keys
+            (5, 5, 1, 37, 6, 64, true),       // decoder step over a KV cache
+            (2, 2, 9, 9, 4, 64, true),        // the prompt pass
+            (1, 1, 1500, 1500, 6, 64, false), // an encoder window (tiny.en)
+            (2, 2, 45, 77, 3, 20, false),     // odd head size and lengths
+            (1, 1, 33, 33, 2, 128, true),     // the largest head size
+            (3, 1, 17, 31, 1, 80, false),
+        ]
+    } else {
+        &[(2, 1, 3, 45, 2, 64, true), (1, 1, 20, 20, 2, 64, false)]
+    };
+    for &(b, bk, tq, tk, heads, dh, causal) in cases {
+        let d = heads * dh;
+        let q = c.tensor(&[b, tq, d], 1.0)?;
+        let k = c.tensor(&[bk, tk, d], 1.0)?;
+        let v = c.tensor(&[bk, tk, d], 1.0)?;
+        let case = format!("attention q[{b}, {tq}, {d}] k[{bk}, {tk}, {d}] heads {heads} causal {causal}");
+        c.check(case, "attention", f32_gemm(dh), |dv, s| {
+            dv.attention(side(&q, s), side(&k, s), side(&v, s), heads, causal)
+        })?;
+    }
+    Ok(())
+}
+
+/// One conv1d case: input `[batch, c_in, t]`, `c_out` filters of width `kernel`.
+struct ConvCase {
+    batch: usize,
+    c_in: usize,
+    t: usize,
+    c_out: usize,
+    kernel: usize,
+    p: Conv1dParams,
+}
+
+#[allow(clippy::too_many_arguments)]
+const fn conv(
+    batch: usize,
+    c_in: usize,
+    t: usize,
+    c_out: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+    groups: usize,
+) -> ConvCase {
+    ConvCase { batch, c_in, t, c_out, kernel, p: Conv1dParams { stride, padding, dilation, groups } }
+}
+
+fn check_conv(c: &mut Checker, thorough: bool) -> Result<()> {
+    let cases: &[ConvCase] = if thorough {
+        &[
+            conv(1, 80, 3000, 384, 3, 1, 1, 1, 1),  // Whisper conv1 (tiny)
+            conv(1, 384, 3000, 384, 3, 2, 1, 1, 1), // Whisper conv2
+            conv(2, 1, 1601, 16, 10, 5, 0, 1, 1),   // wav2vec2's first feature conv
+            conv(1, 32, 77, 32, 9, 1, 4, 1, 16),    // grouped (wav2vec2 positional conv)
+            conv(2, 7, 50, 5, 3, 1, 2, 3, 1),       // dilated (ECAPA)
+            conv(1, 3, 2, 4, 5, 1, 0, 1, 1),        // kernel longer than the input
+        ]
+    } else {
+        &[conv(1, 8, 50, 12, 3, 2, 1, 1, 1)]
+    };
+    for case in cases {
+        let &ConvCase { batch: b, c_in: ci, t, c_out: co, kernel: k, p } = case;
+        let groups = p.groups;
+        let x = c.tensor(&[b, ci, t], 1.0)?;
+        let w = c.tensor(&[co, ci / groups, k], 0.3)?;
+        let bias = c.tensor(&[co], 0.3)?;
+        c.check(
+            format!("conv1d x[{b}, {ci}, {t}] w[{co}, {}, {k}] {p:?}", ci / groups),
+            "conv",
+            f32_gemm(ci * k),
+            |d, s| d.conv1d(side(&x, s), side(&w, s), Some(side(&bias, s)), p),
+        )?;
+    }
+    let x = c.tensor(&[2, 3, if thorough { 1001 } else { 20 }], 1.0)?;
+    for (k, stride) in [(3, 3), (2, 1), (5, 2)] {
+        c.check(format!("max_pool1d {:?} kernel {k} stride {stride}", x.dev.shape()), "conv", F32, |d, s| {
+            d.max_pool1d(side(&x, s), k, stride)
+        })?;
+    }
+    Ok(())
+}
+
+fn check_layout(c: &mut Checker, thorough: bool) -> Result<()> {
+    let (vocab, dim) = if thorough { (51865, 384) } else { (100, 24) };
+    let table = c.tensor(&[vocab, dim], 1.0)?;
+    let half_table = c.half(&[vocab, dim], 1.0)?;
+    let ids: Vec<u32> = (0..9).map(|_| c.rng.below(vocab) as u32).collect();
+    c.check(format!("embedding f32 [{vocab}, {dim}] {} ids", ids.len()), "embedding", F32, |d, s| {
+        d.embedding(&ids, side(&table, s))
+    })?;
+    c.check(format!("embedding f16 [{vocab}, {dim}] {} ids", ids.len()), "embedding", F32, |d, s| {
+        d.embedding(&ids, side(&half_table, s))
+    })?;
+    c.check(format!("download f16 [{vocab}, {dim}]"), "embedding", F32, |_, s| Ok(side(&half_table, s).clone()))?;
+    let x = c.tensor(&[3, 5, 7, 2], 1.0)?;
+    for perm in [[0, 2, 1, 3], [3, 2, 1, 0], [1, 0, 3, 2]] {
+        c.check(format!("permute [3, 5, 7, 2] {perm:?}"), "layout", F32, |d, s| d.permute(side(&x, s), &perm))?;
+    }
+    for (dim, start, len) in [(0, 1, 2), (1, 0, 5), (2, 3, 4), (3, 1, 1), (2, 6, 0)] {
+        c.check(format!("slice [3, 5, 7, 2] dim {dim} [{start}, +{len})"), "layout", F32, |d, s| {
+            d.slice(side(&x, s), dim, start, len)
+        })?;
+    }
+    let y = c.tensor(&[3, 2, 7, 2], 1.0)?;
+    c.check("concat [3, 5, 7, 2] + [3, 2, 7, 2] dim 1".into(), "layout", F32, |d, s| {
+        d.concat(&[side(&x, s), side(&y, s), side(&x, s)], 1)
+    })?;
+    c.check("index_select rows [2, 0, 0, 1]".into(), "layout", F32, |d, s| d.index_select(side(&x, s), &[2, 0, 0, 1]))?;
+    Ok(())
+}
+
+fn check_lstm(c: &mut Checker, thorough: bool) -> Result<()> {
+    let cases: &[(usize, usize, usize, usize)] =
+        if thorough { &[(1, 1, 3, 2), (2, 50, 60, 128), (3, 7, 33, 31)] } else { &[(2, 5, 12, 8)] };
+    for &(b, t, input, hidden) in cases {
+        let x = c.tensor(&[b, t, input], 1.0)?;
+        let w_ih = c.tensor(&[4 * hidden, input], 0.3)?;
+        let w_hh = c.tensor(&[4 * hidden, hidden], 0.3)?;
+        let b_ih = c.tensor(&[4 * hidden], 0.3)?;
+        let b_hh = c.tensor(&[4 * hidden], 0.3)?;
+        for reverse in [false, true] {
+            c.check(
+                format!("lstm x[{b}, {t}, {input}] hidden {hidden} reverse {reverse}"),
+                "lstm",
+                f32_gemm(input + hidden),
+                |d, s| d.lstm(side(&x, s), side(&w_ih, s), side(&w_hh, s), side(&b_ih, s), side(&b_hh, s), reverse),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cpu_backend_passes_its_own_check_and_a_wrong_result_fails() {
+        // The harness itself: CPU against CPU is exact, and a perturbed value is caught.
+        let cpu = Device::cpu();
+        let checks = check_ops(&cpu, CheckScale::Startup).unwrap();
+        assert!(checks.len() > 30, "{} checks", checks.len());
+        for c in &checks {
+            assert!(c.passed && c.max_abs == 0.0, "{c}");
+        }
+        let bad = compare("x".into(), "k", &[1.0, 2.0, 3.5], &[1.0, 2.0, 3.0], F32);
+        assert!(!bad.passed && (bad.max_abs - 0.5).abs() < 1e-6);
+        let nan = compare("x".into(), "k", &[f32::NAN], &[1.0], F32);
+        assert!(!nan.passed);
+    }
+}

@@ -1,0 +1,58 @@
+//! Every CUDA op against the CPU reference over many shapes, including sizes that do not divide
+//! the block size (tolerance atol + rtol·|ref|; max abs/rel errors printed per case). On a machine
+//! without a GPU this prints "skipped: no CUDA device" and passes.
+#![cfg(feature = "cuda-backend")]
+
+use std::sync::Arc;
+
+use scribe::backend::cuda::self_check::{check_ops, CheckScale};
+use scribe::backend::cuda::CudaBackend;
+use scribe::backend::Device;
+
+fn cuda() -> Option<Device> {
+    match CudaBackend::new(0) {
+        Ok(b) => Some(Device::new(Arc::new(b))),
+        Err(reason) => {
+            eprintln!("skipped: no CUDA device ({reason})");
+            None
+        }
+    }
+}
+
+#[test]
+fn every_kernel_matches_the_cpu_reference_over_many_shapes() {
+    let Some(dev) = cuda() else { return };
+    eprintln!("{}", dev.describe());
+    let checks = check_ops(&dev, CheckScale::Thorough).expect("an op failed to run on the GPU");
+    for c in &checks {
+        eprintln!("{c}");
+    }
+    let failed: Vec<String> = checks.iter().filter(|c| !c.passed).map(|c| c.to_string()).collect();
+    assert!(failed.is_empty(), "{} of {} checks failed:\n{}", failed.len(), checks.len(), failed.join("\n"));
+}
+
+#[test]
+fn the_start_up_self_check_passes_quickly() {
+    let Some(dev) = cuda() else { return };
+    let started = std::time::Instant::now();
+    let checks = check_ops(&dev, CheckScale::Startup).unwrap();
+    let elapsed = started.elapsed();
+    assert!(checks.iter().all(|c| c.passed), "{checks:#?}");
+    // Not a speed target: a start-up check that takes seconds would be a design error.
+    eprintln!("start-up self-check: {} checks in {:.0} ms", checks.len(), elapsed.as_secs_f64() * 1e3);
+}
+
+#[test]
+fn bad_inputs_are_errors_not_crashes() {
+    let Some(dev) = cuda() else { return };
+    let a = dev.upload(&[1.0; 6], &[2, 3]).unwrap();
+    let b = dev.upload(&[1.0; 4], &[4]).unwrap();
+    assert!(dev.binary(&a, &b, scribe::backend::BinaryOp::Add).is_err());
+    assert!(dev.embedding(&[7], &a).is_err(), "id outside the table");
+    assert!(dev.slice(&a, 1, 2, 2).is_err());
+    assert!(dev.upload(&[1.0; 5], &[2, 3]).is_err());
+    let cpu = Device::cpu();
+    let on_cpu = cpu.upload(&[1.0; 6], &[2, 3]).unwrap();
+    let err = dev.scale(&on_cpu, 2.0).unwrap_err().to_string();
+    assert!(err.contains("not on the CUDA backend"), "{err}");
+}
