@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 
 pub mod cpu;
+pub mod oom;
 mod ops;
 
 /// The CUDA backend, and the kernel sources (and nvcc output, when the build had nvcc) embedded

@@ -79,11 +79,24 @@ impl Whisper {
         })
     }
 
-    /// Encode a batch of log-mel windows, `mel` row-major `[B, n_mels, 3000]`.
+    /// Encode a batch of log-mel windows, `mel` row-major `[B, n_mels, 3000]`. When the GPU runs
+    /// out of memory the batch is halved and the rest encoded in smaller chunks.
     pub fn encode(&self, mel: &[f32], batch: usize) -> Result<Tensor> {
         let frames = 2 * self.config.max_source_positions;
-        let x = self.device.upload(mel, &[batch, self.config.num_mel_bins, frames])?;
-        self.encoder.forward(&self.device, &x)
+        let window = self.config.num_mel_bins * frames;
+        if mel.len() != batch * window {
+            return Err(crate::error::Error::shape("encode", format!("{} mel values for {batch} windows", mel.len())));
+        }
+        let (chunks, _) = crate::backend::oom::halve_on_oom(batch, batch, |start, len| {
+            let x = self
+                .device
+                .upload(&mel[start * window..(start + len) * window], &[len, self.config.num_mel_bins, frames])?;
+            self.encoder.forward(&self.device, &x)
+        })?;
+        match chunks.len() {
+            1 => Ok(chunks.into_iter().next().expect("one chunk")),
+            _ => self.device.concat(&chunks.iter().collect::<Vec<_>>(), 0),
+        }
     }
 
     /// Greedy decoding of one encoded window (`[1, T, D]`) without timestamps: the rule the
