@@ -13,8 +13,10 @@
 #define KEY_TILE 32
 // Largest head size: each lane accumulates DH_MAX / WARP output dimensions in registers.
 #define DH_MAX 128
+// Most warps (queries) per block, engine/backend/cuda/attention.rs QUERIES_PER_BLOCK.
+#define MAX_WARPS 16
 
-extern "C" __global__ void attention(const float* __restrict__ q, const float* __restrict__ k,
+extern "C" __global__ void __launch_bounds__(MAX_WARPS * WARP) attention(const float* __restrict__ q, const float* __restrict__ k,
                                      const float* __restrict__ v, float* __restrict__ out, int tq, int tk, int heads,
                                      int dh, int group, int causal, float scale) {
     extern __shared__ float smem[];

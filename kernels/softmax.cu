@@ -9,6 +9,11 @@ extern "C" __global__ void softmax_rows(const float* __restrict__ x, float* __re
     float m = NEG_INF;
     for (int c = threadIdx.x; c < cols; c += blockDim.x) m = fmaxf(m, row[c]);
     m = block_max(m, scratch);
+    if (m == NEG_INF && !log_output) {
+        // Every entry masked: zeros, as the CPU reference (log-softmax stays -inf - -inf = NaN there too).
+        for (int c = threadIdx.x; c < cols; c += blockDim.x) out[c] = 0.0f;
+        return;
+    }
     float s = 0.0f;
     for (int c = threadIdx.x; c < cols; c += blockDim.x) s += expf(row[c] - m);
     s = block_sum(s, scratch);

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 pub mod cpu;
 pub mod oom;
 mod ops;
+pub mod token_choice;
 
 /// The CUDA backend, and the kernel sources (and nvcc output, when the build had nvcc) embedded
 /// by build.rs.
@@ -22,6 +23,7 @@ mod tensor;
 
 pub use ops::{Activation, BinaryOp, Conv1dParams, Reduce};
 pub use tensor::{Storage, Tensor};
+pub use token_choice::{RowMask, Sampling, TokenChoice};
 
 /// Every op the four model families (Whisper, wav2vec2, PyanNet, ECAPA-TDNN) need.
 ///
@@ -131,6 +133,56 @@ pub trait Backend: Send + Sync {
     fn max_pool1d(&self, x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor>;
     /// Index of the maximum of each row of the last dimension (only ids cross to the host).
     fn argmax(&self, x: &Tensor) -> Result<Vec<u32>>;
+
+    // ---- token choice (decoding) ----------------------------------------------------------
+    /// For each row of `logits[.., V]` (rows = every leading dimension): apply `masks[row]`, then
+    /// return the argmax, the top `k` by log-probability and, with `sampling`, a sampled id, each
+    /// with its log-probability in the masked row. Only these cross to the host. The default
+    /// downloads the rows and runs [`token_choice::choose_on_host`], the reference.
+    fn choose_tokens(
+        &self,
+        logits: &Tensor,
+        masks: &[RowMask],
+        k: usize,
+        sampling: Option<&Sampling>,
+    ) -> Result<Vec<TokenChoice>> {
+        let (rows, v) = check_choice(logits, masks, sampling)?;
+        let data = self.download(logits)?;
+        Ok((0..rows)
+            .map(|r| {
+                let s = sampling.map(|s| (s.temperature, s.uniforms[r]));
+                token_choice::choose_on_host(&data[r * v..(r + 1) * v], &masks[r], k, s)
+            })
+            .collect())
+    }
+
+    /// `log_softmax(logits[row])[id]` of a `[rows, V]` tensor (Whisper's no-speech probability):
+    /// one value crosses to the host. The default downloads the row.
+    fn logprob_of(&self, logits: &Tensor, row: usize, id: u32) -> Result<f32> {
+        let (rows, v) = logits.rows_cols();
+        if row >= rows || id as usize >= v {
+            return Err(Error::shape("logprob_of", format!("row {row}, id {id} of {:?}", logits.shape())));
+        }
+        let data = self.download(logits)?;
+        Ok(token_choice::log_softmax(&data[row * v..(row + 1) * v])[id as usize])
+    }
+}
+
+/// Rows and width of a [`Backend::choose_tokens`] call, checked against its masks and draws.
+pub fn check_choice(logits: &Tensor, masks: &[RowMask], sampling: Option<&Sampling>) -> Result<(usize, usize)> {
+    let (rows, v) = logits.rows_cols();
+    if masks.len() != rows || v == 0 {
+        return Err(Error::shape("choose_tokens", format!("{} masks for logits {:?}", masks.len(), logits.shape())));
+    }
+    if let Some(s) = sampling {
+        if s.uniforms.len() != rows || s.temperature <= 0.0 {
+            return Err(Error::shape(
+                "choose_tokens",
+                format!("{} uniform draws at temperature {} for {rows} rows", s.uniforms.len(), s.temperature),
+            ));
+        }
+    }
+    Ok((rows, v))
 }
 
 /// A handle to a backend; cheap to clone.

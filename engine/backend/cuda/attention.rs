@@ -12,7 +12,8 @@ use crate::error::{Error, Result};
 /// kernels/attention.cu KEY_TILE and DH_MAX.
 pub const KEY_TILE: usize = 32;
 pub const DH_MAX: usize = 128;
-/// Query rows (warps) per block: they share every key tile staged in shared memory.
+/// Query rows (warps) per block: they share every key tile staged in shared memory
+/// (kernels/attention.cu MAX_WARPS, its launch bound).
 const QUERIES_PER_BLOCK: usize = 16;
 
 /// Dynamic shared memory of one block: a padded key tile, a value tile and the block's queries.

@@ -56,7 +56,10 @@ impl CudaBackend {
         // One stream serves every op in order, so cudarc's per-buffer events are not needed.
         // SAFETY: no buffer of this context exists yet.
         unsafe { ctx.disable_event_tracking() };
-        let stream = ctx.default_stream();
+        // An owned stream: its handle names the context, so buffers dropped on any thread free
+        // on it (the legacy default stream means "the calling thread's current context").
+        let stream = ctx.new_stream().map_err(|e| format!("GPU {ordinal}: no stream: {e}"))?;
+        keep_freed_memory(&ctx);
         let blas = CudaBlas::new(stream.clone()).map_err(|e| format!("cuBLAS did not start: {e:?}"))?;
         let kernels = Kernels::load(&ctx, info.compute_capability)?;
         Ok(CudaBackend {
@@ -179,6 +182,27 @@ impl CudaBackend {
         let threads = cols.div_ceil(32).clamp(1, ROW_THREADS / 32) as u32 * 32;
         let cfg = LaunchConfig { grid_dim: (rows, 1, 1), block_dim: (threads, 1, 1), shared_mem_bytes: 0 };
         self.launch(name, cfg, args)
+    }
+}
+
+/// Keep freed memory in the device's default pool instead of returning it to the driver at every
+/// synchronisation (each decoding step synchronises once); best effort.
+fn keep_freed_memory(ctx: &Arc<CudaContext>) {
+    // SAFETY: plain driver calls on this context's device with valid out-pointers.
+    unsafe {
+        let mut pool = std::mem::MaybeUninit::uninit();
+        if sys::cuDeviceGetDefaultMemPool(pool.as_mut_ptr(), ctx.cu_device()) != sys::CUresult::CUDA_SUCCESS {
+            return;
+        }
+        let mut threshold = u64::MAX;
+        let r = sys::cuMemPoolSetAttribute(
+            pool.assume_init(),
+            sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+            &mut threshold as *mut u64 as *mut std::ffi::c_void,
+        );
+        if r != sys::CUresult::CUDA_SUCCESS {
+            tracing::debug!("CUDA memory pool release threshold not set: {r:?}");
+        }
     }
 }
 

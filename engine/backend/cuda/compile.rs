@@ -10,8 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::backend::kernel_sources::{KERNEL_HEADERS, KERNEL_SOURCES, PREBUILT};
 
-/// The virtual architecture NVRTC targets when the GPU's own is unknown (Ampere, the oldest
-/// architecture the project supports).
+/// The virtual architecture the compile checks (and nvcc's PTX) target: Ampere.
 pub const BASELINE_ARCH: (i32, i32) = (8, 0);
 
 /// Environment variable naming the kernel cache directory.
@@ -61,6 +60,102 @@ pub fn nvrtc_options(name: &str, arch: (i32, i32)) -> CompileOptions {
         fmad: Some(true),
         options: vec![format!("--gpu-architecture=compute_{}{}", arch.0, arch.1), "--std=c++17".into()],
         ..Default::default()
+    }
+}
+
+/// The same options as [`nvrtc_options`] for a real architecture `sm_XY` (cubin output).
+fn cubin_option_list(arch: (i32, i32)) -> Vec<String> {
+    let mut o: Vec<String> =
+        ["--ftz=false", "--prec-div=true", "--prec-sqrt=true", "--fmad=true"].map(String::from).to_vec();
+    o.push(format!("--gpu-architecture=sm_{}{}", arch.0, arch.1));
+    o.push("--std=c++17".into());
+    o
+}
+
+/// The architectures this NVRTC compiles for, as (major, minor), ascending.
+pub fn nvrtc_archs() -> Vec<(i32, i32)> {
+    use cudarc::nvrtc::sys;
+    // SAFETY: the library is checked first; the buffer holds as many entries as NVRTC reports.
+    unsafe {
+        if !sys::is_culib_present() {
+            return Vec::new();
+        }
+        let mut n = 0;
+        if sys::nvrtcGetNumSupportedArchs(&mut n) != sys::nvrtcResult::NVRTC_SUCCESS || n <= 0 {
+            return Vec::new();
+        }
+        let mut archs = vec![0i32; n as usize];
+        if sys::nvrtcGetSupportedArchs(archs.as_mut_ptr()) != sys::nvrtcResult::NVRTC_SUCCESS {
+            return Vec::new();
+        }
+        let mut out: Vec<(i32, i32)> = archs.into_iter().map(|a| (a / 10, a % 10)).collect();
+        out.sort_unstable();
+        out
+    }
+}
+
+/// How NVRTC should compile for a GPU of capability `gpu`: a cubin of the GPU's own architecture
+/// when NVRTC knows it (no driver JIT, and no driver newer than NVRTC needed), else PTX of the
+/// newest architecture NVRTC knows below it (the driver compiles that PTX for the GPU).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NvrtcTarget {
+    Cubin((i32, i32)),
+    Ptx((i32, i32)),
+}
+
+pub fn nvrtc_target(gpu: (i32, i32), supported: &[(i32, i32)]) -> Option<NvrtcTarget> {
+    if supported.contains(&gpu) {
+        return Some(NvrtcTarget::Cubin(gpu));
+    }
+    supported.iter().rev().find(|&&a| a <= gpu).map(|&a| NvrtcTarget::Ptx(a))
+}
+
+/// Compile one kernel file to a cubin for `sm_XY` with NVRTC.
+pub fn compile_cubin(kernel: &KernelSource, arch: (i32, i32)) -> Result<Vec<u8>, String> {
+    use cudarc::nvrtc::sys;
+    use std::ffi::{c_char, CString};
+    // SAFETY: only opens the library by name.
+    if !unsafe { sys::is_culib_present() } {
+        return Err("the NVRTC library (libnvrtc.so) was not found".into());
+    }
+    let src =
+        CString::new(kernel.source.as_str()).map_err(|_| format!("kernels/{}.cu holds a NUL byte", kernel.name))?;
+    let name = CString::new(format!("{}.cu", kernel.name)).expect("kernel names hold no NUL");
+    let options: Vec<CString> =
+        cubin_option_list(arch).into_iter().map(|o| CString::new(o).expect("options hold no NUL")).collect();
+    let option_ptrs: Vec<*const c_char> = options.iter().map(|o| o.as_ptr()).collect();
+    let ok = sys::nvrtcResult::NVRTC_SUCCESS;
+    // SAFETY: the program is created, used and destroyed here; every pointer outlives the calls
+    // and the output buffers are sized by NVRTC's own size queries.
+    unsafe {
+        let mut prog = std::ptr::null_mut();
+        if sys::nvrtcCreateProgram(&mut prog, src.as_ptr(), name.as_ptr(), 0, std::ptr::null(), std::ptr::null()) != ok
+        {
+            return Err(format!("kernels/{}.cu: NVRTC could not create the program", kernel.name));
+        }
+        let compiled = sys::nvrtcCompileProgram(prog, option_ptrs.len() as i32, option_ptrs.as_ptr());
+        let result = if compiled != ok {
+            let mut size = 0usize;
+            sys::nvrtcGetProgramLogSize(prog, &mut size);
+            let mut log = vec![0u8; size.max(1)];
+            sys::nvrtcGetProgramLog(prog, log.as_mut_ptr() as *mut c_char);
+            let log = String::from_utf8_lossy(&log).trim_end_matches('\0').to_string();
+            Err(format!("kernels/{}.cu does not compile for sm_{}{}:\n{log}", kernel.name, arch.0, arch.1))
+        } else {
+            let mut size = 0usize;
+            if sys::nvrtcGetCUBINSize(prog, &mut size) != ok || size == 0 {
+                Err(format!("kernels/{}.cu: NVRTC produced no cubin for sm_{}{}", kernel.name, arch.0, arch.1))
+            } else {
+                let mut bin = vec![0u8; size];
+                if sys::nvrtcGetCUBIN(prog, bin.as_mut_ptr() as *mut c_char) != ok {
+                    Err(format!("kernels/{}.cu: the cubin could not be read", kernel.name))
+                } else {
+                    Ok(bin)
+                }
+            }
+        };
+        sys::nvrtcDestroyProgram(&mut prog);
+        result
     }
 }
 
@@ -131,14 +226,66 @@ pub fn module_image(kernel: &KernelSource, arch: (i32, i32)) -> Result<(Ptx, Ori
     if let Some((_, _, bin)) = PREBUILT.iter().find(|(n, a, _)| *n == kernel.name && *a == sm) {
         return Ok((Ptx::from_binary(bin.to_vec()), Origin::PrebuiltCubin));
     }
-    if let Some((_, _, ptx)) = PREBUILT.iter().find(|(n, a, _)| *n == kernel.name && a.starts_with("compute_")) {
+    // Prebuilt PTX of the newest virtual architecture the GPU can run.
+    let prebuilt_ptx = PREBUILT
+        .iter()
+        .filter(|(n, _, _)| *n == kernel.name)
+        .filter_map(|(_, a, bytes)| Some((parse_arch(a.strip_prefix("compute_")?)?, bytes)))
+        .filter(|(a, _)| *a <= arch)
+        .max_by_key(|(a, _)| *a);
+    if let Some((_, ptx)) = prebuilt_ptx {
         let text = String::from_utf8_lossy(ptx).trim_end_matches('\0').to_string();
         return Ok((Ptx::from_src(text), Origin::PrebuiltPtx));
     }
-    // NVRTC targets at most the architectures it knows; the driver JIT-compiles PTX of an older
-    // virtual architecture for a newer GPU.
-    let target = if arch >= BASELINE_ARCH { arch } else { BASELINE_ARCH };
-    ptx_via_cache(kernel, target).map(|(p, o)| (Ptx::from_src(p), o))
+    let supported = nvrtc_archs();
+    match nvrtc_target(arch, &supported) {
+        Some(NvrtcTarget::Cubin(a)) => cubin_via_cache(kernel, a).map(|(b, o)| (Ptx::from_binary(b), o)),
+        Some(NvrtcTarget::Ptx(a)) => ptx_via_cache(kernel, a).map(|(p, o)| (Ptx::from_src(p), o)),
+        None if supported.is_empty() => {
+            Err("the NVRTC library (libnvrtc.so) was not found or lists no architecture".into())
+        }
+        None => Err(format!(
+            "this NVRTC compiles for sm_{}{} and newer, not for this GPU's sm_{}{}",
+            supported[0].0, supported[0].1, arch.0, arch.1
+        )),
+    }
+}
+
+/// `"90"` → (9, 0); `"100"` → (10, 0).
+fn parse_arch(digits: &str) -> Option<(i32, i32)> {
+    let v: i32 = digits.trim_end_matches(|c: char| c.is_ascii_alphabetic()).parse().ok()?;
+    Some((v / 10, v % 10))
+}
+
+/// A cubin from the disk cache, or compiled with NVRTC and written there.
+pub fn cubin_via_cache(kernel: &KernelSource, arch: (i32, i32)) -> Result<(Vec<u8>, Origin), String> {
+    let version = nvrtc_version().ok_or("the NVRTC library (libnvrtc.so) was not found")?;
+    let path = cache_dir().map(|d| cache_path(&d, kernel, arch, version).with_extension("cubin"));
+    if let Some(p) = &path {
+        if let Ok(bin) = std::fs::read(p) {
+            // An ELF image, not a truncated write.
+            if bin.starts_with(b"\x7fELF") {
+                return Ok((bin, Origin::DiskCache));
+            }
+        }
+    }
+    let bin = compile_cubin(kernel, arch)?;
+    if let Some(p) = &path {
+        write_atomically(p, &bin);
+    }
+    Ok((bin, Origin::Nvrtc))
+}
+
+/// Write then rename, so a concurrent reader never sees half a file; a cache that cannot be
+/// written only costs the next start a compile.
+fn write_atomically(p: &Path, bytes: &[u8]) {
+    let written = p.parent().map(std::fs::create_dir_all).transpose().and_then(|_| {
+        let tmp = p.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, p))
+    });
+    if let Err(e) = written {
+        tracing::debug!("kernel cache {} not written: {e}", p.display());
+    }
 }
 
 /// PTX from the disk cache, or compiled with NVRTC and written there (a cache that cannot be
@@ -155,14 +302,7 @@ pub fn ptx_via_cache(kernel: &KernelSource, arch: (i32, i32)) -> Result<(String,
     }
     let ptx = compile_ptx(kernel, arch)?;
     if let Some(p) = &path {
-        let written = p.parent().map(std::fs::create_dir_all).transpose().and_then(|_| {
-            // Write then rename, so a concurrent reader never sees half a file.
-            let tmp = p.with_extension(format!("tmp{}", std::process::id()));
-            std::fs::write(&tmp, &ptx).and_then(|_| std::fs::rename(&tmp, p))
-        });
-        if let Err(e) = written {
-            tracing::debug!("kernel cache {} not written: {e}", p.display());
-        }
+        write_atomically(p, ptx.as_bytes());
     }
     Ok((ptx, Origin::Nvrtc))
 }
@@ -179,6 +319,17 @@ mod tests {
             assert!(!k.source.contains("#include \""), "{} still includes a header", k.name);
             assert!(k.source.contains("extern \"C\" __global__"), "{} defines no kernel", k.name);
         }
+    }
+
+    #[test]
+    fn nvrtc_compiles_the_gpus_own_architecture_else_ptx_of_the_newest_below_it() {
+        let supported = [(7, 5), (8, 0), (8, 6), (9, 0)];
+        assert_eq!(nvrtc_target((9, 0), &supported), Some(NvrtcTarget::Cubin((9, 0))));
+        assert_eq!(nvrtc_target((8, 9), &supported), Some(NvrtcTarget::Ptx((8, 6))));
+        assert_eq!(nvrtc_target((12, 0), &supported), Some(NvrtcTarget::Ptx((9, 0))));
+        assert_eq!(nvrtc_target((7, 0), &supported), None);
+        assert_eq!(parse_arch("90"), Some((9, 0)));
+        assert_eq!(parse_arch("100a"), Some((10, 0)));
     }
 
     #[test]

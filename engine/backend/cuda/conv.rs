@@ -50,8 +50,13 @@ impl CudaBackend {
                 Arg::I32(int(t_out, "output length")?),
             ],
         )?;
-        let (y, yp) = self.output(vec![batch, c_out, t_out])?;
         let (cg_out, rows) = (c_out / g, cg_in * kernel);
+        // With no input channels the product is zeros (then the bias).
+        let (y, yp) = if rows == 0 {
+            self.output_zeroed(vec![batch, c_out, t_out])?
+        } else {
+            self.output(vec![batch, c_out, t_out])?
+        };
         let wp = f32_ptr(w)?;
         let f32_bytes = std::mem::size_of::<f32>() as u64;
         let blas = self.blas.lock().map_err(|_| Error::Cuda("cuBLAS handle poisoned".into()))?;

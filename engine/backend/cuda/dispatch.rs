@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::backend::CudaBackend;
 use super::elementwise::{activation_code, NO_ACTIVATION};
 use super::storage::{storage, CudaStorage};
-use crate::backend::{Activation, Backend, BinaryOp, Conv1dParams, Reduce, Tensor};
+use crate::backend::{Activation, Backend, BinaryOp, Conv1dParams, Reduce, RowMask, Sampling, Tensor, TokenChoice};
 use crate::error::{Error, Result};
 
 impl Backend for CudaBackend {
@@ -155,5 +155,19 @@ impl Backend for CudaBackend {
 
     fn argmax(&self, x: &Tensor) -> Result<Vec<u32>> {
         self.argmax_op(x)
+    }
+
+    fn choose_tokens(
+        &self,
+        logits: &Tensor,
+        masks: &[RowMask],
+        k: usize,
+        sampling: Option<&Sampling>,
+    ) -> Result<Vec<TokenChoice>> {
+        self.choose_tokens_op(logits, masks, k, sampling)
+    }
+
+    fn logprob_of(&self, logits: &Tensor, row: usize, id: u32) -> Result<f32> {
+        self.logprob_of_op(logits, row, id)
     }
 }

@@ -64,7 +64,8 @@ impl RowMajorGemm {
     }
 
     pub fn run(&self, blas: &CudaBlas) -> Result<()> {
-        if self.m == 0 || self.n == 0 || self.batch == 0 {
+        // Nothing to compute (with k = 0 the callers have zeroed C; cuBLAS would reject ld = 0).
+        if self.m == 0 || self.n == 0 || self.k == 0 || self.batch == 0 {
             return Ok(());
         }
         let cm = self.column_major();

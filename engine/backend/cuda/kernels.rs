@@ -45,6 +45,10 @@ pub fn entry_names(source: &str) -> Vec<String> {
     let mut rest = source;
     while let Some(at) = rest.find("__global__ void ") {
         rest = &rest[at + "__global__ void ".len()..];
+        // `__global__ void __launch_bounds__(..) name(`
+        if let Some(after) = rest.strip_prefix("__launch_bounds__(") {
+            rest = after.split_once(')').map_or("", |(_, r)| r.trim_start());
+        }
         let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
         if !name.is_empty() {
             names.push(name);

@@ -18,6 +18,7 @@ mod norm;
 mod probe;
 pub mod self_check;
 mod storage;
+mod token_choice;
 
 pub use backend::{CudaBackend, Traffic};
 pub use kernels::entry_names;

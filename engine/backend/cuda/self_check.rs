@@ -5,7 +5,7 @@
 //!
 //! Written against [`Device`] only, so it checks whatever backend it is given.
 
-use crate::backend::{Activation, BinaryOp, Conv1dParams, Device, Reduce, Tensor};
+use crate::backend::{Activation, BinaryOp, Conv1dParams, Device, Reduce, RowMask, Sampling, Tensor, TokenChoice};
 use crate::error::Result;
 
 /// Which set of shapes to run.
@@ -174,6 +174,7 @@ pub fn check_ops(dev: &Device, scale: CheckScale) -> Result<Vec<OpCheck>> {
     check_conv(&mut c, thorough)?;
     check_layout(&mut c, thorough)?;
     check_lstm(&mut c, thorough)?;
+    check_token_choice(&mut c, thorough)?;
     Ok(c.out)
 }
 
@@ -456,6 +457,55 @@ fn check_lstm(c: &mut Checker, thorough: bool) -> Result<()> {
             )?;
         }
     }
+    Ok(())
+}
+
+/// Ids (exact) and log-probabilities (within `F32`) of token choices, flattened.
+fn flatten(choices: &[TokenChoice]) -> (Vec<f32>, Vec<f32>) {
+    let (mut ids, mut lps) = (Vec::new(), Vec::new());
+    for c in choices {
+        for &(id, lp) in std::iter::once(&c.best).chain(&c.top).chain(c.sampled.as_ref()) {
+            ids.push(id as f32);
+            lps.push(lp);
+        }
+    }
+    (ids, lps)
+}
+
+fn check_token_choice(c: &mut Checker, thorough: bool) -> Result<()> {
+    let vocab = if thorough { 51865 } else { 1000 };
+    let split = vocab - vocab / 30; // the "timestamps"
+                                    // Row 0 plain; row 1 masked ids and ranges; row 2's mass above the split beats every id below
+                                    // it (the dominance rule fires); row 3's does not; row 4 masks all but a handful.
+    let rows = 5;
+    let mut values = c.rng.values(rows * vocab, 4.0);
+    values[2 * vocab + split..3 * vocab].fill(1.0);
+    values[3 * vocab + split..4 * vocab].fill(-30.0);
+    let x = Pair { dev: c.dev.upload(&values, &[rows, vocab])?, cpu: c.cpu.upload(&values, &[rows, vocab])? };
+    let masks = vec![
+        RowMask::default(),
+        RowMask {
+            ids: (0..vocab as u32).step_by(7).chain([vocab as u32 + 5]).collect(),
+            ranges: vec![(split as u32, u32::MAX)],
+            dominance_split: None,
+        },
+        RowMask { ids: vec![3, 1, 2], ranges: vec![(10, 20)], dominance_split: Some(split as u32) },
+        RowMask { ids: vec![], ranges: vec![(0, 5)], dominance_split: Some(split as u32) },
+        RowMask { ids: vec![], ranges: vec![(0, 100), (105, u32::MAX)], dominance_split: None },
+    ];
+    let uniforms: Vec<f64> = (0..rows).map(|_| (c.rng.next() as f64 + 1.0) * 0.5).collect();
+    let warm = Sampling { temperature: 0.7, uniforms: uniforms.clone() };
+    let hot = Sampling { temperature: 1.5, uniforms };
+    for (k, sampling) in [(0, None), (6, None), (1, Some(&warm)), (16, Some(&hot))] {
+        let case = format!("choose_tokens [{rows}, {vocab}] k {k} sampling {:?}", sampling.map(|s| s.temperature));
+        let got = flatten(&c.dev.choose_tokens(&x.dev, &masks, k, sampling)?);
+        let want = flatten(&c.cpu.choose_tokens(&x.cpu, &masks, k, sampling)?);
+        c.out.push(compare(format!("{case} ids"), "token_choice", &got.0, &want.0, Tolerance { atol: 0.0, rtol: 0.0 }));
+        c.out.push(compare(format!("{case} log-probs"), "token_choice", &got.1, &want.1, F32));
+    }
+    let got = [c.dev.logprob_of(&x.dev, 2, 7)?, c.dev.logprob_of(&x.dev, 4, (vocab - 1) as u32)?];
+    let want = [c.cpu.logprob_of(&x.cpu, 2, 7)?, c.cpu.logprob_of(&x.cpu, 4, (vocab - 1) as u32)?];
+    c.out.push(compare(format!("logprob_of [{rows}, {vocab}]"), "softmax", &got, &want, F32));
     Ok(())
 }
 

@@ -36,6 +36,14 @@ pub(crate) fn storage(t: &Tensor) -> Result<&CudaStorage> {
         .ok_or_else(|| Error::Cuda(format!("tensor {:?} is not on the CUDA backend", t.shape())))
 }
 
+/// The buffer of an f32 tensor.
+pub(crate) fn f32_slice(t: &Tensor) -> Result<&CudaSlice<f32>> {
+    match storage(t)? {
+        CudaStorage::F32(s) => Ok(s),
+        CudaStorage::F16(_) => Err(Error::Cuda(format!("tensor {:?} is a half-precision weight", t.shape()))),
+    }
+}
+
 /// Address of an f32 tensor; a half-precision weight is refused outside the ops that read weights.
 pub(crate) fn f32_ptr(t: &Tensor) -> Result<u64> {
     match storage(t)? {

@@ -1,6 +1,15 @@
 //! Logit filters, applied in this order before each token is chosen (openai/whisper
 //! decoding.py `DecodingTask.__init__`: SuppressBlank, SuppressTokens, ApplyTimestampRules).
-//! Each works on one hypothesis' logits row and the tokens it has so far (prompt included).
+//! Each turns one hypothesis' tokens so far (prompt included) into what to mask in its logits
+//! row ([`RowMask`]); the backend applies the masks where the logits are
+//! ([`Backend::choose_tokens`](crate::backend::Backend::choose_tokens)), and `apply` does it on
+//! a host row (the unit tests, and the reference).
+
+use crate::backend::token_choice::{apply_mask, RowMask};
+pub use crate::backend::token_choice::{log_softmax, logsumexp};
+
+/// An open-ended range's end: "to the end of the row".
+const ROW_END: u32 = u32::MAX;
 
 /// decoding.py `SuppressBlank`: at the first sampled position, forbid a blank (`encode(" ")`)
 /// and end-of-text, so a transcript never starts empty.
@@ -10,10 +19,16 @@ pub struct SuppressBlank {
 }
 
 impl SuppressBlank {
-    pub fn apply(&self, logits: &mut [f32], tokens: &[u32]) {
+    pub fn mask_into(&self, mask: &mut RowMask, tokens: &[u32]) {
         if tokens.len() == self.sample_begin {
-            mask(logits, &self.blank_and_eot);
+            mask.ids.extend_from_slice(&self.blank_and_eot);
         }
+    }
+
+    pub fn apply(&self, logits: &mut [f32], tokens: &[u32]) {
+        let mut m = RowMask::default();
+        self.mask_into(&mut m, tokens);
+        apply_mask(logits, &m);
     }
 }
 
@@ -24,8 +39,14 @@ pub struct SuppressTokens {
 }
 
 impl SuppressTokens {
+    pub fn mask_into(&self, mask: &mut RowMask) {
+        mask.ids.extend_from_slice(&self.tokens);
+    }
+
     pub fn apply(&self, logits: &mut [f32]) {
-        mask(logits, &self.tokens);
+        let mut m = RowMask::default();
+        self.mask_into(&mut m);
+        apply_mask(logits, &m);
     }
 }
 
@@ -42,72 +63,55 @@ pub struct ApplyTimestampRules {
 }
 
 impl ApplyTimestampRules {
-    pub fn apply(&self, logits: &mut [f32], tokens: &[u32]) {
-        let tb = self.timestamp_begin as usize;
-        let eot = self.eot as usize;
-        let n = logits.len();
+    pub fn mask_into(&self, mask: &mut RowMask, tokens: &[u32]) {
+        let tb = self.timestamp_begin;
         // "suppress <|notimestamps|> which is handled by without_timestamps"
-        mask(logits, &[self.no_timestamps]);
+        mask.ids.push(self.no_timestamps);
 
         // "timestamps have to appear in pairs, except directly before EOT"
         let sampled = &tokens[self.sample_begin.min(tokens.len())..];
-        let is_ts = |t: u32| t >= self.timestamp_begin;
+        let is_ts = |t: u32| t >= tb;
         let last_was_timestamp = sampled.last().is_some_and(|&t| is_ts(t));
         let penultimate_was_timestamp = sampled.len() < 2 || is_ts(sampled[sampled.len() - 2]);
         if last_was_timestamp {
             if penultimate_was_timestamp {
-                logits[tb.min(n)..].fill(f32::NEG_INFINITY); // has to be non-timestamp
+                mask.ranges.push((tb, ROW_END)); // has to be non-timestamp
             } else {
-                logits[..eot.min(n)].fill(f32::NEG_INFINITY); // cannot be normal text tokens
+                mask.ranges.push((0, self.eot)); // cannot be normal text tokens
             }
         }
 
         // "timestamps shouldn't decrease; forbid timestamp tokens smaller than the last;
         //  also force each segment to have a nonzero length, to prevent infinite looping"
         if let Some(&last_ts) = sampled.iter().rev().find(|&&t| is_ts(t)) {
-            let timestamp_last =
-                if last_was_timestamp && !penultimate_was_timestamp { last_ts } else { last_ts + 1 } as usize;
-            logits[tb.min(n)..timestamp_last.min(n)].fill(f32::NEG_INFINITY);
+            let timestamp_last = if last_was_timestamp && !penultimate_was_timestamp { last_ts } else { last_ts + 1 };
+            mask.ranges.push((tb, timestamp_last));
         }
 
         if tokens.len() == self.sample_begin {
             // "suppress generating non-timestamp tokens at the beginning"
-            logits[..tb.min(n)].fill(f32::NEG_INFINITY);
+            mask.ranges.push((0, tb));
             // "apply the max_initial_timestamp option"
             if let Some(max_index) = self.max_initial_timestamp_index {
-                let last_allowed = tb + max_index as usize;
-                logits[(last_allowed + 1).min(n)..].fill(f32::NEG_INFINITY);
+                let last_allowed = tb + max_index;
+                mask.ranges.push((last_allowed + 1, ROW_END));
             }
         }
 
         // "if sum of probability over timestamps is above any other token, sample timestamp"
-        let logprobs = log_softmax(logits);
-        let timestamp_logprob = logsumexp(&logprobs[tb.min(n)..]);
-        let max_text_token_logprob = logprobs[..tb.min(n)].iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        if timestamp_logprob > max_text_token_logprob {
-            logits[..tb.min(n)].fill(f32::NEG_INFINITY);
-        }
+        mask.dominance_split = Some(tb);
+    }
+
+    pub fn apply(&self, logits: &mut [f32], tokens: &[u32]) {
+        let mut m = RowMask::default();
+        self.mask_into(&mut m, tokens);
+        apply_mask(logits, &m);
     }
 }
 
 /// Set the listed ids to −∞ (ids beyond the row are ignored).
 pub fn mask(logits: &mut [f32], ids: &[u32]) {
-    for &t in ids {
-        if let Some(l) = logits.get_mut(t as usize) {
-            *l = f32::NEG_INFINITY;
-        }
-    }
-}
-
-/// log-softmax of one row in f32 (as `F.log_softmax(logits.float())`); an all −∞ row stays −∞.
-pub fn log_softmax(x: &[f32]) -> Vec<f32> {
-    let lse = logsumexp(x);
-    x.iter().map(|&v| v - lse).collect()
-}
-
-/// `torch.logsumexp` of a row: max + ln Σ exp(x − max), −∞ for an empty or all −∞ row.
-pub fn logsumexp(x: &[f32]) -> f32 {
-    crate::backend::cpu::softmax::logsumexp(x)
+    apply_mask(logits, &RowMask { ids: ids.to_vec(), ..Default::default() });
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod filters;
 pub mod rng;
 pub mod sequences;
 
+use crate::backend::RowMask;
 use filters::{ApplyTimestampRules, SuppressBlank, SuppressTokens};
 use sequences::{BeamSearchDecoder, GreedyDecoder};
 
@@ -196,16 +197,19 @@ impl<'a> DecodingTask<'a> {
         out
     }
 
-    fn filter(&self, logits: &mut [f32], tokens: &[u32]) {
+    /// What the logit filters mask in the row of a hypothesis with `tokens` so far.
+    fn row_mask(&self, tokens: &[u32]) -> RowMask {
+        let mut mask = RowMask::default();
         if let Some(f) = &self.suppress_blank {
-            f.apply(logits, tokens);
+            f.mask_into(&mut mask, tokens);
         }
         if let Some(f) = &self.suppress_tokens {
-            f.apply(logits);
+            f.mask_into(&mut mask);
         }
         if let Some(f) = &self.timestamp_rules {
-            f.apply(logits, tokens);
+            f.mask_into(&mut mask, tokens);
         }
+        mask
     }
 
     /// Decode one window; `audio_features` is `[1, T, D]`.
@@ -234,21 +238,31 @@ impl<'a> DecodingTask<'a> {
             } else {
                 (tokens.iter().map(|t| vec![*t.last().unwrap_or(&eot)]).collect(), LogitPositions::Last)
             };
-            let logits = dev.download(&model.decoder.forward(dev, &feed, &mut state, positions)?)?;
-            let per_row = logits.len() / tokens.len();
+            // [rows, positions, V] on the device; only the chosen ids and their log-probs come back.
+            let logits = model.decoder.forward(dev, &feed, &mut state, positions)?;
+            let rows = tokens.len();
+            let per_row = logits.numel() / (rows * vocab);
+            let flat = logits.reshape(&[rows * per_row, vocab])?;
             if step == 0 {
                 // "save no_speech_probs": softmax at the sot position
-                let at_sot = filters::log_softmax(&logits[..vocab]);
-                no_speech_prob = (at_sot[model.tokenizer.special.no_speech as usize] as f64).exp();
+                no_speech_prob = (dev.logprob_of(&flat, 0, model.tokenizer.special.no_speech)? as f64).exp();
             }
-            let mut rows: Vec<Vec<f32>> = logits.chunks_exact(per_row).map(|r| r[per_row - vocab..].to_vec()).collect();
-            for (row, seq) in rows.iter_mut().zip(&tokens) {
-                self.filter(row, seq);
-            }
+            let last = if per_row == 1 {
+                flat
+            } else {
+                dev.index_select(&flat, &(0..rows).map(|r| r * per_row + per_row - 1).collect::<Vec<_>>())?
+            };
+            let masks: Vec<RowMask> = tokens.iter().map(|seq| self.row_mask(seq)).collect();
             let completed = match &mut rule {
-                Rule::Greedy(g) => g.update(&mut tokens, &rows, &mut sum_logprobs),
+                Rule::Greedy(g) => {
+                    let sampling = g.sampling(rows);
+                    let choices = dev.choose_tokens(&last, &masks, 0, sampling.as_ref())?;
+                    g.update(&mut tokens, &choices, &mut sum_logprobs)
+                }
                 Rule::Beam(b) => {
-                    let (next, sources, done) = b.update(&tokens, &rows, &mut sum_logprobs);
+                    let choices = dev.choose_tokens(&last, &masks, b.top_k(), None)?;
+                    let top: Vec<Vec<(u32, f32)>> = choices.into_iter().map(|c| c.top).collect();
+                    let (next, sources, done) = b.update(&tokens, &top, &mut sum_logprobs);
                     state.reorder(dev, &sources)?;
                     tokens = next;
                     done

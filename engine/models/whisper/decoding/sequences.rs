@@ -1,11 +1,12 @@
 //! Token selection (openai/whisper decoding.py `GreedyDecoder`, `BeamSearchDecoder`) and
-//! final ranking (`MaximumLikelihoodRanker`). They see only logits rows on the host; the
+//! final ranking (`MaximumLikelihoodRanker`). They see only what the backend chose from each
+//! masked logits row ([`TokenChoice`]: argmax, top-k, a sample, with log-probabilities); the
 //! caller runs the model and reorders its KV cache by the returned source rows.
 
 use std::collections::HashMap;
 
-use super::filters::log_softmax;
 use super::rng::Rng;
+use crate::backend::{Sampling, TokenChoice};
 
 /// decoding.py `GreedyDecoder`: argmax at temperature 0, else sampling from softmax(logits/T).
 pub struct GreedyDecoder {
@@ -19,35 +20,32 @@ impl GreedyDecoder {
         GreedyDecoder { temperature, eot, rng: Rng::new(seed) }
     }
 
-    /// Append one token to every sequence; `sum_logprobs` gains the chosen token's log-prob
-    /// unless the sequence had already ended. Returns true when all sequences have ended.
-    pub fn update(&mut self, tokens: &mut [Vec<u32>], logits: &[Vec<f32>], sum_logprobs: &mut [f32]) -> bool {
-        for ((seq, row), sum) in tokens.iter_mut().zip(logits).zip(sum_logprobs.iter_mut()) {
-            let next = if self.temperature == 0.0 { argmax(row) } else { self.sample(row) };
-            let logprobs = log_softmax(row);
+    /// The uniform draws for one step's sampling (one per row, drawn in row order), or None at
+    /// temperature 0 (argmax).
+    pub fn sampling(&mut self, rows: usize) -> Option<Sampling> {
+        (self.temperature != 0.0).then(|| Sampling {
+            temperature: self.temperature,
+            uniforms: (0..rows).map(|_| self.rng.next_f64()).collect(),
+        })
+    }
+
+    /// Append one token to every sequence: the argmax at temperature 0, else the sample
+    /// (`Categorical(logits=logits / self.temperature).sample()`); `sum_logprobs` gains the
+    /// chosen token's log-prob unless the sequence had already ended. Returns true when all
+    /// sequences have ended.
+    pub fn update(&mut self, tokens: &mut [Vec<u32>], choices: &[TokenChoice], sum_logprobs: &mut [f32]) -> bool {
+        for ((seq, choice), sum) in tokens.iter_mut().zip(choices).zip(sum_logprobs.iter_mut()) {
+            let (next, logprob) = match choice.sampled {
+                Some(s) if self.temperature != 0.0 => s,
+                _ => choice.best,
+            };
             let ended = seq.last() == Some(&self.eot);
             if !ended {
-                *sum += logprobs[next as usize];
+                *sum += logprob;
             }
             seq.push(if ended { self.eot } else { next });
         }
         tokens.iter().all(|s| s.last() == Some(&self.eot))
-    }
-
-    /// `Categorical(logits=logits / T).sample()`.
-    fn sample(&mut self, row: &[f32]) -> u32 {
-        let scaled: Vec<f32> = row.iter().map(|&l| l / self.temperature).collect();
-        let max = scaled.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let weights: Vec<f64> = scaled.iter().map(|&l| ((l - max) as f64).exp()).collect();
-        let total: f64 = weights.iter().sum();
-        let mut u = self.rng.next_f64() * total;
-        for (i, &w) in weights.iter().enumerate() {
-            if u < w {
-                return i as u32;
-            }
-            u -= w;
-        }
-        argmax(row)
     }
 
     /// "make sure each sequence has at least one EOT token at the end"
@@ -86,10 +84,17 @@ impl BeamSearchDecoder {
 
     /// One step. `tokens`/`logits`/`sum_logprobs` have `beam_size` rows. Returns the new
     /// sequences, their sources (rows whose KV cache each continues) and whether decoding is done.
+    /// Ids the backend must rank per beam: `beam_size + 1`, so one may end and still leave
+    /// `beam_size` to continue.
+    pub fn top_k(&self) -> usize {
+        self.beam_size + 1
+    }
+
+    /// One step from each beam's top [`BeamSearchDecoder::top_k`] (id, log-prob) pairs.
     pub fn update(
         &mut self,
         tokens: &[Vec<u32>],
-        logits: &[Vec<f32>],
+        top: &[Vec<(u32, f32)>],
         sum_logprobs: &mut [f32],
     ) -> (Vec<Vec<u32>>, Vec<usize>, bool) {
         // "STEP 1: calculate the cumulative log probabilities for possible candidates"
@@ -97,9 +102,8 @@ impl BeamSearchDecoder {
         // stable `sorted` does.
         let mut candidates: Vec<(Vec<u32>, f32, usize)> = Vec::new();
         let mut index: HashMap<Vec<u32>, usize> = HashMap::new();
-        for (row, (prefix, l)) in tokens.iter().zip(logits).enumerate() {
-            let logprobs = log_softmax(l);
-            for (token, logprob) in topk(&logprobs, self.beam_size + 1) {
+        for (row, (prefix, ranked)) in tokens.iter().zip(top).enumerate() {
+            for &(token, logprob) in ranked {
                 let mut seq = prefix.clone();
                 seq.push(token);
                 let score = sum_logprobs[row] + logprob;
@@ -184,30 +188,6 @@ pub fn rank(lengths: &[usize], sum_logprobs: &[f32], length_penalty: Option<f32>
     (0..lengths.len()).fold(0, |best, i| if score(i) > score(best) { i } else { best })
 }
 
-/// The first index of the maximum (torch.argmax).
-pub fn argmax(row: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &v) in row.iter().enumerate() {
-        if v > row[best] {
-            best = i;
-        }
-    }
-    best as u32
-}
-
-/// The k largest entries, largest first (torch.topk; ties by lower index first).
-pub fn topk(row: &[f32], k: usize) -> Vec<(u32, f32)> {
-    let mut best: Vec<(u32, f32)> = Vec::with_capacity(k + 1);
-    for (i, &v) in row.iter().enumerate() {
-        if best.len() < k || v > best[best.len() - 1].1 {
-            let pos = best.iter().position(|&(_, b)| v > b).unwrap_or(best.len());
-            best.insert(pos, (i as u32, v));
-            best.truncate(k);
-        }
-    }
-    best
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,6 +198,28 @@ mod tests {
         p.iter().map(|x| x.ln()).collect()
     }
 
+    use crate::backend::token_choice::{choose_on_host, topk};
+    use crate::backend::RowMask;
+
+    /// What a backend returns for unmasked rows.
+    fn choose(rows: &[Vec<f32>], k: usize, sampling: Option<&Sampling>) -> Vec<TokenChoice> {
+        rows.iter()
+            .enumerate()
+            .map(|(r, row)| {
+                choose_on_host(row, &RowMask::default(), k, sampling.map(|s| (s.temperature, s.uniforms[r])))
+            })
+            .collect()
+    }
+
+    fn greedy_step(d: &mut GreedyDecoder, tokens: &mut [Vec<u32>], rows: &[Vec<f32>], sums: &mut [f32]) -> bool {
+        let sampling = d.sampling(rows.len());
+        d.update(tokens, &choose(rows, 0, sampling.as_ref()), sums)
+    }
+
+    fn beam_top(rows: &[Vec<f32>], k: usize) -> Vec<Vec<(u32, f32)>> {
+        choose(rows, k, None).into_iter().map(|c| c.top).collect()
+    }
+
     #[test]
     fn greedy_takes_argmax_and_pads_finished_sequences_with_eot() {
         // decoding.py GreedyDecoder.update: `next_tokens[tokens[:, -1] == self.eot] = self.eot`
@@ -226,7 +228,7 @@ mod tests {
         let mut tokens = vec![vec![9], vec![9, EOT]];
         let mut sums = vec![0.0, -1.0];
         let logits = vec![lg(&[0.1, 0.7, 0.1, 0.1]), lg(&[0.1, 0.7, 0.1, 0.1])];
-        let done = d.update(&mut tokens, &logits, &mut sums);
+        let done = greedy_step(&mut d, &mut tokens, &logits, &mut sums);
         assert_eq!(tokens, vec![vec![9, 1], vec![9, EOT, EOT]]);
         assert!((sums[0] - 0.7f32.ln()).abs() < 1e-6);
         assert_eq!(sums[1], -1.0);
@@ -244,7 +246,7 @@ mod tests {
         let mut ones = 0;
         for _ in 0..2000 {
             let mut t = vec![vec![]];
-            d.update(&mut t, &logits, &mut [0.0]);
+            greedy_step(&mut d, &mut t, &logits, &mut [0.0]);
             ones += usize::from(t[0][0] == 1);
         }
         assert!((1500..1700).contains(&ones), "{ones}");
@@ -257,7 +259,7 @@ mod tests {
         let tokens = vec![vec![7], vec![8]];
         let mut sums = vec![0.0, -1.0];
         let logits = vec![lg(&[0.5, 0.1, 0.1, 0.3]), lg(&[0.25, 0.25, 0.25, 0.25])];
-        let (next, src, done) = b.update(&tokens, &logits, &mut sums);
+        let (next, src, done) = b.update(&tokens, &beam_top(&logits, b.top_k()), &mut sums);
         assert_eq!(next, vec![vec![7, 0], vec![7, 1]]);
         assert_eq!(src, vec![0, 0]);
         assert!(!done);

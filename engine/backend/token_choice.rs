@@ -1,0 +1,185 @@
+//! Choosing tokens from rows of logits where the logits live: masking, log-softmax, argmax,
+//! top-k and sampling, so that per decoding step only the chosen ids and their log-probabilities
+//! cross to the host ([`Backend::choose_tokens`](super::Backend::choose_tokens)). The host
+//! functions here are the reference every backend's implementation is compared with, and what
+//! the CPU backend runs.
+
+/// What to set to −∞ in one row of logits before tokens are chosen from it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RowMask {
+    /// Ids to mask (ids beyond the row are ignored).
+    pub ids: Vec<u32>,
+    /// Half-open id ranges to mask (clamped to the row).
+    pub ranges: Vec<(u32, u32)>,
+    /// Applied after the masks above: when the total probability of the ids ≥ `split` beats the
+    /// probability of every id below it, mask every id below it (openai/whisper decoding.py
+    /// `ApplyTimestampRules`: "if sum of probability over timestamps is above any other token,
+    /// sample timestamp", with `split = timestamp_begin`).
+    pub dominance_split: Option<u32>,
+}
+
+/// Sampling from `softmax(masked logits / temperature)` with one uniform draw per row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sampling {
+    pub temperature: f32,
+    /// One value in [0, 1) per row, drawn by the caller (so every backend samples the same way).
+    pub uniforms: Vec<f64>,
+}
+
+/// What [`Backend::choose_tokens`](super::Backend::choose_tokens) returns for one row; every
+/// log-probability is of the masked row (`log_softmax` after masking).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenChoice {
+    /// The argmax of the masked logits (the first on ties) and its log-probability.
+    pub best: (u32, f32),
+    /// The `k` most probable ids, most probable first, ties by lower id (torch.topk).
+    pub top: Vec<(u32, f32)>,
+    /// The sampled id and its log-probability, when sampling was asked for.
+    pub sampled: Option<(u32, f32)>,
+}
+
+/// The mask applied to a row in place.
+pub fn apply_mask(row: &mut [f32], mask: &RowMask) {
+    let n = row.len();
+    for &t in &mask.ids {
+        if let Some(v) = row.get_mut(t as usize) {
+            *v = f32::NEG_INFINITY;
+        }
+    }
+    for &(lo, hi) in &mask.ranges {
+        let (lo, hi) = ((lo as usize).min(n), (hi as usize).min(n));
+        if lo < hi {
+            row[lo..hi].fill(f32::NEG_INFINITY);
+        }
+    }
+    if let Some(split) = mask.dominance_split {
+        let split = (split as usize).min(n);
+        let logprobs = log_softmax(row);
+        let dominant_logprob = logsumexp(&logprobs[split..]);
+        let max_below = logprobs[..split].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        if dominant_logprob > max_below {
+            row[..split].fill(f32::NEG_INFINITY);
+        }
+    }
+}
+
+/// The reference: mask one row, then choose from it.
+pub fn choose_on_host(row: &[f32], mask: &RowMask, k: usize, sampling: Option<(f32, f64)>) -> TokenChoice {
+    let mut row = row.to_vec();
+    apply_mask(&mut row, mask);
+    let logprobs = log_softmax(&row);
+    let best = argmax(&row);
+    TokenChoice {
+        best: (best, logprobs[best as usize]),
+        top: topk(&logprobs, k),
+        sampled: sampling.map(|(temperature, u)| {
+            let id = sample(&row, temperature, u);
+            (id, logprobs[id as usize])
+        }),
+    }
+}
+
+/// log-softmax of one row in f32 (as `F.log_softmax(logits.float())`); an all −∞ row stays −∞.
+pub fn log_softmax(x: &[f32]) -> Vec<f32> {
+    let lse = logsumexp(x);
+    x.iter().map(|&v| v - lse).collect()
+}
+
+/// `torch.logsumexp` of a row: max + ln Σ exp(x − max), −∞ for an empty or all −∞ row.
+pub fn logsumexp(x: &[f32]) -> f32 {
+    super::cpu::softmax::logsumexp(x)
+}
+
+/// First index of the maximum (torch.argmax); NaN never wins.
+pub fn argmax(row: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// The k largest entries, largest first (torch.topk; ties by lower index first).
+pub fn topk(row: &[f32], k: usize) -> Vec<(u32, f32)> {
+    let mut best: Vec<(u32, f32)> = Vec::with_capacity(k + 1);
+    if k == 0 {
+        return best;
+    }
+    for (i, &v) in row.iter().enumerate() {
+        if best.len() < k || v > best[best.len() - 1].1 {
+            let pos = best.iter().position(|&(_, b)| v > b).unwrap_or(best.len());
+            best.insert(pos, (i as u32, v));
+            best.truncate(k);
+        }
+    }
+    best
+}
+
+/// `Categorical(logits=row / temperature).sample()` by inverse CDF with the uniform draw `u`:
+/// the first id whose cumulative weight exceeds `u` times the total (the argmax if rounding
+/// leaves none).
+pub fn sample(row: &[f32], temperature: f32, u: f64) -> u32 {
+    let scaled: Vec<f32> = row.iter().map(|&l| l / temperature).collect();
+    let max = scaled.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let weights: Vec<f64> = scaled.iter().map(|&l| ((l - max) as f64).exp()).collect();
+    let total: f64 = weights.iter().sum();
+    let mut target = u * total;
+    for (i, &w) in weights.iter().enumerate() {
+        if target < w {
+            return i as u32;
+        }
+        target -= w;
+    }
+    argmax(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_ranges_and_ids_and_ignore_what_is_beyond_the_row() {
+        let mut row = vec![0.0; 8];
+        apply_mask(&mut row, &RowMask { ids: vec![1, 99], ranges: vec![(5, 100), (3, 3)], dominance_split: None });
+        let finite: Vec<usize> = (0..8).filter(|&i| row[i].is_finite()).collect();
+        assert_eq!(finite, vec![0, 2, 3, 4]);
+    }
+
+    #[test]
+    fn dominance_masks_below_the_split_only_when_the_mass_above_wins() {
+        // Each id above the split is less likely than id 0, but together they are more likely.
+        let mut row = vec![1.0, -5.0, 0.5, 0.5, 0.5];
+        apply_mask(&mut row, &RowMask { dominance_split: Some(2), ..Default::default() });
+        assert!(row[0].is_infinite() && row[1].is_infinite() && row[2].is_finite());
+        let mut row = vec![5.0, -5.0, 0.5, 0.5, 0.5];
+        apply_mask(&mut row, &RowMask { dominance_split: Some(2), ..Default::default() });
+        assert!(row[0].is_finite());
+    }
+
+    #[test]
+    fn choices_are_of_the_masked_row() {
+        let row = [2.0, 3.0, 1.0, 3.0];
+        let c = choose_on_host(&row, &RowMask { ids: vec![1], ..Default::default() }, 2, Some((1.0, 0.0)));
+        assert_eq!(c.best.0, 3, "id 1 is masked; 3 is the maximum left");
+        let lse = (2f32.exp() + 1f32.exp() + 3f32.exp()).ln();
+        assert!((c.best.1 - (3.0 - lse)).abs() < 1e-6);
+        assert_eq!(c.top.iter().map(|t| t.0).collect::<Vec<_>>(), vec![3, 0]);
+        assert_eq!(c.sampled.map(|s| s.0), Some(0), "u = 0 takes the first id with weight");
+        assert!(choose_on_host(&row, &RowMask::default(), 0, None).top.is_empty());
+    }
+
+    #[test]
+    fn topk_orders_and_breaks_ties_by_index() {
+        assert_eq!(topk(&[1.0, 3.0, 3.0, 2.0], 3), vec![(1, 3.0), (2, 3.0), (3, 2.0)]);
+    }
+
+    #[test]
+    fn sampling_inverts_the_cumulative_distribution() {
+        let row = [0.2f32.ln(), 0.8f32.ln()];
+        assert_eq!(sample(&row, 1.0, 0.1), 0);
+        assert_eq!(sample(&row, 1.0, 0.3), 1);
+        assert_eq!(sample(&row, 1.0, 0.999), 1);
+    }
+}
