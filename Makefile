@@ -30,6 +30,11 @@ test: models/tiny.en/.complete models/base/.complete
 check-kernels:
 	CARGO="$(CARGO)" scripts/check-kernels
 
+## gpu-pack/: CUDA 13 release test binaries, scribe, the tiny.en model and audio, with a run.sh that
+## validates them on a GPU machine that has no cargo (docs/gpu-validation.md).
+gpu-pack: models/tiny.en/.complete
+	CARGO="$(CARGO)" scripts/gpu-pack/build
+
 build:
 	$(CARGO) build --release --workspace
 
