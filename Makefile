@@ -21,7 +21,8 @@ test: models/tiny.en/.complete models/base/.complete
 	# NVRTC from its wheel on LD_LIBRARY_PATH (kernels compile; GPU tests print "skipped: no CUDA
 	# device"), and a compile check of the CUDA 13 target.
 	CARGO="$(CARGO)" scripts/check-kernels
-	eval "$$(scripts/install-cuda-tools)" && LD_LIBRARY_PATH="$$NVRTC_LIB_DIR$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}" \
+	tools="$$(scripts/install-cuda-tools)" && eval "$$tools" && \
+		LD_LIBRARY_PATH="$$NVRTC_LIB_DIR$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}" \
 		$(CARGO) test --profile test --workspace --all-targets --no-fail-fast --features scribe/cuda
 	$(CARGO) build --profile test --lib --bins --features scribe/cuda13
 
