@@ -2,7 +2,7 @@
 MODEL ?= tiny.en
 CARGO ?= cargo
 
-.PHONY: run test fetch build bench
+.PHONY: run test fetch build bench check-kernels gpu-pack
 
 ## Fetch the default model if missing, build, transcribe the bundled sample.
 run: models/$(MODEL)/.complete
@@ -17,10 +17,24 @@ test: models/tiny.en/.complete models/base/.complete
 	scripts/install-test-deps
 	$(CARGO) test --profile test --workspace --all-targets --no-fail-fast
 	# The CUDA builds (cudarc loads the libraries at run time, so no toolkit or GPU is needed):
-	# the whole suite again with the CUDA 12 target, where GPU tests print "skipped: no CUDA
-	# device", and a compile check of the CUDA 13 target.
-	$(CARGO) test --profile test --workspace --all-targets --no-fail-fast --features scribe/cuda
+	# every kernel through NVRTC and ptxas, the whole suite again with the CUDA 12 target and
+	# NVRTC from its wheel on LD_LIBRARY_PATH (kernels compile; GPU tests print "skipped: no CUDA
+	# device"), and a compile check of the CUDA 13 target.
+	CARGO="$(CARGO)" scripts/check-kernels
+	tools="$$(scripts/install-cuda-tools)" && eval "$$tools" && \
+		LD_LIBRARY_PATH="$$NVRTC_LIB_DIR$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}" \
+		$(CARGO) test --profile test --workspace --all-targets --no-fail-fast --features scribe/cuda
 	$(CARGO) build --profile test --lib --bins --features scribe/cuda13
+
+## Every CUDA kernel compiled (NVRTC) and assembled (ptxas) for SCRIBE_CUDA_ARCHS, no GPU needed:
+## a table of registers, spills and shared memory per kernel and architecture.
+check-kernels:
+	CARGO="$(CARGO)" scripts/check-kernels
+
+## gpu-pack/: CUDA 13 release test binaries, scribe, the tiny.en model and audio, with a run.sh that
+## validates them on a GPU machine that has no cargo (docs/gpu-validation.md).
+gpu-pack: models/tiny.en/.complete
+	CARGO="$(CARGO)" scripts/gpu-pack/build
 
 build:
 	$(CARGO) build --release --workspace

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Validates a Scribe build on a machine with an NVIDIA GPU, with no cargo, no network and no
+# ../shared: everything comes from this folder, made by `make gpu-pack` (scripts/gpu-pack/build).
+#
+#   gpu-pack/run.sh          every test binary with its GPU tests, then each recording of data/
+#                            transcribed with --device cuda and --device cpu, transcripts compared
+#   gpu-pack/run.sh bench    the GPU bench, when the pack has one (bin/bench)
+#
+# Exits non-zero when anything fails. docs/gpu-validation.md says what to record of a run.
+set -uo pipefail
+PACK="$(cd "$(dirname "$0")" && pwd)"
+cd "$PACK" || exit 1
+MODEL=tiny.en
+say() { echo "run.sh: $*" >&2; }
+
+# Files over the upload size travel in parts/; put them back, then check every file.
+reassemble() {
+    local first target
+    while IFS= read -r first; do
+        target="${first#parts/}"
+        target="${target%.part-00}"
+        [ -f "$target" ] || cat "parts/$target".part-* >"$target" || return 1
+    done < <(find parts -name '*.part-00' 2>/dev/null)
+    sha256sum --quiet -c SHA256SUMS
+}
+if ! reassemble; then
+    say "the pack is incomplete or damaged (SHA256SUMS); copy it again"
+    exit 1
+fi
+
+# cudarc opens NVRTC and cuBLAS of CUDA 13 by name: find them where toolkits and pip put them
+# when the loader does not.
+for lib in libnvrtc.so.13 libcublas.so.13 libcublasLt.so.13; do
+    ldconfig -p 2>/dev/null | grep -q "$lib" && continue
+    found="$(find /usr/local /opt /usr/lib -name "$lib" -print -quit 2>/dev/null)"
+    if [ -n "$found" ]; then
+        LD_LIBRARY_PATH="$(dirname "$found")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+        export LD_LIBRARY_PATH
+    else
+        say "$lib not found; the CUDA tests will report it"
+    fi
+done
+
+# The tests look for models/ and ../shared/data/speech/ under the checkout they were built in.
+# On a machine without that checkout (or without ../shared beside it), lay out links to this pack
+# there; a tree that exists is never touched.
+root="$(sed -n 's/^root //p' BUILD)"
+shared="$(dirname "$root")/shared/data/speech"
+if [ ! -e "$root" ] && mkdir -p "$root/models"; then
+    ln -s "$PACK/models/$MODEL" "$root/models/$MODEL"
+    if [ -f "$PACK/../Cargo.toml" ]; then
+        for d in tests kernels samples; do ln -s "$(cd "$PACK/.." && pwd)/$d" "$root/$d"; done
+    fi
+    say "laid out $root for the tests"
+fi
+if [ ! -e "$(dirname "$root")/shared" ] && mkdir -p "$shared"; then
+    ln -s "$PACK"/data/* "$shared/"
+    say "laid out $shared for the tests"
+fi
+
+SCRIBE_KERNEL_CACHE="$(mktemp -d)"
+export SCRIBE_KERNEL_CACHE
+work="$(mktemp -d)"
+trap 'rm -rf "$SCRIBE_KERNEL_CACHE" "$work"' EXIT
+
+if [ "${1:-}" = bench ]; then
+    shift
+    # TODO(bench): the GPU bench is being written; `make gpu-pack` will copy it to bin/bench.
+    if [ ! -x bin/bench ]; then
+        say "this pack has no bench yet (bin/bench)"
+        exit 1
+    fi
+    exec bin/bench "$@"
+fi
+
+echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ), pack $(sed -n 's/^commit //p' BUILD)"
+nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total --format=csv,noheader 2>&1 || true
+echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
+
+summary=()
+failures=0
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+record() { # record STATUS NAME START_MS
+    summary+=("$(printf '%-4s %-44s %8.3f s' "$1" "$2" "$(echo "$(now_ms) $3" | awk '{ print ($1 - $2) / 1000 }')")")
+    [ "$1" = PASS ] || failures=$((failures + 1))
+}
+
+for t in bin/test-*; do
+    echo "== $t"
+    start=$(now_ms)
+    if "$t" --include-ignored --test-threads=1; then s=PASS; else s=FAIL; fi
+    record "$s" "$t" "$start"
+done
+
+for audio in data/*; do
+    name="$(basename "${audio%.*}")"
+    for device in cuda cpu; do
+        echo "== scribe transcribe --device $device $audio"
+        start=$(now_ms)
+        if bin/scribe transcribe --model "$MODEL" --model_dir models --model_cache_only True --device "$device" \
+            --output_format txt --output_dir "$work/$device" --verbose False "$audio"; then
+            s=PASS
+            sed 's/^/    /' "$work/$device/$name.txt"
+        else
+            s=FAIL
+        fi
+        record "$s" "transcribe $device $audio" "$start"
+    done
+    if [ -f "$work/cuda/$name.txt" ] && [ -f "$work/cpu/$name.txt" ] && diff -u "$work/cpu/$name.txt" "$work/cuda/$name.txt"; then
+        record PASS "same transcript on cuda and cpu: $name" "$(now_ms)"
+    else
+        record FAIL "same transcript on cuda and cpu: $name" "$(now_ms)"
+    fi
+done
+
+echo "== summary"
+printf '%s\n' "${summary[@]}"
+if [ "$failures" -gt 0 ]; then
+    echo "$failures of ${#summary[@]} failed"
+    exit 1
+fi
+echo "all ${#summary[@]} passed"
