@@ -42,6 +42,13 @@ extern "C" __global__ void bias_activation(const float* x, const float* __restri
     GRID_STRIDE_LOOP(i, n) { y[i] = activate(x[i] + bias[i % cols], op, param); }
 }
 
+// y[r, c] = x[r, c] + bias[c] + residual[r, c] (bias may be null): a linear layer's bias and the
+// block's skip connection in one pass over the GEMM output; in place allowed (y == x).
+extern "C" __global__ void bias_residual(const float* x, const float* __restrict__ bias,
+                                         const float* __restrict__ residual, float* y, i64 n, int cols) {
+    GRID_STRIDE_LOOP(i, n) { y[i] = residual[i] + (x[i] + (bias ? bias[i % cols] : 0.0f)); }
+}
+
 // y[b, c, t] = x[b, c, t] + bias[c] on channels-first data (conv outputs); in place allowed.
 extern "C" __global__ void bias_channels(const float* x, const float* __restrict__ bias, float* y, i64 n, int channels,
                                          int time) {

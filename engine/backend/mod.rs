@@ -63,6 +63,12 @@ pub trait Backend: Send + Sync {
         let y = self.linear(x, w, b)?;
         self.activation(&y, act)
     }
+    /// `residual + x · wᵀ + b` with `residual` of the output's shape (a skip connection). A
+    /// backend may fuse the bias and the residual into one pass over the GEMM output.
+    fn linear_residual(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, residual: &Tensor) -> Result<Tensor> {
+        let y = self.linear(x, w, b)?;
+        self.binary(residual, &y, BinaryOp::Add)
+    }
     /// Batched `a[B, M, K] · b[B, K, N]` (or `b[B, N, K]ᵀ` when `transpose_b`).
     fn matmul(&self, a: &Tensor, b: &Tensor, transpose_b: bool) -> Result<Tensor>;
     /// `nn.Conv1d` on `x[B, C_in, T]` with `w[C_out, C_in / groups, K]`.
@@ -119,6 +125,25 @@ pub trait Backend: Send + Sync {
     // ---- indexing, layout, reductions -----------------------------------------------------
     /// Rows of `table[V, D]` → `[ids.len(), D]`.
     fn embedding(&self, ids: &[u32], table: &Tensor) -> Result<Tensor>;
+    /// Token embeddings plus positional embeddings: `ids` are rows of `seq_len` tokens at
+    /// positions `offset..offset + seq_len` of `positions[P, D]` → `[ids.len(), D]`. A backend
+    /// may do both in one pass.
+    fn embedding_with_positions(
+        &self,
+        ids: &[u32],
+        table: &Tensor,
+        positions: &Tensor,
+        offset: usize,
+        seq_len: usize,
+    ) -> Result<Tensor> {
+        if seq_len == 0 || ids.len() % seq_len != 0 {
+            return Err(Error::shape("embedding_with_positions", format!("{} ids in rows of {seq_len}", ids.len())));
+        }
+        let d = table.dim(-1);
+        let x = self.embedding(ids, table)?.reshape(&[ids.len() / seq_len, seq_len, d])?;
+        let pos = self.slice(positions, 0, offset, seq_len)?;
+        Ok(self.binary(&x, &pos, BinaryOp::Add)?.reshape(&[ids.len(), d])?)
+    }
     /// Reorder dimensions (materialises).
     fn permute(&self, x: &Tensor, perm: &[usize]) -> Result<Tensor>;
     /// `x[.., start..start+len, ..]` along `dim`.

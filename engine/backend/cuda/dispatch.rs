@@ -56,6 +56,10 @@ impl Backend for CudaBackend {
         self.linear_op(x, w, b, activation_code(act))
     }
 
+    fn linear_residual(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, residual: &Tensor) -> Result<Tensor> {
+        self.linear_residual_op(x, w, b, residual)
+    }
+
     fn matmul(&self, a: &Tensor, b: &Tensor, transpose_b: bool) -> Result<Tensor> {
         self.matmul_op(a, b, transpose_b)
     }
@@ -127,6 +131,17 @@ impl Backend for CudaBackend {
 
     fn embedding(&self, ids: &[u32], table: &Tensor) -> Result<Tensor> {
         self.embedding_op(ids, table)
+    }
+
+    fn embedding_with_positions(
+        &self,
+        ids: &[u32],
+        table: &Tensor,
+        positions: &Tensor,
+        offset: usize,
+        seq_len: usize,
+    ) -> Result<Tensor> {
+        self.embedding_with_positions_op(ids, table, positions, offset, seq_len)
     }
 
     fn permute(&self, x: &Tensor, perm: &[usize]) -> Result<Tensor> {

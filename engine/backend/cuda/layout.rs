@@ -89,6 +89,57 @@ impl CudaBackend {
         Ok(y)
     }
 
+    pub(crate) fn embedding_with_positions_op(
+        &self,
+        ids: &[u32],
+        table: &Tensor,
+        positions: &Tensor,
+        offset: usize,
+        seq_len: usize,
+    ) -> Result<Tensor> {
+        let (v, d) = match table.shape() {
+            [v, d] => (*v, *d),
+            s => return Err(Error::shape("embedding", format!("table must be [V, D], got {s:?}"))),
+        };
+        let p = positions.dim(0);
+        if positions.shape() != [p, d] || seq_len == 0 || ids.len() % seq_len != 0 || offset + seq_len > p {
+            return Err(Error::shape(
+                "embedding_with_positions",
+                format!(
+                    "{} ids in rows of {seq_len} at {offset} of positions {:?}, table {:?}",
+                    ids.len(),
+                    positions.shape(),
+                    table.shape()
+                ),
+            ));
+        }
+        if let Some(&bad) = ids.iter().find(|&&id| id as usize >= v) {
+            return Err(Error::shape("embedding", format!("token id {bad} outside a vocabulary of {v}")));
+        }
+        let dev_ids = self.to_device(ids)?;
+        let (y, yp) = self.output(vec![ids.len(), d])?;
+        let n = ids.len() * d;
+        let (name, tp) = match storage(table)? {
+            CudaStorage::F32(s) => ("embedding_positions_f32", address(s)),
+            CudaStorage::F16(s) => ("embedding_positions_f16", address(s)),
+        };
+        self.launch_elementwise(
+            name,
+            n,
+            &[
+                Arg::Ptr(address(&dev_ids)),
+                Arg::Ptr(tp),
+                Arg::Ptr(f32_ptr(positions)?),
+                Arg::Ptr(yp),
+                Arg::I64(n as i64),
+                Arg::I32(int(d, "width")?),
+                Arg::I32(int(seq_len, "sequence length")?),
+                Arg::I32(int(offset, "offset")?),
+            ],
+        )?;
+        Ok(y)
+    }
+
     pub(crate) fn permute_op(&self, x: &Tensor, perm: &[usize]) -> Result<Tensor> {
         let (out_shape, s) = permute_shape(x.shape(), perm)?;
         let (y, yp) = self.output(out_shape)?;

@@ -2,7 +2,7 @@
 //! the bias epilogue). An f16 weight runs on the tensor cores with f16 activations and f32
 //! accumulation; an f32 weight runs in f32.
 
-use super::backend::CudaBackend;
+use super::backend::{int, Arg, CudaBackend};
 use super::elementwise::NO_ACTIVATION;
 use super::gemm::{GemmInput, RowMajorGemm};
 use super::storage::{address, f32_ptr, storage, CudaStorage};
@@ -61,6 +61,44 @@ impl CudaBackend {
             }
             None => {}
         }
+        Ok(y)
+    }
+
+    /// `residual + x · wᵀ + b`: the GEMM, then bias and residual in one pass.
+    pub(crate) fn linear_residual_op(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        residual: &Tensor,
+    ) -> Result<Tensor> {
+        let y = self.linear_op(x, w, None, NO_ACTIVATION)?;
+        if residual.shape() != y.shape() {
+            return Err(Error::shape(
+                "linear_residual",
+                format!("residual {:?} for output {:?}", residual.shape(), y.shape()),
+            ));
+        }
+        let cols = y.dim(-1);
+        if let Some(b) = b {
+            if b.numel() != cols {
+                return Err(Error::shape("linear", format!("bias {:?} for {cols} outputs", b.shape())));
+            }
+        }
+        let yp = f32_ptr(&y)?;
+        let n = y.numel();
+        self.launch_elementwise(
+            "bias_residual",
+            n,
+            &[
+                Arg::Ptr(yp),
+                Arg::Ptr(b.map(f32_ptr).transpose()?.unwrap_or(0)),
+                Arg::Ptr(f32_ptr(residual)?),
+                Arg::Ptr(yp),
+                Arg::I64(n as i64),
+                Arg::I32(int(cols.max(1), "columns")?),
+            ],
+        )?;
         Ok(y)
     }
 

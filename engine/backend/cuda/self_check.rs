@@ -198,6 +198,19 @@ fn check_linear(c: &mut Checker, thorough: bool) -> Result<()> {
         c.check(format!("linear+gelu f16 x[{rows}, {k}] w[{n}, {k}]"), "activation(gelu)", f16_gemm(k), |d, s| {
             d.linear_activation(side(&x, s), side(&wh, s), Some(side(&b, s)), Activation::Gelu)
         })?;
+        let r = c.tensor(&[rows, n], 2.0)?;
+        c.check(
+            format!("linear+residual f16 x[{rows}, {k}] w[{n}, {k}]"),
+            "activation(bias_residual)",
+            f16_gemm(k),
+            |d, s| d.linear_residual(side(&x, s), side(&wh, s), Some(side(&b, s)), side(&r, s)),
+        )?;
+        c.check(
+            format!("linear+residual f32 no bias x[{rows}, {k}] w[{n}, {k}]"),
+            "activation(bias_residual)",
+            f32_gemm(k),
+            |d, s| d.linear_residual(side(&x, s), side(&w, s), None, side(&r, s)),
+        )?;
     }
     let shapes: &[(usize, usize, usize, usize)] =
         if thorough { &[(1, 1, 1, 1), (2, 7, 9, 5), (6, 33, 17, 64), (3, 64, 100, 31)] } else { &[(2, 7, 9, 5)] };
@@ -422,6 +435,16 @@ fn check_layout(c: &mut Checker, thorough: bool) -> Result<()> {
         d.embedding(&ids, side(&half_table, s))
     })?;
     c.check(format!("download f16 [{vocab}, {dim}]"), "embedding", F32, |_, s| Ok(side(&half_table, s).clone()))?;
+    let positions = c.tensor(&[448, dim], 1.0)?;
+    for (offset, seq_len) in [(0, 3), (5, 1), (445, 3)] {
+        let ids: Vec<u32> = (0..3 * seq_len).map(|_| c.rng.below(vocab) as u32).collect();
+        c.check(
+            format!("embedding+positions f16 {} ids, rows of {seq_len} at {offset}", ids.len()),
+            "embedding",
+            F32,
+            |d, s| d.embedding_with_positions(&ids, side(&half_table, s), side(&positions, s), offset, seq_len),
+        )?;
+    }
     let x = c.tensor(&[3, 5, 7, 2], 1.0)?;
     for perm in [[0, 2, 1, 3], [3, 2, 1, 0], [1, 0, 3, 2]] {
         c.check(format!("permute [3, 5, 7, 2] {perm:?}"), "layout", F32, |d, s| d.permute(side(&x, s), &perm))?;

@@ -48,6 +48,11 @@ impl Linear {
         dev.linear(x, &self.weight, self.bias.as_ref())
     }
 
+    /// `residual + x · wᵀ + b` (a block's skip connection), fused where the backend can.
+    pub fn forward_residual(&self, dev: &Device, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        dev.linear_residual(x, &self.weight, self.bias.as_ref(), residual)
+    }
+
     /// `gelu(x · wᵀ + b)`, fused where the backend can.
     pub fn forward_gelu(&self, dev: &Device, x: &Tensor) -> Result<Tensor> {
         dev.linear_activation(x, &self.weight, self.bias.as_ref(), crate::backend::Activation::Gelu)

@@ -38,17 +38,24 @@ impl MultiHeadAttention {
         Ok(KvCache { k: self.k_proj.forward(dev, source)?, v: self.v_proj.forward(dev, source)? })
     }
 
-    /// Attention of `x` over itself (encoder).
-    pub fn self_attention(&self, dev: &Device, x: &Tensor) -> Result<Tensor> {
+    /// `residual` + attention of `x` over itself (encoder); the skip connection is fused into
+    /// the output projection where the backend can.
+    pub fn self_attention(&self, dev: &Device, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
         let q = self.q_proj.forward(dev, x)?;
         let kv = self.kv(dev, x)?;
         let o = dev.attention(&q, &kv.k, &kv.v, self.heads, false)?;
-        self.out_proj.forward(dev, &o)
+        self.out_proj.forward_residual(dev, &o, residual)
     }
 
-    /// Causal self-attention of new positions `x` `[B, n, D]`, appending their keys and values
-    /// to `cache` (decoder).
-    pub fn cached_self_attention(&self, dev: &Device, x: &Tensor, cache: &mut Option<KvCache>) -> Result<Tensor> {
+    /// `residual` + causal self-attention of new positions `x` `[B, n, D]`, appending their keys
+    /// and values to `cache` (decoder).
+    pub fn cached_self_attention(
+        &self,
+        dev: &Device,
+        x: &Tensor,
+        cache: &mut Option<KvCache>,
+        residual: &Tensor,
+    ) -> Result<Tensor> {
         let q = self.q_proj.forward(dev, x)?;
         let new = self.kv(dev, x)?;
         let kv = match cache.take() {
@@ -57,7 +64,7 @@ impl MultiHeadAttention {
         };
         let o = dev.attention(&q, &kv.k, &kv.v, self.heads, true)?;
         *cache = Some(kv);
-        self.out_proj.forward(dev, &o)
+        self.out_proj.forward_residual(dev, &o, residual)
     }
 
     /// Scaled scores `q·kᵀ/√Dh` of one hypothesis `x[1, n, D]` over `kv[1, T, D]`, per head:
@@ -72,10 +79,10 @@ impl MultiHeadAttention {
         dev.scale(&scores, 1.0 / (dh as f32).sqrt())
     }
 
-    /// Attention of `x` over precomputed keys and values (decoder cross-attention).
-    pub fn cross_attention(&self, dev: &Device, x: &Tensor, kv: &KvCache) -> Result<Tensor> {
+    /// `residual` + attention of `x` over precomputed keys and values (decoder cross-attention).
+    pub fn cross_attention(&self, dev: &Device, x: &Tensor, kv: &KvCache, residual: &Tensor) -> Result<Tensor> {
         let q = self.q_proj.forward(dev, x)?;
         let o = dev.attention(&q, &kv.k, &kv.v, self.heads, false)?;
-        self.out_proj.forward(dev, &o)
+        self.out_proj.forward_residual(dev, &o, residual)
     }
 }

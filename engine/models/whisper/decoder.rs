@@ -155,12 +155,12 @@ impl Decoder {
         }
         let d = self.embed_tokens.dim(1);
         let ids: Vec<u32> = tokens.iter().flatten().copied().collect();
-        let x = dev.embedding(&ids, &self.embed_tokens)?.reshape(&[rows, n, d])?;
-        let pos = dev.slice(&self.embed_positions, 0, state.offset, n)?;
-        let mut x = dev.add(&x, &pos)?;
+        let mut x = dev
+            .embedding_with_positions(&ids, &self.embed_tokens, &self.embed_positions, state.offset, n)?
+            .reshape(&[rows, n, d])?;
         for (i, layer) in self.layers.iter().enumerate() {
             let h = layer.self_attn_layer_norm.forward(dev, &x)?;
-            x = dev.add(&x, &layer.self_attn.cached_self_attention(dev, &h, &mut state.self_kv[i])?)?;
+            x = layer.self_attn.cached_self_attention(dev, &h, &mut state.self_kv[i], &x)?;
             let h = layer.encoder_attn_layer_norm.forward(dev, &x)?;
             if captured.iter().any(|((l, _), _)| *l == i) {
                 let scores = dev.download(&layer.encoder_attn.cross_scores(dev, &h, &state.cross[i])?)?;
@@ -171,10 +171,10 @@ impl Decoder {
                     }
                 }
             }
-            x = dev.add(&x, &layer.encoder_attn.cross_attention(dev, &h, &state.cross[i])?)?;
+            x = layer.encoder_attn.cross_attention(dev, &h, &state.cross[i], &x)?;
             let h = layer.final_layer_norm.forward(dev, &x)?;
             let h = layer.fc1.forward_gelu(dev, &h)?;
-            x = dev.add(&x, &layer.fc2.forward(dev, &h)?)?;
+            x = layer.fc2.forward_residual(dev, &h, &x)?;
         }
         state.offset += n;
         x = match positions {

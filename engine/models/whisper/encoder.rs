@@ -34,10 +34,10 @@ impl EncoderLayer {
 
     fn forward(&self, dev: &Device, x: &Tensor) -> Result<Tensor> {
         let h = self.self_attn_layer_norm.forward(dev, x)?;
-        let x = dev.add(x, &self.self_attn.self_attention(dev, &h)?)?;
+        let x = self.self_attn.self_attention(dev, &h, x)?;
         let h = self.final_layer_norm.forward(dev, &x)?;
         let h = self.fc1.forward_gelu(dev, &h)?;
-        dev.add(&x, &self.fc2.forward(dev, &h)?)
+        self.fc2.forward_residual(dev, &h, &x)
     }
 }
 
