@@ -7,7 +7,8 @@
 #![cfg(feature = "cuda-backend")]
 
 use scribe::backend::cuda::compile::{
-    cache_path, compile_ptx, kernel_sources, nvrtc_version, ptx_via_cache, Origin, BASELINE_ARCH, CACHE_ENV,
+    cache_path, compile_cubin, compile_ptx, cubin_via_cache, kernel_sources, nvrtc_archs, nvrtc_target, nvrtc_version,
+    ptx_via_cache, NvrtcTarget, Origin, BASELINE_ARCH, CACHE_ENV,
 };
 
 /// Hopper: the newest architecture the project ships cubins for.
@@ -94,5 +95,26 @@ fn the_disk_cache_is_written_by_the_first_compile_and_read_by_the_next() {
     let (second, origin) = ptx_via_cache(&kernel, BASELINE_ARCH).expect("cache read");
     assert_eq!(origin, Origin::DiskCache, "the second compile should come from {}", file.display());
     assert_eq!(second, first);
+
+    // The run-time path: a cubin for the GPU's own architecture, cached the same way.
+    let cubin_file = cache_path(dir.path(), &kernel, HOPPER, version).with_extension("cubin");
+    let (bin, origin) = cubin_via_cache(&kernel, HOPPER).expect("NVRTC compiles a cubin");
+    assert_eq!(origin, Origin::Nvrtc);
+    assert!(bin.starts_with(b"\x7fELF") && cubin_file.is_file(), "{}", cubin_file.display());
+    let (again, origin) = cubin_via_cache(&kernel, HOPPER).expect("cache read");
+    assert_eq!((origin, again), (Origin::DiskCache, bin));
     std::env::remove_var(CACHE_ENV);
+}
+
+#[test]
+fn every_kernel_compiles_to_a_cubin_for_each_shipped_architecture() {
+    let Some(version) = nvrtc() else { return };
+    let archs = nvrtc_archs();
+    for gpu in [(8, 0), (8, 6), (8, 9), (9, 0)] {
+        assert_eq!(nvrtc_target(gpu, &archs), Some(NvrtcTarget::Cubin(gpu)), "NVRTC {version:?} lists {archs:?}");
+        for k in kernel_sources() {
+            let bin = compile_cubin(&k, gpu).unwrap_or_else(|e| panic!("{e}"));
+            assert!(bin.starts_with(b"\x7fELF"), "{} for sm_{}{} is not an ELF cubin", k.name, gpu.0, gpu.1);
+        }
+    }
 }

@@ -26,21 +26,25 @@ pub struct KernelSource {
 
 /// Every kernel file with its headers inlined.
 pub fn kernel_sources() -> Vec<KernelSource> {
-    KERNEL_SOURCES.iter().map(|&(name, src)| KernelSource { name, source: inline_headers(src) }).collect()
+    KERNEL_SOURCES.iter().map(|&(name, src)| KernelSource { name, source: inline_headers(name, src) }).collect()
 }
 
 /// Replace each `#include "x.cuh"` of a bundled header by its text (NVRTC gets no include path,
-/// and the nvcc build compiles the same files with `-I kernels`).
-fn inline_headers(src: &str) -> String {
+/// and the nvcc build compiles the same files with `-I kernels`); a `#line` directive after it
+/// keeps compiler messages pointing at the kernel file's own lines.
+fn inline_headers(name: &str, src: &str) -> String {
     let mut out = String::with_capacity(src.len() + 4096);
-    for line in src.lines() {
+    for (number, line) in src.lines().enumerate() {
         let header = line
             .trim()
             .strip_prefix("#include \"")
             .and_then(|rest| rest.strip_suffix('"'))
             .and_then(|name| KERNEL_HEADERS.iter().find(|(h, _)| *h == name));
         match header {
-            Some((_, text)) => out.push_str(text),
+            Some((_, text)) => {
+                out.push_str(text);
+                out.push_str(&format!("\n#line {} \"{name}.cu\"", number + 2));
+            }
             None => out.push_str(line),
         }
         out.push('\n');
@@ -319,6 +323,14 @@ mod tests {
             assert!(!k.source.contains("#include \""), "{} still includes a header", k.name);
             assert!(k.source.contains("extern \"C\" __global__"), "{} defines no kernel", k.name);
         }
+    }
+
+    #[test]
+    fn compiler_messages_keep_the_kernel_files_line_numbers() {
+        let src = "// one\n#include \"common.cuh\"\nint x;\n";
+        let inlined = inline_headers("demo", src);
+        let after = inlined.split("#line ").nth(1).expect("a #line directive");
+        assert!(after.starts_with("3 \"demo.cu\"\nint x;"), "{after}");
     }
 
     #[test]
