@@ -61,10 +61,14 @@ fn tiny_en_on_the_gpu_agrees_with_the_cpu() {
     let text = |m: &Whisper, t: &[u32]| m.tokenizer.decode(t).unwrap();
     eprintln!("gpu: {:?}", text(&gpu, &tokens_gpu));
     assert_eq!(text(&gpu, &tokens_gpu), text(&cpu, &tokens_cpu), "greedy transcripts differ");
+    let to_host = traffic.to_host - started.to_host;
     eprintln!(
-        "greedy decode of {} tokens: {} bytes to the host, {} to the device",
+        "greedy decode of {} tokens: {to_host} bytes to the host, {} to the device",
         tokens_gpu.len(),
-        traffic.to_host - started.to_host,
         traffic.to_device - started.to_device
     );
+    // Per step (one row, k = 0): the argmax and its log-prob, with the unused sample slot, is 16
+    // bytes; the first step adds the no-speech log-prob. A logits row would be 4·V bytes.
+    let steps = tokens_gpu.len() + 1;
+    assert!(to_host as usize <= 16 * steps + 4, "{to_host} bytes to the host for {steps} steps");
 }
