@@ -1,5 +1,7 @@
-//! Decode an audio file (WAV: 8/16/24/32-bit integer or 32/64-bit float PCM; FLAC) to 16 kHz mono f32
-//! in [-1, 1], the input every model here expects.
+//! Decode an audio file to 16 kHz mono f32 in [-1, 1], the input every model here expects.
+//! Containers: WAV (8/16/24/32-bit integer or 32/64-bit float PCM), FLAC, MP3, MP4/M4A (AAC),
+//! Ogg (Vorbis), Matroska/WebM (Vorbis, FLAC, AAC, PCM), and video files with such an audio
+//! track (the first decodable audio track is used). Opus is refused by name for now.
 //!
 //! Decoding is symphonia's; channels are averaged to mono and the result is streamed through
 //! [`StreamResampler`] as packets arrive, so the file's native-rate audio is never held whole.
@@ -17,7 +19,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 use symphonia::core::audio::{AudioBufferRef, SampleBuffer};
-use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL};
+use symphonia::core::codecs::{CodecType, DecoderOptions, CODEC_TYPE_NULL, CODEC_TYPE_OPUS};
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::FormatOptions;
 use symphonia::core::io::{MediaSource, MediaSourceStream};
@@ -92,14 +94,28 @@ fn decode_inner(source: Box<dyn MediaSource>, name: &Path, sink: Sink<'_>) -> Re
         .map_err(|e| fail(probe_failure(&e)))?;
     let mut format = probed.format;
 
-    let track = format
-        .tracks()
-        .iter()
-        .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
-        .ok_or_else(|| fail("no audio track".into()))?;
+    // The first track a decoder exists for (a video file's picture track has none).
+    let codecs = symphonia::default::get_codecs();
+    let known = |c: CodecType| c != CODEC_TYPE_NULL;
+    let track =
+        match format
+            .tracks()
+            .iter()
+            .find(|t| known(t.codec_params.codec) && codecs.get_codec(t.codec_params.codec).is_some())
+        {
+            Some(t) => t,
+            None => return Err(fail(match format.tracks().iter().map(|t| t.codec_params.codec).find(|&c| known(c)) {
+                Some(CODEC_TYPE_OPUS) => {
+                    "unsupported codec: Opus audio cannot be decoded yet (convert it to FLAC, WAV, MP3, AAC or Vorbis)"
+                        .into()
+                }
+                Some(other) => format!("unsupported codec (symphonia codec id {other})"),
+                None => "no audio track".into(),
+            })),
+        };
     let track_id = track.id;
     let expected_frames = track.codec_params.n_frames;
-    let mut decoder = symphonia::default::get_codecs()
+    let mut decoder = codecs
         .make(&track.codec_params, &DecoderOptions::default())
         .map_err(|e| fail(format!("unsupported codec: {e}")))?;
 
@@ -170,7 +186,7 @@ fn probe_failure(e: &SymphoniaError) -> String {
     match e {
         // No reader recognised the first bytes at all.
         SymphoniaError::Unsupported(what) if what.contains("no suitable format reader") => {
-            "not a recognised audio file (WAV or FLAC expected)".into()
+            "not a recognised audio file (WAV, FLAC, MP3, MP4/M4A, Ogg, WebM/MKV expected)".into()
         }
         SymphoniaError::Unsupported(_) => format!("unsupported audio format or codec: {e}"),
         SymphoniaError::IoError(_) => format!("file ends inside its header (truncated?): {e}"),
