@@ -21,9 +21,11 @@ test: models/tiny.en/.complete models/base/.complete
 	# NVRTC from its wheel on LD_LIBRARY_PATH (kernels compile; GPU tests print "skipped: no CUDA
 	# device"), and a compile check of the CUDA 13 target.
 	CARGO="$(CARGO)" scripts/check-kernels
+	# This run also decodes Opus (--features opus) when libopus is installed.
 	tools="$$(scripts/install-cuda-tools)" && eval "$$tools" && \
+		features=scribe/cuda && if pkg-config --exists opus 2>/dev/null; then features="$$features,scribe/opus"; fi && \
 		LD_LIBRARY_PATH="$$NVRTC_LIB_DIR$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}" \
-		$(CARGO) test --profile test --workspace --all-targets --no-fail-fast --features scribe/cuda
+		$(CARGO) test --profile test --workspace --all-targets --no-fail-fast --features "$$features"
 	$(CARGO) build --profile test --lib --bins --features scribe/cuda13
 
 ## Every CUDA kernel compiled (NVRTC) and assembled (ptxas) for SCRIBE_CUDA_ARCHS, no GPU needed:

@@ -1,7 +1,8 @@
 //! Decode an audio file to 16 kHz mono f32 in [-1, 1], the input every model here expects.
 //! Containers: WAV (8/16/24/32-bit integer or 32/64-bit float PCM), FLAC, MP3, MP4/M4A (AAC),
 //! Ogg (Vorbis), Matroska/WebM (Vorbis, FLAC, AAC, PCM), and video files with such an audio
-//! track (the first decodable audio track is used). Opus is refused by name for now.
+//! track (the first decodable audio track is used); Opus (Ogg, WebM) with the `opus` feature
+//! (libopus), refused by name without it.
 //!
 //! Decoding is symphonia's; channels are averaged to mono and the result is streamed through
 //! [`StreamResampler`] as packets arrive, so the file's native-rate audio is never held whole.
@@ -95,7 +96,7 @@ fn decode_inner(source: Box<dyn MediaSource>, name: &Path, sink: Sink<'_>) -> Re
     let mut format = probed.format;
 
     // The first track a decoder exists for (a video file's picture track has none).
-    let codecs = symphonia::default::get_codecs();
+    let codecs = codec_registry();
     let known = |c: CodecType| c != CODEC_TYPE_NULL;
     let track =
         match format
@@ -106,7 +107,7 @@ fn decode_inner(source: Box<dyn MediaSource>, name: &Path, sink: Sink<'_>) -> Re
             Some(t) => t,
             None => return Err(fail(match format.tracks().iter().map(|t| t.codec_params.codec).find(|&c| known(c)) {
                 Some(CODEC_TYPE_OPUS) => {
-                    "unsupported codec: Opus audio cannot be decoded yet (convert it to FLAC, WAV, MP3, AAC or Vorbis)"
+                    "unsupported codec: this build decodes no Opus (build with --features opus, which needs libopus)"
                         .into()
                 }
                 Some(other) => format!("unsupported codec (symphonia codec id {other})"),
@@ -179,6 +180,18 @@ fn decode_inner(source: Box<dyn MediaSource>, name: &Path, sink: Sink<'_>) -> Re
         }
     }
     Ok(())
+}
+
+/// symphonia's codecs, plus Opus through libopus when the `opus` feature is on.
+fn codec_registry() -> &'static symphonia::core::codecs::CodecRegistry {
+    static REGISTRY: std::sync::OnceLock<symphonia::core::codecs::CodecRegistry> = std::sync::OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        let mut registry = symphonia::core::codecs::CodecRegistry::new();
+        symphonia::default::register_enabled_codecs(&mut registry);
+        #[cfg(feature = "opus")]
+        registry.register_all::<crate::audio::opus::OpusDecoder>();
+        registry
+    })
 }
 
 /// What went wrong while identifying the container, in words.

@@ -10,6 +10,8 @@ pub mod log_mel_frames;
 pub mod mel;
 pub mod mel_frame;
 pub mod mel_stream;
+#[cfg(feature = "opus")]
+pub mod opus;
 pub mod resample;
 
 pub use decode::{decode_bytes, load_audio, stream_audio};
