@@ -421,7 +421,8 @@ fn conv1d() {
     let mut st = Stats::new("conv1d");
     let mut rng = Rng::new(3);
     // (name, B, C_in, C_out, T, K, stride, padding, dilation, groups)
-    let cases: &[(&str, usize, usize, usize, usize, usize, usize, usize, usize, usize)] = &[
+    type Case = (&'static str, usize, usize, usize, usize, usize, usize, usize, usize, usize);
+    let cases: &[Case] = &[
         ("1x1", 1, 1, 1, 1, 1, 1, 0, 1, 1),
         ("pointwise", 2, 7, 17, 33, 1, 1, 0, 1, 1),
         ("k3 p1", 2, 3, 5, 17, 3, 1, 1, 1, 1),
@@ -761,7 +762,7 @@ fn activation() {
 /// NumPy-broadcast reference: `b` right-aligned against `a`.
 fn ref_binary(a: &[f32], ash: &[usize], b: &[f32], bsh: &[usize], op: BinaryOp) -> Vec<f64> {
     let pad = ash.len() - bsh.len();
-    let bfull: Vec<usize> = std::iter::repeat(1).take(pad).chain(bsh.iter().copied()).collect();
+    let bfull: Vec<usize> = std::iter::repeat_n(1, pad).chain(bsh.iter().copied()).collect();
     let bst = strides(&bfull);
     (0..a.len())
         .map(|i| {

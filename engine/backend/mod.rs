@@ -136,13 +136,13 @@ pub trait Backend: Send + Sync {
         offset: usize,
         seq_len: usize,
     ) -> Result<Tensor> {
-        if seq_len == 0 || ids.len() % seq_len != 0 {
+        if seq_len == 0 || !ids.len().is_multiple_of(seq_len) {
             return Err(Error::shape("embedding_with_positions", format!("{} ids in rows of {seq_len}", ids.len())));
         }
         let d = table.dim(-1);
         let x = self.embedding(ids, table)?.reshape(&[ids.len() / seq_len, seq_len, d])?;
         let pos = self.slice(positions, 0, offset, seq_len)?;
-        Ok(self.binary(&x, &pos, BinaryOp::Add)?.reshape(&[ids.len(), d])?)
+        self.binary(&x, &pos, BinaryOp::Add)?.reshape(&[ids.len(), d])
     }
     /// Reorder dimensions (materialises).
     fn permute(&self, x: &Tensor, perm: &[usize]) -> Result<Tensor>;

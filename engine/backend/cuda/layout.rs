@@ -102,7 +102,7 @@ impl CudaBackend {
             s => return Err(Error::shape("embedding", format!("table must be [V, D], got {s:?}"))),
         };
         let p = positions.dim(0);
-        if positions.shape() != [p, d] || seq_len == 0 || ids.len() % seq_len != 0 || offset + seq_len > p {
+        if positions.shape() != [p, d] || seq_len == 0 || !ids.len().is_multiple_of(seq_len) || offset + seq_len > p {
             return Err(Error::shape(
                 "embedding_with_positions",
                 format!(
