@@ -60,6 +60,15 @@ enum Command {
         /// Output directory (model.safetensors, config.json, generation_config.json, tokenizer.json).
         out_dir: PathBuf,
     },
+    /// Convert WhisperX's VAD checkpoint (pyannote segmentation, a PyTorch Lightning pickle, read
+    /// without executing it) to model.safetensors + config.json.
+    #[command(name = "convert-vad")]
+    ConvertVad {
+        /// The checkpoint (whisperx/assets/pytorch_model.bin).
+        input: PathBuf,
+        /// Output directory.
+        out_dir: PathBuf,
+    },
 }
 
 fn parse_bool(s: &str) -> Result<bool, String> {
@@ -222,6 +231,9 @@ fn main() -> ExitCode {
         Command::Transcribe(args) => run_transcribe(*args),
         Command::ConvertCt2 { in_dir, out_dir } => {
             scribe::weights::convert::ct2_to_hf(&in_dir, &out_dir).map_err(Into::into)
+        }
+        Command::ConvertVad { input, out_dir } => {
+            scribe::weights::convert_vad::convert_vad(&input, &out_dir).map_err(Into::into)
         }
     };
     if scribe::backend::cpu::profile::enabled() {

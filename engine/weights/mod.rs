@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 
 pub mod convert;
+pub mod convert_vad;
 pub mod ct2;
+pub mod pickle;
 pub mod safetensors_store;
 
 /// Element type of a stored tensor.
