@@ -10,6 +10,7 @@ pub mod error;
 pub mod hub;
 pub mod models;
 pub mod output;
+pub mod pipeline;
 pub mod weights;
 
 pub use error::{Error, Result};
