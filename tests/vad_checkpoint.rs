@@ -60,6 +60,14 @@ fn the_checkpoint_reads_as_python_reads_it() {
     assert_eq!(config["duration"], serde_json::json!(5.0));
     assert_eq!(config["lstm"]["num_layers"], serde_json::json!(4));
 
+    // Both ways the engine opens it (the .bin directly, the fetched directory's safetensors).
+    let (store, config_bin) =
+        scribe::models::pyannote::checkpoint::open(&dir.join("whisperx-vad-segmentation.bin")).unwrap();
+    check_store(store.as_ref(), &reference);
+    let (store, config_dir) = scribe::models::pyannote::checkpoint::open(&dir).unwrap();
+    check_store(store.as_ref(), &reference);
+    assert_eq!(config_bin, config_dir);
+
     // The converted files of models/fetch vad hold the same tensors and config.
     check_store(&SafetensorsStore::open(&dir.join("model.safetensors")).unwrap(), &reference);
     let written: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
