@@ -90,10 +90,10 @@ pub fn logsumexp(x: &[f32]) -> f32 {
     super::cpu::softmax::logsumexp(x)
 }
 
-/// First index of the maximum (torch.argmax); NaN never wins.
+/// First index of the maximum (torch.argmax); NaN never wins (a row of NaN only gives 0).
 pub fn argmax(row: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &v) in row.iter().enumerate() {
+    let mut best = row.iter().position(|v| !v.is_nan()).unwrap_or(0);
+    for (i, &v) in row.iter().enumerate().skip(best + 1) {
         if v > row[best] {
             best = i;
         }
@@ -168,6 +168,14 @@ mod tests {
         assert_eq!(c.top.iter().map(|t| t.0).collect::<Vec<_>>(), vec![3, 0]);
         assert_eq!(c.sampled.map(|s| s.0), Some(0), "u = 0 takes the first id with weight");
         assert!(choose_on_host(&row, &RowMask::default(), 0, None).top.is_empty());
+    }
+
+    #[test]
+    fn argmax_takes_the_first_maximum_and_never_a_nan() {
+        assert_eq!(argmax(&[1.0, 3.0, 3.0]), 1);
+        assert_eq!(argmax(&[f32::NAN, 2.0, 5.0, f32::NAN]), 2, "a NaN in front does not win");
+        assert_eq!(argmax(&[f32::NAN, f32::NAN]), 0);
+        assert_eq!(argmax(&[f32::NEG_INFINITY, f32::NEG_INFINITY]), 0);
     }
 
     #[test]

@@ -156,17 +156,6 @@ pub fn argmax(x: &Tensor) -> Result<Vec<u32>> {
     if d == 0 {
         return Err(Error::shape("argmax", format!("empty last dimension in {:?}", x.shape())));
     }
-    Ok(data(x)?
-        .chunks_exact(d)
-        .map(|r| {
-            // First index of the maximum, as torch.argmax does; NaN never wins.
-            let mut best = 0;
-            for (i, &v) in r.iter().enumerate() {
-                if v > r[best] {
-                    best = i;
-                }
-            }
-            best as u32
-        })
-        .collect())
+    // First index of the maximum, as torch.argmax does; NaN never wins.
+    Ok(data(x)?.chunks_exact(d).map(crate::backend::token_choice::argmax).collect())
 }
