@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 pub mod cpu;
 pub mod oom;
 mod ops;
+pub mod shape_checks;
 pub mod token_choice;
 
 /// The CUDA backend, and the kernel sources (and nvcc output, when the build had nvcc) embedded
@@ -171,14 +172,8 @@ pub trait Backend: Send + Sync {
         k: usize,
         sampling: Option<&Sampling>,
     ) -> Result<Vec<TokenChoice>> {
-        let (rows, v) = check_choice(logits, masks, sampling)?;
-        let data = self.download(logits)?;
-        Ok((0..rows)
-            .map(|r| {
-                let s = sampling.map(|s| (s.temperature, s.uniforms[r]));
-                token_choice::choose_on_host(&data[r * v..(r + 1) * v], &masks[r], k, s)
-            })
-            .collect())
+        let (_, v) = check_choice(logits, masks, sampling)?;
+        Ok(token_choice::choose_rows_on_host(&self.download(logits)?, v, masks, k, sampling))
     }
 
     /// `log_softmax(logits[row])[id]` of a `[rows, V]` tensor (Whisper's no-speech probability):

@@ -79,6 +79,22 @@ pub fn choose_on_host(row: &[f32], mask: &RowMask, k: usize, sampling: Option<(f
     }
 }
 
+/// [`choose_on_host`] for every row of `rows` (row-major, `vocab` wide): row `r` with `masks[r]`
+/// and, when sampling, the draw `uniforms[r]`.
+pub fn choose_rows_on_host(
+    rows: &[f32],
+    vocab: usize,
+    masks: &[RowMask],
+    k: usize,
+    sampling: Option<&Sampling>,
+) -> Vec<TokenChoice> {
+    rows.chunks_exact(vocab)
+        .zip(masks)
+        .enumerate()
+        .map(|(r, (row, mask))| choose_on_host(row, mask, k, sampling.map(|s| (s.temperature, s.uniforms[r]))))
+        .collect()
+}
+
 /// log-softmax of one row in f32 (as `F.log_softmax(logits.float())`); an all −∞ row stays −∞.
 pub fn log_softmax(x: &[f32]) -> Vec<f32> {
     let lse = logsumexp(x);

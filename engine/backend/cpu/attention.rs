@@ -16,7 +16,7 @@ use super::skinny::{skinny_nn, skinny_nt, SKINNY_MAX_ROWS};
 use super::softmax::softmax_row_scaled;
 use super::{data, tensor};
 use crate::backend::Tensor;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Query rows per task on the blocked schedule: 64 rows × 1500 keys of scores is 384 KB.
 const QUERY_BLOCK: usize = 64;
@@ -39,21 +39,7 @@ pub fn attention(
     causal: bool,
     tile_cache: &KeyTileCache,
 ) -> Result<Tensor> {
-    let (b, tq, d) = q.dims3("attention")?;
-    let (bk, tk, dk) = k.dims3("attention")?;
-    if bk == 0
-        || b % bk != 0
-        || dk != d
-        || v.shape() != k.shape()
-        || heads == 0
-        || d % heads != 0
-        || (causal && tq > tk)
-    {
-        return Err(Error::shape(
-            "attention",
-            format!("q {:?}, k {:?}, v {:?}, heads {heads}, causal {causal}", q.shape(), k.shape(), v.shape()),
-        ));
-    }
+    let (b, tq, d, bk, tk) = crate::backend::shape_checks::attention(q, k, v, heads, causal)?;
     let mut out = vec![0.0f32; b * tq * d];
     if tq == 0 || tk == 0 {
         return Ok(tensor(vec![b, tq, d], out));

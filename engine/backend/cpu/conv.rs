@@ -9,21 +9,12 @@ use crate::backend::{Conv1dParams, Tensor};
 use crate::error::{Error, Result};
 
 pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: Conv1dParams) -> Result<Tensor> {
-    let (batch, c_in, t_in) = x.dims3("conv1d")?;
-    let (c_out, cg_in, kernel) = w.dims3("conv1d")?;
+    let crate::backend::shape_checks::ConvDims { batch, c_in, t_in, c_out, cg_in, kernel, t_out } =
+        crate::backend::shape_checks::conv1d(x, w, b, p)?;
     let g = p.groups;
-    if g == 0 || kernel == 0 || p.stride == 0 || p.dilation == 0 || c_in % g != 0 || c_out % g != 0 || cg_in != c_in / g
-    {
-        return Err(Error::shape("conv1d", format!("input {:?}, weight {:?}, {p:?}", x.shape(), w.shape())));
-    }
-    let t_out = p.out_len(t_in, kernel);
     let cg_out = c_out / g;
     let (xd, wd) = (data(x)?, data(w)?);
-    let bias = match b {
-        Some(b) if b.numel() == c_out => Some(data(b)?),
-        Some(b) => return Err(Error::shape("conv1d", format!("bias {:?} for {c_out} channels", b.shape()))),
-        None => None,
-    };
+    let bias = b.map(data).transpose()?;
     let mut out = vec![0.0f32; batch * c_out * t_out];
     if t_out == 0 || batch == 0 {
         return Ok(tensor(vec![batch, c_out, t_out], out));

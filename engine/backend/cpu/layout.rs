@@ -2,21 +2,15 @@
 
 use super::simd::SimdLevel;
 use super::{data, tensor, weight};
-use crate::backend::{Reduce, Tensor};
+use crate::backend::{shape_checks, Reduce, Tensor};
 use crate::error::{Error, Result};
 
 pub fn embedding(level: SimdLevel, ids: &[u32], table: &Tensor) -> Result<Tensor> {
-    let (v, d) = match table.shape() {
-        [v, d] => (*v, *d),
-        s => return Err(Error::shape("embedding", format!("table must be [V, D], got {s:?}"))),
-    };
+    let (_, d) = shape_checks::embedding(ids, table)?;
     let table = weight(table)?;
     let mut out = Vec::with_capacity(ids.len() * d);
     for &id in ids {
         let id = id as usize;
-        if id >= v {
-            return Err(Error::shape("embedding", format!("token id {id} outside a vocabulary of {v}")));
-        }
         out.extend_from_slice(&table.rows_f32(level, id..id + 1, d));
     }
     Ok(tensor(vec![ids.len(), d], out))
@@ -32,10 +26,7 @@ fn strides(shape: &[usize]) -> Vec<usize> {
 
 pub fn permute(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
     let sh = x.shape();
-    let mut seen = vec![false; sh.len()];
-    if perm.len() != sh.len() || perm.iter().any(|&p| p >= sh.len() || std::mem::replace(&mut seen[p], true)) {
-        return Err(Error::shape("permute", format!("{perm:?} is not a permutation of {sh:?}")));
-    }
+    shape_checks::permutation(sh, perm)?;
     let xd = data(x)?;
     let in_strides = strides(sh);
     let out_shape: Vec<usize> = perm.iter().map(|&p| sh[p]).collect();
@@ -65,56 +56,29 @@ pub fn permute(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
 
 pub fn slice(x: &Tensor, dim: usize, start: usize, len: usize) -> Result<Tensor> {
     let sh = x.shape();
-    if dim >= sh.len() || start.checked_add(len).is_none_or(|end| end > sh[dim]) {
-        return Err(Error::shape("slice", format!("[{start}, +{len}) of dim {dim} of {sh:?}")));
-    }
+    let (outer, inner, shape) = shape_checks::slice(sh, dim, start, len)?;
     let xd = data(x)?;
-    let outer: usize = sh[..dim].iter().product();
-    let inner: usize = sh[dim + 1..].iter().product();
     let mut out = Vec::with_capacity(outer * len * inner);
     for o in 0..outer {
         let base = (o * sh[dim] + start) * inner;
         out.extend_from_slice(&xd[base..base + len * inner]);
     }
-    let mut shape = sh.to_vec();
-    shape[dim] = len;
     Ok(tensor(shape, out))
 }
 
 pub fn index_select(x: &Tensor, indices: &[usize]) -> Result<Tensor> {
-    let sh = x.shape();
-    let Some(&rows) = sh.first() else {
-        return Err(Error::shape("index_select", "a rank-0 tensor has no rows"));
-    };
-    if let Some(&bad) = indices.iter().find(|&&i| i >= rows) {
-        return Err(Error::shape("index_select", format!("row {bad} of {sh:?}")));
-    }
-    let inner: usize = sh[1..].iter().product();
+    let (inner, shape) = shape_checks::index_select(x.shape(), indices)?;
     let xd = data(x)?;
     let mut out = Vec::with_capacity(indices.len() * inner);
     for &i in indices {
         out.extend_from_slice(&xd[i * inner..(i + 1) * inner]);
     }
-    let mut shape = sh.to_vec();
-    shape[0] = indices.len();
     Ok(tensor(shape, out))
 }
 
 pub fn concat(xs: &[&Tensor], dim: usize) -> Result<Tensor> {
-    let first = xs.first().ok_or_else(|| Error::shape("concat", "no tensors"))?;
-    let sh = first.shape();
-    if dim >= sh.len() {
-        return Err(Error::shape("concat", format!("dim {dim} of {sh:?}")));
-    }
-    for x in xs {
-        let s = x.shape();
-        if s.len() != sh.len() || s.iter().zip(sh).enumerate().any(|(i, (a, b))| i != dim && a != b) {
-            return Err(Error::shape("concat", format!("{s:?} does not match {sh:?} outside dim {dim}")));
-        }
-    }
-    let outer: usize = sh[..dim].iter().product();
-    let inner: usize = sh[dim + 1..].iter().product();
-    let total: usize = xs.iter().map(|x| x.shape()[dim]).sum();
+    let (outer, inner, shape) = shape_checks::concat(xs, dim)?;
+    let total = shape[dim];
     let parts: Vec<&[f32]> = xs.iter().map(|x| data(x)).collect::<Result<_>>()?;
     let mut out = Vec::with_capacity(outer * total * inner);
     for o in 0..outer {
@@ -123,8 +87,6 @@ pub fn concat(xs: &[&Tensor], dim: usize) -> Result<Tensor> {
             out.extend_from_slice(&d[o * run..(o + 1) * run]);
         }
     }
-    let mut shape = sh.to_vec();
-    shape[dim] = total;
     Ok(tensor(shape, out))
 }
 

@@ -6,7 +6,7 @@ use super::math;
 use super::simd::SimdLevel;
 use super::{data, linear, tensor};
 use crate::backend::Tensor;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 pub fn lstm(
     level: SimdLevel,
@@ -17,17 +17,8 @@ pub fn lstm(
     b_hh: &Tensor,
     reverse: bool,
 ) -> Result<Tensor> {
-    let (b, t, _) = x.dims3("lstm")?;
-    let (g4, hsz) = match w_hh.shape() {
-        [g4, h] if *g4 == 4 * *h => (*g4, *h),
-        s => return Err(Error::shape("lstm", format!("w_hh must be [4H, H], got {s:?}"))),
-    };
-    if w_ih.shape().first() != Some(&g4) || b_ih.numel() != g4 || b_hh.numel() != g4 {
-        return Err(Error::shape(
-            "lstm",
-            format!("w_ih {:?}, b_ih {:?}, b_hh {:?} for H = {hsz}", w_ih.shape(), b_ih.shape(), b_hh.shape()),
-        ));
-    }
+    let (b, t, hsz) = crate::backend::shape_checks::lstm(x, w_ih, w_hh, b_ih, b_hh)?;
+    let g4 = 4 * hsz;
     // Input projection for every step: [B, T, 4H] = x·W_ihᵀ + b_ih (+ b_hh folded in).
     let bias: Vec<f32> = data(b_ih)?.iter().zip(data(b_hh)?).map(|(a, c)| a + c).collect();
     let bias_t = tensor(vec![g4], bias);

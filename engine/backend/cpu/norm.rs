@@ -49,15 +49,9 @@ pub fn group_norm(
     beta: Option<&Tensor>,
     eps: f32,
 ) -> Result<Tensor> {
-    let (b, c, t) = x.dims3("group_norm")?;
-    if groups == 0 || c % groups != 0 {
-        return Err(Error::shape("group_norm", format!("{c} channels in {groups} groups")));
-    }
+    let (b, c, t) = crate::backend::shape_checks::group_norm(x, groups, gamma, beta)?;
     let g = gamma.map(data).transpose()?;
     let bt = beta.map(data).transpose()?;
-    if g.is_some_and(|g| g.len() != c) || bt.is_some_and(|b| b.len() != c) {
-        return Err(Error::shape("group_norm", format!("affine parameters must have {c} values")));
-    }
     let xd = data(x)?;
     let per = c / groups * t;
     let mut out = vec![0.0f32; b * c * t];

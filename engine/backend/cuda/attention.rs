@@ -30,15 +30,7 @@ impl CudaBackend {
         heads: usize,
         causal: bool,
     ) -> Result<Tensor> {
-        let (b, tq, d) = q.dims3("attention")?;
-        let (bk, tk, dk) = k.dims3("attention")?;
-        let bad = bk == 0 || b % bk != 0 || dk != d || v.shape() != k.shape() || heads == 0 || d % heads != 0;
-        if bad || (causal && tq > tk) {
-            return Err(Error::shape(
-                "attention",
-                format!("q {:?}, k {:?}, v {:?}, heads {heads}, causal {causal}", q.shape(), k.shape(), v.shape()),
-            ));
-        }
+        let (b, tq, d, bk, tk) = crate::backend::shape_checks::attention(q, k, v, heads, causal)?;
         let dh = d / heads;
         if dh > DH_MAX {
             return Err(Error::Cuda(format!("attention: head size {dh} above the kernel's {DH_MAX}")));

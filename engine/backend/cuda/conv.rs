@@ -9,23 +9,9 @@ use crate::error::{Error, Result};
 
 impl CudaBackend {
     pub(crate) fn conv1d_op(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: Conv1dParams) -> Result<Tensor> {
-        let (batch, c_in, t_in) = x.dims3("conv1d")?;
-        let (c_out, cg_in, kernel) = w.dims3("conv1d")?;
+        let crate::backend::shape_checks::ConvDims { batch, c_in, t_in, c_out, cg_in, kernel, t_out } =
+            crate::backend::shape_checks::conv1d(x, w, b, p)?;
         let g = p.groups;
-        if g == 0
-            || kernel == 0
-            || p.stride == 0
-            || p.dilation == 0
-            || c_in % g != 0
-            || c_out % g != 0
-            || cg_in != c_in / g
-        {
-            return Err(Error::shape("conv1d", format!("input {:?}, weight {:?}, {p:?}", x.shape(), w.shape())));
-        }
-        if b.is_some_and(|b| b.numel() != c_out) {
-            return Err(Error::shape("conv1d", format!("bias {:?} for {c_out} channels", b.map(|b| b.shape()))));
-        }
-        let t_out = p.out_len(t_in, kernel);
         if t_out == 0 || batch == 0 {
             return Ok(self.output_zeroed(vec![batch, c_out, t_out])?.0);
         }

@@ -5,7 +5,7 @@ use cudarc::driver::DeviceRepr;
 
 use super::backend::{int, Arg, CudaBackend};
 use super::storage::{address, f32_ptr, storage, CudaStorage};
-use crate::backend::{Reduce, Tensor};
+use crate::backend::{shape_checks, Reduce, Tensor};
 use crate::error::{Error, Result};
 
 /// kernels/layout.cu MAX_RANK.
@@ -35,10 +35,7 @@ fn row_major_strides(shape: &[usize]) -> Vec<usize> {
 /// Output shape and kernel description of `x.permute(perm)`; size-1 dimensions are dropped so
 /// any rank folds into the kernel's six as long as six dimensions are not all larger than one.
 pub fn permute_shape(shape: &[usize], perm: &[usize]) -> Result<(Vec<usize>, PermuteShape)> {
-    let mut seen = vec![false; shape.len()];
-    if perm.len() != shape.len() || perm.iter().any(|&p| p >= shape.len() || std::mem::replace(&mut seen[p], true)) {
-        return Err(Error::shape("permute", format!("{perm:?} is not a permutation of {shape:?}")));
-    }
+    shape_checks::permutation(shape, perm)?;
     let strides = row_major_strides(shape);
     let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
     let kept: Vec<(usize, usize)> =
@@ -67,13 +64,7 @@ fn reduce_code(op: Reduce) -> i32 {
 
 impl CudaBackend {
     pub(crate) fn embedding_op(&self, ids: &[u32], table: &Tensor) -> Result<Tensor> {
-        let (v, d) = match table.shape() {
-            [v, d] => (*v, *d),
-            s => return Err(Error::shape("embedding", format!("table must be [V, D], got {s:?}"))),
-        };
-        if let Some(&bad) = ids.iter().find(|&&id| id as usize >= v) {
-            return Err(Error::shape("embedding", format!("token id {bad} outside a vocabulary of {v}")));
-        }
+        let (_, d) = shape_checks::embedding(ids, table)?;
         let dev_ids = self.to_device(ids)?;
         let (y, yp) = self.output(vec![ids.len(), d])?;
         let n = ids.len() * d;
@@ -97,10 +88,7 @@ impl CudaBackend {
         offset: usize,
         seq_len: usize,
     ) -> Result<Tensor> {
-        let (v, d) = match table.shape() {
-            [v, d] => (*v, *d),
-            s => return Err(Error::shape("embedding", format!("table must be [V, D], got {s:?}"))),
-        };
+        let (_, d) = shape_checks::embedding(ids, table)?;
         let p = positions.dim(0);
         if positions.shape() != [p, d] || seq_len == 0 || !ids.len().is_multiple_of(seq_len) || offset + seq_len > p {
             return Err(Error::shape(
@@ -112,9 +100,6 @@ impl CudaBackend {
                     table.shape()
                 ),
             ));
-        }
-        if let Some(&bad) = ids.iter().find(|&&id| id as usize >= v) {
-            return Err(Error::shape("embedding", format!("token id {bad} outside a vocabulary of {v}")));
         }
         let dev_ids = self.to_device(ids)?;
         let (y, yp) = self.output(vec![ids.len(), d])?;
@@ -183,35 +168,15 @@ impl CudaBackend {
 
     pub(crate) fn slice_op(&self, x: &Tensor, dim: usize, start: usize, len: usize) -> Result<Tensor> {
         let sh = x.shape();
-        if dim >= sh.len() || start.checked_add(len).is_none_or(|end| end > sh[dim]) {
-            return Err(Error::shape("slice", format!("[{start}, +{len}) of dim {dim} of {sh:?}")));
-        }
-        let outer: usize = sh[..dim].iter().product();
-        let inner: usize = sh[dim + 1..].iter().product();
-        let mut shape = sh.to_vec();
-        shape[dim] = len;
+        let (outer, inner, shape) = shape_checks::slice(sh, dim, start, len)?;
         let (y, yp) = self.output(shape)?;
         self.copy_2d(f32_ptr(x)?, yp, outer, len * inner, sh[dim] * inner, len * inner, start * inner, 0)?;
         Ok(y)
     }
 
     pub(crate) fn concat_op(&self, xs: &[&Tensor], dim: usize) -> Result<Tensor> {
-        let first = xs.first().ok_or_else(|| Error::shape("concat", "no tensors"))?;
-        let sh = first.shape();
-        if dim >= sh.len() {
-            return Err(Error::shape("concat", format!("dim {dim} of {sh:?}")));
-        }
-        for x in xs {
-            let s = x.shape();
-            if s.len() != sh.len() || s.iter().zip(sh).enumerate().any(|(i, (a, b))| i != dim && a != b) {
-                return Err(Error::shape("concat", format!("{s:?} does not match {sh:?} outside dim {dim}")));
-            }
-        }
-        let outer: usize = sh[..dim].iter().product();
-        let inner: usize = sh[dim + 1..].iter().product();
-        let total: usize = xs.iter().map(|x| x.shape()[dim]).sum();
-        let mut shape = sh.to_vec();
-        shape[dim] = total;
+        let (outer, inner, shape) = shape_checks::concat(xs, dim)?;
+        let total = shape[dim];
         let (y, yp) = self.output(shape)?;
         let mut offset = 0;
         for x in xs {
@@ -223,16 +188,7 @@ impl CudaBackend {
     }
 
     pub(crate) fn index_select_op(&self, x: &Tensor, indices: &[usize]) -> Result<Tensor> {
-        let sh = x.shape();
-        let Some(&rows) = sh.first() else {
-            return Err(Error::shape("index_select", "a rank-0 tensor has no rows"));
-        };
-        if let Some(&bad) = indices.iter().find(|&&i| i >= rows) {
-            return Err(Error::shape("index_select", format!("row {bad} of {sh:?}")));
-        }
-        let inner: usize = sh[1..].iter().product();
-        let mut shape = sh.to_vec();
-        shape[0] = indices.len();
+        let (inner, shape) = shape_checks::index_select(x.shape(), indices)?;
         let (y, yp) = self.output(shape)?;
         let idx: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
         let dev_idx = self.to_device(&idx)?;

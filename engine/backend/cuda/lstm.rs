@@ -7,7 +7,7 @@ use super::backend::{int, Arg, CudaBackend};
 use super::elementwise::NO_ACTIVATION;
 use super::storage::{address, f32_ptr, CudaStorage};
 use crate::backend::Tensor;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 impl CudaBackend {
     #[allow(clippy::too_many_arguments)]
@@ -20,17 +20,7 @@ impl CudaBackend {
         b_hh: &Tensor,
         reverse: bool,
     ) -> Result<Tensor> {
-        let (batch, steps, _) = x.dims3("lstm")?;
-        let (g4, hidden) = match w_hh.shape() {
-            [g4, h] if *g4 == 4 * *h => (*g4, *h),
-            s => return Err(Error::shape("lstm", format!("w_hh must be [4H, H], got {s:?}"))),
-        };
-        if w_ih.shape().first() != Some(&g4) || b_ih.numel() != g4 || b_hh.numel() != g4 {
-            return Err(Error::shape(
-                "lstm",
-                format!("w_ih {:?}, b_ih {:?}, b_hh {:?} for H = {hidden}", w_ih.shape(), b_ih.shape(), b_hh.shape()),
-            ));
-        }
+        let (batch, steps, hidden) = crate::backend::shape_checks::lstm(x, w_ih, w_hh, b_ih, b_hh)?;
         let gx = self.linear_op(x, w_ih, Some(b_ih), NO_ACTIVATION)?; // [B, T, 4H]
         let c = self.zeros(batch * hidden)?;
         let h = Tensor::from_storage(vec![batch, hidden], Arc::new(CudaStorage::F32(self.zeros(batch * hidden)?)));

@@ -44,13 +44,7 @@ impl CudaBackend {
         beta: Option<&Tensor>,
         eps: f32,
     ) -> Result<Tensor> {
-        let (b, c, t) = x.dims3("group_norm")?;
-        if groups == 0 || c % groups != 0 {
-            return Err(Error::shape("group_norm", format!("{c} channels in {groups} groups")));
-        }
-        if gamma.is_some_and(|g| g.numel() != c) || beta.is_some_and(|g| g.numel() != c) {
-            return Err(Error::shape("group_norm", format!("affine parameters must have {c} values")));
-        }
+        let (b, c, t) = crate::backend::shape_checks::group_norm(x, groups, gamma, beta)?;
         let (y, yp) = self.output(x.shape().to_vec())?;
         if b * c * t > 0 {
             let blocks = u32::try_from(b * groups).map_err(|_| Error::Cuda("group_norm: too many groups".into()))?;

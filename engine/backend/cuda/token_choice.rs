@@ -6,7 +6,7 @@ use cudarc::driver::{DeviceRepr, LaunchConfig};
 
 use super::backend::{int, Arg, CudaBackend, ROW_THREADS};
 use super::storage::{address, f32_ptr};
-use crate::backend::token_choice::choose_on_host;
+use crate::backend::token_choice::choose_rows_on_host;
 use crate::backend::{check_choice, RowMask, Sampling, Tensor, TokenChoice};
 use crate::error::{Error, Result};
 
@@ -81,12 +81,7 @@ impl CudaBackend {
             // Beyond the kernel's limits: the reference path (downloads the rows).
             tracing::debug!("choose_tokens: k = {k} or a mask beyond the kernel's limits; choosing on the host");
             let data = self.to_host(super::storage::f32_slice(logits)?, rows * vocab)?;
-            return Ok((0..rows)
-                .map(|r| {
-                    let s = sampling.map(|s| (s.temperature, s.uniforms[r]));
-                    choose_on_host(&data[r * vocab..(r + 1) * vocab], &masks[r], k, s)
-                })
-                .collect());
+            return Ok(choose_rows_on_host(&data, vocab, masks, k, sampling));
         };
         let dev_plans = self.to_device(&plans)?;
         let dev_ids = self.to_device(&ids)?;
