@@ -1,0 +1,191 @@
+//! SincNet, PyanNet's learned front end (pyannote.audio `models/blocks/sincnet.py`): an instance
+//! norm of the waveform, then three conv → max-pool → instance norm → leaky ReLU stages. The
+//! first conv is asteroid's parametric sinc filterbank (`ParamSincFB`): 40 band-pass filters
+//! whose low and band frequencies are the learned parameters, each as a cosine (even) and a
+//! sine (odd) filter — 80 filters of 251 taps, computed once at load time.
+
+use crate::backend::{Activation, Conv1dParams, Device, Tensor};
+use crate::error::{Error, Result};
+use crate::models::common::layers::load;
+use crate::weights::WeightStore;
+
+use super::receptive_field::{sincnet_layers, Layer};
+
+/// `ParamSincFB(80, 251, …)`: filters (cos + sin halves) and taps.
+pub const SINC_FILTERS: usize = 80;
+pub const SINC_KERNEL_SIZE: usize = 251;
+/// asteroid `ParamSincFB` `min_low_hz` / `min_band_hz` as pyannote builds it.
+pub const MIN_LOW_HZ: f32 = 50.0;
+pub const MIN_BAND_HZ: f32 = 50.0;
+/// Channels of the two plain conv stages and their kernel (`nn.Conv1d(80, 60, 5)`, `(60, 60, 5)`).
+pub const CONV_CHANNELS: usize = 60;
+pub const CONV_KERNEL_SIZE: usize = 5;
+/// `nn.MaxPool1d(3, stride=3)` after every conv.
+pub const POOL_SIZE: usize = 3;
+/// `nn.InstanceNorm1d`'s default epsilon.
+pub const INSTANCE_NORM_EPS: f32 = 1e-5;
+/// `F.leaky_relu`'s default negative slope.
+pub const LEAKY_RELU_SLOPE: f32 = 0.01;
+
+/// The 80 sinc filters `[80, 1, 251]` from the checkpoint's parameters (asteroid
+/// `ParamSincFB.filters`): `low_hz_` and `band_hz_` `[40, 1]`, and the buffers `n_` `[1, 125]`
+/// (`2π·t/sr` for the left half) and `window_` `[125]` (the left half of a Hamming window).
+/// Computed in f32 in the reference's order of operations, so the taps match PyTorch's.
+pub fn sinc_filters(low_hz: &[f32], band_hz: &[f32], n: &[f32], window: &[f32], sample_rate: f32) -> Vec<f32> {
+    let half = n.len();
+    let kernel = 2 * half + 1;
+    let mut cos_filters = Vec::with_capacity(low_hz.len() * kernel);
+    let mut sin_filters = Vec::with_capacity(low_hz.len() * kernel);
+    for (&l, &b) in low_hz.iter().zip(band_hz) {
+        let low = MIN_LOW_HZ + l.abs();
+        let high = (low + MIN_BAND_HZ + b.abs()).clamp(MIN_LOW_HZ, sample_rate / 2.0);
+        let band = high - low;
+        let scale = 2.0 * band;
+        let cos_left: Vec<f32> = (0..half)
+            .map(|i| (((high * n[i]).sin() - (low * n[i]).sin()) / (n[i] / 2.0)) * window[i])
+            .collect();
+        let sin_left: Vec<f32> = (0..half)
+            .map(|i| (((low * n[i]).cos() - (high * n[i]).cos()) / (n[i] / 2.0)) * window[i])
+            .collect();
+        // cat([left, centre, flip(left)]) for the even filter, cat([left, 0, −flip(left)]) for the odd.
+        cos_filters.extend(cos_left.iter().map(|v| v / scale));
+        cos_filters.push(2.0 * band / scale);
+        cos_filters.extend(cos_left.iter().rev().map(|v| v / scale));
+        sin_filters.extend(sin_left.iter().map(|v| v / scale));
+        sin_filters.push(0.0 / scale);
+        sin_filters.extend(sin_left.iter().rev().map(|v| -v / scale));
+    }
+    cos_filters.extend(sin_filters);
+    cos_filters
+}
+
+/// An affine instance norm's `weight` and `bias`.
+struct InstanceNorm {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl InstanceNorm {
+    fn load(dev: &Device, store: &dyn WeightStore, prefix: &str, channels: usize) -> Result<Self> {
+        Ok(InstanceNorm {
+            weight: load(dev, store, &format!("{prefix}.weight"), &[channels])?,
+            bias: load(dev, store, &format!("{prefix}.bias"), &[channels])?,
+        })
+    }
+
+    fn forward(&self, dev: &Device, x: &Tensor) -> Result<Tensor> {
+        dev.instance_norm(x, Some(&self.weight), Some(&self.bias), INSTANCE_NORM_EPS)
+    }
+}
+
+pub struct SincNet {
+    stride: usize,
+    wav_norm: InstanceNorm,
+    /// `[80, 1, 251]`.
+    filters: Tensor,
+    /// `conv1d.1` and `conv1d.2`: weight `[60, C_in, 5]`, bias `[60]`.
+    convs: Vec<(Tensor, Tensor)>,
+    /// `norm1d.0..2`.
+    norms: Vec<InstanceNorm>,
+}
+
+impl SincNet {
+    pub fn load(dev: &Device, store: &dyn WeightStore, prefix: &str, stride: usize, sample_rate: usize) -> Result<Self> {
+        if stride == 0 {
+            return Err(Error::format(store.path(), "sincnet stride is 0"));
+        }
+        let pairs = SINC_FILTERS / 2;
+        let half = SINC_KERNEL_SIZE / 2;
+        let fb = format!("{prefix}.conv1d.0.filterbank");
+        let low = store.f32(&format!("{fb}.low_hz_"), &[pairs, 1])?;
+        let band = store.f32(&format!("{fb}.band_hz_"), &[pairs, 1])?;
+        let n = store.f32(&format!("{fb}.n_"), &[1, half])?;
+        let window = store.f32(&format!("{fb}.window_"), &[half])?;
+        let taps = sinc_filters(&low, &band, &n, &window, sample_rate as f32);
+        let filters = dev.upload(&taps, &[SINC_FILTERS, 1, SINC_KERNEL_SIZE])?;
+        let mut convs = Vec::new();
+        for (i, c_in) in [(1, SINC_FILTERS), (2, CONV_CHANNELS)] {
+            let p = format!("{prefix}.conv1d.{i}");
+            convs.push((
+                load(dev, store, &format!("{p}.weight"), &[CONV_CHANNELS, c_in, CONV_KERNEL_SIZE])?,
+                load(dev, store, &format!("{p}.bias"), &[CONV_CHANNELS])?,
+            ));
+        }
+        let norms = [SINC_FILTERS, CONV_CHANNELS, CONV_CHANNELS]
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| InstanceNorm::load(dev, store, &format!("{prefix}.norm1d.{i}"), c))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(SincNet { stride, wav_norm: InstanceNorm::load(dev, store, &format!("{prefix}.wav_norm1d"), 1)?, filters, convs, norms })
+    }
+
+    /// The conv / pool stack, for frame arithmetic.
+    pub fn layers(&self) -> [Layer; 6] {
+        sincnet_layers(self.stride)
+    }
+
+    /// `waveforms[B, 1, T]` → features `[B, 60, frames]`.
+    pub fn forward(&self, dev: &Device, waveforms: &Tensor) -> Result<Tensor> {
+        let x = self.wav_norm.forward(dev, waveforms)?;
+        let sinc = Conv1dParams { stride: self.stride, ..Default::default() };
+        // The sinc stage takes |·| before pooling (pyannote: mravanelli/SincNet#4).
+        let mut x = dev.activation(&dev.conv1d(&x, &self.filters, None, sinc)?, Activation::Abs)?;
+        for stage in 0..3 {
+            if stage > 0 {
+                let (w, b) = &self.convs[stage - 1];
+                x = dev.conv1d(&x, w, Some(b), Conv1dParams::default())?;
+            }
+            x = dev.max_pool1d(&x, POOL_SIZE, POOL_SIZE)?;
+            x = self.norms[stage].forward(dev, &x)?;
+            x = dev.activation(&x, Activation::LeakyRelu(LEAKY_RELU_SLOPE))?;
+        }
+        Ok(x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// asteroid's initialisation (mel-spaced bands) with its buffers, in f64 for the check.
+    fn buffers() -> (Vec<f32>, Vec<f32>) {
+        let half = SINC_KERNEL_SIZE / 2;
+        let n: Vec<f32> =
+            (0..half).map(|i| (2.0 * std::f64::consts::PI * (i as f64 - half as f64) / 16000.0) as f32).collect();
+        let m = SINC_KERNEL_SIZE as f64 - 1.0;
+        let window: Vec<f32> =
+            (0..half).map(|i| (0.54 - 0.46 * (2.0 * std::f64::consts::PI * i as f64 / m).cos()) as f32).collect();
+        (n, window)
+    }
+
+    #[test]
+    fn cosine_filters_are_symmetric_sine_filters_antisymmetric_and_centres_are_one_and_zero() {
+        let (n, window) = buffers();
+        let low = [100.0f32, 1000.0, -300.0];
+        let band = [200.0f32, 50.0, 10_000.0];
+        let taps = sinc_filters(&low, &band, &n, &window, 16000.0);
+        let k = SINC_KERNEL_SIZE;
+        assert_eq!(taps.len(), 2 * low.len() * k);
+        for f in 0..2 * low.len() {
+            let row = &taps[f * k..(f + 1) * k];
+            let odd = f >= low.len();
+            for i in 0..k / 2 {
+                let mirrored = if odd { -row[k - 1 - i] } else { row[k - 1 - i] };
+                assert_eq!(row[i], mirrored, "filter {f} tap {i}");
+            }
+            // Centre tap: 2·band / (2·band) = 1 for the even filters, 0 for the odd ones.
+            assert_eq!(row[k / 2], if odd { 0.0 } else { 1.0 });
+        }
+    }
+
+    #[test]
+    fn the_band_is_clamped_to_nyquist_and_frequencies_use_absolute_values() {
+        let (n, window) = buffers();
+        // low −300 → 50 + 300 = 350 Hz; its band 10 kHz is clamped at 8 kHz, so band = 7650 Hz.
+        // The even filter's taps are then sin terms of the clamped edges, which an unclamped
+        // band would change.
+        let a = sinc_filters(&[-300.0], &[10_000.0], &n, &window, 16000.0);
+        let b = sinc_filters(&[300.0], &[7600.0], &n, &window, 16000.0);
+        assert_eq!(a, b);
+    }
+}

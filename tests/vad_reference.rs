@@ -1,0 +1,119 @@
+//! WhisperX's VAD in Rust against WhisperX's own code (tests/reference/make_vad_reference.py:
+//! whisperx 3.8.6, pyannote.audio 4.0.7, torch 2.8, CPU float32) on the shared recordings:
+//! PyanNet's raw forward for a batch of windows, the per-frame speech scores of whole recordings
+//! (within 1e-4), and the speech chunks `merge_chunks` makes of them (within a frame).
+
+mod common;
+
+use common::{model_dir, root, speech};
+use scribe::audio::decode::load_audio;
+use scribe::backend::Device;
+use scribe::models::pyannote::sliding_window::{speech_scores, BATCH_SIZE};
+use scribe::models::pyannote::{checkpoint, PyanNet};
+use scribe::pipeline::speech_chunks::{speech_chunks, VAD_OFFSET, VAD_ONSET};
+use serde_json::Value;
+
+/// Per-frame scores: the bound.
+const SCORE_TOLERANCE: f32 = 1e-4;
+
+fn reference() -> Value {
+    let path = root().join("tests/reference/data/vad_reference.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+}
+
+fn model(dev: &Device) -> Option<PyanNet> {
+    let dir = model_dir("vad")?;
+    let (store, config) = checkpoint::open(&dir).unwrap();
+    Some(PyanNet::load(dev, store.as_ref(), &config).unwrap())
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> (f32, usize) {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).enumerate().map(|(i, (x, y))| ((x - y).abs(), i)).fold((0.0, 0), |m, d| if d.0 > m.0 { d } else { m })
+}
+
+/// The recording a reference entry describes (the concatenation is rebuilt the same way).
+fn audio_of(entry: &Value) -> Vec<f32> {
+    if entry["name"] == "concat" {
+        let gap = vec![0.0f32; (entry["gap_seconds"].as_f64().unwrap() * 16000.0) as usize];
+        let mut out = Vec::new();
+        for (i, part) in entry["parts"].as_array().unwrap().iter().enumerate() {
+            if i > 0 {
+                out.extend_from_slice(&gap);
+            }
+            out.extend(load_audio(&speech(part.as_str().unwrap())).unwrap());
+        }
+        out
+    } else {
+        load_audio(&speech(entry["name"].as_str().unwrap())).unwrap()
+    }
+}
+
+#[test]
+fn pyannet_forward_matches_pytorch_on_a_batch_of_windows() {
+    let dev = Device::cpu();
+    let Some(model) = model(&dev) else { return };
+    let r = reference();
+    let f = &r["forward"];
+    let audio = load_audio(&speech(f["recording"].as_str().unwrap())).unwrap();
+    let starts: Vec<usize> = f["window_starts"].as_array().unwrap().iter().map(|s| s.as_u64().unwrap() as usize).collect();
+    let window = model.config.window_samples();
+    let batch: Vec<f32> = starts.iter().flat_map(|&s| audio[s..s + window].iter().copied()).collect();
+    let x = dev.upload(&batch, &[starts.len(), 1, window]).unwrap();
+    let out = model.forward(&dev, &x).unwrap();
+    let shape: Vec<usize> = f["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+    assert_eq!(out.shape(), &shape[..]);
+    assert_eq!(shape[1], model.num_frames(window));
+    let (diff, at) = max_abs_diff(&dev.download(&out).unwrap(), &floats(&f["scores"]));
+    eprintln!("forward: max |Δ| {diff:.2e} at {at}");
+    assert!(diff < SCORE_TOLERANCE, "forward differs by {diff} at flat index {at}");
+}
+
+#[test]
+fn speech_scores_and_chunks_match_whisperx_on_every_recording() {
+    let dev = Device::cpu();
+    let Some(model) = model(&dev) else { return };
+    let r = reference();
+    for entry in r["recordings"].as_array().unwrap() {
+        let name = entry["name"].as_str().unwrap();
+        let audio = audio_of(entry);
+        assert_eq!(audio.len() as u64, entry["samples"].as_u64().unwrap(), "{name}: samples");
+        let mut calls = Vec::new();
+        let scores = speech_scores(&model, &dev, &audio, BATCH_SIZE, |done, total| calls.push((done, total))).unwrap();
+        let frames = floats(&entry["frames"]);
+        assert!((scores.frames.start as f32 - frames[0]).abs() < 1e-9, "{name}: frame start");
+        assert!((scores.frames.duration as f32 - frames[1]).abs() < 1e-9, "{name}: frame duration");
+        assert!((scores.frames.step as f32 - frames[2]).abs() < 1e-9, "{name}: frame step");
+        let want = floats(&entry["scores"]);
+        assert_eq!(scores.scores.len(), want.len(), "{name}: frames");
+        let (diff, at) = max_abs_diff(&scores.scores, &want);
+        eprintln!("{name}: {} frames, max |Δ| {diff:.2e} at frame {at}", want.len());
+        assert!(diff < SCORE_TOLERANCE, "{name}: score of frame {at} differs by {diff}");
+        assert_eq!(calls.last().map(|c| c.0 == c.1), Some(true), "{name}: progress reaches the total");
+
+        let times = scores.times();
+        for (size, want) in entry["chunks"].as_object().unwrap() {
+            let size: f64 = size.parse().unwrap();
+            let got = speech_chunks(&scores.scores, &times, VAD_ONSET, VAD_OFFSET, size);
+            let want: Vec<(f64, f64)> = want
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| (c[0].as_f64().unwrap(), c[1].as_f64().unwrap()))
+                .collect();
+            assert_eq!(got.len(), want.len(), "{name}, chunk_size {size}: {got:?} vs {want:?}");
+            for (g, w) in got.iter().zip(&want) {
+                // A score within 1e-4 of a threshold may cross it a frame earlier or later.
+                let tol = scores.frames.step + 1e-6;
+                assert!(
+                    (g.start - w.0).abs() <= tol && (g.end - w.1).abs() <= tol,
+                    "{name}, chunk_size {size}: {g:?} vs {w:?}"
+                );
+            }
+        }
+    }
+}
