@@ -4,9 +4,10 @@ CARGO ?= cargo
 
 .PHONY: run test fetch build bench check-kernels gpu-pack
 
-## Fetch the default model if missing, build, transcribe the bundled sample.
+## Fetch the default model and the VAD model if missing, build, transcribe the bundled sample.
 run: models/$(MODEL)/.complete
 	$(CARGO) build --release --bin scribe
+	test -f models/vad/.complete || SCRIBE_BIN=target/release/scribe models/fetch vad
 	./target/release/scribe transcribe --model $(MODEL) --output_dir target/sample-output samples/hello.wav
 
 models/%/.complete:

@@ -12,13 +12,17 @@ fn scribe(dir: &Path, out: &Path, extra: &[&str], audio: &Path) -> Output {
 }
 
 /// `scribe transcribe --model DIR --output_dir OUT EXTRA... AUDIO` with extra environment.
+/// These tests pin down sequential decoding, so they add `--vad_method none` unless EXTRA
+/// names a VAD method (tests/vad_cli.rs covers the VAD path).
 fn scribe_env(dir: &Path, out: &Path, extra: &[&str], audio: &Path, env: &[(&str, &str)]) -> Output {
+    let sequential: &[&str] = if extra.contains(&"--vad_method") { &[] } else { &["--vad_method", "none"] };
     Command::new(env!("CARGO_BIN_EXE_scribe"))
         .envs(env.iter().copied())
         .args(["transcribe", "--model"])
         .arg(dir)
         .arg("--output_dir")
         .arg(out)
+        .args(sequential)
         .args(extra)
         .arg(audio)
         .output()
@@ -204,8 +208,6 @@ fn unimplemented_whisperx_flags_are_refused_by_name() {
     let tmp = tempfile::tempdir().unwrap();
     for flag in [
         "--diarize",
-        "--vad_onset=0.5",
-        "--batch_size",
         "--align_model",
         "--diarize_model",
         "--speaker_embeddings",
@@ -646,7 +648,7 @@ fn model_dir_and_whisperx_model_find_the_model() {
     let run = |args: &[&str], env: &[(&str, &str)]| {
         Command::new(env!("CARGO_BIN_EXE_scribe"))
             .envs(offline.iter().chain(env).copied())
-            .args(["transcribe", "-f", "txt", "--output_dir"])
+            .args(["transcribe", "-f", "txt", "--vad_method", "none", "--output_dir"])
             .arg(tmp.path())
             .args(args)
             .arg(&wav)
@@ -862,6 +864,11 @@ fn help_prints_every_default() {
     let defaults: &[(&str, &str)] = &[
         ("--model", "tiny.en"),
         ("--model_dir", "models"),
+        ("--vad_method", "pyannote"),
+        ("--vad_onset", "0.5"),
+        ("--vad_offset", "0.363"),
+        ("--chunk_size", "30"),
+        ("--batch_size", "8"),
         ("--device", "auto"),
         ("--compute_type", "float32"),
         ("--output_dir", "."),

@@ -1,7 +1,9 @@
 //! `scribe` — the command line, with WhisperX's flag names.
 //!
-//! `scribe transcribe AUDIO...` transcribes files of any length (openai transcribe.py's
-//! long-form loop) and writes txt/srt/vtt/tsv/json/aud; `scribe convert-ct2 IN_DIR OUT_DIR`
+//! `scribe transcribe AUDIO...` transcribes files of any length — as WhisperX does by default,
+//! voice-activity chunks decoded in batches (`--vad_method pyannote`), or with openai
+//! transcribe.py's sequential long-form loop (`--vad_method none`) — and writes
+//! txt/srt/vtt/tsv/json/aud; `scribe convert-ct2 IN_DIR OUT_DIR`
 //! rewrites a CTranslate2 / faster-whisper checkpoint in the Hugging Face layout.
 
 use std::io::IsTerminal;
@@ -17,15 +19,14 @@ use scribe::models::whisper::clips::{parse_clip_timestamps, DEFAULT_CLIP_TIMESTA
 use scribe::models::whisper::decoding::DecodingOptions;
 use scribe::models::whisper::transcribe::{transcribe_features, TranscribeOptions};
 use scribe::models::whisper::{Task, Whisper};
+use scribe::models::pyannote::sliding_window::{speech_scores, BATCH_SIZE as VAD_WINDOWS_PER_BATCH};
+use scribe::models::pyannote::{checkpoint as vad_checkpoint, PyanNet};
 use scribe::output::{parse_formats, write_outputs, WriterOptions};
+use scribe::pipeline::batched::{transcribe_chunks, BatchStats, BATCH_SIZE};
+use scribe::pipeline::speech_chunks::{speech_chunks, CHUNK_SIZE, VAD_OFFSET, VAD_ONSET};
 
 /// WhisperX flags whose stage this version does not have yet: refused by name, never ignored.
 const NOT_YET: &[(&str, &str)] = &[
-    ("--batch_size", "VAD batching"),
-    ("--vad_method", "VAD batching"),
-    ("--vad_onset", "VAD batching"),
-    ("--vad_offset", "VAD batching"),
-    ("--chunk_size", "VAD batching"),
     ("--align_model", "wav2vec2 alignment"),
     ("--interpolate_method", "wav2vec2 alignment"),
     ("--return_char_alignments", "wav2vec2 alignment"),
@@ -208,6 +209,40 @@ struct TranscribeArgs {
     /// Seed of temperature sampling.
     #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
     seed: u64,
+    /// Voice activity detection: pyannote (WhisperX's segmentation model; speech is cut into
+    /// chunks decoded in batches) or none (openai's sequential long-form decoding of everything).
+    #[arg(long, default_value = "pyannote")]
+    vad_method: String,
+    /// VAD: a speech region starts where the score rises above this.
+    #[arg(long, default_value_t = VAD_ONSET, allow_hyphen_values = true)]
+    vad_onset: f32,
+    /// VAD: a speech region ends where the score falls below this.
+    #[arg(long, default_value_t = VAD_OFFSET, allow_hyphen_values = true)]
+    vad_offset: f32,
+    /// VAD: longest chunk of merged speech, seconds (at most 30, Whisper's window).
+    #[arg(long, default_value_t = CHUNK_SIZE, allow_hyphen_values = true)]
+    chunk_size: f64,
+    /// VAD: chunks encoded and decoded together.
+    #[arg(long, default_value_t = BATCH_SIZE, allow_hyphen_values = true)]
+    batch_size: usize,
+}
+
+/// How speech is found before decoding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum VadMethod {
+    Pyannote,
+    None,
+}
+
+fn vad_method(s: &str) -> anyhow::Result<VadMethod> {
+    match s {
+        "pyannote" => Ok(VadMethod::Pyannote),
+        "none" => Ok(VadMethod::None),
+        "silero" => anyhow::bail!(
+            "--vad_method silero is not supported: Scribe runs WhisperX's default pyannote VAD (or none, sequential decoding)"
+        ),
+        other => anyhow::bail!("--vad_method {other}: expected pyannote or none"),
+    }
 }
 
 fn main() -> ExitCode {
@@ -322,6 +357,21 @@ fn check_args(args: &TranscribeArgs) -> anyhow::Result<()> {
     if args.beam_size == 1 && args.patience != DEFAULT_PATIENCE {
         anyhow::bail!("--patience applies to beam search: it needs --beam_size > 1 (1 is greedy decoding)");
     }
+    let vad = vad_method(&args.vad_method)?;
+    if vad == VadMethod::Pyannote {
+        if !(args.chunk_size > 0.0 && args.chunk_size <= 30.0) {
+            anyhow::bail!("--chunk_size {}: expected seconds in (0, 30] (Whisper's window)", args.chunk_size);
+        }
+        if !(0.0..=1.0).contains(&args.vad_onset) || !(0.0..=1.0).contains(&args.vad_offset) {
+            anyhow::bail!("--vad_onset / --vad_offset: expected probabilities in [0, 1]");
+        }
+        if args.batch_size == 0 {
+            anyhow::bail!("--batch_size 0: expected at least 1");
+        }
+        if args.clip_timestamps != DEFAULT_CLIP_TIMESTAMPS {
+            anyhow::bail!("--clip_timestamps applies to sequential decoding: add --vad_method none");
+        }
+    }
     let hallucination = optional_f64("hallucination_silence_threshold", &args.hallucination_silence_threshold)?;
     let word_times = args.word_timestamps && !args.no_align;
     if hallucination.is_some() && !word_times {
@@ -404,7 +454,22 @@ fn run_transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
     tracing::info!("[Predict] device={} compute_type={computed} model={}", device.name(), dir.display());
     tracing::debug!("backend: {}", device.describe());
     let options = transcribe_options(&args, &model)?;
+    let vad = match vad_method(&args.vad_method)? {
+        VadMethod::None => None,
+        VadMethod::Pyannote => {
+            let env = std::env::var_os(vad_checkpoint::VAD_MODEL_PATH).map(PathBuf::from);
+            let path = vad_checkpoint::locate(&args.model_dir, env.as_deref())
+                .map_err(|e| anyhow::anyhow!("{e} (or transcribe without VAD: --vad_method none)"))?;
+            let (store, config) = vad_checkpoint::open(&path)?;
+            tracing::debug!("VAD model: {}", path.display());
+            Some(PyanNet::load(&device, store.as_ref(), &config)?)
+        }
+    };
     for path in &args.audio {
+        if let Some(vad) = &vad {
+            transcribe_with_vad(&args, &model, vad, &options, path, &formats, &writer)?;
+            continue;
+        }
         // The log-mel and per-hop peaks, computed while decoding: the samples are never held.
         let audio = AudioFeatures::from_file(path, model.config.num_mel_bins)?;
         let seconds = audio.duration_s();
@@ -441,6 +506,79 @@ fn run_transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// WhisperX's default path for one file: VAD speech chunks, then batched transcription.
+fn transcribe_with_vad(
+    args: &TranscribeArgs,
+    model: &Whisper,
+    vad: &PyanNet,
+    options: &TranscribeOptions,
+    path: &Path,
+    formats: &[scribe::output::OutputFormat],
+    writer: &WriterOptions,
+) -> anyhow::Result<()> {
+    let audio = scribe::audio::decode::load_audio(path)?;
+    let seconds = audio.len() as f64 / scribe::audio::SAMPLE_RATE as f64;
+    let bar = progress_bar(seconds);
+    let started = std::time::Instant::now();
+    let scores = speech_scores(vad, &model.device, &audio, VAD_WINDOWS_PER_BATCH, |done, total| {
+        if let Some(b) = &bar {
+            b.set_message("voice activity");
+            b.set_position((done * 100 / total.max(1)) as u64);
+        }
+    })?;
+    let chunks = speech_chunks(&scores.scores, &scores.times(), args.vad_onset, args.vad_offset, args.chunk_size);
+    let speech: f64 = chunks.iter().flat_map(|c| c.regions.iter()).map(|r| r.end - r.start).sum();
+    tracing::info!(
+        "{}: {} chunks, {speech:.1} s of speech in {seconds:.1} s (VAD {:.2} s)",
+        path.display(),
+        chunks.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let mut last_logged = 0usize;
+    let mut progress = |done: usize, total: usize| {
+        let pct = done * 100 / total.max(1);
+        if let Some(b) = &bar {
+            b.set_message("transcription");
+            b.set_position(pct as u64);
+        } else if args.print_progress || (seconds > 30.0 && pct >= last_logged + 10) {
+            tracing::info!("{}: {done}/{total} chunks transcribed", path.display());
+            last_logged = pct;
+        }
+    };
+    let mut stats = BatchStats::default();
+    let result = transcribe_chunks(model, &audio, &chunks, options, args.batch_size, &mut progress, &mut stats)?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    tracing::debug!(
+        "batched: {} encoder calls, {} decoding batches, {} chunks silent",
+        stats.encoder_calls,
+        stats.decoder_calls,
+        stats.silent_chunks
+    );
+    if args.verbose {
+        for s in result.segments.iter().filter(|s| !s.text.trim().is_empty()) {
+            println!("[{} --> {}] {}", clock(s.start), clock(s.end), s.text.trim());
+        }
+    }
+    for w in write_outputs(&result, path, &args.output_dir, formats, writer)? {
+        tracing::info!("wrote {}", w.display());
+    }
+    Ok(())
+}
+
+/// A terminal progress bar for files longer than 30 s.
+fn progress_bar(seconds: f64) -> Option<indicatif::ProgressBar> {
+    (std::io::stderr().is_terminal() && seconds > 30.0).then(|| {
+        let b = indicatif::ProgressBar::new(100);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{msg:>16} {bar:40} {percent:>3}% {elapsed} / {eta} left")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    })
 }
 
 /// MM:SS.mmm for the console (openai's verbose lines).

@@ -1,3 +1,4 @@
-//! The WhisperX pipeline around the models: voice-activity chunks for batched transcription
-//! (`speech_chunks`); batching, alignment and diarization stages join here.
+//! The WhisperX pipeline around the models: voice-activity chunks (`speech_chunks`) and their
+//! batched transcription (`batched`); alignment and diarization stages join here.
+pub mod batched;
 pub mod speech_chunks;

@@ -68,6 +68,29 @@ impl DecoderState {
         }
         Ok(())
     }
+
+    /// Keep only the audios whose `keep` is true (a batch whose windows finish at different
+    /// steps): their cross-attention rows and their hypotheses' cache rows, in order.
+    pub fn retain_audios(&mut self, dev: &Device, keep: &[bool]) -> Result<()> {
+        if keep.len() != self.n_audio {
+            return Err(Error::shape("decoder", format!("retain {} of {} audios", keep.len(), self.n_audio)));
+        }
+        let audios: Vec<usize> = (0..self.n_audio).filter(|&a| keep[a]).collect();
+        if audios.len() == self.n_audio {
+            return Ok(());
+        }
+        let rows: Vec<usize> = audios.iter().flat_map(|&a| a * self.group..(a + 1) * self.group).collect();
+        if !audios.is_empty() {
+            for kv in self.cross.iter_mut() {
+                *kv = KvCache { k: dev.index_select(&kv.k, &audios)?, v: dev.index_select(&kv.v, &audios)? };
+            }
+            for kv in self.self_kv.iter_mut().flatten() {
+                *kv = KvCache { k: dev.index_select(&kv.k, &rows)?, v: dev.index_select(&kv.v, &rows)? };
+            }
+        }
+        self.n_audio = audios.len();
+        Ok(())
+    }
 }
 
 /// Which positions of the fed tokens to compute logits for.

@@ -183,6 +183,24 @@ pub fn should_skip(r: &DecodingResult, o: &TranscribeOptions) -> bool {
     skip
 }
 
+/// The decoding options of the `i`-th fallback temperature (transcribe.py
+/// `decode_with_fallback`): beams at temperature 0, `best_of` samples above it.
+pub fn options_at_temperature(o: &TranscribeOptions, i: usize, prompt: &[u32]) -> DecodingOptions {
+    let t = o.temperatures[i];
+    let mut d = o.decode.clone();
+    d.temperature = t;
+    d.prompt = prompt.to_vec();
+    d.seed = o.decode.seed.wrapping_add(i as u64);
+    if t > 0.0 {
+        // "disable beam_size and patience when t > 0"
+        d.beam_size = None;
+        d.patience = None;
+    } else {
+        d.best_of = None; // "disable best_of when t == 0"
+    }
+    d
+}
+
 /// Decode one window, trying each temperature until the result passes the gates.
 pub fn decode_with_fallback(
     model: &Whisper,
@@ -191,18 +209,8 @@ pub fn decode_with_fallback(
     prompt: &[u32],
 ) -> Result<DecodingResult> {
     let mut last = None;
-    for (i, &t) in o.temperatures.iter().enumerate() {
-        let mut d = o.decode.clone();
-        d.temperature = t;
-        d.prompt = prompt.to_vec();
-        d.seed = o.decode.seed.wrapping_add(i as u64);
-        if t > 0.0 {
-            // "disable beam_size and patience when t > 0"
-            d.beam_size = None;
-            d.patience = None;
-        } else {
-            d.best_of = None; // "disable best_of when t == 0"
-        }
+    for i in 0..o.temperatures.len() {
+        let d = options_at_temperature(o, i, prompt);
         tracing::debug!("{}", describe_decoding_options(&d));
         let result = DecodingTask::new(model, d)?.run(features)?;
         let retry = needs_fallback(&result, o);

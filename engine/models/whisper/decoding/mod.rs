@@ -15,7 +15,7 @@ pub mod filters;
 pub mod rng;
 pub mod sequences;
 
-use crate::backend::RowMask;
+use crate::backend::{RowMask, Sampling};
 use filters::{ApplyTimestampRules, SuppressBlank, SuppressTokens};
 use sequences::{BeamSearchDecoder, GreedyDecoder};
 
@@ -214,67 +214,128 @@ impl<'a> DecodingTask<'a> {
 
     /// Decode one window; `audio_features` is `[1, T, D]`.
     pub fn run(&self, audio_features: &Tensor) -> Result<DecodingResult> {
+        let mut results = self.run_batch(audio_features)?;
+        results.pop().ok_or_else(|| Error::Other("decoding returned no result".into()))
+    }
+
+    /// Decode a batch of windows `[A, T, D]` together (decoding.py `DecodingTask.run` on a
+    /// batch of mels): every step runs the decoder once for all live hypotheses of all windows
+    /// (`A × n_group` rows, each window's rows sharing its cross-attention), and each window
+    /// keeps its own greedy / beam rule and sums. A window whose rule completes leaves the
+    /// batch (its rows are dropped from the caches); the others go on.
+    pub fn run_batch(&self, audio_features: &Tensor) -> Result<Vec<DecodingResult>> {
         let model = self.model;
         let dev = &model.device;
         let eot = model.tokenizer.special.eot;
         let n_ctx = model.config.max_target_positions;
         let vocab = model.config.vocab_size;
-        let mut state = model.decoder.start(dev, audio_features, self.n_group)?;
-        let mut tokens: Vec<Vec<u32>> = vec![self.initial_tokens.clone(); self.n_group];
-        let mut sum_logprobs = vec![0.0f32; self.n_group];
-        let mut no_speech_prob = f64::NAN;
-        enum Rule {
-            Greedy(GreedyDecoder),
-            Beam(BeamSearchDecoder),
-        }
-        let mut rule = match self.options.beam_size {
-            Some(b) => Rule::Beam(BeamSearchDecoder::new(b, eot, self.options.patience)),
-            None => Rule::Greedy(GreedyDecoder::new(self.options.temperature, eot, self.options.seed)),
-        };
+        let n_audio = audio_features.dim(0);
+        let g = self.n_group;
+        let mut state = model.decoder.start(dev, audio_features, g)?;
+        let mut windows: Vec<WindowDecoding> = (0..n_audio)
+            .map(|a| WindowDecoding {
+                tokens: vec![self.initial_tokens.clone(); g],
+                sum_logprobs: vec![0.0f32; g],
+                no_speech_prob: f64::NAN,
+                rule: match self.options.beam_size {
+                    Some(b) => Rule::Beam(BeamSearchDecoder::new(b, eot, self.options.patience)),
+                    // One random stream per window; the first window's is the single-window one.
+                    None => Rule::Greedy(GreedyDecoder::new(
+                        self.options.temperature,
+                        eot,
+                        self.options.seed.wrapping_add(a as u64),
+                    )),
+                },
+                done: false,
+            })
+            .collect();
+        // Windows still decoding, in the order of their rows in `state`.
+        let mut live: Vec<usize> = (0..n_audio).collect();
         for step in 0..self.sample_len {
-            let (feed, positions) = if step == 0 {
+            if live.is_empty() {
+                break;
+            }
+            let (feed, positions): (Vec<Vec<u32>>, _) = if step == 0 {
                 let n = self.initial_tokens.len();
-                (tokens.clone(), LogitPositions::At(vec![self.sot_index, n - 1]))
+                let feed = live.iter().flat_map(|&a| windows[a].tokens.iter().cloned()).collect();
+                (feed, LogitPositions::At(vec![self.sot_index, n - 1]))
             } else {
-                (tokens.iter().map(|t| vec![*t.last().unwrap_or(&eot)]).collect(), LogitPositions::Last)
+                let feed =
+                    live.iter().flat_map(|&a| windows[a].tokens.iter().map(|t| vec![*t.last().unwrap_or(&eot)])).collect();
+                (feed, LogitPositions::Last)
             };
             // [rows, positions, V] on the device; only the chosen ids and their log-probs come back.
             let logits = model.decoder.forward(dev, &feed, &mut state, positions)?;
-            let rows = tokens.len();
+            let rows = feed.len();
             let per_row = logits.numel() / (rows * vocab);
             let flat = logits.reshape(&[rows * per_row, vocab])?;
             if step == 0 {
-                // "save no_speech_probs": softmax at the sot position
-                no_speech_prob = (dev.logprob_of(&flat, 0, model.tokenizer.special.no_speech)? as f64).exp();
+                // "save no_speech_probs": softmax at the sot position of each window's first row
+                for (j, &a) in live.iter().enumerate() {
+                    let row = j * g * per_row;
+                    windows[a].no_speech_prob =
+                        (dev.logprob_of(&flat, row, model.tokenizer.special.no_speech)? as f64).exp();
+                }
             }
             let last = if per_row == 1 {
                 flat
             } else {
                 dev.index_select(&flat, &(0..rows).map(|r| r * per_row + per_row - 1).collect::<Vec<_>>())?
             };
-            let masks: Vec<RowMask> = tokens.iter().map(|seq| self.row_mask(seq)).collect();
-            let completed = match &mut rule {
-                Rule::Greedy(g) => {
-                    let sampling = g.sampling(rows);
-                    let choices = dev.choose_tokens(&last, &masks, 0, sampling.as_ref())?;
-                    g.update(&mut tokens, &choices, &mut sum_logprobs)
-                }
-                Rule::Beam(b) => {
-                    let choices = dev.choose_tokens(&last, &masks, b.top_k(), None)?;
-                    let top: Vec<Vec<(u32, f32)>> = choices.into_iter().map(|c| c.top).collect();
-                    let (next, sources, done) = b.update(&tokens, &top, &mut sum_logprobs);
-                    state.reorder(dev, &sources)?;
-                    tokens = next;
-                    done
+            let masks: Vec<RowMask> =
+                live.iter().flat_map(|&a| windows[a].tokens.iter().map(|seq| self.row_mask(seq))).collect();
+            let choices = match self.options.beam_size {
+                Some(b) => dev.choose_tokens(&last, &masks, b + 1, None)?,
+                None => {
+                    // Each window draws its rows' uniforms from its own stream.
+                    let mut sampling: Option<Sampling> = None;
+                    for &a in &live {
+                        if let Rule::Greedy(d) = &mut windows[a].rule {
+                            if let Some(s) = d.sampling(g) {
+                                sampling.get_or_insert(Sampling { temperature: s.temperature, uniforms: Vec::new() })
+                                    .uniforms
+                                    .extend(s.uniforms);
+                            }
+                        }
+                    }
+                    dev.choose_tokens(&last, &masks, 0, sampling.as_ref())?
                 }
             };
-            if completed || tokens[0].len() > n_ctx {
-                break;
+            let mut sources = Vec::with_capacity(rows);
+            for (j, &a) in live.iter().enumerate() {
+                let w = &mut windows[a];
+                let mine = &choices[j * g..(j + 1) * g];
+                w.done = match &mut w.rule {
+                    Rule::Greedy(d) => {
+                        sources.extend(j * g..(j + 1) * g);
+                        d.update(&mut w.tokens, mine, &mut w.sum_logprobs)
+                    }
+                    Rule::Beam(b) => {
+                        let top: Vec<Vec<(u32, f32)>> = mine.iter().map(|c| c.top.clone()).collect();
+                        let (next, from, done) = b.update(&w.tokens, &top, &mut w.sum_logprobs);
+                        sources.extend(from.iter().map(|&s| j * g + s));
+                        w.tokens = next;
+                        done
+                    }
+                } || w.tokens[0].len() > n_ctx;
+            }
+            state.reorder(dev, &sources)?;
+            let keep: Vec<bool> = live.iter().map(|&a| !windows[a].done).collect();
+            if keep.iter().any(|k| !k) {
+                state.retain_audios(dev, &keep)?;
+                live.retain(|&a| !windows[a].done);
             }
         }
-        let candidates = match rule {
-            Rule::Greedy(g) => g.finalize(tokens, &sum_logprobs),
-            Rule::Beam(b) => b.finalize(&tokens, &sum_logprobs),
+        windows.into_iter().map(|w| self.finish(w)).collect()
+    }
+
+    /// A window's best sequence (decoding.py: finalize, trim at the first eot, rank).
+    fn finish(&self, w: WindowDecoding) -> Result<DecodingResult> {
+        let model = self.model;
+        let eot = model.tokenizer.special.eot;
+        let candidates = match w.rule {
+            Rule::Greedy(g) => g.finalize(w.tokens, &w.sum_logprobs),
+            Rule::Beam(b) => b.finalize(&w.tokens, &w.sum_logprobs),
         };
         // "tokens = t[sample_begin : first eot]", then rank
         let trimmed: Vec<Vec<u32>> = candidates
@@ -294,10 +355,24 @@ impl<'a> DecodingTask<'a> {
             compression_ratio: compression::compression_ratio(&text),
             tokens,
             text,
-            no_speech_prob,
+            no_speech_prob: w.no_speech_prob,
             temperature: self.options.temperature,
         })
     }
+}
+
+enum Rule {
+    Greedy(GreedyDecoder),
+    Beam(BeamSearchDecoder),
+}
+
+/// One window's hypotheses while a batch decodes.
+struct WindowDecoding {
+    tokens: Vec<Vec<u32>>,
+    sum_logprobs: Vec<f32>,
+    no_speech_prob: f64,
+    rule: Rule,
+    done: bool,
 }
 
 /// decoding.py `detect_language`: probabilities of each language token at the first position

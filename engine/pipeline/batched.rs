@@ -1,0 +1,349 @@
+//! WhisperX's batched transcription of voice-activity chunks (whisperx `asr.py`
+//! `FasterWhisperPipeline.transcribe`), without its losses: every chunk, padded to 30 s, is
+//! encoded in batches of `batch_size` and decoded with the others of its batch (one decoder
+//! step for all live hypotheses of all chunks), and — unlike WhisperX — each chunk keeps
+//! openai's temperature fallback and quality gates: a chunk that fails the compression or
+//! log-prob gate is decoded again at the next temperature, together with the other chunks of
+//! its batch that failed, and a chunk the no-speech gate calls silence yields no segment.
+//! Chunks are decoded with timestamp tokens: segments get their own times inside the chunk
+//! (WhisperX gives every segment its whole chunk's span), and a chunk whose text ends before
+//! its speech does is decoded again from there, so no sentence after a pause is lost. With word
+//! timestamps, segments take the DTW word times and are split at sentence ends.
+
+use crate::audio::mel::{log_mel_window, HOP_LENGTH, N_FRAMES};
+use crate::audio::SAMPLE_RATE;
+use crate::backend::Tensor;
+use crate::error::{Error, Result};
+use crate::models::whisper::decoding::{detect_language, DecodingResult, DecodingTask};
+use crate::models::whisper::timing;
+use crate::models::whisper::transcribe::{
+    describe_decoding_options, needs_fallback, options_at_temperature, should_skip, split_segments, TranscribeOptions,
+};
+use crate::models::whisper::Whisper;
+use crate::output::{Segment, Transcript};
+
+use super::speech_chunks::{Chunk, Region};
+
+/// whisperx CLI `--batch_size` default.
+pub const BATCH_SIZE: usize = 8;
+/// Characters that end a sentence: a segment with word times is split after a word ending so.
+pub const SENTENCE_ENDS: &[char] = &['.', '?', '!', '。', '？', '！'];
+
+/// Samples `[start, end)` of a chunk, as whisperx slices them (`int(t * SAMPLE_RATE)`).
+pub fn chunk_samples(chunk: &Chunk, len: usize) -> (usize, usize) {
+    let at = |t: f64| ((t * SAMPLE_RATE as f64) as usize).min(len);
+    let (s, e) = (at(chunk.start.max(0.0)), at(chunk.end.max(0.0)));
+    (s, e.max(s))
+}
+
+/// Decode windows `features[A, T, D]` with fallback per window: all at the first temperature,
+/// then only those that need it at the next, and so on (transcribe.py `decode_with_fallback`
+/// applied to each window). `decoder_calls` counts decoding batches (for tests and logs).
+pub fn decode_batch_with_fallback(
+    model: &Whisper,
+    features: &Tensor,
+    o: &TranscribeOptions,
+    prompt: &[u32],
+    decoder_calls: &mut usize,
+) -> Result<Vec<DecodingResult>> {
+    let n = features.dim(0);
+    let mut results: Vec<Option<DecodingResult>> = (0..n).map(|_| None).collect();
+    let mut pending: Vec<usize> = (0..n).collect();
+    for i in 0..o.temperatures.len() {
+        if pending.is_empty() {
+            break;
+        }
+        let d = options_at_temperature(o, i, prompt);
+        tracing::debug!("{} windows: {}", pending.len(), describe_decoding_options(&d));
+        let batch =
+            if pending.len() == n { features.clone() } else { model.device.index_select(features, &pending)? };
+        *decoder_calls += 1;
+        let decoded = DecodingTask::new(model, d)?.run_batch(&batch)?;
+        let mut retry = Vec::new();
+        for (&w, r) in pending.iter().zip(decoded) {
+            if needs_fallback(&r, o) {
+                retry.push(w);
+            }
+            results[w] = Some(r);
+        }
+        pending = retry;
+    }
+    results.into_iter().map(|r| r.ok_or_else(|| Error::Other("no temperatures to decode with".into()))).collect()
+}
+
+/// What one batched run did, for logs and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BatchStats {
+    /// Encoder forwards (one per batch of chunks).
+    pub encoder_calls: usize,
+    /// Decoding batches (one per batch and fallback temperature that still had chunks).
+    pub decoder_calls: usize,
+    /// Chunks dropped by the no-speech gate.
+    pub silent_chunks: usize,
+    /// Tails of chunks decoded again because speech was left after the decoded text.
+    pub follow_ups: usize,
+}
+
+/// Speech left after the decoded text that makes a chunk's tail be decoded again, seconds.
+/// (Without it, a chunk of several sentences separated by pauses often ends after the first
+/// ones: the speech WhisperX's batched mode loses.)
+pub const MIN_UNTRANSCRIBED_SPEECH: f64 = 1.0;
+/// How many times a chunk's tail may be decoded again.
+pub const MAX_FOLLOW_UPS: usize = 3;
+
+/// The part of `chunk` after `covered_until` (seconds) when it still holds at least
+/// [`MIN_UNTRANSCRIBED_SPEECH`] of speech: from the first speech after `covered_until` to the
+/// chunk's end, with its regions clipped.
+pub fn untranscribed_tail(chunk: &Chunk, covered_until: f64) -> Option<Chunk> {
+    let regions: Vec<Region> = chunk
+        .regions
+        .iter()
+        .filter(|r| r.end > covered_until)
+        .map(|r| Region { start: r.start.max(covered_until), end: r.end })
+        .collect();
+    let left: f64 = regions.iter().map(|r| r.end - r.start).sum();
+    if left < MIN_UNTRANSCRIBED_SPEECH {
+        return None;
+    }
+    let start = regions[0].start;
+    (start > chunk.start).then(|| Chunk { start, end: chunk.end, regions })
+}
+
+/// Transcribe the `chunks` of 16 kHz `audio` in batches of `batch_size`. `progress(done,
+/// total)` counts chunks. The language is detected on the first chunk of speech when the
+/// options leave it open.
+///
+/// Chunks are decoded with timestamp tokens, so each yields segments with their own times
+/// inside the chunk; a chunk whose decoded text ends before its speech does (a sentence after
+/// a pause left out) has its tail decoded again in a later batch.
+pub fn transcribe_chunks(
+    model: &Whisper,
+    audio: &[f32],
+    chunks: &[Chunk],
+    o: &TranscribeOptions,
+    batch_size: usize,
+    progress: &mut dyn FnMut(usize, usize),
+    stats: &mut BatchStats,
+) -> Result<Transcript> {
+    o.validate()?;
+    let tok = &model.tokenizer;
+    let n_mels = model.config.num_mel_bins;
+    let mut options = o.clone();
+    // Every chunk is decoded on its own: no conditioning on previous chunks.
+    options.decode.without_timestamps = false;
+    options.condition_on_previous_text = false;
+    let mel_of = |c: &Chunk| -> Result<Vec<f32>> {
+        let (s, e) = chunk_samples(c, audio.len());
+        Ok(log_mel_window(&audio[s..e], n_mels)?.data)
+    };
+    if options.decode.language.is_none() {
+        options.decode.language = Some(match chunks.first() {
+            Some(first) if tok.multilingual => {
+                // On detected speech, not on whatever the file's first 30 s hold.
+                let features = model.encode(&mel_of(first)?, 1)?;
+                stats.encoder_calls += 1;
+                let (lang, p) = detect_language(model, &features)?.first().cloned().unwrap_or(("en".into(), 1.0));
+                tracing::info!("detected language: {lang} ({:.0}%) on the first chunk of speech", p * 100.0);
+                lang
+            }
+            _ => "en".to_string(),
+        });
+    }
+    let language = options.decode.language.clone().unwrap_or_else(|| "en".into());
+    if !tok.multilingual && language != "en" {
+        return Err(Error::Other(format!(
+            "language `{language}`: this model is English-only (use a multilingual model)"
+        )));
+    }
+    tok.sot_sequence(Some(&language), options.decode.task)?;
+    let prompt = match &options.initial_prompt {
+        Some(p) => tok.encode(&format!(" {}", p.trim()))?,
+        None => Vec::new(),
+    };
+    let mut segments: Vec<Segment> = Vec::new();
+    let mut total = chunks.len();
+    let mut done = 0;
+    progress(0, total);
+    let mut queue: Vec<(Chunk, usize)> = chunks.iter().map(|c| (c.clone(), 0)).collect();
+    while !queue.is_empty() {
+        let mut follow_ups = Vec::new();
+        for batch in queue.chunks(batch_size.max(1)) {
+            let mut mel = Vec::with_capacity(batch.len() * n_mels * crate::audio::mel::N_FRAMES);
+            for (c, _) in batch {
+                mel.extend(mel_of(c)?);
+            }
+            let features = model.encode(&mel, batch.len())?;
+            stats.encoder_calls += 1;
+            let results = decode_batch_with_fallback(model, &features, &options, &prompt, &mut stats.decoder_calls)?;
+            for (k, ((chunk, depth), result)) in batch.iter().zip(results).enumerate() {
+                if should_skip(&result, &options) {
+                    tracing::debug!(
+                        "chunk {:.2}-{:.2} s skipped as silence: no_speech_prob={:.3} avg_logprob={:.3}",
+                        chunk.start,
+                        chunk.end,
+                        result.no_speech_prob,
+                        result.avg_logprob
+                    );
+                    stats.silent_chunks += 1;
+                    continue;
+                }
+                let (s, e) = chunk_samples(chunk, audio.len());
+                let time_offset = s as f64 / SAMPLE_RATE as f64;
+                let frames = (((e - s) / HOP_LENGTH).max(1)).min(N_FRAMES);
+                let (mut current, advance) = split_segments(model, &result, time_offset, frames)?;
+                current.retain(|s| !s.text.trim().is_empty());
+                // Timestamps may reach into the chunk's padding; the speech is inside the chunk.
+                for seg in &mut current {
+                    seg.start = seg.start.clamp(chunk.start, chunk.end);
+                    seg.end = seg.end.clamp(seg.start, chunk.end);
+                }
+                let covered_until = current
+                    .last()
+                    .map_or(time_offset, |s| s.end)
+                    .min(time_offset + (advance * HOP_LENGTH) as f64 / SAMPLE_RATE as f64);
+                if !current.is_empty() && *depth < MAX_FOLLOW_UPS {
+                    if let Some(tail) = untranscribed_tail(chunk, covered_until) {
+                        tracing::debug!(
+                            "chunk {:.2}-{:.2} s: text ends at {covered_until:.2} s, its tail from {:.2} s is decoded again",
+                            chunk.start,
+                            chunk.end,
+                            tail.start
+                        );
+                        follow_ups.push((tail, depth + 1));
+                        stats.follow_ups += 1;
+                        total += 1;
+                    }
+                }
+                if options.word_timestamps && !current.is_empty() {
+                    let one = model.device.index_select(&features, &[k])?;
+                    let text_tokens: Vec<u32> = timing::segment_text_tokens(&current, tok.special.eot).concat();
+                    let alignment = model.word_alignment(&one, &text_tokens, &language, options.decode.task, frames)?;
+                    let last_speech = segments.iter().rev().find(|s| s.end <= time_offset).map_or(0.0, |s| s.end);
+                    timing::add_word_timestamps(
+                        &mut current,
+                        alignment,
+                        tok.special.eot,
+                        time_offset,
+                        last_speech,
+                        timing::PREPEND_PUNCTUATIONS,
+                        timing::APPEND_PUNCTUATIONS,
+                    );
+                    segments.extend(current.into_iter().flat_map(split_at_sentence_ends));
+                } else {
+                    segments.extend(current);
+                }
+            }
+            done += batch.len();
+            progress(done, total);
+        }
+        queue = follow_ups;
+    }
+    segments.sort_by(|a, b| a.start.total_cmp(&b.start));
+    let mut transcript = Transcript { segments, word_segments: Vec::new(), language };
+    transcript.collect_word_segments();
+    Ok(transcript)
+}
+
+/// Split a segment with word times after every word that ends a sentence (a whole chunk is up
+/// to 30 s: too long for a subtitle). Segment times become their words' span; the decoding
+/// diagnostics stay with every piece. A segment without word times is returned as it is.
+pub fn split_at_sentence_ends(segment: Segment) -> Vec<Segment> {
+    if segment.words.len() < 2 || segment.words.iter().any(|w| w.start.is_none() || w.end.is_none()) {
+        return vec![segment];
+    }
+    let mut pieces: Vec<Vec<crate::output::Word>> = vec![Vec::new()];
+    let n = segment.words.len();
+    for (i, w) in segment.words.iter().enumerate() {
+        pieces.last_mut().expect("a piece").push(w.clone());
+        if i + 1 < n && w.word.trim_end().ends_with(SENTENCE_ENDS) {
+            pieces.push(Vec::new());
+        }
+    }
+    if pieces.len() == 1 {
+        return vec![segment];
+    }
+    pieces
+        .into_iter()
+        .map(|words| Segment {
+            start: words[0].start.unwrap_or(segment.start),
+            end: words[words.len() - 1].end.unwrap_or(segment.end),
+            text: words.iter().map(|w| w.word.as_str()).collect(),
+            words,
+            tokens: Vec::new(),
+            ..segment.clone()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::Word;
+
+    fn word(w: &str, start: f64, end: f64) -> Word {
+        Word { word: w.into(), start: Some(start), end: Some(end), ..Default::default() }
+    }
+
+    #[test]
+    fn chunk_samples_truncate_like_int_and_stay_inside_the_audio() {
+        let c = Chunk { start: 0.03096, end: 2.8997, regions: Vec::new() };
+        assert_eq!(chunk_samples(&c, 100_000), (495, 46_395));
+        assert_eq!(chunk_samples(&c, 10_000), (495, 10_000));
+        let past = Chunk { start: 9.0, end: 10.0, regions: Vec::new() };
+        assert_eq!(chunk_samples(&past, 1000), (1000, 1000));
+    }
+
+    #[test]
+    fn a_tail_with_a_second_of_speech_left_is_decoded_again() {
+        let r = |start, end| Region { start, end };
+        let chunk = Chunk { start: 17.0, end: 27.0, regions: vec![r(17.0, 20.0), r(21.0, 23.5), r(25.0, 27.0)] };
+        // Text up to 23.6 s: the last region (2 s) is left → decode from 25 s.
+        let tail = untranscribed_tail(&chunk, 23.6).unwrap();
+        assert_eq!((tail.start, tail.end, tail.regions.len()), (25.0, 27.0, 1));
+        // Text up to 26.2 s: 0.8 s left, too little.
+        assert_eq!(untranscribed_tail(&chunk, 26.2), None);
+        // Text ending inside a region: the rest of it counts.
+        let tail = untranscribed_tail(&chunk, 22.0).unwrap();
+        assert_eq!((tail.start, tail.regions[0].start), (22.0, 22.0));
+        // Nothing transcribed past the start: no progress would be made.
+        assert_eq!(untranscribed_tail(&chunk, 10.0), None);
+    }
+
+    #[test]
+    fn sentences_become_segments_with_their_words_times() {
+        let s = Segment {
+            start: 1.0,
+            end: 9.0,
+            text: " Hello there. How are you? Fine".into(),
+            words: vec![
+                word(" Hello", 1.2, 1.5),
+                word(" there.", 1.5, 2.0),
+                word(" How", 3.0, 3.2),
+                word(" are", 3.2, 3.4),
+                word(" you?", 3.4, 3.9),
+                word(" Fine", 5.0, 5.5),
+            ],
+            avg_logprob: Some(-0.2),
+            ..Default::default()
+        };
+        let out = split_at_sentence_ends(s);
+        let spans: Vec<(f64, f64, &str)> = out.iter().map(|s| (s.start, s.end, s.text.as_str())).collect();
+        assert_eq!(spans, [(1.2, 2.0, " Hello there."), (3.0, 3.9, " How are you?"), (5.0, 5.5, " Fine")]);
+        assert!(out.iter().all(|s| s.avg_logprob == Some(-0.2)));
+    }
+
+    #[test]
+    fn a_final_full_stop_or_missing_times_leave_the_segment_whole() {
+        let s = Segment {
+            start: 0.0,
+            end: 2.0,
+            text: " One two.".into(),
+            words: vec![word(" One", 0.1, 0.5), word(" two.", 0.5, 1.0)],
+            ..Default::default()
+        };
+        assert_eq!(split_at_sentence_ends(s.clone()), vec![s]);
+        let mut untimed = Segment { words: vec![word(" A.", 0.0, 0.1), word(" B", 0.2, 0.3)], ..Default::default() };
+        untimed.words[1].start = None;
+        assert_eq!(split_at_sentence_ends(untimed.clone()), vec![untimed]);
+    }
+}

@@ -1,0 +1,197 @@
+//! Batched transcription of VAD chunks (engine/pipeline/batched.rs) with tiny.en on the twelve
+//! spk*_snt* sentences laid end to end with 1.5 s gaps: the calls it makes (one encoder forward
+//! per batch, one decoder forward per step for all live hypotheses of all chunks), fallback per
+//! chunk, tokens equal to decoding each chunk alone, and accuracy against the reference text
+//! and against sequential decoding.
+
+mod common;
+#[path = "common/counting.rs"]
+mod counting;
+
+use std::sync::Arc;
+
+use common::{model_dir, normalize, reference_text, speech, wer};
+use counting::Counting;
+use scribe::audio::{load_audio, log_mel_window};
+use scribe::backend::Device;
+use scribe::models::pyannote::sliding_window::{speech_scores, BATCH_SIZE as VAD_BATCH};
+use scribe::models::pyannote::{checkpoint, PyanNet};
+use scribe::models::whisper::decoding::{DecodingOptions, DecodingTask};
+use scribe::models::whisper::transcribe::{transcribe, TranscribeOptions};
+use scribe::models::whisper::Whisper;
+use scribe::pipeline::batched::{chunk_samples, decode_batch_with_fallback, transcribe_chunks, BatchStats};
+use scribe::pipeline::speech_chunks::{speech_chunks, Chunk, VAD_OFFSET, VAD_ONSET};
+
+const GAP_SECONDS: f32 = 1.5;
+
+/// The spk*_snt* recordings in name order with gaps of silence, and their reference text.
+fn sentences() -> (Vec<f32>, String) {
+    let mut names: Vec<String> = std::fs::read_dir(speech(""))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("spk") && n.ends_with(".wav"))
+        .collect();
+    names.sort();
+    let gap = vec![0.0f32; (GAP_SECONDS * 16000.0) as usize];
+    let (mut audio, mut text) = (Vec::new(), String::new());
+    for (i, n) in names.iter().enumerate() {
+        if i > 0 {
+            audio.extend_from_slice(&gap);
+        }
+        audio.extend(load_audio(&speech(n)).unwrap());
+        text.push_str(&reference_text(n).unwrap());
+        text.push(' ');
+    }
+    (audio, text)
+}
+
+fn vad_chunks(audio: &[f32], chunk_size: f64) -> Option<Vec<Chunk>> {
+    let dir = model_dir("vad")?;
+    let dev = Device::cpu();
+    let (store, config) = checkpoint::open(&dir).unwrap();
+    let vad = PyanNet::load(&dev, store.as_ref(), &config).unwrap();
+    let scores = speech_scores(&vad, &dev, audio, VAD_BATCH, |_, _| {}).unwrap();
+    Some(speech_chunks(&scores.scores, &scores.times(), VAD_ONSET, VAD_OFFSET, chunk_size))
+}
+
+fn english() -> TranscribeOptions {
+    let mut o = TranscribeOptions::default();
+    o.decode.language = Some("en".into());
+    o.decode.beam_size = Some(5);
+    o.condition_on_previous_text = false;
+    o
+}
+
+#[test]
+fn one_encoder_forward_per_batch_and_one_decoder_forward_per_step_for_all_chunks() {
+    let Some(dir) = model_dir("tiny.en") else { return };
+    let (audio, reference) = sentences();
+    let Some(chunks) = vad_chunks(&audio, 10.0) else { return };
+    assert!(chunks.len() >= 4, "{chunks:?}");
+    let backend = Arc::new(Counting::new(80));
+    let model = Whisper::load(&dir, Device::new(backend.clone())).unwrap();
+    let batch_size = 2;
+    let mut stats = BatchStats::default();
+    let mut progress = Vec::new();
+    let transcript =
+        transcribe_chunks(&model, &audio, &chunks, &english(), batch_size, &mut |d, t| progress.push((d, t)), &mut stats)
+            .unwrap();
+
+    // One forward per batch of chunks, then per batch of tails decoded again (if any).
+    let batches = chunks.len().div_ceil(batch_size) + stats.follow_ups.div_ceil(batch_size);
+    let encoder = backend.encoder_forwards.lock().unwrap().clone();
+    assert_eq!(encoder.len(), batches, "one encoder forward per batch: {encoder:?}, {stats:?}");
+    assert_eq!(encoder.iter().sum::<usize>(), chunks.len() + stats.follow_ups, "every chunk encoded once: {encoder:?}");
+    assert_eq!(stats.encoder_calls, batches);
+
+    // Each decoding batch starts with one forward of the whole prompt for beams × chunks rows,
+    // then one forward per step whose rows are the live beams of the chunks still decoding.
+    let forwards = backend.decoder_forwards.lock().unwrap().clone();
+    let starts: Vec<usize> = (0..forwards.len()).filter(|&i| forwards[i].2 == 0).collect();
+    assert_eq!(starts.len(), stats.decoder_calls, "{forwards:?}");
+    assert!(stats.decoder_calls >= batches);
+    for (n, &s) in starts.iter().enumerate() {
+        let end = starts.get(n + 1).copied().unwrap_or(forwards.len());
+        let rows: Vec<usize> = forwards[s..end].iter().map(|f| f.0).collect();
+        assert!(rows.iter().all(|r| r % 5 == 0), "rows are whole beams of chunks: {rows:?}");
+        assert!(rows.windows(2).all(|w| w[1] <= w[0]), "finished chunks leave, none come back: {rows:?}");
+        assert!(forwards[s + 1..end].iter().all(|f| f.1 == 1), "one token per row after the prompt");
+        assert!(forwards[s..end].windows(2).all(|w| w[1].2 == w[0].2 + w[0].1), "one forward per step");
+    }
+    // The first batch decodes its two chunks together (10 beams), at temperature 0.
+    assert_eq!(forwards[starts[0]].0, 5 * batch_size);
+    let n = chunks.len() + stats.follow_ups;
+    assert_eq!(progress.last(), Some(&(n, n)));
+
+    let got = transcript.text();
+    let e = wer(&reference, &got);
+    eprintln!("batched WER {:.1} %: {got}", e * 100.0);
+    assert!(e < 0.12, "WER {e}: {got}");
+    // Segments lie inside the chunks, in order.
+    for s in &transcript.segments {
+        assert!(chunks.iter().any(|c| s.start >= c.start && s.end <= c.end), "{s:?} outside {chunks:?}");
+    }
+    assert!(transcript.segments.windows(2).all(|w| w[0].start <= w[1].start));
+}
+
+#[test]
+fn batched_decoding_gives_each_chunk_the_tokens_it_gets_alone() {
+    let Some(dir) = model_dir("tiny.en") else { return };
+    let (audio, _) = sentences();
+    let Some(chunks) = vad_chunks(&audio, 10.0) else { return };
+    let model = Whisper::load(&dir, Device::cpu()).unwrap();
+    let mut mel = Vec::new();
+    for c in &chunks[..3] {
+        let (s, e) = chunk_samples(c, audio.len());
+        mel.extend(log_mel_window(&audio[s..e], 80).unwrap().data);
+    }
+    let features = model.encode(&mel, 3).unwrap();
+    for options in [
+        DecodingOptions { language: Some("en".into()), without_timestamps: true, ..Default::default() },
+        DecodingOptions { language: Some("en".into()), beam_size: Some(5), ..Default::default() },
+    ] {
+        let beams = options.beam_size;
+        let together = DecodingTask::new(&model, options.clone()).unwrap().run_batch(&features).unwrap();
+        for (k, r) in together.iter().enumerate() {
+            let one = model.device.index_select(&features, &[k]).unwrap();
+            let alone = DecodingTask::new(&model, options.clone()).unwrap().run(&one).unwrap();
+            assert_eq!(r.tokens, alone.tokens, "beam {beams:?}, chunk {k}: {:?} vs {:?}", r.text, alone.text);
+            assert!((r.avg_logprob - alone.avg_logprob).abs() < 1e-4);
+            assert!((r.no_speech_prob - alone.no_speech_prob).abs() < 1e-4);
+        }
+    }
+}
+
+#[test]
+fn only_the_chunks_that_fail_a_gate_are_decoded_again() {
+    let Some(dir) = model_dir("tiny.en") else { return };
+    let (audio, _) = sentences();
+    let Some(chunks) = vad_chunks(&audio, 10.0) else { return };
+    let model = Whisper::load(&dir, Device::cpu()).unwrap();
+    let mut mel = Vec::new();
+    for c in &chunks {
+        let (s, e) = chunk_samples(c, audio.len());
+        mel.extend(log_mel_window(&audio[s..e], 80).unwrap().data);
+    }
+    let features = model.encode(&mel, chunks.len()).unwrap();
+    let mut o = english();
+    // Without gates: every chunk once, at temperature 0.
+    o.logprob_threshold = None;
+    o.compression_ratio_threshold = None;
+    let mut calls = 0;
+    let first = decode_batch_with_fallback(&model, &features, &o, &[], &mut calls).unwrap();
+    assert_eq!(calls, 1);
+    // A log-prob gate between the best and the worst chunk: the worse ones fall back to 0.2.
+    let mut lp: Vec<f64> = first.iter().map(|r| r.avg_logprob).collect();
+    lp.sort_by(f64::total_cmp);
+    let threshold = (lp[0] + lp[lp.len() - 1]) / 2.0;
+    o.logprob_threshold = Some(threshold);
+    o.no_speech_threshold = None;
+    o.temperatures = vec![0.0, 0.2];
+    let mut calls = 0;
+    let gated = decode_batch_with_fallback(&model, &features, &o, &[], &mut calls).unwrap();
+    assert_eq!(calls, 2);
+    for (a, b) in first.iter().zip(&gated) {
+        if a.avg_logprob < threshold {
+            assert_eq!(b.temperature, 0.2, "a failing chunk is decoded again");
+        } else {
+            assert_eq!((b.temperature, &b.tokens), (0.0, &a.tokens), "a passing chunk keeps its first result");
+        }
+    }
+}
+
+#[test]
+fn batched_is_as_accurate_as_sequential_decoding() {
+    let Some(dir) = model_dir("tiny.en") else { return };
+    let (audio, reference) = sentences();
+    let Some(chunks) = vad_chunks(&audio, 30.0) else { return };
+    let model = Whisper::load(&dir, Device::cpu()).unwrap();
+    let o = english();
+    let mut stats = BatchStats::default();
+    let batched = transcribe_chunks(&model, &audio, &chunks, &o, 8, &mut |_, _| {}, &mut stats).unwrap();
+    let sequential = transcribe(&model, &audio, &o, &mut |_, _| {}).unwrap();
+    let (b, s) = (wer(&reference, &batched.text()), wer(&reference, &sequential.text()));
+    eprintln!("WER batched {:.1} %, sequential {:.1} %", b * 100.0, s * 100.0);
+    assert!(b <= s + 0.02, "batched {b} vs sequential {s}: {}", batched.text());
+    assert!(!normalize(&batched.text()).is_empty());
+}

@@ -1,0 +1,143 @@
+//! `scribe transcribe` with WhisperX's default VAD path (`--vad_method pyannote`): the flags,
+//! WhisperX workers' checkpoint locations, and refusals.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{model_dir, root, speech};
+
+fn scribe(extra: &[&str], audio: &Path, env: &[(&str, &str)]) -> Output {
+    let dir = root().join("models/tiny.en");
+    Command::new(env!("CARGO_BIN_EXE_scribe"))
+        .current_dir(root())
+        .envs(env.iter().copied())
+        .args(["transcribe", "--model"])
+        .arg(dir)
+        .args(extra)
+        .arg(audio)
+        .output()
+        .expect("run scribe")
+}
+
+fn failed(o: &Output) -> String {
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!o.status.success(), "accepted: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+fn segments(out: &Path, stem: &str) -> Vec<(f64, f64, String)> {
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join(format!("{stem}.json"))).unwrap()).unwrap();
+    doc["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["start"].as_f64().unwrap(), s["end"].as_f64().unwrap(), s["text"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+#[test]
+fn the_default_finds_speech_and_transcribes_it_in_chunks() {
+    if model_dir("tiny.en").is_none() || model_dir("vad").is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let o = scribe(
+        &["--output_format", "json", "--output_dir", tmp.path().to_str().unwrap()],
+        &speech("two_speakers.wav"),
+        &[("LOG_LEVEL", "debug")],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    // The recording's first 6.7 s hold no speech (WhisperX's VAD, tests/vad_reference.rs).
+    assert!(err.contains("chunks,") && err.contains("encoder calls"), "{err}");
+    let segs = segments(tmp.path(), "two_speakers");
+    assert!(!segs.is_empty());
+    assert!(segs[0].0 >= 6.5, "speech starts after 6.7 s: {segs:?}");
+    assert!(segs.iter().all(|s| s.1 <= 30.0 && s.0 <= s.1), "{segs:?}");
+    let words: usize = segs.iter().map(|s| s.2.split_whitespace().count()).sum();
+    assert!(words > 30, "{segs:?}");
+}
+
+#[test]
+fn chunk_size_and_batch_size_shape_the_batches() {
+    if model_dir("tiny.en").is_none() || model_dir("vad").is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let o = scribe(
+        &["--chunk_size", "5", "--batch_size", "2", "--output_format", "json", "--output_dir", tmp.path().to_str().unwrap()],
+        &speech("two_speakers.wav"),
+        &[("LOG_LEVEL", "debug")],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let chunks: usize = err
+        .lines()
+        .find_map(|l| l.split(": ").last()?.split(" chunks, ").next()?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    // 23 s of speech in chunks of at most 5 s: at least 5 of them, encoded 2 at a time.
+    assert!(chunks >= 5, "{err}");
+    let encoder_calls: usize = err
+        .lines()
+        .find_map(|l| l.split("batched: ").nth(1)?.split(" encoder calls").next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(encoder_calls >= chunks.div_ceil(2), "{err}");
+    assert!(!segments(tmp.path(), "two_speakers").is_empty());
+}
+
+#[test]
+fn whisperx_checkpoint_locations_are_honoured() {
+    if model_dir("tiny.en").is_none() || model_dir("vad").is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = root().join("models/vad/whisperx-vad-segmentation.bin");
+    // VAD_MODEL_PATH naming WhisperX's own .bin: read directly.
+    let o = scribe(
+        &["--output_format", "txt", "--output_dir", tmp.path().to_str().unwrap()],
+        &speech("spk1_snt1.wav"),
+        &[("VAD_MODEL_PATH", bin.to_str().unwrap())],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(tmp.path().join("spk1_snt1.txt")).unwrap().to_lowercase();
+    assert!(text.contains("small dog"), "{text}");
+    // A VAD_MODEL_PATH that does not exist is named.
+    let o = scribe(&["--output_dir", tmp.path().to_str().unwrap()], &speech("spk1_snt1.wav"), &[("VAD_MODEL_PATH", "/nonexistent/vad.bin")]);
+    assert!(failed(&o).contains("/nonexistent/vad.bin"));
+    // A model directory without any VAD model: the error says how to get one, or to go without.
+    let empty = tempfile::tempdir().unwrap();
+    let o = scribe(
+        &["--model_dir", empty.path().to_str().unwrap(), "--output_dir", tmp.path().to_str().unwrap()],
+        &speech("spk1_snt1.wav"),
+        &[],
+    );
+    let err = failed(&o);
+    assert!(err.contains("models/fetch vad") && err.contains("--vad_method none"), "{err}");
+    // A truncated checkpoint is an error naming it, not a panic.
+    let cut = tmp.path().join("cut.bin");
+    let bytes = std::fs::read(&bin).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let o = scribe(&["--output_dir", tmp.path().to_str().unwrap()], &speech("spk1_snt1.wav"), &[("VAD_MODEL_PATH", cut.to_str().unwrap())]);
+    assert!(failed(&o).contains("cut.bin"));
+}
+
+#[test]
+fn vad_flags_are_checked_and_silero_is_refused_by_name() {
+    let audio = speech("spk1_snt1.wav");
+    for (flags, want) in [
+        (&["--vad_method", "silero"][..], "silero is not supported"),
+        (&["--vad_method", "webrtc"][..], "expected pyannote or none"),
+        (&["--chunk_size", "40"][..], "--chunk_size 40"),
+        (&["--chunk_size", "0"][..], "--chunk_size 0"),
+        (&["--batch_size", "0"][..], "--batch_size 0"),
+        (&["--vad_onset", "1.5"][..], "--vad_onset"),
+        (&["--clip_timestamps", "1,2"][..], "--vad_method none"),
+    ] {
+        let err = failed(&scribe(flags, &audio, &[]));
+        assert!(err.contains(want), "{flags:?}: {err}");
+    }
+}
