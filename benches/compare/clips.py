@@ -73,8 +73,8 @@ def build(data_dir, out_dir):
     if index_path.exists():
         index = json.loads(index_path.read_text())
         paths = [c["path"] for c in index["clips"]] + [index["long"]["path"]]
-        paths += [index["noisy_long"]["path"]] if "noisy_long" in index else [""]
-        if index.get("fingerprint") == fp and all(pathlib.Path(p).exists() for p in paths):
+        paths += [index["noisy_long"]["path"]] if "noisy_long" in index else []
+        if index.get("fingerprint") == fp and "noisy_long" in index and all(pathlib.Path(p).exists() for p in paths):
             return index
 
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,6 @@
-"""One faster-whisper process: load the model, transcribe FILES, write {file: text} as JSON.
+"""One faster-whisper process: load the model, transcribe FILES, write
+{file: {"text", "segments": [[start, end, text], ...]}} as JSON. `--batched N` runs faster-whisper's
+BatchedInferencePipeline (its Silero VAD, batches of N), else sequential decoding without VAD.
 
 Run as a fresh process per measurement (benches/compare/bench.py times it and reads its peak RSS),
 so model load and Python start-up are part of the wall time, as they are for `scribe`.
@@ -8,7 +10,7 @@ import argparse
 import json
 import sys
 
-from faster_whisper import WhisperModel
+from faster_whisper import BatchedInferencePipeline, WhisperModel
 
 
 def main():
@@ -17,13 +19,19 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--beam_size", type=int, default=5)
     p.add_argument("--out", required=True, help="JSON file to write")
+    p.add_argument("--batched", type=int, default=0, help="batch size of the batched pipeline (0: sequential)")
     p.add_argument("files", nargs="+")
     a = p.parse_args()
     model = WhisperModel(a.model, device="cpu", compute_type="int8", cpu_threads=a.threads)
     result = {}
     for path in a.files:
-        segments, _info = model.transcribe(path, beam_size=a.beam_size, language="en", vad_filter=False)
-        result[path] = " ".join(s.text.strip() for s in segments)  # the generator decodes here
+        if a.batched:
+            pipeline = BatchedInferencePipeline(model=model)
+            segments, _info = pipeline.transcribe(path, batch_size=a.batched, beam_size=a.beam_size, language="en")
+        else:
+            segments, _info = model.transcribe(path, beam_size=a.beam_size, language="en", vad_filter=False)
+        segments = [[s.start, s.end, s.text.strip()] for s in segments]  # the generator decodes here
+        result[path] = {"text": " ".join(s[2] for s in segments), "segments": segments}
     with open(a.out, "w") as f:
         json.dump(result, f, indent=1)
 

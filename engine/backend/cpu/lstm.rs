@@ -1,6 +1,8 @@
 //! One direction of `nn.LSTM`: the input projection for all steps is one GEMM, then each step
 //! adds `h·W_hhᵀ` and applies the gates (PyTorch order: input, forget, cell, output).
 
+use rayon::prelude::*;
+
 use super::gemm::{sgemm, MatRef};
 use super::math;
 use super::simd::SimdLevel;
@@ -26,29 +28,53 @@ pub fn lstm(
     let pre = data(&pre)?;
     let whh = data(w_hh)?;
     let mut out = vec![0.0f32; b * t * hsz];
-    let mut h = vec![0.0f32; b * hsz];
-    let mut c = vec![0.0f32; b * hsz];
-    let mut gates = vec![0.0f32; b * g4];
+    if b == 0 || t == 0 {
+        return Ok(tensor(vec![b, t, hsz], out));
+    }
+    // The recurrence is sequential in time but independent across the batch: each thread runs
+    // every step for its own rows.
+    let rows_per_task = b.div_ceil(rayon::current_num_threads().max(1)).max(1);
+    out.par_chunks_mut(rows_per_task * t * hsz).enumerate().for_each(|(task, out)| {
+        let first = task * rows_per_task;
+        let rows = out.len() / (t * hsz);
+        recurrence(level, &pre[first * t * g4..(first + rows) * t * g4], whh, out, rows, t, hsz, reverse);
+    });
+    Ok(tensor(vec![b, t, hsz], out))
+}
+
+/// The time loop for `rows` sequences: `pre[rows, t, 4H]` input projections (biases folded
+/// in) → `out[rows, t, H]`.
+#[allow(clippy::too_many_arguments)]
+fn recurrence(level: SimdLevel, pre: &[f32], whh: &[f32], out: &mut [f32], rows: usize, t: usize, hsz: usize, reverse: bool) {
+    let g4 = 4 * hsz;
+    let mut h = vec![0.0f32; rows * hsz];
+    let mut c = vec![0.0f32; rows * hsz];
+    let mut gates = vec![0.0f32; rows * g4];
     for step in 0..t {
         let ti = if reverse { t - 1 - step } else { step };
-        for bi in 0..b {
+        for bi in 0..rows {
             gates[bi * g4..(bi + 1) * g4].copy_from_slice(&pre[(bi * t + ti) * g4..][..g4]);
         }
-        sgemm(level, b, g4, hsz, MatRef::row_major(&h, hsz), MatRef::transposed(whh, hsz), &mut gates, g4, true, true);
-        for bi in 0..b {
+        sgemm(level, rows, g4, hsz, MatRef::row_major(&h, hsz), MatRef::transposed(whh, hsz), &mut gates, g4, true, false);
+        for bi in 0..rows {
             let gt = &gates[bi * g4..(bi + 1) * g4];
-            for j in 0..hsz {
-                let i_g = math::sigmoid(gt[j]);
-                let f_g = math::sigmoid(gt[hsz + j]);
-                let c_g = math::tanh(gt[2 * hsz + j]);
-                let o_g = math::sigmoid(gt[3 * hsz + j]);
-                let cv = f_g * c[bi * hsz + j] + i_g * c_g;
-                c[bi * hsz + j] = cv;
-                let hv = o_g * math::tanh(cv);
-                h[bi * hsz + j] = hv;
-                out[(bi * t + ti) * hsz + j] = hv;
+            let (ig, rest) = gt.split_at(hsz);
+            let (fg, rest) = rest.split_at(hsz);
+            let (gg, og) = rest.split_at(hsz);
+            let (cr, hr) = (&mut c[bi * hsz..(bi + 1) * hsz], &mut h[bi * hsz..(bi + 1) * hsz]);
+            let o_row = &mut out[(bi * t + ti) * hsz..][..hsz];
+            // Zipped slices (no index arithmetic) so the gate math vectorises.
+            for ((((((&i, &f), &g), &o), cv), hv), ov) in
+                ig.iter().zip(fg).zip(gg).zip(og).zip(cr.iter_mut()).zip(hr.iter_mut()).zip(o_row.iter_mut())
+            {
+                let cell = math::sigmoid(f) * *cv + math::sigmoid(i) * math::tanh(g);
+                *cv = cell;
+                let hidden = math::sigmoid(o) * math::tanh(cell);
+                *hv = hidden;
+                *ov = hidden;
             }
         }
     }
-    Ok(tensor(vec![b, t, hsz], out))
 }
+
+
