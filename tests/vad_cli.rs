@@ -141,3 +141,39 @@ fn vad_flags_are_checked_and_silero_is_refused_by_name() {
         assert!(err.contains(want), "{flags:?}: {err}");
     }
 }
+
+#[test]
+fn word_timestamps_time_every_word_and_split_chunks_at_sentence_ends() {
+    if model_dir("tiny.en").is_none() || model_dir("vad").is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let o = scribe(
+        &["--word_timestamps", "True", "--output_format", "json", "--output_dir", tmp.path().to_str().unwrap()],
+        &speech("two_speakers.wav"),
+        &[],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("two_speakers.json")).unwrap()).unwrap();
+    let segments = doc["segments"].as_array().unwrap();
+    assert!(segments.len() >= 3, "{doc}");
+    let mut words = 0;
+    for s in segments {
+        let (start, end) = (s["start"].as_f64().unwrap(), s["end"].as_f64().unwrap());
+        let ws = s["words"].as_array().unwrap();
+        assert!(!ws.is_empty(), "{s}");
+        for w in ws {
+            let (ws, we) = (w["start"].as_f64().unwrap(), w["end"].as_f64().unwrap());
+            assert!(start - 1e-6 <= ws && ws <= we && we <= end + 1e-6, "{w} outside {start}-{end}");
+            words += 1;
+        }
+        // A sentence end only ever closes a segment.
+        let text = s["text"].as_str().unwrap().trim();
+        for w in &ws[..ws.len() - 1] {
+            let t = w["word"].as_str().unwrap().trim_end();
+            assert!(!t.ends_with(['.', '?', '!']), "segment not split after {t:?}: {text}");
+        }
+    }
+    assert_eq!(words, doc["word_segments"].as_array().unwrap().len());
+}

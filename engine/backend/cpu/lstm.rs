@@ -3,9 +3,9 @@
 
 use rayon::prelude::*;
 
-use super::gemm::{sgemm, MatRef};
 use super::math;
-use super::simd::SimdLevel;
+use super::simd::{multiversion, SimdLevel};
+use super::skinny::{skinny_nt, SKINNY_MAX_ROWS};
 use super::{data, linear, tensor};
 use crate::backend::Tensor;
 use crate::error::Result;
@@ -43,7 +43,8 @@ pub fn lstm(
 }
 
 /// The time loop for `rows` sequences: `pre[rows, t, 4H]` input projections (biases folded
-/// in) → `out[rows, t, H]`.
+/// in) → `out[rows, t, H]`. The recurrent product is a skinny one (at most
+/// [`SKINNY_MAX_ROWS`] rows against `W_hh` read in place: `gemm` would pack `W_hh` every step).
 #[allow(clippy::too_many_arguments)]
 fn recurrence(level: SimdLevel, pre: &[f32], whh: &[f32], out: &mut [f32], rows: usize, t: usize, hsz: usize, reverse: bool) {
     let g4 = 4 * hsz;
@@ -55,26 +56,39 @@ fn recurrence(level: SimdLevel, pre: &[f32], whh: &[f32], out: &mut [f32], rows:
         for bi in 0..rows {
             gates[bi * g4..(bi + 1) * g4].copy_from_slice(&pre[(bi * t + ti) * g4..][..g4]);
         }
-        sgemm(level, rows, g4, hsz, MatRef::row_major(&h, hsz), MatRef::transposed(whh, hsz), &mut gates, g4, true, false);
+        for r0 in (0..rows).step_by(SKINNY_MAX_ROWS) {
+            let m = SKINNY_MAX_ROWS.min(rows - r0);
+            skinny_nt(level, m, g4, hsz, &h[r0 * hsz..(r0 + m) * hsz], whh, hsz, &mut gates[r0 * g4..(r0 + m) * g4]);
+        }
         for bi in 0..rows {
-            let gt = &gates[bi * g4..(bi + 1) * g4];
-            let (ig, rest) = gt.split_at(hsz);
-            let (fg, rest) = rest.split_at(hsz);
-            let (gg, og) = rest.split_at(hsz);
-            let (cr, hr) = (&mut c[bi * hsz..(bi + 1) * hsz], &mut h[bi * hsz..(bi + 1) * hsz]);
             let o_row = &mut out[(bi * t + ti) * hsz..][..hsz];
-            // Zipped slices (no index arithmetic) so the gate math vectorises.
-            for ((((((&i, &f), &g), &o), cv), hv), ov) in
-                ig.iter().zip(fg).zip(gg).zip(og).zip(cr.iter_mut()).zip(hr.iter_mut()).zip(o_row.iter_mut())
-            {
-                let cell = math::sigmoid(f) * *cv + math::sigmoid(i) * math::tanh(g);
-                *cv = cell;
-                let hidden = math::sigmoid(o) * math::tanh(cell);
-                *hv = hidden;
-                *ov = hidden;
-            }
+            cell_update(
+                level,
+                &gates[bi * g4..(bi + 1) * g4],
+                &mut c[bi * hsz..(bi + 1) * hsz],
+                &mut h[bi * hsz..(bi + 1) * hsz],
+                o_row,
+            );
         }
     }
 }
 
-
+multiversion! {
+    /// One row's gates `[i, f, g, o]` (pre-activation, `4H`) → the new cell `c` and hidden `h`
+    /// (also written to `out`): `c = σ(f)·c + σ(i)·tanh(g)`, `h = σ(o)·tanh(c)`.
+    fn cell_update(gates: &[f32], c: &mut [f32], h: &mut [f32], out: &mut [f32]) {
+        let hsz = c.len();
+        let (ig, rest) = gates.split_at(hsz);
+        let (fg, rest) = rest.split_at(hsz);
+        let (gg, og) = rest.split_at(hsz);
+        for ((((((&i, &f), &g), &o), cv), hv), ov) in
+            ig.iter().zip(fg).zip(gg).zip(og).zip(c.iter_mut()).zip(h.iter_mut()).zip(out.iter_mut())
+        {
+            let cell = math::sigmoid(f) * *cv + math::sigmoid(i) * math::tanh(g);
+            *cv = cell;
+            let hidden = math::sigmoid(o) * math::tanh(cell);
+            *hv = hidden;
+            *ov = hidden;
+        }
+    }
+}
