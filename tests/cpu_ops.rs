@@ -439,6 +439,9 @@ fn conv1d() {
         ("whisper stem conv2 k3 p1 s2", 1, 24, 24, 1501, 3, 2, 1, 1, 1),
         ("whisper stem conv2 even T", 2, 9, 12, 3000, 3, 2, 1, 1, 1),
         ("w2v2 conv0 k10 s5", 1, 1, 16, 4001, 10, 5, 0, 1, 1),
+        // one input channel per group, no padding: the strided-view path (no im2col)
+        ("sincnet k251 s10", 3, 1, 80, 8003, 251, 10, 0, 1, 1),
+        ("depthwise x2 k3 s2 p0", 2, 4, 8, 31, 3, 2, 0, 1, 4),
         ("w2v2 conv1 k3 s2", 2, 16, 16, 799, 3, 2, 0, 1, 1),
         ("w2v2 conv6 k2 s2", 1, 16, 16, 99, 2, 2, 0, 1, 1),
         ("w2v2 pos conv k128 p64 g16", 1, 32, 32, 50, 128, 1, 64, 1, 16),

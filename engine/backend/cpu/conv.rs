@@ -22,8 +22,34 @@ pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
     let rows = cg_in * kernel; // im2col rows per group
                                // One task per (batch, group): build its im2col block, then one GEMM.
     let tasks = batch * g;
+    // One input channel per group, no padding or dilation (a waveform front end: SincNet,
+    // wav2vec2's first conv): the im2col matrix is the signal itself seen with row stride 1 and
+    // column stride `stride` (element (k, t) = x[t·stride + k]), so GEMM reads it in place.
+    let strided_view = cg_in == 1 && p.padding == 0 && p.dilation == 1;
     let run = |task: usize, o: &mut [f32]| {
         let (bi, gi) = (task / g, task % g);
+        let wg = &wd[gi * cg_out * rows..(gi + 1) * cg_out * rows];
+        if strided_view {
+            if let Some(bd) = bias {
+                for (co, row) in o.chunks_exact_mut(t_out).enumerate() {
+                    row.fill(bd[gi * cg_out + co]);
+                }
+            }
+            let src = &xd[(bi * c_in + gi) * t_in..][..t_in];
+            sgemm(
+                level,
+                cg_out,
+                t_out,
+                rows,
+                MatRef::row_major(wg, rows),
+                MatRef::transposed(src, p.stride),
+                o,
+                t_out,
+                bias.is_some(),
+                tasks == 1,
+            );
+            return;
+        }
         let mut col = vec![0.0f32; rows * t_out];
         for ci in 0..cg_in {
             let src = &xd[(bi * c_in + gi * cg_in + ci) * t_in..][..t_in];
@@ -36,7 +62,6 @@ pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
                 }
             }
         }
-        let wg = &wd[gi * cg_out * rows..(gi + 1) * cg_out * rows];
         if let Some(bd) = bias {
             for (co, row) in o.chunks_exact_mut(t_out).enumerate() {
                 row.fill(bd[gi * cg_out + co]);
