@@ -869,6 +869,7 @@ fn help_prints_every_default() {
         ("--vad_offset", "0.363"),
         ("--chunk_size", "30"),
         ("--batch_size", "8"),
+        ("--vad_step", "auto"),
         ("--device", "auto"),
         ("--compute_type", "float32"),
         ("--output_dir", "."),

@@ -233,10 +233,11 @@ fn ref_linear(x: &[f32], m: usize, k: usize, w: &[f32], n: usize, b: Option<&[f3
 #[test]
 fn half_precision_weights() {
     // A weight uploaded as f16 behaves as the f32 tensor of the same values in linear (both the
-    // skinny path, ≤ 8 rows, and the GEMM path), embedding and download; other ops refuse it.
+    // skinny path, ≤ 64 rows in passes of 8, and the GEMM path), embedding and download; other
+    // ops refuse it.
     let mut st = Stats::new("linear (f16 weight)");
     let mut rng = Rng::new(41);
-    for &(m, k, n) in &[(1, 1, 1), (5, 384, 517), (8, 33, 65), (9, 17, 300), (40, 64, 129), (3, 15, 7)] {
+    for &(m, k, n) in &[(1, 1, 1), (5, 384, 517), (8, 33, 65), (9, 17, 300), (40, 64, 129), (64, 31, 70), (65, 16, 33), (3, 15, 7)] {
         let x = rng.vec(m * k, 1.0);
         let w16: Vec<half::f16> =
             rng.vec(n * k, 1.0 / (k as f32).sqrt()).iter().map(|&v| half::f16::from_f32(v)).collect();
@@ -282,6 +283,10 @@ fn linear() {
         (&[2, 1, 150], 64, 3),
         (&[1500], 17, 7),
         (&[0, 4], 5, 6),
+        // batched decoder steps (chunks × beams): skinny passes of 8 rows, a ragged last one
+        (&[7, 5], 384, 777),
+        (&[8, 8], 65, 300),
+        (&[65], 33, 40),
     ];
     for &(lead, k, n) in cases {
         let m = numel(lead);

@@ -136,6 +136,8 @@ fn vad_flags_are_checked_and_silero_is_refused_by_name() {
         (&["--batch_size", "0"][..], "--batch_size 0"),
         (&["--vad_onset", "1.5"][..], "--vad_onset"),
         (&["--clip_timestamps", "1,2"][..], "--vad_method none"),
+        (&["--vad_step", "0"][..], "--vad_step 0"),
+        (&["--vad_step", "6"][..], "--vad_step 6"),
     ] {
         let err = failed(&scribe(flags, &audio, &[]));
         assert!(err.contains(want), "{flags:?}: {err}");

@@ -4,7 +4,7 @@ use rayon::prelude::*;
 
 use super::gemm::{sgemm, MatRef};
 use super::simd::SimdLevel;
-use super::skinny::{skinny_nt, SKINNY_MAX_ROWS};
+use super::skinny::{skinny_nt, SKINNY_BATCH_MAX_ROWS};
 use super::{data, tensor, weight, Weight};
 use crate::backend::Tensor;
 use crate::error::{Error, Result};
@@ -38,8 +38,8 @@ pub fn linear(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> R
     };
     match wd {
         // `out` holds the bias or zeros, which the skinny product adds to.
-        Weight::F32(wd) if (1..=SKINNY_MAX_ROWS).contains(&m) => skinny_nt(level, m, n, k, xd, wd, k, &mut out),
-        Weight::F16(wd) if (1..=SKINNY_MAX_ROWS).contains(&m) => skinny_nt(level, m, n, k, xd, wd, k, &mut out),
+        Weight::F32(wd) if (1..=SKINNY_BATCH_MAX_ROWS).contains(&m) => skinny_nt(level, m, n, k, xd, wd, k, &mut out),
+        Weight::F16(wd) if (1..=SKINNY_BATCH_MAX_ROWS).contains(&m) => skinny_nt(level, m, n, k, xd, wd, k, &mut out),
         _ => {
             let wd = wd.rows_f32(level, 0..n, k);
             sgemm(level, m, n, k, MatRef::row_major(xd, k), MatRef::transposed(&wd, k), &mut out, n, accumulate, true)

@@ -170,7 +170,7 @@ impl Backend for CpuBackend {
 
     fn linear(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
         profile::timed(
-            if x.rows_cols().0 <= skinny::SKINNY_MAX_ROWS { "linear (skinny)" } else { "linear (gemm)" },
+            if x.rows_cols().0 <= skinny::SKINNY_BATCH_MAX_ROWS { "linear (skinny)" } else { "linear (gemm)" },
             || linear::linear(self.simd, x, w, b),
         )
     }

@@ -11,8 +11,12 @@ use rayon::prelude::*;
 use super::math;
 use super::simd::{multiversion, SimdLevel};
 
-/// Products with at most this many rows take the skinny path.
+/// Rows one register-blocked pass of the skinny kernel handles.
 pub const SKINNY_MAX_ROWS: usize = 8;
+/// Products with at most this many rows take the skinny path, in passes of
+/// [`SKINNY_MAX_ROWS`] over each block of weight rows while it is in cache: the decoder steps of
+/// a batch (chunks × beams). Above it, `gemm`'s packing pays for itself.
+pub const SKINNY_BATCH_MAX_ROWS: usize = 64;
 /// Accumulator width: one AVX-512 register of f32, two AVX2 registers.
 const LANES: usize = 16;
 /// Columns of the output per parallel task.
@@ -244,9 +248,11 @@ mod avx512 {
     }
 }
 
-/// `out[r, j] += x[r, :] · w[j, :]` for `m ≤ SKINNY_MAX_ROWS` rows of `x` (`[m, k]`, row-major)
-/// and the `n` rows of `w` (row `j` at `w[j * w_rs..][..k]`). `out` is `[m, n]` row-major and
-/// must be pre-filled (zeros, or the bias).
+/// `out[r, j] += x[r, :] · w[j, :]` for `m ≤ SKINNY_BATCH_MAX_ROWS` rows of `x` (`[m, k]`,
+/// row-major) and the `n` rows of `w` (row `j` at `w[j * w_rs..][..k]`). `out` is `[m, n]`
+/// row-major and must be pre-filled (zeros, or the bias). Each task takes a block of
+/// `COLUMNS_PER_TASK` rows of `w` and runs every group of [`SKINNY_MAX_ROWS`] input rows
+/// against it, so `w` is read from memory once whatever `m` is.
 #[allow(clippy::too_many_arguments)]
 pub fn skinny_nt<E: Elem>(
     level: SimdLevel,
@@ -258,7 +264,7 @@ pub fn skinny_nt<E: Elem>(
     w_rs: usize,
     out: &mut [f32],
 ) {
-    assert!((1..=SKINNY_MAX_ROWS).contains(&m), "skinny_nt: {m} rows");
+    assert!((1..=SKINNY_BATCH_MAX_ROWS).contains(&m), "skinny_nt: {m} rows");
     assert!(x.len() >= m * k && out.len() >= m * n, "skinny_nt: operand sizes");
     assert!(n == 0 || (n - 1) * w_rs + k <= w.len(), "skinny_nt: w out of bounds");
     if n == 0 {
@@ -271,13 +277,18 @@ pub fn skinny_nt<E: Elem>(
         .map(|b| (b * COLUMNS_PER_TASK, rows.iter_mut().map(|r| r.next().expect("one chunk per block")).collect()))
         .collect();
     let run = |(j0, mut cols): (usize, Vec<&mut [f32]>)| {
-        #[cfg(target_arch = "x86_64")]
-        if level == SimdLevel::Avx512 {
-            // SAFETY: the Avx512 level is only produced by detection on this CPU (F16C comes
-            // with every AVX-512 CPU).
-            return unsafe { avx512::block_any(m, x, k, w, w_rs, j0, &mut cols) };
+        for r0 in (0..m).step_by(SKINNY_MAX_ROWS) {
+            let mg = SKINNY_MAX_ROWS.min(m - r0);
+            let (xg, cg) = (&x[r0 * k..(r0 + mg) * k], &mut cols[r0..r0 + mg]);
+            #[cfg(target_arch = "x86_64")]
+            if level == SimdLevel::Avx512 {
+                // SAFETY: the Avx512 level is only produced by detection on this CPU (F16C comes
+                // with every AVX-512 CPU).
+                unsafe { avx512::block_any(mg, xg, k, w, w_rs, j0, cg) };
+                continue;
+            }
+            E::block_autovec(level, mg, xg, k, w, w_rs, j0, cg);
         }
-        E::block_autovec(level, m, x, k, w, w_rs, j0, &mut cols)
     };
     if m * n * k >= PARALLEL_MIN_MACS {
         blocks.into_par_iter().for_each(run);

@@ -108,6 +108,20 @@ pub fn speech_scores(
     dev: &Device,
     audio: &[f32],
     batch_size: usize,
+    progress: impl FnMut(usize, usize),
+) -> Result<SpeechScores> {
+    speech_scores_every(model, dev, audio, batch_size, None, progress)
+}
+
+/// [`speech_scores`] with windows `step` seconds apart instead of pyannote's tenth of a window
+/// (None). Larger steps overlap fewer windows per frame: the scores are no longer WhisperX's,
+/// but the cost falls in proportion (2.5 s: 5× fewer windows).
+pub fn speech_scores_every(
+    model: &PyanNet,
+    dev: &Device,
+    audio: &[f32],
+    batch_size: usize,
+    step: Option<f64>,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<SpeechScores> {
     let frames = model.frames();
@@ -116,7 +130,13 @@ pub fn speech_scores(
     }
     let cfg = &model.config;
     let window = cfg.window_samples();
-    let step_seconds = STEP_RATIO * cfg.duration;
+    let step_seconds = step.unwrap_or(STEP_RATIO * cfg.duration);
+    if !(step_seconds > 0.0 && step_seconds <= cfg.duration) {
+        return Err(crate::error::Error::Other(format!(
+            "VAD window step {step_seconds} s: expected more than 0 and at most the {} s window",
+            cfg.duration
+        )));
+    }
     let step = (step_seconds * cfg.sample_rate as f64).round() as usize;
     let (starts, has_last) = window_starts(audio.len(), window, step.max(1));
     let frames_per_window = model.num_frames(window);
