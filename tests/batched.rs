@@ -195,3 +195,37 @@ fn batched_is_as_accurate_as_sequential_decoding() {
     assert!(b <= s + 0.02, "batched {b} vs sequential {s}: {}", batched.text());
     assert!(!normalize(&batched.text()).is_empty());
 }
+
+#[test]
+fn no_words_are_written_inside_a_stretch_of_noise() {
+    let Some(dir) = model_dir("tiny.en") else { return };
+    let (speech_audio, reference) = sentences();
+    // 8 s of white noise at about −30 dBFS after the third sentence's gap.
+    let (noise_start, noise_len) = (3 * 16_000 * 4, 8 * 16_000);
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let noise: Vec<f32> = (0..noise_len)
+        .map(|_| {
+            // Sum of uniforms: roughly normal, RMS ≈ 0.0316.
+            let mut s = 0.0f32;
+            for _ in 0..4 {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s += (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+            }
+            s * 0.0548
+        })
+        .collect();
+    let mut audio = speech_audio[..noise_start].to_vec();
+    audio.extend_from_slice(&noise);
+    audio.extend_from_slice(&speech_audio[noise_start..]);
+    let (t0, t1) = (noise_start as f64 / 16000.0, (noise_start + noise_len) as f64 / 16000.0);
+    let Some(chunks) = vad_chunks(&audio, 30.0) else { return };
+    let model = Whisper::load(&dir, Device::cpu()).unwrap();
+    let mut stats = BatchStats::default();
+    let t = transcribe_chunks(&model, &audio, &chunks, &english(), 8, &mut |_, _| {}, &mut stats).unwrap();
+    for s in &t.segments {
+        let mid = (s.start + s.end) / 2.0;
+        assert!(!(t0..t1).contains(&mid), "{s:?} inside the noise {t0:.2}-{t1:.2}");
+    }
+    let e = wer(&reference, &t.text());
+    assert!(e < 0.12, "WER {e}: {}", t.text());
+}

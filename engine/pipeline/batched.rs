@@ -36,6 +36,34 @@ pub fn chunk_samples(chunk: &Chunk, len: usize) -> (usize, usize) {
     (s, e.max(s))
 }
 
+/// Silence kept around each speech region when the rest of a chunk is muted, seconds: VAD
+/// region edges sit on the speech, so a little room keeps soft onsets and endings.
+pub const REGION_MARGIN: f64 = 0.2;
+
+/// A chunk's samples with everything outside its speech regions (widened by
+/// [`REGION_MARGIN`]) set to zero. A chunk spans its first region's start to its last region's
+/// end, so it holds the pauses between them, and in a noisy recording the noise in them, where
+/// Whisper invents words or stretches a segment's times; muted, they are plain silence, which
+/// it handles. A chunk without regions is returned whole.
+pub fn speech_only(chunk: &Chunk, audio: &[f32]) -> Vec<f32> {
+    let (s, e) = chunk_samples(chunk, audio.len());
+    let mut out = audio[s..e].to_vec();
+    if chunk.regions.is_empty() {
+        return out;
+    }
+    let mut keep = vec![false; out.len()];
+    for r in &chunk.regions {
+        let at = |t: f64| (((t - chunk.start) * SAMPLE_RATE as f64).max(0.0) as usize).min(out.len());
+        keep[at(r.start - REGION_MARGIN)..at(r.end + REGION_MARGIN)].fill(true);
+    }
+    for (v, k) in out.iter_mut().zip(&keep) {
+        if !k {
+            *v = 0.0;
+        }
+    }
+    out
+}
+
 /// Decode windows `features[A, T, D]` with fallback per window: all at the first temperature,
 /// then only those that need it at the next, and so on (transcribe.py `decode_with_fallback`
 /// applied to each window). `decoder_calls` counts decoding batches (for tests and logs).
@@ -132,10 +160,7 @@ pub fn transcribe_chunks(
     // Every chunk is decoded on its own: no conditioning on previous chunks.
     options.decode.without_timestamps = false;
     options.condition_on_previous_text = false;
-    let mel_of = |c: &Chunk| -> Result<Vec<f32>> {
-        let (s, e) = chunk_samples(c, audio.len());
-        Ok(log_mel_window(&audio[s..e], n_mels)?.data)
-    };
+    let mel_of = |c: &Chunk| -> Result<Vec<f32>> { Ok(log_mel_window(&speech_only(c, audio), n_mels)?.data) };
     if options.decode.language.is_none() {
         options.decode.language = Some(match chunks.first() {
             Some(first) if tok.multilingual => {
@@ -291,6 +316,22 @@ mod tests {
         assert_eq!(chunk_samples(&c, 10_000), (495, 10_000));
         let past = Chunk { start: 9.0, end: 10.0, regions: Vec::new() };
         assert_eq!(chunk_samples(&past, 1000), (1000, 1000));
+    }
+
+    #[test]
+    fn only_speech_and_its_margins_are_kept() {
+        let audio: Vec<f32> = (0..16_000 * 4).map(|i| 1.0 + i as f32 * 0.0).collect();
+        let r = |start, end| Region { start, end };
+        let chunk = Chunk { start: 0.5, end: 3.5, regions: vec![r(0.5, 1.0), r(2.5, 3.5)] };
+        let out = speech_only(&chunk, &audio);
+        assert_eq!(out.len(), 48_000);
+        let at = |t: f64| ((t - 0.5) * 16_000.0) as usize;
+        // Kept: [0.5, 1.2) and [2.3, 3.5); muted between.
+        assert!(out[..at(1.2)].iter().all(|&v| v == 1.0));
+        assert!(out[at(1.2)..at(2.3)].iter().all(|&v| v == 0.0));
+        assert!(out[at(2.3)..].iter().all(|&v| v == 1.0));
+        let whole = Chunk { start: 0.5, end: 3.5, regions: Vec::new() };
+        assert!(speech_only(&whole, &audio).iter().all(|&v| v == 1.0));
     }
 
     #[test]
