@@ -117,3 +117,36 @@ fn speech_scores_and_chunks_match_whisperx_on_every_recording() {
         }
     }
 }
+
+#[test]
+fn a_coarser_window_step_keeps_the_chunks_close_to_whisperx() {
+    let dev = Device::cpu();
+    let Some(model) = model(&dev) else { return };
+    let r = reference();
+    for entry in r["recordings"].as_array().unwrap() {
+        let name = entry["name"].as_str().unwrap();
+        let audio = audio_of(entry);
+        let scores = scribe::models::pyannote::sliding_window::speech_scores_every(
+            &model,
+            &dev,
+            &audio,
+            BATCH_SIZE,
+            Some(2.5),
+            |_, _| {},
+        )
+        .unwrap();
+        let got = speech_chunks(&scores.scores, &scores.times(), VAD_ONSET, VAD_OFFSET, 30.0);
+        let want = entry["chunks"]["30"].as_array().unwrap();
+        assert_eq!(got.len(), want.len(), "{name}: {got:?} vs {want:?}");
+        for (g, w) in got.iter().zip(want) {
+            let (ws, we) = (w[0].as_f64().unwrap(), w[1].as_f64().unwrap());
+            assert!((g.start - ws).abs() < 0.3 && (g.end - we).abs() < 0.3, "{name}: {g:?} vs {w}");
+        }
+    }
+    // A step of 0 or beyond the window is an error, not a hang.
+    let audio = vec![0.0f32; 16_000];
+    for step in [0.0, 5.5] {
+        let e = scribe::models::pyannote::sliding_window::speech_scores_every(&model, &dev, &audio, 4, Some(step), |_, _| {});
+        assert!(e.is_err(), "step {step}");
+    }
+}
