@@ -10,7 +10,7 @@
 //! its speech does is decoded again from there, so no sentence after a pause is lost. With word
 //! timestamps, segments take the DTW word times and are split at sentence ends.
 
-use crate::audio::mel::{log_mel_window, HOP_LENGTH, N_FRAMES};
+use crate::audio::mel::{log_mel_window, HOP_LENGTH, N_FRAMES, N_SAMPLES};
 use crate::audio::SAMPLE_RATE;
 use crate::backend::Tensor;
 use crate::error::{Error, Result};
@@ -29,11 +29,17 @@ pub const BATCH_SIZE: usize = 8;
 /// Characters that end a sentence: a segment with word times is split after a word ending so.
 pub const SENTENCE_ENDS: &[char] = &['.', '?', '!', '。', '？', '！'];
 
-/// Samples `[start, end)` of a chunk, as whisperx slices them (`int(t * SAMPLE_RATE)`).
+/// Samples `[start, end)` decoded for a chunk: its span (`int(t · SAMPLE_RATE)`, as whisperx
+/// slices it) widened by [`REGION_MARGIN`] on both sides where the audio and Whisper's 30 s
+/// window allow — VAD regions start on the speech, and a word's soft onset cut off is misheard
+/// ("Hello" as "below").
 pub fn chunk_samples(chunk: &Chunk, len: usize) -> (usize, usize) {
-    let at = |t: f64| ((t * SAMPLE_RATE as f64) as usize).min(len);
-    let (s, e) = (at(chunk.start.max(0.0)), at(chunk.end.max(0.0)));
-    (s, e.max(s))
+    let at = |t: f64| ((t.max(0.0) * SAMPLE_RATE as f64) as usize).min(len);
+    let (cs, ce) = (at(chunk.start), at(chunk.end).max(at(chunk.start)));
+    // The margin before the chunk only where the chunk leaves room for it in the window.
+    let s = at(chunk.start - REGION_MARGIN).max(ce.saturating_sub(N_SAMPLES)).min(cs);
+    let e = at(chunk.end + REGION_MARGIN).min(s + N_SAMPLES).max(ce.min(s + N_SAMPLES));
+    (s, e)
 }
 
 /// Silence kept around each speech region when the rest of a chunk is muted, seconds: VAD
@@ -53,7 +59,7 @@ pub fn speech_only(chunk: &Chunk, audio: &[f32]) -> Vec<f32> {
     }
     let mut keep = vec![false; out.len()];
     for r in &chunk.regions {
-        let at = |t: f64| (((t - chunk.start) * SAMPLE_RATE as f64).max(0.0) as usize).min(out.len());
+        let at = |t: f64| ((t * SAMPLE_RATE as f64).max(0.0) as usize).saturating_sub(s).min(out.len());
         keep[at(r.start - REGION_MARGIN)..at(r.end + REGION_MARGIN)].fill(true);
     }
     for (v, k) in out.iter_mut().zip(&keep) {
@@ -217,10 +223,11 @@ pub fn transcribe_chunks(
                 let frames = (((e - s) / HOP_LENGTH).max(1)).min(N_FRAMES);
                 let (mut current, advance) = split_segments(model, &result, time_offset, frames)?;
                 current.retain(|s| !s.text.trim().is_empty());
-                // Timestamps may reach into the chunk's padding; the speech is inside the chunk.
+                // Timestamps may reach into the window's padding; the speech is inside the span.
+                let span_end = e as f64 / SAMPLE_RATE as f64;
                 for seg in &mut current {
-                    seg.start = seg.start.clamp(chunk.start, chunk.end);
-                    seg.end = seg.end.clamp(seg.start, chunk.end);
+                    seg.start = seg.start.clamp(time_offset, span_end);
+                    seg.end = seg.end.clamp(seg.start, span_end);
                 }
                 let covered_until = current
                     .last()
@@ -310,23 +317,33 @@ mod tests {
     }
 
     #[test]
-    fn chunk_samples_truncate_like_int_and_stay_inside_the_audio() {
+    fn chunk_samples_widen_by_the_margin_inside_the_audio_and_the_window() {
         let c = Chunk { start: 0.03096, end: 2.8997, regions: Vec::new() };
-        assert_eq!(chunk_samples(&c, 100_000), (495, 46_395));
-        assert_eq!(chunk_samples(&c, 10_000), (495, 10_000));
+        // 0.031 s − 0.2 s clips at 0; 2.8997 + 0.2 s = 3.0997 s → sample 49 595.
+        assert_eq!(chunk_samples(&c, 100_000), (0, 49_595));
+        assert_eq!(chunk_samples(&c, 10_000), (0, 10_000));
+        let mid = Chunk { start: 10.0, end: 12.0, regions: Vec::new() };
+        assert_eq!(chunk_samples(&mid, 1_000_000), (156_800, 195_200));
         let past = Chunk { start: 9.0, end: 10.0, regions: Vec::new() };
         assert_eq!(chunk_samples(&past, 1000), (1000, 1000));
+        // A full 30 s chunk keeps its own 30 s: no margin fits.
+        let full = Chunk { start: 10.0, end: 40.0, regions: Vec::new() };
+        assert_eq!(chunk_samples(&full, 1_000_000), (160_000, 640_000));
+        // A chunk over 30 s (a region longer than chunk_size) is cut at 30 s from its start,
+        // as Whisper's window (and WhisperX) cuts it.
+        let over = Chunk { start: 10.0, end: 41.0, regions: Vec::new() };
+        assert_eq!(chunk_samples(&over, 1_000_000), (160_000, 640_000));
     }
 
     #[test]
     fn only_speech_and_its_margins_are_kept() {
-        let audio: Vec<f32> = (0..16_000 * 4).map(|i| 1.0 + i as f32 * 0.0).collect();
+        let audio = vec![1.0f32; 16_000 * 5];
         let r = |start, end| Region { start, end };
         let chunk = Chunk { start: 0.5, end: 3.5, regions: vec![r(0.5, 1.0), r(2.5, 3.5)] };
         let out = speech_only(&chunk, &audio);
-        assert_eq!(out.len(), 48_000);
-        let at = |t: f64| ((t - 0.5) * 16_000.0) as usize;
-        // Kept: [0.5, 1.2) and [2.3, 3.5); muted between.
+        // The span is [0.3, 3.7) s; kept: [0.3, 1.2) and [2.3, 3.7); muted between.
+        assert_eq!(out.len(), 16_000 * 34 / 10);
+        let at = |t: f64| ((t - 0.3) * 16_000.0).round() as usize;
         assert!(out[..at(1.2)].iter().all(|&v| v == 1.0));
         assert!(out[at(1.2)..at(2.3)].iter().all(|&v| v == 0.0));
         assert!(out[at(2.3)..].iter().all(|&v| v == 1.0));
