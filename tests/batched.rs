@@ -75,9 +75,16 @@ fn one_encoder_forward_per_batch_and_one_decoder_forward_per_step_for_all_chunks
     let batch_size = 2;
     let mut stats = BatchStats::default();
     let mut progress = Vec::new();
-    let transcript =
-        transcribe_chunks(&model, &audio, &chunks, &english(), batch_size, &mut |d, t| progress.push((d, t)), &mut stats)
-            .unwrap();
+    let transcript = transcribe_chunks(
+        &model,
+        &audio,
+        &chunks,
+        &english(),
+        batch_size,
+        &mut |d, t| progress.push((d, t)),
+        &mut stats,
+    )
+    .unwrap();
 
     // One forward per batch of chunks, then per batch of tails decoded again (if any).
     let batches = chunks.len().div_ceil(batch_size) + stats.follow_ups.div_ceil(batch_size);

@@ -206,13 +206,7 @@ fn initial_prompt_steers_decoding() {
 fn unimplemented_whisperx_flags_are_refused_by_name() {
     let Some(dir) = model_dir("tiny.en") else { return };
     let tmp = tempfile::tempdir().unwrap();
-    for flag in [
-        "--diarize",
-        "--align_model",
-        "--diarize_model",
-        "--speaker_embeddings",
-        "--segment_resolution",
-    ] {
+    for flag in ["--diarize", "--align_model", "--diarize_model", "--speaker_embeddings", "--segment_resolution"] {
         let o = scribe(&dir, tmp.path(), &[flag], &speech("spk1_snt1.wav"));
         assert!(!o.status.success(), "{flag} accepted");
         let err = String::from_utf8_lossy(&o.stderr);

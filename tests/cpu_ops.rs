@@ -237,7 +237,9 @@ fn half_precision_weights() {
     // ops refuse it.
     let mut st = Stats::new("linear (f16 weight)");
     let mut rng = Rng::new(41);
-    for &(m, k, n) in &[(1, 1, 1), (5, 384, 517), (8, 33, 65), (9, 17, 300), (40, 64, 129), (64, 31, 70), (65, 16, 33), (3, 15, 7)] {
+    for &(m, k, n) in
+        &[(1, 1, 1), (5, 384, 517), (8, 33, 65), (9, 17, 300), (40, 64, 129), (64, 31, 70), (65, 16, 33), (3, 15, 7)]
+    {
         let x = rng.vec(m * k, 1.0);
         let w16: Vec<half::f16> =
             rng.vec(n * k, 1.0 / (k as f32).sqrt()).iter().map(|&v| half::f16::from_f32(v)).collect();

@@ -69,7 +69,16 @@ fn chunk_size_and_batch_size_shape_the_batches() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let o = scribe(
-        &["--chunk_size", "5", "--batch_size", "2", "--output_format", "json", "--output_dir", tmp.path().to_str().unwrap()],
+        &[
+            "--chunk_size",
+            "5",
+            "--batch_size",
+            "2",
+            "--output_format",
+            "json",
+            "--output_dir",
+            tmp.path().to_str().unwrap(),
+        ],
         &speech("two_speakers.wav"),
         &[("LOG_LEVEL", "debug")],
     );
@@ -106,7 +115,11 @@ fn whisperx_checkpoint_locations_are_honoured() {
     let text = std::fs::read_to_string(tmp.path().join("spk1_snt1.txt")).unwrap().to_lowercase();
     assert!(text.contains("small dog"), "{text}");
     // A VAD_MODEL_PATH that does not exist is named.
-    let o = scribe(&["--output_dir", tmp.path().to_str().unwrap()], &speech("spk1_snt1.wav"), &[("VAD_MODEL_PATH", "/nonexistent/vad.bin")]);
+    let o = scribe(
+        &["--output_dir", tmp.path().to_str().unwrap()],
+        &speech("spk1_snt1.wav"),
+        &[("VAD_MODEL_PATH", "/nonexistent/vad.bin")],
+    );
     assert!(failed(&o).contains("/nonexistent/vad.bin"));
     // A model directory without any VAD model: the error says how to get one, or to go without.
     let empty = tempfile::tempdir().unwrap();
@@ -121,7 +134,11 @@ fn whisperx_checkpoint_locations_are_honoured() {
     let cut = tmp.path().join("cut.bin");
     let bytes = std::fs::read(&bin).unwrap();
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
-    let o = scribe(&["--output_dir", tmp.path().to_str().unwrap()], &speech("spk1_snt1.wav"), &[("VAD_MODEL_PATH", cut.to_str().unwrap())]);
+    let o = scribe(
+        &["--output_dir", tmp.path().to_str().unwrap()],
+        &speech("spk1_snt1.wav"),
+        &[("VAD_MODEL_PATH", cut.to_str().unwrap())],
+    );
     assert!(failed(&o).contains("cut.bin"));
 }
 

@@ -33,7 +33,11 @@ fn model(dev: &Device) -> Option<PyanNet> {
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> (f32, usize) {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).enumerate().map(|(i, (x, y))| ((x - y).abs(), i)).fold((0.0, 0), |m, d| if d.0 > m.0 { d } else { m })
+    a.iter()
+        .zip(b)
+        .enumerate()
+        .map(|(i, (x, y))| ((x - y).abs(), i))
+        .fold((0.0, 0), |m, d| if d.0 > m.0 { d } else { m })
 }
 
 /// The recording a reference entry describes (the concatenation is rebuilt the same way).
@@ -60,7 +64,8 @@ fn pyannet_forward_matches_pytorch_on_a_batch_of_windows() {
     let r = reference();
     let f = &r["forward"];
     let audio = load_audio(&speech(f["recording"].as_str().unwrap())).unwrap();
-    let starts: Vec<usize> = f["window_starts"].as_array().unwrap().iter().map(|s| s.as_u64().unwrap() as usize).collect();
+    let starts: Vec<usize> =
+        f["window_starts"].as_array().unwrap().iter().map(|s| s.as_u64().unwrap() as usize).collect();
     let window = model.config.window_samples();
     let batch: Vec<f32> = starts.iter().flat_map(|&s| audio[s..s + window].iter().copied()).collect();
     let x = dev.upload(&batch, &[starts.len(), 1, window]).unwrap();
@@ -99,12 +104,8 @@ fn speech_scores_and_chunks_match_whisperx_on_every_recording() {
         for (size, want) in entry["chunks"].as_object().unwrap() {
             let size: f64 = size.parse().unwrap();
             let got = speech_chunks(&scores.scores, &times, VAD_ONSET, VAD_OFFSET, size);
-            let want: Vec<(f64, f64)> = want
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|c| (c[0].as_f64().unwrap(), c[1].as_f64().unwrap()))
-                .collect();
+            let want: Vec<(f64, f64)> =
+                want.as_array().unwrap().iter().map(|c| (c[0].as_f64().unwrap(), c[1].as_f64().unwrap())).collect();
             assert_eq!(got.len(), want.len(), "{name}, chunk_size {size}: {got:?} vs {want:?}");
             for (g, w) in got.iter().zip(&want) {
                 // A score within 1e-4 of a threshold may cross it a frame earlier or later.
@@ -146,7 +147,14 @@ fn a_coarser_window_step_keeps_the_chunks_close_to_whisperx() {
     // A step of 0 or beyond the window is an error, not a hang.
     let audio = vec![0.0f32; 16_000];
     for step in [0.0, 5.5] {
-        let e = scribe::models::pyannote::sliding_window::speech_scores_every(&model, &dev, &audio, 4, Some(step), |_, _| {});
+        let e = scribe::models::pyannote::sliding_window::speech_scores_every(
+            &model,
+            &dev,
+            &audio,
+            4,
+            Some(step),
+            |_, _| {},
+        );
         assert!(e.is_err(), "step {step}");
     }
 }

@@ -8,9 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use scribe::backend::cpu::CpuBackend;
-use scribe::backend::{
-    Activation, Backend, BinaryOp, Conv1dParams, Reduce, RowMask, Sampling, Tensor, TokenChoice,
-};
+use scribe::backend::{Activation, Backend, BinaryOp, Conv1dParams, Reduce, RowMask, Sampling, Tensor, TokenChoice};
 use scribe::error::Result;
 
 /// The CPU backend with its downloads, decoder forwards and encoder forwards counted.

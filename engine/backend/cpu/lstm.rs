@@ -46,7 +46,16 @@ pub fn lstm(
 /// in) → `out[rows, t, H]`. The recurrent product is a skinny one (at most
 /// [`SKINNY_MAX_ROWS`] rows against `W_hh` read in place: `gemm` would pack `W_hh` every step).
 #[allow(clippy::too_many_arguments)]
-fn recurrence(level: SimdLevel, pre: &[f32], whh: &[f32], out: &mut [f32], rows: usize, t: usize, hsz: usize, reverse: bool) {
+fn recurrence(
+    level: SimdLevel,
+    pre: &[f32],
+    whh: &[f32],
+    out: &mut [f32],
+    rows: usize,
+    t: usize,
+    hsz: usize,
+    reverse: bool,
+) {
     let g4 = 4 * hsz;
     let mut h = vec![0.0f32; rows * hsz];
     let mut c = vec![0.0f32; rows * hsz];

@@ -33,7 +33,9 @@ impl PyanNetConfig {
     pub fn from_json(config: &Json) -> Result<Self> {
         let bad = |what: &str| Error::Other(format!("VAD config: {what}"));
         let uint = |v: Option<&Json>, what: &str| -> Result<usize> {
-            v.and_then(Json::as_u64).map(|u| u as usize).ok_or_else(|| bad(&format!("{what} missing or not a whole number")))
+            v.and_then(Json::as_u64)
+                .map(|u| u as usize)
+                .ok_or_else(|| bad(&format!("{what} missing or not a whole number")))
         };
         let arch = config.pointer("/architecture/class").and_then(Json::as_str);
         if arch.is_some_and(|a| a != "PyanNet") {
@@ -52,7 +54,8 @@ impl PyanNetConfig {
         if classes.is_empty() {
             return Err(bad("no classes"));
         }
-        let duration = config.get("duration").and_then(Json::as_f64).filter(|d| *d > 0.0).ok_or_else(|| bad("no duration"))?;
+        let duration =
+            config.get("duration").and_then(Json::as_f64).filter(|d| *d > 0.0).ok_or_else(|| bad("no duration"))?;
         let cfg = PyanNetConfig {
             sample_rate: config.get("sample_rate").and_then(Json::as_u64).unwrap_or(16_000) as usize,
             sincnet_stride: config.pointer("/sincnet/stride").and_then(Json::as_u64).unwrap_or(1) as usize,
@@ -145,7 +148,12 @@ impl PyanNet {
             x = if outs.len() == 1 { outs.into_iter().next().unwrap() } else { dev.concat(&[&outs[0], &outs[1]], 2)? };
         }
         for linear in &self.linear {
-            x = dev.linear_activation(&x, &linear.weight, linear.bias.as_ref(), Activation::LeakyRelu(LEAKY_RELU_SLOPE))?;
+            x = dev.linear_activation(
+                &x,
+                &linear.weight,
+                linear.bias.as_ref(),
+                Activation::LeakyRelu(LEAKY_RELU_SLOPE),
+            )?;
         }
         dev.linear_activation(&x, &self.classifier.weight, self.classifier.bias.as_ref(), Activation::Sigmoid)
     }

@@ -41,12 +41,10 @@ pub fn sinc_filters(low_hz: &[f32], band_hz: &[f32], n: &[f32], window: &[f32], 
         let high = (low + MIN_BAND_HZ + b.abs()).clamp(MIN_LOW_HZ, sample_rate / 2.0);
         let band = high - low;
         let scale = 2.0 * band;
-        let cos_left: Vec<f32> = (0..half)
-            .map(|i| (((high * n[i]).sin() - (low * n[i]).sin()) / (n[i] / 2.0)) * window[i])
-            .collect();
-        let sin_left: Vec<f32> = (0..half)
-            .map(|i| (((low * n[i]).cos() - (high * n[i]).cos()) / (n[i] / 2.0)) * window[i])
-            .collect();
+        let cos_left: Vec<f32> =
+            (0..half).map(|i| (((high * n[i]).sin() - (low * n[i]).sin()) / (n[i] / 2.0)) * window[i]).collect();
+        let sin_left: Vec<f32> =
+            (0..half).map(|i| (((low * n[i]).cos() - (high * n[i]).cos()) / (n[i] / 2.0)) * window[i]).collect();
         // cat([left, centre, flip(left)]) for the even filter, cat([left, 0, −flip(left)]) for the odd.
         cos_filters.extend(cos_left.iter().map(|v| v / scale));
         cos_filters.push(2.0 * band / scale);
@@ -90,7 +88,13 @@ pub struct SincNet {
 }
 
 impl SincNet {
-    pub fn load(dev: &Device, store: &dyn WeightStore, prefix: &str, stride: usize, sample_rate: usize) -> Result<Self> {
+    pub fn load(
+        dev: &Device,
+        store: &dyn WeightStore,
+        prefix: &str,
+        stride: usize,
+        sample_rate: usize,
+    ) -> Result<Self> {
         if stride == 0 {
             return Err(Error::format(store.path(), "sincnet stride is 0"));
         }
@@ -116,7 +120,13 @@ impl SincNet {
             .enumerate()
             .map(|(i, &c)| InstanceNorm::load(dev, store, &format!("{prefix}.norm1d.{i}"), c))
             .collect::<Result<Vec<_>>>()?;
-        Ok(SincNet { stride, wav_norm: InstanceNorm::load(dev, store, &format!("{prefix}.wav_norm1d"), 1)?, filters, convs, norms })
+        Ok(SincNet {
+            stride,
+            wav_norm: InstanceNorm::load(dev, store, &format!("{prefix}.wav_norm1d"), 1)?,
+            filters,
+            convs,
+            norms,
+        })
     }
 
     /// The conv / pool stack, for frame arithmetic.

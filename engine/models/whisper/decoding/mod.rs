@@ -260,8 +260,10 @@ impl<'a> DecodingTask<'a> {
                 let feed = live.iter().flat_map(|&a| windows[a].tokens.iter().cloned()).collect();
                 (feed, LogitPositions::At(vec![self.sot_index, n - 1]))
             } else {
-                let feed =
-                    live.iter().flat_map(|&a| windows[a].tokens.iter().map(|t| vec![*t.last().unwrap_or(&eot)])).collect();
+                let feed = live
+                    .iter()
+                    .flat_map(|&a| windows[a].tokens.iter().map(|t| vec![*t.last().unwrap_or(&eot)]))
+                    .collect();
                 (feed, LogitPositions::Last)
             };
             // [rows, positions, V] on the device; only the chosen ids and their log-probs come back.
@@ -292,7 +294,8 @@ impl<'a> DecodingTask<'a> {
                     for &a in &live {
                         if let Rule::Greedy(d) = &mut windows[a].rule {
                             if let Some(s) = d.sampling(g) {
-                                sampling.get_or_insert(Sampling { temperature: s.temperature, uniforms: Vec::new() })
+                                sampling
+                                    .get_or_insert(Sampling { temperature: s.temperature, uniforms: Vec::new() })
                                     .uniforms
                                     .extend(s.uniforms);
                             }
