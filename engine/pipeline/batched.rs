@@ -140,7 +140,7 @@ pub fn untranscribed_tail(chunk: &Chunk, covered_until: f64) -> Option<Chunk> {
         return None;
     }
     let start = regions[0].start;
-    (start > chunk.start).then(|| Chunk { start, end: chunk.end, regions })
+    (start > chunk.start).then_some(Chunk { start, end: chunk.end, regions })
 }
 
 /// Transcribe the `chunks` of 16 kHz `audio` in batches of `batch_size`. `progress(done,
@@ -220,7 +220,7 @@ pub fn transcribe_chunks(
                 }
                 let (s, e) = chunk_samples(chunk, audio.len());
                 let time_offset = s as f64 / SAMPLE_RATE as f64;
-                let frames = (((e - s) / HOP_LENGTH).max(1)).min(N_FRAMES);
+                let frames = ((e - s) / HOP_LENGTH).clamp(1, N_FRAMES);
                 let (mut current, advance) = split_segments(model, &result, time_offset, frames)?;
                 current.retain(|s| !s.text.trim().is_empty());
                 // Timestamps may reach into the window's padding; the speech is inside the span.

@@ -41,7 +41,7 @@ impl SpeechScores {
 /// is a zero-padded remainder.
 pub fn window_starts(num_samples: usize, window: usize, step: usize) -> (Vec<usize>, bool) {
     let full = if num_samples >= window { (num_samples - window) / step + 1 } else { 0 };
-    let has_last = num_samples < window || (num_samples - window) % step > 0;
+    let has_last = num_samples < window || !(num_samples - window).is_multiple_of(step);
     let mut starts: Vec<usize> = (0..full).map(|c| c * step).collect();
     if has_last {
         starts.push(full * step);
