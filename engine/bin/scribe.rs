@@ -21,7 +21,7 @@ use scribe::models::whisper::clips::{parse_clip_timestamps, DEFAULT_CLIP_TIMESTA
 use scribe::models::whisper::decoding::DecodingOptions;
 use scribe::models::whisper::transcribe::{transcribe_features, TranscribeOptions};
 use scribe::models::whisper::{Task, Whisper};
-use scribe::output::{parse_formats, write_outputs, WriterOptions};
+use scribe::output::{parse_formats, write_outputs, Transcript, WriterOptions};
 use scribe::pipeline::batched::{transcribe_chunks, BatchStats, BATCH_SIZE};
 use scribe::pipeline::speech_chunks::{speech_chunks, CHUNK_SIZE, VAD_OFFSET, VAD_ONSET};
 
@@ -482,47 +482,51 @@ fn run_transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
             Some(PyanNet::load(&device, store.as_ref(), &config)?)
         }
     };
+    let step = if vad.is_some() { vad_step(&args.vad_step)? } else { None };
     for path in &args.audio {
-        if let Some(vad) = &vad {
-            transcribe_with_vad(&args, &model, vad, &options, path, &formats, &writer)?;
-            continue;
-        }
-        // The log-mel and per-hop peaks, computed while decoding: the samples are never held.
-        let audio = AudioFeatures::from_file(path, model.config.num_mel_bins)?;
-        let seconds = audio.duration_s();
-        let bar = (std::io::stderr().is_terminal() && seconds > 30.0).then(|| {
-            let b = indicatif::ProgressBar::new(100);
-            b.set_style(
-                indicatif::ProgressStyle::with_template("{bar:40} {percent:>3}% {elapsed} / {eta} left")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            b
-        });
-        let mut last_logged = 0usize;
-        let mut progress = |done: usize, total: usize| {
-            let pct = done * 100 / total.max(1);
-            if let Some(b) = &bar {
-                b.set_position(pct as u64);
-            } else if args.print_progress || (seconds > 30.0 && pct >= last_logged + 10) {
-                tracing::info!("{}: {pct}% transcribed", path.display());
-                last_logged = pct;
-            }
+        let result = match &vad {
+            Some(vad) => transcribe_with_vad(&args, &model, vad, step, &options, path)?,
+            None => transcribe_sequential(&args, &model, &options, path)?,
         };
-        let result = transcribe_features(&model, &audio, &options, &mut progress)?;
-        if let Some(b) = bar {
-            b.finish_and_clear();
-        }
         if args.verbose {
             for s in result.segments.iter().filter(|s| !s.text.trim().is_empty()) {
                 println!("[{} --> {}] {}", clock(s.start), clock(s.end), s.text.trim());
             }
         }
-        let written = write_outputs(&result, path, &args.output_dir, &formats, &writer)?;
-        for w in written {
+        for w in write_outputs(&result, path, &args.output_dir, &formats, &writer)? {
             tracing::info!("wrote {}", w.display());
         }
     }
     Ok(())
+}
+
+/// `--vad_method none`: openai's sequential long-form decoding of one file.
+fn transcribe_sequential(
+    args: &TranscribeArgs,
+    model: &Whisper,
+    options: &TranscribeOptions,
+    path: &Path,
+) -> anyhow::Result<Transcript> {
+    // The log-mel and per-hop peaks, computed while decoding: the samples are never held.
+    let audio = AudioFeatures::from_file(path, model.config.num_mel_bins)?;
+    let seconds = audio.duration_s();
+    let bar = progress_bar(seconds);
+    let mut last_logged = 0usize;
+    let mut progress = |done: usize, total: usize| {
+        let pct = done * 100 / total.max(1);
+        if let Some(b) = &bar {
+            b.set_message("transcription");
+            b.set_position(pct as u64);
+        } else if args.print_progress || (seconds > 30.0 && pct >= last_logged + 10) {
+            tracing::info!("{}: {pct}% transcribed", path.display());
+            last_logged = pct;
+        }
+    };
+    let result = transcribe_features(model, &audio, options, &mut progress)?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(result)
 }
 
 /// WhisperX's default path for one file: VAD speech chunks, then batched transcription.
@@ -530,16 +534,14 @@ fn transcribe_with_vad(
     args: &TranscribeArgs,
     model: &Whisper,
     vad: &PyanNet,
+    step: Option<f64>,
     options: &TranscribeOptions,
     path: &Path,
-    formats: &[scribe::output::OutputFormat],
-    writer: &WriterOptions,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Transcript> {
     let audio = scribe::audio::decode::load_audio(path)?;
     let seconds = audio.len() as f64 / scribe::audio::SAMPLE_RATE as f64;
     let bar = progress_bar(seconds);
     let started = std::time::Instant::now();
-    let step = vad_step(&args.vad_step)?;
     let scores = speech_scores_every(vad, &model.device, &audio, VAD_WINDOWS_PER_BATCH, step, |done, total| {
         if let Some(b) = &bar {
             b.set_message("voice activity");
@@ -576,15 +578,7 @@ fn transcribe_with_vad(
         stats.decoder_calls,
         stats.silent_chunks
     );
-    if args.verbose {
-        for s in result.segments.iter().filter(|s| !s.text.trim().is_empty()) {
-            println!("[{} --> {}] {}", clock(s.start), clock(s.end), s.text.trim());
-        }
-    }
-    for w in write_outputs(&result, path, &args.output_dir, formats, writer)? {
-        tracing::info!("wrote {}", w.display());
-    }
-    Ok(())
+    Ok(result)
 }
 
 /// A terminal progress bar for files longer than 30 s.

@@ -29,12 +29,12 @@ pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
     let run = |task: usize, o: &mut [f32]| {
         let (bi, gi) = (task / g, task % g);
         let wg = &wd[gi * cg_out * rows..(gi + 1) * cg_out * rows];
-        if strided_view {
-            if let Some(bd) = bias {
-                for (co, row) in o.chunks_exact_mut(t_out).enumerate() {
-                    row.fill(bd[gi * cg_out + co]);
-                }
+        if let Some(bd) = bias {
+            for (co, row) in o.chunks_exact_mut(t_out).enumerate() {
+                row.fill(bd[gi * cg_out + co]);
             }
+        }
+        if strided_view {
             let src = &xd[(bi * c_in + gi) * t_in..][..t_in];
             sgemm(
                 level,
@@ -60,11 +60,6 @@ pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
                     let s = (t * p.stride) as isize + shift;
                     *d = if s >= 0 && (s as usize) < t_in { src[s as usize] } else { 0.0 };
                 }
-            }
-        }
-        if let Some(bd) = bias {
-            for (co, row) in o.chunks_exact_mut(t_out).enumerate() {
-                row.fill(bd[gi * cg_out + co]);
             }
         }
         sgemm(
