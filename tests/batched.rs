@@ -20,7 +20,7 @@ use scribe::models::whisper::decoding::{DecodingOptions, DecodingTask};
 use scribe::models::whisper::transcribe::{transcribe, TranscribeOptions};
 use scribe::models::whisper::Whisper;
 use scribe::pipeline::batched::{
-    chunk_samples, decode_batch_with_fallback, transcribe_chunks, BatchStats, REGION_MARGIN,
+    chunk_samples, decode_batch_with_fallback, transcribe_chunks, BatchStats, MAX_FOLLOW_UPS, REGION_MARGIN,
 };
 use scribe::pipeline::speech_chunks::{speech_chunks, Chunk, VAD_OFFSET, VAD_ONSET};
 
@@ -77,7 +77,7 @@ fn one_encoder_forward_per_batch_and_one_decoder_forward_per_step_for_all_chunks
     let mut progress = Vec::new();
     let transcript = transcribe_chunks(
         &model,
-        &audio,
+        &mut &audio[..],
         &chunks,
         &english(),
         batch_size,
@@ -86,19 +86,25 @@ fn one_encoder_forward_per_batch_and_one_decoder_forward_per_step_for_all_chunks
     )
     .unwrap();
 
-    // One forward per batch of chunks, then per batch of tails decoded again (if any).
-    let batches = chunks.len().div_ceil(batch_size) + stats.follow_ups.div_ceil(batch_size);
+    // One forward per batch of chunks; tails decoded again join the next batch, so every batch
+    // is full until the queue runs dry.
     let encoder = backend.encoder_forwards.lock().unwrap().clone();
-    assert_eq!(encoder.len(), batches, "one encoder forward per batch: {encoder:?}, {stats:?}");
     assert_eq!(encoder.iter().sum::<usize>(), chunks.len() + stats.follow_ups, "every chunk encoded once: {encoder:?}");
-    assert_eq!(stats.encoder_calls, batches);
+    assert_eq!(stats.encoder_calls, encoder.len());
+    let first_partial = encoder.iter().position(|&n| n < batch_size).unwrap_or(encoder.len());
+    assert!(encoder.iter().all(|&n| (1..=batch_size).contains(&n)), "{encoder:?}");
+    assert!(encoder.len() - first_partial <= 1 + MAX_FOLLOW_UPS, "batches after the queue ran dry: {encoder:?}");
+    assert!(
+        encoder.len() <= (chunks.len() + stats.follow_ups).div_ceil(batch_size) + MAX_FOLLOW_UPS,
+        "one encoder forward per batch: {encoder:?}, {stats:?}"
+    );
 
     // Each decoding batch starts with one forward of the whole prompt for beams × chunks rows,
     // then one forward per step whose rows are the live beams of the chunks still decoding.
     let forwards = backend.decoder_forwards.lock().unwrap().clone();
     let starts: Vec<usize> = (0..forwards.len()).filter(|&i| forwards[i].2 == 0).collect();
     assert_eq!(starts.len(), stats.decoder_calls, "{forwards:?}");
-    assert!(stats.decoder_calls >= batches);
+    assert!(stats.decoder_calls >= encoder.len());
     for (n, &s) in starts.iter().enumerate() {
         let end = starts.get(n + 1).copied().unwrap_or(forwards.len());
         let rows: Vec<usize> = forwards[s..end].iter().map(|f| f.0).collect();
@@ -200,7 +206,7 @@ fn batched_is_as_accurate_as_sequential_decoding() {
     let model = Whisper::load(&dir, Device::cpu()).unwrap();
     let o = english();
     let mut stats = BatchStats::default();
-    let batched = transcribe_chunks(&model, &audio, &chunks, &o, 8, &mut |_, _| {}, &mut stats).unwrap();
+    let batched = transcribe_chunks(&model, &mut &audio[..], &chunks, &o, 8, &mut |_, _| {}, &mut stats).unwrap();
     let sequential = transcribe(&model, &audio, &o, &mut |_, _| {}).unwrap();
     let (b, s) = (wer(&reference, &batched.text()), wer(&reference, &sequential.text()));
     eprintln!("WER batched {:.1} %, sequential {:.1} %", b * 100.0, s * 100.0);
@@ -235,7 +241,7 @@ fn no_words_are_written_inside_a_stretch_of_noise() {
     let Some(chunks) = vad_chunks(&audio, 30.0) else { return };
     let model = Whisper::load(&dir, Device::cpu()).unwrap();
     let mut stats = BatchStats::default();
-    let t = transcribe_chunks(&model, &audio, &chunks, &english(), 8, &mut |_, _| {}, &mut stats).unwrap();
+    let t = transcribe_chunks(&model, &mut &audio[..], &chunks, &english(), 8, &mut |_, _| {}, &mut stats).unwrap();
     for s in &t.segments {
         let mid = (s.start + s.end) / 2.0;
         assert!(!(t0..t1).contains(&mid), "{s:?} inside the noise {t0:.2}-{t1:.2}");

@@ -8,7 +8,7 @@ mod common;
 use common::{model_dir, root, speech};
 use scribe::audio::decode::load_audio;
 use scribe::backend::Device;
-use scribe::models::pyannote::sliding_window::{speech_scores, BATCH_SIZE};
+use scribe::models::pyannote::sliding_window::{speech_scores, SpeechScorer, BATCH_SIZE, STEP_RATIO};
 use scribe::models::pyannote::{checkpoint, PyanNet};
 use scribe::pipeline::speech_chunks::{speech_chunks, VAD_OFFSET, VAD_ONSET};
 use serde_json::Value;
@@ -156,5 +156,31 @@ fn a_coarser_window_step_keeps_the_chunks_close_to_whisperx() {
             |_, _| {},
         );
         assert!(e.is_err(), "step {step}");
+    }
+}
+
+#[test]
+fn scores_of_a_recording_pushed_in_uneven_pieces_are_the_same_and_only_a_batch_of_windows_is_held() {
+    let dev = Device::cpu();
+    let Some(model) = model(&dev) else { return };
+    let r = reference();
+    let entry = &r["recordings"][0];
+    let audio = audio_of(entry);
+    let batch = 8;
+    let whole = speech_scores(&model, &dev, &audio, batch, |_, _| {}).unwrap();
+    let window = model.config.window_samples();
+    let step = (STEP_RATIO * model.config.duration * 16_000.0) as usize;
+    for piece in [777, 16_001, 250_000] {
+        let mut scorer = SpeechScorer::new(&model, &dev, batch, None).unwrap();
+        let mut held = 0;
+        for part in audio.chunks(piece) {
+            scorer.push(part).unwrap();
+            held = held.max(scorer.held_samples());
+        }
+        // A batch of windows and the piece that completed it.
+        assert!(held <= window + batch * step + piece, "piece {piece}: held {held} samples");
+        assert_eq!(scorer.samples(), audio.len());
+        let scores = scorer.finish().unwrap();
+        assert_eq!(scores.scores, whole.scores, "piece {piece}");
     }
 }

@@ -15,7 +15,7 @@ use clap::{ArgAction, Parser, Subcommand};
 use scribe::audio::AudioFeatures;
 use scribe::backend::{Device, DeviceRequest};
 use scribe::hub::{resolve_whisper, HubConfig};
-use scribe::models::pyannote::sliding_window::{speech_scores_every, BATCH_SIZE as VAD_WINDOWS_PER_BATCH};
+use scribe::models::pyannote::sliding_window::{SpeechScorer, BATCH_SIZE as VAD_WINDOWS_PER_BATCH};
 use scribe::models::pyannote::{checkpoint as vad_checkpoint, PyanNet};
 use scribe::models::whisper::clips::{parse_clip_timestamps, DEFAULT_CLIP_TIMESTAMPS};
 use scribe::models::whisper::decoding::DecodingOptions;
@@ -538,16 +538,29 @@ fn transcribe_with_vad(
     options: &TranscribeOptions,
     path: &Path,
 ) -> anyhow::Result<Transcript> {
-    let audio = scribe::audio::decode::load_audio(path)?;
-    let seconds = audio.len() as f64 / scribe::audio::SAMPLE_RATE as f64;
-    let bar = progress_bar(seconds);
+    // Pass 1: voice activity, scored as the file is decoded; only a batch of windows is held.
     let started = std::time::Instant::now();
-    let scores = speech_scores_every(vad, &model.device, &audio, VAD_WINDOWS_PER_BATCH, step, |done, total| {
-        if let Some(b) = &bar {
-            b.set_message("voice activity");
-            b.set_position((done * 100 / total.max(1)) as u64);
+    let mut scorer = SpeechScorer::new(vad, &model.device, VAD_WINDOWS_PER_BATCH, step)?;
+    let spinner = std::io::stderr().is_terminal().then(indicatif::ProgressBar::new_spinner);
+    let mut failed = None;
+    scribe::audio::stream_audio(path, &mut |samples| {
+        if failed.is_none() {
+            failed = scorer.push(samples).err();
+            if let Some(s) = &spinner {
+                s.set_message(format!("voice activity: {:.0} s", scorer.seconds()));
+                s.tick();
+            }
         }
     })?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+    let num_samples = scorer.samples();
+    let seconds = scorer.seconds();
+    let scores = scorer.finish()?;
     let chunks = speech_chunks(&scores.scores, &scores.times(), args.vad_onset, args.vad_offset, args.chunk_size);
     let speech: f64 = chunks.iter().flat_map(|c| c.regions.iter()).map(|r| r.end - r.start).sum();
     tracing::info!(
@@ -556,6 +569,7 @@ fn transcribe_with_vad(
         chunks.len(),
         started.elapsed().as_secs_f64()
     );
+    let bar = progress_bar(seconds);
     let mut last_logged = 0usize;
     let mut progress = |done: usize, total: usize| {
         let pct = done * 100 / total.max(1);
@@ -567,8 +581,10 @@ fn transcribe_with_vad(
             last_logged = pct;
         }
     };
+    // Pass 2: the file decoded again, each batch's chunks read as the batch comes up.
+    let mut audio = scribe::audio::DecodedFile::open(path, num_samples)?;
     let mut stats = BatchStats::default();
-    let result = transcribe_chunks(model, &audio, &chunks, options, args.batch_size, &mut progress, &mut stats)?;
+    let result = transcribe_chunks(model, &mut audio, &chunks, options, args.batch_size, &mut progress, &mut stats)?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }

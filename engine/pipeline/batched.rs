@@ -10,8 +10,10 @@
 //! its speech does is decoded again from there, so no sentence after a pause is lost. With word
 //! timestamps, segments take the DTW word times and are split at sentence ends.
 
+use std::collections::VecDeque;
+
 use crate::audio::mel::{log_mel_window, HOP_LENGTH, N_FRAMES, N_SAMPLES};
-use crate::audio::SAMPLE_RATE;
+use crate::audio::{SampleSource, SAMPLE_RATE};
 use crate::backend::Tensor;
 use crate::error::{Error, Result};
 use crate::models::whisper::decoding::{detect_language, DecodingResult, DecodingTask};
@@ -51,11 +53,11 @@ pub const REGION_MARGIN: f64 = 0.2;
 /// end, so it holds the pauses between them, and in a noisy recording the noise in them, where
 /// Whisper invents words or stretches a segment's times; muted, they are plain silence, which
 /// it handles. A chunk without regions is returned whole.
-pub fn speech_only(chunk: &Chunk, audio: &[f32]) -> Vec<f32> {
+pub fn speech_only(chunk: &Chunk, audio: &mut dyn SampleSource) -> Result<Vec<f32>> {
     let (s, e) = chunk_samples(chunk, audio.len());
-    let mut out = audio[s..e].to_vec();
+    let mut out = audio.samples(s, e)?;
     if chunk.regions.is_empty() {
-        return out;
+        return Ok(out);
     }
     let mut keep = vec![false; out.len()];
     for r in &chunk.regions {
@@ -67,7 +69,7 @@ pub fn speech_only(chunk: &Chunk, audio: &[f32]) -> Vec<f32> {
             *v = 0.0;
         }
     }
-    out
+    Ok(out)
 }
 
 /// Decode windows `features[A, T, D]` with fallback per window: all at the first temperature,
@@ -143,16 +145,18 @@ pub fn untranscribed_tail(chunk: &Chunk, covered_until: f64) -> Option<Chunk> {
     (start > chunk.start).then_some(Chunk { start, end: chunk.end, regions })
 }
 
-/// Transcribe the `chunks` of 16 kHz `audio` in batches of `batch_size`. `progress(done,
+/// Transcribe the `chunks` of 16 kHz `audio` in batches of `batch_size`, reading the audio
+/// forward: a chunk's samples are asked for when its batch is decoded and released once no
+/// chunk left needs them. `progress(done,
 /// total)` counts chunks. The language is detected on the first chunk of speech when the
 /// options leave it open.
 ///
 /// Chunks are decoded with timestamp tokens, so each yields segments with their own times
 /// inside the chunk; a chunk whose decoded text ends before its speech does (a sentence after
-/// a pause left out) has its tail decoded again in a later batch.
+/// a pause left out) has its tail decoded again in the next batch.
 pub fn transcribe_chunks(
     model: &Whisper,
-    audio: &[f32],
+    audio: &mut dyn SampleSource,
     chunks: &[Chunk],
     o: &TranscribeOptions,
     batch_size: usize,
@@ -166,12 +170,14 @@ pub fn transcribe_chunks(
     // Every chunk is decoded on its own: no conditioning on previous chunks.
     options.decode.without_timestamps = false;
     options.condition_on_previous_text = false;
-    let mel_of = |c: &Chunk| -> Result<Vec<f32>> { Ok(log_mel_window(&speech_only(c, audio), n_mels)?.data) };
+    let mel_of = |c: &Chunk, audio: &mut dyn SampleSource| -> Result<Vec<f32>> {
+        Ok(log_mel_window(&speech_only(c, audio)?, n_mels)?.data)
+    };
     if options.decode.language.is_none() {
         options.decode.language = Some(match chunks.first() {
             Some(first) if tok.multilingual => {
                 // On detected speech, not on whatever the file's first 30 s hold.
-                let features = model.encode(&mel_of(first)?, 1)?;
+                let features = model.encode(&mel_of(first, audio)?, 1)?;
                 stats.encoder_calls += 1;
                 let (lang, p) = detect_language(model, &features)?.first().cloned().unwrap_or(("en".into(), 1.0));
                 tracing::info!("detected language: {lang} ({:.0}%) on the first chunk of speech", p * 100.0);
@@ -195,13 +201,19 @@ pub fn transcribe_chunks(
     let mut total = chunks.len();
     let mut done = 0;
     progress(0, total);
-    let mut queue: Vec<(Chunk, usize)> = chunks.iter().map(|c| (c.clone(), 0)).collect();
+    // Chunks with their follow-up depth; a batch's tails go to the front, into the next batch,
+    // so the audio is read forward.
+    let mut queue: VecDeque<(Chunk, usize)> = chunks.iter().map(|c| (c.clone(), 0)).collect();
+    let len = audio.len();
     while !queue.is_empty() {
+        let batch: Vec<(Chunk, usize)> = queue.drain(..batch_size.max(1).min(queue.len())).collect();
+        let first_needed = batch.iter().chain(&queue).map(|(c, _)| chunk_samples(c, len).0).min().unwrap_or(len);
+        audio.release_before(first_needed);
         let mut follow_ups = Vec::new();
-        for batch in queue.chunks(batch_size.max(1)) {
+        {
             let mut mel = Vec::with_capacity(batch.len() * n_mels * crate::audio::mel::N_FRAMES);
-            for (c, _) in batch {
-                mel.extend(mel_of(c)?);
+            for (c, _) in &batch {
+                mel.extend(mel_of(c, audio)?);
             }
             let features = model.encode(&mel, batch.len())?;
             stats.encoder_calls += 1;
@@ -218,7 +230,7 @@ pub fn transcribe_chunks(
                     stats.silent_chunks += 1;
                     continue;
                 }
-                let (s, e) = chunk_samples(chunk, audio.len());
+                let (s, e) = chunk_samples(chunk, len);
                 let time_offset = s as f64 / SAMPLE_RATE as f64;
                 let frames = ((e - s) / HOP_LENGTH).clamp(1, N_FRAMES);
                 let (mut current, advance) = split_segments(model, &result, time_offset, frames)?;
@@ -268,7 +280,9 @@ pub fn transcribe_chunks(
             done += batch.len();
             progress(done, total);
         }
-        queue = follow_ups;
+        for tail in follow_ups.into_iter().rev() {
+            queue.push_front(tail);
+        }
     }
     segments.sort_by(|a, b| a.start.total_cmp(&b.start));
     let mut transcript = Transcript { segments, word_segments: Vec::new(), language };
@@ -340,7 +354,7 @@ mod tests {
         let audio = vec![1.0f32; 16_000 * 5];
         let r = |start, end| Region { start, end };
         let chunk = Chunk { start: 0.5, end: 3.5, regions: vec![r(0.5, 1.0), r(2.5, 3.5)] };
-        let out = speech_only(&chunk, &audio);
+        let out = speech_only(&chunk, &mut &audio[..]).unwrap();
         // The span is [0.3, 3.7) s; kept: [0.3, 1.2) and [2.3, 3.7); muted between.
         assert_eq!(out.len(), 16_000 * 34 / 10);
         let at = |t: f64| ((t - 0.3) * 16_000.0).round() as usize;
@@ -348,7 +362,7 @@ mod tests {
         assert!(out[at(1.2)..at(2.3)].iter().all(|&v| v == 0.0));
         assert!(out[at(2.3)..].iter().all(|&v| v == 1.0));
         let whole = Chunk { start: 0.5, end: 3.5, regions: Vec::new() };
-        assert!(speech_only(&whole, &audio).iter().all(|&v| v == 1.0));
+        assert!(speech_only(&whole, &mut &audio[..]).unwrap().iter().all(|&v| v == 1.0));
     }
 
     #[test]

@@ -57,10 +57,86 @@ pub fn hamming(m: usize) -> Vec<f64> {
     (0..m).map(|n| 0.54 - 0.46 * (2.0 * std::f64::consts::PI * n as f64 / (m - 1) as f64).cos()).collect()
 }
 
-/// Overlap-add of per-window frame scores `chunk_scores[c][f]` (windows `window_step` seconds
+/// Overlap-add of per-window frame scores, one window at a time (windows `window_step` seconds
 /// apart, each `window_duration` long) onto the frame grid `frames`, Hamming-weighted and
-/// averaged; then cropped to `duration` seconds when the last window was padded
-/// (`Inference.aggregate` with `hamming=True`, `warm_up=(0, 0)`, `missing=0`).
+/// averaged (`Inference.aggregate` with `hamming=True`, `warm_up=(0, 0)`, `missing=0`). Holds
+/// only the grid, so a long recording's windows need not be kept.
+pub struct Aggregator {
+    grid: FrameWindow,
+    window_duration: f64,
+    window_step: f64,
+    weights: Vec<f64>,
+    windows: usize,
+    // pyannote accumulates in float32 arrays.
+    sum: Vec<f32>,
+    count: Vec<f32>,
+    covered: Vec<bool>,
+}
+
+impl Aggregator {
+    pub fn new(window_duration: f64, window_step: f64, frames: FrameWindow) -> Self {
+        // The aggregation grid starts where the windows do (0), with the model's frame size and step.
+        let grid = FrameWindow { start: 0.0, ..frames };
+        Aggregator {
+            grid,
+            window_duration,
+            window_step,
+            weights: Vec::new(),
+            windows: 0,
+            sum: Vec::new(),
+            count: Vec::new(),
+            covered: Vec::new(),
+        }
+    }
+
+    /// Add the next window's frame scores.
+    pub fn add(&mut self, scores: &[f32]) {
+        if self.weights.len() != scores.len() {
+            self.weights = hamming(scores.len());
+        }
+        let grid = self.grid;
+        let start = grid.closest_frame(self.windows as f64 * self.window_step + 0.5 * grid.duration).max(0) as usize;
+        let end = start + scores.len();
+        if self.sum.len() < end {
+            self.sum.resize(end, 0.0);
+            self.count.resize(end, 0.0);
+            self.covered.resize(end, false);
+        }
+        for (f, (&s, &w)) in scores.iter().zip(&self.weights).enumerate() {
+            let i = start + f;
+            self.sum[i] = (self.sum[i] as f64 + s as f64 * w) as f32;
+            self.count[i] = (self.count[i] as f64 + w) as f32;
+            self.covered[i] = true;
+        }
+        self.windows += 1;
+    }
+
+    /// The averaged scores on the grid, cropped to `crop_to` seconds when the last window was
+    /// padded.
+    pub fn finish(self, crop_to: Option<f64>) -> Vec<f32> {
+        if self.windows == 0 {
+            return Vec::new();
+        }
+        let grid = self.grid;
+        let last_end = self.window_duration + (self.windows - 1) as f64 * self.window_step;
+        let num_frames = (grid.closest_frame(last_end + 0.5 * grid.duration) + 1).max(0) as usize;
+        let mut average: Vec<f32> = (0..num_frames)
+            .map(|i| match self.covered.get(i) {
+                Some(true) => (self.sum[i] as f64 / (self.count[i] as f64).max(EPSILON)) as f32,
+                _ => 0.0,
+            })
+            .collect();
+        if let Some(end) = crop_to {
+            // SlidingWindow.crop(Segment(0, end), mode="loose"): frames starting at or before `end`.
+            let last = ((end - grid.start) / grid.step).floor();
+            let keep = if last < 0.0 { 0 } else { (last as usize + 1).min(average.len()) };
+            average.truncate(keep);
+        }
+        average
+    }
+}
+
+/// [`Aggregator`] over all windows' scores `chunk_scores[c][f]` at once.
 pub fn aggregate(
     chunk_scores: &[Vec<f32>],
     window_duration: f64,
@@ -68,38 +144,11 @@ pub fn aggregate(
     frames: FrameWindow,
     crop_to: Option<f64>,
 ) -> Vec<f32> {
-    let Some(per_chunk) = chunk_scores.first().map(Vec::len) else { return Vec::new() };
-    // The aggregation grid starts where the windows do (0), with the model's frame size and step.
-    let grid = FrameWindow { start: 0.0, ..frames };
-    let last_end = window_duration + (chunk_scores.len() - 1) as f64 * window_step;
-    let num_frames = (grid.closest_frame(last_end + 0.5 * grid.duration) + 1).max(0) as usize;
-    let weights = hamming(per_chunk);
-    // pyannote accumulates in float32 arrays.
-    let mut sum = vec![0.0f32; num_frames];
-    let mut count = vec![0.0f32; num_frames];
-    let mut covered = vec![false; num_frames];
-    for (c, scores) in chunk_scores.iter().enumerate() {
-        let start = grid.closest_frame(c as f64 * window_step + 0.5 * grid.duration).max(0) as usize;
-        for (f, (&s, &w)) in scores.iter().zip(&weights).enumerate() {
-            let Some(i) = (start + f < num_frames).then_some(start + f) else { break };
-            sum[i] = (sum[i] as f64 + s as f64 * w) as f32;
-            count[i] = (count[i] as f64 + w) as f32;
-            covered[i] = true;
-        }
+    let mut aggregator = Aggregator::new(window_duration, window_step, frames);
+    for scores in chunk_scores {
+        aggregator.add(scores);
     }
-    let mut average: Vec<f32> = sum
-        .iter()
-        .zip(&count)
-        .zip(&covered)
-        .map(|((&s, &n), &seen)| if seen { (s as f64 / (n as f64).max(EPSILON)) as f32 } else { 0.0 })
-        .collect();
-    if let Some(end) = crop_to {
-        // SlidingWindow.crop(Segment(0, end), mode="loose"): frames starting at or before `end`.
-        let last = ((end - grid.start) / grid.step).floor();
-        let keep = if last < 0.0 { 0 } else { (last as usize + 1).min(average.len()) };
-        average.truncate(keep);
-    }
-    average
+    aggregator.finish(crop_to)
 }
 
 /// Speech scores of 16 kHz `audio` with the segmentation model, `batch_size` windows per forward.
@@ -115,7 +164,8 @@ pub fn speech_scores(
 
 /// [`speech_scores`] with windows `step` seconds apart instead of pyannote's tenth of a window
 /// (None). Larger steps overlap fewer windows per frame: the scores are no longer WhisperX's,
-/// but the cost falls in proportion (2.5 s: 5× fewer windows).
+/// but the cost falls in proportion (2.5 s: 5× fewer windows). `progress(done, total)` counts
+/// windows.
 pub fn speech_scores_every(
     model: &PyanNet,
     dev: &Device,
@@ -124,41 +174,143 @@ pub fn speech_scores_every(
     step: Option<f64>,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<SpeechScores> {
-    let frames = model.frames();
-    if audio.is_empty() {
-        return Ok(SpeechScores { scores: Vec::new(), frames });
-    }
-    let cfg = &model.config;
-    let window = cfg.window_samples();
-    let step_seconds = step.unwrap_or(STEP_RATIO * cfg.duration);
-    if !(step_seconds > 0.0 && step_seconds <= cfg.duration) {
-        return Err(crate::error::Error::Other(format!(
-            "VAD window step {step_seconds} s: expected more than 0 and at most the {} s window",
-            cfg.duration
-        )));
-    }
-    let step = (step_seconds * cfg.sample_rate as f64).round() as usize;
-    let (starts, has_last) = window_starts(audio.len(), window, step.max(1));
-    let frames_per_window = model.num_frames(window);
-    let mut chunk_scores: Vec<Vec<f32>> = Vec::with_capacity(starts.len());
-    let mut batch = Vec::new();
-    for group in starts.chunks(batch_size.max(1)) {
-        batch.clear();
-        for &s in group {
-            let end = (s + window).min(audio.len());
-            batch.extend_from_slice(&audio[s..end]);
-            batch.resize(batch.len() + window - (end - s), 0.0);
+    let mut scorer = SpeechScorer::new(model, dev, batch_size, step)?;
+    let total = window_starts(audio.len(), scorer.window, scorer.step).0.len();
+    // Pushed in pieces, as a decoder hands them on, so this path is the streaming one.
+    for piece in audio.chunks(scorer.step * batch_size.max(1)) {
+        scorer.push(piece)?;
+        if scorer.windows_done() > 0 {
+            progress(scorer.windows_done(), total);
         }
-        let x = dev.upload(&batch, &[group.len(), 1, window])?;
-        // The pre-aggregation hook: max over the speaker tracks, on the device.
-        let probs = model.forward(dev, &x)?;
-        let speech = dev.download(&dev.reduce(&probs, crate::backend::Reduce::Max)?)?;
-        chunk_scores.extend(speech.chunks(frames_per_window).map(<[f32]>::to_vec));
-        progress(chunk_scores.len(), starts.len());
     }
-    let crop = has_last.then(|| audio.len() as f64 / cfg.sample_rate as f64);
-    let scores = aggregate(&chunk_scores, cfg.duration, step_seconds, frames, crop);
-    Ok(SpeechScores { scores, frames: FrameWindow { start: 0.0, ..frames } })
+    let scores = scorer.finish()?;
+    progress(total, total);
+    Ok(scores)
+}
+
+/// Speech scores computed as samples arrive: windows are scored a batch at a time as soon as
+/// the audio they cover is in, and their scores are added to the grid, so only the samples of
+/// the next batch of windows and the grid are held, whatever the recording's length. The
+/// windows, their batches and the result are those of scoring the whole recording at once.
+pub struct SpeechScorer<'m> {
+    model: &'m PyanNet,
+    dev: &'m Device,
+    window: usize,
+    step: usize,
+    batch_size: usize,
+    /// Samples from `buffer_start` on.
+    buffer: Vec<f32>,
+    buffer_start: usize,
+    received: usize,
+    /// Windows scored so far; the next one starts at `scored · step`.
+    scored: usize,
+    aggregator: Aggregator,
+    /// One batch of windows, reused.
+    batch: Vec<f32>,
+}
+
+impl<'m> SpeechScorer<'m> {
+    /// Windows every `step` seconds (None: pyannote's tenth of a window), `batch_size` per
+    /// forward.
+    pub fn new(model: &'m PyanNet, dev: &'m Device, batch_size: usize, step: Option<f64>) -> Result<Self> {
+        let cfg = &model.config;
+        let step_seconds = step.unwrap_or(STEP_RATIO * cfg.duration);
+        if !(step_seconds > 0.0 && step_seconds <= cfg.duration) {
+            return Err(crate::error::Error::Other(format!(
+                "VAD window step {step_seconds} s: expected more than 0 and at most the {} s window",
+                cfg.duration
+            )));
+        }
+        let step = ((step_seconds * cfg.sample_rate as f64).round() as usize).max(1);
+        Ok(SpeechScorer {
+            model,
+            dev,
+            window: cfg.window_samples(),
+            step,
+            batch_size: batch_size.max(1),
+            buffer: Vec::new(),
+            buffer_start: 0,
+            received: 0,
+            scored: 0,
+            aggregator: Aggregator::new(cfg.duration, step_seconds, model.frames()),
+            batch: Vec::new(),
+        })
+    }
+
+    /// Windows scored so far.
+    pub fn windows_done(&self) -> usize {
+        self.scored
+    }
+
+    /// Samples held now: the windows not yet scored.
+    pub fn held_samples(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// Samples received so far.
+    pub fn samples(&self) -> usize {
+        self.received
+    }
+
+    /// Seconds of audio received so far.
+    pub fn seconds(&self) -> f64 {
+        self.received as f64 / self.model.config.sample_rate as f64
+    }
+
+    /// The next samples of the recording.
+    pub fn push(&mut self, samples: &[f32]) -> Result<()> {
+        self.buffer.extend_from_slice(samples);
+        self.received += samples.len();
+        loop {
+            let full = if self.received >= self.window { (self.received - self.window) / self.step + 1 } else { 0 };
+            if full < self.scored + self.batch_size {
+                return Ok(());
+            }
+            let starts: Vec<usize> = (self.scored..self.scored + self.batch_size).map(|c| c * self.step).collect();
+            self.score(&starts)?;
+        }
+    }
+
+    /// Score the windows left (the last one zero-padded when the recording does not end on a
+    /// window) and return the aggregated scores.
+    pub fn finish(mut self) -> Result<SpeechScores> {
+        let frames = self.model.frames();
+        if self.received == 0 {
+            return Ok(SpeechScores { scores: Vec::new(), frames });
+        }
+        let (starts, has_last) = window_starts(self.received, self.window, self.step);
+        let left = starts[self.scored..].to_vec();
+        for group in left.chunks(self.batch_size) {
+            self.score(group)?;
+        }
+        let crop = has_last.then(|| self.received as f64 / self.model.config.sample_rate as f64);
+        let scores = self.aggregator.finish(crop);
+        Ok(SpeechScores { scores, frames: FrameWindow { start: 0.0, ..frames } })
+    }
+
+    /// One forward over the windows starting at `starts` (consecutive, the next to score).
+    fn score(&mut self, starts: &[usize]) -> Result<()> {
+        self.batch.clear();
+        for &s in starts {
+            let end = (s + self.window).min(self.received);
+            self.batch.extend_from_slice(&self.buffer[s - self.buffer_start..end - self.buffer_start]);
+            self.batch.resize(self.batch.len() + self.window - (end - s), 0.0);
+        }
+        let x = self.dev.upload(&self.batch, &[starts.len(), 1, self.window])?;
+        // The pre-aggregation hook: max over the speaker tracks, on the device.
+        let probs = self.model.forward(self.dev, &x)?;
+        let speech = self.dev.download(&self.dev.reduce(&probs, crate::backend::Reduce::Max)?)?;
+        let per_window = speech.len() / starts.len().max(1);
+        for scores in speech.chunks(per_window.max(1)) {
+            self.aggregator.add(scores);
+        }
+        self.scored += starts.len();
+        // Samples before the next window are no longer needed.
+        let keep_from = (self.scored * self.step).min(self.received);
+        self.buffer.drain(..keep_from - self.buffer_start);
+        self.buffer_start = keep_from;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
