@@ -15,15 +15,15 @@ use clap::{ArgAction, Parser, Subcommand};
 use scribe::audio::AudioFeatures;
 use scribe::backend::{Device, DeviceRequest};
 use scribe::hub::{resolve_whisper, HubConfig};
-use scribe::models::pyannote::sliding_window::{SpeechScorer, BATCH_SIZE as VAD_WINDOWS_PER_BATCH};
 use scribe::models::pyannote::{checkpoint as vad_checkpoint, PyanNet};
 use scribe::models::whisper::clips::{parse_clip_timestamps, DEFAULT_CLIP_TIMESTAMPS};
 use scribe::models::whisper::decoding::DecodingOptions;
 use scribe::models::whisper::transcribe::{transcribe_features, TranscribeOptions};
 use scribe::models::whisper::{Task, Whisper};
 use scribe::output::{parse_formats, write_outputs, Transcript, WriterOptions};
-use scribe::pipeline::batched::{transcribe_chunks, BatchStats, BATCH_SIZE};
-use scribe::pipeline::speech_chunks::{speech_chunks, CHUNK_SIZE, VAD_OFFSET, VAD_ONSET};
+use scribe::pipeline::batched::BATCH_SIZE;
+use scribe::pipeline::file::{transcribe_file, FileProgress, VadSettings};
+use scribe::pipeline::speech_chunks::{CHUNK_SIZE, VAD_OFFSET, VAD_ONSET};
 
 /// WhisperX flags whose stage this version does not have yet: refused by name, never ignored.
 const NOT_YET: &[(&str, &str)] = &[
@@ -538,63 +538,51 @@ fn transcribe_with_vad(
     options: &TranscribeOptions,
     path: &Path,
 ) -> anyhow::Result<Transcript> {
-    // Pass 1: voice activity, scored as the file is decoded; only a batch of windows is held.
-    let started = std::time::Instant::now();
-    let mut scorer = SpeechScorer::new(vad, &model.device, VAD_WINDOWS_PER_BATCH, step)?;
+    let settings = VadSettings {
+        onset: args.vad_onset,
+        offset: args.vad_offset,
+        chunk_size: args.chunk_size,
+        step,
+        batch_size: args.batch_size,
+    };
+    // The length is known after the voice-activity pass: a spinner until then, then a bar.
     let spinner = std::io::stderr().is_terminal().then(indicatif::ProgressBar::new_spinner);
-    let mut failed = None;
-    scribe::audio::stream_audio(path, &mut |samples| {
-        if failed.is_none() {
-            failed = scorer.push(samples).err();
-            if let Some(s) = &spinner {
-                s.set_message(format!("voice activity: {:.0} s", scorer.seconds()));
-                s.tick();
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    let mut seconds = 0.0;
+    let mut last_logged = 0usize;
+    let mut progress = |p: FileProgress| match p {
+        FileProgress::VoiceActivity { seconds: s } => {
+            seconds = s;
+            if let Some(sp) = &spinner {
+                sp.set_message(format!("voice activity: {s:.0} s"));
+                sp.tick();
             }
         }
-    })?;
-    if let Some(e) = failed {
-        return Err(e.into());
-    }
-    if let Some(s) = spinner {
-        s.finish_and_clear();
-    }
-    let num_samples = scorer.samples();
-    let seconds = scorer.seconds();
-    let scores = scorer.finish()?;
-    let chunks = speech_chunks(&scores.scores, &scores.times(), args.vad_onset, args.vad_offset, args.chunk_size);
-    let speech: f64 = chunks.iter().flat_map(|c| c.regions.iter()).map(|r| r.end - r.start).sum();
-    tracing::info!(
-        "{}: {} chunks, {speech:.1} s of speech in {seconds:.1} s (VAD {:.2} s)",
-        path.display(),
-        chunks.len(),
-        started.elapsed().as_secs_f64()
-    );
-    let bar = progress_bar(seconds);
-    let mut last_logged = 0usize;
-    let mut progress = |done: usize, total: usize| {
-        let pct = done * 100 / total.max(1);
-        if let Some(b) = &bar {
-            b.set_message("transcription");
-            b.set_position(pct as u64);
-        } else if args.print_progress || (seconds > 30.0 && pct >= last_logged + 10) {
-            tracing::info!("{}: {done}/{total} chunks transcribed", path.display());
-            last_logged = pct;
+        FileProgress::Chunks { done, total } => {
+            if done == 0 {
+                if let Some(sp) = &spinner {
+                    sp.finish_and_clear();
+                }
+                bar = progress_bar(seconds);
+            }
+            let pct = done * 100 / total.max(1);
+            if let Some(b) = &bar {
+                b.set_message("transcription");
+                b.set_position(pct as u64);
+            } else if args.print_progress || (seconds > 30.0 && pct >= last_logged + 10) {
+                tracing::info!("{}: {done}/{total} chunks transcribed", path.display());
+                last_logged = pct;
+            }
         }
     };
-    // Pass 2: the file decoded again, each batch's chunks read as the batch comes up.
-    let mut audio = scribe::audio::DecodedFile::open(path, num_samples)?;
-    let mut stats = BatchStats::default();
-    let result = transcribe_chunks(model, &mut audio, &chunks, options, args.batch_size, &mut progress, &mut stats)?;
-    if let Some(b) = bar {
+    let result = transcribe_file(model, vad, path, options, &settings, &mut progress);
+    if let Some(sp) = &spinner {
+        sp.finish_and_clear();
+    }
+    if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    tracing::debug!(
-        "batched: {} encoder calls, {} decoding batches, {} chunks silent",
-        stats.encoder_calls,
-        stats.decoder_calls,
-        stats.silent_chunks
-    );
-    Ok(result)
+    Ok(result?.transcript)
 }
 
 /// A terminal progress bar for files longer than 30 s.
