@@ -544,6 +544,7 @@ fn transcribe_with_vad(
         chunk_size: args.chunk_size,
         step,
         batch_size: args.batch_size,
+        max_seconds: None,
     };
     // The length is known after the voice-activity pass: a spinner until then, then a bar.
     let spinner = std::io::stderr().is_terminal().then(indicatif::ProgressBar::new_spinner);

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::audio::{stream_audio, DecodedFile};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::models::pyannote::sliding_window::{SpeechScorer, BATCH_SIZE as VAD_WINDOWS_PER_BATCH};
 use crate::models::pyannote::PyanNet;
 use crate::models::whisper::transcribe::TranscribeOptions;
@@ -26,11 +26,20 @@ pub struct VadSettings {
     /// Seconds between VAD windows; None: pyannote's (exact WhisperX scores).
     pub step: Option<f64>,
     pub batch_size: usize,
+    /// Longer audio is refused as soon as the decoder passes this many seconds.
+    pub max_seconds: Option<f64>,
 }
 
 impl Default for VadSettings {
     fn default() -> Self {
-        VadSettings { onset: VAD_ONSET, offset: VAD_OFFSET, chunk_size: CHUNK_SIZE, step: None, batch_size: BATCH_SIZE }
+        VadSettings {
+            onset: VAD_ONSET,
+            offset: VAD_OFFSET,
+            chunk_size: CHUNK_SIZE,
+            step: None,
+            batch_size: BATCH_SIZE,
+            max_seconds: None,
+        }
     }
 }
 
@@ -75,6 +84,9 @@ pub fn transcribe_file(
         if failed.is_none() {
             let before = scorer.windows_done();
             failed = scorer.push(samples).err();
+            if let Some(max) = settings.max_seconds.filter(|&m| scorer.seconds() > m) {
+                failed = Some(Error::audio(path, format!("audio longer than the {max} s allowed")));
+            }
             if scorer.windows_done() != before {
                 progress(FileProgress::VoiceActivity { seconds: scorer.seconds() });
             }

@@ -1,0 +1,193 @@
+//! One job, end to end: check the input, download the audio into the job's own directory,
+//! transcribe it (VAD chunks, batched decoding), and build the result. The directory is removed
+//! when the job ends, whatever happened.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use scribe::models::whisper::decoding::DecodingOptions;
+use scribe::models::whisper::transcribe::TranscribeOptions;
+use scribe::models::whisper::Task;
+use scribe::pipeline::file::{transcribe_file, FileProgress, VadSettings};
+
+use crate::download::{redact, Downloader};
+use crate::job_input::JobInput;
+use crate::job_result::{build_result, Timings};
+use crate::models::Models;
+use crate::settings::Settings;
+
+/// What a job produced: its output, or an error message for the caller.
+pub type JobOutcome = Result<Value, String>;
+
+/// Runs jobs with the loaded models.
+pub struct JobRunner {
+    pub models: Arc<Models>,
+    pub downloader: Arc<Downloader>,
+    pub settings: Arc<Settings>,
+}
+
+/// Removes a job's directory when dropped.
+struct JobDir(PathBuf);
+
+impl Drop for JobDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!("cannot remove {}: {e}", self.0.display());
+            }
+        }
+    }
+}
+
+/// A job id as a file name: anything but letters, digits, `-` and `_` becomes `_`.
+pub fn safe_id(id: &str) -> String {
+    let s: String =
+        id.chars().take(128).map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    if s.is_empty() {
+        "job".into()
+    } else {
+        s
+    }
+}
+
+/// The audio file's name in the job directory, keeping the URL's extension (the decoder's hint).
+fn audio_name(url: &str) -> String {
+    let ext = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.path_segments().and_then(|mut s| s.next_back().map(str::to_string)))
+        .and_then(|last| last.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()))
+        .filter(|e| !e.is_empty() && e.len() <= 5 && e.chars().all(|c| c.is_ascii_alphanumeric()));
+    match ext {
+        Some(e) => format!("audio.{e}"),
+        None => "audio".into(),
+    }
+}
+
+/// Remove what earlier runs left in the jobs directory (a worker killed mid-job).
+pub fn clean_stale_jobs(jobs_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(jobs_dir) else { return };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("job-")) {
+            match std::fs::remove_dir_all(&p) {
+                Ok(()) => tracing::info!("removed stale job files {}", p.display()),
+                Err(err) => tracing::warn!("cannot remove stale {}: {err}", p.display()),
+            }
+        }
+    }
+}
+
+impl JobRunner {
+    /// Run job `id` with `input`; `progress` receives progress updates for the platform.
+    pub async fn run(&self, id: &str, input: &Value, progress: Arc<dyn Fn(Value) + Send + Sync>) -> JobOutcome {
+        let started = Instant::now();
+        let job = JobInput::parse(input).map_err(|errors| format!("invalid input: {}", errors.join(" ")))?;
+        let debug = job.debug.unwrap_or(self.settings.debug);
+        let dir = self.settings.jobs_dir.join(format!("job-{}", safe_id(id)));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create the job directory: {e}"))?;
+        let _cleanup = JobDir(dir.clone());
+
+        let audio = dir.join(audio_name(&job.audio_file));
+        let audio_shown = audio.display().to_string();
+        let got = self.downloader.fetch(&job.audio_file, &audio).await.map_err(|e| format!("audio_file: {e}"))?;
+        tracing::info!("job {id}: downloaded {} bytes from {}", got.bytes, redact(&job.audio_file));
+        let download_s = started.elapsed().as_secs_f64();
+
+        let mut warnings = Vec::new();
+        let word_timestamps = job.word_timestamps || job.align_output;
+        if job.align_output {
+            warnings.push(
+                "align_output: wav2vec2 alignment is not in this build yet; word times come from Whisper's \
+                 cross-attention (DTW)"
+                    .to_string(),
+            );
+        }
+        if job.diarization {
+            warnings.push("diarization: not in this build yet; segments carry no speaker".to_string());
+        }
+        if job.speaker_verification || !job.speaker_samples.is_empty() {
+            warnings.push("speaker_verification: not in this build yet; speaker_samples were not used".to_string());
+        }
+
+        let models = self.models.clone();
+        let max_seconds = self.settings.max_audio_seconds;
+        let job_for_task = job.clone();
+        let progress_for_task = progress.clone();
+        let transcribed = tokio::task::spawn_blocking(move || {
+            let options = transcribe_options(&job_for_task, word_timestamps);
+            let settings = VadSettings {
+                onset: job_for_task.vad_onset,
+                offset: job_for_task.vad_offset,
+                chunk_size: job_for_task.chunk_size,
+                step: None,
+                batch_size: job_for_task.batch_size,
+                max_seconds: Some(max_seconds),
+            };
+            let mut last_percent = None;
+            let mut on_progress = |p: FileProgress| {
+                if let FileProgress::Chunks { done, total } = p {
+                    let percent = done * 100 / total.max(1);
+                    if last_percent != Some(percent) {
+                        last_percent = Some(percent);
+                        progress_for_task(json!({"stage": "transcription", "chunks_done": done, "chunks_total": total, "percent": percent}));
+                    }
+                }
+            };
+            options.validate()?;
+            transcribe_file(&models.whisper, &models.vad, &audio, &options, &settings, &mut on_progress)
+        })
+        .await
+        .map_err(|e| format!("transcription crashed: {e}"))?
+        // Errors name the job's temporary file; the user knows the URL.
+        .map_err(|e| e.to_string().replace(&audio_shown, &format!("audio_file {}", redact(&job.audio_file))))?;
+
+        let timings = debug.then(|| Timings {
+            download_s,
+            vad_s: transcribed.vad_seconds,
+            transcribe_s: transcribed.transcribe_seconds,
+            total_s: started.elapsed().as_secs_f64(),
+        });
+        build_result(&transcribed, &job, warnings, timings)
+    }
+}
+
+/// WhisperX's transcription options with the job's overrides.
+fn transcribe_options(job: &JobInput, word_timestamps: bool) -> TranscribeOptions {
+    let beam = job.beam_size;
+    TranscribeOptions {
+        temperatures: match job.temperature {
+            Some(t) => vec![t],
+            None => TranscribeOptions::default().temperatures,
+        },
+        condition_on_previous_text: false,
+        initial_prompt: job.initial_prompt.clone(),
+        word_timestamps,
+        decode: DecodingOptions {
+            task: if job.task_translate { Task::Translate } else { Task::Transcribe },
+            language: job.language.clone(),
+            beam_size: (beam > 1).then_some(beam),
+            patience: (beam > 1).then_some(1.0),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_ids_and_audio_names_are_safe_file_names() {
+        assert_eq!(safe_id("abc-123_x"), "abc-123_x");
+        assert_eq!(safe_id("../../etc/passwd"), "______etc_passwd");
+        assert_eq!(safe_id(""), "job");
+        assert_eq!(audio_name("https://h/a/b/talk.MP3?sig=1"), "audio.mp3");
+        assert_eq!(audio_name("https://h/a/b/noext"), "audio");
+        assert_eq!(audio_name("https://h/x.%2F..%2Fpasswd"), "audio");
+        assert_eq!(audio_name("https://h/"), "audio");
+    }
+}

@@ -1,0 +1,158 @@
+//! The worker's configuration, from the environment (read through a lookup function, so tests
+//! pass their own). Every malformed value is an error naming the variable.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::download::DownloadLimits;
+use crate::url_guard::UrlPolicy;
+
+/// MAX_DOWNLOAD_BYTES default: 2 GiB.
+pub const DEFAULT_MAX_DOWNLOAD_BYTES: u64 = 2 << 30;
+/// MAX_AUDIO_SECONDS default: 4 hours.
+pub const DEFAULT_MAX_AUDIO_SECONDS: f64 = 14_400.0;
+/// DOWNLOAD_TIMEOUT_S default.
+pub const DEFAULT_DOWNLOAD_TIMEOUT_S: u64 = 300;
+/// WHISPERX_MODEL_DIR default (the WhisperX worker image's layout).
+pub const DEFAULT_MODEL_DIR: &str = "/app/models/faster-whisper-large-v3";
+/// The model fetched from the hub when nothing else is configured.
+pub const DEFAULT_MODEL_NAME: &str = "large-v3";
+/// RUNPOD_PING_INTERVAL default, milliseconds (the SDK's).
+pub const DEFAULT_PING_INTERVAL_MS: u64 = 10_000;
+
+/// Where the Whisper model comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ModelChoice {
+    /// WHISPERX_MODEL / WHISPERX_MODEL_NAME: a name (`large-v3`) or a path.
+    Named(String),
+    /// WHISPERX_MODEL_DIR, when it holds a model.
+    Dir(PathBuf),
+    /// Nothing configured: `large-v3` from the hub.
+    Default,
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub jobs_dir: PathBuf,
+    pub limits: DownloadLimits,
+    pub max_audio_seconds: f64,
+    pub policy: UrlPolicy,
+    /// DEBUG=1: jobs default to `debug: true`.
+    pub debug: bool,
+    pub model: ModelChoice,
+    /// WHISPERX_DEVICE: auto, cpu or cuda.
+    pub device: String,
+    /// Directory searched for the VAD checkpoint (after VAD_MODEL_PATH).
+    pub vad_dir: PathBuf,
+    pub vad_model_path: Option<PathBuf>,
+    pub concurrency: usize,
+    pub ping_interval: Duration,
+}
+
+fn parse<T: std::str::FromStr>(var: &dyn Fn(&str) -> Option<String>, name: &str, default: T) -> Result<T, String> {
+    match var(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|_| format!("{name}={v:?} is not a valid value")),
+    }
+}
+
+/// A model directory the engine reads directly: faster-whisper's `model.bin` or HF safetensors.
+pub fn holds_model(dir: &std::path::Path) -> bool {
+    dir.join("model.bin").is_file() || dir.join("model.safetensors").is_file()
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, String> {
+        Self::from_vars(&|k| std::env::var(k).ok())
+    }
+
+    pub fn from_vars(var: &dyn Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let set = |k: &str| var(k).filter(|v| !v.trim().is_empty());
+        let jobs_dir = set("JOBS_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| set("TMPDIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir).join("scribe-jobs"));
+        let model = if let Some(m) = set("WHISPERX_MODEL").or_else(|| set("WHISPERX_MODEL_NAME")) {
+            ModelChoice::Named(m)
+        } else {
+            let dir = PathBuf::from(set("WHISPERX_MODEL_DIR").unwrap_or_else(|| DEFAULT_MODEL_DIR.into()));
+            if holds_model(&dir) {
+                ModelChoice::Dir(dir)
+            } else {
+                ModelChoice::Default
+            }
+        };
+        let debug = matches!(set("DEBUG").as_deref(), Some("1" | "true" | "TRUE" | "True"));
+        let concurrency: usize = parse(var, "SCRIBE_CONCURRENCY", 1)?;
+        if concurrency == 0 {
+            return Err("SCRIBE_CONCURRENCY must be at least 1".into());
+        }
+        let max_audio_seconds: f64 = parse(var, "MAX_AUDIO_SECONDS", DEFAULT_MAX_AUDIO_SECONDS)?;
+        if max_audio_seconds.is_nan() || max_audio_seconds <= 0.0 {
+            return Err(format!("MAX_AUDIO_SECONDS must be positive, got {max_audio_seconds}"));
+        }
+        Ok(Settings {
+            jobs_dir,
+            limits: DownloadLimits {
+                max_bytes: parse(var, "MAX_DOWNLOAD_BYTES", DEFAULT_MAX_DOWNLOAD_BYTES)?,
+                timeout: Duration::from_secs(parse(var, "DOWNLOAD_TIMEOUT_S", DEFAULT_DOWNLOAD_TIMEOUT_S)?),
+            },
+            max_audio_seconds,
+            policy: UrlPolicy::from_allow_list(&set("ALLOW_PRIVATE_URLS").unwrap_or_default())?,
+            debug,
+            model,
+            device: set("WHISPERX_DEVICE").unwrap_or_else(|| "auto".into()),
+            vad_dir: PathBuf::from(set("SCRIBE_MODELS_DIR").unwrap_or_else(|| "models".into())),
+            vad_model_path: set("VAD_MODEL_PATH").map(PathBuf::from),
+            concurrency,
+            ping_interval: Duration::from_millis(parse(var, "RUNPOD_PING_INTERVAL", DEFAULT_PING_INTERVAL_MS)?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_vars(&|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_whisperx_worker() {
+        let s = settings(&[("TMPDIR", "/tmp/x")]).unwrap();
+        assert_eq!(s.jobs_dir, PathBuf::from("/tmp/x/scribe-jobs"));
+        assert_eq!(s.limits.max_bytes, 2 << 30);
+        assert_eq!(s.limits.timeout, Duration::from_secs(300));
+        assert_eq!(s.max_audio_seconds, 14_400.0);
+        assert_eq!(s.model, ModelChoice::Default);
+        assert_eq!((s.concurrency, s.debug), (1, false));
+        assert_eq!(s.ping_interval, Duration::from_millis(10_000));
+    }
+
+    #[test]
+    fn model_name_beats_model_dir_and_debug_is_read() {
+        let s =
+            settings(&[("WHISPERX_MODEL_NAME", "base"), ("WHISPERX_MODEL_DIR", "/nowhere"), ("DEBUG", "1")]).unwrap();
+        assert_eq!(s.model, ModelChoice::Named("base".into()));
+        assert!(s.debug);
+        let s = settings(&[("WHISPERX_MODEL", "tiny.en"), ("WHISPERX_MODEL_NAME", "base")]).unwrap();
+        assert_eq!(s.model, ModelChoice::Named("tiny.en".into()));
+    }
+
+    #[test]
+    fn malformed_values_name_the_variable() {
+        for (k, v) in [
+            ("MAX_DOWNLOAD_BYTES", "2GB"),
+            ("MAX_AUDIO_SECONDS", "-1"),
+            ("DOWNLOAD_TIMEOUT_S", "soon"),
+            ("SCRIBE_CONCURRENCY", "0"),
+            ("ALLOW_PRIVATE_URLS", "localhost"),
+            ("RUNPOD_PING_INTERVAL", "1.5s"),
+        ] {
+            let e = settings(&[(k, v)]).unwrap_err();
+            assert!(e.contains(k), "{k}: {e}");
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Whole jobs through the runner with tiny.en and the VAD: a good job's result (checked against
+//! the committed schema), a silent file, and the bad-input matrix — each bad job gets an error
+//! naming what was wrong, and the next good job still succeeds.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+
+use common::http_server::{Response, Server};
+use common::{model_dir, root, speech, LoopbackOnly, TableResolver};
+use scribe_worker::download::Downloader;
+use scribe_worker::job::JobRunner;
+use scribe_worker::models::Models;
+use scribe_worker::settings::Settings;
+use scribe_worker::url_guard::ConnectGate;
+
+/// 16-bit mono 16 kHz WAV bytes.
+fn wav(samples: &[i16]) -> Vec<u8> {
+    let data = (samples.len() * 2) as u32;
+    let mut b = Vec::new();
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&(36 + data).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    for v in [16u32, 0x0001_0001, 16_000, 32_000, 0x0010_0002] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&data.to_le_bytes());
+    for s in samples {
+        b.extend_from_slice(&s.to_le_bytes());
+    }
+    b
+}
+
+struct World {
+    server: Server,
+    runner: JobRunner,
+    gate: Arc<LoopbackOnly>,
+    _jobs: tempfile::TempDir,
+}
+
+async fn world() -> Option<World> {
+    let tiny = model_dir("tiny.en")?;
+    model_dir("vad")?;
+    let speech_wav = std::fs::read(speech("spk1_snt1.wav")).unwrap();
+    let mp3 = std::fs::read(root().join("tests/data/formats/hello.mp3")).unwrap();
+    let silent = wav(&vec![0i16; 16_000 * 4]);
+    // 70 s of a quiet tone: longer than the 60 s MAX_AUDIO_SECONDS below.
+    let long = wav(&(0..16_000 * 70).map(|i| ((i as f32 * 0.05).sin() * 300.0) as i16).collect::<Vec<_>>());
+    let server = Server::start(Arc::new(move |r| match r.path() {
+        "/speech.wav" => Response::new(200, speech_wav.clone()),
+        "/silent.wav" => Response::new(200, silent.clone()),
+        "/long.wav" => Response::new(200, long.clone()),
+        "/truncated.mp3" => Response::new(200, mp3[..200].to_vec()),
+        "/noise.bin" => {
+            Response::new(200, (0..5000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect::<Vec<_>>())
+        }
+        "/page.wav" => Response::new(200, "<html><body>Access denied</body></html>"),
+        "/empty.wav" => Response::new(200, Vec::new()),
+        "/huge.wav" => Response::new(200, vec![0u8; 5 << 20]),
+        "/to-private" => Response::new(302, "").header("Location", "http://10.0.0.7/a.wav"),
+        _ => Response::new(404, "not found"),
+    }))
+    .await;
+    let jobs = tempfile::tempdir().unwrap();
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("WHISPERX_MODEL", tiny.display().to_string()),
+        ("WHISPERX_DEVICE", "cpu".to_string()),
+        ("SCRIBE_MODELS_DIR", root().join("models").display().to_string()),
+        ("JOBS_DIR", jobs.path().display().to_string()),
+        ("ALLOW_PRIVATE_URLS", format!("127.0.0.1:{}", server.port)),
+        ("MAX_AUDIO_SECONDS", "60".to_string()),
+        ("MAX_DOWNLOAD_BYTES", (4 << 20).to_string()),
+    ]);
+    let settings = Settings::from_vars(&|k| vars.get(k).cloned()).unwrap();
+    let models = Arc::new(Models::load(&settings).unwrap());
+    let gate = Arc::new(LoopbackOnly::default());
+    let downloader = Arc::new(Downloader {
+        resolver: TableResolver::new(&[("evil.example", "10.0.0.5:0")]),
+        gate: gate.clone() as Arc<dyn ConnectGate>,
+        policy: settings.policy.clone(),
+        limits: settings.limits.clone(),
+    });
+    let runner = JobRunner { models, downloader, settings: Arc::new(settings) };
+    Some(World { server, runner, gate, _jobs: jobs })
+}
+
+impl World {
+    async fn run(&self, input: Value) -> (Result<Value, String>, Vec<Value>) {
+        let updates = Arc::new(Mutex::new(Vec::new()));
+        let sink = updates.clone();
+        let out = self.runner.run("job-1", &input, Arc::new(move |p| sink.lock().unwrap().push(p))).await;
+        let updates = updates.lock().unwrap().clone();
+        (out, updates)
+    }
+
+    fn url(&self, path: &str) -> String {
+        self.server.url(path)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_good_job_transcribes_and_its_result_follows_the_schema() {
+    let Some(w) = world().await else { return };
+    let (out, updates) = w
+        .run(json!({"audio_file": w.url("/speech.wav"), "language": null, "align_output": true,
+                    "diarization": true, "debug": true}))
+        .await;
+    let out = out.unwrap();
+    common::schema::check(&root().join("worker/schema/job-result.schema.json"), &out);
+    assert_eq!(out["language"], "en");
+    assert!(out["segments_count"].as_u64().unwrap() >= 1, "{out:#}");
+    assert!(out["words_count"].as_u64().unwrap() >= 3, "align_output gives DTW word times: {out:#}");
+    let text = out["preview"]["segments"][0]["text"].as_str().unwrap().to_lowercase();
+    assert!(text.contains("child") && text.contains("dog"), "{text}");
+    let warnings = out["warnings"].as_array().unwrap();
+    assert!(warnings.iter().any(|w| w.as_str().unwrap().starts_with("align_output")), "{warnings:?}");
+    assert!(warnings.iter().any(|w| w.as_str().unwrap().starts_with("diarization")), "{warnings:?}");
+    assert!(out["timings"]["total_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(updates.last().unwrap()["percent"], 100, "{updates:?}");
+    // The job's files are gone.
+    assert_eq!(std::fs::read_dir(w._jobs.path()).unwrap().count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_file_is_an_empty_transcript_not_an_error() {
+    let Some(w) = world().await else { return };
+    let out = w.run(json!({"audio_file": w.url("/silent.wav")})).await.0.unwrap();
+    assert_eq!(out["segments_count"], 0, "{out:#}");
+    assert_eq!(out["duration"], 4.0);
+    assert!(out.get("timings").is_none(), "timings only with debug");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bad_input_gets_a_clear_error_and_the_next_good_job_succeeds() {
+    let Some(w) = world().await else { return };
+    let good = json!({"audio_file": w.url("/speech.wav"), "beam_size": 1});
+    let other_port = if w.server.port == 65535 { 65534 } else { w.server.port + 1 };
+    let cases: Vec<(Value, &str)> = vec![
+        (json!({}), "audio_file is a required input"),
+        (json!({"audio_file": "ftp://files.example/a.wav"}), "ftp"),
+        (json!({"audio_file": "file:///etc/passwd"}), "file"),
+        (json!({"audio_file": format!("http://127.0.0.1:{other_port}/a.wav")}), "loopback"),
+        (json!({"audio_file": "http://169.254.169.254/latest/meta-data/"}), "link-local"),
+        (json!({"audio_file": "http://evil.example/a.wav"}), "10.0.0.5"),
+        (json!({"audio_file": w.url("/to-private")}), "10.0.0.7"),
+        (json!({"audio_file": w.url("/missing.wav")}), "HTTP 404"),
+        (json!({"audio_file": w.url("/page.wav")}), "HTML"),
+        (json!({"audio_file": w.url("/empty.wav")}), "empty"),
+        (json!({"audio_file": w.url("/truncated.mp3")}), "truncated.mp3: file ends inside its header"),
+        (json!({"audio_file": w.url("/noise.bin")}), "noise.bin: not a recognised audio file"),
+        (json!({"audio_file": w.url("/huge.wav")}), "MAX_DOWNLOAD_BYTES"),
+        (json!({"audio_file": w.url("/long.wav")}), "long.wav: audio longer than the 60 s"),
+        (json!({"audio_file": 42}), "audio_file should be str type, not int type"),
+        (json!({"audio_file": w.url("/speech.wav"), "language": 5}), "language should be str type"),
+        (json!({"audio_file": w.url("/speech.wav"), "language": "klingon"}), "language does not meet"),
+        (json!({"audio_file": w.url("/speech.wav"), "batch_size": "8"}), "batch_size should be int type"),
+        (json!({"audio_file": w.url("/speech.wav"), "beam_size": 0}), "beam_size does not meet"),
+        (json!({"audio_file": w.url("/speech.wav"), "vad_onset": "high"}), "vad_onset should be float type"),
+        (json!({"audio_file": w.url("/speech.wav"), "diarization": "yes"}), "diarization should be bool type"),
+        (
+            json!({"audio_file": w.url("/speech.wav"), "speaker_samples": {"url": "x"}}),
+            "speaker_samples should be list",
+        ),
+        (json!({"audio_file": w.url("/speech.wav"), "output_formats": "srt"}), "output_formats should be list"),
+        (json!({"audio_file": w.url("/speech.wav"), "temperature": 2}), "temperature does not meet"),
+        (json!({"audio_file": w.url("/speech.wav"), "wat": 1}), "Unexpected input. wat is not a valid input option"),
+        (json!("https://x/y.wav"), "input should be dict type"),
+    ];
+    assert!(cases.len() >= 20);
+    for (i, (input, want)) in cases.iter().enumerate() {
+        let e = w.run(input.clone()).await.0.expect_err(&format!("{input} should fail"));
+        eprintln!("case {i}: {e}");
+        assert!(e.contains(want), "case {i} {input}: {e}");
+        if i % 9 == 8 {
+            let out = w.run(good.clone()).await.0.unwrap_or_else(|e| panic!("good job after case {i}: {e}"));
+            assert!(out["segments_count"].as_u64().unwrap() >= 1);
+        }
+    }
+    let out = w.run(good).await.0.unwrap();
+    assert!(out["segments_count"].as_u64().unwrap() >= 1);
+    // Nothing but the test server was ever connected to, and no job left files behind.
+    for (host, addrs) in w.gate.attempts.lock().unwrap().iter() {
+        assert!(addrs.iter().all(|a| a.ip().is_loopback()), "{host} {addrs:?}");
+    }
+    assert_eq!(std::fs::read_dir(w._jobs.path()).unwrap().count(), 0);
+}
