@@ -19,8 +19,38 @@ use crate::job_result::{build_result, Timings};
 use crate::models::Models;
 use crate::settings::Settings;
 
-/// What a job produced: its output, or an error message for the caller.
-pub type JobOutcome = Result<Value, String>;
+/// Why a job failed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobError {
+    pub message: String,
+    /// The GPU context is unusable: the platform should restart the worker (the SDK's
+    /// `refresh_worker`, posted as `stopPod: true`).
+    pub stop_pod: bool,
+}
+
+impl From<String> for JobError {
+    fn from(message: String) -> Self {
+        JobError { message, stop_pod: false }
+    }
+}
+
+impl std::fmt::Display for JobError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// What a job produced: its output, or why it failed.
+pub type JobOutcome = Result<Value, JobError>;
+
+/// An engine error as a job error: a CUDA error other than running out of memory leaves the
+/// context unusable, so the worker asks to be restarted.
+fn engine_error(e: scribe::Error, audio_shown: &str, url: &str) -> JobError {
+    let stop_pod = matches!(e, scribe::Error::Cuda(_));
+    // Errors name the job's temporary file; the user knows the URL.
+    let message = e.to_string().replace(audio_shown, &format!("audio_file {}", redact(url)));
+    JobError { message, stop_pod }
+}
 
 /// Runs jobs with the loaded models.
 pub struct JobRunner {
@@ -141,8 +171,7 @@ impl JobRunner {
         })
         .await
         .map_err(|e| format!("transcription crashed: {e}"))?
-        // Errors name the job's temporary file; the user knows the URL.
-        .map_err(|e| e.to_string().replace(&audio_shown, &format!("audio_file {}", redact(&job.audio_file))))?;
+        .map_err(|e| engine_error(e, &audio_shown, &job.audio_file))?;
 
         let timings = debug.then(|| Timings {
             download_s,
@@ -150,7 +179,7 @@ impl JobRunner {
             transcribe_s: transcribed.transcribe_seconds,
             total_s: started.elapsed().as_secs_f64(),
         });
-        build_result(&transcribed, &job, warnings, timings)
+        Ok(build_result(&transcribed, &job, warnings, timings)?)
     }
 }
 

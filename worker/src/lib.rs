@@ -1,12 +1,17 @@
 //! Scribe's RunPod serverless worker, in Rust with no Python SDK: the job's input checked
 //! (`job_input`), its audio downloaded behind an address guard (`download`, `url_guard`),
 //! transcribed with models loaded once (`models`, `job`), and its result shaped for the
-//! platform (`job_result`); configuration comes from the environment (`settings`).
+//! platform (`job_result`); configuration comes from the environment (`settings`). On the platform, `job_loop` takes
+//! jobs from the webhooks `runpod` reads, with `backoff` between failures.
+pub mod backoff;
 pub mod download;
 pub mod job;
 pub mod job_input;
+pub mod job_loop;
 pub mod job_result;
 pub mod models;
+pub mod runpod;
 pub mod settings;
+pub mod startup;
 pub mod test_input;
 pub mod url_guard;

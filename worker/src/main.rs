@@ -1,19 +1,23 @@
 //! `scribe-worker`: Scribe as a RunPod serverless worker.
 //!
-//! Modes (as the RunPod SDK chooses them): `--test_input JSON` or a `./test_input.json` runs
-//! one job and prints the result. The job loop (RUNPOD_WEBHOOK_GET_JOB) and the local API
-//! (`--rp_serve_api`) are being built; until then the worker says so and exits non-zero.
+//! Modes, chosen as the RunPod SDK chooses them: `--test_input JSON` (or a `./test_input.json`)
+//! runs one job and prints the result; with RUNPOD_WEBHOOK_GET_JOB set, the platform's job
+//! loop; `--rp_serve_api` (the local API) is not in this build yet and says so.
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 
 use scribe_worker::download::Downloader;
 use scribe_worker::job::{clean_stale_jobs, JobRunner};
+use scribe_worker::job_loop::{JobLoop, LoopTiming};
 use scribe_worker::models::Models;
+use scribe_worker::runpod::Endpoints;
 use scribe_worker::settings::Settings;
+use scribe_worker::startup::{check_disk, log_mounts, DEFAULT_MIN_FREE_DISK_MB};
 use scribe_worker::test_input::{outcome_body, parse_test_input};
 use scribe_worker::url_guard::{OpenGate, SystemResolver};
 
@@ -32,20 +36,155 @@ struct Args {
     rp_api_port: u16,
 }
 
-fn init_logging(settings_debug: bool) {
+fn init_logging(debug: bool) {
     let level = std::env::var("CONSOLE_LOG_LEVEL")
         .or_else(|_| std::env::var("LOG_LEVEL"))
         .ok()
         .map(|l| l.to_ascii_lowercase())
-        .unwrap_or_else(|| if settings_debug { "debug".into() } else { "info".into() });
+        .unwrap_or_else(|| if debug { "debug".into() } else { "info".into() });
     let filter =
         tracing_subscriber::EnvFilter::try_new(&level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let json = std::env::var_os("RUNPOD_ENDPOINT_ID").is_some();
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if json {
+    if std::env::var_os("RUNPOD_ENDPOINT_ID").is_some() {
         builder.json().init();
     } else {
         builder.init();
+    }
+}
+
+enum Mode {
+    TestInput(String),
+    JobLoop(Endpoints),
+}
+
+fn mode(args: &Args) -> Result<Mode, String> {
+    if args.rp_serve_api || std::env::var_os("RUNPOD_REALTIME_PORT").is_some() {
+        return Err(format!(
+            "--rp_serve_api ({}:{}): the local API is not in this build yet",
+            args.rp_api_host, args.rp_api_port
+        ));
+    }
+    if let Some(t) = &args.test_input {
+        return Ok(Mode::TestInput(t.clone()));
+    }
+    if let Some(endpoints) = Endpoints::from_vars(&|k| std::env::var(k).ok()) {
+        return endpoints.map(Mode::JobLoop);
+    }
+    let file = Path::new("test_input.json");
+    if file.is_file() {
+        return std::fs::read_to_string(file).map(Mode::TestInput).map_err(|e| format!("test_input.json: {e}"));
+    }
+    Err("nothing to do: pass --test_input JSON, put a test_input.json here, or run on RunPod \
+         (RUNPOD_WEBHOOK_GET_JOB)"
+        .into())
+}
+
+/// Report a failed start-up check on the ping URL (when on the platform), then fail.
+async fn unhealthy(endpoints: Option<&Endpoints>, check: &str, reason: &str) -> ExitCode {
+    tracing::error!("start-up check {check} failed: {reason}");
+    if let Some(url) = endpoints.and_then(|e| e.unhealthy_url(check, reason)) {
+        let client = reqwest::Client::builder().no_proxy().build().unwrap_or_default();
+        let mut req = client.get(&url).timeout(Duration::from_secs(10));
+        if let Some(k) = endpoints.and_then(|e| e.api_key.as_ref()) {
+            req = req.header("Authorization", k);
+        }
+        if let Err(e) = req.send().await {
+            tracing::error!("could not report unhealthy: {e}");
+        }
+    }
+    ExitCode::FAILURE
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => tracing::info!("SIGTERM: no new jobs; finishing the jobs in flight"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: no new jobs; finishing the jobs in flight"),
+    }
+}
+
+async fn serve(mode: Mode, settings: Settings) -> ExitCode {
+    let endpoints = match &mode {
+        Mode::JobLoop(e) => Some(e.clone()),
+        Mode::TestInput(_) => None,
+    };
+    if std::env::var("PRINT_MOUNTS").is_ok_and(|v| v == "1") {
+        log_mounts();
+    }
+    if let Err(e) = std::fs::create_dir_all(&settings.jobs_dir) {
+        let reason = format!("cannot create JOBS_DIR {}: {e}", settings.jobs_dir.display());
+        return unhealthy(endpoints.as_ref(), "disk", &reason).await;
+    }
+    let min_mb = match std::env::var("MIN_FREE_DISK_MB").ok().map(|v| v.parse::<u64>()) {
+        None => DEFAULT_MIN_FREE_DISK_MB,
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return unhealthy(endpoints.as_ref(), "disk", "MIN_FREE_DISK_MB is not a whole number").await,
+    };
+    if let Err(reason) = check_disk(&settings.jobs_dir, min_mb) {
+        return unhealthy(endpoints.as_ref(), "disk", &reason).await;
+    }
+    clean_stale_jobs(&settings.jobs_dir);
+    let loaded = {
+        let s = settings.clone();
+        tokio::task::spawn_blocking(move || Models::load(&s)).await
+    };
+    let models = match loaded {
+        Ok(Ok(m)) => Arc::new(m),
+        Ok(Err(e)) => return unhealthy(endpoints.as_ref(), "models", &format!("{e:#}")).await,
+        Err(e) => return unhealthy(endpoints.as_ref(), "models", &format!("model loading crashed: {e}")).await,
+    };
+    let settings = Arc::new(settings);
+    let runner = Arc::new(JobRunner {
+        models,
+        downloader: Arc::new(Downloader {
+            resolver: Arc::new(SystemResolver),
+            gate: Arc::new(OpenGate),
+            policy: settings.policy.clone(),
+            limits: settings.limits.clone(),
+        }),
+        settings: settings.clone(),
+    });
+    match mode {
+        Mode::TestInput(text) => {
+            let (id, input) = match parse_test_input(&text) {
+                Ok(j) => j,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let outcome = runner.run(&id, &input, Arc::new(|p| tracing::info!("progress: {p}"))).await;
+            println!("{}", outcome_body(&outcome));
+            if outcome.is_err() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Mode::JobLoop(endpoints) => {
+            tracing::info!(
+                "job loop: pod {}, {} job(s) at once, ping every {:?}",
+                endpoints.pod_id,
+                settings.concurrency,
+                settings.ping_interval
+            );
+            let job_loop = JobLoop {
+                endpoints: Arc::new(endpoints),
+                runner,
+                concurrency: settings.concurrency,
+                timing: LoopTiming { ping_interval: settings.ping_interval, ..LoopTiming::default() },
+                jobs_dir: settings.jobs_dir.clone(),
+            };
+            job_loop.run(shutdown_signal()).await;
+            ExitCode::SUCCESS
+        }
     }
 }
 
@@ -59,65 +198,18 @@ fn main() -> ExitCode {
         }
     };
     init_logging(settings.debug);
-    let test_input = match (&args.test_input, Path::new("test_input.json")) {
-        (Some(t), _) => Some(t.clone()),
-        (None, p) if p.is_file() && !args.rp_serve_api => match std::fs::read_to_string(p) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                tracing::error!("cannot read test_input.json: {e}");
-                return ExitCode::FAILURE;
-            }
-        },
-        _ => None,
-    };
-    let Some(test_input) = test_input else {
-        tracing::error!(
-            "only --test_input (or ./test_input.json) is in this build; the job loop and --rp_serve_api come next"
-        );
-        return ExitCode::from(2);
-    };
-    let (id, input) = match parse_test_input(&test_input) {
-        Ok(j) => j,
+    let mode = match mode(&args) {
+        Ok(m) => m,
         Err(e) => {
             tracing::error!("{e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
+    match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt.block_on(serve(mode, settings)),
         Err(e) => {
-            tracing::error!("cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            eprintln!("scribe-worker: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
         }
-    };
-    let models = match Models::load(&settings) {
-        Ok(m) => Arc::new(m),
-        Err(e) => {
-            tracing::error!("start-up failed: {e:#}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if let Err(e) = std::fs::create_dir_all(&settings.jobs_dir) {
-        tracing::error!("cannot create JOBS_DIR {}: {e}", settings.jobs_dir.display());
-        return ExitCode::FAILURE;
-    }
-    clean_stale_jobs(&settings.jobs_dir);
-    let settings = Arc::new(settings);
-    let runner = JobRunner {
-        models,
-        downloader: Arc::new(Downloader {
-            resolver: Arc::new(SystemResolver),
-            gate: Arc::new(OpenGate),
-            policy: settings.policy.clone(),
-            limits: settings.limits.clone(),
-        }),
-        settings,
-    };
-    let outcome = runtime.block_on(runner.run(&id, &input, Arc::new(|p| tracing::info!("progress: {p}"))));
-    println!("{}", outcome_body(&outcome));
-    if outcome.is_err() {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
     }
 }

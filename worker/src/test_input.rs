@@ -3,6 +3,8 @@
 
 use serde_json::{json, Value};
 
+use crate::job::JobOutcome;
+
 /// The job a test input describes: `{"input": {...}}` with an optional `id`.
 pub fn parse_test_input(text: &str) -> Result<(String, Value), String> {
     let v: Value = serde_json::from_str(text).map_err(|e| format!("test input is not JSON: {e}"))?;
@@ -12,11 +14,13 @@ pub fn parse_test_input(text: &str) -> Result<(String, Value), String> {
     Ok((id, input))
 }
 
-/// What the job loop would post: `{"output": …}` or `{"error": …}`.
-pub fn outcome_body(outcome: &Result<Value, String>) -> Value {
+/// What the job loop posts: `{"output": …}`, or `{"error": …}` with `stopPod: true` when the
+/// worker must be restarted (the SDK's `refresh_worker`).
+pub fn outcome_body(outcome: &JobOutcome) -> Value {
     match outcome {
         Ok(output) => json!({"output": output}),
-        Err(e) => json!({"error": e}),
+        Err(e) if e.stop_pod => json!({"error": e.message, "stopPod": true}),
+        Err(e) => json!({"error": e.message}),
     }
 }
 
@@ -33,5 +37,14 @@ mod tests {
         assert!(parse_test_input("{").unwrap_err().contains("not JSON"));
         assert!(parse_test_input("[]").unwrap_err().contains("object"));
         assert!(parse_test_input("{}").unwrap_err().contains("no `input`"));
+    }
+
+    #[test]
+    fn results_errors_and_restarts_have_the_sdks_shapes() {
+        use crate::job::JobError;
+        assert_eq!(outcome_body(&Ok(json!({"a": 1}))), json!({"output": {"a": 1}}));
+        assert_eq!(outcome_body(&Err(JobError::from("bad".to_string()))), json!({"error": "bad"}));
+        let gpu = JobError { message: "cuda: launch failed".into(), stop_pod: true };
+        assert_eq!(outcome_body(&Err(gpu)), json!({"error": "cuda: launch failed", "stopPod": true}));
     }
 }

@@ -46,6 +46,11 @@ impl Response {
         Response { status, headers: Vec::new(), body: body.into(), delay: Duration::ZERO, content_length: None }
     }
 
+    /// Close the connection without answering (a network failure).
+    pub fn hang_up() -> Self {
+        Response::new(0, Vec::new())
+    }
+
     pub fn header(mut self, k: &str, v: &str) -> Self {
         self.headers.push((k.into(), v.into()));
         self
@@ -83,6 +88,9 @@ impl Server {
                     let response = handler(&request);
                     if !response.delay.is_zero() {
                         tokio::time::sleep(response.delay).await;
+                    }
+                    if response.status == 0 {
+                        return;
                     }
                     let mut head = format!("HTTP/1.1 {} X\r\nConnection: close\r\n", response.status);
                     for (k, v) in &response.headers {

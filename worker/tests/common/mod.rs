@@ -81,3 +81,36 @@ impl ConnectGate for LoopbackOnly {
         }
     }
 }
+
+/// A job runner with tiny.en and the VAD on the CPU, jobs under `jobs_dir`, reaching only the
+/// test server on `port` (through `gate`), with `extra` settings; None when the models are
+/// missing.
+pub fn runner(
+    port: u16,
+    jobs_dir: &std::path::Path,
+    gate: Arc<dyn ConnectGate>,
+    resolver: Arc<dyn Resolver>,
+    extra: &[(&str, &str)],
+) -> Option<scribe_worker::job::JobRunner> {
+    let tiny = model_dir("tiny.en")?;
+    model_dir("vad")?;
+    let mut vars: HashMap<String, String> = HashMap::from([
+        ("WHISPERX_MODEL".into(), tiny.display().to_string()),
+        ("WHISPERX_DEVICE".into(), "cpu".into()),
+        ("SCRIBE_MODELS_DIR".into(), root().join("models").display().to_string()),
+        ("JOBS_DIR".into(), jobs_dir.display().to_string()),
+        ("ALLOW_PRIVATE_URLS".into(), format!("127.0.0.1:{port}")),
+    ]);
+    for (k, v) in extra {
+        vars.insert(k.to_string(), v.to_string());
+    }
+    let settings = scribe_worker::settings::Settings::from_vars(&|k| vars.get(k).cloned()).unwrap();
+    let models = Arc::new(scribe_worker::models::Models::load(&settings).unwrap());
+    let downloader = Arc::new(scribe_worker::download::Downloader {
+        resolver,
+        gate,
+        policy: settings.policy.clone(),
+        limits: settings.limits.clone(),
+    });
+    Some(scribe_worker::job::JobRunner { models, downloader, settings: Arc::new(settings) })
+}

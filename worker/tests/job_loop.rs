@@ -1,0 +1,365 @@
+//! The job loop of the `scribe-worker` binary against a fake RunPod job server on 127.0.0.1
+//! (routes as runpod-protocol.md lists them): results and errors posted with the SDK's headers
+//! and shapes, progress before results, pings while a job runs, malformed jobs answered without
+//! losing the worker, posts retried after 5xx and dropped connections, the batch take, the
+//! job-stop channel, SIGTERM draining, and an unhealthy start-up reported on the ping URL.
+
+mod common;
+
+use std::collections::{HashMap, VecDeque};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use common::http_server::{Request, Response, Server};
+use common::{model_dir, root, speech};
+
+const API_KEY: &str = "rp-test-key";
+const POD: &str = "pod-1";
+
+/// 16 kHz mono 16-bit WAV of `samples`.
+fn wav(samples: &[f32]) -> Vec<u8> {
+    let data = (samples.len() * 2) as u32;
+    let mut b = Vec::new();
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&(36 + data).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    for v in [16u32, 0x0001_0001, 16_000, 32_000, 0x0010_0002] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&data.to_le_bytes());
+    for s in samples {
+        b.extend_from_slice(&((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes());
+    }
+    b
+}
+
+/// About 100 s of the shared sentences with pauses: a job that takes a few seconds.
+fn long_wav() -> Vec<u8> {
+    let mut audio = Vec::new();
+    for _ in 0..3 {
+        for spk in 1..=2 {
+            for n in 1..=6 {
+                audio.extend(scribe::audio::load_audio(&speech(&format!("spk{spk}_snt{n}.wav"))).unwrap());
+                audio.extend(std::iter::repeat_n(0.0, 16_000));
+            }
+        }
+    }
+    wav(&audio)
+}
+
+/// The fake platform: a queue of jobs, scripted answers to result posts, and jobs to stop.
+#[derive(Default)]
+struct Platform {
+    queue: VecDeque<Value>,
+    /// Per job: answers to its first result posts (503, or 0 to hang up), then 200.
+    post_failures: HashMap<String, VecDeque<u16>>,
+    /// Jobs the stop route names once they have been taken.
+    stop: Vec<String>,
+    taken: Vec<String>,
+}
+
+struct Harness {
+    server: Server,
+    platform: Arc<Mutex<Platform>>,
+    jobs_dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn start(jobs: Vec<Value>) -> Harness {
+        let platform = Arc::new(Mutex::new(Platform { queue: jobs.into(), ..Default::default() }));
+        let p = platform.clone();
+        let speech_wav = std::fs::read(speech("spk1_snt3.wav")).unwrap();
+        let long = long_wav();
+        let server = Server::start(Arc::new(move |r: &Request| {
+            let mut p = p.lock().unwrap();
+            let path = r.path().to_string();
+            if path == "/audio/speech.wav" {
+                return Response::new(200, speech_wav.clone());
+            }
+            if path == "/audio/long.wav" {
+                return Response::new(200, long.clone());
+            }
+            if path.starts_with("/v2/ep/job-take/") || path.starts_with("/v2/ep/job-take-batch/") {
+                let batch = path.contains("batch");
+                let n = if batch { query(r, "batch_size").and_then(|b| b.parse().ok()).unwrap_or(1) } else { 1 };
+                let mut out = Vec::new();
+                while out.len() < n {
+                    let Some(job) = p.queue.pop_front() else { break };
+                    if let Some(id) = job.get("id").and_then(Value::as_str) {
+                        p.taken.push(id.to_string());
+                    }
+                    out.push(job);
+                }
+                return match (out.len(), batch) {
+                    (0, _) => Response::new(204, ""),
+                    (_, true) => Response::new(200, Value::Array(out).to_string()),
+                    (_, false) => Response::new(200, out.pop().unwrap().to_string()),
+                };
+            }
+            if path.starts_with("/v2/ep/job-done/") {
+                let job = path.rsplit('/').next().unwrap().to_string();
+                let body: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+                if body.get("status").is_none() {
+                    if let Some(code) = p.post_failures.get_mut(&job).and_then(VecDeque::pop_front) {
+                        return if code == 0 { Response::hang_up() } else { Response::new(code, "busy") };
+                    }
+                }
+                return Response::new(200, "{}");
+            }
+            if path.starts_with("/v2/ep/job-stop/") {
+                let stop: Vec<String> = p.stop.iter().filter(|s| p.taken.contains(s)).cloned().collect();
+                p.stop.retain(|s| !stop.contains(s));
+                return if stop.is_empty() {
+                    let mut r = Response::new(204, "");
+                    r.delay = Duration::from_millis(100);
+                    r
+                } else {
+                    Response::new(200, json!({"jobsToStop": stop}).to_string())
+                };
+            }
+            if path.starts_with("/v2/ep/ping/") {
+                return Response::new(200, "");
+            }
+            Response::new(404, "")
+        }))
+        .await;
+        Harness { server, platform, jobs_dir: tempfile::tempdir().unwrap() }
+    }
+
+    fn audio(&self, name: &str) -> String {
+        self.server.url(&format!("/audio/{name}"))
+    }
+
+    fn worker(&self, extra: &[(&str, &str)]) -> Child {
+        let base = format!("http://127.0.0.1:{}/v2/ep", self.server.port);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scribe-worker"));
+        cmd.current_dir(self.jobs_dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUNPOD_WEBHOOK_GET_JOB", format!("{base}/job-take/$ID?gpu=test"))
+            .env("RUNPOD_WEBHOOK_POST_OUTPUT", format!("{base}/job-done/$RUNPOD_POD_ID/$ID?gpu=test"))
+            .env("RUNPOD_WEBHOOK_PING", format!("{base}/ping/$RUNPOD_POD_ID?gpu=test"))
+            .env("RUNPOD_AI_API_KEY", API_KEY)
+            .env("RUNPOD_POD_ID", POD)
+            .env("RUNPOD_PING_INTERVAL", "200")
+            .env("WHISPERX_MODEL", root().join("models/tiny.en"))
+            .env("WHISPERX_DEVICE", "cpu")
+            .env("SCRIBE_MODELS_DIR", root().join("models"))
+            .env("JOBS_DIR", self.jobs_dir.path())
+            .env("MIN_FREE_DISK_MB", "1")
+            .env("ALLOW_PRIVATE_URLS", format!("127.0.0.1:{}", self.server.port))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        cmd.spawn().unwrap()
+    }
+
+    /// Final result posts (not progress), by job id.
+    fn results(&self) -> HashMap<String, Value> {
+        self.server
+            .requests()
+            .into_iter()
+            .filter(|r| r.path().starts_with("/v2/ep/job-done/"))
+            .filter_map(|r| {
+                let body: Value = serde_json::from_slice(&r.body).ok()?;
+                body.get("status").is_none().then(|| (r.path().rsplit('/').next().unwrap().to_string(), body))
+            })
+            .collect()
+    }
+
+    async fn wait_for(&self, what: &str, limit: Duration, done: impl Fn(&Harness) -> bool) {
+        let start = Instant::now();
+        while !done(self) {
+            assert!(start.elapsed() < limit, "timed out waiting for {what}; requests: {:#?}", self.summary());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn summary(&self) -> Vec<String> {
+        self.server.requests().iter().map(|r| format!("{} {}", r.method, r.target)).collect()
+    }
+}
+
+fn query<'a>(r: &'a Request, key: &str) -> Option<&'a str> {
+    r.query().split('&').find_map(|kv| kv.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+}
+
+fn sigterm(child: &Child) {
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+}
+
+fn wait_exit(mut child: Child, limit: Duration) -> (std::process::ExitStatus, String) {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+            return (status, err);
+        }
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            panic!("the worker did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn models_present() -> bool {
+    model_dir("tiny.en").is_some() && model_dir("vad").is_some()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_errors_progress_and_pings_reach_the_platform_in_the_sdks_shapes() {
+    if !models_present() {
+        return;
+    }
+    let h = Harness::start(Vec::new()).await;
+    {
+        let mut p = h.platform.lock().unwrap();
+        p.queue.extend([
+            json!({"id": "good", "input": {"audio_file": h.audio("long.wav")}, "webhook": null}),
+            json!({"id": "bad", "input": {"audio_file": h.audio("missing.wav")}}),
+            json!({"id": "noinput"}),
+            json!({"input": {"audio_file": h.audio("speech.wav")}}),
+            json!({"id": "after", "input": {"audio_file": h.audio("speech.wav"), "beam_size": 1}}),
+        ]);
+    }
+    let child = h.worker(&[]);
+    h.wait_for("four results", Duration::from_secs(120), |h| h.results().len() >= 4).await;
+    sigterm(&child);
+    let (status, stderr) = wait_exit(child, Duration::from_secs(30));
+    assert!(status.success(), "{status:?}\n{stderr}");
+
+    let results = h.results();
+    let good = &results["good"];
+    assert!(good["output"]["segments_count"].as_u64().unwrap() >= 10, "{good}");
+    common::schema::check(&root().join("worker/schema/job-result.schema.json"), &good["output"]);
+    assert!(results["bad"]["error"].as_str().unwrap().contains("HTTP 404"), "{}", results["bad"]);
+    assert!(results["noinput"]["error"].as_str().unwrap().contains("no input"));
+    assert!(results["after"]["output"]["segments_count"].as_u64().unwrap() >= 1, "the worker went on");
+    assert!(stderr.contains("without an id"), "{stderr}");
+
+    let requests = h.server.requests();
+    // Every platform request carries the key as the SDK sends it (no Bearer).
+    for r in requests.iter().filter(|r| r.path().starts_with("/v2/")) {
+        assert_eq!(r.header("Authorization"), Some(API_KEY), "{}", r.target);
+    }
+    let takes: Vec<&Request> = requests.iter().filter(|r| r.path().starts_with("/v2/ep/job-take")).collect();
+    assert!(takes.iter().all(|r| r.path() == format!("/v2/ep/job-take/{POD}") && r.query().starts_with("gpu=test&")));
+    assert!(takes.iter().all(|r| matches!(query(r, "job_in_progress"), Some("0" | "1"))));
+    // Posts: the SDK's URL form, X-Request-ID, and progress strictly before the result.
+    let good_posts: Vec<&Request> =
+        requests.iter().filter(|r| r.path() == format!("/v2/ep/job-done/{POD}/good")).collect();
+    assert!(good_posts
+        .iter()
+        .all(|r| query(r, "isStream") == Some("false") && r.header("X-Request-ID") == Some("good")));
+    let bodies: Vec<Value> = good_posts.iter().map(|r| serde_json::from_slice(&r.body).unwrap()).collect();
+    let (last, progress) = bodies.split_last().unwrap();
+    assert!(last.get("output").is_some() && last.get("status").is_none(), "the result comes last: {bodies:?}");
+    assert!(!progress.is_empty(), "a long job posts progress");
+    for p in progress {
+        assert_eq!(p["status"], "IN_PROGRESS");
+        assert!(p["output"]["chunks_total"].as_u64().unwrap() >= 1, "{p}");
+    }
+    // Pings on their own timer, naming the job while it ran.
+    let pings: Vec<&Request> = requests.iter().filter(|r| r.path() == format!("/v2/ep/ping/{POD}")).collect();
+    assert!(pings.len() >= 3, "{} pings", pings.len());
+    assert!(pings.iter().all(|r| query(r, "runpod_version").is_some_and(|v| v.starts_with("scribe-worker-"))));
+    assert!(pings.iter().any(|r| query(r, "job_id") == Some("good")), "no ping named the running job");
+    // No job left files behind.
+    let left: Vec<_> = std::fs::read_dir(h.jobs_dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_survive_server_errors_and_dropped_connections_and_sigterm_drains() {
+    if !models_present() {
+        return;
+    }
+    let h = Harness::start(Vec::new()).await;
+    {
+        let mut p = h.platform.lock().unwrap();
+        p.queue.extend([
+            json!({"id": "flaky", "input": {"audio_file": h.audio("speech.wav"), "beam_size": 1}}),
+            json!({"id": "dropped", "input": {"audio_file": h.audio("speech.wav"), "beam_size": 1}}),
+            json!({"id": "drain", "input": {"audio_file": h.audio("long.wav")}}),
+            json!({"id": "never", "input": {"audio_file": h.audio("speech.wav")}}),
+        ]);
+        p.post_failures.insert("flaky".into(), VecDeque::from([503, 502]));
+        p.post_failures.insert("dropped".into(), VecDeque::from([0]));
+    }
+    let child = h.worker(&[]);
+    h.wait_for("the long job to start", Duration::from_secs(120), |h| {
+        h.platform.lock().unwrap().taken.contains(&"drain".to_string())
+    })
+    .await;
+    sigterm(&child);
+    let (status, stderr) = wait_exit(child, Duration::from_secs(120));
+    assert!(status.success(), "{status:?}\n{stderr}");
+    let results = h.results();
+    assert!(results["flaky"]["output"].is_object(), "posted after two 5xx");
+    assert!(results["dropped"]["output"].is_object(), "posted after a dropped connection");
+    assert!(results["drain"]["output"]["segments_count"].as_u64().unwrap() >= 10, "the job in flight finished");
+    assert!(!h.platform.lock().unwrap().taken.contains(&"never".to_string()), "no take after SIGTERM");
+    let flaky_results = h
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.path().ends_with("/flaky"))
+        .filter(|r| serde_json::from_slice::<Value>(&r.body).is_ok_and(|b| b.get("status").is_none()))
+        .count();
+    assert_eq!(flaky_results, 3, "two refused, the third posted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_job_posts_nothing_and_batches_are_taken_when_slots_are_free() {
+    if !models_present() {
+        return;
+    }
+    let h = Harness::start(Vec::new()).await;
+    {
+        let mut p = h.platform.lock().unwrap();
+        p.queue.extend([
+            json!({"id": "stopme", "input": {"audio_file": h.audio("long.wav")}}),
+            json!({"id": "second", "input": {"audio_file": h.audio("speech.wav"), "beam_size": 1}}),
+            json!({"id": "third", "input": {"audio_file": h.audio("speech.wav"), "beam_size": 1}}),
+        ]);
+        p.stop.push("stopme".into());
+    }
+    let child = h.worker(&[("SCRIBE_CONCURRENCY", "2")]);
+    h.wait_for("two results", Duration::from_secs(120), |h| h.results().len() >= 2).await;
+    // Give a stopped job time it would have needed to post.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    sigterm(&child);
+    let (status, stderr) = wait_exit(child, Duration::from_secs(60));
+    assert!(status.success(), "{status:?}\n{stderr}");
+    let results = h.results();
+    assert!(!results.contains_key("stopme"), "a stopped job posts nothing: {results:?}");
+    assert!(results["second"]["output"].is_object() && results["third"]["output"].is_object());
+    assert!(stderr.contains("stopped by the platform"), "{stderr}");
+    let batch = h.server.requests().into_iter().find(|r| r.path().starts_with("/v2/ep/job-take-batch/"));
+    let batch = batch.expect("two free slots take from the batch route");
+    assert_eq!(query(&batch, "batch_size"), Some("2"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_start_up_is_reported_unhealthy_on_the_ping_url() {
+    let h = Harness::start(Vec::new()).await;
+    let child = h.worker(&[("WHISPERX_MODEL", "/nonexistent/model")]);
+    let (status, stderr) = wait_exit(child, Duration::from_secs(60));
+    assert!(!status.success(), "{stderr}");
+    let pings: Vec<Request> =
+        h.server.requests().into_iter().filter(|r| r.path() == format!("/v2/ep/ping/{POD}")).collect();
+    assert_eq!(pings.len(), 1, "{:?}", h.summary());
+    assert_eq!(query(&pings[0], "status"), Some("unhealthy"));
+    assert_eq!(query(&pings[0], "check"), Some("models"));
+    assert!(query(&pings[0], "reason").unwrap().contains("nonexistent"), "{}", pings[0].target);
+    assert!(h.server.requests().iter().all(|r| !r.path().contains("job-take")), "no job was taken");
+}
