@@ -18,6 +18,7 @@ use crate::job_input::JobInput;
 use crate::job_result::{build_result, Timings};
 use crate::models::Models;
 use crate::settings::Settings;
+use crate::speaker_names::speaker_name;
 
 /// Why a job failed.
 #[derive(Clone, Debug, PartialEq)]
@@ -139,7 +140,16 @@ impl JobRunner {
             warnings.push("diarization: not in this build yet; segments carry no speaker".to_string());
         }
         if job.speaker_verification || !job.speaker_samples.is_empty() {
-            warnings.push("speaker_verification: not in this build yet; speaker_samples were not used".to_string());
+            let names: Vec<String> = job
+                .speaker_samples
+                .iter()
+                .enumerate()
+                .map(|(i, s)| speaker_name(s.name.as_deref(), &s.url).unwrap_or_else(|| format!("speaker_{}", i + 1)))
+                .collect();
+            warnings.push(format!(
+                "speaker_verification: not in this build yet; speaker_samples ({}) were not used",
+                if names.is_empty() { "none given".to_string() } else { names.join(", ") }
+            ));
         }
 
         let models = self.models.clone();

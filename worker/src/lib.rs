@@ -12,6 +12,7 @@ pub mod job_result;
 pub mod models;
 pub mod runpod;
 pub mod settings;
+pub mod speaker_names;
 pub mod startup;
 pub mod test_input;
 pub mod url_guard;

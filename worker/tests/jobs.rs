@@ -91,7 +91,9 @@ async fn a_good_job_transcribes_and_its_result_follows_the_schema() {
     let Some(w) = world().await else { return };
     let (out, updates) = w
         .run(json!({"audio_file": w.url("/speech.wav"), "language": null, "align_output": true,
-                    "diarization": true, "debug": true}))
+                    "diarization": true, "debug": true, "speaker_verification": true,
+                    "speaker_samples": [{"url": "https://voices.example/a.wav", "name": "Ann\nLee"},
+                                        {"url": "https://voices.example/bob_k.wav?sig=s"}]}))
         .await;
     let out = out.unwrap();
     common::schema::check(&root().join("worker/schema/job-result.schema.json"), &out);
@@ -103,6 +105,8 @@ async fn a_good_job_transcribes_and_its_result_follows_the_schema() {
     let warnings = out["warnings"].as_array().unwrap();
     assert!(warnings.iter().any(|w| w.as_str().unwrap().starts_with("align_output")), "{warnings:?}");
     assert!(warnings.iter().any(|w| w.as_str().unwrap().starts_with("diarization")), "{warnings:?}");
+    let sv = warnings.iter().filter_map(Value::as_str).find(|w| w.starts_with("speaker_verification")).unwrap();
+    assert!(sv.contains("(Ann_Lee, bob_k)"), "{sv}");
     assert!(out["timings"]["total_s"].as_f64().unwrap() > 0.0);
     assert_eq!(updates.last().unwrap()["percent"], 100, "{updates:?}");
     // The job's files are gone.
