@@ -9,6 +9,7 @@ pub mod job;
 pub mod job_input;
 pub mod job_loop;
 pub mod job_result;
+pub mod local_api;
 pub mod models;
 pub mod runpod;
 pub mod settings;

@@ -2,7 +2,7 @@
 //!
 //! Modes, chosen as the RunPod SDK chooses them: `--test_input JSON` (or a `./test_input.json`)
 //! runs one job and prints the result; with RUNPOD_WEBHOOK_GET_JOB set, the platform's job
-//! loop; `--rp_serve_api` (the local API) is not in this build yet and says so.
+//! loop; `--rp_serve_api` (or RUNPOD_REALTIME_PORT) serves the local API.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -14,6 +14,7 @@ use clap::Parser;
 use scribe_worker::download::Downloader;
 use scribe_worker::job::{clean_stale_jobs, JobRunner};
 use scribe_worker::job_loop::{JobLoop, LoopTiming};
+use scribe_worker::local_api::LocalApi;
 use scribe_worker::models::Models;
 use scribe_worker::runpod::Endpoints;
 use scribe_worker::settings::Settings;
@@ -27,7 +28,7 @@ struct Args {
     /// Run one job, `{"input": {...}}`, print its result and exit (non-zero on error).
     #[arg(long = "test_input")]
     test_input: Option<String>,
-    /// Serve the local API (not in this build yet).
+    /// Serve the local API: the platform's /v2/{endpoint}/ routes and the SDK dev server's.
     #[arg(long = "rp_serve_api")]
     rp_serve_api: bool,
     #[arg(long = "rp_api_host", default_value = "localhost")]
@@ -55,14 +56,16 @@ fn init_logging(debug: bool) {
 enum Mode {
     TestInput(String),
     JobLoop(Endpoints),
+    LocalApi { host: String, port: u16 },
 }
 
 fn mode(args: &Args) -> Result<Mode, String> {
-    if args.rp_serve_api || std::env::var_os("RUNPOD_REALTIME_PORT").is_some() {
-        return Err(format!(
-            "--rp_serve_api ({}:{}): the local API is not in this build yet",
-            args.rp_api_host, args.rp_api_port
-        ));
+    if args.rp_serve_api {
+        return Ok(Mode::LocalApi { host: args.rp_api_host.clone(), port: args.rp_api_port });
+    }
+    if let Ok(port) = std::env::var("RUNPOD_REALTIME_PORT") {
+        let port = port.parse().map_err(|_| format!("RUNPOD_REALTIME_PORT={port:?} is not a port"))?;
+        return Ok(Mode::LocalApi { host: "0.0.0.0".into(), port });
     }
     if let Some(t) = &args.test_input {
         return Ok(Mode::TestInput(t.clone()));
@@ -113,7 +116,7 @@ async fn shutdown_signal() {
 async fn serve(mode: Mode, settings: Settings) -> ExitCode {
     let endpoints = match &mode {
         Mode::JobLoop(e) => Some(e.clone()),
-        Mode::TestInput(_) => None,
+        _ => None,
     };
     if std::env::var("PRINT_MOUNTS").is_ok_and(|v| v == "1") {
         log_mounts();
@@ -184,6 +187,27 @@ async fn serve(mode: Mode, settings: Settings) -> ExitCode {
             };
             job_loop.run(shutdown_signal()).await;
             ExitCode::SUCCESS
+        }
+        Mode::LocalApi { host, port } => {
+            let listener = match tokio::net::TcpListener::bind((host.as_str(), port)).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!("--rp_serve_api: cannot listen on {host}:{port}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let at = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+            tracing::info!(
+                "local API on http://{at} (routes /v2/{{endpoint_id}}/... and /run, /runsync, /status/{{id}})"
+            );
+            let api = LocalApi::new(runner, settings.concurrency);
+            match LocalApi::serve(api, listener, shutdown_signal()).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("local API: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
     }
 }

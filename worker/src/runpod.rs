@@ -80,7 +80,7 @@ impl Endpoints {
 }
 
 /// A random version-4-style id for RUNPOD_POD_ID when the platform gives none.
-fn random_id() -> String {
+pub fn random_id() -> String {
     let mut x = crate::backoff::seed();
     let mut hex = String::new();
     for _ in 0..32 {

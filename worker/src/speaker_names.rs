@@ -22,7 +22,8 @@ pub fn sanitise(raw: &str) -> Option<String> {
             out.push(c);
         }
     }
-    let trimmed: String = out.trim_matches(|c: char| c == ' ' || c == '_' || c == '.').chars().take(MAX_NAME_CHARS).collect();
+    let trimmed: String =
+        out.trim_matches(|c: char| c == ' ' || c == '_' || c == '.').chars().take(MAX_NAME_CHARS).collect();
     let trimmed = trimmed.trim_end_matches([' ', '_']).to_string();
     (!trimmed.is_empty()).then_some(trimmed)
 }
@@ -43,10 +44,8 @@ pub fn speaker_name(name: Option<&str>, url: &str) -> Option<String> {
         return Some(n);
     }
     let last = parsed.path_segments()?.next_back()?.to_string();
-    let decoded = url::form_urlencoded::parse(format!("x={last}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or(last);
+    let decoded =
+        url::form_urlencoded::parse(format!("x={last}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or(last);
     let stem = decoded.rsplit_once('.').map_or(decoded.as_str(), |(s, _)| s).to_string();
     sanitise(&stem)
 }
@@ -61,7 +60,11 @@ mod tests {
         assert_eq!(speaker_name(None, "https://h/x.wav?name=Bob#Carol").as_deref(), Some("Bob"));
         assert_eq!(speaker_name(None, "https://h/x.wav#Carol%20Smith").as_deref(), Some("Carol Smith"));
         assert_eq!(speaker_name(None, "https://h/voices/dave_jones.mp3?sig=1").as_deref(), Some("dave_jones"));
-        assert_eq!(speaker_name(Some("   "), "https://h/Eve.wav").as_deref(), Some("Eve"), "a blank name falls through");
+        assert_eq!(
+            speaker_name(Some("   "), "https://h/Eve.wav").as_deref(),
+            Some("Eve"),
+            "a blank name falls through"
+        );
         assert_eq!(speaker_name(None, "https://h/").as_deref(), None);
     }
 
