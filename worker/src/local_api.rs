@@ -156,12 +156,13 @@ impl LocalApi {
         Ok(())
     }
 
-    fn submit(&self, body: Value) -> Result<String, Response> {
+    /// Queue a job; Err says what is wrong with the body.
+    fn submit(&self, body: Value) -> Result<String, &'static str> {
         let Value::Object(mut map) = body else {
-            return Err(error(StatusCode::BAD_REQUEST, "the body should be a JSON object with an `input`"));
+            return Err("the body should be a JSON object with an `input`");
         };
         let Some(input) = map.remove("input") else {
-            return Err(error(StatusCode::BAD_REQUEST, "the body has no `input`"));
+            return Err("the body has no `input`");
         };
         let id = random_id();
         let job = LocalJob {
@@ -248,7 +249,7 @@ async fn run(State(api): State<Shared>, body: Option<Json<Value>>) -> Response {
     let Some(Json(body)) = body else { return error(StatusCode::BAD_REQUEST, "the body is not JSON") };
     match api.submit(body) {
         Ok(id) => Json(json!({"id": id, "status": "IN_QUEUE"})).into_response(),
-        Err(r) => r,
+        Err(why) => error(StatusCode::BAD_REQUEST, why),
     }
 }
 
@@ -265,7 +266,7 @@ async fn runsync(
     };
     let id = match api.submit(body) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
     let deadline = tokio::time::Instant::now() + wait;
     loop {

@@ -10,13 +10,7 @@ pub const MAX_NAME_CHARS: usize = 64;
 pub fn sanitise(raw: &str) -> Option<String> {
     let mut out = String::new();
     for c in raw.chars() {
-        let c = if c.is_alphanumeric() || c == '-' || c == '.' {
-            c
-        } else if c == ' ' || c == '_' {
-            c
-        } else {
-            '_'
-        };
+        let c = if c.is_alphanumeric() || matches!(c, '-' | '.' | ' ' | '_') { c } else { '_' };
         let squeeze = matches!(c, ' ' | '_') && out.ends_with([' ', '_']);
         if !squeeze {
             out.push(c);
