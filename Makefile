@@ -28,6 +28,8 @@ test: models/tiny.en/.complete models/base/.complete models/vad/.complete
 		LD_LIBRARY_PATH="$$NVRTC_LIB_DIR$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}" \
 		$(CARGO) test --profile test --workspace --all-targets --no-fail-fast --features "$$features"
 	$(CARGO) build --profile test --lib --bins --features scribe/cuda13
+	# The Dockerfile: its COPY sources, its own cargo build line, and hadolint.
+	CARGO="$(CARGO)" scripts/check-dockerfile
 
 ## Every CUDA kernel compiled (NVRTC) and assembled (ptxas) for SCRIBE_CUDA_ARCHS, no GPU needed:
 ## a table of registers, spills and shared memory per kernel and architecture.
