@@ -15,7 +15,7 @@ models/%/.complete:
 
 ## Everything CI runs: fetch the test models, then every test of the workspace, optimised.
 test: models/tiny.en/.complete models/base/.complete models/vad/.complete
-	scripts/install-test-deps
+	CARGO="$(CARGO)" scripts/install-test-deps
 	$(CARGO) test --profile test --workspace --all-targets --no-fail-fast
 	# The CUDA builds (cudarc loads the libraries at run time, so no toolkit or GPU is needed):
 	# every kernel through NVRTC and ptxas, the whole suite again with the CUDA 12 target and

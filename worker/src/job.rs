@@ -2,6 +2,7 @@
 //! transcribe it (VAD chunks, batched decoding), and build the result. The directory is removed
 //! when the job ends, whatever happened.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,6 +12,7 @@ use serde_json::{json, Value};
 use scribe::models::whisper::decoding::DecodingOptions;
 use scribe::models::whisper::transcribe::TranscribeOptions;
 use scribe::models::whisper::Task;
+use scribe::output::{render, OutputFormat, WriterOptions};
 use scribe::pipeline::file::{transcribe_file, FileProgress, VadSettings};
 
 use crate::download::{redact, Downloader};
@@ -19,6 +21,7 @@ use crate::job_result::{build_result, Timings};
 use crate::models::Models;
 use crate::settings::Settings;
 use crate::speaker_names::speaker_name;
+use crate::storage::{Artifact, Storage};
 
 /// Why a job failed.
 #[derive(Clone, Debug, PartialEq)]
@@ -58,6 +61,8 @@ pub struct JobRunner {
     pub models: Arc<Models>,
     pub downloader: Arc<Downloader>,
     pub settings: Arc<Settings>,
+    /// Object storage for artifacts; None keeps results inline.
+    pub storage: Option<Arc<Storage>>,
 }
 
 /// Removes a job's directory when dropped.
@@ -183,14 +188,49 @@ impl JobRunner {
         .map_err(|e| format!("transcription crashed: {e}"))?
         .map_err(|e| engine_error(e, &audio_shown, &job.audio_file))?;
 
+        let upload_started = Instant::now();
+        let artifacts = match &self.storage {
+            Some(storage) => match upload(storage, id, &transcribed.transcript, &job.output_formats).await {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    tracing::warn!("job {id}: {e}");
+                    warnings.push(format!("storage: {e}; the transcript is in the inline preview"));
+                    None
+                }
+            },
+            None => None,
+        };
         let timings = debug.then(|| Timings {
             download_s,
             vad_s: transcribed.vad_seconds,
             transcribe_s: transcribed.transcribe_seconds,
+            upload_s: upload_started.elapsed().as_secs_f64(),
             total_s: started.elapsed().as_secs_f64(),
         });
-        Ok(build_result(&transcribed, &job, warnings, timings)?)
+        Ok(build_result(&transcribed, artifacts.as_ref(), warnings, timings)?)
     }
+}
+
+/// Upload the job's artifacts: the full JSON result and the requested renderings.
+async fn upload(
+    storage: &Storage,
+    id: &str,
+    transcript: &scribe::output::Transcript,
+    formats: &[String],
+) -> Result<BTreeMap<String, Artifact>, String> {
+    let mut out = BTreeMap::new();
+    for ext in formats {
+        let format: OutputFormat = ext.parse().map_err(|e: scribe::Error| e.to_string())?;
+        let body = render(transcript, format, &WriterOptions::default()).map_err(|e| e.to_string())?;
+        let content_type = match format {
+            OutputFormat::Json => "application/json",
+            OutputFormat::Vtt => "text/vtt; charset=utf-8",
+            OutputFormat::Srt => "application/x-subrip; charset=utf-8",
+            _ => "text/plain; charset=utf-8",
+        };
+        out.insert(ext.clone(), storage.put(id, ext, content_type, body.into_bytes()).await?);
+    }
+    Ok(out)
 }
 
 /// WhisperX's transcription options with the job's overrides.

@@ -17,7 +17,7 @@ pub const MAX_BEAM_SIZE: usize = 16;
 pub const MAX_CHUNK_SIZE: f64 = 30.0;
 /// Speaker samples per job, and the longest speaker name kept.
 pub const MAX_SPEAKER_SAMPLES: usize = 32;
-/// Artifacts a job can ask for.
+/// Artifacts a job can ask for (all by default; the JSON result always).
 pub const OUTPUT_FORMATS: &[&str] = &["json", "srt", "vtt", "txt"];
 
 /// One reference recording of a known speaker.
@@ -217,7 +217,7 @@ impl JobInput {
         };
         let speaker_samples = speaker_samples(&mut f);
         let output_formats = match f.get("output_formats") {
-            None => vec!["json".to_string()],
+            None => OUTPUT_FORMATS.iter().map(|f| f.to_string()).collect(),
             Some(Value::Array(items)) => {
                 let mut out = Vec::new();
                 for item in items {
@@ -228,6 +228,10 @@ impl JobInput {
                             &format!("each one of {}, got {item}", OUTPUT_FORMATS.join(", ")),
                         ),
                     }
+                }
+                // The full JSON result is always kept.
+                if !out.iter().any(|f| f == "json") {
+                    out.insert(0, "json".into());
                 }
                 out.dedup();
                 out
@@ -345,7 +349,9 @@ mod tests {
         assert_eq!(job.audio_file, "https://example.com/a.mp3");
         assert_eq!((job.language, job.batch_size, job.beam_size), (None, DEFAULT_BATCH_SIZE, DEFAULT_BEAM_SIZE));
         assert_eq!((job.vad_onset, job.vad_offset, job.chunk_size), (0.5, 0.363, 30.0));
-        assert_eq!(job.output_formats, vec!["json"]);
+        assert_eq!(job.output_formats, vec!["json", "srt", "vtt", "txt"]);
+        let job = JobInput::parse(&json!({"audio_file": "https://e.com/a", "output_formats": ["srt"]})).unwrap();
+        assert_eq!(job.output_formats, vec!["json", "srt"], "the JSON result is always kept");
         assert!(!job.align_output && !job.diarization && job.debug.is_none());
     }
 

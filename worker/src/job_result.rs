@@ -1,6 +1,7 @@
 //! A job's output: `{language, duration, segments_count, words_count, artifacts?, preview?,
 //! warnings, timings?}`, as `schema/job-result.schema.json` describes it. Without object storage
-//! the transcript travels inline as a bounded preview (the platform refuses large results).
+//! the transcript travels inline as a bounded preview (the platform refuses large results); with
+//! it, the artifacts' keys and presigned URLs (a failed upload falls back to the preview).
 
 use serde::Serialize;
 use serde_json::Value;
@@ -8,7 +9,9 @@ use serde_json::Value;
 use scribe::output::Segment;
 use scribe::pipeline::file::FileTranscript;
 
-use crate::job_input::JobInput;
+use std::collections::BTreeMap;
+
+use crate::storage::Artifact;
 
 /// Segments in an inline preview.
 pub const PREVIEW_SEGMENTS: usize = 50;
@@ -19,6 +22,7 @@ pub struct Timings {
     pub download_s: f64,
     pub vad_s: f64,
     pub transcribe_s: f64,
+    pub upload_s: f64,
     pub total_s: f64,
 }
 
@@ -44,7 +48,10 @@ struct JobResult<'a> {
     duration: f64,
     segments_count: usize,
     words_count: usize,
-    preview: Preview<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    artifacts: Option<&'a BTreeMap<String, Artifact>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    preview: Option<Preview<'a>>,
     warnings: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     timings: Option<Timings>,
@@ -71,9 +78,11 @@ fn preview(segments: &[Segment]) -> Preview<'_> {
     }
 }
 
+/// The output of a finished job: the uploaded artifacts, or (no storage, or the upload failed)
+/// the inline preview.
 pub fn build_result(
     file: &FileTranscript,
-    _job: &JobInput,
+    artifacts: Option<&BTreeMap<String, Artifact>>,
     warnings: Vec<String>,
     timings: Option<Timings>,
 ) -> Result<Value, String> {
@@ -83,7 +92,8 @@ pub fn build_result(
         duration: ms(file.duration),
         segments_count: t.segments.len(),
         words_count: t.segments.iter().map(|s| s.words.len()).sum(),
-        preview: preview(&t.segments),
+        artifacts,
+        preview: artifacts.is_none().then(|| preview(&t.segments)),
         warnings,
         timings,
     };

@@ -15,5 +15,6 @@ pub mod runpod;
 pub mod settings;
 pub mod speaker_names;
 pub mod startup;
+pub mod storage;
 pub mod test_input;
 pub mod url_guard;

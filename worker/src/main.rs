@@ -19,6 +19,7 @@ use scribe_worker::models::Models;
 use scribe_worker::runpod::Endpoints;
 use scribe_worker::settings::Settings;
 use scribe_worker::startup::{check_disk, log_mounts, DEFAULT_MIN_FREE_DISK_MB};
+use scribe_worker::storage::Storage;
 use scribe_worker::test_input::{outcome_body, parse_test_input};
 use scribe_worker::url_guard::{OpenGate, SystemResolver};
 
@@ -152,6 +153,7 @@ async fn serve(mode: Mode, settings: Settings) -> ExitCode {
             policy: settings.policy.clone(),
             limits: settings.limits.clone(),
         }),
+        storage: settings.storage.clone().map(|c| Arc::new(Storage::new(c))),
         settings: settings.clone(),
     });
     match mode {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::download::DownloadLimits;
+use crate::storage::StorageConfig;
 use crate::url_guard::UrlPolicy;
 
 /// MAX_DOWNLOAD_BYTES default: 2 GiB.
@@ -47,6 +48,8 @@ pub struct Settings {
     pub vad_model_path: Option<PathBuf>,
     pub concurrency: usize,
     pub ping_interval: Duration,
+    /// STORAGE_*: where artifacts go; None keeps results inline.
+    pub storage: Option<StorageConfig>,
 }
 
 fn parse<T: std::str::FromStr>(var: &dyn Fn(&str) -> Option<String>, name: &str, default: T) -> Result<T, String> {
@@ -105,6 +108,7 @@ impl Settings {
             vad_model_path: set("VAD_MODEL_PATH").map(PathBuf::from),
             concurrency,
             ping_interval: Duration::from_millis(parse(var, "RUNPOD_PING_INTERVAL", DEFAULT_PING_INTERVAL_MS)?),
+            storage: StorageConfig::from_vars(var)?,
         })
     }
 }

@@ -112,5 +112,6 @@ pub fn runner(
         policy: settings.policy.clone(),
         limits: settings.limits.clone(),
     });
-    Some(scribe_worker::job::JobRunner { models, downloader, settings: Arc::new(settings) })
+    let storage = settings.storage.clone().map(|c| Arc::new(scribe_worker::storage::Storage::new(c)));
+    Some(scribe_worker::job::JobRunner { models, downloader, settings: Arc::new(settings), storage })
 }
