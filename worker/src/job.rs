@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{json, Value};
+use tracing::Instrument;
 
 use scribe::models::whisper::decoding::DecodingOptions;
 use scribe::models::whisper::transcribe::TranscribeOptions;
@@ -118,7 +119,13 @@ pub fn clean_stale_jobs(jobs_dir: &Path) {
 
 impl JobRunner {
     /// Run job `id` with `input`; `progress` receives progress updates for the platform.
+    /// Log lines inside carry the job id as `request_id` (a field of the JSON lines on RunPod).
     pub async fn run(&self, id: &str, input: &Value, progress: Arc<dyn Fn(Value) + Send + Sync>) -> JobOutcome {
+        let span = tracing::info_span!("job", request_id = %id);
+        self.run_job(id, input, progress).instrument(span).await
+    }
+
+    async fn run_job(&self, id: &str, input: &Value, progress: Arc<dyn Fn(Value) + Send + Sync>) -> JobOutcome {
         let started = Instant::now();
         let job = JobInput::parse(input).map_err(|errors| format!("invalid input: {}", errors.join(" ")))?;
         let debug = job.debug.unwrap_or(self.settings.debug);
@@ -161,7 +168,9 @@ impl JobRunner {
         let max_seconds = self.settings.max_audio_seconds;
         let job_for_task = job.clone();
         let progress_for_task = progress.clone();
+        let span = tracing::Span::current();
         let transcribed = tokio::task::spawn_blocking(move || {
+            let _in_job = span.enter();
             let options = transcribe_options(&job_for_task, word_timestamps);
             let settings = VadSettings {
                 onset: job_for_task.vad_onset,

@@ -231,7 +231,7 @@ async fn results_errors_progress_and_pings_reach_the_platform_in_the_sdks_shapes
             json!({"id": "after", "input": {"audio_file": h.audio("speech.wav"), "beam_size": 1}}),
         ]);
     }
-    let child = h.worker(&[]);
+    let child = h.worker(&[("RUNPOD_ENDPOINT_ID", "ep")]);
     h.wait_for("four results", Duration::from_secs(120), |h| h.results().len() >= 4).await;
     sigterm(&child);
     let (status, stderr) = wait_exit(child, Duration::from_secs(30));
@@ -245,6 +245,10 @@ async fn results_errors_progress_and_pings_reach_the_platform_in_the_sdks_shapes
     assert!(results["noinput"]["error"].as_str().unwrap().contains("no input"));
     assert!(results["after"]["output"]["segments_count"].as_u64().unwrap() >= 1, "the worker went on");
     assert!(stderr.contains("without an id"), "{stderr}");
+    // On RunPod (RUNPOD_ENDPOINT_ID set) log lines are JSON, and a job's lines carry its id.
+    let lines: Vec<Value> = stderr.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("{l}"))).collect();
+    assert!(lines.iter().any(|l| l["span"]["request_id"] == "good"), "{stderr}");
+    assert!(!stderr.contains(API_KEY), "the key never reaches the log");
 
     let requests = h.server.requests();
     // Every platform request carries the key as the SDK sends it (no Bearer).
