@@ -96,8 +96,12 @@ impl Harness {
                 }
                 return match (out.len(), batch) {
                     (0, _) => Response::new(204, ""),
-                    (_, true) => Response::new(200, Value::Array(out).to_string()),
-                    (_, false) => Response::new(200, out.pop().unwrap().to_string()),
+                    (_, true) => {
+                        Response::new(200, Value::Array(out).to_string()).header("Content-Type", "application/json")
+                    }
+                    (_, false) => {
+                        Response::new(200, out.pop().unwrap().to_string()).header("Content-Type", "application/json")
+                    }
                 };
             }
             if path.starts_with("/v2/ep/job-done/") {
@@ -119,6 +123,7 @@ impl Harness {
                     r
                 } else {
                     Response::new(200, json!({"jobsToStop": stop}).to_string())
+                        .header("Content-Type", "application/json")
                 };
             }
             if path.starts_with("/v2/ep/ping/") {
@@ -135,8 +140,12 @@ impl Harness {
     }
 
     fn worker(&self, extra: &[(&str, &str)]) -> Child {
+        self.spawn(Command::new(env!("CARGO_BIN_EXE_scribe-worker")), extra)
+    }
+
+    /// `cmd` with the platform's environment pointing at this server.
+    fn spawn(&self, mut cmd: Command, extra: &[(&str, &str)]) -> Child {
         let base = format!("http://127.0.0.1:{}/v2/ep", self.server.port);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scribe-worker"));
         cmd.current_dir(self.jobs_dir.path())
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -366,4 +375,103 @@ async fn a_failed_start_up_is_reported_unhealthy_on_the_ping_url() {
     assert_eq!(query(&pings[0], "check"), Some("models"));
     assert!(query(&pings[0], "reason").unwrap().contains("nonexistent"), "{}", pings[0].target);
     assert!(h.server.requests().iter().all(|r| !r.path().contains("job-take")), "no job was taken");
+}
+
+/// What one platform request looks like, for comparing workers: route kind, path, query keys
+/// (and values that are fixed), the headers that matter, and the top-level keys of the body.
+fn shape(r: &Request) -> Option<(String, Value)> {
+    let path = r.path();
+    let kind = ["job-take", "job-done", "ping", "job-stop"].into_iter().find(|k| path.contains(&format!("/{k}/")))?;
+    let mut query: Vec<String> = r
+        .query()
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            match k {
+                "runpod_version" | "job_id" => k.to_string(),
+                _ => format!("{k}={v}"),
+            }
+        })
+        .collect();
+    query.sort();
+    let body: Option<Value> = serde_json::from_slice(&r.body).ok();
+    let keys: Vec<String> = match &body {
+        Some(Value::Object(m)) => m.keys().cloned().collect(),
+        _ => Vec::new(),
+    };
+    let progress = body.as_ref().is_some_and(|b| b.get("status").is_some());
+    let kind = if progress { "progress".to_string() } else { kind.to_string() };
+    Some((
+        kind.clone(),
+        json!({
+            "kind": kind, "method": r.method, "path": path, "query": query, "body_keys": keys,
+            "authorization": r.header("Authorization"),
+        }),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_platform_sees_the_same_requests_from_scribe_worker_as_from_the_official_sdk() {
+    if !models_present() {
+        return;
+    }
+    let python = root().join(".cache/runpod-venv/bin/python");
+    if !python.is_file() {
+        eprintln!("skipped: no .cache/runpod-venv (scripts/install-test-deps makes it)");
+        return;
+    }
+    // The same job for both; the SDK's handler echoes it, scribe-worker transcribes it.
+    let mut logs = Vec::new();
+    for sdk in [true, false] {
+        let h = Harness::start(Vec::new()).await;
+        let job = json!({"id": "job-a", "input": {"audio_file": h.audio("speech.wav"), "beam_size": 1}});
+        h.platform.lock().unwrap().queue.push_back(job);
+        let child = if sdk {
+            let mut cmd = Command::new(&python);
+            cmd.arg(root().join("worker/tests/sdk_worker.py"));
+            h.spawn(
+                cmd,
+                &[
+                    ("RUNPOD_SKIP_AUTO_SYSTEM_CHECKS", "true"),
+                    ("RUNPOD_SKIP_GPU_CHECK", "true"),
+                    // The SDK pings every RUNPOD_PING_INTERVAL // 1000 s with that as its timeout:
+                    // below a second it never gets a ping through.
+                    ("RUNPOD_PING_INTERVAL", "1000"),
+                ],
+            )
+        } else {
+            h.worker(&[("RUNPOD_PING_INTERVAL", "1000")])
+        };
+        h.wait_for("the result", Duration::from_secs(120), |h| h.results().contains_key("job-a")).await;
+        // A few more pings and takes, then stop.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        sigterm(&child);
+        let (_, stderr) = wait_exit(child, Duration::from_secs(30));
+        let shapes: Vec<(String, Value)> = h.server.requests().iter().filter_map(shape).collect();
+        assert!(!shapes.is_empty(), "{stderr}");
+        logs.push(shapes);
+    }
+    let (sdk, ours) = (&logs[0], &logs[1]);
+    // Field by field, per kind of request both workers sent.
+    for kind in ["job-take", "job-done", "ping"] {
+        // Pings compared while idle: the SDK's echo job is over before its first ping.
+        let idle = |v: &Value| !v["query"].as_array().unwrap().contains(&json!("job_id"));
+        let first = |log: &[(String, Value)]| {
+            log.iter().find(|(k, v)| k == kind && (kind != "ping" || idle(v))).map(|(_, v)| v.clone())
+        };
+        let (Some(a), Some(b)) = (first(sdk), first(ours)) else {
+            panic!("{kind}: sdk {:?} ours {:?}", first(sdk), first(ours));
+        };
+        for field in ["method", "path", "query", "body_keys", "authorization"] {
+            assert_eq!(a[field], b[field], "{kind} {field}: sdk {a} vs scribe-worker {b}");
+        }
+    }
+    // The SDK posts its result once; so do we (progress updates are extra posts of their own shape).
+    let finals = |log: &[(String, Value)]| log.iter().filter(|(k, _)| k == "job-done").count();
+    assert_eq!(finals(sdk), 1);
+    assert_eq!(finals(ours), 1);
+    for (_, p) in ours.iter().filter(|(k, _)| k == "progress") {
+        assert_eq!(p["body_keys"], json!(["output", "status"]), "{p}");
+    }
 }
