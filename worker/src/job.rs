@@ -50,7 +50,7 @@ pub type JobOutcome = Result<Value, JobError>;
 
 /// An engine error as a job error: a CUDA error other than running out of memory leaves the
 /// context unusable, so the worker asks to be restarted.
-fn engine_error(e: scribe::Error, audio_shown: &str, url: &str) -> JobError {
+pub fn engine_error(e: scribe::Error, audio_shown: &str, url: &str) -> JobError {
     let stop_pod = matches!(e, scribe::Error::Cuda(_));
     // Errors name the job's temporary file; the user knows the URL.
     let message = e.to_string().replace(audio_shown, &format!("audio_file {}", redact(url)));
@@ -267,6 +267,19 @@ fn transcribe_options(job: &JobInput, word_timestamps: bool) -> TranscribeOption
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_cuda_error_asks_for_a_restart_and_errors_name_the_url_not_the_temporary_file() {
+        let url = "https://media.example/talk.mp3?sig=secret";
+        let e = engine_error(scribe::Error::Cuda("CUDA_ERROR_ILLEGAL_ADDRESS".into()), "/j/audio.mp3", url);
+        assert!(e.stop_pod, "{e}");
+        let e = engine_error(scribe::Error::DeviceOutOfMemory("encoder".into()), "/j/audio.mp3", url);
+        assert!(!e.stop_pod, "out of memory leaves the context usable: {e}");
+        let e =
+            engine_error(scribe::Error::audio(std::path::Path::new("/j/audio.mp3"), "truncated"), "/j/audio.mp3", url);
+        assert!(!e.stop_pod);
+        assert_eq!(e.message, "audio_file https://media.example/talk.mp3: truncated");
+    }
 
     #[test]
     fn job_ids_and_audio_names_are_safe_file_names() {

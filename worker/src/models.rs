@@ -11,6 +11,19 @@ use scribe::models::whisper::Whisper;
 
 use crate::settings::{ModelChoice, Settings, DEFAULT_MODEL_NAME};
 
+/// The hub's variables as WhisperX workers set them: transformers' older TRANSFORMERS_CACHE
+/// names the hub cache when neither HF_HUB_CACHE nor HUGGINGFACE_HUB_CACHE does. (TORCH_HOME
+/// holds torch-hub models; Whisper and the VAD never come from there.)
+pub fn hub_var(var: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    let set = |k: &str| var(k).filter(|v| !v.is_empty());
+    match name {
+        "HUGGINGFACE_HUB_CACHE" => {
+            set(name).or_else(|| set("HF_HUB_CACHE").is_none().then(|| set("TRANSFORMERS_CACHE")).flatten())
+        }
+        _ => var(name),
+    }
+}
+
 pub struct Models {
     pub whisper: Whisper,
     pub vad: PyanNet,
@@ -22,7 +35,7 @@ impl Models {
     pub fn load(settings: &Settings) -> anyhow::Result<Self> {
         let device = Device::select(settings.device.parse::<DeviceRequest>()?)
             .with_context(|| format!("WHISPERX_DEVICE={}", settings.device))?;
-        let hub = HubConfig::from_env();
+        let hub = HubConfig::from_vars(|k| hub_var(&|k| std::env::var(k).ok(), k));
         let (dir, source) = match &settings.model {
             ModelChoice::Named(m) => (resolve_whisper(&hub, m)?, format!("{m} (name|path)")),
             ModelChoice::Dir(d) => (d.clone(), format!("{} (path)", d.display())),
@@ -40,5 +53,28 @@ impl Models {
             .with_context(|| format!("loading the VAD model from {}", vad_path.display()))?;
         tracing::info!("VAD model: {}", vad_path.display());
         Ok(Models { whisper, vad, whisper_source: source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)], name: &str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        hub_var(&|k| map.get(k).cloned(), name)
+    }
+
+    #[test]
+    fn transformers_cache_is_the_hub_cache_only_when_nothing_newer_is_set() {
+        assert_eq!(lookup(&[("TRANSFORMERS_CACHE", "/t")], "HUGGINGFACE_HUB_CACHE").as_deref(), Some("/t"));
+        assert_eq!(
+            lookup(&[("TRANSFORMERS_CACHE", "/t"), ("HUGGINGFACE_HUB_CACHE", "/h")], "HUGGINGFACE_HUB_CACHE")
+                .as_deref(),
+            Some("/h")
+        );
+        assert_eq!(lookup(&[("TRANSFORMERS_CACHE", "/t"), ("HF_HUB_CACHE", "/n")], "HUGGINGFACE_HUB_CACHE"), None);
+        assert_eq!(lookup(&[("HF_HOME", "/x")], "HF_HOME").as_deref(), Some("/x"));
     }
 }

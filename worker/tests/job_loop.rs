@@ -375,6 +375,15 @@ async fn a_failed_start_up_is_reported_unhealthy_on_the_ping_url() {
     assert_eq!(query(&pings[0], "check"), Some("models"));
     assert!(query(&pings[0], "reason").unwrap().contains("nonexistent"), "{}", pings[0].target);
     assert!(h.server.requests().iter().all(|r| !r.path().contains("job-take")), "no job was taken");
+
+    // WHISPERX_DEVICE=cuda with no usable GPU (these machines have none) fails the CUDA check.
+    let h = Harness::start(Vec::new()).await;
+    let (status, stderr) = wait_exit(h.worker(&[("WHISPERX_DEVICE", "cuda")]), Duration::from_secs(60));
+    assert!(!status.success(), "{stderr}");
+    let ping = h.server.requests().into_iter().find(|r| r.path() == format!("/v2/ep/ping/{POD}"));
+    let ping = ping.unwrap_or_else(|| panic!("no unhealthy ping: {stderr}"));
+    assert_eq!(query(&ping, "status"), Some("unhealthy"));
+    assert!(query(&ping, "reason").unwrap().to_lowercase().contains("cuda"), "{}", ping.target);
 }
 
 /// What one platform request looks like, for comparing workers: route kind, path, query keys
