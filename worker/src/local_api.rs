@@ -149,9 +149,14 @@ impl LocalApi {
             tokio::spawn(dispatch(api.clone()));
         }
         axum::serve(listener, LocalApi::router(api.clone())).with_graceful_shutdown(shutdown).await?;
-        // Let the jobs already running finish.
-        while api.jobs.lock().unwrap().values().any(|j| j.status == Status::InProgress) {
-            api.finished.notified().await;
+        // Let the jobs already running finish. (A `Notified` made before the check receives
+        // `notify_waiters` even before it is polled, so no finish slips between the two.)
+        loop {
+            let finished = api.finished.notified();
+            if !api.jobs.lock().unwrap().values().any(|j| j.status == Status::InProgress) {
+                break;
+            }
+            finished.await;
         }
         Ok(())
     }
