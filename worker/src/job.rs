@@ -282,6 +282,19 @@ mod tests {
     }
 
     #[test]
+    fn stale_job_directories_are_removed_and_kept_results_are_not() {
+        let dir = std::env::temp_dir().join(format!("scribe-stale-{}", std::process::id()));
+        for d in ["job-abc/x", "pending-results", "other"] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        std::fs::write(dir.join("pending-results/j.json"), "{}").unwrap();
+        clean_stale_jobs(&dir);
+        assert!(!dir.join("job-abc").exists());
+        assert!(dir.join("pending-results/j.json").is_file() && dir.join("other").is_dir());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn job_ids_and_audio_names_are_safe_file_names() {
         assert_eq!(safe_id("abc-123_x"), "abc-123_x");
         assert_eq!(safe_id("../../etc/passwd"), "______etc_passwd");

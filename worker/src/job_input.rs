@@ -381,7 +381,8 @@ mod tests {
             "audio_file": 3, "language": 1, "align_output": "yes", "diarization": 0, "debug": [],
             "batch_size": "8", "beam_size": 2.5, "initial_prompt": {}, "vad_onset": "0.5",
             "chunk_size": true, "min_speakers": "2", "word_timestamps": 1, "output_formats": "srt",
-            "speaker_samples": {"url": "x"}, "speaker_verification": "true", "temperature": "hot"
+            "speaker_samples": {"url": "x"}, "speaker_verification": "true", "temperature": "hot",
+            "task": 1, "vad_offset": [], "max_speakers": 2.0
         }));
         for want in [
             "audio_file should be str type, not int type.",
@@ -400,9 +401,14 @@ mod tests {
             "speaker_samples should be list type, not dict type.",
             "speaker_verification should be bool type, not str type.",
             "temperature should be float type, not str type.",
+            "task should be str type, not int type.",
+            "vad_offset should be float type, not list type.",
+            "max_speakers should be int type, not float type.",
         ] {
             assert!(e.iter().any(|x| x == want), "missing {want:?} in {e:#?}");
         }
+        // Every field was given a wrong type, and each is reported.
+        assert_eq!(e.len(), INPUT_FIELDS.len(), "{e:#?}");
     }
 
     #[test]

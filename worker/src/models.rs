@@ -37,7 +37,10 @@ impl Models {
             .with_context(|| format!("WHISPERX_DEVICE={}", settings.device))?;
         let hub = HubConfig::from_vars(|k| hub_var(&|k| std::env::var(k).ok(), k));
         let (dir, source) = match &settings.model {
-            ModelChoice::Named(m) => (resolve_whisper(&hub, m)?, format!("{m} (name|path)")),
+            ModelChoice::Named(m) => {
+                let kind = if std::path::Path::new(m).is_dir() { "path" } else { "name" };
+                (resolve_whisper(&hub, m)?, format!("{m} ({kind})"))
+            }
             ModelChoice::Dir(d) => (d.clone(), format!("{} (path)", d.display())),
             ModelChoice::Default => {
                 (resolve_whisper(&hub, DEFAULT_MODEL_NAME)?, format!("{DEFAULT_MODEL_NAME} (name)"))

@@ -241,7 +241,7 @@ async fn results_errors_progress_and_pings_reach_the_platform_in_the_sdks_shapes
         ]);
     }
     let child = h.worker(&[("RUNPOD_ENDPOINT_ID", "ep")]);
-    h.wait_for("four results", Duration::from_secs(120), |h| h.results().len() >= 4).await;
+    h.wait_for("four results", Duration::from_secs(300), |h| h.results().len() >= 4).await;
     sigterm(&child);
     let (status, stderr) = wait_exit(child, Duration::from_secs(30));
     assert!(status.success(), "{status:?}\n{stderr}");
@@ -309,12 +309,12 @@ async fn results_survive_server_errors_and_dropped_connections_and_sigterm_drain
         p.post_failures.insert("dropped".into(), VecDeque::from([0]));
     }
     let child = h.worker(&[]);
-    h.wait_for("the long job to start", Duration::from_secs(120), |h| {
+    h.wait_for("the long job to start", Duration::from_secs(300), |h| {
         h.platform.lock().unwrap().taken.contains(&"drain".to_string())
     })
     .await;
     sigterm(&child);
-    let (status, stderr) = wait_exit(child, Duration::from_secs(120));
+    let (status, stderr) = wait_exit(child, Duration::from_secs(300));
     assert!(status.success(), "{status:?}\n{stderr}");
     let results = h.results();
     assert!(results["flaky"]["output"].is_object(), "posted after two 5xx");
@@ -347,7 +347,7 @@ async fn a_stopped_job_posts_nothing_and_batches_are_taken_when_slots_are_free()
         p.stop.push("stopme".into());
     }
     let child = h.worker(&[("SCRIBE_CONCURRENCY", "2")]);
-    h.wait_for("two results", Duration::from_secs(120), |h| h.results().len() >= 2).await;
+    h.wait_for("two results", Duration::from_secs(300), |h| h.results().len() >= 2).await;
     // Give a stopped job time it would have needed to post.
     tokio::time::sleep(Duration::from_secs(2)).await;
     sigterm(&child);
@@ -452,7 +452,7 @@ async fn the_platform_sees_the_same_requests_from_scribe_worker_as_from_the_offi
         } else {
             h.worker(&[("RUNPOD_PING_INTERVAL", "1000")])
         };
-        h.wait_for("the result", Duration::from_secs(120), |h| h.results().contains_key("job-a")).await;
+        h.wait_for("the result", Duration::from_secs(300), |h| h.results().contains_key("job-a")).await;
         // A few more pings and takes, then stop.
         tokio::time::sleep(Duration::from_millis(2500)).await;
         sigterm(&child);

@@ -11,10 +11,13 @@ use serde_json::Value;
 use common::http_server::{Response, Server};
 use common::{model_dir, root, speech};
 
-fn worker(port: u16, jobs: &std::path::Path, input: &str) -> (bool, Value, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_scribe-worker"))
-        .arg("--test_input")
-        .arg(input)
+/// Run the worker with `--test_input input`, or (None) with the job in ./test_input.json.
+fn worker(port: u16, jobs: &std::path::Path, input: Option<&str>) -> (bool, Value, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scribe-worker"));
+    if let Some(input) = input {
+        cmd.arg("--test_input").arg(input);
+    }
+    let out = cmd
         .current_dir(jobs)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -46,16 +49,24 @@ async fn one_job_is_run_and_printed_and_failure_is_a_non_zero_exit() {
     let port = server.port;
     let dir = jobs.path().to_path_buf();
     let good = format!(r#"{{"input": {{"audio_file": "{}"}}}}"#, server.url("/a.wav"));
-    let (ok, body, stderr) = tokio::task::spawn_blocking(move || worker(port, &dir, &good)).await.unwrap();
+    let (ok, body, stderr) = tokio::task::spawn_blocking(move || worker(port, &dir, Some(&good))).await.unwrap();
     assert!(ok, "{body}\n{stderr}");
     assert!(body["output"]["segments_count"].as_u64().unwrap() >= 1, "{body}");
-    assert!(stderr.contains("[Predict] whisper_arch="), "{stderr}");
+    assert!(stderr.contains("[Predict] whisper_arch=") && stderr.contains("tiny.en (path)"), "{stderr}");
     assert!(stderr.contains("[Predict] device=cpu compute_type="), "{stderr}");
 
     let dir = jobs.path().to_path_buf();
     let bad = format!(r#"{{"input": {{"audio_file": "{}"}}}}"#, server.url("/gone.wav"));
-    let (ok, body, _) = tokio::task::spawn_blocking(move || worker(port, &dir, &bad)).await.unwrap();
+    let (ok, body, _) = tokio::task::spawn_blocking(move || worker(port, &dir, Some(&bad))).await.unwrap();
     assert!(!ok);
     assert!(body["error"].as_str().unwrap().contains("HTTP 404"), "{body}");
     assert!(body.get("output").is_none());
+
+    // Without --test_input, ./test_input.json is the job (the SDK's local test convention).
+    let dir = jobs.path().to_path_buf();
+    let job = format!(r#"{{"input": {{"audio_file": "{}", "beam_size": 1}}}}"#, server.url("/a.wav"));
+    std::fs::write(dir.join("test_input.json"), job).unwrap();
+    let (ok, body, stderr) = tokio::task::spawn_blocking(move || worker(port, &dir, None)).await.unwrap();
+    assert!(ok, "{body}\n{stderr}");
+    assert!(body["output"]["segments_count"].as_u64().unwrap() >= 1, "{body}");
 }
