@@ -14,42 +14,10 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use common::http_server::{Request, Response, Server};
-use common::{model_dir, root, speech};
+use common::{model_dir, root, sentences_wav, speech, worker_env};
 
 const API_KEY: &str = "rp-test-key";
 const POD: &str = "pod-1";
-
-/// 16 kHz mono 16-bit WAV of `samples`.
-fn wav(samples: &[f32]) -> Vec<u8> {
-    let data = (samples.len() * 2) as u32;
-    let mut b = Vec::new();
-    b.extend_from_slice(b"RIFF");
-    b.extend_from_slice(&(36 + data).to_le_bytes());
-    b.extend_from_slice(b"WAVEfmt ");
-    for v in [16u32, 0x0001_0001, 16_000, 32_000, 0x0010_0002] {
-        b.extend_from_slice(&v.to_le_bytes());
-    }
-    b.extend_from_slice(b"data");
-    b.extend_from_slice(&data.to_le_bytes());
-    for s in samples {
-        b.extend_from_slice(&((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes());
-    }
-    b
-}
-
-/// About 100 s of the shared sentences with pauses: a job that takes a few seconds.
-fn long_wav() -> Vec<u8> {
-    let mut audio = Vec::new();
-    for _ in 0..3 {
-        for spk in 1..=2 {
-            for n in 1..=6 {
-                audio.extend(scribe::audio::load_audio(&speech(&format!("spk{spk}_snt{n}.wav"))).unwrap());
-                audio.extend(std::iter::repeat_n(0.0, 16_000));
-            }
-        }
-    }
-    wav(&audio)
-}
 
 /// The fake platform: a queue of jobs, scripted answers to result posts, and jobs to stop.
 #[derive(Default)]
@@ -73,7 +41,8 @@ impl Harness {
         let platform = Arc::new(Mutex::new(Platform { queue: jobs.into(), ..Default::default() }));
         let p = platform.clone();
         let speech_wav = std::fs::read(speech("spk1_snt3.wav")).unwrap();
-        let long = long_wav();
+        // About 100 s of the shared sentences with pauses.
+        let long = sentences_wav(3, &[1, 2], 1.0);
         let server = Server::start(Arc::new(move |r: &Request| {
             let mut p = p.lock().unwrap();
             let path = r.path().to_string();
@@ -146,21 +115,13 @@ impl Harness {
     /// `cmd` with the platform's environment pointing at this server.
     fn spawn(&self, mut cmd: Command, extra: &[(&str, &str)]) -> Child {
         let base = format!("http://127.0.0.1:{}/v2/ep", self.server.port);
-        cmd.current_dir(self.jobs_dir.path())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUNPOD_WEBHOOK_GET_JOB", format!("{base}/job-take/$ID?gpu=test"))
+        worker_env(&mut cmd, self.jobs_dir.path(), self.server.port);
+        cmd.env("RUNPOD_WEBHOOK_GET_JOB", format!("{base}/job-take/$ID?gpu=test"))
             .env("RUNPOD_WEBHOOK_POST_OUTPUT", format!("{base}/job-done/$RUNPOD_POD_ID/$ID?gpu=test"))
             .env("RUNPOD_WEBHOOK_PING", format!("{base}/ping/$RUNPOD_POD_ID?gpu=test"))
             .env("RUNPOD_AI_API_KEY", API_KEY)
             .env("RUNPOD_POD_ID", POD)
             .env("RUNPOD_PING_INTERVAL", "200")
-            .env("WHISPERX_MODEL", root().join("models/tiny.en"))
-            .env("WHISPERX_DEVICE", "cpu")
-            .env("SCRIBE_MODELS_DIR", root().join("models"))
-            .env("JOBS_DIR", self.jobs_dir.path())
-            .env("MIN_FREE_DISK_MB", "1")
-            .env("ALLOW_PRIVATE_URLS", format!("127.0.0.1:{}", self.server.port))
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in extra {

@@ -9,26 +9,8 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 
 use common::http_server::{Response, Server};
-use common::{model_dir, root, speech, LoopbackOnly, TableResolver};
+use common::{model_dir, root, speech, wav_i16, LoopbackOnly, TableResolver};
 use scribe_worker::job::JobRunner;
-
-/// 16-bit mono 16 kHz WAV bytes.
-fn wav(samples: &[i16]) -> Vec<u8> {
-    let data = (samples.len() * 2) as u32;
-    let mut b = Vec::new();
-    b.extend_from_slice(b"RIFF");
-    b.extend_from_slice(&(36 + data).to_le_bytes());
-    b.extend_from_slice(b"WAVEfmt ");
-    for v in [16u32, 0x0001_0001, 16_000, 32_000, 0x0010_0002] {
-        b.extend_from_slice(&v.to_le_bytes());
-    }
-    b.extend_from_slice(b"data");
-    b.extend_from_slice(&data.to_le_bytes());
-    for s in samples {
-        b.extend_from_slice(&s.to_le_bytes());
-    }
-    b
-}
 
 struct World {
     server: Server,
@@ -42,9 +24,9 @@ async fn world() -> Option<World> {
     model_dir("vad")?;
     let speech_wav = std::fs::read(speech("spk1_snt1.wav")).unwrap();
     let mp3 = std::fs::read(root().join("tests/data/formats/hello.mp3")).unwrap();
-    let silent = wav(&vec![0i16; 16_000 * 4]);
+    let silent = wav_i16(&vec![0i16; 16_000 * 4]);
     // 70 s of a quiet tone: longer than the 60 s MAX_AUDIO_SECONDS below.
-    let long = wav(&(0..16_000 * 70).map(|i| ((i as f32 * 0.05).sin() * 300.0) as i16).collect::<Vec<_>>());
+    let long = wav_i16(&(0..16_000 * 70).map(|i| ((i as f32 * 0.05).sin() * 300.0) as i16).collect::<Vec<_>>());
     let server = Server::start(Arc::new(move |r| match r.path() {
         "/speech.wav" => Response::new(200, speech_wav.clone()),
         "/silent.wav" => Response::new(200, silent.clone()),

@@ -11,11 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use common::http_server::{Response, Server};
-use common::{model_dir, root, speech};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use common::{free_port, model_dir, root, sentences_wav, speech, worker_env};
 
 struct Api {
     child: Child,
@@ -33,17 +29,10 @@ impl Drop for Api {
 async fn start(audio_port: u16) -> Api {
     let jobs = tempfile::tempdir().unwrap();
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_scribe-worker"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scribe-worker"));
+    worker_env(&mut cmd, jobs.path(), audio_port);
+    let child = cmd
         .args(["--rp_serve_api", "--rp_api_host", "127.0.0.1", "--rp_api_port", &port.to_string()])
-        .current_dir(jobs.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("WHISPERX_MODEL", root().join("models/tiny.en"))
-        .env("WHISPERX_DEVICE", "cpu")
-        .env("SCRIBE_MODELS_DIR", root().join("models"))
-        .env("JOBS_DIR", jobs.path())
-        .env("MIN_FREE_DISK_MB", "1")
-        .env("ALLOW_PRIVATE_URLS", format!("127.0.0.1:{audio_port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -67,37 +56,13 @@ impl Api {
 /// An audio server with a short and a long recording.
 async fn audio_server() -> Server {
     let short = std::fs::read(speech("spk2_snt1.wav")).unwrap();
-    let mut long_audio = Vec::new();
-    for _ in 0..4 {
-        for n in 1..=6 {
-            long_audio.extend(scribe::audio::load_audio(&speech(&format!("spk1_snt{n}.wav"))).unwrap());
-            long_audio.extend(std::iter::repeat_n(0.0f32, 8_000));
-        }
-    }
-    let long = wav(&long_audio);
+    let long = sentences_wav(4, &[1], 0.5);
     Server::start(Arc::new(move |r| match r.path() {
         "/short.wav" => Response::new(200, short.clone()),
         "/long.wav" => Response::new(200, long.clone()),
         _ => Response::new(404, ""),
     }))
     .await
-}
-
-fn wav(samples: &[f32]) -> Vec<u8> {
-    let data = (samples.len() * 2) as u32;
-    let mut b = Vec::new();
-    b.extend_from_slice(b"RIFF");
-    b.extend_from_slice(&(36 + data).to_le_bytes());
-    b.extend_from_slice(b"WAVEfmt ");
-    for v in [16u32, 0x0001_0001, 16_000, 32_000, 0x0010_0002] {
-        b.extend_from_slice(&v.to_le_bytes());
-    }
-    b.extend_from_slice(b"data");
-    b.extend_from_slice(&data.to_le_bytes());
-    for s in samples {
-        b.extend_from_slice(&((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes());
-    }
-    b
 }
 
 async fn poll_until_done(client: &reqwest::Client, url: &str) -> Value {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use common::http_server::{Response, Server};
-use common::{root, speech, LoopbackOnly, TableResolver};
+use common::{free_port, root, speech, LoopbackOnly, TableResolver};
 
 const AK: &str = "scribe-test-access";
 const SK: &str = "scribe-test-secret-0123456789";
@@ -29,10 +29,6 @@ impl Drop for S3 {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 async fn start_s3() -> Option<S3> {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use common::http_server::{Response, Server};
-use common::{model_dir, root, speech};
+use common::{model_dir, speech, worker_env};
 
 /// Run the worker with `--test_input input`, or (None) with the job in ./test_input.json.
 fn worker(port: u16, jobs: &std::path::Path, input: Option<&str>) -> (bool, Value, String) {
@@ -17,17 +17,8 @@ fn worker(port: u16, jobs: &std::path::Path, input: Option<&str>) -> (bool, Valu
     if let Some(input) = input {
         cmd.arg("--test_input").arg(input);
     }
-    let out = cmd
-        .current_dir(jobs)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("WHISPERX_MODEL", root().join("models/tiny.en"))
-        .env("WHISPERX_DEVICE", "cpu")
-        .env("SCRIBE_MODELS_DIR", root().join("models"))
-        .env("JOBS_DIR", jobs)
-        .env("ALLOW_PRIVATE_URLS", format!("127.0.0.1:{port}"))
-        .output()
-        .unwrap();
+    worker_env(&mut cmd, jobs, port);
+    let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     let body: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));

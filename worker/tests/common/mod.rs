@@ -115,3 +115,62 @@ pub fn runner(
     let storage = settings.storage.clone().map(|c| Arc::new(scribe_worker::storage::Storage::new(c)));
     Some(scribe_worker::job::JobRunner { models, downloader, settings: Arc::new(settings), storage })
 }
+
+/// A free port on 127.0.0.1 (for servers started as child processes).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// 16 kHz mono 16-bit PCM WAV bytes.
+pub fn wav_i16(samples: &[i16]) -> Vec<u8> {
+    let data = (samples.len() * 2) as u32;
+    let mut b = Vec::new();
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&(36 + data).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    // fmt chunk: size 16, PCM, 1 channel, 16 kHz, 32000 bytes/s, block 2, 16 bits.
+    for v in [16u32, 0x0001_0001, 16_000, 32_000, 0x0010_0002] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&data.to_le_bytes());
+    for s in samples {
+        b.extend_from_slice(&s.to_le_bytes());
+    }
+    b
+}
+
+/// [`wav_i16`] of samples in [-1, 1].
+pub fn wav(samples: &[f32]) -> Vec<u8> {
+    wav_i16(&samples.iter().map(|s| (s.clamp(-1.0, 1.0) * 32767.0) as i16).collect::<Vec<_>>())
+}
+
+/// The shared sentences `spk{s}_snt1..6` of each speaker in `speakers`, `repeats` times, with
+/// `gap` seconds of silence after each: a job that takes a few seconds.
+pub fn sentences_wav(repeats: usize, speakers: &[u32], gap: f32) -> Vec<u8> {
+    let mut audio = Vec::new();
+    for _ in 0..repeats {
+        for spk in speakers {
+            for n in 1..=6 {
+                audio.extend(scribe::audio::load_audio(&speech(&format!("spk{spk}_snt{n}.wav"))).unwrap());
+                audio.extend(std::iter::repeat_n(0.0, (gap * 16_000.0) as usize));
+            }
+        }
+    }
+    wav(&audio)
+}
+
+/// The environment every spawned worker gets: nothing inherited but PATH, tiny.en and the VAD
+/// on the CPU, jobs under `jobs_dir` (also the working directory), and only the test server on
+/// `audio_port` reachable.
+pub fn worker_env(cmd: &mut std::process::Command, jobs_dir: &std::path::Path, audio_port: u16) {
+    cmd.current_dir(jobs_dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("WHISPERX_MODEL", root().join("models/tiny.en"))
+        .env("WHISPERX_DEVICE", "cpu")
+        .env("SCRIBE_MODELS_DIR", root().join("models"))
+        .env("JOBS_DIR", jobs_dir)
+        .env("MIN_FREE_DISK_MB", "1")
+        .env("ALLOW_PRIVATE_URLS", format!("127.0.0.1:{audio_port}"));
+}
