@@ -81,11 +81,13 @@ impl Downloader {
         for _ in 0..=MAX_REDIRECTS {
             let shown = redact(current.as_str());
             let (host, port, addrs) = self.vet(&current).await.map_err(|e| format!("{shown}: refused: {e}"))?;
+            // One client per hop; a refusal by the gate ends the download, so the flag is
+            // never set on a retry.
+            let refused = Arc::new(AtomicBool::new(false));
+            let client = self.client(&current, &host, &addrs, refused.clone())?;
             let mut attempt = 0;
             let response = loop {
                 attempt += 1;
-                let refused = Arc::new(AtomicBool::new(false));
-                let client = self.client(&current, &host, &addrs, refused.clone())?;
                 match client.get(current.clone()).send().await {
                     Ok(r) if r.status().is_server_error() && attempt < ATTEMPTS => {
                         tracing::warn!("{shown}: HTTP {}, retrying", r.status().as_u16());

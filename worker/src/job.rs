@@ -48,6 +48,16 @@ impl std::fmt::Display for JobError {
 /// What a job produced: its output, or why it failed.
 pub type JobOutcome = Result<Value, JobError>;
 
+/// What the job loop posts: `{"output": …}`, or `{"error": …}` with `stopPod: true` when the
+/// worker must be restarted (the SDK's `refresh_worker`).
+pub fn outcome_body(outcome: &JobOutcome) -> Value {
+    match outcome {
+        Ok(output) => json!({"output": output}),
+        Err(e) if e.stop_pod => json!({"error": e.message, "stopPod": true}),
+        Err(e) => json!({"error": e.message}),
+    }
+}
+
 /// An engine error as a job error: a CUDA error other than running out of memory leaves the
 /// context unusable, so the worker asks to be restarted.
 pub fn engine_error(e: scribe::Error, audio_shown: &str, url: &str) -> JobError {
@@ -267,6 +277,14 @@ fn transcribe_options(job: &JobInput, word_timestamps: bool) -> TranscribeOption
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn results_errors_and_restarts_have_the_sdks_shapes() {
+        assert_eq!(outcome_body(&Ok(json!({"a": 1}))), json!({"output": {"a": 1}}));
+        assert_eq!(outcome_body(&Err(JobError::from("bad".to_string()))), json!({"error": "bad"}));
+        let gpu = JobError { message: "cuda: launch failed".into(), stop_pod: true };
+        assert_eq!(outcome_body(&Err(gpu)), json!({"error": "cuda: launch failed", "stopPod": true}));
+    }
 
     #[test]
     fn only_a_cuda_error_asks_for_a_restart_and_errors_name_the_url_not_the_temporary_file() {

@@ -15,9 +15,8 @@ use tokio::sync::{mpsc, Notify};
 use tokio::task::{AbortHandle, JoinSet};
 
 use crate::backoff::Backoff;
-use crate::job::{safe_id, JobRunner};
+use crate::job::{outcome_body, safe_id, JobRunner};
 use crate::runpod::Endpoints;
-use crate::test_input::outcome_body;
 
 /// The SDK's pause after a 429 from the take route.
 pub const TOO_MANY_REQUESTS_PAUSE: Duration = Duration::from_secs(5);
@@ -230,7 +229,9 @@ impl JobLoop {
         let jobs_dir = self.jobs_dir.clone();
         let in_flight_task = in_flight.clone();
         let slot_freed = slot_freed.clone();
+        let task_id = id.clone();
         let handle = jobs.spawn(async move {
+            let id = task_id;
             let url = endpoints.result_url(&id);
             // Progress goes out in order, and before the result.
             let progress_poster = {
@@ -258,7 +259,6 @@ impl JobLoop {
             drop(f);
             slot_freed.notify_one();
         });
-        let id = job["id"].as_str().unwrap_or_default().to_string();
         let mut f = in_flight.lock().unwrap();
         // A job that already ended has left `ids`; it needs no stop handle.
         if f.ids.contains(&id) {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use scribe_worker::download::Downloader;
-use scribe_worker::job::{clean_stale_jobs, JobRunner};
+use scribe_worker::job::{clean_stale_jobs, outcome_body, JobRunner};
 use scribe_worker::job_loop::{JobLoop, LoopTiming};
 use scribe_worker::local_api::LocalApi;
 use scribe_worker::models::Models;
@@ -20,7 +20,7 @@ use scribe_worker::runpod::Endpoints;
 use scribe_worker::settings::Settings;
 use scribe_worker::startup::{check_disk, log_mounts, DEFAULT_MIN_FREE_DISK_MB};
 use scribe_worker::storage::Storage;
-use scribe_worker::test_input::{outcome_body, parse_test_input};
+use scribe_worker::test_input::parse_test_input;
 use scribe_worker::url_guard::{OpenGate, SystemResolver};
 
 #[derive(Parser)]

@@ -1,9 +1,7 @@
 //! `--test_input JSON` (or `./test_input.json`): run one job locally, as the SDK's local test
 //! mode does, and print what the platform would receive.
 
-use serde_json::{json, Value};
-
-use crate::job::JobOutcome;
+use serde_json::Value;
 
 /// The job a test input describes: `{"input": {...}}` with an optional `id`.
 pub fn parse_test_input(text: &str) -> Result<(String, Value), String> {
@@ -12,16 +10,6 @@ pub fn parse_test_input(text: &str) -> Result<(String, Value), String> {
     let input = map.get("input").cloned().ok_or("test input has no `input` field")?;
     let id = map.get("id").and_then(Value::as_str).unwrap_or("local_test").to_string();
     Ok((id, input))
-}
-
-/// What the job loop posts: `{"output": …}`, or `{"error": …}` with `stopPod: true` when the
-/// worker must be restarted (the SDK's `refresh_worker`).
-pub fn outcome_body(outcome: &JobOutcome) -> Value {
-    match outcome {
-        Ok(output) => json!({"output": output}),
-        Err(e) if e.stop_pod => json!({"error": e.message, "stopPod": true}),
-        Err(e) => json!({"error": e.message}),
-    }
 }
 
 #[cfg(test)]
@@ -37,14 +25,5 @@ mod tests {
         assert!(parse_test_input("{").unwrap_err().contains("not JSON"));
         assert!(parse_test_input("[]").unwrap_err().contains("object"));
         assert!(parse_test_input("{}").unwrap_err().contains("no `input`"));
-    }
-
-    #[test]
-    fn results_errors_and_restarts_have_the_sdks_shapes() {
-        use crate::job::JobError;
-        assert_eq!(outcome_body(&Ok(json!({"a": 1}))), json!({"output": {"a": 1}}));
-        assert_eq!(outcome_body(&Err(JobError::from("bad".to_string()))), json!({"error": "bad"}));
-        let gpu = JobError { message: "cuda: launch failed".into(), stop_pod: true };
-        assert_eq!(outcome_body(&Err(gpu)), json!({"error": "cuda: launch failed", "stopPod": true}));
     }
 }
