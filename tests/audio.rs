@@ -193,6 +193,92 @@ fn truncated_flac_keeps_what_was_decoded() {
     assert!(max_abs_diff(&audio[..n], &full[..n]) < 1e-6);
 }
 
+/// Decode in-memory bytes, returning the samples and what the decoder reported.
+fn decode_with_report(bytes: Vec<u8>, name: &str) -> scribe::Result<(Vec<f32>, scribe::audio::DecodeReport)> {
+    let mut out = Vec::new();
+    let report = scribe::audio::decode::stream_source(
+        Box::new(std::io::Cursor::new(bytes)),
+        Path::new(name),
+        &mut |s| out.extend_from_slice(s),
+    )?;
+    Ok((out, report))
+}
+
+#[test]
+fn truncated_files_say_so_in_the_report() {
+    // WAV: the header announces 8000 frames, 5000 are there.
+    let frames: Vec<Vec<i32>> = levels(5000).into_iter().map(|k| vec![k]).collect();
+    let (audio, report) = decode_with_report(wav(Encoding::I16, 16_000, 1, &frames, Some(8000)), "short.wav").unwrap();
+    assert_eq!(audio.len(), 5000);
+    assert!(report.warnings.iter().any(|w| w.contains("truncated") && w.contains("0.5 s")), "{report:?}");
+    // FLAC: STREAMINFO holds the total; half the file decodes with a warning.
+    let flac = std::fs::read(speech("jfk.flac")).unwrap();
+    let (_, report) = decode_with_report(flac[..flac.len() / 2].to_vec(), "jfk-half.flac").unwrap();
+    assert!(report.warnings.iter().any(|w| w.contains("truncated")), "{report:?}");
+    // MP3 (LAME's Info frame holds the frame count).
+    let mp3 = std::fs::read(root().join("tests/data/formats/hello.mp3")).unwrap();
+    let (_, report) = decode_with_report(mp3[..mp3.len() * 6 / 10].to_vec(), "hello-cut.mp3").unwrap();
+    assert!(report.warnings.iter().any(|w| w.contains("truncated")), "{report:?}");
+    // Whole files report nothing.
+    for (bytes, name) in [(flac, "jfk.flac"), (mp3, "hello.mp3")] {
+        let (_, report) = decode_with_report(bytes, name).unwrap();
+        assert!(report.warnings.is_empty(), "{name}: {report:?}");
+    }
+}
+
+#[test]
+fn absurd_header_values_are_clear_errors_not_allocations() {
+    let dir = tempfile::tempdir().unwrap();
+    // 20 KB of samples under a header claiming 999 999 937 Hz: before the check, the resampler's
+    // FFT chunk came from the rate (8 GB) and the process aborted.
+    let frames: Vec<Vec<i32>> = levels(10_000).into_iter().map(|k| vec![k]).collect();
+    for rate in [999_999_937u32, 100_000_007, 10_000_019, 384_001, 999, 1] {
+        let path = tmp_file(&dir, &format!("rate{rate}.wav"), &wav(Encoding::I16, rate, 1, &frames, None));
+        let msg = load_audio(&path).unwrap_err().to_string();
+        assert!(msg.contains(&format!("sample rate {rate} Hz")) && msg.contains(&format!("rate{rate}.wav")), "{msg}");
+        // The header alone tells: probe refuses it too.
+        assert!(scribe::audio::probe(&path).is_err(), "{rate}");
+    }
+    // Channels: WAV's fmt chunk allows 65 535; no recording has more than 32.
+    let mut many = wav(Encoding::I16, 16_000, 1, &frames, None);
+    many[22..24].copy_from_slice(&1000u16.to_le_bytes());
+    let path = tmp_file(&dir, "channels.wav", &many);
+    let msg = load_audio(&path).unwrap_err().to_string();
+    assert!(msg.contains("channels.wav"), "{msg}");
+    // Bit depths a PCM header cannot hold.
+    for bits in [0u16, 7, 128] {
+        let mut odd = wav(Encoding::I16, 16_000, 1, &frames, None);
+        odd[34..36].copy_from_slice(&bits.to_le_bytes());
+        let path = tmp_file(&dir, &format!("bits{bits}.wav"), &odd);
+        let msg = load_audio(&path).unwrap_err().to_string();
+        assert!(msg.contains(&format!("bits{bits}.wav")), "{msg}");
+    }
+}
+
+#[test]
+fn rates_at_the_edges_decode_with_the_right_length() {
+    // A prime rate (its reduced ratio is the rate itself: the sinc path) and the range's ends.
+    let dir = tempfile::tempdir().unwrap();
+    for rate in [383_987u32, 384_000, 1_000, 44_099] {
+        let frames: Vec<Vec<i32>> = levels(rate as usize / 2).into_iter().map(|k| vec![k]).collect();
+        let path = tmp_file(&dir, &format!("r{rate}.wav"), &wav(Encoding::I16, rate, 1, &frames, None));
+        let audio = load_audio(&path).unwrap();
+        assert_eq!(audio.len() as u64, output_len(rate as u64 / 2, rate), "{rate}");
+    }
+}
+
+#[test]
+fn probe_reads_the_declared_duration() {
+    let dir = tempfile::tempdir().unwrap();
+    // A header declaring ten hours at 16 kHz over a few samples.
+    let frames: Vec<Vec<i32>> = levels(100).into_iter().map(|k| vec![k]).collect();
+    let path = tmp_file(&dir, "long.wav", &wav(Encoding::I16, 16_000, 1, &frames, Some(36_000 * 16_000)));
+    let info = scribe::audio::probe(&path).unwrap();
+    assert_eq!(info.duration(), Some(36_000.0));
+    let info = scribe::audio::probe(&speech("jfk.flac")).unwrap();
+    assert_eq!((info.sample_rate, info.channels, info.frames), (Some(44_100), Some(2), Some(485_100)));
+}
+
 #[test]
 fn wav_with_no_frames_is_empty_audio() {
     let dir = tempfile::tempdir().unwrap();

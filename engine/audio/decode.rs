@@ -11,9 +11,13 @@
 //!
 //! Damaged input policy: a file that yields no audio at all (empty, not audio, unsupported codec,
 //! header only) is an error naming the file and what failed. A stream that ends early or has a bad
-//! tail *after* valid frames is accepted with a `tracing::warn!` (a truncated download should still
-//! transcribe what it holds). Symphonia can panic on some malformed input; a panic is caught and
-//! reported as an error.
+//! tail *after* valid frames is accepted, and the damage is listed in the [`DecodeReport`] (a
+//! truncated download should still transcribe what it holds, and the user should be told).
+//! Symphonia can panic on some malformed input; a panic is caught and reported as an error.
+//!
+//! Header values are untrusted: a sample rate outside [`MIN_SAMPLE_RATE`]..=[`MAX_SAMPLE_RATE`]
+//! or more than [`MAX_CHANNELS`] channels is refused before anything is allocated for it, and
+//! [`probe`] reads the declared duration so callers can refuse long files before decoding them.
 
 use std::io::Cursor;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -33,6 +37,57 @@ use crate::{Error, Result};
 /// Receives consecutive blocks of 16 kHz mono samples.
 pub type Sink<'a> = &'a mut dyn FnMut(&[f32]);
 
+/// Lowest and highest sample rates accepted: from narrow-band telephone audio (8 kHz, with room
+/// below) to high-resolution studio masters (384 kHz). A header outside says something no
+/// recording is (a 20 KB WAV claiming 999 999 937 Hz).
+pub const MIN_SAMPLE_RATE: u32 = 1_000;
+pub const MAX_SAMPLE_RATE: u32 = 384_000;
+/// Most channels accepted (WAV's channel mask, which symphonia maps, holds 32).
+pub const MAX_CHANNELS: usize = 32;
+/// Widest sample accepted, bits (64-bit float PCM).
+pub const MAX_BITS_PER_SAMPLE: u32 = 64;
+
+/// What decoding found beside the samples.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DecodeReport {
+    /// Frames decoded, at the file's own rate.
+    pub frames: u64,
+    /// The file's sample rate (None: no frame was decoded).
+    pub sample_rate: Option<u32>,
+    /// Damage the audio survived (a truncated stream, skipped packets), in words for the user.
+    pub warnings: Vec<String>,
+}
+
+/// What a file's header declares, read without decoding it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AudioInfo {
+    pub sample_rate: Option<u32>,
+    pub channels: Option<usize>,
+    /// Frames the header announces (None: the container does not say, e.g. a plain MP3 stream).
+    pub frames: Option<u64>,
+}
+
+impl AudioInfo {
+    /// Declared duration, seconds, when the header gives frames and rate.
+    pub fn duration(&self) -> Option<f64> {
+        Some(self.frames? as f64 / self.sample_rate.filter(|&r| r > 0)? as f64)
+    }
+}
+
+/// A sample rate and channel count a recording can have, or what is wrong with them.
+pub fn check_format(sample_rate: u32, channels: usize) -> std::result::Result<(), String> {
+    if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&sample_rate) {
+        return Err(format!(
+            "sample rate {sample_rate} Hz is outside what recordings use ({MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz): \
+             a damaged or crafted header"
+        ));
+    }
+    if channels == 0 || channels > MAX_CHANNELS {
+        return Err(format!("{channels} channels (1 to {MAX_CHANNELS} are accepted): a damaged or crafted header"));
+    }
+    Ok(())
+}
+
 /// Load `path` as 16 kHz mono f32 samples in [-1, 1].
 pub fn load_audio(path: &Path) -> Result<Vec<f32>> {
     let mut out = Vec::new();
@@ -40,15 +95,28 @@ pub fn load_audio(path: &Path) -> Result<Vec<f32>> {
     Ok(out)
 }
 
-/// Decode `path`, handing its 16 kHz mono samples to `sink` in order, a packet's worth at a time,
-/// so the whole file is never held.
-pub fn stream_audio(path: &Path, sink: Sink<'_>) -> Result<()> {
+fn open_file(path: &Path) -> Result<std::fs::File> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     if len == 0 {
         return Err(Error::audio(path, "empty file (0 bytes), no audio to decode"));
     }
-    stream_source(Box::new(file), path, sink)
+    Ok(file)
+}
+
+/// Decode `path`, handing its 16 kHz mono samples to `sink` in order, a packet's worth at a time,
+/// so the whole file is never held.
+pub fn stream_audio(path: &Path, sink: Sink<'_>) -> Result<DecodeReport> {
+    stream_source(Box::new(open_file(path)?), path, sink)
+}
+
+/// Read `path`'s header: rate, channels and declared length, checked as decoding checks them.
+pub fn probe(path: &Path) -> Result<AudioInfo> {
+    let source: Box<dyn MediaSource> = Box::new(open_file(path)?);
+    caught(path, || {
+        let (_, _, info) = open_track(source, path)?;
+        Ok(info)
+    })
 }
 
 /// Decode an in-memory file (e.g. an upload). `name` is only used for the format hint (its
@@ -68,8 +136,13 @@ pub fn decode_source(source: Box<dyn MediaSource>, name: &Path) -> Result<Vec<f3
 }
 
 /// [`decode_source`], handing the samples to `sink` as they are decoded instead of collecting them.
-pub fn stream_source(source: Box<dyn MediaSource>, name: &Path, sink: Sink<'_>) -> Result<()> {
-    match catch_unwind(AssertUnwindSafe(|| decode_inner(source, name, sink))) {
+pub fn stream_source(source: Box<dyn MediaSource>, name: &Path, sink: Sink<'_>) -> Result<DecodeReport> {
+    caught(name, || decode_inner(source, name, sink))
+}
+
+/// `f`, with a panic inside symphonia reported as an error naming the file.
+fn caught<T>(name: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
         Ok(result) => result,
         Err(panic) => {
             let msg = panic
@@ -82,7 +155,11 @@ pub fn stream_source(source: Box<dyn MediaSource>, name: &Path, sink: Sink<'_>) 
     }
 }
 
-fn decode_inner(source: Box<dyn MediaSource>, name: &Path, sink: Sink<'_>) -> Result<()> {
+/// The container opened and its first decodable audio track, with the header's values checked.
+fn open_track(
+    source: Box<dyn MediaSource>,
+    name: &Path,
+) -> Result<(Box<dyn symphonia::core::formats::FormatReader>, u32, AudioInfo)> {
     let fail = |what: String| Error::audio(name, what);
 
     let mut hint = Hint::new();
@@ -93,7 +170,7 @@ fn decode_inner(source: Box<dyn MediaSource>, name: &Path, sink: Sink<'_>) -> Re
     let probed = symphonia::default::get_probe()
         .format(&hint, stream, &FormatOptions::default(), &MetadataOptions::default())
         .map_err(|e| fail(probe_failure(&e)))?;
-    let mut format = probed.format;
+    let format = probed.format;
 
     // The first track a decoder exists for (a video file's picture track has none).
     let codecs = codec_registry();
@@ -114,11 +191,33 @@ fn decode_inner(source: Box<dyn MediaSource>, name: &Path, sink: Sink<'_>) -> Re
                 None => "no audio track".into(),
             })),
         };
-    let track_id = track.id;
-    let expected_frames = track.codec_params.n_frames;
-    let mut decoder = codecs
+    let params = &track.codec_params;
+    let info = AudioInfo {
+        sample_rate: params.sample_rate,
+        channels: params.channels.map(|c| c.count()),
+        frames: params.n_frames,
+    };
+    if let Some(rate) = info.sample_rate {
+        check_format(rate, info.channels.unwrap_or(1)).map_err(fail)?;
+    } else if let Some(channels) = info.channels {
+        check_format(MIN_SAMPLE_RATE, channels).map_err(fail)?;
+    }
+    if let Some(bits) = params.bits_per_sample.filter(|&b| b == 0 || b > MAX_BITS_PER_SAMPLE) {
+        return Err(fail(format!("{bits} bits per sample (1 to {MAX_BITS_PER_SAMPLE} are accepted)")));
+    }
+    let id = track.id;
+    Ok((format, id, info))
+}
+
+fn decode_inner(source: Box<dyn MediaSource>, name: &Path, sink: Sink<'_>) -> Result<DecodeReport> {
+    let fail = |what: String| Error::audio(name, what);
+    let (mut format, track_id, info) = open_track(source, name)?;
+    let track = format.tracks().iter().find(|t| t.id == track_id).ok_or_else(|| fail("no audio track".into()))?;
+    let expected_frames = info.frames;
+    let mut decoder = codec_registry()
         .make(&track.codec_params, &DecoderOptions::default())
         .map_err(|e| fail(format!("unsupported codec: {e}")))?;
+    let mut report = DecodeReport::default();
 
     let mut stream = MonoStream::default();
     // One packet's resampled samples, handed to `sink` and cleared.
@@ -130,7 +229,7 @@ fn decode_inner(source: Box<dyn MediaSource>, name: &Path, sink: Sink<'_>) -> Re
             // Symphonia reports the normal end of a stream as an unexpected EOF.
             Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
             Err(e) if stream.frames > 0 => {
-                tracing::warn!("{}: stopped reading after {} frames: {e}", name.display(), stream.frames);
+                report.warnings.push(format!("the stream is damaged: reading stopped after {} frames ({e})", stream.frames));
                 break;
             }
             Err(e) => return Err(fail(format!("cannot read the stream: {e}"))),
@@ -160,7 +259,7 @@ fn decode_inner(source: Box<dyn MediaSource>, name: &Path, sink: Sink<'_>) -> Re
                 Err(fail(format!("truncated: header announces {n} frames but none could be read")))
             }
             // A well-formed file holding zero frames: empty audio, not an error.
-            (0, _) => Ok(()),
+            (0, _) => Ok(report),
             (n, _) => Err(fail(format!("no decodable audio ({n} corrupt packets)"))),
         };
     };
@@ -168,18 +267,25 @@ fn decode_inner(source: Box<dyn MediaSource>, name: &Path, sink: Sink<'_>) -> Re
     sink(&out);
 
     if bad_packets > 0 {
-        tracing::warn!("{}: skipped {bad_packets} corrupt packets", name.display());
+        report.warnings.push(format!("{bad_packets} damaged packets were skipped"));
     }
     if let Some(n) = expected_frames {
         if stream.frames < n {
-            tracing::warn!(
-                "{}: truncated: decoded {} of {n} frames announced by the header",
-                name.display(),
+            let rate = stream.rate.max(1) as f64;
+            report.warnings.push(format!(
+                "truncated: the header announces {:.1} s ({n} frames) but only {:.1} s ({} frames) could be decoded",
+                n as f64 / rate,
+                stream.frames as f64 / rate,
                 stream.frames
-            );
+            ));
         }
     }
-    Ok(())
+    for w in &report.warnings {
+        tracing::warn!("{}: {w}", name.display());
+    }
+    report.frames = stream.frames;
+    report.sample_rate = Some(stream.rate);
+    Ok(report)
 }
 
 /// symphonia's codecs, plus Opus through libopus when the `opus` feature is on.
@@ -222,9 +328,7 @@ impl MonoStream {
     fn push(&mut self, buf: AudioBufferRef<'_>, out: &mut Vec<f32>) -> std::result::Result<(), String> {
         let spec = *buf.spec();
         let channels = spec.channels.count();
-        if channels == 0 || spec.rate == 0 {
-            return Err(format!("invalid stream: {channels} channels at {} Hz", spec.rate));
-        }
+        check_format(spec.rate, channels)?;
         if self.resampler.is_none() {
             self.resampler = Some(StreamResampler::new(spec.rate).map_err(|e| e.to_string())?);
             (self.rate, self.channels) = (spec.rate, channels);

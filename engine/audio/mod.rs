@@ -16,7 +16,7 @@ pub mod opus;
 pub mod resample;
 pub mod sample_source;
 
-pub use decode::{decode_bytes, load_audio, stream_audio};
+pub use decode::{decode_bytes, load_audio, probe, stream_audio, AudioInfo, DecodeReport};
 pub use features::AudioFeatures;
 pub use hop_peaks::HopPeaks;
 pub use log_mel_frames::LogMelFrames;

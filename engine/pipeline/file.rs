@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use crate::audio::{stream_audio, DecodedFile};
+use crate::audio::{probe, stream_audio, DecodedFile};
 use crate::error::{Error, Result};
 use crate::models::pyannote::sliding_window::{SpeechScorer, BATCH_SIZE as VAD_WINDOWS_PER_BATCH};
 use crate::models::pyannote::PyanNet;
@@ -65,6 +65,8 @@ pub struct FileTranscript {
     pub vad_seconds: f64,
     pub transcribe_seconds: f64,
     pub stats: BatchStats,
+    /// Damage the audio survived (truncated, skipped packets), for the user.
+    pub warnings: Vec<String>,
 }
 
 /// Transcribe `path` through VAD chunks and batched decoding.
@@ -76,11 +78,18 @@ pub fn transcribe_file(
     settings: &VadSettings,
     progress: &mut dyn FnMut(FileProgress),
 ) -> Result<FileTranscript> {
+    // A header that declares a length over the limit is refused before any decoding.
+    let info = probe(path)?;
+    if let (Some(max), Some(declared)) = (settings.max_seconds, info.duration()) {
+        if declared > max {
+            return Err(Error::audio(path, format!("audio of {declared:.0} s is longer than the {max} s allowed")));
+        }
+    }
     // Pass 1: voice activity, scored as the file is decoded; only a batch of windows is held.
     let started = Instant::now();
     let mut scorer = SpeechScorer::new(vad, &model.device, VAD_WINDOWS_PER_BATCH, settings.step)?;
     let mut failed = None;
-    stream_audio(path, &mut |samples| {
+    let decoded = stream_audio(path, &mut |samples| {
         if failed.is_none() {
             let before = scorer.windows_done();
             failed = scorer.push(samples).err();
@@ -134,5 +143,6 @@ pub fn transcribe_file(
         vad_seconds,
         transcribe_seconds: started.elapsed().as_secs_f64(),
         stats,
+        warnings: decoded.warnings.iter().map(|w| format!("audio: {w}")).collect(),
     })
 }
