@@ -196,11 +196,10 @@ fn truncated_flac_keeps_what_was_decoded() {
 /// Decode in-memory bytes, returning the samples and what the decoder reported.
 fn decode_with_report(bytes: Vec<u8>, name: &str) -> scribe::Result<(Vec<f32>, scribe::audio::DecodeReport)> {
     let mut out = Vec::new();
-    let report = scribe::audio::decode::stream_source(
-        Box::new(std::io::Cursor::new(bytes)),
-        Path::new(name),
-        &mut |s| out.extend_from_slice(s),
-    )?;
+    let report =
+        scribe::audio::decode::stream_source(Box::new(std::io::Cursor::new(bytes)), Path::new(name), &mut |s| {
+            out.extend_from_slice(s)
+        })?;
     Ok((out, report))
 }
 

@@ -150,6 +150,8 @@ fn vad_flags_are_checked_and_silero_is_refused_by_name() {
         (&["--vad_method", "webrtc"][..], "expected pyannote or none"),
         (&["--chunk_size", "40"][..], "--chunk_size 40"),
         (&["--chunk_size", "0"][..], "--chunk_size 0"),
+        (&["--chunk_size", "1e-9"][..], "--chunk_size 0.000000001"),
+        (&["--chunk_size", "0.5"][..], "--chunk_size 0.5"),
         (&["--batch_size", "0"][..], "--batch_size 0"),
         (&["--vad_onset", "1.5"][..], "--vad_onset"),
         (&["--clip_timestamps", "1,2"][..], "--vad_method none"),

@@ -229,7 +229,9 @@ fn decode_inner(source: Box<dyn MediaSource>, name: &Path, sink: Sink<'_>) -> Re
             // Symphonia reports the normal end of a stream as an unexpected EOF.
             Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
             Err(e) if stream.frames > 0 => {
-                report.warnings.push(format!("the stream is damaged: reading stopped after {} frames ({e})", stream.frames));
+                report
+                    .warnings
+                    .push(format!("the stream is damaged: reading stopped after {} frames ({e})", stream.frames));
                 break;
             }
             Err(e) => return Err(fail(format!("cannot read the stream: {e}"))),

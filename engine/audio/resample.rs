@@ -65,7 +65,7 @@ pub struct StreamResampler {
 /// The two resamplers: synchronous FFT for rates with a short reduced ratio, asynchronous sinc
 /// for the rest.
 enum Kernel {
-    Fft(FftFixedInOut<f32>),
+    Fft(Box<FftFixedInOut<f32>>),
     Sinc(Box<SincFixedIn<f32>>),
 }
 
@@ -144,7 +144,7 @@ impl Chunked {
         let kernel = if chunk_in <= MAX_FFT_CHUNK {
             let fft = FftFixedInOut::<f32>::new(from_rate as usize, SAMPLE_RATE as usize, chunk_in, 1)
                 .map_err(|e| fail(&e))?;
-            Kernel::Fft(fft)
+            Kernel::Fft(Box::new(fft))
         } else {
             let parameters = SincInterpolationParameters {
                 sinc_len: SINC_LEN,
@@ -257,7 +257,10 @@ mod tests {
 
     #[test]
     fn fft_chunks_of_real_rates_are_short_and_odd_rates_take_the_sinc_path() {
-        for rate in [8_000, 11_025, 22_050, 24_000, 32_000, 37_800, 44_100, 48_000, 88_200, 96_000, 176_400, 192_000, 352_800, 384_000] {
+        for rate in [
+            8_000, 11_025, 22_050, 24_000, 32_000, 37_800, 44_100, 48_000, 88_200, 96_000, 176_400, 192_000, 352_800,
+            384_000,
+        ] {
             assert!(fft_chunk(rate) <= 2 * CHUNK_TARGET, "{rate} Hz: {}", fft_chunk(rate));
         }
         // A prime rate's reduced ratio is the rate itself.
@@ -265,7 +268,12 @@ mod tests {
         let r = StreamResampler::new(383_987).unwrap();
         let inner = r.inner.as_ref().unwrap();
         assert!(matches!(inner.kernel, Kernel::Sinc(_)));
-        assert!(inner.chunk_in <= CHUNK_TARGET && inner.chunk_out.len() <= CHUNK_TARGET, "{} {}", inner.chunk_in, inner.chunk_out.len());
+        assert!(
+            inner.chunk_in <= CHUNK_TARGET && inner.chunk_out.len() <= CHUNK_TARGET,
+            "{} {}",
+            inner.chunk_in,
+            inner.chunk_out.len()
+        );
         // Even an absurd rate builds bounded buffers (the decoder refuses it before this).
         let r = StreamResampler::new(999_999_937).unwrap();
         assert!(r.inner.as_ref().unwrap().chunk_in <= CHUNK_TARGET);
@@ -276,7 +284,8 @@ mod tests {
         let rate = 44_099;
         let n = rate as usize * 2;
         // 440 Hz for two seconds.
-        let x: Vec<f32> = (0..n).map(|i| (2.0 * std::f64::consts::PI * 440.0 * i as f64 / rate as f64).sin() as f32 * 0.5).collect();
+        let x: Vec<f32> =
+            (0..n).map(|i| (2.0 * std::f64::consts::PI * 440.0 * i as f64 / rate as f64).sin() as f32 * 0.5).collect();
         let y = resample_to_16k(&x, rate).unwrap();
         assert_eq!(y.len() as u64, output_len(n as u64, rate));
         // Amplitude and phase against 440 Hz at 16 kHz, away from the edges: the sinc path is

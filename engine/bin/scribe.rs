@@ -23,7 +23,7 @@ use scribe::models::whisper::{Task, Whisper};
 use scribe::output::{parse_formats, write_outputs, Transcript, WriterOptions};
 use scribe::pipeline::batched::BATCH_SIZE;
 use scribe::pipeline::file::{transcribe_file, FileProgress, VadSettings};
-use scribe::pipeline::speech_chunks::{CHUNK_SIZE, VAD_OFFSET, VAD_ONSET};
+use scribe::pipeline::speech_chunks::{CHUNK_SIZE, MIN_CHUNK_SIZE, VAD_OFFSET, VAD_ONSET};
 
 /// WhisperX flags whose stage this version does not have yet: refused by name, never ignored.
 const NOT_YET: &[(&str, &str)] = &[
@@ -375,8 +375,11 @@ fn check_args(args: &TranscribeArgs) -> anyhow::Result<()> {
     }
     let vad = vad_method(&args.vad_method)?;
     if vad == VadMethod::Pyannote {
-        if !(args.chunk_size > 0.0 && args.chunk_size <= 30.0) {
-            anyhow::bail!("--chunk_size {}: expected seconds in (0, 30] (Whisper's window)", args.chunk_size);
+        if !(args.chunk_size >= MIN_CHUNK_SIZE && args.chunk_size <= CHUNK_SIZE) {
+            anyhow::bail!(
+                "--chunk_size {}: expected seconds from {MIN_CHUNK_SIZE} (WhisperX takes whole seconds) to {CHUNK_SIZE} (Whisper's window)",
+                args.chunk_size
+            );
         }
         if !(0.0..=1.0).contains(&args.vad_onset) || !(0.0..=1.0).contains(&args.vad_offset) {
             anyhow::bail!("--vad_onset / --vad_offset: expected probabilities in [0, 1]");

@@ -9,6 +9,10 @@ pub const VAD_ONSET: f32 = 0.500;
 pub const VAD_OFFSET: f32 = 0.363;
 /// whisperx `--chunk_size` default, seconds.
 pub const CHUNK_SIZE: f64 = 30.0;
+/// The shortest chunk accepted: whisperx's `--chunk_size` is a whole number of seconds, so 1 is
+/// the least it takes. Each chunk is encoded as a whole 30 s window, so the encoder's work grows
+/// as 30 / chunk_size; a 1e-9 s chunk made 170 chunks of a 2.9 s clip.
+pub const MIN_CHUNK_SIZE: f64 = 1.0;
 /// pyannote.core `Segment` precision: shorter segments are empty and never stored.
 const SEGMENT_PRECISION: f64 = 1e-6;
 
@@ -188,6 +192,33 @@ mod tests {
         // A single region longer than the chunk size still forms its own chunk.
         let long = [Region { start: 0.0, end: 45.0 }];
         assert_eq!(merge_chunks(&long, 30.0).len(), 1);
+    }
+
+    #[test]
+    fn no_thresholds_make_more_than_two_chunks_per_chunk_size_of_audio() {
+        // Whatever onset and offset do to the regions (offset above onset cuts at every dip),
+        // merge_chunks starts a chunk only when the next region ends more than chunk_size after
+        // the current chunk's start, so every two chunks advance at least chunk_size: the work
+        // is bounded by the audio's length and MIN_CHUNK_SIZE, not by the thresholds.
+        let n = 6000; // 10 minutes at 0.1 s
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let scores: Vec<f32> = (0..n)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                (seed % 1000) as f32 / 1000.0
+            })
+            .collect();
+        let t = times(n);
+        let span = t[n - 1] - t[0];
+        for (onset, offset) in [(1e-9, 1e-9), (0.5, 0.999_999), (1e-9, 0.999_999), (0.999_999, 1e-9), (0.5, 0.363)] {
+            for chunk_size in [MIN_CHUNK_SIZE, 5.0, CHUNK_SIZE] {
+                let chunks = speech_chunks(&scores, &t, onset, offset, chunk_size);
+                let bound = (2.0 * span / chunk_size).ceil() as usize + 2;
+                assert!(chunks.len() <= bound, "onset {onset} offset {offset} size {chunk_size}: {}", chunks.len());
+            }
+        }
     }
 
     #[test]

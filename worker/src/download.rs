@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use reqwest::{StatusCode, Url};
 
+pub use crate::redact::redact;
 use crate::url_guard::{BoxFuture, ConnectGate, Resolver, UrlPolicy};
 
 /// Redirects followed before giving up (browsers use 20; a media link needs one or two).
@@ -54,19 +55,6 @@ pub struct Downloaded {
     pub final_url: String,
 }
 
-/// A URL as it may appear in logs and errors: no credentials, query or fragment (a presigned
-/// URL's query is a secret).
-pub fn redact(url: &str) -> String {
-    match Url::parse(url) {
-        Ok(u) => {
-            let host = u.host_str().unwrap_or("");
-            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
-            format!("{}://{host}{port}{}", u.scheme(), u.path())
-        }
-        Err(_) => "<malformed URL>".into(),
-    }
-}
-
 impl Downloader {
     /// Fetch `url` into `dest`. Errors name the URL (redacted) and what failed.
     pub async fn fetch(&self, url: &str, dest: &Path) -> Result<Downloaded, String> {
@@ -97,9 +85,9 @@ impl Downloader {
                         return Err(format!("{shown}: refused: connection to {host}:{port} not allowed"));
                     }
                     Err(e) if attempt < ATTEMPTS && (e.is_connect() || e.is_timeout() || e.is_request()) => {
-                        tracing::warn!("{shown}: {}, retrying", error_chain(&e));
+                        tracing::warn!("{shown}: {}, retrying", error_chain(&e.without_url()));
                     }
-                    Err(e) => return Err(format!("{shown}: {}", error_chain(&e))),
+                    Err(e) => return Err(format!("{shown}: {}", error_chain(&e.without_url()))),
                 }
                 tokio::time::sleep(RETRY_PAUSE * (1 << (attempt - 1))).await;
             };
@@ -186,7 +174,9 @@ impl Downloader {
         let mut file = std::fs::File::create(dest).map_err(|e| format!("cannot create {}: {e}", dest.display()))?;
         let mut written = 0u64;
         let mut head = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| format!("{shown}: {}", error_chain(&e)))? {
+        while let Some(chunk) =
+            response.chunk().await.map_err(|e| format!("{shown}: {}", error_chain(&e.without_url())))?
+        {
             written += chunk.len() as u64;
             if written > max {
                 return Err(format!("{shown}: more than MAX_DOWNLOAD_BYTES ({max}) bytes"));
@@ -221,7 +211,8 @@ fn reason(status: StatusCode) -> &'static str {
     status.canonical_reason().unwrap_or("")
 }
 
-/// reqwest's error with its causes (the outer message alone is often "error sending request").
+/// reqwest's error with its causes (the outer message alone is often "error sending request"),
+/// for an error whose URL was taken out (`without_url`); any URL a cause names is redacted.
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
@@ -230,7 +221,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         out.push_str(&s.to_string());
         source = s.source();
     }
-    out
+    crate::redact::safe_message(&out)
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -283,15 +274,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_in_messages_lose_their_query_and_credentials() {
-        assert_eq!(
-            redact("https://user:pw@bucket.example.com:8443/a/b.mp3?X-Amz-Signature=secret#frag"),
-            "https://bucket.example.com:8443/a/b.mp3"
-        );
-        assert_eq!(redact("not a url"), "<malformed URL>");
-    }
 
     #[test]
     fn markup_is_told_from_audio() {

@@ -1,11 +1,19 @@
 //! One job, end to end: check the input, download the audio into the job's own directory,
 //! transcribe it (VAD chunks, batched decoding), and build the result. The directory is removed
 //! when the job ends, whatever happened.
+//!
+//! Each run gets a directory of its own, `job-{id as a file name}-{random}`, created fresh and
+//! locked (`flock`) while the job runs, so neither two runs of one id, nor ids that read the same
+//! as file names (`x.1`, `x_1`), nor workers sharing JOBS_DIR touch each other's files. Start-up
+//! cleanup removes only directories no live process holds and that are older than
+//! [`STALE_JOB_AGE`].
 
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tracing::Instrument;
@@ -20,6 +28,7 @@ use crate::download::{redact, Downloader};
 use crate::job_input::JobInput;
 use crate::job_result::{build_result, Timings};
 use crate::models::Models;
+use crate::redact::safe_message;
 use crate::settings::Settings;
 use crate::speaker_names::speaker_name;
 use crate::storage::{Artifact, Storage};
@@ -76,14 +85,60 @@ pub struct JobRunner {
     pub storage: Option<Arc<Storage>>,
 }
 
-/// Removes a job's directory when dropped.
-struct JobDir(PathBuf);
+/// A job directory left by a process that is gone is removed at start-up once it is this old
+/// (younger ones may belong to a worker that has created but not yet locked it).
+pub const STALE_JOB_AGE: Duration = Duration::from_secs(10 * 60);
+/// The file in each job directory that its process holds locked.
+const LOCK_FILE: &str = ".lock";
+
+/// Try to take `file`'s exclusive lock without waiting.
+fn try_lock(file: &File) -> bool {
+    // SAFETY: flock on a descriptor this process owns; the lock goes with the descriptor.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
+/// A job's own directory: created fresh, locked while it lives, removed when dropped.
+pub struct JobDir {
+    path: PathBuf,
+    _lock: File,
+}
+
+impl JobDir {
+    /// A new directory for job `id` under `jobs_dir`.
+    pub fn create(jobs_dir: &Path, id: &str) -> Result<JobDir, String> {
+        std::fs::create_dir_all(jobs_dir).map_err(|e| format!("cannot create {}: {e}", jobs_dir.display()))?;
+        let mut state = crate::backoff::seed();
+        for _ in 0..16 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let path = jobs_dir.join(format!("job-{}-{:08x}", safe_id(id), state as u32));
+            match std::fs::create_dir(&path) {
+                Ok(()) => {
+                    let lock = File::create(path.join(LOCK_FILE))
+                        .map_err(|e| format!("cannot create the job's lock file: {e}"))?;
+                    if !try_lock(&lock) {
+                        return Err(format!("cannot lock {}", path.display()));
+                    }
+                    return Ok(JobDir { path, _lock: lock });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(format!("cannot create the job directory: {e}")),
+            }
+        }
+        Err(format!("cannot find a free job directory name in {}", jobs_dir.display()))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
 
 impl Drop for JobDir {
     fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+        if let Err(e) = std::fs::remove_dir_all(&self.path) {
             if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!("cannot remove {}: {e}", self.0.display());
+                tracing::warn!("cannot remove {}: {e}", self.path.display());
             }
         }
     }
@@ -92,7 +147,7 @@ impl Drop for JobDir {
 /// A job id as a file name: anything but letters, digits, `-` and `_` becomes `_`.
 pub fn safe_id(id: &str) -> String {
     let s: String =
-        id.chars().take(128).map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+        id.chars().take(64).map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
     if s.is_empty() {
         "job".into()
     } else {
@@ -113,16 +168,27 @@ fn audio_name(url: &str) -> String {
     }
 }
 
-/// Remove what earlier runs left in the jobs directory (a worker killed mid-job).
-pub fn clean_stale_jobs(jobs_dir: &Path) {
+/// Remove job directories that earlier runs left (a worker killed mid-job): those no live
+/// process holds locked and older than `min_age`. Another worker's jobs, and this one's, stay.
+pub fn clean_stale_jobs(jobs_dir: &Path, min_age: Duration) {
     let Ok(entries) = std::fs::read_dir(jobs_dir) else { return };
     for e in entries.flatten() {
         let p = e.path();
-        if p.is_dir() && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("job-")) {
-            match std::fs::remove_dir_all(&p) {
-                Ok(()) => tracing::info!("removed stale job files {}", p.display()),
-                Err(err) => tracing::warn!("cannot remove stale {}: {err}", p.display()),
-            }
+        if !(p.is_dir() && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("job-"))) {
+            continue;
+        }
+        let old = e.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= min_age));
+        if !old {
+            continue;
+        }
+        // Held while we remove it, so no process can take it meanwhile.
+        let lock = File::open(p.join(LOCK_FILE));
+        if lock.as_ref().is_ok_and(|l| !try_lock(l)) {
+            continue;
+        }
+        match std::fs::remove_dir_all(&p) {
+            Ok(()) => tracing::info!("removed stale job files {}", p.display()),
+            Err(err) => tracing::warn!("cannot remove stale {}: {err}", p.display()),
         }
     }
 }
@@ -132,18 +198,19 @@ impl JobRunner {
     /// Log lines inside carry the job id as `request_id` (a field of the JSON lines on RunPod).
     pub async fn run(&self, id: &str, input: &Value, progress: Arc<dyn Fn(Value) + Send + Sync>) -> JobOutcome {
         let span = tracing::info_span!("job", request_id = %id);
-        self.run_job(id, input, progress).instrument(span).await
+        // Whatever failed, the message that leaves the worker names no secret and is bounded.
+        self.run_job(id, input, progress)
+            .instrument(span)
+            .await
+            .map_err(|e| JobError { message: safe_message(&e.message), ..e })
     }
 
     async fn run_job(&self, id: &str, input: &Value, progress: Arc<dyn Fn(Value) + Send + Sync>) -> JobOutcome {
         let started = Instant::now();
         let job = JobInput::parse(input).map_err(|errors| format!("invalid input: {}", errors.join(" ")))?;
         let debug = job.debug.unwrap_or(self.settings.debug);
-        let dir = self.settings.jobs_dir.join(format!("job-{}", safe_id(id)));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create the job directory: {e}"))?;
-        let _cleanup = JobDir(dir.clone());
-
-        let audio = dir.join(audio_name(&job.audio_file));
+        let dir = JobDir::create(&self.settings.jobs_dir, id)?;
+        let audio = dir.path().join(audio_name(&job.audio_file));
         let audio_shown = audio.display().to_string();
         let got = self.downloader.fetch(&job.audio_file, &audio).await.map_err(|e| format!("audio_file: {e}"))?;
         tracing::info!("job {id}: downloaded {} bytes from {}", got.bytes, redact(&job.audio_file));
@@ -206,6 +273,7 @@ impl JobRunner {
         .await
         .map_err(|e| format!("transcription crashed: {e}"))?
         .map_err(|e| engine_error(e, &audio_shown, &job.audio_file))?;
+        warnings.extend(transcribed.warnings.iter().cloned());
 
         let upload_started = Instant::now();
         let artifacts = match &self.storage {
@@ -299,23 +367,53 @@ mod tests {
         assert_eq!(e.message, "audio_file https://media.example/talk.mp3: truncated");
     }
 
+    /// Set `path`'s modification time `age` in the past.
+    fn age(path: &Path, age: Duration) {
+        let t = std::time::SystemTime::now() - age;
+        File::open(path).unwrap().set_modified(t).unwrap();
+    }
+
     #[test]
-    fn stale_job_directories_are_removed_and_kept_results_are_not() {
-        let dir = std::env::temp_dir().join(format!("scribe-stale-{}", std::process::id()));
-        for d in ["job-abc/x", "pending-results", "other"] {
+    fn only_old_unlocked_job_directories_are_removed_and_kept_results_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        for d in ["job-crashed/x", "job-legacy", "job-fresh", "pending-results", "other"] {
             std::fs::create_dir_all(dir.join(d)).unwrap();
         }
         std::fs::write(dir.join("pending-results/j.json"), "{}").unwrap();
-        clean_stale_jobs(&dir);
-        assert!(!dir.join("job-abc").exists());
+        std::fs::write(dir.join("job-crashed/.lock"), "").unwrap();
+        // A live job of another worker: created, locked, and old.
+        let live = JobDir::create(dir, "live").unwrap();
+        for d in ["job-crashed", "job-legacy", "other", "pending-results"] {
+            age(&dir.join(d), Duration::from_secs(3600));
+        }
+        age(live.path(), Duration::from_secs(3600));
+        clean_stale_jobs(dir, STALE_JOB_AGE);
+        assert!(!dir.join("job-crashed").exists() && !dir.join("job-legacy").exists());
+        assert!(live.path().is_dir(), "a locked job directory stays");
+        assert!(dir.join("job-fresh").is_dir(), "a young one may be a job not locked yet");
         assert!(dir.join("pending-results/j.json").is_file() && dir.join("other").is_dir());
-        std::fs::remove_dir_all(&dir).unwrap();
+        drop(live);
+        assert_eq!(std::fs::read_dir(dir).unwrap().count(), 3, "job-fresh, pending-results, other");
+    }
+
+    #[test]
+    fn every_run_gets_its_own_directory_even_for_ids_that_read_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = JobDir::create(dir.path(), "x.1").unwrap();
+        let b = JobDir::create(dir.path(), "x_1").unwrap();
+        let c = JobDir::create(dir.path(), "x_1").unwrap();
+        assert!(a.path() != b.path() && b.path() != c.path() && a.path() != c.path());
+        assert!(a.path().file_name().unwrap().to_string_lossy().starts_with("job-x_1-"));
+        drop((a, b, c));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]
     fn job_ids_and_audio_names_are_safe_file_names() {
         assert_eq!(safe_id("abc-123_x"), "abc-123_x");
         assert_eq!(safe_id("../../etc/passwd"), "______etc_passwd");
+        assert_eq!(safe_id(&"a".repeat(500)).len(), 64);
         assert_eq!(safe_id(""), "job");
         assert_eq!(audio_name("https://h/a/b/talk.MP3?sig=1"), "audio.mp3");
         assert_eq!(audio_name("https://h/a/b/noext"), "audio");

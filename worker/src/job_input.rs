@@ -6,6 +6,7 @@
 use serde_json::{Map, Value};
 
 use scribe::models::whisper::tokenizer::LANGUAGES;
+use scribe::pipeline::speech_chunks::MIN_CHUNK_SIZE;
 
 /// whisperx's batch size default; the largest batch a worker accepts.
 pub const DEFAULT_BATCH_SIZE: usize = 8;
@@ -13,7 +14,8 @@ pub const MAX_BATCH_SIZE: usize = 64;
 /// whisperx's beam size default (`asr.py` `default_asr_options`), and the largest accepted.
 pub const DEFAULT_BEAM_SIZE: usize = 5;
 pub const MAX_BEAM_SIZE: usize = 16;
-/// Longest VAD chunk Whisper's 30 s window takes.
+/// Longest VAD chunk Whisper's 30 s window takes; the shortest is the engine's
+/// [`MIN_CHUNK_SIZE`] (whisperx takes whole seconds; each chunk costs a whole 30 s window).
 pub const MAX_CHUNK_SIZE: f64 = 30.0;
 /// Speaker samples per job, and the longest speaker name kept.
 pub const MAX_SPEAKER_SAMPLES: usize = 32;
@@ -265,7 +267,7 @@ impl JobInput {
             temperature: f.number("temperature", 0.0, 1.0, false).map(|t| t as f32),
             vad_onset,
             vad_offset,
-            chunk_size: f.number("chunk_size", 0.0, MAX_CHUNK_SIZE, true).unwrap_or(MAX_CHUNK_SIZE),
+            chunk_size: f.number("chunk_size", MIN_CHUNK_SIZE, MAX_CHUNK_SIZE, false).unwrap_or(MAX_CHUNK_SIZE),
             min_speakers,
             max_speakers,
             word_timestamps: f.bool("word_timestamps", false),
@@ -427,6 +429,14 @@ mod tests {
         assert!(has("vad_onset", "got 1.5"), "{e:#?}");
         assert!(has("vad_offset", "more than 0"), "{e:#?}");
         assert!(has("chunk_size", "got 45"), "{e:#?}");
+        // A chunk size that multiplies the work (each chunk is a 30 s window): 1e-9 made 170
+        // chunks of a 2.9 s clip.
+        for tiny in [1e-9, 0.5, 0.999] {
+            let e = errors(json!({"audio_file": "https://e.com/a.wav", "chunk_size": tiny}));
+            assert_eq!(e.len(), 1, "{e:?}");
+            assert!(e[0].starts_with("chunk_size does not meet the constraints: a number from 1 up to 30"), "{e:?}");
+        }
+        assert!(JobInput::parse(&json!({"audio_file": "https://e.com/a.wav", "chunk_size": 1})).is_ok());
         assert!(has("language", "\"xx\""), "{e:#?}");
         assert!(has("task", "summarize"), "{e:#?}");
         assert!(has("min_speakers", "max_speakers (2)"), "{e:#?}");

@@ -3,10 +3,18 @@
 //! a timer of its own, stop jobs the stop channel names, and on SIGTERM stop taking, finish the
 //! jobs in flight and post their results. Failures back off with jitter; a result that cannot be
 //! posted is written under JOBS_DIR/pending-results and posted again later, never dropped.
+//!
+//! Every request to the platform has a timeout ([`LoopTiming::post_timeout`], the take its
+//! long-poll limit), so a stalled server holds nothing: a job's slot is freed when its engine
+//! returns, not when its result is posted; progress updates are dropped once the result is
+//! ready; a hung result post is retried and then kept on disk. Empty or malformed takes back off
+//! like errors, and a take that hands over more jobs than there are free slots queues the extra
+//! ones here instead of running them beside the others.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,6 +24,7 @@ use tokio::task::{AbortHandle, JoinSet};
 
 use crate::backoff::Backoff;
 use crate::job::{outcome_body, safe_id, JobRunner};
+use crate::redact::safe_message;
 use crate::runpod::Endpoints;
 
 /// The SDK's pause after a 429 from the take route.
@@ -24,6 +33,8 @@ pub const TOO_MANY_REQUESTS_PAUSE: Duration = Duration::from_secs(5);
 pub const TAKE_TIMEOUT: Duration = Duration::from_secs(95);
 /// How often results left on disk are posted again.
 pub const PENDING_RETRY_EVERY: Duration = Duration::from_secs(30);
+/// Default limit on one result, progress or ping request (SCRIBE_PLATFORM_TIMEOUT_S).
+pub const POST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Timings of the loop (shortened by tests).
 #[derive(Clone, Debug)]
@@ -38,6 +49,8 @@ pub struct LoopTiming {
     pub idle_pause: Duration,
     /// How often results kept on disk are posted again.
     pub pending_retry: Duration,
+    /// Limit on each post (result, progress) and ping.
+    pub post_timeout: Duration,
 }
 
 impl Default for LoopTiming {
@@ -49,6 +62,7 @@ impl Default for LoopTiming {
             post_attempts: 5,
             idle_pause: Duration::from_millis(500),
             pending_retry: PENDING_RETRY_EVERY,
+            post_timeout: POST_TIMEOUT,
         }
     }
 }
@@ -61,18 +75,20 @@ pub struct JobLoop {
     pub jobs_dir: PathBuf,
 }
 
-/// Jobs in flight: ids for the heartbeat, abort handles for the stop channel.
+/// Jobs in flight: ids for the heartbeat (from the take until the result is posted), abort
+/// handles for the stop channel.
 #[derive(Default)]
 struct InFlight {
     ids: HashSet<String>,
     aborts: HashMap<String, AbortHandle>,
 }
 
-/// Posts JSON to the platform with the worker's headers.
+/// Posts JSON to the platform with the worker's headers, each request within `timeout`.
 #[derive(Clone)]
 struct Poster {
     http: reqwest::Client,
     api_key: Option<String>,
+    timeout: Duration,
 }
 
 enum PostError {
@@ -83,7 +99,12 @@ enum PostError {
 
 impl Poster {
     async fn post(&self, url: &str, job_id: &str, body: &Value) -> Result<(), PostError> {
-        let mut req = self.http.post(url).header("Content-Type", "application/json").header("X-Request-ID", job_id);
+        let mut req = self
+            .http
+            .post(url)
+            .timeout(self.timeout)
+            .header("Content-Type", "application/json")
+            .header("X-Request-ID", job_id);
         if let Some(k) = &self.api_key {
             req = req.header("Authorization", k);
         }
@@ -91,7 +112,10 @@ impl Poster {
             Ok(r) if r.status().is_success() => Ok(()),
             Ok(r) if r.status().is_server_error() => Err(PostError::Transient(format!("HTTP {}", r.status().as_u16()))),
             Ok(r) => Err(PostError::Final(format!("HTTP {}", r.status().as_u16()))),
-            Err(e) => Err(PostError::Transient(e.to_string())),
+            Err(e) if e.is_timeout() => {
+                Err(PostError::Transient(format!("no answer within {} s", self.timeout.as_secs_f64())))
+            }
+            Err(e) => Err(PostError::Transient(safe_message(&e.without_url().to_string()))),
         }
     }
 
@@ -116,15 +140,79 @@ fn pending_dir(jobs_dir: &Path) -> PathBuf {
     jobs_dir.join("pending-results")
 }
 
+/// Where job `id`'s result is kept until it can be posted.
+pub fn pending_path(jobs_dir: &Path, id: &str) -> PathBuf {
+    pending_dir(jobs_dir).join(pending_name(id))
+}
+
+/// A kept result's file name: the id as a file name plus a hash of the id itself, so ids that
+/// read the same as file names (`x.1`, `x_1`) never share a file.
+fn pending_name(id: &str) -> String {
+    // FNV-1a, 64 bits.
+    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+    format!("{}-{hash:016x}.json", safe_id(id))
+}
+
+/// What a take handed over.
+#[derive(Debug, PartialEq)]
+enum Take {
+    Jobs(Vec<Value>),
+    /// An empty list, `null` or `{}`: nothing to run, and the platform should not answer 200 so.
+    Empty,
+}
+
+/// A take's body: one job or a list of them.
+fn jobs_of(body: Value) -> Take {
+    let jobs = match body {
+        Value::Array(items) => items,
+        Value::Object(m) if m.is_empty() => Vec::new(),
+        Value::Null => Vec::new(),
+        other => vec![other],
+    };
+    if jobs.is_empty() {
+        Take::Empty
+    } else {
+        Take::Jobs(jobs)
+    }
+}
+
+/// What the loop shares with its jobs.
+struct Shared {
+    poster: Poster,
+    in_flight: Arc<Mutex<InFlight>>,
+    /// Jobs whose engine has not returned.
+    running: Arc<AtomicUsize>,
+    slot_freed: Arc<Notify>,
+}
+
+/// Frees a job's slot when its engine has returned (or its task was stopped).
+struct Slot {
+    running: Arc<AtomicUsize>,
+    freed: Arc<Notify>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        self.freed.notify_one();
+    }
+}
+
 impl JobLoop {
     /// Run until `shutdown` completes (SIGTERM), then drain the jobs in flight.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let poster = Poster {
             http: reqwest::Client::builder().no_proxy().build().unwrap_or_default(),
             api_key: self.endpoints.api_key.clone(),
+            timeout: self.timing.post_timeout,
         };
-        let in_flight = Arc::new(Mutex::new(InFlight::default()));
-        let slot_freed = Arc::new(Notify::new());
+        let shared = Shared {
+            poster: poster.clone(),
+            in_flight: Arc::new(Mutex::new(InFlight::default())),
+            running: Arc::new(AtomicUsize::new(0)),
+            slot_freed: Arc::new(Notify::new()),
+        };
+        let (in_flight, running, slot_freed) = (&shared.in_flight, &shared.running, &shared.slot_freed);
         let background = [
             tokio::spawn(heartbeat(
                 self.endpoints.clone(),
@@ -136,34 +224,63 @@ impl JobLoop {
             tokio::spawn(retry_pending(poster.clone(), self.jobs_dir.clone(), self.timing.pending_retry)),
         ];
         let mut jobs: JoinSet<()> = JoinSet::new();
+        // Jobs a take handed over beyond the free slots, run as slots free up.
+        let mut waiting: VecDeque<(String, Value)> = VecDeque::new();
         let mut backoff = Backoff::new(self.timing.retry_base, self.timing.retry_max);
         tokio::pin!(shutdown);
         loop {
             while jobs.try_join_next().is_some() {}
-            let running = jobs.len();
-            if running >= self.concurrency {
+            if self.start_next(&mut waiting, &mut jobs, &shared).await {
+                continue;
+            }
+            let busy = running.load(Ordering::SeqCst);
+            if busy >= self.concurrency {
                 tokio::select! {
                     _ = &mut shutdown => break,
                     _ = slot_freed.notified() => continue,
                     _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
                 }
             }
-            let url = self.endpoints.take_url(running > 0, self.concurrency - running);
+            let free = self.concurrency - busy;
+            let url = self.endpoints.take_url(busy > 0, free);
             let taken = tokio::select! {
                 _ = &mut shutdown => break,
                 r = poster.get(&url, TAKE_TIMEOUT) => r,
             };
             let pause = match taken {
-                Ok(r) if r.status() == reqwest::StatusCode::OK => match r.json::<Value>().await {
-                    Ok(body) => {
-                        backoff.reset();
-                        for job in jobs_of(body) {
-                            self.start(job, &mut jobs, &poster, &in_flight, &slot_freed).await;
+                Ok(r) if r.status() == reqwest::StatusCode::OK => match r.json::<Value>().await.map(jobs_of) {
+                    Ok(Take::Jobs(list)) => {
+                        let mut malformed = false;
+                        for job in list {
+                            match job.get("id").and_then(Value::as_str) {
+                                Some(id) => {
+                                    let id = id.to_string();
+                                    in_flight.lock().unwrap().ids.insert(id.clone());
+                                    waiting.push_back((id, job));
+                                }
+                                None => {
+                                    malformed = true;
+                                    let shown = safe_message(&job.to_string());
+                                    tracing::error!("job take: a job without an id was dropped: {shown}");
+                                }
+                            }
                         }
-                        None
+                        if malformed {
+                            Some(backoff.next_delay())
+                        } else {
+                            backoff.reset();
+                            None
+                        }
+                    }
+                    Ok(Take::Empty) => {
+                        tracing::debug!("job take: HTTP 200 with no job in it");
+                        Some(backoff.next_delay())
                     }
                     Err(e) => {
-                        tracing::error!("job take: the body is not JSON: {e}");
+                        tracing::error!(
+                            "job take: the body is not JSON: {}",
+                            safe_message(&e.without_url().to_string())
+                        );
                         Some(backoff.next_delay())
                     }
                 },
@@ -177,7 +294,7 @@ impl JobLoop {
                     Some(backoff.next_delay())
                 }
                 Err(e) => {
-                    tracing::warn!("job take failed: {e}");
+                    tracing::warn!("job take failed: {}", safe_message(&e.without_url().to_string()));
                     Some(backoff.next_delay())
                 }
             };
@@ -188,39 +305,57 @@ impl JobLoop {
                 }
             }
         }
-        let left = jobs.len();
+        // Jobs taken but not started: run them too (the platform handed them to this worker).
+        let left = jobs.len() + waiting.len();
         if left > 0 {
-            tracing::info!("stopping: finishing {left} job(s) in flight");
+            tracing::info!("stopping: finishing {left} job(s) taken");
         }
-        while jobs.join_next().await.is_some() {}
+        while !waiting.is_empty() || !jobs.is_empty() {
+            if self.start_next(&mut waiting, &mut jobs, &shared).await {
+                continue;
+            }
+            tokio::select! {
+                _ = jobs.join_next() => {}
+                _ = slot_freed.notified() => {}
+            }
+        }
         for b in background {
             b.abort();
         }
         tracing::info!("stopped");
     }
 
-    /// Start one taken job (or answer a malformed one).
-    async fn start(
+    /// Start the first waiting job when a slot is free (a job the stop channel named is
+    /// dropped instead); false when there was nothing to do.
+    async fn start_next(
         &self,
-        job: Value,
+        waiting: &mut VecDeque<(String, Value)>,
         jobs: &mut JoinSet<()>,
-        poster: &Poster,
-        in_flight: &Arc<Mutex<InFlight>>,
-        slot_freed: &Arc<Notify>,
-    ) {
-        let Some(id) = job.get("id").and_then(Value::as_str).map(str::to_string) else {
-            let shown: String = job.to_string().chars().take(200).collect();
-            tracing::error!("job take: a job without an id was dropped: {shown}");
-            return;
-        };
+        shared: &Shared,
+    ) -> bool {
+        if shared.running.load(Ordering::SeqCst) >= self.concurrency {
+            return false;
+        }
+        let Some((id, job)) = waiting.pop_front() else { return false };
+        if shared.in_flight.lock().unwrap().ids.contains(&id) {
+            self.start(id, job, jobs, shared).await;
+        }
+        true
+    }
+
+    /// Start one taken job (or answer a malformed one).
+    async fn start(&self, id: String, job: Value, jobs: &mut JoinSet<()>, shared: &Shared) {
+        let Shared { poster, in_flight, running, slot_freed } = shared;
         let Some(input) = job.get("input").cloned() else {
             tracing::error!("job {id}: no input");
             let body = json!({"error": "the job has no input"});
             post_result(poster, &self.endpoints.result_url(&id), &id, &body, &self.timing, &self.jobs_dir).await;
+            in_flight.lock().unwrap().ids.remove(&id);
             return;
         };
         tracing::info!("job {id}: started");
-        in_flight.lock().unwrap().ids.insert(id.clone());
+        running.fetch_add(1, Ordering::SeqCst);
+        let slot = Slot { running: running.clone(), freed: slot_freed.clone() };
         let (progress_tx, mut progress_rx) = mpsc::unbounded_channel::<Value>();
         let runner = self.runner.clone();
         let endpoints = self.endpoints.clone();
@@ -228,12 +363,12 @@ impl JobLoop {
         let timing = self.timing.clone();
         let jobs_dir = self.jobs_dir.clone();
         let in_flight_task = in_flight.clone();
-        let slot_freed = slot_freed.clone();
         let task_id = id.clone();
         let handle = jobs.spawn(async move {
             let id = task_id;
             let url = endpoints.result_url(&id);
-            // Progress goes out in order, and before the result.
+            // Progress goes out in order, before the result; once the result is ready, updates
+            // still queued or in flight are dropped rather than delay it.
             let progress_poster = {
                 let (poster, url, id) = (poster.clone(), url.clone(), id.clone());
                 tokio::spawn(async move {
@@ -247,7 +382,8 @@ impl JobLoop {
                 })
             };
             let outcome = runner.run(&id, &input, Arc::new(move |p| drop(progress_tx.send(p)))).await;
-            let _ = progress_poster.await;
+            drop(slot);
+            progress_poster.abort();
             match &outcome {
                 Ok(_) => tracing::info!("job {id}: done"),
                 Err(e) => tracing::warn!("job {id}: failed: {e}"),
@@ -256,23 +392,12 @@ impl JobLoop {
             let mut f = in_flight_task.lock().unwrap();
             f.ids.remove(&id);
             f.aborts.remove(&id);
-            drop(f);
-            slot_freed.notify_one();
         });
         let mut f = in_flight.lock().unwrap();
         // A job that already ended has left `ids`; it needs no stop handle.
         if f.ids.contains(&id) {
             f.aborts.insert(id, handle);
         }
-    }
-}
-
-/// A take's body: one job or a list of them.
-fn jobs_of(body: Value) -> Vec<Value> {
-    match body {
-        Value::Array(items) => items,
-        Value::Null => Vec::new(),
-        other => vec![other],
     }
 }
 
@@ -295,13 +420,15 @@ async fn post_result(poster: &Poster, url: &str, id: &str, body: &Value, timing:
         }
     }
     let dir = pending_dir(jobs_dir);
-    let path = dir.join(format!("{}.json", safe_id(id)));
+    let path = pending_path(jobs_dir, id);
     let pending = PendingResult { job_id: id.to_string(), url: url.to_string(), body: body.clone() };
     let written = std::fs::create_dir_all(&dir)
         .and_then(|_| std::fs::write(&path, serde_json::to_vec(&pending).unwrap_or_default()));
     match written {
         Ok(()) => tracing::error!("job {id}: result kept in {} until it can be posted", path.display()),
-        Err(e) => tracing::error!("job {id}: result could not be posted nor kept ({e}): {body}"),
+        Err(e) => {
+            tracing::error!("job {id}: result could not be posted nor kept ({e}): {}", safe_message(&body.to_string()))
+        }
     }
 }
 
@@ -344,8 +471,8 @@ async fn heartbeat(endpoints: Arc<Endpoints>, poster: Poster, in_flight: Arc<Mut
             v
         };
         if let Some(url) = endpoints.ping_url(&ids) {
-            if let Err(e) = poster.get(&url, interval.max(Duration::from_secs(1))).await {
-                tracing::debug!("ping failed: {e}");
+            if let Err(e) = poster.get(&url, interval.max(Duration::from_secs(1)).min(poster.timeout)).await {
+                tracing::debug!("ping failed: {}", e.without_url());
             }
         }
         tokio::time::sleep(interval).await;
@@ -366,7 +493,9 @@ async fn stop_channel(endpoints: Arc<Endpoints>, poster: Poster, in_flight: Arc<
                     let mut f = in_flight.lock().unwrap();
                     if let Some(h) = f.aborts.remove(id) {
                         h.abort();
-                        f.ids.remove(id);
+                    }
+                    // A job still waiting for a slot leaves `ids` and is never started.
+                    if f.ids.remove(id) {
                         tracing::info!("job {id}: stopped by the platform");
                     }
                 }

@@ -11,6 +11,7 @@ pub mod job_loop;
 pub mod job_result;
 pub mod local_api;
 pub mod models;
+pub mod redact;
 pub mod runpod;
 pub mod settings;
 pub mod speaker_names;

@@ -4,9 +4,17 @@
 //! "http://HOST:PORT/v2"`), and the SDK dev server's routes (`/run`, `/runsync`,
 //! `/status/{id}`, `/stream/{id}`). Jobs queue and run asynchronously, SCRIBE_CONCURRENCY at a
 //! time; statuses IN_QUEUE, IN_PROGRESS, COMPLETED, FAILED, CANCELLED.
+//!
+//! Memory stays bounded as the platform's does: a job's input is dropped once it starts,
+//! finished jobs expire after [`RUN_RESULT_TTL`] (/run) or [`RUNSYNC_RESULT_TTL`] (/runsync), at
+//! most [`MAX_FINISHED_JOBS`] are kept and at most [`MAX_QUEUED_JOBS`] wait. On SIGTERM the API
+//! drains: new jobs are refused (503), queued ones fail with a message saying why, the running
+//! ones finish, and `/status` keeps answering until their results were fetched or
+//! [`DRAIN_PICKUP_WAIT`] passed.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,6 +35,34 @@ pub const RUN_BODY_LIMIT: usize = 10 << 20;
 pub const RUNSYNC_BODY_LIMIT: usize = 20 << 20;
 /// How long /runsync waits for the result by default (`?wait=` in ms overrides).
 pub const RUNSYNC_WAIT: Duration = Duration::from_secs(90);
+/// How long the platform keeps a finished job's result: 30 min for /run, 1 min for /runsync.
+pub const RUN_RESULT_TTL: Duration = Duration::from_secs(30 * 60);
+pub const RUNSYNC_RESULT_TTL: Duration = Duration::from_secs(60);
+/// Finished jobs kept at most (the oldest go first), and jobs waiting at most (then 429).
+pub const MAX_FINISHED_JOBS: usize = 1000;
+pub const MAX_QUEUED_JOBS: usize = 1000;
+/// Progress updates kept per job for /stream (the latest).
+pub const MAX_STREAM_ITEMS: usize = 200;
+/// How often expired jobs are swept out.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// During a drain, how long finished results wait to be fetched before the API stops.
+pub const DRAIN_PICKUP_WAIT: Duration = Duration::from_secs(10);
+/// Why a queued job failed during a drain.
+pub const DRAIN_MESSAGE: &str = "the worker is shutting down (SIGTERM); the job was not started: submit it again";
+
+/// How long finished jobs are kept.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Retention {
+    pub run_ttl: Duration,
+    pub runsync_ttl: Duration,
+    pub max_finished: usize,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention { run_ttl: RUN_RESULT_TTL, runsync_ttl: RUNSYNC_RESULT_TTL, max_finished: MAX_FINISHED_JOBS }
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -54,7 +90,12 @@ impl Status {
 }
 
 struct LocalJob {
-    input: Value,
+    /// Until the job starts.
+    input: Option<Value>,
+    /// Submitted through /runsync (kept for [`Retention::runsync_ttl`]).
+    sync: bool,
+    /// A client has seen the finished job.
+    fetched: bool,
     status: Status,
     output: Option<Value>,
     error: Option<String>,
@@ -96,10 +137,43 @@ pub struct LocalApi {
     jobs: Mutex<HashMap<String, LocalJob>>,
     queue: Mutex<VecDeque<String>>,
     queued: Notify,
-    /// Woken whenever a job finishes (for /runsync).
+    /// Woken whenever a job finishes (for /runsync) or is fetched (for the drain).
     finished: Notify,
     counters: Mutex<Counters>,
     concurrency: usize,
+    retention: Retention,
+    /// SIGTERM: no new jobs.
+    draining: AtomicBool,
+}
+
+/// Why a job was not queued.
+#[derive(Debug, PartialEq)]
+pub enum Refused {
+    BadBody(&'static str),
+    QueueFull,
+    Draining,
+}
+
+impl Refused {
+    fn response(&self) -> Response {
+        match self {
+            Refused::BadBody(why) => error(StatusCode::BAD_REQUEST, *why),
+            Refused::QueueFull => error(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("{MAX_QUEUED_JOBS} jobs are already waiting; try again later"),
+            ),
+            Refused::Draining => error(StatusCode::SERVICE_UNAVAILABLE, "the worker is shutting down"),
+        }
+    }
+}
+
+/// Give memory freed by expired jobs back to the system (glibc keeps it in its arenas).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 type Shared = Arc<LocalApi>;
@@ -109,7 +183,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 impl LocalApi {
-    pub fn new(runner: Arc<JobRunner>, concurrency: usize) -> Shared {
+    pub fn new(runner: Arc<JobRunner>, concurrency: usize, retention: Retention) -> Shared {
         Arc::new(LocalApi {
             runner,
             jobs: Mutex::new(HashMap::new()),
@@ -118,7 +192,83 @@ impl LocalApi {
             finished: Notify::new(),
             counters: Mutex::new(Counters::default()),
             concurrency: concurrency.max(1),
+            retention,
+            draining: AtomicBool::new(false),
         })
+    }
+
+    /// Drop finished jobs past their time, then the oldest beyond the cap; true if any went.
+    fn sweep(&self) -> bool {
+        let r = &self.retention;
+        let mut jobs = self.jobs.lock().unwrap();
+        let before = jobs.len();
+        jobs.retain(|_, j| {
+            let ttl = if j.sync { r.runsync_ttl } else { r.run_ttl };
+            j.finished.is_none_or(|f| f.elapsed() < ttl)
+        });
+        let mut finished: Vec<(Instant, String)> =
+            jobs.iter().filter_map(|(id, j)| Some((j.finished?, id.clone()))).collect();
+        if finished.len() > r.max_finished {
+            finished.sort();
+            for (_, id) in &finished[..finished.len() - r.max_finished] {
+                jobs.remove(id);
+            }
+        }
+        let swept = jobs.len() < before;
+        if swept {
+            jobs.shrink_to_fit();
+        }
+        swept
+    }
+
+    /// SIGTERM: refuse new jobs and fail the queued ones, saying why.
+    fn begin_drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        let queued: Vec<String> = self.queue.lock().unwrap().drain(..).collect();
+        let mut jobs = self.jobs.lock().unwrap();
+        for id in &queued {
+            if let Some(j) = jobs.get_mut(id).filter(|j| j.status == Status::InQueue) {
+                j.status = Status::Failed;
+                j.error = Some(DRAIN_MESSAGE.into());
+                j.finished = Some(Instant::now());
+                j.input = None;
+                self.counters.lock().unwrap().failed += 1;
+            }
+        }
+        drop(jobs);
+        if !queued.is_empty() {
+            tracing::info!("draining: {} queued job(s) failed unstarted", queued.len());
+        }
+        self.finished.notify_waiters();
+    }
+
+    /// Wait until no job runs, then until every finished result was fetched, giving clients
+    /// at most [`DRAIN_PICKUP_WAIT`] from the moment the last job ended.
+    async fn drained(&self) {
+        let mut pickup_deadline = None;
+        loop {
+            // A `Notified` made before the check receives `notify_waiters` even before it is
+            // polled, so no finish or fetch slips between the two.
+            let changed = self.finished.notified();
+            let (running, unfetched) = {
+                let jobs = self.jobs.lock().unwrap();
+                (
+                    jobs.values().any(|j| j.status == Status::InProgress),
+                    jobs.values().any(|j| j.status.finished() && !j.fetched),
+                )
+            };
+            if !running && !unfetched {
+                return;
+            }
+            if running {
+                changed.await;
+                continue;
+            }
+            let deadline = *pickup_deadline.get_or_insert_with(|| tokio::time::Instant::now() + DRAIN_PICKUP_WAIT);
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return;
+            }
+        }
     }
 
     /// The routes, both the platform's and the SDK dev server's.
@@ -139,7 +289,8 @@ impl LocalApi {
         Router::new().nest("/v2/{endpoint}", platform).merge(dev).with_state(api)
     }
 
-    /// Serve on `listener` until `shutdown` completes; jobs in flight are finished first.
+    /// Serve on `listener` until `shutdown` completes, then drain: queued jobs fail, running
+    /// ones finish, and the API answers until their results were fetched.
     pub async fn serve(
         api: Shared,
         listener: tokio::net::TcpListener,
@@ -148,30 +299,49 @@ impl LocalApi {
         for _ in 0..api.concurrency {
             tokio::spawn(dispatch(api.clone()));
         }
-        axum::serve(listener, LocalApi::router(api.clone())).with_graceful_shutdown(shutdown).await?;
-        // Let the jobs already running finish. (A `Notified` made before the check receives
-        // `notify_waiters` even before it is polled, so no finish slips between the two.)
-        loop {
-            let finished = api.finished.notified();
-            if !api.jobs.lock().unwrap().values().any(|j| j.status == Status::InProgress) {
-                break;
+        let sweeper = {
+            let api = api.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(SWEEP_EVERY.min(api.retention.runsync_ttl / 2)).await;
+                    if api.sweep() {
+                        release_freed_memory();
+                    }
+                }
+            })
+        };
+        let draining = {
+            let api = api.clone();
+            async move {
+                shutdown.await;
+                api.begin_drain();
+                api.drained().await;
             }
-            finished.await;
-        }
+        };
+        axum::serve(listener, LocalApi::router(api.clone())).with_graceful_shutdown(draining).await?;
+        sweeper.abort();
         Ok(())
     }
 
-    /// Queue a job; Err says what is wrong with the body.
-    fn submit(&self, body: Value) -> Result<String, &'static str> {
+    /// Queue a job; Err says why not.
+    fn submit(&self, body: Value, sync: bool) -> Result<String, Refused> {
+        if self.draining.load(Ordering::SeqCst) {
+            return Err(Refused::Draining);
+        }
         let Value::Object(mut map) = body else {
-            return Err("the body should be a JSON object with an `input`");
+            return Err(Refused::BadBody("the body should be a JSON object with an `input`"));
         };
         let Some(input) = map.remove("input") else {
-            return Err("the body has no `input`");
+            return Err(Refused::BadBody("the body has no `input`"));
         };
+        if self.queue.lock().unwrap().len() >= MAX_QUEUED_JOBS {
+            return Err(Refused::QueueFull);
+        }
         let id = random_id();
         let job = LocalJob {
-            input,
+            input: Some(input),
+            sync,
+            fetched: false,
             status: Status::InQueue,
             output: None,
             error: None,
@@ -187,8 +357,17 @@ impl LocalApi {
         Ok(id)
     }
 
+    /// A job as /status shows it; a finished job shown counts as fetched.
     fn view(&self, id: &str) -> Option<Value> {
-        self.jobs.lock().unwrap().get(id).map(|j| j.view(id))
+        let mut jobs = self.jobs.lock().unwrap();
+        let job = jobs.get_mut(id)?;
+        let view = job.view(id);
+        if job.status.finished() && !job.fetched {
+            job.fetched = true;
+            drop(jobs);
+            self.finished.notify_waiters();
+        }
+        Some(view)
     }
 }
 
@@ -205,13 +384,17 @@ async fn dispatch(api: Shared) {
             let Some(job) = jobs.get_mut(&id).filter(|j| j.status == Status::InQueue) else { continue };
             job.status = Status::InProgress;
             job.started = Some(Instant::now());
-            job.input.clone()
+            // The input is the runner's from here on; the table keeps only the status.
+            job.input.take().unwrap_or(Value::Null)
         };
         let (runner, progress_api, task_id) = (api.runner.clone(), api.clone(), id.clone());
         let task = tokio::spawn(async move {
             let pid = task_id.clone();
             let progress = Arc::new(move |p: Value| {
                 if let Some(j) = progress_api.jobs.lock().unwrap().get_mut(&pid) {
+                    if j.stream.len() >= MAX_STREAM_ITEMS {
+                        j.stream.remove(0);
+                    }
                     j.stream.push(p);
                 }
             });
@@ -252,9 +435,9 @@ async fn dispatch(api: Shared) {
 
 async fn run(State(api): State<Shared>, body: Option<Json<Value>>) -> Response {
     let Some(Json(body)) = body else { return error(StatusCode::BAD_REQUEST, "the body is not JSON") };
-    match api.submit(body) {
+    match api.submit(body, false) {
         Ok(id) => Json(json!({"id": id, "status": "IN_QUEUE"})).into_response(),
-        Err(why) => error(StatusCode::BAD_REQUEST, why),
+        Err(why) => why.response(),
     }
 }
 
@@ -269,9 +452,9 @@ async fn runsync(
         Some(Ok(ms)) => Duration::from_millis(ms),
         Some(Err(_)) => return error(StatusCode::BAD_REQUEST, "wait should be milliseconds"),
     };
-    let id = match api.submit(body) {
+    let id = match api.submit(body, true) {
         Ok(id) => id,
-        Err(why) => return error(StatusCode::BAD_REQUEST, why),
+        Err(why) => return why.response(),
     };
     let deadline = tokio::time::Instant::now() + wait;
     loop {
@@ -311,6 +494,7 @@ async fn cancel(State(api): State<Shared>, Path(params): Path<HashMap<String, St
         }
         job.status = Status::Cancelled;
         job.finished = Some(Instant::now());
+        job.input = None;
         api.queue.lock().unwrap().retain(|q| q != &id);
     }
     let status = job.status.as_str();
@@ -338,6 +522,7 @@ async fn purge_queue(State(api): State<Shared>) -> Response {
         if let Some(j) = jobs.get_mut(id) {
             j.status = Status::Cancelled;
             j.finished = Some(Instant::now());
+            j.input = None;
         }
     }
     Json(json!({"removed": removed.len(), "status": "completed"})).into_response()

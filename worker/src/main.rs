@@ -12,9 +12,9 @@ use std::time::Duration;
 use clap::Parser;
 
 use scribe_worker::download::Downloader;
-use scribe_worker::job::{clean_stale_jobs, outcome_body, JobRunner};
+use scribe_worker::job::{clean_stale_jobs, outcome_body, JobError, JobRunner, STALE_JOB_AGE};
 use scribe_worker::job_loop::{JobLoop, LoopTiming};
-use scribe_worker::local_api::LocalApi;
+use scribe_worker::local_api::{LocalApi, Retention};
 use scribe_worker::models::Models;
 use scribe_worker::runpod::Endpoints;
 use scribe_worker::settings::Settings;
@@ -32,8 +32,10 @@ struct Args {
     /// Serve the local API: the platform's /v2/{endpoint}/ routes and the SDK dev server's.
     #[arg(long = "rp_serve_api")]
     rp_serve_api: bool,
-    #[arg(long = "rp_api_host", default_value = "localhost")]
-    rp_api_host: String,
+    /// Address the local API listens on (default localhost; with RUNPOD_REALTIME_PORT,
+    /// RUNPOD_REALTIME_HOST or else 127.0.0.1).
+    #[arg(long = "rp_api_host")]
+    rp_api_host: Option<String>,
     #[arg(long = "rp_api_port", default_value_t = 8000)]
     rp_api_port: u16,
 }
@@ -62,11 +64,18 @@ enum Mode {
 
 fn mode(args: &Args) -> Result<Mode, String> {
     if args.rp_serve_api {
-        return Ok(Mode::LocalApi { host: args.rp_api_host.clone(), port: args.rp_api_port });
+        let host = args.rp_api_host.clone().unwrap_or_else(|| "localhost".into());
+        return Ok(Mode::LocalApi { host, port: args.rp_api_port });
     }
     if let Ok(port) = std::env::var("RUNPOD_REALTIME_PORT") {
         let port = port.parse().map_err(|_| format!("RUNPOD_REALTIME_PORT={port:?} is not a port"))?;
-        return Ok(Mode::LocalApi { host: "0.0.0.0".into(), port });
+        // Loopback unless a host is given: the API has no authentication of its own.
+        let host = args
+            .rp_api_host
+            .clone()
+            .or_else(|| std::env::var("RUNPOD_REALTIME_HOST").ok().filter(|h| !h.trim().is_empty()))
+            .unwrap_or_else(|| "127.0.0.1".into());
+        return Ok(Mode::LocalApi { host, port });
     }
     if let Some(t) = &args.test_input {
         return Ok(Mode::TestInput(t.clone()));
@@ -109,8 +118,8 @@ async fn shutdown_signal() {
         }
     };
     tokio::select! {
-        _ = term => tracing::info!("SIGTERM: no new jobs; finishing the jobs in flight"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: no new jobs; finishing the jobs in flight"),
+        _ = term => tracing::info!("SIGTERM: stopping"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: stopping"),
     }
 }
 
@@ -134,7 +143,7 @@ async fn serve(mode: Mode, settings: Settings) -> ExitCode {
     if let Err(reason) = check_disk(&settings.jobs_dir, min_mb) {
         return unhealthy(endpoints.as_ref(), "disk", &reason).await;
     }
-    clean_stale_jobs(&settings.jobs_dir);
+    clean_stale_jobs(&settings.jobs_dir, STALE_JOB_AGE);
     let loaded = {
         let s = settings.clone();
         tokio::task::spawn_blocking(move || Models::load(&s)).await
@@ -165,7 +174,11 @@ async fn serve(mode: Mode, settings: Settings) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let outcome = runner.run(&id, &input, Arc::new(|p| tracing::info!("progress: {p}"))).await;
+            // SIGTERM ends the job: its files go with it (the engine thread ends with the process).
+            let outcome = tokio::select! {
+                outcome = runner.run(&id, &input, Arc::new(|p| tracing::info!("progress: {p}"))) => outcome,
+                _ = shutdown_signal() => Err(JobError::from("interrupted: the worker was stopped (SIGTERM) before the job finished".to_string())),
+            };
             println!("{}", outcome_body(&outcome));
             if outcome.is_err() {
                 ExitCode::FAILURE
@@ -184,7 +197,11 @@ async fn serve(mode: Mode, settings: Settings) -> ExitCode {
                 endpoints: Arc::new(endpoints),
                 runner,
                 concurrency: settings.concurrency,
-                timing: LoopTiming { ping_interval: settings.ping_interval, ..LoopTiming::default() },
+                timing: LoopTiming {
+                    ping_interval: settings.ping_interval,
+                    post_timeout: settings.platform_timeout,
+                    ..LoopTiming::default()
+                },
                 jobs_dir: settings.jobs_dir.clone(),
             };
             job_loop.run(shutdown_signal()).await;
@@ -202,7 +219,11 @@ async fn serve(mode: Mode, settings: Settings) -> ExitCode {
             tracing::info!(
                 "local API on http://{at} (routes /v2/{{endpoint_id}}/... and /run, /runsync, /status/{{id}})"
             );
-            let api = LocalApi::new(runner, settings.concurrency);
+            let retention = match settings.local_api_ttl {
+                Some(ttl) => Retention { run_ttl: ttl, runsync_ttl: ttl, ..Retention::default() },
+                None => Retention::default(),
+            };
+            let api = LocalApi::new(runner, settings.concurrency, retention);
             match LocalApi::serve(api, listener, shutdown_signal()).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -224,6 +245,9 @@ fn main() -> ExitCode {
         }
     };
     init_logging(settings.debug);
+    for note in &settings.notes {
+        tracing::warn!("{note}");
+    }
     let mode = match mode(&args) {
         Ok(m) => m,
         Err(e) => {
@@ -232,7 +256,12 @@ fn main() -> ExitCode {
         }
     };
     match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt.block_on(serve(mode, settings)),
+        Ok(rt) => {
+            let code = rt.block_on(serve(mode, settings));
+            // An engine thread of a job that was stopped may still run; it ends with the process.
+            rt.shutdown_background();
+            code
+        }
         Err(e) => {
             eprintln!("scribe-worker: cannot start the async runtime: {e}");
             ExitCode::FAILURE

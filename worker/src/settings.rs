@@ -20,6 +20,11 @@ pub const DEFAULT_MODEL_DIR: &str = "/app/models/faster-whisper-large-v3";
 pub const DEFAULT_MODEL_NAME: &str = "large-v3";
 /// RUNPOD_PING_INTERVAL default, milliseconds (the SDK's).
 pub const DEFAULT_PING_INTERVAL_MS: u64 = 10_000;
+/// The shortest ping interval used (the SDK pings every `RUNPOD_PING_INTERVAL // 1000` s, so
+/// below a second it spins): RUNPOD_PING_INTERVAL=0 gave 515 pings a second.
+pub const MIN_PING_INTERVAL_MS: u64 = 1_000;
+/// SCRIBE_PLATFORM_TIMEOUT_S default: the limit on each result post, progress post and ping.
+pub const DEFAULT_PLATFORM_TIMEOUT_S: f64 = 30.0;
 
 /// Where the Whisper model comes from.
 #[derive(Clone, Debug, PartialEq)]
@@ -48,8 +53,15 @@ pub struct Settings {
     pub vad_model_path: Option<PathBuf>,
     pub concurrency: usize,
     pub ping_interval: Duration,
+    /// Limit on each request to the platform other than the take's long-poll.
+    pub platform_timeout: Duration,
     /// STORAGE_*: where artifacts go; None keeps results inline.
     pub storage: Option<StorageConfig>,
+    /// LOCAL_API_RESULT_TTL_S: how long the local API keeps finished jobs (None: the platform's
+    /// 30 min for /run and 1 min for /runsync).
+    pub local_api_ttl: Option<Duration>,
+    /// Values changed to something usable, to log once logging is up.
+    pub notes: Vec<String>,
 }
 
 fn parse<T: std::str::FromStr>(var: &dyn Fn(&str) -> Option<String>, name: &str, default: T) -> Result<T, String> {
@@ -93,6 +105,18 @@ impl Settings {
         if max_audio_seconds.is_nan() || max_audio_seconds <= 0.0 {
             return Err(format!("MAX_AUDIO_SECONDS must be positive, got {max_audio_seconds}"));
         }
+        let mut notes = Vec::new();
+        let mut ping_ms: u64 = parse(var, "RUNPOD_PING_INTERVAL", DEFAULT_PING_INTERVAL_MS)?;
+        if ping_ms < MIN_PING_INTERVAL_MS {
+            notes.push(format!("RUNPOD_PING_INTERVAL={ping_ms} ms is below {MIN_PING_INTERVAL_MS} ms; pinging every {MIN_PING_INTERVAL_MS} ms"));
+            ping_ms = MIN_PING_INTERVAL_MS;
+        }
+        let platform_timeout: f64 = parse(var, "SCRIBE_PLATFORM_TIMEOUT_S", DEFAULT_PLATFORM_TIMEOUT_S)?;
+        if !(platform_timeout > 0.0 && platform_timeout <= 3600.0) {
+            return Err(format!(
+                "SCRIBE_PLATFORM_TIMEOUT_S must be more than 0 and at most 3600, got {platform_timeout}"
+            ));
+        }
         Ok(Settings {
             jobs_dir,
             limits: DownloadLimits {
@@ -107,8 +131,21 @@ impl Settings {
             vad_dir: PathBuf::from(set("SCRIBE_MODELS_DIR").unwrap_or_else(|| "models".into())),
             vad_model_path: set("VAD_MODEL_PATH").map(PathBuf::from),
             concurrency,
-            ping_interval: Duration::from_millis(parse(var, "RUNPOD_PING_INTERVAL", DEFAULT_PING_INTERVAL_MS)?),
+            ping_interval: Duration::from_millis(ping_ms),
+            platform_timeout: Duration::from_secs_f64(platform_timeout),
             storage: StorageConfig::from_vars(var)?,
+            local_api_ttl: match var("LOCAL_API_RESULT_TTL_S").filter(|v| !v.trim().is_empty()) {
+                None => None,
+                Some(v) => match v.trim().parse::<f64>() {
+                    Ok(s) if s > 0.0 && s <= 86_400.0 => Some(Duration::from_secs_f64(s)),
+                    _ => {
+                        return Err(format!(
+                            "LOCAL_API_RESULT_TTL_S={v:?} should be seconds, more than 0 and at most 86400"
+                        ))
+                    }
+                },
+            },
+            notes,
         })
     }
 }
@@ -133,6 +170,22 @@ mod tests {
         assert_eq!(s.model, ModelChoice::Default);
         assert_eq!((s.concurrency, s.debug), (1, false));
         assert_eq!(s.ping_interval, Duration::from_millis(10_000));
+        assert_eq!(s.platform_timeout, Duration::from_secs(30));
+        assert!(s.notes.is_empty());
+    }
+
+    #[test]
+    fn a_ping_interval_below_a_second_is_floored_and_said() {
+        for ms in ["0", "1", "999"] {
+            let s = settings(&[("RUNPOD_PING_INTERVAL", ms)]).unwrap();
+            assert_eq!(s.ping_interval, Duration::from_millis(MIN_PING_INTERVAL_MS), "{ms}");
+            assert!(s.notes[0].contains("RUNPOD_PING_INTERVAL"), "{:?}", s.notes);
+        }
+        assert_eq!(settings(&[("RUNPOD_PING_INTERVAL", "2500")]).unwrap().ping_interval, Duration::from_millis(2500));
+        assert_eq!(
+            settings(&[("SCRIBE_PLATFORM_TIMEOUT_S", "0.5")]).unwrap().platform_timeout,
+            Duration::from_millis(500)
+        );
     }
 
     #[test]
@@ -154,6 +207,9 @@ mod tests {
             ("SCRIBE_CONCURRENCY", "0"),
             ("ALLOW_PRIVATE_URLS", "localhost"),
             ("RUNPOD_PING_INTERVAL", "1.5s"),
+            ("SCRIBE_PLATFORM_TIMEOUT_S", "0"),
+            ("SCRIBE_PLATFORM_TIMEOUT_S", "never"),
+            ("LOCAL_API_RESULT_TTL_S", "-5"),
         ] {
             let e = settings(&[(k, v)]).unwrap_err();
             assert!(e.contains(k), "{k}: {e}");

@@ -53,6 +53,7 @@ async fn setup(limits: DownloadLimits) -> Setup {
             "/to-evil-name" => Response::new(307, "").header("Location", "http://evil.example/a.wav"),
             "/to-ftp" => Response::new(302, "").header("Location", "ftp://files.example/a.wav"),
             "/loop" => Response::new(302, "").header("Location", "/loop"),
+            "/hang-up" => Response::hang_up(),
             _ => Response::new(404, ""),
         }
     }))
@@ -65,6 +66,7 @@ async fn setup(limits: DownloadLimits) -> Setup {
         ("meta.example", "169.254.169.254:0"),
         ("mixed.example", "93.184.216.34:0"),
         ("mixed.example", "192.168.0.9:0"),
+        ("nat64.example", "[64:ff9b::a9fe:a9fe]:0"),
     ]);
     let policy = UrlPolicy::from_allow_list(&format!("127.0.0.1:{port},media.example:{port}")).unwrap();
     let downloader = Downloader { resolver: resolver.clone(), gate: gate.clone(), policy, limits };
@@ -113,6 +115,15 @@ async fn private_and_metadata_targets_are_refused_before_any_connection() {
         ("http://mixed.example/a.wav".to_string(), "192.168.0.9"),
         ("ftp://media.example/a.wav".to_string(), "ftp"),
         ("file:///etc/passwd".to_string(), "file"),
+        // IPv6 that carries a non-public IPv4 address, and IPv6 ranges that are not global.
+        ("http://[::a9fe:a9fe]/latest/meta-data/".to_string(), "link-local"),
+        ("http://[::7f00:1]:8080/".to_string(), "loopback"),
+        ("http://[64:ff9b::a9fe:a9fe]/".to_string(), "link-local"),
+        ("http://[2002:a9fe:a9fe::1]/".to_string(), "link-local"),
+        ("http://[::ffff:0:a9fe:a9fe]/".to_string(), "link-local"),
+        ("http://[fec0::1]/".to_string(), "site-local"),
+        ("http://[2001:db8::1]/".to_string(), "documentation"),
+        ("http://nat64.example/".to_string(), "64:ff9b::a9fe:a9fe"),
     ] {
         let before = s.gate.attempts.lock().unwrap().len();
         let e = s.fetch(&url).await.unwrap_err();
@@ -172,9 +183,30 @@ async fn server_errors_are_retried_and_a_stalled_server_times_out() {
     assert!(e.contains("timed out"), "{e}");
 }
 
+/// A presigned-looking query and a long path: what every error below must neither show nor echo.
+const SECRET: &str = "X-Amz-Signature=topsecret0123456789";
+
 #[tokio::test]
-async fn secrets_in_the_query_never_reach_an_error() {
-    let s = setup(DownloadLimits::default()).await;
-    let e = s.fetch(&format!("{}?X-Amz-Signature=topsecret", s.server.url("/missing.wav"))).await.unwrap_err();
-    assert!(!e.contains("topsecret"), "{e}");
+async fn secrets_in_the_query_never_reach_an_error_whatever_failed() {
+    // A closed port the policy allows, next to the test server.
+    let closed = common::free_port();
+    let mut s = setup(DownloadLimits { max_bytes: 1 << 30, timeout: Duration::from_secs(2) }).await;
+    s.downloader.policy =
+        UrlPolicy::from_allow_list(&format!("127.0.0.1:{},127.0.0.1:{closed}", s.server.port)).unwrap();
+    let long_path = "p".repeat(200_000);
+    let urls = [
+        format!("http://127.0.0.1:{closed}/a.wav?{SECRET}"),
+        format!("{}?{SECRET}", s.server.url("/missing.wav")),
+        format!("{}?{SECRET}", s.server.url("/always-503")),
+        format!("{}?{SECRET}", s.server.url("/slow")),
+        format!("{}?{SECRET}", s.server.url("/hang-up")),
+        format!("{}?{SECRET}", s.server.url(&format!("/{long_path}"))),
+        format!("http://nowhere.example/a.wav?{SECRET}"),
+        format!("http://user:{SECRET}@10.0.0.1/a.wav?{SECRET}"),
+    ];
+    for url in &urls {
+        let e = s.fetch(url).await.unwrap_err();
+        assert!(!e.contains("topsecret"), "{e}");
+        assert!(e.len() < 2000, "{} characters: {}", e.len(), &e[..200]);
+    }
 }

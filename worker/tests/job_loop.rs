@@ -52,6 +52,9 @@ impl Harness {
             if path == "/audio/long.wav" {
                 return Response::new(200, long.clone());
             }
+            if path == "/audio/hang-up.wav" {
+                return Response::hang_up();
+            }
             if path.starts_with("/v2/ep/job-take/") || path.starts_with("/v2/ep/job-take-batch/") {
                 let batch = path.contains("batch");
                 let n = if batch { query(r, "batch_size").and_then(|b| b.parse().ok()).unwrap_or(1) } else { 1 };
@@ -121,7 +124,7 @@ impl Harness {
             .env("RUNPOD_WEBHOOK_PING", format!("{base}/ping/$RUNPOD_POD_ID?gpu=test"))
             .env("RUNPOD_AI_API_KEY", API_KEY)
             .env("RUNPOD_POD_ID", POD)
-            .env("RUNPOD_PING_INTERVAL", "200")
+            .env("RUNPOD_PING_INTERVAL", "1000")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in extra {
@@ -444,4 +447,51 @@ async fn the_platform_sees_the_same_requests_from_scribe_worker_as_from_the_offi
     for (_, p) in ours.iter().filter(|(k, _)| k == "progress") {
         assert_eq!(p["body_keys"], json!(["output", "status"]), "{p}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presigned_queries_never_reach_a_log_line_or_a_posted_result() {
+    if !models_present() {
+        return;
+    }
+    const SECRET: &str = "X-Amz-Signature=topsecret0123456789";
+    let h = Harness::start(Vec::new()).await;
+    let closed = common::free_port();
+    let long_path = "p".repeat(100_000);
+    let failing = [
+        ("closed-port", format!("http://127.0.0.1:{closed}/a.wav?{SECRET}")),
+        ("dropped", format!("{}?{SECRET}", h.audio("hang-up.wav"))),
+        ("not-found", format!("{}?{SECRET}", h.audio("missing.wav"))),
+        ("long-url", format!("{}?{SECRET}", h.audio(&long_path))),
+        ("private", format!("http://user:{SECRET}@10.0.0.1/a.wav?{SECRET}")),
+    ];
+    {
+        let mut p = h.platform.lock().unwrap();
+        for (id, url) in &failing {
+            p.queue.push_back(json!({"id": id, "input": {"audio_file": url}}));
+        }
+        p.queue.push_back(json!({"input": {"audio_file": format!("https://bucket.example/a.wav?{SECRET}")}}));
+        p.queue.push_back(json!({"id": "last", "input": {"audio_file": h.audio("speech.wav"), "beam_size": 1}}));
+    }
+    let allowed = format!("127.0.0.1:{},127.0.0.1:{closed}", h.server.port);
+    let child = h.worker(&[("ALLOW_PRIVATE_URLS", &allowed), ("LOG_LEVEL", "debug")]);
+    h.wait_for("every result", Duration::from_secs(300), |h| h.results().len() > failing.len()).await;
+    sigterm(&child);
+    let (status, stderr) = wait_exit(child, Duration::from_secs(60));
+    assert!(status.success(), "{status:?}");
+    assert!(
+        !stderr.contains("topsecret"),
+        "the secret reached the log:\n{}",
+        stderr.lines().filter(|l| l.contains("topsecret")).collect::<Vec<_>>().join("\n")
+    );
+    assert!(stderr.contains("without an id"), "{stderr}");
+    let results = h.results();
+    for (id, _) in &failing {
+        let body = results[*id].to_string();
+        let error = results[*id]["error"].as_str().unwrap_or_else(|| panic!("{id}: {body}"));
+        assert!(!body.contains("topsecret"), "{id}: {body}");
+        assert!(error.len() < 2000, "{id}: an error of {} characters", error.len());
+    }
+    assert!(results["closed-port"]["error"].as_str().unwrap().contains(&format!("127.0.0.1:{closed}/a.wav")));
+    assert!(results["last"]["output"].is_object(), "the worker went on");
 }

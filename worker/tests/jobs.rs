@@ -24,6 +24,16 @@ async fn world() -> Option<World> {
     model_dir("vad")?;
     let speech_wav = std::fs::read(speech("spk1_snt1.wav")).unwrap();
     let mp3 = std::fs::read(root().join("tests/data/formats/hello.mp3")).unwrap();
+    let flac = std::fs::read(speech("jfk.flac")).unwrap();
+    // 20 KB of samples under headers no recording has: 999 999 937 Hz aborted the worker, 1 Hz
+    // ran 93 s and 1 GB before MAX_AUDIO_SECONDS stopped it.
+    let absurd_rate = with_rate(&wav_i16(&vec![100i16; 10_000]), 999_999_937);
+    let one_hz = with_rate(&wav_i16(&vec![100i16; 15_000]), 1);
+    // A header declaring 10 hours over 1 s of samples: refused before decoding.
+    let mut ten_hours = wav_i16(&vec![100i16; 16_000]);
+    let declared = 36_000u32 * 32_000;
+    ten_hours[4..8].copy_from_slice(&(36 + declared).to_le_bytes());
+    ten_hours[40..44].copy_from_slice(&declared.to_le_bytes());
     let silent = wav_i16(&vec![0i16; 16_000 * 4]);
     // 70 s of a quiet tone: longer than the 60 s MAX_AUDIO_SECONDS below.
     let long = wav_i16(&(0..16_000 * 70).map(|i| ((i as f32 * 0.05).sin() * 300.0) as i16).collect::<Vec<_>>());
@@ -32,6 +42,10 @@ async fn world() -> Option<World> {
         "/silent.wav" => Response::new(200, silent.clone()),
         "/long.wav" => Response::new(200, long.clone()),
         "/truncated.mp3" => Response::new(200, mp3[..200].to_vec()),
+        "/half.flac" => Response::new(200, flac[..flac.len() / 2].to_vec()),
+        "/absurd-rate.wav" => Response::new(200, absurd_rate.clone()),
+        "/one-hz.wav" => Response::new(200, one_hz.clone()),
+        "/ten-hours.wav" => Response::new(200, ten_hours.clone()),
         "/noise.bin" => {
             Response::new(200, (0..5000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect::<Vec<_>>())
         }
@@ -48,6 +62,14 @@ async fn world() -> Option<World> {
     let limits = [("MAX_AUDIO_SECONDS", "60"), ("MAX_DOWNLOAD_BYTES", "4194304")];
     let runner = common::runner(server.port, jobs.path(), gate.clone(), resolver, &limits)?;
     Some(World { server, runner, gate, _jobs: jobs })
+}
+
+/// `wav` with its header's sample rate (and byte rate) replaced.
+fn with_rate(wav: &[u8], rate: u32) -> Vec<u8> {
+    let mut out = wav.to_vec();
+    out[24..28].copy_from_slice(&rate.to_le_bytes());
+    out[28..32].copy_from_slice(&rate.wrapping_mul(2).to_le_bytes());
+    out
 }
 
 impl World {
@@ -123,7 +145,11 @@ async fn every_bad_input_gets_a_clear_error_and_the_next_good_job_succeeds() {
         (json!({"audio_file": w.url("/truncated.mp3")}), "truncated.mp3: file ends inside its header"),
         (json!({"audio_file": w.url("/noise.bin")}), "noise.bin: not a recognised audio file"),
         (json!({"audio_file": w.url("/huge.wav")}), "MAX_DOWNLOAD_BYTES"),
-        (json!({"audio_file": w.url("/long.wav")}), "long.wav: audio longer than the 60 s"),
+        (json!({"audio_file": w.url("/long.wav")}), "long.wav: audio of 70 s is longer than the 60 s allowed"),
+        (json!({"audio_file": w.url("/ten-hours.wav")}), "ten-hours.wav: audio of 36000 s is longer than the 60 s"),
+        (json!({"audio_file": w.url("/absurd-rate.wav")}), "absurd-rate.wav: sample rate 999999937 Hz is outside"),
+        (json!({"audio_file": w.url("/one-hz.wav")}), "one-hz.wav: sample rate 1 Hz is outside"),
+        (json!({"audio_file": w.url("/speech.wav"), "chunk_size": 1e-9}), "chunk_size does not meet the constraints"),
         (json!({"audio_file": 42}), "audio_file should be str type, not int type"),
         (json!({"audio_file": w.url("/speech.wav"), "language": 5}), "language should be str type"),
         (json!({"audio_file": w.url("/speech.wav"), "language": "klingon"}), "language does not meet"),
@@ -155,6 +181,39 @@ async fn every_bad_input_gets_a_clear_error_and_the_next_good_job_succeeds() {
     // Nothing but the test server was ever connected to, and no job left files behind.
     for (host, addrs) in w.gate.attempts.lock().unwrap().iter() {
         assert!(addrs.iter().all(|a| a.ip().is_loopback()), "{host} {addrs:?}");
+    }
+    assert_eq!(std::fs::read_dir(w._jobs.path()).unwrap().count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_file_is_transcribed_and_the_result_says_it_was_truncated() {
+    let Some(w) = world().await else { return };
+    let out = w.run(json!({"audio_file": w.url("/half.flac"), "beam_size": 1})).await.0.unwrap();
+    assert!(out["segments_count"].as_u64().unwrap() >= 1, "{out:#}");
+    let warnings: Vec<&str> = out["warnings"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(warnings.iter().any(|w| w.starts_with("audio: truncated") && w.contains("11.0 s")), "{warnings:?}");
+    // A whole file has no such warning.
+    let out = w.run(json!({"audio_file": w.url("/speech.wav"), "beam_size": 1})).await.0.unwrap();
+    assert!(out["warnings"].as_array().unwrap().is_empty(), "{out:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_whose_ids_read_the_same_as_file_names_run_at_once_without_touching_each_other() {
+    let Some(w) = world().await else { return };
+    let w = Arc::new(w);
+    let input = json!({"audio_file": w.url("/speech.wav"), "beam_size": 1});
+    // Before, "x.1" and "x_1" shared job-x_1: one job's audio replaced or removed the other's.
+    let runs: Vec<_> = ["x.1", "x_1", "x_1"]
+        .into_iter()
+        .map(|id| {
+            let (w, input) = (w.clone(), input.clone());
+            tokio::spawn(async move { w.runner.run(id, &input, Arc::new(|_| {})).await })
+        })
+        .collect();
+    for run in runs {
+        let out = run.await.unwrap().unwrap_or_else(|e| panic!("{e}"));
+        let text = out["preview"]["segments"][0]["text"].as_str().unwrap().to_lowercase();
+        assert!(text.contains("child") && text.contains("dog"), "{out:#}");
     }
     assert_eq!(std::fs::read_dir(w._jobs.path()).unwrap().count(), 0);
 }

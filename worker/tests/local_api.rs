@@ -27,10 +27,16 @@ impl Drop for Api {
 }
 
 async fn start(audio_port: u16) -> Api {
+    start_with(audio_port, &[]).await
+}
+
+/// The local API with `extra` environment variables.
+async fn start_with(audio_port: u16, extra: &[(&str, &str)]) -> Api {
     let jobs = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_scribe-worker"));
     worker_env(&mut cmd, jobs.path(), audio_port);
+    cmd.envs(extra.iter().copied());
     let child = cmd
         .args(["--rp_serve_api", "--rp_api_host", "127.0.0.1", "--rp_api_port", &port.to_string()])
         .stdout(Stdio::null())
@@ -190,4 +196,150 @@ async fn the_official_runpod_client_works_against_the_local_api() {
     assert_eq!(v["health"]["jobs"]["completed"], 2, "{v:#}");
     assert!(v["health"]["workers"]["idle"].is_number());
     assert_eq!(v["purge"]["status"], "completed");
+}
+
+/// Resident memory of process `pid`, MiB.
+fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 =
+        status.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb / 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_jobs_expire_and_memory_returns_to_its_baseline() {
+    if model_dir("tiny.en").is_none() || model_dir("vad").is_none() {
+        return;
+    }
+    let audio = audio_server().await;
+    let api = start_with(audio.port, &[("LOCAL_API_RESULT_TTL_S", "3")]).await;
+    let c = reqwest::Client::new();
+    let pid = api.child.id();
+    // A job that fails at once (its URL is refused), carrying a large prompt: the platform's
+    // /run limit is 10 MiB a body.
+    let job = |pad: usize| {
+        json!({"input": {"audio_file": "http://10.0.0.1/a.wav", "initial_prompt": "x".repeat(pad)}}).to_string()
+    };
+    let run = |body: String| {
+        let (c, url) = (c.clone(), api.url("/v2/ep/run"));
+        async move {
+            let v: Value = c
+                .post(url)
+                .header("Content-Type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["id"].as_str().unwrap().to_string()
+        }
+    };
+    let warm = run(job(1000)).await;
+    assert_eq!(poll_until_done(&c, &api.url(&format!("/v2/ep/status/{warm}"))).await["status"], "FAILED");
+    let baseline = rss_mib(pid);
+    let mut ids = Vec::new();
+    for _ in 0..8 {
+        ids.push(run(job((10 << 20) - 200)).await);
+    }
+    for id in &ids {
+        let done = poll_until_done(&c, &api.url(&format!("/v2/ep/status/{id}"))).await;
+        assert_eq!(done["status"], "FAILED", "{done}");
+        assert!(done.to_string().len() < 4000, "the error is bounded");
+    }
+    // Expired (3 s, swept within 1.5 s after): unknown ids, and the memory is back.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    for id in &ids {
+        assert_eq!(c.get(api.url(&format!("/v2/ep/status/{id}"))).send().await.unwrap().status(), 404, "{id}");
+    }
+    let after = rss_mib(pid);
+    eprintln!("RSS: {baseline} MiB before 8 bodies of 10 MiB, {after} MiB after they expired");
+    // Before, 8 bodies took RSS from 143 to 1428 MB, for good.
+    assert!(after <= baseline + 48, "RSS {baseline} MiB before the jobs, {after} MiB after they expired");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_failing_queued_jobs_and_serving_results_until_fetched() {
+    if model_dir("tiny.en").is_none() || model_dir("vad").is_none() {
+        return;
+    }
+    let audio = audio_server().await;
+    let mut api = start(audio.port).await;
+    let c = reqwest::Client::new();
+    let long = json!({"input": {"audio_file": audio.url("/long.wav"), "beam_size": 1}});
+    let short = json!({"input": {"audio_file": audio.url("/short.wav"), "beam_size": 1}});
+    let post = |body: &Value| {
+        let (c, url, body) = (c.clone(), api.url("/v2/ep/run"), body.clone());
+        async move {
+            c.post(url).json(&body).send().await.unwrap().json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let running = post(&long).await;
+    let status = |id: &str| {
+        let (c, url) = (c.clone(), api.url(&format!("/v2/ep/status/{id}")));
+        async move { c.get(url).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let start = Instant::now();
+    while status(&running).await["status"] == "IN_QUEUE" {
+        assert!(start.elapsed() < Duration::from_secs(30));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let queued = [post(&short).await, post(&short).await];
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(api.child.id() as i32, libc::SIGTERM) };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // No new jobs; the queued ones failed, saying why; the API still answers.
+    let refused = c.post(api.url("/v2/ep/run")).json(&short).send().await.unwrap();
+    assert_eq!(refused.status(), 503);
+    for id in &queued {
+        let v = status(id).await;
+        assert_eq!(v["status"], "FAILED", "{v}");
+        assert!(v["error"].as_str().unwrap().contains("shutting down"), "{v}");
+    }
+    // The running job finishes, and its result can be fetched before the worker exits.
+    let done = poll_until_done(&c, &api.url(&format!("/v2/ep/status/{running}"))).await;
+    assert_eq!(done["status"], "COMPLETED", "{done}");
+    assert!(done["output"]["segments_count"].as_u64().unwrap() >= 1);
+    let exited = Instant::now();
+    let status = loop {
+        if let Some(s) = api.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(exited.elapsed() < Duration::from_secs(30), "the worker did not exit after the drain");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_realtime_port_binds_loopback_unless_a_host_is_given() {
+    if model_dir("tiny.en").is_none() || model_dir("vad").is_none() {
+        return;
+    }
+    let jobs = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scribe-worker"));
+    worker_env(&mut cmd, jobs.path(), 9);
+    let mut child =
+        cmd.env("RUNPOD_REALTIME_PORT", port.to_string()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let found = loop {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() == 0 {
+            break None;
+        }
+        seen.push_str(&line);
+        if line.contains("local API on http://") {
+            break Some(line);
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = found.unwrap_or_else(|| panic!("no listening line: {seen}"));
+    assert!(line.contains(&format!("http://127.0.0.1:{port}")), "{line}");
 }

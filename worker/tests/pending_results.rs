@@ -62,6 +62,7 @@ async fn a_result_that_cannot_be_posted_is_kept_on_disk_and_posted_later() {
         post_attempts: 3,
         idle_pause: Duration::from_millis(50),
         pending_retry: Duration::from_millis(200),
+        post_timeout: Duration::from_secs(5),
     };
     let job_loop = JobLoop {
         endpoints: Arc::new(endpoints),
@@ -74,7 +75,7 @@ async fn a_result_that_cannot_be_posted_is_kept_on_disk_and_posted_later() {
     let stopped = stop.clone();
     let running = tokio::spawn(job_loop.run(async move { stopped.notified().await }));
 
-    let kept = jobs.path().join("pending-results/kept.json");
+    let kept = scribe_worker::job_loop::pending_path(jobs.path(), "kept");
     let start = Instant::now();
     while !kept.is_file() {
         assert!(start.elapsed() < Duration::from_secs(60), "the result was never kept on disk");

@@ -14,6 +14,8 @@ pub struct Request {
     pub target: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// When the request had arrived whole.
+    pub at: std::time::Instant,
 }
 
 impl Request {
@@ -151,5 +153,5 @@ async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<Request> {
         }
         body.extend_from_slice(&chunk[..n]);
     }
-    Some(Request { method, target, headers, body })
+    Some(Request { method, target, headers, body, at: std::time::Instant::now() })
 }
