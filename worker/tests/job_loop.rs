@@ -495,3 +495,26 @@ async fn presigned_queries_never_reach_a_log_line_or_a_posted_result() {
     assert!(results["closed-port"]["error"].as_str().unwrap().contains(&format!("127.0.0.1:{closed}/a.wav")));
     assert!(results["last"]["output"].is_object(), "the worker went on");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zero_ping_interval_is_floored_not_a_ping_storm() {
+    if !models_present() {
+        return;
+    }
+    let h = Harness::start(Vec::new()).await;
+    let child = h.worker(&[("RUNPOD_PING_INTERVAL", "0")]);
+    // Wait for the loop to start (its first take), then watch the pings for 3 s.
+    h.wait_for("the first take", Duration::from_secs(120), |h| {
+        h.server.requests().iter().any(|r| r.path().contains("/job-take"))
+    })
+    .await;
+    let from = Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    sigterm(&child);
+    let (status, stderr) = wait_exit(child, Duration::from_secs(30));
+    assert!(status.success(), "{stderr}");
+    let pings = h.server.requests().iter().filter(|r| r.path() == format!("/v2/ep/ping/{POD}") && r.at >= from).count();
+    // Once a second (it was 515 a second).
+    assert!((1..=5).contains(&pings), "{pings} pings in 3 s");
+    assert!(stderr.contains("RUNPOD_PING_INTERVAL=0 ms is below 1000 ms"), "{stderr}");
+}
