@@ -41,6 +41,10 @@ pub enum Error {
     #[error("cuda: out of GPU memory in {0}")]
     DeviceOutOfMemory(String),
 
+    /// The run was cancelled (a [`crate::cancel::Cancel`] token) before it finished.
+    #[error("cancelled")]
+    Cancelled,
+
     #[error("{0}")]
     Other(String),
 }

@@ -6,6 +6,7 @@
 
 pub mod audio;
 pub mod backend;
+pub mod cancel;
 pub mod error;
 pub mod hub;
 pub mod models;
@@ -13,4 +14,5 @@ pub mod output;
 pub mod pipeline;
 pub mod weights;
 
+pub use cancel::Cancel;
 pub use error::{Error, Result};

@@ -198,7 +198,8 @@ fn decode_with_report(bytes: Vec<u8>, name: &str) -> scribe::Result<(Vec<f32>, s
     let mut out = Vec::new();
     let report =
         scribe::audio::decode::stream_source(Box::new(std::io::Cursor::new(bytes)), Path::new(name), &mut |s| {
-            out.extend_from_slice(s)
+            out.extend_from_slice(s);
+            Ok(())
         })?;
     Ok((out, report))
 }

@@ -17,12 +17,14 @@ use scribe::backend::Device;
 use scribe::models::pyannote::sliding_window::{speech_scores, BATCH_SIZE as VAD_BATCH};
 use scribe::models::pyannote::{checkpoint, PyanNet};
 use scribe::models::whisper::decoding::{DecodingOptions, DecodingTask};
+use scribe::models::whisper::longform::Verdict;
 use scribe::models::whisper::transcribe::{transcribe, TranscribeOptions};
 use scribe::models::whisper::Whisper;
 use scribe::pipeline::batched::{
     chunk_samples, decode_batch_with_fallback, transcribe_chunks, BatchStats, MAX_FOLLOW_UPS, REGION_MARGIN,
 };
 use scribe::pipeline::speech_chunks::{speech_chunks, Chunk, VAD_OFFSET, VAD_ONSET};
+use scribe::Cancel;
 
 const GAP_SECONDS: f32 = 1.5;
 
@@ -83,6 +85,7 @@ fn one_encoder_forward_per_batch_and_one_decoder_forward_per_step_for_all_chunks
         batch_size,
         &mut |d, t| progress.push((d, t)),
         &mut stats,
+        &Cancel::new(),
     )
     .unwrap();
 
@@ -177,19 +180,20 @@ fn only_the_chunks_that_fail_a_gate_are_decoded_again() {
     o.logprob_threshold = None;
     o.compression_ratio_threshold = None;
     let mut calls = 0;
-    let first = decode_batch_with_fallback(&model, &features, &o, &[], &mut calls).unwrap();
+    let first = decode_batch_with_fallback(&model, &features, &o, &[], &mut calls, &Cancel::new()).unwrap();
     assert_eq!(calls, 1);
     // A log-prob gate between the best and the worst chunk: the worse ones fall back to 0.2.
-    let mut lp: Vec<f64> = first.iter().map(|r| r.avg_logprob).collect();
+    let mut lp: Vec<f64> = first.iter().map(|(r, _)| r.avg_logprob).collect();
     lp.sort_by(f64::total_cmp);
     let threshold = (lp[0] + lp[lp.len() - 1]) / 2.0;
     o.logprob_threshold = Some(threshold);
     o.no_speech_threshold = None;
     o.temperatures = vec![0.0, 0.2];
     let mut calls = 0;
-    let gated = decode_batch_with_fallback(&model, &features, &o, &[], &mut calls).unwrap();
+    let gated = decode_batch_with_fallback(&model, &features, &o, &[], &mut calls, &Cancel::new()).unwrap();
     assert_eq!(calls, 2);
-    for (a, b) in first.iter().zip(&gated) {
+    for ((a, _), (b, verdict)) in first.iter().zip(&gated) {
+        assert_eq!(*verdict, Verdict::Emit, "without the no-speech gate every chunk is kept");
         if a.avg_logprob < threshold {
             assert_eq!(b.temperature, 0.2, "a failing chunk is decoded again");
         } else {
@@ -206,7 +210,8 @@ fn batched_is_as_accurate_as_sequential_decoding() {
     let model = Whisper::load(&dir, Device::cpu()).unwrap();
     let o = english();
     let mut stats = BatchStats::default();
-    let batched = transcribe_chunks(&model, &mut &audio[..], &chunks, &o, 8, &mut |_, _| {}, &mut stats).unwrap();
+    let batched =
+        transcribe_chunks(&model, &mut &audio[..], &chunks, &o, 8, &mut |_, _| {}, &mut stats, &Cancel::new()).unwrap();
     let sequential = transcribe(&model, &audio, &o, &mut |_, _| {}).unwrap();
     let (b, s) = (wer(&reference, &batched.text()), wer(&reference, &sequential.text()));
     eprintln!("WER batched {:.1} %, sequential {:.1} %", b * 100.0, s * 100.0);
@@ -241,7 +246,9 @@ fn no_words_are_written_inside_a_stretch_of_noise() {
     let Some(chunks) = vad_chunks(&audio, 30.0) else { return };
     let model = Whisper::load(&dir, Device::cpu()).unwrap();
     let mut stats = BatchStats::default();
-    let t = transcribe_chunks(&model, &mut &audio[..], &chunks, &english(), 8, &mut |_, _| {}, &mut stats).unwrap();
+    let t =
+        transcribe_chunks(&model, &mut &audio[..], &chunks, &english(), 8, &mut |_, _| {}, &mut stats, &Cancel::new())
+            .unwrap();
     for s in &t.segments {
         let mid = (s.start + s.end) / 2.0;
         assert!(!(t0..t1).contains(&mid), "{s:?} inside the noise {t0:.2}-{t1:.2}");

@@ -170,7 +170,7 @@ fn suppress_numerals_spells_numbers() {
         .arg("It costs 25 percent more, about 40 dollars.")
         .status();
     if !matches!(status, Ok(s) if s.success()) {
-        eprintln!("skipped: espeak-ng not installed");
+        common::cannot_run("espeak-ng not installed (scripts/install-test-deps installs it)");
         return;
     }
     let txt = |extra: &[&str]| {
@@ -278,7 +278,7 @@ fn base_detects_other_languages_and_translates() {
     if !speak("de", "Guten Morgen. Heute ist das Wetter sehr schön, und wir gehen in den Park.", &de)
         || !speak("es", "Buenos días. Hoy hace muy buen tiempo y vamos a caminar por el parque.", &es)
     {
-        eprintln!("skipped: espeak-ng not installed");
+        common::cannot_run("espeak-ng not installed (scripts/install-test-deps installs it)");
         return;
     }
     let language = |wav: &Path, extra: &[&str]| {
@@ -756,10 +756,10 @@ fn print_progress_logs_short_files_too() {
     let wav = speech("spk1_snt1.wav");
     let o = scribe(&dir, tmp.path(), &["-f", "txt", "--beam_size", "1"], &wav);
     ok(&o);
-    assert!(!String::from_utf8_lossy(&o.stderr).contains("% transcribed"), "short files are quiet by default");
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("transcription 100%"), "short files are quiet by default");
     let o = scribe(&dir, tmp.path(), &["-f", "txt", "--beam_size", "1", "--print_progress", "True"], &wav);
     ok(&o);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("100% transcribed"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("transcription 100%"));
 }
 
 /// Three sentences 1 s apart; clips select one, or the two others.

@@ -2,9 +2,11 @@
 //! compiles with NVRTC exactly as the engine compiles it, for the baseline architecture and for
 //! Hopper, its PTX defines every `extern "C" __global__` function of the source, and the on-disk
 //! kernel cache is written by the first compile and read by the next. Without NVRTC each test
-//! prints "skipped: NVRTC not found" (scripts/install-cuda-tools fetches it; put the directory it
-//! prints in LD_LIBRARY_PATH, as `make test` does).
+//! says so and fails under CI (scripts/install-cuda-tools fetches it; put the directory it prints
+//! in LD_LIBRARY_PATH, as `make test` does).
 #![cfg(feature = "cuda-backend")]
+
+mod common;
 
 use scribe::backend::cuda::compile::{
     cache_path, compile_cubin, compile_ptx, cubin_via_cache, kernel_sources, nvrtc_archs, nvrtc_target, nvrtc_version,
@@ -17,7 +19,9 @@ const HOPPER: (i32, i32) = (9, 0);
 fn nvrtc() -> Option<(i32, i32)> {
     let version = nvrtc_version();
     if version.is_none() {
-        eprintln!("skipped: NVRTC not found");
+        common::cannot_run(
+            "NVRTC not found (scripts/install-cuda-tools fetches it; make test puts it on LD_LIBRARY_PATH)",
+        );
     }
     version
 }

@@ -11,7 +11,7 @@ fn probe_reports_without_panicking_and_selection_follows_it() {
     let found = std::panic::catch_unwind(probe).expect("the CUDA probe panicked");
     match &found {
         Err(reason) => {
-            eprintln!("skipped: no CUDA device ({reason})");
+            eprintln!("no CUDA device ({reason}): checking the CPU fallback");
             assert!(
                 ["libcuda", "libnvrtc", "libcublas", "driver", "GPU"].iter().any(|w| reason.contains(w)),
                 "the reason should name the missing piece: {reason}"

@@ -1,5 +1,6 @@
 //! tiny.en end to end on the GPU against the CPU backend: encoder output, first-step logits, and
-//! the greedy transcript of jfk.flac (identical). Skips without a GPU (or without the model).
+//! the greedy transcript of jfk.flac (identical). Needs a GPU: ignored in `make test`, run by
+//! gpu-pack/run.sh (`--include-ignored`).
 #![cfg(feature = "cuda-backend")]
 
 mod common;
@@ -24,11 +25,12 @@ fn max_abs(a: &[f32], b: &[f32]) -> f32 {
 }
 
 #[test]
+#[ignore = "needs a CUDA GPU: gpu-pack/run.sh runs it"]
 fn tiny_en_on_the_gpu_agrees_with_the_cpu() {
     let backend = match CudaBackend::new(0) {
         Ok(b) => Arc::new(b),
         Err(reason) => {
-            eprintln!("skipped: no CUDA device ({reason})");
+            common::cannot_run(&format!("no CUDA device ({reason})"));
             return;
         }
     };

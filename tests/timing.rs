@@ -43,7 +43,7 @@ fn us(v: &Value) -> usize {
 fn tokenizer(model: &str) -> Option<WhisperTokenizer> {
     let path: PathBuf = common::root().join("models").join(model).join("tokenizer.json");
     if !path.is_file() {
-        eprintln!("skipped: run models/fetch {model}");
+        common::cannot_run(&format!("run models/fetch {model}"));
         return None;
     }
     let vocab = if model == "tiny.en" { 51864 } else { 51865 };

@@ -13,13 +13,7 @@ use scribe::weights::WeightStore;
 use serde_json::Value;
 
 fn vad_dir() -> Option<std::path::PathBuf> {
-    let dir = root().join("models/vad");
-    if dir.join(".complete").is_file() {
-        Some(dir)
-    } else {
-        eprintln!("skipped: run models/fetch vad");
-        None
-    }
+    common::model_dir("vad")
 }
 
 fn check_store(store: &dyn WeightStore, reference: &Value) {

@@ -1,6 +1,8 @@
 //! Checkpoint readers: CTranslate2 `model.bin` (real faster-whisper files and small synthetic
 //! ones), the Hugging Face safetensors store, and the CT2 -> HF converter.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -211,7 +213,7 @@ fn real_model(name: &str) -> Option<PathBuf> {
     if path.is_file() {
         Some(path)
     } else {
-        println!("skipped: run models/fetch {name}");
+        common::cannot_run(&format!("run models/fetch {name}"));
         None
     }
 }

@@ -1,8 +1,8 @@
 //! Decode an audio file to 16 kHz mono f32 in [-1, 1], the input every model here expects.
 //! Containers: WAV (8/16/24/32-bit integer or 32/64-bit float PCM), FLAC, MP3, MP4/M4A (AAC),
 //! Ogg (Vorbis), Matroska/WebM (Vorbis, FLAC, AAC, PCM), and video files with such an audio
-//! track (the first decodable audio track is used); Opus (Ogg, WebM) with the `opus` feature
-//! (libopus), refused by name without it.
+//! track (the first decodable audio track is used), and Opus in Ogg and WebM (a pure-Rust
+//! decoder registered beside symphonia's, see [`super::opus`]).
 //!
 //! Decoding is symphonia's; channels are averaged to mono and the result is streamed through
 //! [`StreamResampler`] as packets arrive, so the file's native-rate audio is never held whole.
@@ -24,7 +24,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 use symphonia::core::audio::{AudioBufferRef, SampleBuffer};
-use symphonia::core::codecs::{CodecType, DecoderOptions, CODEC_TYPE_NULL, CODEC_TYPE_OPUS};
+use symphonia::core::codecs::{CodecType, DecoderOptions, CODEC_TYPE_NULL};
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::FormatOptions;
 use symphonia::core::io::{MediaSource, MediaSourceStream};
@@ -34,8 +34,9 @@ use symphonia::core::probe::Hint;
 use crate::audio::resample::StreamResampler;
 use crate::{Error, Result};
 
-/// Receives consecutive blocks of 16 kHz mono samples.
-pub type Sink<'a> = &'a mut dyn FnMut(&[f32]);
+/// Receives consecutive blocks of 16 kHz mono samples; an error it returns (a cancelled run, a
+/// file over the length limit) stops decoding and is returned as it is.
+pub type Sink<'a> = &'a mut dyn FnMut(&[f32]) -> Result<()>;
 
 /// Lowest and highest sample rates accepted: from narrow-band telephone audio (8 kHz, with room
 /// below) to high-resolution studio masters (384 kHz). A header outside says something no
@@ -91,7 +92,10 @@ pub fn check_format(sample_rate: u32, channels: usize) -> std::result::Result<()
 /// Load `path` as 16 kHz mono f32 samples in [-1, 1].
 pub fn load_audio(path: &Path) -> Result<Vec<f32>> {
     let mut out = Vec::new();
-    stream_audio(path, &mut |samples| out.extend_from_slice(samples))?;
+    stream_audio(path, &mut |samples| {
+        out.extend_from_slice(samples);
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -131,7 +135,10 @@ pub fn decode_bytes(bytes: Vec<u8>, name: &Path) -> Result<Vec<f32>> {
 /// Decode any seekable source (file, cursor). `name` names it in errors and gives the format hint.
 pub fn decode_source(source: Box<dyn MediaSource>, name: &Path) -> Result<Vec<f32>> {
     let mut out = Vec::new();
-    stream_source(source, name, &mut |samples| out.extend_from_slice(samples))?;
+    stream_source(source, name, &mut |samples| {
+        out.extend_from_slice(samples);
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -175,22 +182,19 @@ fn open_track(
     // The first track a decoder exists for (a video file's picture track has none).
     let codecs = codec_registry();
     let known = |c: CodecType| c != CODEC_TYPE_NULL;
-    let track =
-        match format
-            .tracks()
-            .iter()
-            .find(|t| known(t.codec_params.codec) && codecs.get_codec(t.codec_params.codec).is_some())
-        {
-            Some(t) => t,
-            None => return Err(fail(match format.tracks().iter().map(|t| t.codec_params.codec).find(|&c| known(c)) {
-                Some(CODEC_TYPE_OPUS) => {
-                    "unsupported codec: this build decodes no Opus (build with --features opus, which needs libopus)"
-                        .into()
-                }
+    let track = match format
+        .tracks()
+        .iter()
+        .find(|t| known(t.codec_params.codec) && codecs.get_codec(t.codec_params.codec).is_some())
+    {
+        Some(t) => t,
+        None => {
+            return Err(fail(match format.tracks().iter().map(|t| t.codec_params.codec).find(|&c| known(c)) {
                 Some(other) => format!("unsupported codec (symphonia codec id {other})"),
                 None => "no audio track".into(),
-            })),
-        };
+            }))
+        }
+    };
     let params = &track.codec_params;
     let info = AudioInfo {
         sample_rate: params.sample_rate,
@@ -242,7 +246,7 @@ fn decode_inner(source: Box<dyn MediaSource>, name: &Path, sink: Sink<'_>) -> Re
         match decoder.decode(&packet) {
             Ok(buf) => {
                 stream.push(buf, &mut out).map_err(fail)?;
-                sink(&out);
+                sink(&out)?;
                 out.clear();
             }
             // A corrupt packet: skip it, as symphonia advises, and say so below.
@@ -266,7 +270,7 @@ fn decode_inner(source: Box<dyn MediaSource>, name: &Path, sink: Sink<'_>) -> Re
         };
     };
     resampler.finish(&mut out)?;
-    sink(&out);
+    sink(&out)?;
 
     if bad_packets > 0 {
         report.warnings.push(format!("{bad_packets} damaged packets were skipped"));
@@ -290,13 +294,12 @@ fn decode_inner(source: Box<dyn MediaSource>, name: &Path, sink: Sink<'_>) -> Re
     Ok(report)
 }
 
-/// symphonia's codecs, plus Opus through libopus when the `opus` feature is on.
+/// symphonia's codecs, plus Opus.
 fn codec_registry() -> &'static symphonia::core::codecs::CodecRegistry {
     static REGISTRY: std::sync::OnceLock<symphonia::core::codecs::CodecRegistry> = std::sync::OnceLock::new();
     REGISTRY.get_or_init(|| {
         let mut registry = symphonia::core::codecs::CodecRegistry::new();
         symphonia::default::register_enabled_codecs(&mut registry);
-        #[cfg(feature = "opus")]
         registry.register_all::<crate::audio::opus::OpusDecoder>();
         registry
     })

@@ -29,14 +29,30 @@ impl AudioFeatures {
     /// Decode `path` (WAV, FLAC) and compute its features as it streams.
     pub fn from_file(path: &Path, n_mels: usize) -> Result<Self> {
         let mut features = FeatureStream::new(n_mels)?;
-        stream_audio(path, &mut |samples| features.push(samples))?;
+        stream_audio(path, &mut |samples| {
+            features.push(samples);
+            Ok(())
+        })?;
         Ok(features.finish())
     }
 
     /// Decode any seekable source; `name` names it in errors and gives the format hint.
     pub fn from_source(source: Box<dyn MediaSource>, name: &Path, n_mels: usize) -> Result<Self> {
         let mut features = FeatureStream::new(n_mels)?;
-        stream_source(source, name, &mut |samples| features.push(samples))?;
+        stream_source(source, name, &mut |samples| {
+            features.push(samples);
+            Ok(())
+        })?;
+        Ok(features.finish())
+    }
+
+    /// Features of a decoded recording, read from its store block by block.
+    pub fn from_audio(audio: &crate::audio::Audio, n_mels: usize, cancel: &crate::Cancel) -> Result<Self> {
+        let mut features = FeatureStream::new(n_mels)?;
+        audio.for_each_block(0, audio.len(), cancel, &mut |samples| {
+            features.push(samples);
+            Ok(())
+        })?;
         Ok(features.finish())
     }
 

@@ -1,7 +1,7 @@
-//! Opus audio (in Ogg and WebM/Matroska) for symphonia: a [`Decoder`] over libopus (the `opus`
-//! crate), registered beside symphonia's own codecs when the `opus` feature is on (it links the
-//! system libopus: Debian `libopus-dev`). Opus always decodes at 48 kHz; the stream's pre-skip
-//! (the encoder's look-ahead, `delay` in the codec parameters) is dropped from the start.
+//! Opus audio (in Ogg and WebM/Matroska) for symphonia: a [`Decoder`] over the pure-Rust
+//! `opus-decoder` crate (RFC 8251 conformant, no unsafe code, no system library), registered
+//! beside symphonia's own codecs. Opus decodes at 48 kHz here; the stream's pre-skip (the
+//! encoder's look-ahead, `delay` in the codec parameters) is dropped from the start.
 
 use symphonia::core::audio::{AsAudioBufferRef, AudioBuffer, AudioBufferRef, Channels, Signal, SignalSpec};
 use symphonia::core::codecs::{
@@ -17,9 +17,7 @@ pub const OPUS_RATE: u32 = 48_000;
 const MAX_FRAME: usize = 5760;
 
 pub struct OpusDecoder {
-    /// libopus's state is Send but not Sync; symphonia's decoders must be both. Every use is
-    /// through `&mut self` (`get_mut`, no locking).
-    decoder: std::sync::Mutex<opus::Decoder>,
+    decoder: opus_decoder::OpusDecoder,
     params: CodecParameters,
     channels: usize,
     buf: AudioBuffer<f32>,
@@ -40,15 +38,13 @@ impl Decoder for OpusDecoder {
         };
         let layout = if channels == 1 { Channels::FRONT_LEFT } else { Channels::FRONT_LEFT | Channels::FRONT_RIGHT };
         let pre_skip = params.delay.or(head.map(|h| u32::from(u16::from_le_bytes([h[10], h[11]])))).unwrap_or(0);
-        let mode = match channels {
-            1 => opus::Channels::Mono,
-            2 => opus::Channels::Stereo,
-            _ => return unsupported_error("opus: only mono and stereo streams are decoded"),
-        };
-        let decoder = opus::Decoder::new(OPUS_RATE, mode)
-            .map_err(|_| symphonia::core::errors::Error::Unsupported("opus: libopus refused the stream"))?;
+        if !(1..=2).contains(&channels) {
+            return unsupported_error("opus: only mono and stereo streams are decoded");
+        }
+        let decoder = opus_decoder::OpusDecoder::new(OPUS_RATE, channels)
+            .map_err(|_| symphonia::core::errors::Error::Unsupported("opus: the decoder refused the stream"))?;
         Ok(OpusDecoder {
-            decoder: std::sync::Mutex::new(decoder),
+            decoder,
             params: params.clone(),
             channels,
             buf: AudioBuffer::new(MAX_FRAME as u64, SignalSpec::new(OPUS_RATE, layout)),
@@ -58,13 +54,11 @@ impl Decoder for OpusDecoder {
     }
 
     fn supported_codecs() -> &'static [CodecDescriptor] {
-        &[support_codec!(CODEC_TYPE_OPUS, "opus", "Opus (libopus)")]
+        &[support_codec!(CODEC_TYPE_OPUS, "opus", "Opus")]
     }
 
     fn reset(&mut self) {
-        if let Ok(d) = self.decoder.get_mut() {
-            let _ = d.reset_state();
-        }
+        self.decoder.reset();
     }
 
     fn codec_params(&self) -> &CodecParameters {
@@ -73,8 +67,11 @@ impl Decoder for OpusDecoder {
 
     fn decode(&mut self, packet: &Packet) -> Result<AudioBufferRef<'_>> {
         self.buf.clear();
-        let Ok(decoder) = self.decoder.get_mut() else { return decode_error("opus: decoder poisoned") };
-        let frames = match decoder.decode_float(&packet.data, &mut self.interleaved, false) {
+        // An empty packet asks the decoder to conceal a lost one; a file has none to conceal.
+        if packet.data.is_empty() {
+            return decode_error("opus: empty packet");
+        }
+        let frames = match self.decoder.decode_float(&packet.data, &mut self.interleaved, false) {
             Ok(n) => n,
             Err(_) => return decode_error("opus: corrupt packet"),
         };

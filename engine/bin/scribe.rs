@@ -12,18 +12,17 @@ use std::process::ExitCode;
 
 use clap::{ArgAction, Parser, Subcommand};
 
-use scribe::audio::AudioFeatures;
 use scribe::backend::{Device, DeviceRequest};
 use scribe::hub::{resolve_whisper, HubConfig};
 use scribe::models::pyannote::{checkpoint as vad_checkpoint, PyanNet};
 use scribe::models::whisper::clips::{parse_clip_timestamps, DEFAULT_CLIP_TIMESTAMPS};
-use scribe::models::whisper::decoding::DecodingOptions;
-use scribe::models::whisper::transcribe::{transcribe_features, TranscribeOptions};
 use scribe::models::whisper::{Task, Whisper};
-use scribe::output::{parse_formats, write_outputs, Transcript, WriterOptions};
+use scribe::output::{parse_formats, write_outputs, WriterOptions};
 use scribe::pipeline::batched::BATCH_SIZE;
-use scribe::pipeline::file::{transcribe_file, FileProgress, VadSettings};
+use scribe::pipeline::options::set_beam_size;
 use scribe::pipeline::speech_chunks::{CHUNK_SIZE, MIN_CHUNK_SIZE, VAD_OFFSET, VAD_ONSET};
+use scribe::pipeline::{Models, Pipeline, PipelineOptions, Progress, Stage, VadMethod, VadOptions};
+use scribe::Cancel;
 
 /// WhisperX flags whose stage this version does not have yet: refused by name, never ignored.
 const NOT_YET: &[(&str, &str)] = &[
@@ -232,13 +231,6 @@ struct TranscribeArgs {
     vad_step: String,
 }
 
-/// How speech is found before decoding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum VadMethod {
-    Pyannote,
-    None,
-}
-
 /// `--vad_step`: `auto` (pyannote's step) or seconds in (0, 5].
 fn vad_step(s: &str) -> anyhow::Result<Option<f64>> {
     if s == "auto" {
@@ -400,7 +392,8 @@ fn check_args(args: &TranscribeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn transcribe_options(args: &TranscribeArgs, model: &Whisper) -> anyhow::Result<TranscribeOptions> {
+/// The run's options: WhisperX's defaults with the flags given.
+fn pipeline_options(args: &TranscribeArgs, model: &Whisper) -> anyhow::Result<PipelineOptions> {
     let suppress_tokens = args
         .suppress_tokens
         .split(',')
@@ -409,42 +402,44 @@ fn transcribe_options(args: &TranscribeArgs, model: &Whisper) -> anyhow::Result<
         .map(|s| s.parse::<i64>().map_err(|_| anyhow::anyhow!("--suppress_tokens: `{s}` is not a token id")))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let tok = &model.tokenizer;
-    let decode = DecodingOptions {
-        task: if args.task == "translate" { Task::Translate } else { Task::Transcribe },
-        language: args.language.clone(),
-        beam_size: (args.beam_size > 1).then_some(args.beam_size),
-        best_of: Some(args.best_of),
-        patience: (args.beam_size > 1).then_some(args.patience),
-        length_penalty: optional_f32("length_penalty", &args.length_penalty)?,
-        suppress_tokens,
-        extra_suppress: if args.suppress_numerals { numeral_symbol_tokens(model)? } else { Vec::new() },
-        hotwords: match &args.hotwords {
-            Some(h) => tok.encode(&format!(" {}", h.trim()))?,
-            None => Vec::new(),
-        },
-        seed: args.seed,
-        ..Default::default()
+    let mut o = PipelineOptions::default();
+    let asr = &mut o.asr_options;
+    let d = &mut asr.decode;
+    d.task = if args.task == "translate" { Task::Translate } else { Task::Transcribe };
+    d.language = args.language.clone();
+    d.best_of = Some(args.best_of);
+    d.length_penalty = optional_f32("length_penalty", &args.length_penalty)?;
+    d.suppress_tokens = suppress_tokens;
+    d.extra_suppress = if args.suppress_numerals { numeral_symbol_tokens(model)? } else { Vec::new() };
+    d.hotwords = match &args.hotwords {
+        Some(h) => tok.encode(&format!(" {}", h.trim()))?,
+        None => Vec::new(),
     };
-    let options = TranscribeOptions {
-        temperatures: temperatures(
-            args.temperature,
-            optional_f32("temperature_increment_on_fallback", &args.temperature_increment_on_fallback)?,
-        )?,
-        compression_ratio_threshold: optional_f64("compression_ratio_threshold", &args.compression_ratio_threshold)?,
-        logprob_threshold: optional_f64("logprob_threshold", &args.logprob_threshold)?,
-        no_speech_threshold: optional_f64("no_speech_threshold", &args.no_speech_threshold)?,
-        condition_on_previous_text: args.condition_on_previous_text,
-        initial_prompt: args.initial_prompt.clone(),
-        word_timestamps: args.word_timestamps && !args.no_align,
-        clip_timestamps: parse_clip_timestamps(&args.clip_timestamps).map_err(|e| anyhow::anyhow!("--{e}"))?,
-        hallucination_silence_threshold: optional_f64(
-            "hallucination_silence_threshold",
-            &args.hallucination_silence_threshold,
-        )?,
-        decode,
+    d.seed = args.seed;
+    set_beam_size(asr, args.beam_size, args.patience);
+    asr.temperatures = temperatures(
+        args.temperature,
+        optional_f32("temperature_increment_on_fallback", &args.temperature_increment_on_fallback)?,
+    )?;
+    asr.compression_ratio_threshold = optional_f64("compression_ratio_threshold", &args.compression_ratio_threshold)?;
+    asr.logprob_threshold = optional_f64("logprob_threshold", &args.logprob_threshold)?;
+    asr.no_speech_threshold = optional_f64("no_speech_threshold", &args.no_speech_threshold)?;
+    asr.condition_on_previous_text = args.condition_on_previous_text;
+    asr.initial_prompt = args.initial_prompt.clone();
+    asr.word_timestamps = args.word_timestamps && !args.no_align;
+    asr.clip_timestamps = parse_clip_timestamps(&args.clip_timestamps).map_err(|e| anyhow::anyhow!("--{e}"))?;
+    asr.hallucination_silence_threshold =
+        optional_f64("hallucination_silence_threshold", &args.hallucination_silence_threshold)?;
+    asr.validate().map_err(|e| anyhow::anyhow!("--{e}"))?;
+    o.vad_options = VadOptions {
+        method: vad_method(&args.vad_method)?,
+        vad_onset: args.vad_onset,
+        vad_offset: args.vad_offset,
+        chunk_size: args.chunk_size,
+        step: vad_step(&args.vad_step)?,
     };
-    options.validate().map_err(|e| anyhow::anyhow!("--{e}"))?;
-    Ok(options)
+    o.batch_size = args.batch_size;
+    Ok(o)
 }
 
 fn run_transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
@@ -473,8 +468,8 @@ fn run_transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
     }
     tracing::info!("[Predict] device={} compute_type={computed} model={}", device.name(), dir.display());
     tracing::debug!("backend: {}", device.describe());
-    let options = transcribe_options(&args, &model)?;
-    let vad = match vad_method(&args.vad_method)? {
+    let options = pipeline_options(&args, &model)?;
+    let vad = match options.vad_options.method {
         VadMethod::None => None,
         VadMethod::Pyannote => {
             let env = std::env::var_os(vad_checkpoint::VAD_MODEL_PATH).map(PathBuf::from);
@@ -485,108 +480,88 @@ fn run_transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
             Some(PyanNet::load(&device, store.as_ref(), &config)?)
         }
     };
-    let step = if vad.is_some() { vad_step(&args.vad_step)? } else { None };
+    let pipeline = Pipeline::new(std::sync::Arc::new(Models { whisper: model, vad }), options)
+        .map_err(|e| anyhow::anyhow!("--{e}"))?;
+    let cancel = Cancel::new();
     for path in &args.audio {
-        let result = match &vad {
-            Some(vad) => transcribe_with_vad(&args, &model, vad, step, &options, path)?,
-            None => transcribe_sequential(&args, &model, &options, path)?,
-        };
+        let mut display = ProgressDisplay::new(path, args.print_progress);
+        let result = pipeline.run(path, &cancel, &mut |p| display.show(p));
+        display.finish();
+        let file = result?;
+        for w in &file.warnings {
+            tracing::warn!("{}: {w}", path.display());
+        }
+        let timings: Vec<String> = file.timings.stages.iter().map(|(s, t)| format!("{s} {t:.2} s")).collect();
+        tracing::debug!("{}: {}", path.display(), timings.join(", "));
         if args.verbose {
-            for s in result.segments.iter().filter(|s| !s.text.trim().is_empty()) {
+            for s in file.transcript.segments.iter().filter(|s| !s.text.trim().is_empty()) {
                 println!("[{} --> {}] {}", clock(s.start), clock(s.end), s.text.trim());
             }
         }
-        for w in write_outputs(&result, path, &args.output_dir, &formats, &writer)? {
+        for w in write_outputs(&file.transcript, path, &args.output_dir, &formats, &writer)? {
             tracing::info!("wrote {}", w.display());
         }
     }
     Ok(())
 }
 
-/// `--vad_method none`: openai's sequential long-form decoding of one file.
-fn transcribe_sequential(
-    args: &TranscribeArgs,
-    model: &Whisper,
-    options: &TranscribeOptions,
-    path: &Path,
-) -> anyhow::Result<Transcript> {
-    // The log-mel and per-hop peaks, computed while decoding: the samples are never held.
-    let audio = AudioFeatures::from_file(path, model.config.num_mel_bins)?;
-    let seconds = audio.duration_s();
-    let bar = progress_bar(seconds);
-    let mut last_logged = 0usize;
-    let mut progress = |done: usize, total: usize| {
-        let pct = done * 100 / total.max(1);
-        if let Some(b) = &bar {
-            b.set_message("transcription");
-            b.set_position(pct as u64);
-        } else if args.print_progress || (seconds > 30.0 && pct >= last_logged + 10) {
-            tracing::info!("{}: {pct}% transcribed", path.display());
-            last_logged = pct;
-        }
-    };
-    let result = transcribe_features(model, &audio, options, &mut progress)?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    Ok(result)
+/// Progress on the terminal: a spinner while the audio is read and scored (the length of the
+/// speech is not known yet), then a bar; without a terminal, a log line every 10 % of files
+/// longer than 30 s (or every update with --print_progress).
+struct ProgressDisplay<'a> {
+    path: &'a Path,
+    print_all: bool,
+    spinner: Option<indicatif::ProgressBar>,
+    bar: Option<indicatif::ProgressBar>,
+    stage: Option<Stage>,
+    seconds: f64,
+    last_logged: u32,
 }
 
-/// WhisperX's default path for one file: VAD speech chunks, then batched transcription.
-fn transcribe_with_vad(
-    args: &TranscribeArgs,
-    model: &Whisper,
-    vad: &PyanNet,
-    step: Option<f64>,
-    options: &TranscribeOptions,
-    path: &Path,
-) -> anyhow::Result<Transcript> {
-    let settings = VadSettings {
-        onset: args.vad_onset,
-        offset: args.vad_offset,
-        chunk_size: args.chunk_size,
-        step,
-        batch_size: args.batch_size,
-        max_seconds: None,
-    };
-    // The length is known after the voice-activity pass: a spinner until then, then a bar.
-    let spinner = std::io::stderr().is_terminal().then(indicatif::ProgressBar::new_spinner);
-    let mut bar: Option<indicatif::ProgressBar> = None;
-    let mut seconds = 0.0;
-    let mut last_logged = 0usize;
-    let mut progress = |p: FileProgress| match p {
-        FileProgress::VoiceActivity { seconds: s } => {
-            seconds = s;
-            if let Some(sp) = &spinner {
-                sp.set_message(format!("voice activity: {s:.0} s"));
-                sp.tick();
-            }
+impl<'a> ProgressDisplay<'a> {
+    fn new(path: &'a Path, print_all: bool) -> Self {
+        let spinner = std::io::stderr().is_terminal().then(indicatif::ProgressBar::new_spinner);
+        ProgressDisplay { path, print_all, spinner, bar: None, stage: None, seconds: 0.0, last_logged: 0 }
+    }
+
+    fn show(&mut self, p: Progress) {
+        if self.stage != Some(p.stage) {
+            self.stage = Some(p.stage);
+            self.last_logged = 0;
         }
-        FileProgress::Chunks { done, total } => {
-            if done == 0 {
-                if let Some(sp) = &spinner {
-                    sp.finish_and_clear();
+        match p.stage {
+            Stage::Audio | Stage::VoiceActivity => {
+                self.seconds = self.seconds.max(p.done);
+                if let Some(sp) = &self.spinner {
+                    sp.set_message(format!("{}: {:.0} s", p.stage, p.done));
+                    sp.tick();
                 }
-                bar = progress_bar(seconds);
             }
-            let pct = done * 100 / total.max(1);
-            if let Some(b) = &bar {
-                b.set_message("transcription");
-                b.set_position(pct as u64);
-            } else if args.print_progress || (seconds > 30.0 && pct >= last_logged + 10) {
-                tracing::info!("{}: {done}/{total} chunks transcribed", path.display());
-                last_logged = pct;
+            _ => {
+                if let Some(sp) = self.spinner.take() {
+                    sp.finish_and_clear();
+                    self.bar = progress_bar(self.seconds);
+                }
+                let pct = p.percent();
+                if let Some(b) = &self.bar {
+                    b.set_message(p.stage.name());
+                    b.set_position(pct as u64);
+                } else if self.print_all || (self.seconds > 30.0 && pct >= self.last_logged + 10) {
+                    tracing::info!("{}: {} {pct}%", self.path.display(), p.stage);
+                    self.last_logged = pct;
+                }
             }
         }
-    };
-    let result = transcribe_file(model, vad, path, options, &settings, &mut progress);
-    if let Some(sp) = &spinner {
-        sp.finish_and_clear();
     }
-    if let Some(b) = &bar {
-        b.finish_and_clear();
+
+    fn finish(&mut self) {
+        if let Some(sp) = self.spinner.take() {
+            sp.finish_and_clear();
+        }
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
     }
-    Ok(result?.transcript)
 }
 
 /// A terminal progress bar for files longer than 30 s.

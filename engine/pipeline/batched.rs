@@ -15,12 +15,12 @@ use std::collections::VecDeque;
 use crate::audio::mel::{log_mel_window, HOP_LENGTH, N_FRAMES, N_SAMPLES};
 use crate::audio::{SampleSource, SAMPLE_RATE};
 use crate::backend::Tensor;
+use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::models::whisper::decoding::{detect_language, DecodingResult, DecodingTask};
+use crate::models::whisper::longform::{split_segments, Policy, Verdict};
 use crate::models::whisper::timing;
-use crate::models::whisper::transcribe::{
-    describe_decoding_options, needs_fallback, options_at_temperature, should_skip, split_segments, TranscribeOptions,
-};
+use crate::models::whisper::transcribe::{describe_decoding_options, TranscribeOptions};
 use crate::models::whisper::Whisper;
 use crate::output::{Segment, Transcript};
 
@@ -72,37 +72,40 @@ pub fn speech_only(chunk: &Chunk, audio: &mut dyn SampleSource) -> Result<Vec<f3
     Ok(out)
 }
 
-/// Decode windows `features[A, T, D]` with fallback per window: all at the first temperature,
-/// then only those that need it at the next, and so on (transcribe.py `decode_with_fallback`
-/// applied to each window). `decoder_calls` counts decoding batches (for tests and logs).
+/// Decode windows `features[A, T, D]` with the long-form policy per window: all at the first
+/// temperature, then only those it sends back at the next, and so on (transcribe.py
+/// `decode_with_fallback` applied to each window). Each window's result comes with its verdict,
+/// [`Verdict::Skip`] or [`Verdict::Emit`]. `decoder_calls` counts decoding batches (for tests
+/// and logs).
 pub fn decode_batch_with_fallback(
     model: &Whisper,
     features: &Tensor,
     o: &TranscribeOptions,
     prompt: &[u32],
     decoder_calls: &mut usize,
-) -> Result<Vec<DecodingResult>> {
+    cancel: &Cancel,
+) -> Result<Vec<(DecodingResult, Verdict)>> {
+    let policy = Policy::new(o);
     let n = features.dim(0);
-    let mut results: Vec<Option<DecodingResult>> = (0..n).map(|_| None).collect();
+    let mut results: Vec<Option<(DecodingResult, Verdict)>> = (0..n).map(|_| None).collect();
     let mut pending: Vec<usize> = (0..n).collect();
-    for i in 0..o.temperatures.len() {
-        if pending.is_empty() {
-            break;
-        }
-        let d = options_at_temperature(o, i, prompt);
+    let mut attempt = 0;
+    while !pending.is_empty() {
+        let d = policy.decoding_options(attempt, prompt);
         tracing::debug!("{} windows: {}", pending.len(), describe_decoding_options(&d));
         let batch =
             if pending.len() == n { features.clone() } else { model.device.index_select(features, &pending)? };
         *decoder_calls += 1;
-        let decoded = DecodingTask::new(model, d)?.run_batch(&batch)?;
+        let decoded = DecodingTask::new(model, d)?.with_cancel(cancel).run_batch(&batch)?;
         let mut retry = Vec::new();
         for (&w, r) in pending.iter().zip(decoded) {
-            if needs_fallback(&r, o) {
-                retry.push(w);
+            match policy.verdict(attempt, &r) {
+                Verdict::Retry { .. } => retry.push(w),
+                verdict => results[w] = Some((r, verdict)),
             }
-            results[w] = Some(r);
         }
         pending = retry;
+        attempt += 1;
     }
     results.into_iter().map(|r| r.ok_or_else(|| Error::Other("no temperatures to decode with".into()))).collect()
 }
@@ -154,6 +157,7 @@ pub fn untranscribed_tail(chunk: &Chunk, covered_until: f64) -> Option<Chunk> {
 /// Chunks are decoded with timestamp tokens, so each yields segments with their own times
 /// inside the chunk; a chunk whose decoded text ends before its speech does (a sentence after
 /// a pause left out) has its tail decoded again in the next batch.
+#[allow(clippy::too_many_arguments)] // the model, the audio, the work, its options, and three reporters
 pub fn transcribe_chunks(
     model: &Whisper,
     audio: &mut dyn SampleSource,
@@ -162,6 +166,7 @@ pub fn transcribe_chunks(
     batch_size: usize,
     progress: &mut dyn FnMut(usize, usize),
     stats: &mut BatchStats,
+    cancel: &Cancel,
 ) -> Result<Transcript> {
     o.validate()?;
     let tok = &model.tokenizer;
@@ -206,6 +211,7 @@ pub fn transcribe_chunks(
     let mut queue: VecDeque<(Chunk, usize)> = chunks.iter().map(|c| (c.clone(), 0)).collect();
     let len = audio.len();
     while !queue.is_empty() {
+        cancel.check()?;
         let batch: Vec<(Chunk, usize)> = queue.drain(..batch_size.max(1).min(queue.len())).collect();
         let first_needed = batch.iter().chain(&queue).map(|(c, _)| chunk_samples(c, len).0).min().unwrap_or(len);
         audio.release_before(first_needed);
@@ -217,9 +223,11 @@ pub fn transcribe_chunks(
             }
             let features = model.encode(&mel, batch.len())?;
             stats.encoder_calls += 1;
-            let results = decode_batch_with_fallback(model, &features, &options, &prompt, &mut stats.decoder_calls)?;
-            for (k, ((chunk, depth), result)) in batch.iter().zip(results).enumerate() {
-                if should_skip(&result, &options) {
+            let results =
+                decode_batch_with_fallback(model, &features, &options, &prompt, &mut stats.decoder_calls, cancel)?;
+            for (k, ((chunk, depth), (result, verdict))) in batch.iter().zip(results).enumerate() {
+                cancel.check()?;
+                if verdict == Verdict::Skip {
                     tracing::debug!(
                         "chunk {:.2}-{:.2} s skipped as silence: no_speech_prob={:.3} avg_logprob={:.3}",
                         chunk.start,
@@ -233,7 +241,7 @@ pub fn transcribe_chunks(
                 let (s, e) = chunk_samples(chunk, len);
                 let time_offset = s as f64 / SAMPLE_RATE as f64;
                 let frames = ((e - s) / HOP_LENGTH).clamp(1, N_FRAMES);
-                let (mut current, advance) = split_segments(model, &result, time_offset, frames)?;
+                let (mut current, advance) = split_segments(tok, &result, time_offset, frames)?;
                 current.retain(|s| !s.text.trim().is_empty());
                 // Timestamps may reach into the window's padding; the speech is inside the span.
                 let span_end = e as f64 / SAMPLE_RATE as f64;

@@ -1,5 +1,34 @@
-//! The WhisperX pipeline around the models: voice-activity chunks (`speech_chunks`) and their
-//! batched transcription (`batched`), one file through both (`file`); alignment and diarization stages join here.
+//! The WhisperX pipeline around the models: one [`Pipeline`] of stages, shared by the CLI and
+//! the worker, that any run can cancel.
+//!
+//! A file goes through the stages in order, each a module with one entry point
+//! ([`runner::StageFn`]) over `(&mut FileTranscript, &Audio, &Cancel, progress)`:
+//!
+//! 1. [`audio_in`]: decoded once into a store (memory, or a temporary file for long recordings);
+//! 2. [`voice_activity`]: WhisperX's VAD, speech merged into ≤ `chunk_size` chunks
+//!    ([`speech_chunks`]);
+//! 3. [`transcription`]: chunks decoded in batches ([`batched`]), or the whole recording
+//!    sequentially without VAD;
+//! 4. [`word_times`]: DTW today, wav2vec2 alignment next;
+//! 5. [`diarization`];
+//! 6. [`speaker_names`].
+//!
+//! A stage the user did not ask for, or whose model is missing, is skipped with a warning in
+//! the result, never an error. Every stage reports one [`Progress`] type and its wall time in
+//! [`Timings`]. A new stage is a module here with that entry point, listed in
+//! [`runner::STAGES`]; `docs/pipeline.md` says more.
+pub mod audio_in;
 pub mod batched;
-pub mod file;
+pub mod diarization;
+pub mod options;
+pub mod progress;
+pub mod runner;
+pub mod speaker_names;
 pub mod speech_chunks;
+pub mod transcription;
+pub mod voice_activity;
+pub mod word_times;
+
+pub use options::{AlignOptions, DiarizeOptions, PipelineOptions, SpeakerSample, VadMethod, VadOptions, VerifyOptions};
+pub use progress::{Progress, Stage, Timings, Unit};
+pub use runner::{FileTranscript, Models, Outcome, Pipeline};

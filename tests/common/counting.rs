@@ -1,11 +1,14 @@
 //! A CPU backend that counts what crosses to the host and how often the models run: bytes
-//! downloaded, decoder forwards (rows × tokens) and Whisper encoder forwards. Token choice
-//! happens "on the device" (the wrapped CPU backend, uncounted, as a GPU chooses in place).
+//! downloaded, decoder forwards (rows × tokens), Whisper encoder forwards and VAD forwards. Token
+//! choice happens "on the device" (the wrapped CPU backend, uncounted, as a GPU chooses in
+//! place). It can cancel a run when a given forward starts, so tests can count what ran after.
 //! Included by the tests that need it (`#[path = "common/counting.rs"] mod counting;`).
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+
+use scribe::Cancel;
 
 use scribe::backend::cpu::CpuBackend;
 use scribe::backend::{Activation, Backend, BinaryOp, Conv1dParams, Reduce, RowMask, Sampling, Tensor, TokenChoice};
@@ -24,6 +27,26 @@ pub struct Counting {
     pub encoder_forwards: Mutex<Vec<usize>>,
     /// Input channels of the encoder's first conv (80 or 128).
     pub n_mels: usize,
+    /// VAD forwards (PyanNet's sinc convolution over the waveform: one input channel).
+    pub vad_forwards: AtomicUsize,
+    /// Cancel this token when the n-th forward of this kind starts.
+    pub cancel_at: Mutex<Option<(Forward, usize, Cancel)>>,
+}
+
+/// A kind of forward pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forward {
+    Vad,
+    Encoder,
+    Decoder,
+}
+
+/// Forwards of each kind counted at some moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub vad: usize,
+    pub encoder: usize,
+    pub decoder: usize,
 }
 
 impl Counting {
@@ -34,6 +57,31 @@ impl Counting {
             decoder_forwards: Mutex::new(Vec::new()),
             encoder_forwards: Mutex::new(Vec::new()),
             n_mels,
+            vad_forwards: AtomicUsize::new(0),
+            cancel_at: Mutex::new(None),
+        }
+    }
+
+    pub fn counts(&self) -> Counts {
+        Counts {
+            vad: self.vad_forwards.load(Ordering::SeqCst),
+            encoder: self.encoder_forwards.lock().unwrap().len(),
+            decoder: self.decoder_forwards.lock().unwrap().len(),
+        }
+    }
+
+    /// A forward of `kind` has started: cancel when it is the awaited one.
+    fn started(&self, kind: Forward) {
+        let c = self.counts();
+        let n = match kind {
+            Forward::Vad => c.vad,
+            Forward::Encoder => c.encoder,
+            Forward::Decoder => c.decoder,
+        };
+        if let Some((k, at, cancel)) = &*self.cancel_at.lock().unwrap() {
+            if *k == kind && *at == n {
+                cancel.cancel();
+            }
         }
     }
 }
@@ -61,6 +109,11 @@ impl Backend for Counting {
     fn conv1d(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: Conv1dParams) -> Result<Tensor> {
         if x.rank() == 3 && x.dim(1) == self.n_mels && w.rank() == 3 && w.dim(2) == 3 {
             self.encoder_forwards.lock().unwrap().push(x.dim(0));
+            self.started(Forward::Encoder);
+        }
+        if x.rank() == 3 && x.dim(1) == 1 {
+            self.vad_forwards.fetch_add(1, Ordering::SeqCst);
+            self.started(Forward::Vad);
         }
         self.inner.conv1d(x, w, b, p)
     }
@@ -109,6 +162,7 @@ impl Backend for Counting {
         seq_len: usize,
     ) -> Result<Tensor> {
         self.decoder_forwards.lock().unwrap().push((ids.len() / seq_len.max(1), seq_len, offset));
+        self.started(Forward::Decoder);
         self.inner.embedding_with_positions(ids, table, positions, offset, seq_len)
     }
     fn permute(&self, x: &Tensor, p: &[usize]) -> Result<Tensor> {

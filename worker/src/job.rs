@@ -18,15 +18,15 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tracing::Instrument;
 
-use scribe::models::whisper::decoding::DecodingOptions;
-use scribe::models::whisper::transcribe::TranscribeOptions;
 use scribe::models::whisper::Task;
 use scribe::output::{render, OutputFormat, WriterOptions};
-use scribe::pipeline::file::{transcribe_file, FileProgress, VadSettings};
+use scribe::pipeline::options::set_beam_size;
+use scribe::pipeline::{Pipeline, PipelineOptions, Progress, SpeakerSample, Stage};
+use scribe::Cancel;
 
 use crate::download::{redact, Downloader};
 use crate::job_input::JobInput;
-use crate::job_result::{build_result, Timings};
+use crate::job_result::{build_result, timings};
 use crate::models::Models;
 use crate::redact::safe_message;
 use crate::settings::Settings;
@@ -40,11 +40,19 @@ pub struct JobError {
     /// The GPU context is unusable: the platform should restart the worker (the SDK's
     /// `refresh_worker`, posted as `stopPod: true`).
     pub stop_pod: bool,
+    /// The job's [`Cancel`] token stopped it (the caller knows why).
+    pub cancelled: bool,
 }
 
 impl From<String> for JobError {
     fn from(message: String) -> Self {
-        JobError { message, stop_pod: false }
+        JobError { message, stop_pod: false, cancelled: false }
+    }
+}
+
+impl JobError {
+    fn cancelled() -> Self {
+        JobError { message: "the job was cancelled before it finished".into(), stop_pod: false, cancelled: true }
     }
 }
 
@@ -70,11 +78,24 @@ pub fn outcome_body(outcome: &JobOutcome) -> Value {
 /// An engine error as a job error: a CUDA error other than running out of memory leaves the
 /// context unusable, so the worker asks to be restarted.
 pub fn engine_error(e: scribe::Error, audio_shown: &str, url: &str) -> JobError {
+    if matches!(e, scribe::Error::Cancelled) {
+        return JobError::cancelled();
+    }
     let stop_pod = matches!(e, scribe::Error::Cuda(_));
     // Errors name the job's temporary file; the user knows the URL.
     let message = e.to_string().replace(audio_shown, &format!("audio_file {}", redact(url)));
-    JobError { message, stop_pod }
+    JobError { message, stop_pod, cancelled: false }
 }
+
+/// Resolves once `cancel` is cancelled (checked every [`CANCEL_POLL`]).
+pub async fn cancelled(cancel: &Cancel) {
+    while !cancel.is_cancelled() {
+        tokio::time::sleep(CANCEL_POLL).await;
+    }
+}
+
+/// How often an async wait looks at a job's [`Cancel`] token.
+pub const CANCEL_POLL: Duration = Duration::from_millis(50);
 
 /// Runs jobs with the loaded models.
 pub struct JobRunner {
@@ -195,86 +216,66 @@ pub fn clean_stale_jobs(jobs_dir: &Path, min_age: Duration) {
 
 impl JobRunner {
     /// Run job `id` with `input`; `progress` receives progress updates for the platform.
-    /// Log lines inside carry the job id as `request_id` (a field of the JSON lines on RunPod).
-    pub async fn run(&self, id: &str, input: &Value, progress: Arc<dyn Fn(Value) + Send + Sync>) -> JobOutcome {
+    /// `cancel` stops it at the engine's next check: the call returns only once the engine has
+    /// stopped (a cancelled job's error has `cancelled` set), and the job's files are removed
+    /// after that. Log lines inside carry the job id as `request_id` (a field of the JSON lines
+    /// on RunPod).
+    pub async fn run(
+        &self,
+        id: &str,
+        input: &Value,
+        progress: Arc<dyn Fn(Value) + Send + Sync>,
+        cancel: &Cancel,
+    ) -> JobOutcome {
         let span = tracing::info_span!("job", request_id = %id);
         // Whatever failed, the message that leaves the worker names no secret and is bounded.
-        self.run_job(id, input, progress)
+        self.run_job(id, input, progress, cancel)
             .instrument(span)
             .await
             .map_err(|e| JobError { message: safe_message(&e.message), ..e })
     }
 
-    async fn run_job(&self, id: &str, input: &Value, progress: Arc<dyn Fn(Value) + Send + Sync>) -> JobOutcome {
+    async fn run_job(
+        &self,
+        id: &str,
+        input: &Value,
+        progress: Arc<dyn Fn(Value) + Send + Sync>,
+        cancel: &Cancel,
+    ) -> JobOutcome {
         let started = Instant::now();
         let job = JobInput::parse(input).map_err(|errors| format!("invalid input: {}", errors.join(" ")))?;
         let debug = job.debug.unwrap_or(self.settings.debug);
         let dir = JobDir::create(&self.settings.jobs_dir, id)?;
         let audio = dir.path().join(audio_name(&job.audio_file));
         let audio_shown = audio.display().to_string();
-        let got = self.downloader.fetch(&job.audio_file, &audio).await.map_err(|e| format!("audio_file: {e}"))?;
+        let got = tokio::select! {
+            got = self.downloader.fetch(&job.audio_file, &audio) => got.map_err(|e| format!("audio_file: {e}"))?,
+            _ = cancelled(cancel) => return Err(JobError::cancelled()),
+        };
         tracing::info!("job {id}: downloaded {} bytes from {}", got.bytes, redact(&job.audio_file));
         let download_s = started.elapsed().as_secs_f64();
 
-        let mut warnings = Vec::new();
-        let word_timestamps = job.word_timestamps || job.align_output;
-        if job.align_output {
-            warnings.push(
-                "align_output: wav2vec2 alignment is not in this build yet; word times come from Whisper's \
-                 cross-attention (DTW)"
-                    .to_string(),
-            );
-        }
-        if job.diarization {
-            warnings.push("diarization: not in this build yet; segments carry no speaker".to_string());
-        }
-        if job.speaker_verification || !job.speaker_samples.is_empty() {
-            let names: Vec<String> = job
-                .speaker_samples
-                .iter()
-                .enumerate()
-                .map(|(i, s)| speaker_name(s.name.as_deref(), &s.url).unwrap_or_else(|| format!("speaker_{}", i + 1)))
-                .collect();
-            warnings.push(format!(
-                "speaker_verification: not in this build yet; speaker_samples ({}) were not used",
-                if names.is_empty() { "none given".to_string() } else { names.join(", ") }
-            ));
-        }
-
-        let models = self.models.clone();
-        let max_seconds = self.settings.max_audio_seconds;
-        let job_for_task = job.clone();
-        let progress_for_task = progress.clone();
+        let pipeline = Pipeline::new(self.models.pipeline.clone(), pipeline_options(&job, &self.settings, dir.path()))
+            .map_err(|e| format!("invalid input: {e}"))?;
         let span = tracing::Span::current();
+        let engine_cancel = cancel.clone();
+        let audio_path = audio.clone();
+        // The engine runs on a blocking thread; this task waits for it to return, also when
+        // cancelled, so the job's slot and files are released only once it has stopped.
         let transcribed = tokio::task::spawn_blocking(move || {
             let _in_job = span.enter();
-            let options = transcribe_options(&job_for_task, word_timestamps);
-            let settings = VadSettings {
-                onset: job_for_task.vad_onset,
-                offset: job_for_task.vad_offset,
-                chunk_size: job_for_task.chunk_size,
-                step: None,
-                batch_size: job_for_task.batch_size,
-                max_seconds: Some(max_seconds),
-            };
-            let mut last_percent = None;
-            let mut on_progress = |p: FileProgress| {
-                if let FileProgress::Chunks { done, total } = p {
-                    let percent = done * 100 / total.max(1);
-                    if last_percent != Some(percent) {
-                        last_percent = Some(percent);
-                        progress_for_task(json!({"stage": "transcription", "chunks_done": done, "chunks_total": total, "percent": percent}));
-                    }
+            let mut updates = ProgressUpdates::default();
+            pipeline.run(&audio_path, &engine_cancel, &mut |p| {
+                if let Some(update) = updates.next(p) {
+                    progress(update);
                 }
-            };
-            options.validate()?;
-            transcribe_file(&models.whisper, &models.vad, &audio, &options, &settings, &mut on_progress)
+            })
         })
         .await
         .map_err(|e| format!("transcription crashed: {e}"))?
         .map_err(|e| engine_error(e, &audio_shown, &job.audio_file))?;
-        warnings.extend(transcribed.warnings.iter().cloned());
 
+        let mut warnings = transcribed.warnings.clone();
         let upload_started = Instant::now();
         let artifacts = match &self.storage {
             Some(storage) => match upload(storage, id, &transcribed.transcript, &job.output_formats).await {
@@ -287,14 +288,28 @@ impl JobRunner {
             },
             None => None,
         };
-        let timings = debug.then(|| Timings {
-            download_s,
-            vad_s: transcribed.vad_seconds,
-            transcribe_s: transcribed.transcribe_seconds,
-            upload_s: upload_started.elapsed().as_secs_f64(),
-            total_s: started.elapsed().as_secs_f64(),
+        let timings = debug.then(|| {
+            timings(download_s, &transcribed, upload_started.elapsed().as_secs_f64(), started.elapsed().as_secs_f64())
         });
+        drop(dir);
         Ok(build_result(&transcribed, artifacts.as_ref(), warnings, timings)?)
+    }
+}
+
+/// Progress updates for the platform: one per whole percent of each stage.
+#[derive(Default)]
+struct ProgressUpdates {
+    last: Option<(Stage, u32)>,
+}
+
+impl ProgressUpdates {
+    fn next(&mut self, p: Progress) -> Option<Value> {
+        let percent = p.percent();
+        if self.last == Some((p.stage, percent)) || p.total <= 0.0 {
+            return None;
+        }
+        self.last = Some((p.stage, percent));
+        Some(json!({"stage": p.stage.name(), "done": p.done, "total": p.total, "unit": p.unit, "percent": percent}))
     }
 }
 
@@ -320,26 +335,38 @@ async fn upload(
     Ok(out)
 }
 
-/// WhisperX's transcription options with the job's overrides.
-fn transcribe_options(job: &JobInput, word_timestamps: bool) -> TranscribeOptions {
-    let beam = job.beam_size;
-    TranscribeOptions {
-        temperatures: match job.temperature {
-            Some(t) => vec![t],
-            None => TranscribeOptions::default().temperatures,
-        },
-        condition_on_previous_text: false,
-        initial_prompt: job.initial_prompt.clone(),
-        word_timestamps,
-        decode: DecodingOptions {
-            task: if job.task_translate { Task::Translate } else { Task::Transcribe },
-            language: job.language.clone(),
-            beam_size: (beam > 1).then_some(beam),
-            patience: (beam > 1).then_some(1.0),
-            ..Default::default()
-        },
-        ..Default::default()
+/// The job's pipeline options: WhisperX's defaults with the job's fields.
+fn pipeline_options(job: &JobInput, settings: &Settings, dir: &Path) -> PipelineOptions {
+    let mut o = PipelineOptions::default().with_spill_dir(dir);
+    let asr = &mut o.asr_options;
+    if let Some(t) = job.temperature {
+        asr.temperatures = vec![t];
     }
+    asr.initial_prompt = job.initial_prompt.clone();
+    asr.word_timestamps = job.word_timestamps;
+    asr.decode.task = if job.task_translate { Task::Translate } else { Task::Transcribe };
+    asr.decode.language = job.language.clone();
+    set_beam_size(asr, job.beam_size, scribe::pipeline::options::PATIENCE);
+    o.vad_options.vad_onset = job.vad_onset;
+    o.vad_options.vad_offset = job.vad_offset;
+    o.vad_options.chunk_size = job.chunk_size;
+    o.batch_size = job.batch_size;
+    o.audio.max_seconds = Some(settings.max_audio_seconds);
+    o.align_options.align_output = job.align_output;
+    o.diarize_options.diarize = job.diarization;
+    o.diarize_options.min_speakers = job.min_speakers;
+    o.diarize_options.max_speakers = job.max_speakers;
+    o.verify_options.speaker_verification = job.speaker_verification;
+    o.verify_options.speaker_samples = job
+        .speaker_samples
+        .iter()
+        .enumerate()
+        .map(|(i, s)| SpeakerSample {
+            name: speaker_name(s.name.as_deref(), &s.url).unwrap_or_else(|| format!("speaker_{}", i + 1)),
+            source: s.url.clone(),
+        })
+        .collect();
+    o
 }
 
 #[cfg(test)]
@@ -350,7 +377,7 @@ mod tests {
     fn results_errors_and_restarts_have_the_sdks_shapes() {
         assert_eq!(outcome_body(&Ok(json!({"a": 1}))), json!({"output": {"a": 1}}));
         assert_eq!(outcome_body(&Err(JobError::from("bad".to_string()))), json!({"error": "bad"}));
-        let gpu = JobError { message: "cuda: launch failed".into(), stop_pod: true };
+        let gpu = JobError { message: "cuda: launch failed".into(), stop_pod: true, cancelled: false };
         assert_eq!(outcome_body(&Err(gpu)), json!({"error": "cuda: launch failed", "stopPod": true}));
     }
 

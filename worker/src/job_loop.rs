@@ -20,7 +20,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Notify};
-use tokio::task::{AbortHandle, JoinSet};
+use tokio::task::JoinSet;
+
+use scribe::Cancel;
 
 use crate::backoff::Backoff;
 use crate::job::{outcome_body, safe_id, JobRunner};
@@ -35,6 +37,8 @@ pub const TAKE_TIMEOUT: Duration = Duration::from_secs(95);
 pub const PENDING_RETRY_EVERY: Duration = Duration::from_secs(30);
 /// Default limit on one result, progress or ping request (SCRIBE_PLATFORM_TIMEOUT_S).
 pub const POST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time jobs in flight get after SIGTERM before they are cancelled (SCRIBE_DRAIN_TIMEOUT_S).
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Timings of the loop (shortened by tests).
 #[derive(Clone, Debug)]
@@ -51,6 +55,8 @@ pub struct LoopTiming {
     pub pending_retry: Duration,
     /// Limit on each post (result, progress) and ping.
     pub post_timeout: Duration,
+    /// After SIGTERM, how long jobs in flight may take before they are cancelled.
+    pub drain_timeout: Duration,
 }
 
 impl Default for LoopTiming {
@@ -63,6 +69,7 @@ impl Default for LoopTiming {
             idle_pause: Duration::from_millis(500),
             pending_retry: PENDING_RETRY_EVERY,
             post_timeout: POST_TIMEOUT,
+            drain_timeout: DRAIN_TIMEOUT,
         }
     }
 }
@@ -75,13 +82,20 @@ pub struct JobLoop {
     pub jobs_dir: PathBuf,
 }
 
-/// Jobs in flight: ids for the heartbeat (from the take until the result is posted), abort
-/// handles for the stop channel.
+/// Jobs in flight: ids for the heartbeat (from the take until the result is posted), the
+/// cancel tokens of the running ones, and those the platform stopped (they post nothing).
 #[derive(Default)]
 struct InFlight {
     ids: HashSet<String>,
-    aborts: HashMap<String, AbortHandle>,
+    cancels: HashMap<String, Cancel>,
+    stopped: HashSet<String>,
+    /// SIGTERM's drain deadline passed: jobs cancelled now post why.
+    draining: bool,
 }
+
+/// The error a job cancelled at the drain deadline posts.
+pub const DRAIN_CANCELLED: &str =
+    "the worker was stopped (SIGTERM) and the job did not finish within the drain timeout; submit it again";
 
 /// Posts JSON to the platform with the worker's headers, each request within `timeout`.
 #[derive(Clone)]
@@ -305,18 +319,39 @@ impl JobLoop {
                 }
             }
         }
-        // Jobs taken but not started: run them too (the platform handed them to this worker).
+        // Jobs taken but not started run too (the platform handed them to this worker), until
+        // the drain deadline: then the running ones are cancelled and post why, and those not
+        // started are answered without running.
         let left = jobs.len() + waiting.len();
         if left > 0 {
-            tracing::info!("stopping: finishing {left} job(s) taken");
+            tracing::info!("stopping: finishing {left} job(s) taken, for at most {:?}", self.timing.drain_timeout);
         }
+        let deadline = tokio::time::sleep(self.timing.drain_timeout);
+        tokio::pin!(deadline);
+        let mut past_deadline = false;
         while !waiting.is_empty() || !jobs.is_empty() {
-            if self.start_next(&mut waiting, &mut jobs, &shared).await {
+            if !past_deadline && self.start_next(&mut waiting, &mut jobs, &shared).await {
                 continue;
             }
             tokio::select! {
                 _ = jobs.join_next() => {}
                 _ = slot_freed.notified() => {}
+                _ = &mut deadline, if !past_deadline => {
+                    past_deadline = true;
+                    {
+                        let mut f = in_flight.lock().unwrap();
+                        f.draining = true;
+                        tracing::warn!("drain timeout: cancelling {} running job(s)", f.cancels.len());
+                        for c in f.cancels.values() {
+                            c.cancel();
+                        }
+                    }
+                    for (id, _) in waiting.drain(..) {
+                        let body = json!({"error": DRAIN_CANCELLED});
+                        post_result(&poster, &self.endpoints.result_url(&id), &id, &body, &self.timing, &self.jobs_dir).await;
+                        in_flight.lock().unwrap().ids.remove(&id);
+                    }
+                }
             }
         }
         for b in background {
@@ -364,7 +399,9 @@ impl JobLoop {
         let jobs_dir = self.jobs_dir.clone();
         let in_flight_task = in_flight.clone();
         let task_id = id.clone();
-        let handle = jobs.spawn(async move {
+        let cancel = Cancel::new();
+        in_flight.lock().unwrap().cancels.insert(id.clone(), cancel.clone());
+        jobs.spawn(async move {
             let id = task_id;
             let url = endpoints.result_url(&id);
             // Progress goes out in order, before the result; once the result is ready, updates
@@ -381,23 +418,33 @@ impl JobLoop {
                     }
                 })
             };
-            let outcome = runner.run(&id, &input, Arc::new(move |p| drop(progress_tx.send(p)))).await;
+            // Returns once the engine has stopped, also when cancelled: only then is the slot free.
+            let mut outcome = runner.run(&id, &input, Arc::new(move |p| drop(progress_tx.send(p))), &cancel).await;
             drop(slot);
             progress_poster.abort();
+            let (stopped, draining) = {
+                let mut f = in_flight_task.lock().unwrap();
+                f.cancels.remove(&id);
+                (f.stopped.remove(&id), f.draining)
+            };
+            if stopped {
+                // A job the platform stopped posts nothing.
+                tracing::info!("job {id}: stopped by the platform; its engine has returned");
+                in_flight_task.lock().unwrap().ids.remove(&id);
+                return;
+            }
+            if let Err(e) = &mut outcome {
+                if e.cancelled && draining {
+                    e.message = DRAIN_CANCELLED.into();
+                }
+            }
             match &outcome {
                 Ok(_) => tracing::info!("job {id}: done"),
                 Err(e) => tracing::warn!("job {id}: failed: {e}"),
             }
             post_result(&poster, &url, &id, &outcome_body(&outcome), &timing, &jobs_dir).await;
-            let mut f = in_flight_task.lock().unwrap();
-            f.ids.remove(&id);
-            f.aborts.remove(&id);
+            in_flight_task.lock().unwrap().ids.remove(&id);
         });
-        let mut f = in_flight.lock().unwrap();
-        // A job that already ended has left `ids`; it needs no stop handle.
-        if f.ids.contains(&id) {
-            f.aborts.insert(id, handle);
-        }
     }
 }
 
@@ -491,12 +538,14 @@ async fn stop_channel(endpoints: Arc<Endpoints>, poster: Poster, in_flight: Arc<
                     body.get("jobsToStop").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str)
                 {
                     let mut f = in_flight.lock().unwrap();
-                    if let Some(h) = f.aborts.remove(id) {
-                        h.abort();
-                    }
-                    // A job still waiting for a slot leaves `ids` and is never started.
-                    if f.ids.remove(id) {
-                        tracing::info!("job {id}: stopped by the platform");
+                    if let Some(c) = f.cancels.get(id).cloned() {
+                        // Running: its engine stops at the next check; it posts nothing.
+                        c.cancel();
+                        f.stopped.insert(id.to_string());
+                        tracing::info!("job {id}: stopped by the platform; stopping its engine");
+                    } else if f.ids.remove(id) {
+                        // Still waiting for a slot: never started.
+                        tracing::info!("job {id}: stopped by the platform before it started");
                     }
                 }
                 timing.idle_pause

@@ -4,10 +4,10 @@
 //! it, the artifacts' keys and presigned URLs (a failed upload falls back to the preview).
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use scribe::output::Segment;
-use scribe::pipeline::file::FileTranscript;
+use scribe::pipeline::FileTranscript;
 
 use std::collections::BTreeMap;
 
@@ -16,14 +16,16 @@ use crate::storage::Artifact;
 /// Segments in an inline preview.
 pub const PREVIEW_SEGMENTS: usize = 50;
 
-/// Per-stage wall times, seconds (`debug: true`).
-#[derive(Clone, Debug, Serialize)]
-pub struct Timings {
-    pub download_s: f64,
-    pub vad_s: f64,
-    pub transcribe_s: f64,
-    pub upload_s: f64,
-    pub total_s: f64,
+/// Per-stage wall times, seconds (`debug: true`): the download, the pipeline's stages, the
+/// upload and the whole job.
+pub fn timings(download_s: f64, file: &FileTranscript, upload_s: f64, total_s: f64) -> Value {
+    let round = |t: f64| (t * 1000.0).round() / 1000.0;
+    let mut out = Map::new();
+    out.insert("download_s".into(), round(download_s).into());
+    out.extend(file.timings.to_json());
+    out.insert("upload_s".into(), round(upload_s).into());
+    out.insert("total_s".into(), round(total_s).into());
+    Value::Object(out)
 }
 
 #[derive(Serialize)]
@@ -54,7 +56,7 @@ struct JobResult<'a> {
     preview: Option<Preview<'a>>,
     warnings: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    timings: Option<Timings>,
+    timings: Option<Value>,
 }
 
 /// Round to milliseconds, as the subtitle formats do.
@@ -84,7 +86,7 @@ pub fn build_result(
     file: &FileTranscript,
     artifacts: Option<&BTreeMap<String, Artifact>>,
     warnings: Vec<String>,
-    timings: Option<Timings>,
+    timings: Option<Value>,
 ) -> Result<Value, String> {
     let t = &file.transcript;
     let result = JobResult {

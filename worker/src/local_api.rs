@@ -25,7 +25,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
-use tokio::task::AbortHandle;
+
+use scribe::Cancel;
 
 use crate::job::JobRunner;
 use crate::runpod::random_id;
@@ -49,6 +50,9 @@ pub const SWEEP_EVERY: Duration = Duration::from_secs(5);
 pub const DRAIN_PICKUP_WAIT: Duration = Duration::from_secs(10);
 /// Why a queued job failed during a drain.
 pub const DRAIN_MESSAGE: &str = "the worker is shutting down (SIGTERM); the job was not started: submit it again";
+/// Why a running job failed when the drain timed out.
+pub const DRAIN_CANCELLED: &str =
+    "the worker was stopped (SIGTERM) and the job did not finish within the drain timeout; submit it again";
 
 /// How long finished jobs are kept.
 #[derive(Clone, Debug, PartialEq)]
@@ -104,7 +108,8 @@ struct LocalJob {
     submitted: Instant,
     started: Option<Instant>,
     finished: Option<Instant>,
-    abort: Option<AbortHandle>,
+    /// Stops the running job's engine.
+    cancel: Option<Cancel>,
 }
 
 impl LocalJob {
@@ -242,10 +247,12 @@ impl LocalApi {
         self.finished.notify_waiters();
     }
 
-    /// Wait until no job runs, then until every finished result was fetched, giving clients
-    /// at most [`DRAIN_PICKUP_WAIT`] from the moment the last job ended.
-    async fn drained(&self) {
+    /// Wait until no job runs (cancelling those still running after `drain_timeout`), then
+    /// until every finished result was fetched, giving clients at most [`DRAIN_PICKUP_WAIT`]
+    /// from the moment the last job ended.
+    async fn drained(&self, drain_timeout: Duration) {
         let mut pickup_deadline = None;
+        let drain_deadline = tokio::time::Instant::now() + drain_timeout;
         loop {
             // A `Notified` made before the check receives `notify_waiters` even before it is
             // polled, so no finish or fetch slips between the two.
@@ -261,7 +268,14 @@ impl LocalApi {
                 return;
             }
             if running {
-                changed.await;
+                if tokio::time::timeout_at(drain_deadline, changed).await.is_err() {
+                    let jobs = self.jobs.lock().unwrap();
+                    let running: Vec<&Cancel> = jobs.values().filter_map(|j| j.cancel.as_ref()).collect();
+                    tracing::warn!("drain timeout: cancelling {} running job(s)", running.len());
+                    for c in running {
+                        c.cancel();
+                    }
+                }
                 continue;
             }
             let deadline = *pickup_deadline.get_or_insert_with(|| tokio::time::Instant::now() + DRAIN_PICKUP_WAIT);
@@ -295,6 +309,7 @@ impl LocalApi {
         api: Shared,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
+        drain_timeout: Duration,
     ) -> std::io::Result<()> {
         for _ in 0..api.concurrency {
             tokio::spawn(dispatch(api.clone()));
@@ -315,7 +330,7 @@ impl LocalApi {
             async move {
                 shutdown.await;
                 api.begin_drain();
-                api.drained().await;
+                api.drained(drain_timeout).await;
             }
         };
         axum::serve(listener, LocalApi::router(api.clone())).with_graceful_shutdown(draining).await?;
@@ -349,7 +364,7 @@ impl LocalApi {
             submitted: Instant::now(),
             started: None,
             finished: None,
-            abort: None,
+            cancel: None,
         };
         self.jobs.lock().unwrap().insert(id.clone(), job);
         self.queue.lock().unwrap().push_back(id.clone());
@@ -379,15 +394,20 @@ async fn dispatch(api: Shared) {
             api.queued.notified().await;
             continue;
         };
+        let cancel = Cancel::new();
         let input = {
             let mut jobs = api.jobs.lock().unwrap();
             let Some(job) = jobs.get_mut(&id).filter(|j| j.status == Status::InQueue) else { continue };
             job.status = Status::InProgress;
             job.started = Some(Instant::now());
+            job.cancel = Some(cancel.clone());
             // The input is the runner's from here on; the table keeps only the status.
             job.input.take().unwrap_or(Value::Null)
         };
+        tracing::info!("job {id}: started");
         let (runner, progress_api, task_id) = (api.runner.clone(), api.clone(), id.clone());
+        // Awaited to the end, also when cancelled: the next job starts only once this one's
+        // engine has returned.
         let task = tokio::spawn(async move {
             let pid = task_id.clone();
             let progress = Arc::new(move |p: Value| {
@@ -398,12 +418,17 @@ async fn dispatch(api: Shared) {
                     j.stream.push(p);
                 }
             });
-            runner.run(&task_id, &input, progress).await
+            runner.run(&task_id, &input, progress, &cancel).await
         });
-        if let Some(j) = api.jobs.lock().unwrap().get_mut(&id) {
-            j.abort = Some(task.abort_handle());
-        }
         let outcome = task.await;
+        tracing::info!(
+            "job {id}: engine returned ({})",
+            match &outcome {
+                Ok(Ok(_)) => "done",
+                Ok(Err(e)) if e.cancelled => "cancelled",
+                _ => "failed",
+            }
+        );
         let mut jobs = api.jobs.lock().unwrap();
         if let Some(j) = jobs.get_mut(&id) {
             if j.status == Status::InProgress {
@@ -417,7 +442,8 @@ async fn dispatch(api: Shared) {
                     }
                     Ok(Err(e)) => {
                         j.status = Status::Failed;
-                        j.error = Some(e.message);
+                        let drained = e.cancelled && api.draining.load(Ordering::SeqCst);
+                        j.error = Some(if drained { DRAIN_CANCELLED.to_string() } else { e.message });
                         c.failed += 1;
                     }
                     Err(e) => {
@@ -489,8 +515,10 @@ async fn cancel(State(api): State<Shared>, Path(params): Path<HashMap<String, St
     let mut jobs = api.jobs.lock().unwrap();
     let Some(job) = jobs.get_mut(&id) else { return error(StatusCode::NOT_FOUND, format!("no job {id}")) };
     if !job.status.finished() {
-        if let Some(h) = job.abort.take() {
-            h.abort();
+        // A running job's engine stops at its next check; the dispatcher waits for it before
+        // starting the next job.
+        if let Some(c) = job.cancel.take() {
+            c.cancel();
         }
         job.status = Status::Cancelled;
         job.finished = Some(Instant::now());

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use scribe::Cancel;
 use scribe_worker::download::Downloader;
 use scribe_worker::job::{clean_stale_jobs, outcome_body, JobError, JobRunner, STALE_JOB_AGE};
 use scribe_worker::job_loop::{JobLoop, LoopTiming};
@@ -174,10 +175,20 @@ async fn serve(mode: Mode, settings: Settings) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            // SIGTERM ends the job: its files go with it (the engine thread ends with the process).
+            // SIGTERM cancels the job; its engine stops at its next check, then its files go.
+            let cancel = Cancel::new();
+            let run = runner.run(&id, &input, Arc::new(|p| tracing::info!("progress: {p}")), &cancel);
+            tokio::pin!(run);
             let outcome = tokio::select! {
-                outcome = runner.run(&id, &input, Arc::new(|p| tracing::info!("progress: {p}"))) => outcome,
-                _ = shutdown_signal() => Err(JobError::from("interrupted: the worker was stopped (SIGTERM) before the job finished".to_string())),
+                outcome = &mut run => outcome,
+                _ = shutdown_signal() => {
+                    cancel.cancel();
+                    run.await.map_err(|e| if e.cancelled {
+                        JobError::from("interrupted: the worker was stopped (SIGTERM) before the job finished".to_string())
+                    } else {
+                        e
+                    })
+                }
             };
             println!("{}", outcome_body(&outcome));
             if outcome.is_err() {
@@ -200,6 +211,7 @@ async fn serve(mode: Mode, settings: Settings) -> ExitCode {
                 timing: LoopTiming {
                     ping_interval: settings.ping_interval,
                     post_timeout: settings.platform_timeout,
+                    drain_timeout: settings.drain_timeout,
                     ..LoopTiming::default()
                 },
                 jobs_dir: settings.jobs_dir.clone(),
@@ -224,7 +236,7 @@ async fn serve(mode: Mode, settings: Settings) -> ExitCode {
                 None => Retention::default(),
             };
             let api = LocalApi::new(runner, settings.concurrency, retention);
-            match LocalApi::serve(api, listener, shutdown_signal()).await {
+            match LocalApi::serve(api, listener, shutdown_signal(), settings.drain_timeout).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("local API: {e}");

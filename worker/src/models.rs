@@ -8,6 +8,7 @@ use scribe::backend::{Device, DeviceRequest};
 use scribe::hub::{resolve_whisper, HubConfig};
 use scribe::models::pyannote::{checkpoint as vad_checkpoint, PyanNet};
 use scribe::models::whisper::Whisper;
+use scribe::pipeline::Models as PipelineModels;
 
 use crate::settings::{ModelChoice, Settings, DEFAULT_MODEL_NAME};
 
@@ -25,8 +26,8 @@ pub fn hub_var(var: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<Strin
 }
 
 pub struct Models {
-    pub whisper: Whisper,
-    pub vad: PyanNet,
+    /// Whisper and the VAD, as every job's pipeline runs them.
+    pub pipeline: std::sync::Arc<PipelineModels>,
     /// What was loaded, for logs: `name` or `path`.
     pub whisper_source: String,
 }
@@ -55,7 +56,7 @@ impl Models {
         let vad = PyanNet::load(&device, store.as_ref(), &config)
             .with_context(|| format!("loading the VAD model from {}", vad_path.display()))?;
         tracing::info!("VAD model: {}", vad_path.display());
-        Ok(Models { whisper, vad, whisper_source: source })
+        Ok(Models { pipeline: std::sync::Arc::new(PipelineModels { whisper, vad: Some(vad) }), whisper_source: source })
     }
 }
 

@@ -25,6 +25,9 @@ pub const DEFAULT_PING_INTERVAL_MS: u64 = 10_000;
 pub const MIN_PING_INTERVAL_MS: u64 = 1_000;
 /// SCRIBE_PLATFORM_TIMEOUT_S default: the limit on each result post, progress post and ping.
 pub const DEFAULT_PLATFORM_TIMEOUT_S: f64 = 30.0;
+/// SCRIBE_DRAIN_TIMEOUT_S default: after SIGTERM, how long jobs in flight may run before they
+/// are cancelled.
+pub const DEFAULT_DRAIN_TIMEOUT_S: f64 = 300.0;
 
 /// Where the Whisper model comes from.
 #[derive(Clone, Debug, PartialEq)]
@@ -55,6 +58,8 @@ pub struct Settings {
     pub ping_interval: Duration,
     /// Limit on each request to the platform other than the take's long-poll.
     pub platform_timeout: Duration,
+    /// After SIGTERM, how long jobs in flight may run before they are cancelled.
+    pub drain_timeout: Duration,
     /// STORAGE_*: where artifacts go; None keeps results inline.
     pub storage: Option<StorageConfig>,
     /// LOCAL_API_RESULT_TTL_S: how long the local API keeps finished jobs (None: the platform's
@@ -117,6 +122,10 @@ impl Settings {
                 "SCRIBE_PLATFORM_TIMEOUT_S must be more than 0 and at most 3600, got {platform_timeout}"
             ));
         }
+        let drain_timeout: f64 = parse(var, "SCRIBE_DRAIN_TIMEOUT_S", DEFAULT_DRAIN_TIMEOUT_S)?;
+        if !(0.0..=86_400.0).contains(&drain_timeout) {
+            return Err(format!("SCRIBE_DRAIN_TIMEOUT_S must be from 0 to 86400, got {drain_timeout}"));
+        }
         Ok(Settings {
             jobs_dir,
             limits: DownloadLimits {
@@ -133,6 +142,7 @@ impl Settings {
             concurrency,
             ping_interval: Duration::from_millis(ping_ms),
             platform_timeout: Duration::from_secs_f64(platform_timeout),
+            drain_timeout: Duration::from_secs_f64(drain_timeout),
             storage: StorageConfig::from_vars(var)?,
             local_api_ttl: match var("LOCAL_API_RESULT_TTL_S").filter(|v| !v.trim().is_empty()) {
                 None => None,
@@ -210,6 +220,7 @@ mod tests {
             ("SCRIBE_PLATFORM_TIMEOUT_S", "0"),
             ("SCRIBE_PLATFORM_TIMEOUT_S", "never"),
             ("LOCAL_API_RESULT_TTL_S", "-5"),
+            ("SCRIBE_DRAIN_TIMEOUT_S", "-1"),
         ] {
             let e = settings(&[(k, v)]).unwrap_err();
             assert!(e.contains(k), "{k}: {e}");

@@ -243,8 +243,14 @@ async fn results_errors_progress_and_pings_reach_the_platform_in_the_sdks_shapes
     assert!(!progress.is_empty(), "a long job posts progress");
     for p in progress {
         assert_eq!(p["status"], "IN_PROGRESS");
-        assert!(p["output"]["chunks_total"].as_u64().unwrap() >= 1, "{p}");
+        assert!(p["output"]["percent"].as_u64().unwrap() <= 100, "{p}");
+        assert!(["audio", "voice_activity", "transcription"].contains(&p["output"]["stage"].as_str().unwrap()), "{p}");
     }
+    let mut transcription = progress.iter().filter(|p| p["output"]["stage"] == "transcription");
+    assert!(transcription
+        .clone()
+        .all(|p| p["output"]["unit"] == "chunks" && p["output"]["total"].as_f64().unwrap() >= 1.0));
+    assert_eq!(transcription.next_back().unwrap()["output"]["percent"], 100, "{progress:?}");
     // Pings on their own timer, naming the job while it ran.
     let pings: Vec<&Request> = requests.iter().filter(|r| r.path() == format!("/v2/ep/ping/{POD}")).collect();
     assert!(pings.len() >= 3, "{} pings", pings.len());
@@ -391,7 +397,7 @@ async fn the_platform_sees_the_same_requests_from_scribe_worker_as_from_the_offi
     }
     let python = root().join(".cache/runpod-venv/bin/python");
     if !python.is_file() {
-        eprintln!("skipped: no .cache/runpod-venv (scripts/install-test-deps makes it)");
+        common::cannot_run("no .cache/runpod-venv (scripts/install-test-deps makes it)");
         return;
     }
     // The same job for both; the SDK's handler echoes it, scribe-worker transcribes it.

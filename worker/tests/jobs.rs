@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use common::http_server::{Response, Server};
 use common::{model_dir, root, speech, wav_i16, LoopbackOnly, TableResolver};
+use scribe::Cancel;
 use scribe_worker::job::JobRunner;
 
 struct World {
@@ -76,7 +77,8 @@ impl World {
     async fn run(&self, input: Value) -> (Result<Value, String>, Vec<Value>) {
         let updates = Arc::new(Mutex::new(Vec::new()));
         let sink = updates.clone();
-        let out = self.runner.run("job-1", &input, Arc::new(move |p| sink.lock().unwrap().push(p))).await;
+        let out =
+            self.runner.run("job-1", &input, Arc::new(move |p| sink.lock().unwrap().push(p)), &Cancel::new()).await;
         let out = out.map_err(|e| {
             assert!(!e.stop_pod, "{e}: only a CUDA error asks for a restart");
             e.message
@@ -166,7 +168,6 @@ async fn every_bad_input_gets_a_clear_error_and_the_next_good_job_succeeds() {
         (json!({"audio_file": w.url("/speech.wav"), "wat": 1}), "Unexpected input. wat is not a valid input option"),
         (json!("https://x/y.wav"), "input should be dict type"),
     ];
-    assert!(cases.len() >= 20);
     for (i, (input, want)) in cases.iter().enumerate() {
         let e = w.run(input.clone()).await.0.expect_err(&format!("{input} should fail"));
         eprintln!("case {i}: {e}");
@@ -207,7 +208,7 @@ async fn jobs_whose_ids_read_the_same_as_file_names_run_at_once_without_touching
         .into_iter()
         .map(|id| {
             let (w, input) = (w.clone(), input.clone());
-            tokio::spawn(async move { w.runner.run(id, &input, Arc::new(|_| {})).await })
+            tokio::spawn(async move { w.runner.run(id, &input, Arc::new(|_| {}), &Cancel::new()).await })
         })
         .collect();
     for run in runs {

@@ -169,7 +169,7 @@ async fn the_official_runpod_client_works_against_the_local_api() {
     }
     let python = root().join(".cache/runpod-venv/bin/python");
     if !python.is_file() {
-        eprintln!("skipped: no .cache/runpod-venv (scripts/install-test-deps makes it)");
+        common::cannot_run("no .cache/runpod-venv (scripts/install-test-deps makes it)");
         return;
     }
     let audio = audio_server().await;
@@ -342,4 +342,84 @@ async fn the_realtime_port_binds_loopback_unless_a_host_is_given() {
     let _ = child.wait();
     let line = found.unwrap_or_else(|| panic!("no listening line: {seen}"));
     assert!(line.contains(&format!("http://127.0.0.1:{port}")), "{line}");
+}
+
+/// CPU time (user + system) of process `pid`, clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_job_stops_computing_before_the_next_one_starts() {
+    if model_dir("tiny.en").is_none() || model_dir("vad").is_none() {
+        return;
+    }
+    let long = sentences_wav(6, &[1, 2], 1.0);
+    let short = std::fs::read(speech("spk2_snt1.wav")).unwrap();
+    let audio = Server::start(Arc::new(move |r| match r.path() {
+        "/long.wav" => Response::new(200, long.clone()),
+        "/short.wav" => Response::new(200, short.clone()),
+        _ => Response::new(404, ""),
+    }))
+    .await;
+    let jobs = tempfile::tempdir().unwrap();
+    let log_path = jobs.path().join("worker.log");
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scribe-worker"));
+    worker_env(&mut cmd, jobs.path(), audio.port);
+    let child = cmd
+        .args(["--rp_serve_api", "--rp_api_host", "127.0.0.1", "--rp_api_port", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let api = Api { child, port, _jobs: jobs };
+    let c = reqwest::Client::new();
+    let start = Instant::now();
+    while c.get(api.url("/v2/ep/health")).send().await.is_err() {
+        assert!(start.elapsed() < Duration::from_secs(60), "the local API never came up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let post = |body: Value| {
+        let (c, url) = (c.clone(), api.url("/v2/ep/run"));
+        async move {
+            c.post(url).json(&body).send().await.unwrap().json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let a = post(json!({"input": {"audio_file": audio.url("/long.wav")}})).await;
+    // Wait until its engine is at work (voice activity scored past the first batch).
+    let start = Instant::now();
+    loop {
+        let s: Value = c.get(api.url(&format!("/v2/ep/stream/{a}"))).send().await.unwrap().json().await.unwrap();
+        if s["stream"].as_array().is_some_and(|items| items.iter().any(|i| i["output"]["stage"] == "voice_activity")) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "{s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let b = post(json!({"input": {"audio_file": audio.url("/short.wav"), "beam_size": 1}})).await;
+    let cancelled: Value = c.post(api.url(&format!("/v2/ep/cancel/{a}"))).send().await.unwrap().json().await.unwrap();
+    assert_eq!(cancelled["status"], "CANCELLED");
+    let done = poll_until_done(&c, &api.url(&format!("/v2/ep/status/{b}"))).await;
+    assert_eq!(done["status"], "COMPLETED", "{done}");
+    // The next job started only after the cancelled one's engine had returned.
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let line =
+        |what: &str| log.lines().position(|l| l.contains(what)).unwrap_or_else(|| panic!("no `{what}` in\n{log}"));
+    assert!(line(&format!("job {a}: engine returned (cancelled)")) < line(&format!("job {b}: started")), "{log}");
+    let a_status: Value = c.get(api.url(&format!("/v2/ep/status/{a}"))).send().await.unwrap().json().await.unwrap();
+    assert!(a_status["status"] == "CANCELLED" && a_status.get("output").is_none(), "{a_status}");
+    // Nothing computes any more: the idle worker's CPU time holds still (before, the cancelled
+    // job's engine went on through its 3 minutes of audio on both cores).
+    let pid = api.child.id();
+    let before = cpu_ticks(pid);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = cpu_ticks(pid);
+    assert!(after - before <= 20, "{} ticks of CPU in 2 s while idle", after - before);
 }

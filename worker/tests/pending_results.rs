@@ -63,6 +63,7 @@ async fn a_result_that_cannot_be_posted_is_kept_on_disk_and_posted_later() {
         idle_pause: Duration::from_millis(50),
         pending_retry: Duration::from_millis(200),
         post_timeout: Duration::from_secs(5),
+        drain_timeout: Duration::from_secs(60),
     };
     let job_loop = JobLoop {
         endpoints: Arc::new(endpoints),

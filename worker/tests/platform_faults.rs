@@ -31,6 +31,7 @@ fn timing() -> LoopTiming {
         idle_pause: Duration::from_millis(50),
         pending_retry: Duration::from_secs(600),
         post_timeout: Duration::from_millis(500),
+        drain_timeout: Duration::from_secs(120),
     }
 }
 

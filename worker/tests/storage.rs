@@ -34,7 +34,7 @@ impl Drop for S3 {
 async fn start_s3() -> Option<S3> {
     let bin = root().join(".cache/s3s/bin/s3s-fs");
     if !bin.is_file() {
-        eprintln!("skipped: no .cache/s3s/bin/s3s-fs (scripts/install-test-deps builds it)");
+        common::cannot_run("no .cache/s3s/bin/s3s-fs (scripts/install-test-deps builds it)");
         return None;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -91,7 +91,12 @@ async fn artifacts_are_uploaded_and_their_presigned_urls_serve_the_same_bytes() 
     storage.client().create_bucket().bucket("transcripts-bucket").send().await.unwrap();
 
     let out = runner
-        .run("job/42", &json!({"audio_file": audio.url("/a.wav"), "debug": true}), Arc::new(|_| {}))
+        .run(
+            "job/42",
+            &json!({"audio_file": audio.url("/a.wav"), "debug": true}),
+            Arc::new(|_| {}),
+            &scribe::Cancel::new(),
+        )
         .await
         .unwrap();
     common::schema::check(&root().join("worker/schema/job-result.schema.json"), &out);
@@ -136,7 +141,10 @@ async fn with_the_storage_down_the_transcript_comes_back_inline_with_a_warning()
     else {
         return;
     };
-    let out = runner.run("j1", &json!({"audio_file": audio.url("/a.wav")}), Arc::new(|_| {})).await.unwrap();
+    let out = runner
+        .run("j1", &json!({"audio_file": audio.url("/a.wav")}), Arc::new(|_| {}), &scribe::Cancel::new())
+        .await
+        .unwrap();
     common::schema::check(&root().join("worker/schema/job-result.schema.json"), &out);
     assert!(out.get("artifacts").is_none());
     assert!(!out["preview"]["segments"].as_array().unwrap().is_empty(), "{out:#}");

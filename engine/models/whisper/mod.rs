@@ -15,6 +15,7 @@ pub mod decoder;
 pub mod decoding;
 pub mod encoder;
 pub mod hallucination;
+pub mod longform;
 pub mod timing;
 pub mod tokenizer;
 pub mod transcribe;

@@ -13,29 +13,22 @@
 
 use crate::audio::mel::{HOP_LENGTH, N_FRAMES};
 use crate::audio::{AudioFeatures, SAMPLE_RATE};
+use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::output::{Segment, Transcript};
 
 use super::clips::{self, SeekClip};
 use super::decoding::{detect_language, DecodingOptions, DecodingResult, DecodingTask};
 use super::hallucination::{self, Decision};
+use super::longform::{
+    clear_empty_segments, seek_after_word_times, single_timestamp_ending, split_segments, Policy, Verdict,
+};
 use super::{timing, Whisper};
 
-/// openai transcribe.py default temperatures: (0.0, 0.2, 0.4, 0.6, 0.8, 1.0).
-pub const TEMPERATURES: [f32; 6] = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0];
-/// "too repetitive" above this gzip compression ratio.
-pub const COMPRESSION_RATIO_THRESHOLD: f64 = 2.4;
-/// "average log probability is too low" below this.
-pub const LOGPROB_THRESHOLD: f64 = -1.0;
-/// With a low log-prob, a window above this no-speech probability is silence.
-pub const NO_SPEECH_THRESHOLD: f64 = 0.6;
-/// Above this temperature the next window is not conditioned on the text (transcribe.py `> 0.5`).
-pub const PROMPT_RESET_TEMPERATURE: f32 = 0.5;
-/// Mel frames per encoder position (transcribe.py `input_stride`).
-pub const INPUT_STRIDE: usize = 2;
-/// Seconds per timestamp token, computed in f64 as transcribe.py's `time_precision` is
-/// (`input_stride * HOP_LENGTH / SAMPLE_RATE` = 0.02), so segment times are exact multiples.
-pub const TIME_PRECISION: f64 = (INPUT_STRIDE * HOP_LENGTH) as f64 / SAMPLE_RATE as f64;
+pub use super::longform::{
+    COMPRESSION_RATIO_THRESHOLD, INPUT_STRIDE, LOGPROB_THRESHOLD, NO_SPEECH_THRESHOLD, PROMPT_RESET_TEMPERATURE,
+    TEMPERATURES, TIME_PRECISION,
+};
 
 #[derive(Clone, Debug)]
 pub struct TranscribeOptions {
@@ -155,137 +148,26 @@ pub fn describe_decoding_options(d: &DecodingOptions) -> String {
 /// Progress in mel frames: (done, total).
 pub type Progress<'a> = &'a mut dyn FnMut(usize, usize);
 
-/// Whether a decoding result must be retried at the next temperature (transcribe.py
-/// `decode_with_fallback`): too repetitive, or too improbable unless it is silence.
-pub fn needs_fallback(r: &DecodingResult, o: &TranscribeOptions) -> bool {
-    let mut fallback = false;
-    if o.compression_ratio_threshold.is_some_and(|t| r.compression_ratio > t) {
-        fallback = true; // "too repetitive"
-    }
-    if o.logprob_threshold.is_some_and(|t| r.avg_logprob < t) {
-        fallback = true; // "average log probability is too low"
-    }
-    if o.no_speech_threshold.is_some_and(|t| r.no_speech_prob > t)
-        && o.logprob_threshold.is_some_and(|t| r.avg_logprob < t)
-    {
-        fallback = false; // "silence"
-    }
-    fallback
-}
-
-/// Whether a window is skipped as silence (transcribe.py "no voice activity check").
-pub fn should_skip(r: &DecodingResult, o: &TranscribeOptions) -> bool {
-    let Some(threshold) = o.no_speech_threshold else { return false };
-    let mut skip = r.no_speech_prob > threshold;
-    if o.logprob_threshold.is_some_and(|t| r.avg_logprob > t) {
-        skip = false; // "don't skip if the logprob is high enough, despite the no_speech_prob"
-    }
-    skip
-}
-
-/// The decoding options of the `i`-th fallback temperature (transcribe.py
-/// `decode_with_fallback`): beams at temperature 0, `best_of` samples above it.
-pub fn options_at_temperature(o: &TranscribeOptions, i: usize, prompt: &[u32]) -> DecodingOptions {
-    let t = o.temperatures[i];
-    let mut d = o.decode.clone();
-    d.temperature = t;
-    d.prompt = prompt.to_vec();
-    d.seed = o.decode.seed.wrapping_add(i as u64);
-    if t > 0.0 {
-        // "disable beam_size and patience when t > 0"
-        d.beam_size = None;
-        d.patience = None;
-    } else {
-        d.best_of = None; // "disable best_of when t == 0"
-    }
-    d
-}
-
-/// Decode one window, trying each temperature until the result passes the gates.
+/// Decode one window, trying each temperature until the result passes the gates; returns the
+/// result kept and the policy's verdict on it ([`Verdict::Skip`] or [`Verdict::Emit`]).
 pub fn decode_with_fallback(
     model: &Whisper,
     features: &crate::backend::Tensor,
     o: &TranscribeOptions,
     prompt: &[u32],
-) -> Result<DecodingResult> {
-    let mut last = None;
-    for i in 0..o.temperatures.len() {
-        let d = options_at_temperature(o, i, prompt);
+    cancel: &Cancel,
+) -> Result<(DecodingResult, Verdict)> {
+    let policy = Policy::new(o);
+    let mut attempt = 0;
+    loop {
+        let d = policy.decoding_options(attempt, prompt);
         tracing::debug!("{}", describe_decoding_options(&d));
-        let result = DecodingTask::new(model, d)?.run(features)?;
-        let retry = needs_fallback(&result, o);
-        last = Some(result);
-        if !retry {
-            break;
+        let result = DecodingTask::new(model, d)?.with_cancel(cancel).run(features)?;
+        match policy.verdict(attempt, &result) {
+            Verdict::Retry { attempt: next } => attempt = next,
+            verdict => return Ok((result, verdict)),
         }
     }
-    last.ok_or_else(|| Error::Other("no temperatures to decode with".into()))
-}
-
-/// Split one window's tokens into segments at consecutive timestamp pairs (transcribe.py);
-/// returns the segments and how many mel frames `seek` advances.
-pub fn split_segments(
-    model: &Whisper,
-    result: &DecodingResult,
-    time_offset: f64,
-    segment_size: usize,
-) -> Result<(Vec<Segment>, usize)> {
-    let tok = &model.tokenizer;
-    let tb = tok.special.timestamp_begin;
-    let tokens = &result.tokens;
-    let is_ts: Vec<bool> = tokens.iter().map(|&t| t >= tb).collect();
-    let n = tokens.len();
-    let single_timestamp_ending = n >= 2 && !is_ts[n - 2] && is_ts[n - 1];
-    let precision = TIME_PRECISION;
-    let new_segment = |start: f64, end: f64, toks: &[u32]| -> Result<Segment> {
-        let text_tokens: Vec<u32> = toks.iter().copied().filter(|&t| t < tok.special.eot).collect();
-        Ok(Segment {
-            start,
-            end,
-            text: tok.decode(&text_tokens)?,
-            tokens: toks.to_vec(),
-            temperature: Some(result.temperature as f64),
-            avg_logprob: Some(result.avg_logprob),
-            compression_ratio: Some(result.compression_ratio),
-            no_speech_prob: Some(result.no_speech_prob),
-            ..Default::default()
-        })
-    };
-    let mut consecutive: Vec<usize> = (1..n).filter(|&i| is_ts[i - 1] && is_ts[i]).collect();
-    let mut segments = Vec::new();
-    let advance;
-    if !consecutive.is_empty() {
-        // "if the output contains two consecutive timestamp tokens"
-        if single_timestamp_ending {
-            consecutive.push(n);
-        }
-        let mut last_slice = 0;
-        for &current in &consecutive {
-            let sliced = &tokens[last_slice..current];
-            let start_pos = (sliced[0] - tb) as f64;
-            let end_pos = (sliced[sliced.len() - 1] - tb) as f64;
-            segments.push(new_segment(time_offset + start_pos * precision, time_offset + end_pos * precision, sliced)?);
-            last_slice = current;
-        }
-        advance = if single_timestamp_ending {
-            // "single timestamp at the end means no speech after the last timestamp"
-            segment_size
-        } else {
-            // "ignore the unfinished segment and seek to the last timestamp"
-            (tokens[last_slice - 1] - tb) as usize * INPUT_STRIDE
-        };
-    } else {
-        let mut duration = segment_size as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64;
-        if let Some(&last) = tokens.iter().rev().find(|&&t| t >= tb) {
-            if last != tb {
-                // "no consecutive timestamps but it has a timestamp; use the last one"
-                duration = (last - tb) as f64 * precision;
-            }
-        }
-        segments.push(new_segment(time_offset, time_offset + duration, tokens)?);
-        advance = segment_size;
-    }
-    Ok((segments, advance))
 }
 
 /// Peak amplitude below which a window counts as digital silence (−80 dBFS): every sample under
@@ -295,7 +177,7 @@ pub const SILENCE_PEAK: f32 = 1e-4;
 /// Transcribe 16 kHz mono audio of any length.
 pub fn transcribe(model: &Whisper, audio: &[f32], o: &TranscribeOptions, progress: Progress<'_>) -> Result<Transcript> {
     let features = AudioFeatures::from_samples(audio, model.config.num_mel_bins)?;
-    transcribe_features(model, &features, o, progress)
+    transcribe_features(model, &features, o, progress, &Cancel::new())
 }
 
 /// Transcribe from the features of a signal ([`AudioFeatures::from_file`] computes them while
@@ -305,6 +187,7 @@ pub fn transcribe_features(
     audio: &AudioFeatures,
     o: &TranscribeOptions,
     progress: Progress<'_>,
+    cancel: &Cancel,
 ) -> Result<Transcript> {
     o.validate()?;
     let tok = &model.tokenizer;
@@ -357,6 +240,7 @@ pub fn transcribe_features(
     let mut seek = seek_clips.first().map_or(0, |c: &SeekClip| c.0);
     let mut last_speech_timestamp = 0.0f64;
     while let Some(seek_clip_end) = clips::next_window(&seek_clips, &mut clip_idx, &mut seek) {
+        cancel.check()?;
         let time_offset = frames_to_seconds(seek);
         let window_end_time = frames_to_seconds(seek + N_FRAMES);
         let segment_size = N_FRAMES.min(content_frames - seek).min(seek_clip_end - seek);
@@ -371,8 +255,8 @@ pub fn transcribe_features(
         }
         let features = model.encode(&window(seek, segment_size), 1)?;
         let prompt = all_tokens[prompt_reset_since..].to_vec();
-        let result = decode_with_fallback(model, &features, &options, &prompt)?;
-        if should_skip(&result, &options) {
+        let (result, verdict) = decode_with_fallback(model, &features, &options, &prompt, cancel)?;
+        if verdict == Verdict::Skip {
             tracing::debug!(
                 "window at {time_offset:.2} s skipped as silence: no_speech_prob={:.3} avg_logprob={:.3}",
                 result.no_speech_prob,
@@ -390,7 +274,7 @@ pub fn transcribe_features(
             result.no_speech_prob
         );
         let previous_seek = seek;
-        let (mut current, advance) = split_segments(model, &result, time_offset, segment_size)?;
+        let (mut current, advance) = split_segments(tok, &result, time_offset, segment_size)?;
         seek += advance;
         if options.word_timestamps {
             let text_tokens: Vec<u32> = timing::segment_text_tokens(&current, tok.special.eot).concat();
@@ -405,14 +289,8 @@ pub fn transcribe_features(
                 timing::PREPEND_PUNCTUATIONS,
                 timing::APPEND_PUNCTUATIONS,
             );
-            let n = result.tokens.len();
-            let tb = tok.special.timestamp_begin;
-            let single_timestamp_ending = n >= 2 && result.tokens[n - 2] < tb && result.tokens[n - 1] >= tb;
-            if !single_timestamp_ending {
-                if let Some(end) = timing::last_word_end(&current).filter(|&e| e > time_offset) {
-                    seek = (end * timing::FRAMES_PER_SECOND).round_ties_even() as usize;
-                }
-            }
+            let single_ending = single_timestamp_ending(&result.tokens, tok.special.timestamp_begin);
+            seek = seek_after_word_times(&current, time_offset, single_ending, seek);
             if let Some(threshold) = options.hallucination_silence_threshold {
                 let w = hallucination::Window {
                     time_offset,
@@ -422,7 +300,7 @@ pub fn transcribe_features(
                     segment_size,
                     content_frames,
                     content_duration,
-                    single_timestamp_ending,
+                    single_timestamp_ending: single_ending,
                     last_speech_timestamp,
                 };
                 match hallucination::skip_silence_before_hallucinations(&current, &w, threshold, seek) {
@@ -451,18 +329,10 @@ pub fn transcribe_features(
                 last_speech_timestamp = end;
             }
         }
-        // "if a segment is instantaneous or does not contain text, clear it"
-        for s in current.iter_mut() {
-            if s.start == s.end || s.text.trim().is_empty() {
-                s.text.clear();
-                s.tokens.clear();
-                s.words.clear();
-            }
-        }
+        clear_empty_segments(&mut current);
         all_tokens.extend(current.iter().flat_map(|s| s.tokens.iter().copied()));
         all_segments.extend(current);
-        if !options.condition_on_previous_text || result.temperature > PROMPT_RESET_TEMPERATURE {
-            // "do not feed the prompt tokens if a high temperature was used"
+        if Policy::new(&options).resets_prompt(&result) {
             prompt_reset_since = all_tokens.len();
         }
         report(clip_idx, seek, progress);

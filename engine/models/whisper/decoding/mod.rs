@@ -4,6 +4,7 @@
 //! the logit filters, and lets the greedy or beam-search rule pick the next tokens.
 
 use crate::backend::Tensor;
+use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 
 use super::decoder::LogitPositions;
@@ -102,9 +103,17 @@ pub struct DecodingTask<'a> {
     suppress_blank: Option<SuppressBlank>,
     suppress_tokens: Option<SuppressTokens>,
     timestamp_rules: Option<ApplyTimestampRules>,
+    /// Checked before every decoder step.
+    cancel: Cancel,
 }
 
 impl<'a> DecodingTask<'a> {
+    /// Stop at the next step once `cancel` is cancelled ([`Error::Cancelled`]).
+    pub fn with_cancel(mut self, cancel: &Cancel) -> Self {
+        self.cancel = cancel.clone();
+        self
+    }
+
     pub fn new(model: &'a Whisper, options: DecodingOptions) -> Result<Self> {
         // decoding.py `_verify_options`
         if options.beam_size.is_some() && options.best_of.is_some() {
@@ -153,6 +162,7 @@ impl<'a> DecodingTask<'a> {
             suppress_tokens: (!suppress.is_empty()).then_some(SuppressTokens { tokens: suppress }),
             timestamp_rules,
             options,
+            cancel: Cancel::new(),
         })
     }
 
@@ -255,6 +265,7 @@ impl<'a> DecodingTask<'a> {
             if live.is_empty() {
                 break;
             }
+            self.cancel.check()?;
             let (feed, positions): (Vec<Vec<u32>>, _) = if step == 0 {
                 let n = self.initial_tokens.len();
                 let feed = live.iter().flat_map(|&a| windows[a].tokens.iter().cloned()).collect();

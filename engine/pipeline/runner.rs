@@ -1,0 +1,127 @@
+//! The [`Pipeline`]: the loaded models and one run's options, and the stages a file goes
+//! through, in order. Audio is decoded once ([`audio_in`](super::audio_in)) into a store every
+//! later stage reads by time range; each later stage is a module with one entry point of the
+//! [`StageFn`] shape, listed in [`STAGES`].
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::audio::Audio;
+use crate::cancel::Cancel;
+use crate::error::Result;
+use crate::models::pyannote::PyanNet;
+use crate::models::whisper::Whisper;
+use crate::output::Transcript;
+
+use super::batched::BatchStats;
+use super::options::PipelineOptions;
+use super::progress::{Progress, Stage, Timings};
+use super::speech_chunks::Chunk;
+use super::{audio_in, diarization, speaker_names, transcription, voice_activity, word_times};
+
+/// The models a pipeline runs, loaded once and shared by every run (the worker's jobs).
+pub struct Models {
+    pub whisper: Whisper,
+    /// WhisperX's VAD (pyannote segmentation); None: no VAD was loaded.
+    pub vad: Option<PyanNet>,
+}
+
+/// A file's transcript as the stages build it, and what it took.
+#[derive(Clone, Debug, Default)]
+pub struct FileTranscript {
+    pub transcript: Transcript,
+    /// Length of the audio, seconds.
+    pub duration: f64,
+    /// The voice-activity stage's speech chunks (None: it did not run).
+    pub chunks: Option<Vec<Chunk>>,
+    /// Seconds of detected speech.
+    pub speech: f64,
+    pub stats: BatchStats,
+    /// What the user should know: damaged audio, stages skipped.
+    pub warnings: Vec<String>,
+    pub timings: Timings,
+}
+
+/// Whether a stage did its work or was skipped (not asked for, or its model missing: skipped
+/// stages leave a warning in the result when the user asked for them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Ran,
+    Skipped,
+}
+
+/// A stage's one entry point.
+pub type StageFn = fn(&Pipeline, &mut FileTranscript, &Audio, &Cancel, &mut dyn FnMut(Progress)) -> Result<Outcome>;
+
+/// The stages after the audio is in, in the order they run. A new stage is a module of the
+/// pipeline with a [`StageFn`] entry point, added here.
+pub const STAGES: [(Stage, StageFn); 5] = [
+    (Stage::VoiceActivity, voice_activity::run),
+    (Stage::Transcription, transcription::run),
+    (Stage::WordTimes, word_times::run),
+    (Stage::Diarization, diarization::run),
+    (Stage::SpeakerNames, speaker_names::run),
+];
+
+/// Models and options: built once (per job in the worker, per invocation in the CLI), run on
+/// any number of files.
+pub struct Pipeline {
+    models: Arc<Models>,
+    options: PipelineOptions,
+}
+
+impl Pipeline {
+    /// Check the options against each other and the models.
+    pub fn new(models: Arc<Models>, mut options: PipelineOptions) -> Result<Pipeline> {
+        // Until wav2vec2 alignment is built, `align_output` gets Whisper's cross-attention (DTW)
+        // word times, which transcription computes (see word_times).
+        if options.align_options.align_output {
+            options.asr_options.word_timestamps = true;
+        }
+        options.validate()?;
+        Ok(Pipeline { models, options })
+    }
+
+    pub fn models(&self) -> &Models {
+        &self.models
+    }
+
+    pub fn options(&self) -> &PipelineOptions {
+        &self.options
+    }
+
+    /// Run `path` through every stage.
+    pub fn run(&self, path: &Path, cancel: &Cancel, progress: &mut dyn FnMut(Progress)) -> Result<FileTranscript> {
+        let started = Instant::now();
+        let audio = audio_in::run(self, path, cancel, progress)?;
+        let mut timings = Timings::default();
+        timings.add(Stage::Audio, started.elapsed().as_secs_f64());
+        let mut file = self.run_audio(&audio, cancel, progress)?;
+        timings.stages.append(&mut file.timings.stages);
+        file.timings = timings;
+        Ok(file)
+    }
+
+    /// Run audio already in a store through the stages after `audio_in`.
+    pub fn run_audio(
+        &self,
+        audio: &Audio,
+        cancel: &Cancel,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<FileTranscript> {
+        let mut file = FileTranscript {
+            duration: audio.duration(),
+            warnings: audio.report.warnings.iter().map(|w| format!("audio: {w}")).collect(),
+            ..Default::default()
+        };
+        for (stage, run) in STAGES {
+            cancel.check()?;
+            let started = Instant::now();
+            if run(self, &mut file, audio, cancel, progress)? == Outcome::Ran {
+                file.timings.add(stage, started.elapsed().as_secs_f64());
+            }
+        }
+        Ok(file)
+    }
+}

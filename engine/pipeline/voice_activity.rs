@@ -1,0 +1,50 @@
+//! Stage 2, voice activity: WhisperX's VAD (pyannote segmentation, 5 s windows) scores the
+//! recording read from the store, and the scores become the ≤ `chunk_size` speech chunks the
+//! batched transcription decodes (`speech_chunks`).
+
+use crate::audio::Audio;
+use crate::cancel::Cancel;
+use crate::error::Result;
+use crate::models::pyannote::sliding_window::{SpeechScorer, BATCH_SIZE as VAD_WINDOWS_PER_BATCH};
+
+use super::options::VadMethod;
+use super::progress::{Progress, Stage, Unit};
+use super::runner::{FileTranscript, Outcome, Pipeline};
+use super::speech_chunks::speech_chunks;
+
+pub fn run(
+    p: &Pipeline,
+    file: &mut FileTranscript,
+    audio: &Audio,
+    cancel: &Cancel,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Outcome> {
+    let o = &p.options().vad_options;
+    if o.method == VadMethod::None {
+        return Ok(Outcome::Skipped);
+    }
+    let Some(vad) = &p.models().vad else {
+        file.warnings
+            .push("voice_activity: no VAD model is loaded; the whole recording is transcribed sequentially".into());
+        return Ok(Outcome::Skipped);
+    };
+    let device = &p.models().whisper.device;
+    let total = audio.duration();
+    let mut scorer = SpeechScorer::new(vad, device, VAD_WINDOWS_PER_BATCH, o.step)?;
+    audio.for_each_block(0, audio.len(), cancel, &mut |block| {
+        let before = scorer.windows_done();
+        scorer.push(block)?;
+        if scorer.windows_done() != before {
+            progress(Progress { stage: Stage::VoiceActivity, done: scorer.seconds(), total, unit: Unit::Seconds });
+        }
+        Ok(())
+    })?;
+    cancel.check()?;
+    let scores = scorer.finish()?;
+    let chunks = speech_chunks(&scores.scores, &scores.times(), o.vad_onset, o.vad_offset, o.chunk_size);
+    file.speech = chunks.iter().flat_map(|c| c.regions.iter()).map(|r| r.end - r.start).sum();
+    tracing::info!("{}: {} chunks, {:.1} s of speech in {total:.1} s", audio.path.display(), chunks.len(), file.speech);
+    progress(Progress { stage: Stage::VoiceActivity, done: total, total, unit: Unit::Seconds });
+    file.chunks = Some(chunks);
+    Ok(Outcome::Ran)
+}

@@ -1,0 +1,128 @@
+//! The pipeline of stages (engine/pipeline): a file decoded once into the store runs through
+//! VAD and transcription, with the same result whether the store is in memory or in a temporary
+//! file; and a cancelled run stops: a counting backend cancels the run when a given forward
+//! starts and shows that no forward of any model starts after it.
+
+mod common;
+#[path = "common/counting.rs"]
+mod counting;
+
+use std::sync::Arc;
+
+use common::{model_dir, speech};
+use counting::{Counting, Forward};
+use scribe::backend::Device;
+use scribe::models::pyannote::{checkpoint, PyanNet};
+use scribe::models::whisper::Whisper;
+use scribe::pipeline::options::set_beam_size;
+use scribe::pipeline::{Models, Pipeline, PipelineOptions, Progress, Stage, VadMethod};
+use scribe::{Cancel, Error};
+
+/// tiny.en and the VAD on a counting CPU backend; None when the models are missing.
+fn models() -> Option<(Arc<Counting>, Arc<Models>)> {
+    let tiny = model_dir("tiny.en")?;
+    let vad_dir = model_dir("vad")?;
+    let backend = Arc::new(Counting::new(80));
+    let device = Device::new(backend.clone());
+    let whisper = Whisper::load(&tiny, device.clone()).unwrap();
+    let (store, config) = checkpoint::open(&vad_dir).unwrap();
+    let vad = PyanNet::load(&device, store.as_ref(), &config).unwrap();
+    Some((backend, Arc::new(Models { whisper, vad: Some(vad) })))
+}
+
+fn options(method: VadMethod) -> PipelineOptions {
+    let mut o = PipelineOptions::default();
+    o.asr_options.decode.language = Some("en".into());
+    set_beam_size(&mut o.asr_options, 1, 1.0);
+    o.vad_options.method = method;
+    o.batch_size = 2;
+    o
+}
+
+#[test]
+fn a_file_runs_through_the_stages_the_same_from_memory_and_from_a_temporary_file() {
+    let Some((_, models)) = models() else { return };
+    let spill = tempfile::tempdir().unwrap();
+    let in_memory = Pipeline::new(models.clone(), options(VadMethod::Pyannote)).unwrap();
+    let mut on_disk_options = options(VadMethod::Pyannote).with_spill_dir(spill.path());
+    on_disk_options.audio.in_memory_seconds = 5.0;
+    let on_disk = Pipeline::new(models, on_disk_options).unwrap();
+    let path = speech("two_speakers.wav");
+    let mut stages = Vec::new();
+    let a = in_memory.run(&path, &Cancel::new(), &mut |p: Progress| stages.push(p.stage)).unwrap();
+    let b = on_disk.run(&path, &Cancel::new(), &mut |_| {}).unwrap();
+    assert_eq!(a.transcript, b.transcript);
+    assert!(a.transcript.segments.len() >= 3, "{:?}", a.transcript);
+    assert_eq!(a.duration, 30.0);
+    assert!(a.chunks.as_ref().is_some_and(|c| !c.is_empty()));
+    // Progress came from each stage that runs, in order; timings name the stages that ran.
+    stages.dedup();
+    assert_eq!(stages, [Stage::Audio, Stage::VoiceActivity, Stage::Transcription]);
+    let timed: Vec<Stage> = a.timings.stages.iter().map(|(s, _)| *s).collect();
+    assert_eq!(timed, [Stage::Audio, Stage::VoiceActivity, Stage::Transcription]);
+    assert!(a.warnings.is_empty(), "{:?}", a.warnings);
+    // The temporary file was unnamed: nothing is left behind.
+    assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn stages_nobody_built_yet_are_warnings_not_errors() {
+    let Some((_, models)) = models() else { return };
+    let mut o = options(VadMethod::Pyannote);
+    o.align_options.align_output = true;
+    o.diarize_options.diarize = true;
+    o.verify_options.speaker_verification = true;
+    let file = Pipeline::new(models, o).unwrap().run(&speech("spk1_snt1.wav"), &Cancel::new(), &mut |_| {}).unwrap();
+    let w = file.warnings.join("\n");
+    assert!(w.contains("align_output") && w.contains("diarization") && w.contains("speaker_verification"), "{w}");
+    // align_output asks for word times: Whisper's DTW gives them until wav2vec2 lands.
+    assert!(file.transcript.segments.iter().all(|s| !s.words.is_empty()), "{:?}", file.transcript);
+}
+
+/// Run `path` with a cancel planned when the `at`-th forward of `kind` starts; returns the
+/// counts when it was cancelled and at the end.
+fn cancelled_run(method: VadMethod, kind: Forward, at: usize) -> Option<(counting::Counts, counting::Counts)> {
+    let (backend, models) = models()?;
+    let pipeline = Pipeline::new(models, options(method)).unwrap();
+    let cancel = Cancel::new();
+    *backend.cancel_at.lock().unwrap() = Some((kind, at, cancel.clone()));
+    let mut at_cancel = None;
+    let result = pipeline.run(&speech("two_speakers.wav"), &cancel, &mut |_| {
+        if cancel.is_cancelled() && at_cancel.is_none() {
+            at_cancel = Some(backend.counts());
+        }
+    });
+    assert!(matches!(result, Err(Error::Cancelled)), "{:?}", result.map(|f| f.transcript));
+    let end = backend.counts();
+    Some((at_cancel.unwrap_or(end), end))
+}
+
+#[test]
+fn no_forward_starts_after_a_cancel_during_decoding() {
+    for method in [VadMethod::Pyannote, VadMethod::None] {
+        let Some((_, end)) = cancelled_run(method, Forward::Decoder, 4) else { return };
+        // The fourth decoder step was under way when the cancel came: it finished, and no
+        // further step, encoder batch or VAD window started.
+        assert_eq!(end.decoder, 4, "{method:?}: {end:?}");
+        assert_eq!(end.encoder, 1, "{method:?}: {end:?}");
+    }
+}
+
+#[test]
+fn no_forward_starts_after_a_cancel_during_voice_activity_or_encoding() {
+    let Some((_, end)) = cancelled_run(VadMethod::Pyannote, Forward::Vad, 1) else { return };
+    assert_eq!((end.vad, end.encoder, end.decoder), (1, 0, 0), "{end:?}");
+    let Some((_, end)) = cancelled_run(VadMethod::Pyannote, Forward::Encoder, 1) else { return };
+    assert_eq!((end.encoder, end.decoder), (1, 0), "{end:?}");
+}
+
+#[test]
+fn a_run_cancelled_before_it_starts_computes_nothing() {
+    let Some((backend, models)) = models() else { return };
+    let pipeline = Pipeline::new(models, options(VadMethod::Pyannote)).unwrap();
+    let cancel = Cancel::new();
+    cancel.cancel();
+    let r = pipeline.run(&speech("two_speakers.wav"), &cancel, &mut |_| {});
+    assert!(matches!(r, Err(Error::Cancelled)));
+    assert_eq!(backend.counts(), counting::Counts::default());
+}
