@@ -26,3 +26,23 @@ extern "C" __global__ void max_pool1d(const float* __restrict__ x, float* __rest
         y[i] = m;
     }
 }
+
+// Conv2d's column matrix: cols[b, (ci*KH + kh)*KW + kw, oh*W_out + ow] =
+// x[b, ci, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw] (0 outside the input). CPU reference:
+// engine/backend/cpu/conv.rs conv2d.
+extern "C" __global__ void im2col2d(const float* __restrict__ x, float* __restrict__ cols, i64 n, int height,
+                                    int width, int kernel_h, int kernel_w, int stride_h, int stride_w, int pad_h,
+                                    int pad_w, int dilation_h, int dilation_w, int h_out, int w_out) {
+    const i64 plane = (i64)h_out * w_out;
+    GRID_STRIDE_LOOP(i, n) {
+        const int p = (int)(i % plane);
+        const int oh = p / w_out, ow = p % w_out;
+        const i64 r = i / plane;  // (bc * KH + kh) * KW + kw
+        const int kw = (int)(r % kernel_w);
+        const int kh = (int)((r / kernel_w) % kernel_h);
+        const i64 bc = r / ((i64)kernel_w * kernel_h);  // b * channels + ci
+        const int ih = oh * stride_h - pad_h + kh * dilation_h;
+        const int iw = ow * stride_w - pad_w + kw * dilation_w;
+        cols[i] = (ih >= 0 && ih < height && iw >= 0 && iw < width) ? x[(bc * height + ih) * width + iw] : 0.0f;
+    }
+}

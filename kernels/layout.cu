@@ -37,3 +37,25 @@ extern "C" __global__ void gather_rows(const float* __restrict__ src, const unsi
                                        float* __restrict__ dst, i64 n, i64 row_len) {
     GRID_STRIDE_LOOP(i, n) { dst[i] = src[(i64)indices[i / row_len] * row_len + i % row_len]; }
 }
+
+// y[o, j, k] for x[o, len, k] padded along its middle dimension by `before` values (to `out_len`):
+// `value` outside, or (reflect) the values mirrored about the edge without repeating it. CPU
+// reference: engine/backend/cpu/layout.rs pad.
+extern "C" __global__ void pad_dim(const float* __restrict__ x, float* __restrict__ y, i64 n, int len, int before,
+                                   int out_len, i64 inner, int reflect, float value) {
+    GRID_STRIDE_LOOP(i, n) {
+        const i64 k = i % inner;
+        const i64 r = i / inner;
+        const int j = (int)(r % out_len);
+        const i64 o = r / out_len;
+        int at = j - before;
+        if (reflect) {
+            if (at < 0) at = -at;
+            else if (at > len - 1) at = 2 * (len - 1) - at;
+        } else if (at < 0 || at >= len) {
+            y[i] = value;
+            continue;
+        }
+        y[i] = x[(o * len + at) * inner + k];
+    }
+}

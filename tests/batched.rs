@@ -73,7 +73,7 @@ fn one_encoder_forward_per_batch_and_one_decoder_forward_per_step_for_all_chunks
     let Some(chunks) = vad_chunks(&audio, 10.0) else { return };
     assert!(chunks.len() >= 4, "{chunks:?}");
     let backend = Arc::new(Counting::new(80));
-    let model = Whisper::load(&dir, Device::new(backend.clone())).unwrap();
+    let model = Whisper::load(&dir, Counting::cpu(&backend)).unwrap();
     let batch_size = 2;
     let mut stats = BatchStats::default();
     let mut progress = Vec::new();

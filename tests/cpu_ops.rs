@@ -12,7 +12,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use scribe::backend::cpu::{CpuBackend, SimdLevel};
-use scribe::backend::{Activation, BinaryOp, Conv1dParams, Device, Reduce, Tensor};
+use scribe::backend::{Activation, BinaryOp, Conv1dParams, Conv2dParams, Device, Padding, Reduce, Tensor};
 
 const ATOL: f64 = 1e-5;
 const RTOL: f64 = 1e-4;
@@ -500,6 +500,237 @@ fn conv1d() {
     st.report();
 }
 
+/// `nn.Conv2d` in f64, one output at a time.
+#[allow(clippy::too_many_arguments)]
+fn ref_conv2d(
+    x: &[f32],
+    [b, cin, h, w]: [usize; 4],
+    wt: &[f32],
+    [cout, kh, kw]: [usize; 3],
+    bias: Option<&[f32]>,
+    p: Conv2dParams,
+) -> ((usize, usize), Vec<f64>) {
+    let (ho, wo) = p.out_size((h, w), (kh, kw));
+    let (cg_in, cg_out) = (cin / p.groups, cout / p.groups);
+    let mut out = vec![0.0f64; b * cout * ho * wo];
+    for bi in 0..b {
+        for co in 0..cout {
+            let g = co / cg_out;
+            for oh in 0..ho {
+                for ow in 0..wo {
+                    let mut acc = bias.map_or(0.0, |bs| bs[co] as f64);
+                    for ci in 0..cg_in {
+                        for a in 0..kh {
+                            for c in 0..kw {
+                                let ih = (oh * p.stride.0 + a * p.dilation.0) as isize - p.padding.0 as isize;
+                                let iw = (ow * p.stride.1 + c * p.dilation.1) as isize - p.padding.1 as isize;
+                                if ih < 0 || iw < 0 || ih as usize >= h || iw as usize >= w {
+                                    continue;
+                                }
+                                let xv = x[((bi * cin + g * cg_in + ci) * h + ih as usize) * w + iw as usize];
+                                let wv = wt[((co * cg_in + ci) * kh + a) * kw + c];
+                                acc += xv as f64 * wv as f64;
+                            }
+                        }
+                    }
+                    out[((bi * cout + co) * ho + oh) * wo + ow] = acc;
+                }
+            }
+        }
+    }
+    ((ho, wo), out)
+}
+
+#[test]
+fn conv2d() {
+    let mut st = Stats::new("conv2d");
+    let mut rng = Rng::new(31);
+    let p = |stride, padding, dilation, groups| Conv2dParams { stride, padding, dilation, groups };
+    // (name, [B, C_in, H, W], C_out, (KH, KW), params)
+    type Case = (&'static str, [usize; 4], usize, (usize, usize), Conv2dParams);
+    let cases: &[Case] = &[
+        ("1x1", [1, 1, 1, 1], 1, (1, 1), p((1, 1), (0, 0), (1, 1), 1)),
+        ("resnet stem 3x3 p1", [2, 1, 20, 33], 8, (3, 3), p((1, 1), (1, 1), (1, 1), 1)),
+        ("strided 3x3 s2 p1", [1, 8, 17, 26], 16, (3, 3), p((2, 2), (1, 1), (1, 1), 1)),
+        ("1x1 shortcut s2", [2, 5, 9, 13], 7, (1, 1), p((2, 2), (0, 0), (1, 1), 1)),
+        ("3x5 s(1,2) p(2,1) d(2,1) g4", [1, 8, 17, 11], 8, (3, 5), p((1, 2), (2, 1), (2, 1), 4)),
+        ("depthwise", [2, 6, 7, 9], 6, (3, 3), p((1, 1), (1, 1), (1, 1), 6)),
+        ("kernel larger than input", [1, 3, 2, 3], 4, (5, 5), p((1, 1), (0, 0), (1, 1), 1)),
+        ("padding larger than kernel", [1, 2, 3, 3], 3, (2, 2), p((1, 1), (3, 2), (1, 1), 1)),
+        ("asymmetric strides", [3, 5, 7, 33], 7, (2, 3), p((3, 1), (1, 0), (1, 2), 1)),
+        ("empty batch", [0, 2, 4, 4], 3, (3, 3), p((1, 1), (1, 1), (1, 1), 1)),
+    ];
+    for &(name, [b, cin, h, w], cout, (kh, kw), p) in cases {
+        let x = rng.vec(b * cin * h * w, 1.0);
+        let fan_in = (cin / p.groups * kh * kw) as f32;
+        let wt = rng.vec(cout * cin / p.groups * kh * kw, 1.0 / fan_in.sqrt());
+        let bias = rng.vec(cout, 0.5);
+        for (label, dev) in devices() {
+            let xt = up(&dev, &x, &[b, cin, h, w]);
+            let wtt = up(&dev, &wt, &[cout, cin / p.groups, kh, kw]);
+            let bt = up(&dev, &bias, &[cout]);
+            for with_bias in [false, true] {
+                let y = dev.conv2d(&xt, &wtt, with_bias.then_some(&bt), p).unwrap();
+                let ((ho, wo), want) =
+                    ref_conv2d(&x, [b, cin, h, w], &wt, [cout, kh, kw], with_bias.then_some(&bias[..]), p);
+                assert_eq!(y.shape(), &[b, cout, ho, wo], "conv2d {name}");
+                let shape = format!("{name}: x [{b},{cin},{h},{w}] k ({kh},{kw}) {p:?} bias {with_bias}");
+                st.check("conv2d", &label, &shape, &down(&dev, &y), &want);
+            }
+        }
+    }
+    for (label, dev) in devices() {
+        let x = up(&dev, &[0.0; 2 * 6 * 4 * 4], &[2, 6, 4, 4]);
+        let w = |co: usize, ci: usize| up(&dev, &vec![0.0; co * ci * 9], &[co, ci, 3, 3]);
+        expect_err("conv2d C_in not divisible by groups", &label, || {
+            dev.conv2d(&x, &w(4, 1), None, p((1, 1), (0, 0), (1, 1), 4))
+        });
+        expect_err("conv2d weight C_in mismatch", &label, || {
+            dev.conv2d(&x, &w(4, 5), None, p((1, 1), (0, 0), (1, 1), 1))
+        });
+        expect_err("conv2d stride 0", &label, || dev.conv2d(&x, &w(4, 6), None, p((0, 1), (0, 0), (1, 1), 1)));
+        expect_err("conv2d dilation 0", &label, || dev.conv2d(&x, &w(4, 6), None, p((1, 1), (0, 0), (1, 0), 1)));
+        expect_err("conv2d bias length", &label, || {
+            dev.conv2d(&x, &w(4, 6), Some(&up(&dev, &[0.0; 3], &[3])), p((1, 1), (0, 0), (1, 1), 1))
+        });
+        expect_err("conv2d rank-3 input", &label, || {
+            dev.conv2d(&up(&dev, &[0.0; 54], &[6, 3, 3]), &w(4, 6), None, p((1, 1), (0, 0), (1, 1), 1))
+        });
+    }
+    st.report();
+}
+
+// ---- padding and pooling ---------------------------------------------------------------------
+
+#[test]
+fn pad() {
+    let mut st = Stats::new("pad");
+    let mut rng = Rng::new(37);
+    // (shape, dim, before, after)
+    let cases: &[(&[usize], usize, usize, usize)] = &[
+        (&[5], 0, 2, 3),
+        (&[2, 3, 7], 2, 3, 3),
+        (&[2, 3, 7], 1, 2, 1),
+        (&[4, 9], 0, 0, 3),
+        (&[1, 2, 3, 4], 3, 1, 2),
+        (&[3, 2, 1000], 2, 255, 257),
+        (&[2, 1, 6], 2, 0, 0),
+    ];
+    for &(shape, dim, before, after) in cases {
+        let x = rng.vec(numel(shape), 1.0);
+        let len = shape[dim];
+        let outer: usize = shape[..dim].iter().product();
+        let inner: usize = shape[dim + 1..].iter().product();
+        for padding in [Padding::Constant(0.25), Padding::Reflect] {
+            if padding == Padding::Reflect && (before >= len || after >= len) {
+                continue;
+            }
+            // The reference: each output position's source, by the definition.
+            let mut want = Vec::new();
+            for o in 0..outer {
+                for j in -(before as isize)..(len + after) as isize {
+                    for k in 0..inner {
+                        let src = match padding {
+                            Padding::Constant(_) if j < 0 || j >= len as isize => None,
+                            Padding::Constant(_) => Some(j as usize),
+                            // Mirror about the edge without repeating it: -1 -> 1, len -> len - 2.
+                            Padding::Reflect if j < 0 => Some((-j) as usize),
+                            Padding::Reflect if j >= len as isize => Some(2 * (len - 1) - j as usize),
+                            Padding::Reflect => Some(j as usize),
+                        };
+                        want.push(src.map_or(0.25, |s| x[(o * len + s) * inner + k]));
+                    }
+                }
+            }
+            for (label, dev) in devices() {
+                let y = dev.pad(&up(&dev, &x, shape), dim, before, after, padding).unwrap();
+                let mut out_shape = shape.to_vec();
+                out_shape[dim] += before + after;
+                assert_eq!(y.shape(), &out_shape[..]);
+                st.exact(
+                    "pad",
+                    &label,
+                    &format!("{shape:?} dim {dim} ({before}, {after}) {padding:?}"),
+                    &down(&dev, &y),
+                    &want,
+                );
+            }
+        }
+    }
+    for (label, dev) in devices() {
+        let x = up(&dev, &[0.0; 12], &[3, 4]);
+        expect_err("pad dim out of range", &label, || dev.pad(&x, 2, 1, 1, Padding::Constant(0.0)));
+        expect_err("pad reflect as long as the dim", &label, || dev.pad(&x, 1, 4, 0, Padding::Reflect));
+        expect_err("pad reflect after too long", &label, || dev.pad(&x, 0, 0, 3, Padding::Reflect));
+    }
+    st.report();
+}
+
+/// pyannote's `StatsPool` in f64: `[mean ‖ std]` per sample.
+fn ref_stats_pool(x: &[f32], [b, c, t]: [usize; 3], w: Option<&[f32]>) -> Vec<f64> {
+    let mut out = vec![0.0f64; b * 2 * c];
+    for bi in 0..b {
+        for ci in 0..c {
+            let row: Vec<f64> = x[(bi * c + ci) * t..][..t].iter().map(|&v| v as f64).collect();
+            let (mean, std) = match w {
+                None => {
+                    let mean = row.iter().sum::<f64>() / t as f64;
+                    let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (t as f64 - 1.0);
+                    (mean, var.sqrt())
+                }
+                Some(w) => {
+                    let w: Vec<f64> = w[bi * t..][..t].iter().map(|&v| v as f64).collect();
+                    let v1 = w.iter().sum::<f64>() + 1e-8;
+                    let mean = row.iter().zip(&w).map(|(x, w)| x * w).sum::<f64>() / v1;
+                    let v2 = w.iter().map(|w| w * w).sum::<f64>();
+                    let var =
+                        row.iter().zip(&w).map(|(x, w)| (x - mean).powi(2) * w).sum::<f64>() / (v1 - v2 / v1 + 1e-8);
+                    (mean, var.sqrt())
+                }
+            };
+            out[bi * 2 * c + ci] = mean;
+            out[bi * 2 * c + c + ci] = std;
+        }
+    }
+    out
+}
+
+#[test]
+fn stats_pool() {
+    let mut st = Stats::new("stats_pool");
+    let mut rng = Rng::new(41);
+    for &[b, c, t] in &[[1, 1, 2], [2, 3, 5], [3, 16, 257], [1, 256, 1001], [2, 7, 64]] {
+        let x = rng.vec(b * c * t, 2.0);
+        // Soft weights, and a mask of zeros and ones (pyannote's per-speaker frames).
+        let soft: Vec<f32> = rng.vec(b * t, 1.0).iter().map(|v| v.abs()).collect();
+        let mask: Vec<f32> = (0..b * t).map(|i| if i % 3 == 1 { 0.0 } else { 1.0 }).collect();
+        for (label, dev) in devices() {
+            let xt = up(&dev, &x, &[b, c, t]);
+            let y = dev.stats_pool(&xt, None).unwrap();
+            assert_eq!(y.shape(), &[b, 2 * c]);
+            st.check(
+                "stats_pool",
+                &label,
+                &format!("[{b}, {c}, {t}]"),
+                &down(&dev, &y),
+                &ref_stats_pool(&x, [b, c, t], None),
+            );
+            for (name, w) in [("soft", &soft), ("mask", &mask)] {
+                let y = dev.stats_pool(&xt, Some(&up(&dev, w, &[b, t]))).unwrap();
+                let want = ref_stats_pool(&x, [b, c, t], Some(w));
+                st.check("stats_pool", &label, &format!("[{b}, {c}, {t}] {name} weights"), &down(&dev, &y), &want);
+            }
+        }
+    }
+    for (label, dev) in devices() {
+        let x = up(&dev, &[0.0; 24], &[2, 3, 4]);
+        expect_err("stats_pool weights shape", &label, || dev.stats_pool(&x, Some(&up(&dev, &[1.0; 6], &[2, 3]))));
+        expect_err("stats_pool rank-2", &label, || dev.stats_pool(&up(&dev, &[0.0; 6], &[2, 3]), None));
+        expect_err("stats_pool no frames", &label, || dev.stats_pool(&up(&dev, &[], &[2, 3, 0]), None));
+    }
+    st.report();
+}
+
 // ---- normalisation ---------------------------------------------------------------------------
 
 /// Normalise `xs` (one statistics group) in f64: returns (mean, 1/√(var + eps)).
@@ -659,11 +890,23 @@ fn instance_norm() {
 fn batch_norm() {
     let mut st = Stats::new("batch_norm");
     let mut rng = Rng::new(7);
-    let shapes: &[&[usize]] =
-        &[&[1, 1], &[1, 1, 1], &[3, 7], &[2, 17, 33], &[4, 65], &[1, 512, 129], &[2, 3, 1500], &[2, 5, 0]];
+    // [B, C] and [B, C, T] (BatchNorm1d), [B, C, H, W] (BatchNorm2d).
+    let shapes: &[&[usize]] = &[
+        &[1, 1],
+        &[1, 1, 1],
+        &[3, 7],
+        &[2, 17, 33],
+        &[4, 65],
+        &[1, 512, 129],
+        &[2, 3, 1500],
+        &[2, 5, 0],
+        &[2, 3, 4, 5],
+        &[1, 32, 20, 37],
+        &[3, 1, 1, 1],
+    ];
     for &shape in shapes {
         let (b, c) = (shape[0], shape[1]);
-        let t = if shape.len() == 3 { shape[2] } else { 1 };
+        let t: usize = shape[2..].iter().product();
         let x = rng.vec(numel(shape), 2.0);
         let mean = rng.vec(c, 0.5);
         let var: Vec<f32> = rng.vec(c, 1.0).iter().map(|v| v.abs() + 0.1).collect();
@@ -695,8 +938,8 @@ fn batch_norm() {
         expect_err("batch_norm gamma length", &label, || dev.batch_norm(&x, &p3, &p3, &p2, &p3, 1e-5));
         expect_err("batch_norm beta length", &label, || dev.batch_norm(&x, &p3, &p3, &p3, &p2, 1e-5));
         expect_err("batch_norm rank-1", &label, || dev.batch_norm(&p3, &p3, &p3, &p3, &p3, 1e-5));
-        expect_err("batch_norm rank-4", &label, || {
-            dev.batch_norm(&up(&dev, &[0.0; 30], &[1, 2, 3, 5]), &p2, &p2, &p2, &p2, 1e-5)
+        expect_err("batch_norm rank-4 channels", &label, || {
+            dev.batch_norm(&up(&dev, &[0.0; 30], &[1, 2, 3, 5]), &p3, &p3, &p3, &p3, 1e-5)
         });
     }
     st.report();

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use common::{model_dir, speech};
 use counting::Counting;
 use scribe::audio::{load_audio, log_mel_window};
-use scribe::backend::Device;
 use scribe::models::whisper::decoding::{DecodingOptions, DecodingTask};
 use scribe::models::whisper::Whisper;
 
@@ -23,7 +22,7 @@ use scribe::models::whisper::Whisper;
 fn decoding_downloads_no_logits() {
     let Some(dir) = model_dir("tiny.en") else { return };
     let backend = Arc::new(Counting::new(80));
-    let model = Whisper::load(&dir, Device::new(backend.clone())).unwrap();
+    let model = Whisper::load(&dir, Counting::cpu(&backend)).unwrap();
     let audio = load_audio(&speech("jfk.flac")).unwrap();
     let mel = log_mel_window(&audio[..audio.len().min(480_000)], model.config.num_mel_bins).unwrap();
     let features = model.encode(&mel.data, 1).unwrap();

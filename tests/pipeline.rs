@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use common::{model_dir, speech};
 use counting::{Counting, Forward};
-use scribe::backend::Device;
 use scribe::models::pyannote::{checkpoint, PyanNet};
 use scribe::models::whisper::Whisper;
 use scribe::pipeline::options::set_beam_size;
@@ -23,7 +22,7 @@ fn models() -> Option<(Arc<Counting>, Arc<Models>)> {
     let tiny = model_dir("tiny.en")?;
     let vad_dir = model_dir("vad")?;
     let backend = Arc::new(Counting::new(80));
-    let device = Device::new(backend.clone());
+    let device = Counting::cpu(&backend);
     let whisper = Whisper::load(&tiny, device.clone()).unwrap();
     let (store, config) = checkpoint::open(&vad_dir).unwrap();
     let vad = PyanNet::load(&device, store.as_ref(), &config).unwrap();

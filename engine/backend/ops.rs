@@ -63,3 +63,41 @@ impl Conv1dParams {
         }
     }
 }
+
+/// `nn.Conv2d` parameters, (height, width) pairs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dParams {
+    pub stride: (usize, usize),
+    pub padding: (usize, usize),
+    pub dilation: (usize, usize),
+    pub groups: usize,
+}
+
+impl Default for Conv2dParams {
+    fn default() -> Self {
+        Conv2dParams { stride: (1, 1), padding: (0, 0), dilation: (1, 1), groups: 1 }
+    }
+}
+
+impl Conv2dParams {
+    /// Output (height, width) of a conv over `(h, w)` with kernel `(kh, kw)`.
+    pub fn out_size(&self, (h, w): (usize, usize), (kh, kw): (usize, usize)) -> (usize, usize) {
+        let along = |n: usize, k: usize, stride: usize, padding: usize, dilation: usize| {
+            Conv1dParams { stride, padding, dilation, groups: 1 }.out_len(n, k)
+        };
+        (
+            along(h, kh, self.stride.0, self.padding.0, self.dilation.0),
+            along(w, kw, self.stride.1, self.padding.1, self.dilation.1),
+        )
+    }
+}
+
+/// What padding holds (`F.pad` modes).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Padding {
+    /// This value everywhere.
+    Constant(f32),
+    /// The values mirrored about the edge, the edge not repeated: `[a b c]` padded by 2 on each
+    /// side is `c b [a b c] b a`.
+    Reflect,
+}

@@ -1,8 +1,68 @@
-//! The shape rules of the ops, written once for every backend: each function checks an op's
-//! operands and returns the dimensions the kernels need, or the error naming what disagrees.
+//! The shape rules of the ops, written once for every backend: [`Device`](super::Device) runs
+//! each op's rule before the backend sees the operands. Each function checks the operands and
+//! returns the dimensions the kernels need, or the error naming what disagrees.
 
-use super::{Conv1dParams, Tensor};
+use super::{Conv1dParams, Conv2dParams, Padding, RowMask, Sampling, Tensor};
 use crate::error::{Error, Result};
+
+/// `data` fills `shape`.
+pub fn upload(op: &'static str, len: usize, shape: &[usize]) -> Result<()> {
+    if shape.iter().product::<usize>() != len {
+        return Err(Error::shape(op, format!("{len} values for shape {shape:?}")));
+    }
+    Ok(())
+}
+
+/// `x[.., K] · w[N, K]ᵀ + b[N]`: `(rows, N, K)`.
+pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<(usize, usize, usize)> {
+    if x.rank() == 0 {
+        return Err(Error::shape("linear", "input must have rank ≥ 1, got a scalar"));
+    }
+    let (rows, k) = x.rows_cols();
+    let (n, wk) = match w.shape() {
+        [n, wk] => (*n, *wk),
+        s => return Err(Error::shape("linear", format!("weight must be [N, K], got {s:?}"))),
+    };
+    if wk != k {
+        return Err(Error::shape("linear", format!("input {:?} vs weight {:?}", x.shape(), w.shape())));
+    }
+    if let Some(b) = b.filter(|b| b.numel() != n) {
+        return Err(Error::shape("linear", format!("bias {:?} for {n} outputs", b.shape())));
+    }
+    Ok((rows, n, k))
+}
+
+/// The output shape of [`linear`]: `x`'s with the last dimension `n`.
+pub fn linear_output(x: &Tensor, n: usize) -> Vec<usize> {
+    let mut shape = x.shape().to_vec();
+    if let Some(last) = shape.last_mut() {
+        *last = n;
+    }
+    shape
+}
+
+/// [`linear`] plus a residual of the output's shape.
+pub fn linear_residual(x: &Tensor, w: &Tensor, b: Option<&Tensor>, residual: &Tensor) -> Result<(usize, usize, usize)> {
+    let dims = linear(x, w, b)?;
+    if residual.shape() != linear_output(x, dims.1) {
+        return Err(Error::shape(
+            "linear_residual",
+            format!("residual {:?} for output {:?}", residual.shape(), linear_output(x, dims.1)),
+        ));
+    }
+    Ok(dims)
+}
+
+/// `a[B, M, K] · b[B, K, N]` (or `b[B, N, K]ᵀ`): `(B, M, N, K)`.
+pub fn matmul(a: &Tensor, b: &Tensor, transpose_b: bool) -> Result<(usize, usize, usize, usize)> {
+    let (ba, m, k) = a.dims3("matmul")?;
+    let (bb, r, c) = b.dims3("matmul")?;
+    let (kb, n) = if transpose_b { (c, r) } else { (r, c) };
+    if ba != bb || kb != k {
+        return Err(Error::shape("matmul", format!("{:?} · {:?} (transpose_b={transpose_b})", a.shape(), b.shape())));
+    }
+    Ok((ba, m, n, k))
+}
 
 /// Dimensions of a checked `nn.Conv1d`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,6 +90,110 @@ pub fn conv1d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: Conv1dParams) -> Re
         return Err(Error::shape("conv1d", format!("bias {:?} for {c_out} channels", b.shape())));
     }
     Ok(ConvDims { batch, c_in, t_in, c_out, cg_in, kernel, t_out: p.out_len(t_in, kernel) })
+}
+
+/// Dimensions of a checked `nn.Conv2d`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dDims {
+    pub batch: usize,
+    pub c_in: usize,
+    pub h_in: usize,
+    pub w_in: usize,
+    pub c_out: usize,
+    /// Input channels per group.
+    pub cg_in: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub h_out: usize,
+    pub w_out: usize,
+}
+
+/// `x[B, C_in, H, W]`, `w[C_out, C_in / groups, KH, KW]`, optional `b[C_out]`.
+pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: Conv2dParams) -> Result<Conv2dDims> {
+    let bad = || Error::shape("conv2d", format!("input {:?}, weight {:?}, {p:?}", x.shape(), w.shape()));
+    let [batch, c_in, h_in, w_in] = x.shape()[..] else { return Err(bad()) };
+    let [c_out, cg_in, kh, kw] = w.shape()[..] else { return Err(bad()) };
+    let g = p.groups;
+    let positive = [kh, kw, p.stride.0, p.stride.1, p.dilation.0, p.dilation.1, g].iter().all(|&v| v > 0);
+    if !positive || c_in % g != 0 || c_out % g != 0 || cg_in != c_in / g {
+        return Err(bad());
+    }
+    if let Some(b) = b.filter(|b| b.numel() != c_out) {
+        return Err(Error::shape("conv2d", format!("bias {:?} for {c_out} channels", b.shape())));
+    }
+    let (h_out, w_out) = p.out_size((h_in, w_in), (kh, kw));
+    Ok(Conv2dDims { batch, c_in, h_in, w_in, c_out, cg_in, kh, kw, h_out, w_out })
+}
+
+/// `nn.MaxPool1d(kernel, stride)` on `x[B, C, T]`: `(B, C, T, T_out)`.
+pub fn max_pool1d(x: &Tensor, kernel: usize, stride: usize) -> Result<(usize, usize, usize, usize)> {
+    let (b, c, t) = x.dims3("max_pool1d")?;
+    if kernel == 0 || stride == 0 {
+        return Err(Error::shape("max_pool1d", "kernel and stride must be positive"));
+    }
+    let t_out = if t >= kernel { (t - kernel) / stride + 1 } else { 0 };
+    Ok((b, c, t, t_out))
+}
+
+/// Layer norm of `x[.., D]` with `gamma`, `beta` of `D` values: `(rows, D)`.
+pub fn layer_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor) -> Result<(usize, usize)> {
+    let (rows, d) = x.rows_cols();
+    if x.rank() == 0 || gamma.numel() != d || beta.numel() != d {
+        return Err(Error::shape(
+            "layer_norm",
+            format!("x {:?}, gamma {:?}, beta {:?}", x.shape(), gamma.shape(), beta.shape()),
+        ));
+    }
+    Ok((rows, d))
+}
+
+/// `x[B, C, ...]` (rank ≥ 2) with four statistics of `C` values: `(C, elements per channel
+/// and sample)`.
+pub fn batch_norm(x: &Tensor, params: [&Tensor; 4]) -> Result<(usize, usize)> {
+    if x.rank() < 2 {
+        return Err(Error::shape("batch_norm", format!("expected [B, C, ...], got {:?}", x.shape())));
+    }
+    let c = x.dim(1);
+    for (name, p) in ["mean", "var", "gamma", "beta"].iter().zip(params) {
+        if p.numel() != c {
+            return Err(Error::shape("batch_norm", format!("{name} {:?} for {c} channels", p.shape())));
+        }
+    }
+    Ok((c, x.shape()[2..].iter().product()))
+}
+
+/// `b` broadcasts against `a` (NumPy rules, `b` right-aligned, possibly of lower rank).
+pub fn broadcast(a: &Tensor, b: &Tensor) -> Result<()> {
+    let (ash, bsh) = (a.shape(), b.shape());
+    if bsh.len() > ash.len() {
+        return Err(Error::shape("binary", format!("cannot broadcast {bsh:?} to {ash:?}")));
+    }
+    let pad = ash.len() - bsh.len();
+    for (i, &db) in bsh.iter().enumerate() {
+        let da = ash[pad + i];
+        if db != da && db != 1 {
+            return Err(Error::shape("binary", format!("dimension {}: cannot broadcast {bsh:?} to {ash:?}", pad + i)));
+        }
+    }
+    Ok(())
+}
+
+/// `x` has at least `rank` dimensions.
+pub fn rank_at_least(op: &'static str, x: &Tensor, rank: usize) -> Result<()> {
+    if x.rank() < rank {
+        return Err(Error::shape(op, format!("expected rank ≥ {rank}, got {:?}", x.shape())));
+    }
+    Ok(())
+}
+
+/// An op that picks from the last dimension (reduce, argmax): rank ≥ 1 and a last dimension
+/// that is not empty. Returns `(rows, last)`.
+pub fn rows(op: &'static str, x: &Tensor) -> Result<(usize, usize)> {
+    let (rows, d) = x.rows_cols();
+    if x.rank() == 0 || d == 0 {
+        return Err(Error::shape(op, format!("empty last dimension in {:?}", x.shape())));
+    }
+    Ok((rows, d))
 }
 
 /// `x[B, C, T]` in `groups` groups, affine parameters of `C` values: `(B, C, T)`.
@@ -83,7 +247,7 @@ pub fn lstm(x: &Tensor, w_ih: &Tensor, w_hh: &Tensor, b_ih: &Tensor, b_hh: &Tens
         [g4, h] if *g4 == 4 * *h => (*g4, *h),
         s => return Err(Error::shape("lstm", format!("w_hh must be [4H, H], got {s:?}"))),
     };
-    if w_ih.shape().first() != Some(&g4) || b_ih.numel() != g4 || b_hh.numel() != g4 {
+    if w_ih.shape() != [g4, x.dim(2)] || b_ih.numel() != g4 || b_hh.numel() != g4 {
         return Err(Error::shape(
             "lstm",
             format!("w_ih {:?}, b_ih {:?}, b_hh {:?} for H = {hsz}", w_ih.shape(), b_ih.shape(), b_hh.shape()),
@@ -102,6 +266,93 @@ pub fn embedding(ids: &[u32], table: &Tensor) -> Result<(usize, usize)> {
         return Err(Error::shape("embedding", format!("token id {bad} outside a vocabulary of {v}")));
     }
     Ok((v, d))
+}
+
+/// Rows of `seq_len` ids at positions `offset..offset + seq_len` of `positions[P, D]`, with a
+/// table of the same `D`: `(V, D)`.
+pub fn embedding_with_positions(
+    ids: &[u32],
+    table: &Tensor,
+    positions: &Tensor,
+    offset: usize,
+    seq_len: usize,
+) -> Result<(usize, usize)> {
+    let (v, d) = embedding(ids, table)?;
+    if seq_len == 0 || !ids.len().is_multiple_of(seq_len) {
+        return Err(Error::shape("embedding_with_positions", format!("{} ids in rows of {seq_len}", ids.len())));
+    }
+    match positions.shape() {
+        [p, pd] if *pd == d && offset + seq_len <= *p => Ok((v, d)),
+        s => Err(Error::shape(
+            "embedding_with_positions",
+            format!("positions {s:?} for {seq_len} tokens at offset {offset} of width {d}"),
+        )),
+    }
+}
+
+/// Padding `before` and `after` along `dim` of `shape`: `(outer, length, inner, output shape)`.
+/// Reflection needs more values than it mirrors on either side.
+pub fn pad(
+    shape: &[usize],
+    dim: usize,
+    before: usize,
+    after: usize,
+    padding: Padding,
+) -> Result<(usize, usize, usize, Vec<usize>)> {
+    if dim >= shape.len() {
+        return Err(Error::shape("pad", format!("dim {dim} of {shape:?}")));
+    }
+    let len = shape[dim];
+    if padding == Padding::Reflect && (before >= len || after >= len) {
+        return Err(Error::shape(
+            "pad",
+            format!("reflect padding ({before}, {after}) needs more than that many values, dim {dim} of {shape:?} has {len}"),
+        ));
+    }
+    let mut out = shape.to_vec();
+    out[dim] = len + before + after;
+    Ok((shape[..dim].iter().product(), len, shape[dim + 1..].iter().product(), out))
+}
+
+/// Statistics pooling of `x[B, C, T]` with optional `weights[B, T]`: `(B, C, T)`.
+pub fn stats_pool(x: &Tensor, weights: Option<&Tensor>) -> Result<(usize, usize, usize)> {
+    let (b, c, t) = x.dims3("stats_pool")?;
+    if t == 0 {
+        return Err(Error::shape("stats_pool", format!("no frames to pool in {:?}", x.shape())));
+    }
+    if let Some(w) = weights.filter(|w| w.shape() != [b, t]) {
+        return Err(Error::shape(
+            "stats_pool",
+            format!("weights {:?} for x {:?}: expected [{b}, {t}]", w.shape(), x.shape()),
+        ));
+    }
+    Ok((b, c, t))
+}
+
+/// `log_softmax(logits[row])[id]` addresses an element of `logits[rows, V]`.
+pub fn logprob_of(logits: &Tensor, row: usize, id: u32) -> Result<()> {
+    let (rows, v) = logits.rows_cols();
+    if row >= rows || id as usize >= v {
+        return Err(Error::shape("logprob_of", format!("row {row}, id {id} of {:?}", logits.shape())));
+    }
+    Ok(())
+}
+
+/// Rows and width of a token choice, checked against its masks and draws.
+pub fn choose_tokens(logits: &Tensor, masks: &[RowMask], sampling: Option<&Sampling>) -> Result<(usize, usize)> {
+    let (rows, v) = logits.rows_cols();
+    if masks.len() != rows || v == 0 {
+        return Err(Error::shape("choose_tokens", format!("{} masks for logits {:?}", masks.len(), logits.shape())));
+    }
+    if let Some(s) = sampling {
+        if s.uniforms.len() != rows || s.temperature <= 0.0 {
+            return Err(Error::shape(
+                "choose_tokens",
+                format!("{} uniform draws at temperature {} for {rows} rows", s.uniforms.len(), s.temperature),
+            ));
+        }
+    }
+    Ok((rows, v))
 }
 
 /// `perm` is a permutation of the dimensions of `shape`.

@@ -279,8 +279,8 @@ fn main() -> ExitCode {
             scribe::weights::convert_vad::convert_vad(&input, &out_dir).map_err(Into::into)
         }
     };
-    if scribe::backend::cpu::profile::enabled() {
-        eprint!("{}", scribe::backend::cpu::profile::report());
+    if scribe::backend::profile::enabled() {
+        eprint!("{}", scribe::backend::profile::report());
     }
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -14,7 +14,8 @@ use super::key_tiles::{tiled_scores, worth_tiling, KeyTileCache, KeyTiles};
 use super::simd::SimdLevel;
 use super::skinny::{skinny_nn, skinny_nt, SKINNY_MAX_ROWS};
 use super::softmax::softmax_row_scaled;
-use super::{data, tensor};
+use super::{data, tensor, CpuBackend};
+use crate::backend::kernels::AttentionOps;
 use crate::backend::Tensor;
 use crate::error::Result;
 
@@ -201,5 +202,15 @@ impl Geometry {
             false,
         );
         Piece { h, spans: vec![(bi, row0, rows)], out }
+    }
+}
+
+impl AttentionOps for CpuBackend {
+    fn softmax(&self, x: &Tensor, log: bool) -> Result<Tensor> {
+        super::softmax::softmax(self.simd, x, log)
+    }
+
+    fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, causal: bool) -> Result<Tensor> {
+        attention(self.simd, q, k, v, heads, causal, &self.key_tiles)
     }
 }

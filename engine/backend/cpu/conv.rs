@@ -1,16 +1,18 @@
-//! `nn.Conv1d` (im2col + GEMM, any stride, padding, dilation and groups) and `nn.MaxPool1d`.
+//! `nn.Conv1d` and `nn.Conv2d` (im2col + GEMM, any stride, padding, dilation and groups) and
+//! `nn.MaxPool1d`.
 
 use rayon::prelude::*;
 
 use super::gemm::{sgemm, MatRef};
 use super::simd::SimdLevel;
-use super::{data, tensor};
-use crate::backend::{Conv1dParams, Tensor};
-use crate::error::{Error, Result};
+use super::{data, tensor, CpuBackend};
+use crate::backend::kernels::ConvOps;
+use crate::backend::shape_checks::{self, Conv2dDims};
+use crate::backend::{Conv1dParams, Conv2dParams, Tensor};
+use crate::error::Result;
 
 pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: Conv1dParams) -> Result<Tensor> {
-    let crate::backend::shape_checks::ConvDims { batch, c_in, t_in, c_out, cg_in, kernel, t_out } =
-        crate::backend::shape_checks::conv1d(x, w, b, p)?;
+    let shape_checks::ConvDims { batch, c_in, t_in, c_out, cg_in, kernel, t_out } = shape_checks::conv1d(x, w, b, p)?;
     let g = p.groups;
     let cg_out = c_out / g;
     let (xd, wd) = (data(x)?, data(w)?);
@@ -83,12 +85,75 @@ pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
     Ok(tensor(vec![batch, c_out, t_out], out))
 }
 
-pub fn max_pool1d(x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
-    let (b, c, t) = x.dims3("max_pool1d")?;
-    if kernel == 0 || stride == 0 {
-        return Err(Error::shape("max_pool1d", "kernel and stride must be positive"));
+/// `nn.Conv2d`: per (sample, group), the im2col matrix `cols[(ci·KH + kh)·KW + kw, oh·W_out +
+/// ow] = x[b, ci, oh·sh − ph + kh·dh, ow·sw − pw + kw·dw]` (0 outside the input), then one GEMM
+/// with the group's weights `[C_out / groups, C_in / groups · KH · KW]`.
+pub fn conv2d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: Conv2dParams) -> Result<Tensor> {
+    let Conv2dDims { batch, c_in, h_in, w_in, c_out, cg_in, kh, kw, h_out, w_out } = shape_checks::conv2d(x, w, b, p)?;
+    let g = p.groups;
+    let cg_out = c_out / g;
+    let (xd, wd) = (data(x)?, data(w)?);
+    let bias = b.map(data).transpose()?;
+    let plane = h_out * w_out;
+    let mut out = vec![0.0f32; batch * c_out * plane];
+    if plane == 0 || batch == 0 {
+        return Ok(tensor(vec![batch, c_out, h_out, w_out], out));
     }
-    let t_out = if t < kernel { 0 } else { (t - kernel) / stride + 1 };
+    let rows = cg_in * kh * kw;
+    let tasks = batch * g;
+    let run = |task: usize, o: &mut [f32]| {
+        let (bi, gi) = (task / g, task % g);
+        if let Some(bd) = bias {
+            for (co, row) in o.chunks_exact_mut(plane).enumerate() {
+                row.fill(bd[gi * cg_out + co]);
+            }
+        }
+        let mut col = vec![0.0f32; rows * plane];
+        for ci in 0..cg_in {
+            let src = &xd[(bi * c_in + gi * cg_in + ci) * h_in * w_in..][..h_in * w_in];
+            for a in 0..kh {
+                for c in 0..kw {
+                    let dst = &mut col[((ci * kh + a) * kw + c) * plane..][..plane];
+                    for oh in 0..h_out {
+                        let ih = (oh * p.stride.0 + a * p.dilation.0) as isize - p.padding.0 as isize;
+                        let line = &mut dst[oh * w_out..(oh + 1) * w_out];
+                        if ih < 0 || ih as usize >= h_in {
+                            line.fill(0.0);
+                            continue;
+                        }
+                        let src_row = &src[ih as usize * w_in..][..w_in];
+                        for (ow, d) in line.iter_mut().enumerate() {
+                            let iw = (ow * p.stride.1 + c * p.dilation.1) as isize - p.padding.1 as isize;
+                            *d = if iw >= 0 && (iw as usize) < w_in { src_row[iw as usize] } else { 0.0 };
+                        }
+                    }
+                }
+            }
+        }
+        let wg = &wd[gi * cg_out * rows..(gi + 1) * cg_out * rows];
+        sgemm(
+            level,
+            cg_out,
+            plane,
+            rows,
+            MatRef::row_major(wg, rows),
+            MatRef::row_major(&col, plane),
+            o,
+            plane,
+            bias.is_some(),
+            tasks == 1,
+        );
+    };
+    if tasks > 1 {
+        out.par_chunks_mut(cg_out * plane).enumerate().for_each(|(task, o)| run(task, o));
+    } else {
+        run(0, &mut out);
+    }
+    Ok(tensor(vec![batch, c_out, h_out, w_out], out))
+}
+
+pub fn max_pool1d(x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
+    let (b, c, t, t_out) = shape_checks::max_pool1d(x, kernel, stride)?;
     let xd = data(x)?;
     let mut out = vec![0.0f32; b * c * t_out];
     if t_out > 0 {
@@ -100,4 +165,18 @@ pub fn max_pool1d(x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
         });
     }
     Ok(tensor(vec![b, c, t_out], out))
+}
+
+impl ConvOps for CpuBackend {
+    fn conv1d(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: Conv1dParams) -> Result<Tensor> {
+        conv1d(self.simd, x, w, b, p)
+    }
+
+    fn conv2d(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: Conv2dParams) -> Result<Tensor> {
+        conv2d(self.simd, x, w, b, p)
+    }
+
+    fn max_pool1d(&self, x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
+        max_pool1d(x, kernel, stride)
+    }
 }

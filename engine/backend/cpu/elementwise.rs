@@ -4,9 +4,10 @@ use rayon::prelude::*;
 
 use super::math;
 use super::simd::{multiversion, SimdLevel};
-use super::{data, tensor};
+use super::{data, tensor, CpuBackend};
+use crate::backend::kernels::ElementwiseOps;
 use crate::backend::{Activation, BinaryOp, Tensor};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
@@ -48,17 +49,9 @@ fn op_fn(op: BinaryOp) -> fn(f32, f32) -> f32 {
 pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
     let (ad, bd) = (data(a)?, data(b)?);
     let (ash, bsh) = (a.shape(), b.shape());
-    if bsh.len() > ash.len() {
-        return Err(Error::shape("binary", format!("cannot broadcast {bsh:?} to {ash:?}")));
-    }
-    // b's shape right-aligned against a's.
+    // b's shape right-aligned against a's (the device checked that it broadcasts).
     let pad = ash.len() - bsh.len();
     let bfull: Vec<usize> = std::iter::repeat_n(1, pad).chain(bsh.iter().copied()).collect();
-    for (i, (&da, &db)) in ash.iter().zip(&bfull).enumerate() {
-        if db != da && db != 1 {
-            return Err(Error::shape("binary", format!("dimension {i}: cannot broadcast {bsh:?} to {ash:?}")));
-        }
-    }
     let f = op_fn(op);
     let mut out = vec![0.0f32; ad.len()];
     if bd.len() == ad.len() {
@@ -96,4 +89,18 @@ pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
 fn is_trailing_block(a: &[usize], b: &[usize]) -> bool {
     let first = b.iter().position(|&d| d != 1).unwrap_or(b.len());
     b[first..] == a[first..]
+}
+
+impl ElementwiseOps for CpuBackend {
+    fn activation(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
+        activation(self.simd, x, act)
+    }
+
+    fn binary(&self, a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
+        binary(a, b, op)
+    }
+
+    fn scale(&self, x: &Tensor, s: f32) -> Result<Tensor> {
+        Ok(tensor(x.shape().to_vec(), data(x)?.iter().map(|v| v * s).collect()))
+    }
 }

@@ -1,9 +1,10 @@
-//! Embedding lookup, permute, slice, concat, last-dimension reductions and argmax.
+//! Embedding lookup, permute, slice, concat, padding, last-dimension reductions and argmax.
 
 use super::simd::SimdLevel;
-use super::{data, tensor, weight};
-use crate::backend::{shape_checks, Reduce, Tensor};
-use crate::error::{Error, Result};
+use super::{data, tensor, weight, CpuBackend};
+use crate::backend::kernels::LayoutOps;
+use crate::backend::{shape_checks, Padding, Reduce, Tensor};
+use crate::error::Result;
 
 pub fn embedding(level: SimdLevel, ids: &[u32], table: &Tensor) -> Result<Tensor> {
     let (_, d) = shape_checks::embedding(ids, table)?;
@@ -90,11 +91,42 @@ pub fn concat(xs: &[&Tensor], dim: usize) -> Result<Tensor> {
     Ok(tensor(shape, out))
 }
 
+/// The source position of output position `j` (from `-before`) of a run of `len` values
+/// padded by reflection (`F.pad(mode="reflect")`: the edge is not repeated).
+pub fn reflect_index(j: isize, len: usize) -> usize {
+    let last = len as isize - 1;
+    let r = if j < 0 {
+        -j
+    } else if j > last {
+        2 * last - j
+    } else {
+        j
+    };
+    r as usize
+}
+
+/// `x` padded along `dim`: every run along `dim` gets `before` and `after` values.
+pub fn pad(x: &Tensor, dim: usize, before: usize, after: usize, padding: Padding) -> Result<Tensor> {
+    let (outer, len, inner, shape) = shape_checks::pad(x.shape(), dim, before, after, padding)?;
+    let xd = data(x)?;
+    let out_len = len + before + after;
+    let mut out = Vec::with_capacity(outer * out_len * inner);
+    for o in 0..outer {
+        let src = &xd[o * len * inner..(o + 1) * len * inner];
+        for j in 0..out_len as isize {
+            let at = j - before as isize;
+            match padding {
+                Padding::Constant(v) if at < 0 || at >= len as isize => out.extend(std::iter::repeat_n(v, inner)),
+                Padding::Constant(_) => out.extend_from_slice(&src[at as usize * inner..][..inner]),
+                Padding::Reflect => out.extend_from_slice(&src[reflect_index(at, len) * inner..][..inner]),
+            }
+        }
+    }
+    Ok(tensor(shape, out))
+}
+
 pub fn reduce(x: &Tensor, op: Reduce) -> Result<Tensor> {
     let (rows, d) = x.rows_cols();
-    if x.rank() == 0 || d == 0 {
-        return Err(Error::shape("reduce", format!("empty last dimension in {:?}", x.shape())));
-    }
     let xd = data(x)?;
     let out: Vec<f32> = xd
         .chunks_exact(d)
@@ -115,9 +147,40 @@ pub fn reduce(x: &Tensor, op: Reduce) -> Result<Tensor> {
 
 pub fn argmax(x: &Tensor) -> Result<Vec<u32>> {
     let (_, d) = x.rows_cols();
-    if d == 0 {
-        return Err(Error::shape("argmax", format!("empty last dimension in {:?}", x.shape())));
-    }
     // First index of the maximum, as torch.argmax does; NaN never wins.
     Ok(data(x)?.chunks_exact(d).map(crate::backend::token_choice::argmax).collect())
+}
+
+impl LayoutOps for CpuBackend {
+    fn embedding(&self, ids: &[u32], table: &Tensor) -> Result<Tensor> {
+        embedding(self.simd, ids, table)
+    }
+
+    fn permute(&self, x: &Tensor, perm: &[usize]) -> Result<Tensor> {
+        permute(x, perm)
+    }
+
+    fn slice(&self, x: &Tensor, dim: usize, start: usize, len: usize) -> Result<Tensor> {
+        slice(x, dim, start, len)
+    }
+
+    fn index_select(&self, x: &Tensor, indices: &[usize]) -> Result<Tensor> {
+        index_select(x, indices)
+    }
+
+    fn concat(&self, xs: &[&Tensor], dim: usize) -> Result<Tensor> {
+        concat(xs, dim)
+    }
+
+    fn pad(&self, x: &Tensor, dim: usize, before: usize, after: usize, padding: Padding) -> Result<Tensor> {
+        pad(x, dim, before, after, padding)
+    }
+
+    fn reduce(&self, x: &Tensor, op: Reduce) -> Result<Tensor> {
+        reduce(x, op)
+    }
+
+    fn argmax(&self, x: &Tensor) -> Result<Vec<u32>> {
+        argmax(x)
+    }
 }

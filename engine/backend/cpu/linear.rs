@@ -5,30 +5,19 @@ use rayon::prelude::*;
 use super::gemm::{sgemm, MatRef};
 use super::simd::SimdLevel;
 use super::skinny::{skinny_nt, SKINNY_BATCH_MAX_ROWS};
+use super::CpuBackend;
 use super::{data, tensor, weight, Weight};
-use crate::backend::Tensor;
-use crate::error::{Error, Result};
+use crate::backend::kernels::LinearOps;
+use crate::backend::{shape_checks, Tensor};
+use crate::error::Result;
 
 pub fn linear(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
-    if x.rank() == 0 {
-        return Err(Error::shape("linear", "input must have rank ≥ 1, got a scalar"));
-    }
-    let (m, k) = x.rows_cols();
-    let (n, wk) = match w.shape() {
-        [n, wk] => (*n, *wk),
-        s => return Err(Error::shape("linear", format!("weight must be [N, K], got {s:?}"))),
-    };
-    if wk != k {
-        return Err(Error::shape("linear", format!("input {:?} vs weight {:?}", x.shape(), w.shape())));
-    }
+    let (m, n, k) = (x.rows_cols().0, w.dim(0), w.dim(1));
     let (xd, wd) = (data(x)?, weight(w)?);
     let mut out = vec![0.0f32; m * n];
     let accumulate = match b {
         Some(b) => {
             let bd = data(b)?;
-            if bd.len() != n {
-                return Err(Error::shape("linear", format!("bias {:?} for {n} outputs", b.shape())));
-            }
             for row in out.chunks_exact_mut(n) {
                 row.copy_from_slice(bd);
             }
@@ -45,18 +34,11 @@ pub fn linear(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> R
             sgemm(level, m, n, k, MatRef::row_major(xd, k), MatRef::transposed(&wd, k), &mut out, n, accumulate, true)
         }
     }
-    let mut shape = x.shape().to_vec();
-    *shape.last_mut().expect("rows_cols implies rank ≥ 1") = n;
-    Ok(tensor(shape, out))
+    Ok(tensor(shape_checks::linear_output(x, n), out))
 }
 
 pub fn matmul(level: SimdLevel, a: &Tensor, b: &Tensor, transpose_b: bool) -> Result<Tensor> {
-    let (ba, m, k) = a.dims3("matmul")?;
-    let (bb, r, c) = b.dims3("matmul")?;
-    let (kb, n) = if transpose_b { (c, r) } else { (r, c) };
-    if ba != bb || kb != k {
-        return Err(Error::shape("matmul", format!("{:?} · {:?} (transpose_b={transpose_b})", a.shape(), b.shape())));
-    }
+    let (ba, m, n, k) = shape_checks::matmul(a, b, transpose_b)?;
     let (ad, bd) = (data(a)?, data(b)?);
     let mut out = vec![0.0f32; ba * m * n];
     let one = |(i, o): (usize, &mut [f32])| {
@@ -74,4 +56,14 @@ pub fn matmul(level: SimdLevel, a: &Tensor, b: &Tensor, transpose_b: bool) -> Re
         out.chunks_mut(m * n).enumerate().for_each(one);
     }
     Ok(tensor(vec![ba, m, n], out))
+}
+
+impl LinearOps for CpuBackend {
+    fn linear(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+        linear(self.simd, x, w, b)
+    }
+
+    fn matmul(&self, a: &Tensor, b: &Tensor, transpose_b: bool) -> Result<Tensor> {
+        matmul(self.simd, a, b, transpose_b)
+    }
 }

@@ -6,7 +6,8 @@ use rayon::prelude::*;
 use super::math;
 use super::simd::{multiversion, SimdLevel};
 use super::skinny::{skinny_nt, SKINNY_MAX_ROWS};
-use super::{data, linear, tensor};
+use super::{data, linear, tensor, CpuBackend};
+use crate::backend::kernels::RecurrentOps;
 use crate::backend::Tensor;
 use crate::error::Result;
 
@@ -99,5 +100,19 @@ multiversion! {
             *hv = hidden;
             *ov = hidden;
         }
+    }
+}
+
+impl RecurrentOps for CpuBackend {
+    fn lstm(
+        &self,
+        x: &Tensor,
+        w_ih: &Tensor,
+        w_hh: &Tensor,
+        b_ih: &Tensor,
+        b_hh: &Tensor,
+        reverse: bool,
+    ) -> Result<Tensor> {
+        lstm(self.simd, x, w_ih, w_hh, b_ih, b_hh, reverse)
     }
 }

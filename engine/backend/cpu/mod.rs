@@ -4,7 +4,8 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use super::{Activation, Backend, BinaryOp, Conv1dParams, Reduce, Storage, Tensor};
+use super::kernels::{MemoryOps, TokenOps};
+use super::{Backend, Storage, Tensor};
 use crate::error::{Error, Result};
 
 mod attention;
@@ -17,7 +18,7 @@ mod linear;
 mod lstm;
 pub mod math;
 mod norm;
-pub mod profile;
+mod pooling;
 pub mod simd;
 mod skinny;
 pub mod softmax;
@@ -149,132 +150,21 @@ impl Backend for CpuBackend {
     fn describe(&self) -> String {
         format!("cpu simd={:?} threads={}", self.simd, rayon::current_num_threads())
     }
+}
 
+impl MemoryOps for CpuBackend {
     fn upload(&self, d: &[f32], shape: &[usize]) -> Result<Tensor> {
-        if shape.iter().product::<usize>() != d.len() {
-            return Err(Error::shape("upload", format!("{} values for shape {shape:?}", d.len())));
-        }
         Ok(tensor(shape.to_vec(), d.to_vec()))
     }
 
     fn download(&self, t: &Tensor) -> Result<Vec<f32>> {
-        profile::timed("download", || Ok(weight(t)?.rows_f32(self.simd, 0..t.numel(), 1).into_owned()))
+        Ok(weight(t)?.rows_f32(self.simd, 0..t.numel(), 1).into_owned())
     }
 
     fn upload_f16(&self, d: &[half::f16], shape: &[usize]) -> Result<Tensor> {
-        if shape.iter().product::<usize>() != d.len() {
-            return Err(Error::shape("upload_f16", format!("{} values for shape {shape:?}", d.len())));
-        }
         Ok(Tensor::from_storage(shape.to_vec(), Arc::new(CpuHalfStorage(d.to_vec()))))
     }
-
-    fn linear(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
-        profile::timed(
-            if x.rows_cols().0 <= skinny::SKINNY_BATCH_MAX_ROWS { "linear (skinny)" } else { "linear (gemm)" },
-            || linear::linear(self.simd, x, w, b),
-        )
-    }
-
-    fn matmul(&self, a: &Tensor, b: &Tensor, transpose_b: bool) -> Result<Tensor> {
-        profile::timed("matmul", || linear::matmul(self.simd, a, b, transpose_b))
-    }
-
-    fn conv1d(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: Conv1dParams) -> Result<Tensor> {
-        profile::timed("conv1d", || conv::conv1d(self.simd, x, w, b, p))
-    }
-
-    fn layer_norm(&self, x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor> {
-        profile::timed("layer_norm", || norm::layer_norm(self.simd, x, gamma, beta, eps))
-    }
-
-    fn group_norm(&self, x: &Tensor, groups: usize, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor> {
-        profile::timed("group_norm", || norm::group_norm(x, groups, Some(gamma), Some(beta), eps))
-    }
-
-    fn instance_norm(&self, x: &Tensor, gamma: Option<&Tensor>, beta: Option<&Tensor>, eps: f32) -> Result<Tensor> {
-        let (_, c, _) = x.dims3("instance_norm")?;
-        norm::group_norm(x, c, gamma, beta, eps)
-    }
-
-    fn batch_norm(
-        &self,
-        x: &Tensor,
-        mean: &Tensor,
-        var: &Tensor,
-        gamma: &Tensor,
-        beta: &Tensor,
-        eps: f32,
-    ) -> Result<Tensor> {
-        profile::timed("batch_norm", || norm::batch_norm(x, mean, var, gamma, beta, eps))
-    }
-
-    fn activation(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
-        profile::timed("activation", || elementwise::activation(self.simd, x, act))
-    }
-
-    fn binary(&self, a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
-        profile::timed("binary", || elementwise::binary(a, b, op))
-    }
-
-    fn scale(&self, x: &Tensor, s: f32) -> Result<Tensor> {
-        profile::timed("scale", || Ok(tensor(x.shape().to_vec(), data(x)?.iter().map(|v| v * s).collect())))
-    }
-
-    fn softmax(&self, x: &Tensor) -> Result<Tensor> {
-        profile::timed("softmax", || softmax::softmax(self.simd, x, false))
-    }
-
-    fn log_softmax(&self, x: &Tensor) -> Result<Tensor> {
-        profile::timed("log_softmax", || softmax::softmax(self.simd, x, true))
-    }
-
-    fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, causal: bool) -> Result<Tensor> {
-        profile::timed(if q.shape()[1] == 1 { "attention (step)" } else { "attention" }, || {
-            attention::attention(self.simd, q, k, v, heads, causal, &self.key_tiles)
-        })
-    }
-
-    fn lstm(
-        &self,
-        x: &Tensor,
-        w_ih: &Tensor,
-        w_hh: &Tensor,
-        b_ih: &Tensor,
-        b_hh: &Tensor,
-        reverse: bool,
-    ) -> Result<Tensor> {
-        profile::timed("lstm", || lstm::lstm(self.simd, x, w_ih, w_hh, b_ih, b_hh, reverse))
-    }
-
-    fn embedding(&self, ids: &[u32], table: &Tensor) -> Result<Tensor> {
-        profile::timed("embedding", || layout::embedding(self.simd, ids, table))
-    }
-
-    fn permute(&self, x: &Tensor, perm: &[usize]) -> Result<Tensor> {
-        profile::timed("permute", || layout::permute(x, perm))
-    }
-
-    fn slice(&self, x: &Tensor, dim: usize, start: usize, len: usize) -> Result<Tensor> {
-        profile::timed("slice", || layout::slice(x, dim, start, len))
-    }
-
-    fn index_select(&self, x: &Tensor, indices: &[usize]) -> Result<Tensor> {
-        profile::timed("index_select", || layout::index_select(x, indices))
-    }
-
-    fn concat(&self, xs: &[&Tensor], dim: usize) -> Result<Tensor> {
-        profile::timed("concat", || layout::concat(xs, dim))
-    }
-
-    fn reduce(&self, x: &Tensor, op: Reduce) -> Result<Tensor> {
-        profile::timed("reduce", || layout::reduce(x, op))
-    }
-
-    fn max_pool1d(&self, x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
-        profile::timed("max_pool1d", || conv::max_pool1d(x, kernel, stride))
-    }
-
-    fn argmax(&self, x: &Tensor) -> Result<Vec<u32>> {
-        profile::timed("argmax", || layout::argmax(x))
-    }
 }
+
+/// Token choice on the host rows: the reference itself.
+impl TokenOps for CpuBackend {}

@@ -4,9 +4,11 @@
 use rayon::prelude::*;
 
 use super::simd::{multiversion, SimdLevel};
+use super::CpuBackend;
 use super::{data, tensor};
-use crate::backend::Tensor;
-use crate::error::{Error, Result};
+use crate::backend::kernels::NormOps;
+use crate::backend::{shape_checks, Tensor};
+use crate::error::Result;
 
 multiversion! {
     /// Normalise one row in place of `out`: `(x − μ)/√(σ² + eps)·γ + β`.
@@ -24,12 +26,6 @@ multiversion! {
 pub fn layer_norm(level: SimdLevel, x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor> {
     let (rows, d) = x.rows_cols();
     let (g, b) = (data(gamma)?, data(beta)?);
-    if g.len() != d || b.len() != d {
-        return Err(Error::shape(
-            "layer_norm",
-            format!("x {:?}, gamma {:?}, beta {:?}", x.shape(), gamma.shape(), beta.shape()),
-        ));
-    }
     let xd = data(x)?;
     let mut out = vec![0.0f32; rows * d];
     if d > 0 {
@@ -49,7 +45,7 @@ pub fn group_norm(
     beta: Option<&Tensor>,
     eps: f32,
 ) -> Result<Tensor> {
-    let (b, c, t) = crate::backend::shape_checks::group_norm(x, groups, gamma, beta)?;
+    let (b, c, t) = shape_checks::group_norm(x, groups, gamma, beta)?;
     let g = gamma.map(data).transpose()?;
     let bt = beta.map(data).transpose()?;
     let xd = data(x)?;
@@ -72,17 +68,12 @@ pub fn group_norm(
     Ok(tensor(x.shape().to_vec(), out))
 }
 
-/// Inference-mode `nn.BatchNorm1d` on `[B, C, T]` or `[B, C]`.
+/// Inference-mode `nn.BatchNorm{1,2}d` on `[B, C, ...]`: each channel's values (the `t`
+/// elements per sample and channel) scaled and shifted by its running statistics.
 pub fn batch_norm(x: &Tensor, mean: &Tensor, var: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor> {
-    let (b, c, t) = match x.shape() {
-        [b, c] => (*b, *c, 1),
-        [b, c, t] => (*b, *c, *t),
-        s => return Err(Error::shape("batch_norm", format!("expected [B, C] or [B, C, T], got {s:?}"))),
-    };
+    let (c, t) = shape_checks::batch_norm(x, [mean, var, gamma, beta])?;
+    let b = x.dim(0);
     let (m, v, g, bt) = (data(mean)?, data(var)?, data(gamma)?, data(beta)?);
-    if [m.len(), v.len(), g.len(), bt.len()].iter().any(|&l| l != c) {
-        return Err(Error::shape("batch_norm", format!("statistics must have {c} values")));
-    }
     let scale: Vec<f32> = (0..c).map(|i| g[i] / (v[i] + eps).sqrt()).collect();
     let shift: Vec<f32> = (0..c).map(|i| bt[i] - m[i] * scale[i]).collect();
     let xd = data(x)?;
@@ -94,4 +85,33 @@ pub fn batch_norm(x: &Tensor, mean: &Tensor, var: &Tensor, gamma: &Tensor, beta:
         }
     }
     Ok(tensor(x.shape().to_vec(), out))
+}
+
+impl NormOps for CpuBackend {
+    fn layer_norm(&self, x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor> {
+        layer_norm(self.simd, x, gamma, beta, eps)
+    }
+
+    fn group_norm(
+        &self,
+        x: &Tensor,
+        groups: usize,
+        gamma: Option<&Tensor>,
+        beta: Option<&Tensor>,
+        eps: f32,
+    ) -> Result<Tensor> {
+        group_norm(x, groups, gamma, beta, eps)
+    }
+
+    fn batch_norm(
+        &self,
+        x: &Tensor,
+        mean: &Tensor,
+        var: &Tensor,
+        gamma: &Tensor,
+        beta: &Tensor,
+        eps: f32,
+    ) -> Result<Tensor> {
+        batch_norm(x, mean, var, gamma, beta, eps)
+    }
 }

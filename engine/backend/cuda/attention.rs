@@ -6,6 +6,7 @@ use cudarc::driver::LaunchConfig;
 
 use super::backend::{int, Arg, CudaBackend};
 use super::storage::f32_ptr;
+use crate::backend::kernels::AttentionOps;
 use crate::backend::Tensor;
 use crate::error::{Error, Result};
 
@@ -21,15 +22,22 @@ pub fn shared_bytes(dh: usize, warps: usize) -> usize {
     (KEY_TILE * (dh + 1) + KEY_TILE * dh + warps * dh) * std::mem::size_of::<f32>()
 }
 
-impl CudaBackend {
-    pub(crate) fn attention_op(
-        &self,
-        q: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
-        heads: usize,
-        causal: bool,
-    ) -> Result<Tensor> {
+impl AttentionOps for CudaBackend {
+    fn softmax(&self, x: &Tensor, log: bool) -> Result<Tensor> {
+        let (rows, d) = x.rows_cols();
+        let (y, yp) = self.output(x.shape().to_vec())?;
+        if d > 0 {
+            self.launch_rows(
+                "softmax_rows",
+                rows,
+                d,
+                &[Arg::Ptr(f32_ptr(x)?), Arg::Ptr(yp), Arg::I32(int(d, "softmax width")?), Arg::I32(log as i32)],
+            )?;
+        }
+        Ok(y)
+    }
+
+    fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, causal: bool) -> Result<Tensor> {
         let (b, tq, d, bk, tk) = crate::backend::shape_checks::attention(q, k, v, heads, causal)?;
         let dh = d / heads;
         if dh > DH_MAX {

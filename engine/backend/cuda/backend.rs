@@ -220,3 +220,43 @@ pub(crate) fn driver_error(what: &str, e: DriverError) -> Error {
 pub(crate) fn int(v: usize, what: &'static str) -> Result<i32> {
     i32::try_from(v).map_err(|_| Error::Cuda(format!("{what} = {v} exceeds a kernel's 32-bit index")))
 }
+
+impl crate::backend::Backend for CudaBackend {
+    fn name(&self) -> &'static str {
+        "cuda"
+    }
+
+    fn describe(&self) -> String {
+        let (major, minor) = self.info.compute_capability;
+        let origins: Vec<String> = self.kernels.origins.iter().map(|(n, o)| format!("{n}:{o:?}")).collect();
+        format!("cuda GPU {} sm_{major}{minor}; kernels {}", self.info.device_name, origins.join(" "))
+    }
+
+    fn compute_type(&self) -> &'static str {
+        // f16 checkpoint weights run on the tensor cores with f32 accumulation.
+        "float16"
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        CudaBackend::synchronize(self)
+    }
+}
+
+impl crate::backend::kernels::MemoryOps for CudaBackend {
+    fn upload(&self, data: &[f32], shape: &[usize]) -> Result<Tensor> {
+        let buf = self.to_device(data)?;
+        Ok(Tensor::from_storage(shape.to_vec(), Arc::new(CudaStorage::F32(buf))))
+    }
+
+    fn upload_f16(&self, data: &[half::f16], shape: &[usize]) -> Result<Tensor> {
+        let buf = self.to_device(data)?;
+        Ok(Tensor::from_storage(shape.to_vec(), Arc::new(CudaStorage::F16(buf))))
+    }
+
+    fn download(&self, t: &Tensor) -> Result<Vec<f32>> {
+        match super::storage::storage(t)? {
+            CudaStorage::F32(s) => self.to_host(s, t.numel()),
+            CudaStorage::F16(s) => Ok(self.to_host(s, t.numel())?.into_iter().map(|v| v.to_f32()).collect()),
+        }
+    }
+}

@@ -1,16 +1,76 @@
-//! Conv1d as im2col (kernels/conv.cu) + one strided-batched cuBLAS GEMM per group, the weight
-//! broadcast over the batch; max-pool.
+//! Conv1d and conv2d as im2col (kernels/conv.cu) + one strided-batched cuBLAS GEMM per group,
+//! the weight broadcast over the batch; max-pool.
 
 use super::backend::{int, Arg, CudaBackend};
 use super::gemm::{GemmInput, RowMajorGemm};
 use super::storage::{address, f32_ptr};
-use crate::backend::{Conv1dParams, Tensor};
+use crate::backend::kernels::ConvOps;
+use crate::backend::shape_checks::{self, Conv2dDims};
+use crate::backend::{Conv1dParams, Conv2dParams, Tensor};
 use crate::error::{Error, Result};
 
 impl CudaBackend {
-    pub(crate) fn conv1d_op(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: Conv1dParams) -> Result<Tensor> {
-        let crate::backend::shape_checks::ConvDims { batch, c_in, t_in, c_out, cg_in, kernel, t_out } =
-            crate::backend::shape_checks::conv1d(x, w, b, p)?;
+    /// A convolution's product from its column matrix `cols[b, ci·K + k, n]` (`K` kernel
+    /// positions, `n` output positions): one strided-batched GEMM per group, the group's weights
+    /// broadcast over the batch, then the bias per output channel. `dims` is
+    /// `[batch, c_in, c_out, groups, K, n]`.
+    fn grouped_gemm(
+        &self,
+        cols: &cudarc::driver::CudaSlice<f32>,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        [batch, c_in, c_out, g, kernel, n]: [usize; 6],
+        shape: Vec<usize>,
+    ) -> Result<Tensor> {
+        let cols_ptr = address(cols);
+        let (cg_out, rows) = (c_out / g, c_in / g * kernel);
+        let ck = c_in * kernel;
+        // With no input channels the product is zeros (then the bias).
+        let (y, yp) = if rows == 0 { self.output_zeroed(shape)? } else { self.output(shape)? };
+        let wp = f32_ptr(w)?;
+        let f32_bytes = std::mem::size_of::<f32>() as u64;
+        let blas = self.blas.lock().map_err(|_| Error::Cuda("cuBLAS handle poisoned".into()))?;
+        for gi in 0..g {
+            // out[b, gi*cg_out.., :] = W[gi*cg_out.., :] · cols[b, gi*rows.., :]
+            RowMajorGemm {
+                m: cg_out,
+                n,
+                k: rows,
+                transpose_b: false,
+                batch,
+                a: wp + (gi * cg_out * rows) as u64 * f32_bytes,
+                stride_a: 0,
+                b: cols_ptr + (gi * rows * n) as u64 * f32_bytes,
+                stride_b: ck * n,
+                c: yp + (gi * cg_out * n) as u64 * f32_bytes,
+                stride_c: c_out * n,
+                input: GemmInput::F32,
+            }
+            .run(&blas)?;
+        }
+        drop(blas);
+        if let Some(b) = b {
+            let total = batch * c_out * n;
+            self.launch_elementwise(
+                "bias_channels",
+                total,
+                &[
+                    Arg::Ptr(yp),
+                    Arg::Ptr(f32_ptr(b)?),
+                    Arg::Ptr(yp),
+                    Arg::I64(total as i64),
+                    Arg::I32(int(c_out, "channels")?),
+                    Arg::I32(int(n, "time")?),
+                ],
+            )?;
+        }
+        Ok(y)
+    }
+}
+
+impl ConvOps for CudaBackend {
+    fn conv1d(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: Conv1dParams) -> Result<Tensor> {
+        let shape_checks::ConvDims { batch, c_in, t_in, c_out, kernel, t_out, .. } = shape_checks::conv1d(x, w, b, p)?;
         let g = p.groups;
         if t_out == 0 || batch == 0 {
             return Ok(self.output_zeroed(vec![batch, c_out, t_out])?.0);
@@ -36,60 +96,53 @@ impl CudaBackend {
                 Arg::I32(int(t_out, "output length")?),
             ],
         )?;
-        let (cg_out, rows) = (c_out / g, cg_in * kernel);
-        // With no input channels the product is zeros (then the bias).
-        let (y, yp) = if rows == 0 {
-            self.output_zeroed(vec![batch, c_out, t_out])?
-        } else {
-            self.output(vec![batch, c_out, t_out])?
-        };
-        let wp = f32_ptr(w)?;
-        let f32_bytes = std::mem::size_of::<f32>() as u64;
-        let blas = self.blas.lock().map_err(|_| Error::Cuda("cuBLAS handle poisoned".into()))?;
-        for gi in 0..g {
-            // out[b, gi*cg_out.., :] = W[gi*cg_out.., :] · cols[b, gi*rows.., :]
-            RowMajorGemm {
-                m: cg_out,
-                n: t_out,
-                k: rows,
-                transpose_b: false,
-                batch,
-                a: wp + (gi * cg_out * rows) as u64 * f32_bytes,
-                stride_a: 0,
-                b: cols_ptr + (gi * rows * t_out) as u64 * f32_bytes,
-                stride_b: ck * t_out,
-                c: yp + (gi * cg_out * t_out) as u64 * f32_bytes,
-                stride_c: c_out * t_out,
-                input: GemmInput::F32,
-            }
-            .run(&blas)?;
-        }
-        drop(blas);
-        if let Some(b) = b {
-            let n = batch * c_out * t_out;
-            self.launch_elementwise(
-                "bias_channels",
-                n,
-                &[
-                    Arg::Ptr(yp),
-                    Arg::Ptr(f32_ptr(b)?),
-                    Arg::Ptr(yp),
-                    Arg::I64(n as i64),
-                    Arg::I32(int(c_out, "channels")?),
-                    Arg::I32(int(t_out, "time")?),
-                ],
-            )?;
-        }
+        let y = self.grouped_gemm(&cols, w, b, [batch, c_in, c_out, g, kernel, t_out], vec![batch, c_out, t_out])?;
         drop(cols);
         Ok(y)
     }
 
-    pub(crate) fn max_pool1d_op(&self, x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
-        let (b, c, t) = x.dims3("max_pool1d")?;
-        if kernel == 0 || stride == 0 {
-            return Err(Error::shape("max_pool1d", "kernel and stride must be positive"));
+    fn conv2d(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: Conv2dParams) -> Result<Tensor> {
+        let Conv2dDims { batch, c_in, h_in, w_in, c_out, kh, kw, h_out, w_out, .. } = shape_checks::conv2d(x, w, b, p)?;
+        let plane = h_out * w_out;
+        if plane == 0 || batch == 0 {
+            return Ok(self.output_zeroed(vec![batch, c_out, h_out, w_out])?.0);
         }
-        let t_out = if t < kernel { 0 } else { (t - kernel) / stride + 1 };
+        let n_cols = batch * c_in * kh * kw * plane;
+        let cols = self.alloc(n_cols)?;
+        self.launch_elementwise(
+            "im2col2d",
+            n_cols,
+            &[
+                Arg::Ptr(f32_ptr(x)?),
+                Arg::Ptr(address(&cols)),
+                Arg::I64(n_cols as i64),
+                Arg::I32(int(h_in, "height")?),
+                Arg::I32(int(w_in, "width")?),
+                Arg::I32(int(kh, "kernel height")?),
+                Arg::I32(int(kw, "kernel width")?),
+                Arg::I32(int(p.stride.0, "stride")?),
+                Arg::I32(int(p.stride.1, "stride")?),
+                Arg::I32(int(p.padding.0, "padding")?),
+                Arg::I32(int(p.padding.1, "padding")?),
+                Arg::I32(int(p.dilation.0, "dilation")?),
+                Arg::I32(int(p.dilation.1, "dilation")?),
+                Arg::I32(int(h_out, "output height")?),
+                Arg::I32(int(w_out, "output width")?),
+            ],
+        )?;
+        let y = self.grouped_gemm(
+            &cols,
+            w,
+            b,
+            [batch, c_in, c_out, p.groups, kh * kw, plane],
+            vec![batch, c_out, h_out, w_out],
+        )?;
+        drop(cols);
+        Ok(y)
+    }
+
+    fn max_pool1d(&self, x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
+        let (b, c, t, t_out) = shape_checks::max_pool1d(x, kernel, stride)?;
         let (y, yp) = self.output(vec![b, c, t_out])?;
         let n = b * c * t_out;
         self.launch_elementwise(

@@ -5,6 +5,7 @@ use cudarc::driver::{CudaSlice, DeviceRepr};
 
 use super::backend::{int, Arg, CudaBackend};
 use super::storage::{address, f32_ptr};
+use crate::backend::kernels::ElementwiseOps;
 use crate::backend::{Activation, BinaryOp, Tensor};
 use crate::error::{Error, Result};
 
@@ -115,18 +116,6 @@ pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Result<BroadcastShape> {
 }
 
 impl CudaBackend {
-    pub(crate) fn activation_op(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
-        let (op, param) = activation_code(act);
-        let (y, yp) = self.output(x.shape().to_vec())?;
-        let n = x.numel();
-        self.launch_elementwise(
-            "activation",
-            n,
-            &[Arg::Ptr(f32_ptr(x)?), Arg::Ptr(yp), Arg::I64(n as i64), Arg::I32(op), Arg::F32(param)],
-        )?;
-        Ok(y)
-    }
-
     /// In place: `y[r, c] = act(y[r, c] + bias[c])`.
     pub(crate) fn bias_activation_in_place(
         &self,
@@ -154,7 +143,30 @@ impl CudaBackend {
         )
     }
 
-    pub(crate) fn binary_op(&self, a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
+    /// `n` f32 values at `x` rounded to a new f16 buffer (round to nearest even).
+    pub(crate) fn to_f16(&self, x: u64, n: usize) -> Result<CudaSlice<half::f16>> {
+        // SAFETY: the cast kernel writes all n values.
+        let out = unsafe { self.stream.alloc::<half::f16>(n.max(1)) }
+            .map_err(|e| super::backend::driver_error("alloc", e))?;
+        self.launch_elementwise("cast_f32_to_f16", n, &[Arg::Ptr(x), Arg::Ptr(address(&out)), Arg::I64(n as i64)])?;
+        Ok(out)
+    }
+}
+
+impl ElementwiseOps for CudaBackend {
+    fn activation(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
+        let (op, param) = activation_code(act);
+        let (y, yp) = self.output(x.shape().to_vec())?;
+        let n = x.numel();
+        self.launch_elementwise(
+            "activation",
+            n,
+            &[Arg::Ptr(f32_ptr(x)?), Arg::Ptr(yp), Arg::I64(n as i64), Arg::I32(op), Arg::F32(param)],
+        )?;
+        Ok(y)
+    }
+
+    fn binary(&self, a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
         let shape = broadcast_shape(a.shape(), b.shape())?;
         let (y, yp) = self.output(a.shape().to_vec())?;
         let n = a.numel();
@@ -173,20 +185,11 @@ impl CudaBackend {
         Ok(y)
     }
 
-    pub(crate) fn scale_op(&self, x: &Tensor, s: f32) -> Result<Tensor> {
+    fn scale(&self, x: &Tensor, s: f32) -> Result<Tensor> {
         let (y, yp) = self.output(x.shape().to_vec())?;
         let n = x.numel();
         self.launch_elementwise("scale", n, &[Arg::Ptr(f32_ptr(x)?), Arg::Ptr(yp), Arg::I64(n as i64), Arg::F32(s)])?;
         Ok(y)
-    }
-
-    /// `n` f32 values at `x` rounded to a new f16 buffer (round to nearest even).
-    pub(crate) fn to_f16(&self, x: u64, n: usize) -> Result<CudaSlice<half::f16>> {
-        // SAFETY: the cast kernel writes all n values.
-        let out = unsafe { self.stream.alloc::<half::f16>(n.max(1)) }
-            .map_err(|e| super::backend::driver_error("alloc", e))?;
-        self.launch_elementwise("cast_f32_to_f16", n, &[Arg::Ptr(x), Arg::Ptr(address(&out)), Arg::I64(n as i64)])?;
-        Ok(out)
     }
 }
 

@@ -5,7 +5,8 @@ use cudarc::driver::DeviceRepr;
 
 use super::backend::{int, Arg, CudaBackend};
 use super::storage::{address, f32_ptr, storage, CudaStorage};
-use crate::backend::{shape_checks, Reduce, Tensor};
+use crate::backend::kernels::LayoutOps;
+use crate::backend::{shape_checks, Padding, Reduce, Tensor};
 use crate::error::{Error, Result};
 
 /// kernels/layout.cu MAX_RANK.
@@ -63,7 +64,65 @@ fn reduce_code(op: Reduce) -> i32 {
 }
 
 impl CudaBackend {
-    pub(crate) fn embedding_op(&self, ids: &[u32], table: &Tensor) -> Result<Tensor> {
+    /// `dst[dst_offset + r·dst_stride + c] = src[src_offset + r·src_stride + c]`.
+    #[allow(clippy::too_many_arguments)]
+    fn copy_2d(
+        &self,
+        src: u64,
+        dst: u64,
+        rows: usize,
+        cols: usize,
+        src_stride: usize,
+        dst_stride: usize,
+        src_offset: usize,
+        dst_offset: usize,
+    ) -> Result<()> {
+        self.launch_elementwise(
+            "copy_2d",
+            rows * cols,
+            &[
+                Arg::Ptr(src),
+                Arg::Ptr(dst),
+                Arg::I64(rows as i64),
+                Arg::I64(cols as i64),
+                Arg::I64(src_stride as i64),
+                Arg::I64(dst_stride as i64),
+                Arg::I64(src_offset as i64),
+                Arg::I64(dst_offset as i64),
+            ],
+        )
+    }
+}
+
+impl LayoutOps for CudaBackend {
+    fn pad(&self, x: &Tensor, dim: usize, before: usize, after: usize, padding: Padding) -> Result<Tensor> {
+        let (outer, len, inner, shape) = shape_checks::pad(x.shape(), dim, before, after, padding)?;
+        let (y, yp) = self.output(shape)?;
+        let out_len = len + before + after;
+        let n = outer * out_len * inner;
+        let (reflect, value) = match padding {
+            Padding::Reflect => (1, 0.0),
+            Padding::Constant(v) => (0, v),
+        };
+        self.launch_elementwise(
+            "pad_dim",
+            n,
+            &[
+                Arg::Ptr(f32_ptr(x)?),
+                Arg::Ptr(yp),
+                Arg::I64(n as i64),
+                Arg::I32(int(len, "padded dimension")?),
+                Arg::I32(int(before, "padding")?),
+                Arg::I32(int(out_len, "padded dimension")?),
+                Arg::I64(inner.max(1) as i64),
+                Arg::I32(reflect),
+                Arg::F32(value),
+            ],
+        )?;
+        Ok(y)
+    }
+
+    fn embedding(&self, ids: &[u32], table: &Tensor) -> Result<Tensor> {
         let (_, d) = shape_checks::embedding(ids, table)?;
         let dev_ids = self.to_device(ids)?;
         let (y, yp) = self.output(vec![ids.len(), d])?;
@@ -80,7 +139,7 @@ impl CudaBackend {
         Ok(y)
     }
 
-    pub(crate) fn embedding_with_positions_op(
+    fn embedding_with_positions(
         &self,
         ids: &[u32],
         table: &Tensor,
@@ -125,7 +184,7 @@ impl CudaBackend {
         Ok(y)
     }
 
-    pub(crate) fn permute_op(&self, x: &Tensor, perm: &[usize]) -> Result<Tensor> {
+    fn permute(&self, x: &Tensor, perm: &[usize]) -> Result<Tensor> {
         let (out_shape, s) = permute_shape(x.shape(), perm)?;
         let (y, yp) = self.output(out_shape)?;
         let n = x.numel();
@@ -137,36 +196,7 @@ impl CudaBackend {
         Ok(y)
     }
 
-    /// `dst[dst_offset + r·dst_stride + c] = src[src_offset + r·src_stride + c]`.
-    #[allow(clippy::too_many_arguments)]
-    fn copy_2d(
-        &self,
-        src: u64,
-        dst: u64,
-        rows: usize,
-        cols: usize,
-        src_stride: usize,
-        dst_stride: usize,
-        src_offset: usize,
-        dst_offset: usize,
-    ) -> Result<()> {
-        self.launch_elementwise(
-            "copy_2d",
-            rows * cols,
-            &[
-                Arg::Ptr(src),
-                Arg::Ptr(dst),
-                Arg::I64(rows as i64),
-                Arg::I64(cols as i64),
-                Arg::I64(src_stride as i64),
-                Arg::I64(dst_stride as i64),
-                Arg::I64(src_offset as i64),
-                Arg::I64(dst_offset as i64),
-            ],
-        )
-    }
-
-    pub(crate) fn slice_op(&self, x: &Tensor, dim: usize, start: usize, len: usize) -> Result<Tensor> {
+    fn slice(&self, x: &Tensor, dim: usize, start: usize, len: usize) -> Result<Tensor> {
         let sh = x.shape();
         let (outer, inner, shape) = shape_checks::slice(sh, dim, start, len)?;
         let (y, yp) = self.output(shape)?;
@@ -174,7 +204,7 @@ impl CudaBackend {
         Ok(y)
     }
 
-    pub(crate) fn concat_op(&self, xs: &[&Tensor], dim: usize) -> Result<Tensor> {
+    fn concat(&self, xs: &[&Tensor], dim: usize) -> Result<Tensor> {
         let (outer, inner, shape) = shape_checks::concat(xs, dim)?;
         let total = shape[dim];
         let (y, yp) = self.output(shape)?;
@@ -187,7 +217,7 @@ impl CudaBackend {
         Ok(y)
     }
 
-    pub(crate) fn index_select_op(&self, x: &Tensor, indices: &[usize]) -> Result<Tensor> {
+    fn index_select(&self, x: &Tensor, indices: &[usize]) -> Result<Tensor> {
         let (inner, shape) = shape_checks::index_select(x.shape(), indices)?;
         let (y, yp) = self.output(shape)?;
         let idx: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
@@ -207,7 +237,7 @@ impl CudaBackend {
         Ok(y)
     }
 
-    pub(crate) fn reduce_op(&self, x: &Tensor, op: Reduce) -> Result<Tensor> {
+    fn reduce(&self, x: &Tensor, op: Reduce) -> Result<Tensor> {
         let (rows, d) = x.rows_cols();
         if x.rank() == 0 || d == 0 {
             return Err(Error::shape("reduce", format!("empty last dimension in {:?}", x.shape())));
@@ -223,7 +253,7 @@ impl CudaBackend {
     }
 
     /// Only the ids cross to the host.
-    pub(crate) fn argmax_op(&self, x: &Tensor) -> Result<Vec<u32>> {
+    fn argmax(&self, x: &Tensor) -> Result<Vec<u32>> {
         let (rows, d) = x.rows_cols();
         if d == 0 {
             return Err(Error::shape("argmax", format!("empty last dimension in {:?}", x.shape())));

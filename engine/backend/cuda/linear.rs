@@ -3,15 +3,16 @@
 //! accumulation; an f32 weight runs in f32.
 
 use super::backend::{int, Arg, CudaBackend};
-use super::elementwise::NO_ACTIVATION;
+use super::elementwise::{activation_code, NO_ACTIVATION};
 use super::gemm::{GemmInput, RowMajorGemm};
 use super::storage::{address, f32_ptr, storage, CudaStorage};
-use crate::backend::Tensor;
+use crate::backend::kernels::{ElementwiseOps, LinearOps};
+use crate::backend::{Activation, Tensor};
 use crate::error::{Error, Result};
 
 impl CudaBackend {
     /// `act(x · wᵀ + b)`; `act` is fused with the bias in one pass over the output.
-    pub(crate) fn linear_op(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: (i32, f32)) -> Result<Tensor> {
+    pub(crate) fn fused_linear(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: (i32, f32)) -> Result<Tensor> {
         let (rows, k) = x.rows_cols();
         let (n, wk) = match w.shape() {
             [n, wk] => (*n, *wk),
@@ -57,22 +58,26 @@ impl CudaBackend {
         match b {
             Some(b) => self.bias_activation_in_place(yp, rows * n, b, n, act)?,
             None if act != NO_ACTIVATION => {
-                return self.activation_op(&y, crate::backend::cuda::elementwise::activation_from_code(act));
+                return self.activation(&y, crate::backend::cuda::elementwise::activation_from_code(act));
             }
             None => {}
         }
         Ok(y)
     }
+}
+
+impl LinearOps for CudaBackend {
+    fn linear(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+        self.fused_linear(x, w, b, NO_ACTIVATION)
+    }
+
+    fn linear_activation(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Activation) -> Result<Tensor> {
+        self.fused_linear(x, w, b, activation_code(act))
+    }
 
     /// `residual + x · wᵀ + b`: the GEMM, then bias and residual in one pass.
-    pub(crate) fn linear_residual_op(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        b: Option<&Tensor>,
-        residual: &Tensor,
-    ) -> Result<Tensor> {
-        let y = self.linear_op(x, w, None, NO_ACTIVATION)?;
+    fn linear_residual(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, residual: &Tensor) -> Result<Tensor> {
+        let y = self.fused_linear(x, w, None, NO_ACTIVATION)?;
         if residual.shape() != y.shape() {
             return Err(Error::shape(
                 "linear_residual",
@@ -102,7 +107,7 @@ impl CudaBackend {
         Ok(y)
     }
 
-    pub(crate) fn matmul_op(&self, a: &Tensor, b: &Tensor, transpose_b: bool) -> Result<Tensor> {
+    fn matmul(&self, a: &Tensor, b: &Tensor, transpose_b: bool) -> Result<Tensor> {
         let (ba, m, k) = a.dims3("matmul")?;
         let (bb, r, c) = b.dims3("matmul")?;
         let (kb, n) = if transpose_b { (c, r) } else { (r, c) };

@@ -1,21 +1,15 @@
-//! Layer, group/instance and batch norm, softmax and log-softmax. Kernels: kernels/layer_norm.cu,
-//! group_norm.cu, softmax.cu.
+//! Layer, group/instance and batch norm. Kernels: kernels/layer_norm.cu, group_norm.cu.
 
 use super::backend::{int, Arg, CudaBackend, ROW_THREADS};
 use super::storage::f32_ptr;
-use crate::backend::Tensor;
+use crate::backend::kernels::NormOps;
+use crate::backend::{shape_checks, Tensor};
 use crate::error::{Error, Result};
 use cudarc::driver::LaunchConfig;
 
-impl CudaBackend {
-    pub(crate) fn layer_norm_op(&self, x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor> {
+impl NormOps for CudaBackend {
+    fn layer_norm(&self, x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor> {
         let (rows, d) = x.rows_cols();
-        if gamma.numel() != d || beta.numel() != d {
-            return Err(Error::shape(
-                "layer_norm",
-                format!("x {:?}, gamma {:?}, beta {:?}", x.shape(), gamma.shape(), beta.shape()),
-            ));
-        }
         let (y, yp) = self.output(x.shape().to_vec())?;
         if d > 0 {
             self.launch_rows(
@@ -36,7 +30,7 @@ impl CudaBackend {
     }
 
     /// `nn.GroupNorm`; `groups == C` with optional affine is `nn.InstanceNorm1d`.
-    pub(crate) fn group_norm_op(
+    fn group_norm(
         &self,
         x: &Tensor,
         groups: usize,
@@ -68,7 +62,7 @@ impl CudaBackend {
         Ok(y)
     }
 
-    pub(crate) fn batch_norm_op(
+    fn batch_norm(
         &self,
         x: &Tensor,
         mean: &Tensor,
@@ -77,16 +71,8 @@ impl CudaBackend {
         beta: &Tensor,
         eps: f32,
     ) -> Result<Tensor> {
-        let (c, t) = match x.shape() {
-            [_, c, t] => (*c, *t),
-            [_, c] => (*c, 1),
-            s => return Err(Error::shape("batch_norm", format!("expected [B, C, T] or [B, C], got {s:?}"))),
-        };
-        for (name, p) in [("mean", mean), ("var", var), ("gamma", gamma), ("beta", beta)] {
-            if p.numel() != c {
-                return Err(Error::shape("batch_norm", format!("{name} {:?} for {c} channels", p.shape())));
-            }
-        }
+        // Channel c's values are the `t` elements after it, in every sample.
+        let (c, t) = shape_checks::batch_norm(x, [mean, var, gamma, beta])?;
         let (y, yp) = self.output(x.shape().to_vec())?;
         let n = x.numel();
         self.launch_elementwise(
@@ -105,20 +91,6 @@ impl CudaBackend {
                 Arg::F32(eps),
             ],
         )?;
-        Ok(y)
-    }
-
-    pub(crate) fn softmax_op(&self, x: &Tensor, log: bool) -> Result<Tensor> {
-        let (rows, d) = x.rows_cols();
-        let (y, yp) = self.output(x.shape().to_vec())?;
-        if d > 0 {
-            self.launch_rows(
-                "softmax_rows",
-                rows,
-                d,
-                &[Arg::Ptr(f32_ptr(x)?), Arg::Ptr(yp), Arg::I32(int(d, "softmax width")?), Arg::I32(log as i32)],
-            )?;
-        }
         Ok(y)
     }
 }

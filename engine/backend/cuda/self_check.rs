@@ -5,7 +5,9 @@
 //!
 //! Written against [`Device`] only, so it checks whatever backend it is given.
 
-use crate::backend::{Activation, BinaryOp, Conv1dParams, Device, Reduce, RowMask, Sampling, Tensor, TokenChoice};
+use crate::backend::{
+    Activation, BinaryOp, Conv1dParams, Conv2dParams, Device, Padding, Reduce, RowMask, Sampling, Tensor, TokenChoice,
+};
 use crate::error::Result;
 
 /// Which set of shapes to run.
@@ -172,7 +174,10 @@ pub fn check_ops(dev: &Device, scale: CheckScale) -> Result<Vec<OpCheck>> {
     check_softmax(&mut c, thorough)?;
     check_attention(&mut c, thorough)?;
     check_conv(&mut c, thorough)?;
+    check_conv2d(&mut c, thorough)?;
     check_layout(&mut c, thorough)?;
+    check_padding(&mut c, thorough)?;
+    check_stats_pool(&mut c, thorough)?;
     check_lstm(&mut c, thorough)?;
     check_token_choice(&mut c, thorough)?;
     Ok(c.out)
@@ -254,6 +259,18 @@ fn check_norms(c: &mut Checker, thorough: bool) -> Result<()> {
         let mean = c.tensor(&[ch], 1.0)?;
         let var = c.positive(&[ch])?;
         c.check(format!("batch_norm [{b}, {ch}, {t}]"), "group_norm", F32, |d, s| {
+            d.batch_norm(side(&x, s), side(&mean, s), side(&var, s), side(&g, s), side(&be, s), 1e-5)
+        })?;
+    }
+    // BatchNorm2d over [B, C, H, W] (a ResNet speaker encoder) and BatchNorm1d over [B, C].
+    let shapes: &[&[usize]] =
+        if thorough { &[&[2, 32, 20, 37], &[1, 3, 1, 1], &[3, 64, 10, 9], &[5, 192]] } else { &[&[2, 4, 5, 7]] };
+    for &shape in shapes {
+        let ch = shape[1];
+        let x = c.tensor(shape, 2.0)?;
+        let (mean, var, g, be) =
+            (c.tensor(&[ch], 1.0)?, c.positive(&[ch])?, c.tensor(&[ch], 1.0)?, c.tensor(&[ch], 1.0)?);
+        c.check(format!("batch_norm {shape:?}"), "group_norm", F32, |d, s| {
             d.batch_norm(side(&x, s), side(&mean, s), side(&var, s), side(&g, s), side(&be, s), 1e-5)
         })?;
     }
@@ -418,6 +435,88 @@ fn check_conv(c: &mut Checker, thorough: bool) -> Result<()> {
     for (k, stride) in [(3, 3), (2, 1), (5, 2)] {
         c.check(format!("max_pool1d {:?} kernel {k} stride {stride}", x.dev.shape()), "conv", F32, |d, s| {
             d.max_pool1d(side(&x, s), k, stride)
+        })?;
+    }
+    Ok(())
+}
+
+/// One conv2d case: input `[batch, c_in, h, w]`, `c_out` filters of `kernel`.
+struct Conv2dCase {
+    batch: usize,
+    c_in: usize,
+    hw: (usize, usize),
+    c_out: usize,
+    kernel: (usize, usize),
+    p: Conv2dParams,
+}
+
+fn check_conv2d(c: &mut Checker, thorough: bool) -> Result<()> {
+    let p = |stride, padding, dilation, groups| Conv2dParams { stride, padding, dilation, groups };
+    let case = |batch, c_in, hw, c_out, kernel, p| Conv2dCase { batch, c_in, hw, c_out, kernel, p };
+    let cases: Vec<Conv2dCase> = if thorough {
+        vec![
+            case(2, 1, (80, 51), 32, (3, 3), p((1, 1), (1, 1), (1, 1), 1)), // ResNet stem on fbanks
+            case(1, 32, (40, 26), 64, (3, 3), p((2, 2), (1, 1), (1, 1), 1)), // a strided stage
+            case(2, 16, (9, 13), 16, (1, 1), p((2, 2), (0, 0), (1, 1), 1)), // 1×1 shortcut
+            case(1, 8, (17, 11), 8, (3, 5), p((1, 2), (2, 1), (2, 1), 4)),  // grouped, dilated
+            case(1, 3, (2, 3), 4, (5, 5), p((1, 1), (0, 0), (1, 1), 1)),    // kernel larger than input
+            case(3, 5, (7, 33), 7, (2, 3), p((3, 1), (1, 0), (1, 2), 1)),
+        ]
+    } else {
+        vec![case(1, 4, (9, 10), 6, (3, 3), p((2, 1), (1, 1), (1, 1), 2))]
+    };
+    for Conv2dCase { batch: b, c_in: ci, hw: (h, w), c_out: co, kernel: (kh, kw), p } in cases {
+        let x = c.tensor(&[b, ci, h, w], 1.0)?;
+        let wt = c.tensor(&[co, ci / p.groups, kh, kw], 0.3)?;
+        let bias = c.tensor(&[co], 0.3)?;
+        c.check(
+            format!("conv2d x[{b}, {ci}, {h}, {w}] w[{co}, {}, {kh}, {kw}] {p:?}", ci / p.groups),
+            "conv",
+            f32_gemm(ci / p.groups * kh * kw),
+            |d, s| d.conv2d(side(&x, s), side(&wt, s), Some(side(&bias, s)), p),
+        )?;
+    }
+    Ok(())
+}
+
+fn check_padding(c: &mut Checker, thorough: bool) -> Result<()> {
+    // (shape, dim, before, after)
+    let cases: &[(&[usize], usize, usize, usize)] = if thorough {
+        &[
+            (&[2, 80, 301], 2, 2, 2),
+            (&[3, 5], 1, 4, 0),
+            (&[1, 7, 33, 5], 1, 6, 6),
+            (&[9], 0, 1, 8),
+            (&[2, 3, 1000], 2, 255, 257),
+        ]
+    } else {
+        &[(&[2, 6, 17], 2, 3, 2)]
+    };
+    for &(shape, dim, before, after) in cases {
+        let x = c.tensor(shape, 1.0)?;
+        c.check(format!("pad constant {shape:?} dim {dim} ({before}, {after})"), "layout", F32, |d, s| {
+            d.pad(side(&x, s), dim, before, after, Padding::Constant(0.5))
+        })?;
+        if before < shape[dim] && after < shape[dim] {
+            c.check(format!("pad reflect {shape:?} dim {dim} ({before}, {after})"), "layout", F32, |d, s| {
+                d.pad(side(&x, s), dim, before, after, Padding::Reflect)
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn check_stats_pool(c: &mut Checker, thorough: bool) -> Result<()> {
+    let shapes: &[(usize, usize, usize)] =
+        if thorough { &[(1, 1, 2), (2, 256, 300), (3, 5, 3), (4, 80, 1001), (2, 3, 257)] } else { &[(2, 8, 50)] };
+    for &(b, ch, t) in shapes {
+        let x = c.tensor(&[b, ch, t], 2.0)?;
+        let w = c.positive(&[b, t])?;
+        if t > 1 {
+            c.check(format!("stats_pool [{b}, {ch}, {t}]"), "pooling", F32, |d, s| d.stats_pool(side(&x, s), None))?;
+        }
+        c.check(format!("stats_pool [{b}, {ch}, {t}] weighted"), "pooling", F32, |d, s| {
+            d.stats_pool(side(&x, s), Some(side(&w, s)))
         })?;
     }
     Ok(())

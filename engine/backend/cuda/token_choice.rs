@@ -6,8 +6,9 @@ use cudarc::driver::{DeviceRepr, LaunchConfig};
 
 use super::backend::{int, Arg, CudaBackend, ROW_THREADS};
 use super::storage::{address, f32_ptr};
+use crate::backend::kernels::{AttentionOps, LayoutOps, TokenOps};
 use crate::backend::token_choice::choose_rows_on_host;
-use crate::backend::{check_choice, RowMask, Sampling, Tensor, TokenChoice};
+use crate::backend::{shape_checks, RowMask, Sampling, Tensor, TokenChoice};
 use crate::error::{Error, Result};
 
 /// kernels/token_choice.cu limits: beyond them a call takes the host path.
@@ -67,15 +68,15 @@ pub fn plans(masks: &[RowMask], vocab: usize, sampling: Option<&Sampling>) -> Op
     Some((out, all_ids))
 }
 
-impl CudaBackend {
-    pub(crate) fn choose_tokens_op(
+impl TokenOps for CudaBackend {
+    fn choose_tokens(
         &self,
         logits: &Tensor,
         masks: &[RowMask],
         k: usize,
         sampling: Option<&Sampling>,
     ) -> Result<Vec<TokenChoice>> {
-        let (rows, vocab) = check_choice(logits, masks, sampling)?;
+        let (rows, vocab) = shape_checks::choose_tokens(logits, masks, sampling)?;
         let planned = plans(masks, vocab, sampling).filter(|_| k <= MAX_TOP_K);
         let Some((plans, ids)) = planned else {
             // Beyond the kernel's limits: the reference path (downloads the rows).
@@ -116,14 +117,14 @@ impl CudaBackend {
     }
 
     /// `log_softmax(logits[row])[id]`: slice, log-softmax and slice on the device, one value back.
-    pub(crate) fn logprob_of_op(&self, logits: &Tensor, row: usize, id: u32) -> Result<f32> {
+    fn logprob_of(&self, logits: &Tensor, row: usize, id: u32) -> Result<f32> {
         let (rows, v) = logits.rows_cols();
         if row >= rows || id as usize >= v {
             return Err(Error::shape("logprob_of", format!("row {row}, id {id} of {:?}", logits.shape())));
         }
-        let one_row = self.slice_op(&logits.reshape(&[rows, v])?, 0, row, 1)?;
-        let lp = self.softmax_op(&one_row, true)?;
-        let value = self.slice_op(&lp, 1, id as usize, 1)?;
+        let one_row = self.slice(&logits.reshape(&[rows, v])?, 0, row, 1)?;
+        let lp = self.softmax(&one_row, true)?;
+        let value = self.slice(&lp, 1, id as usize, 1)?;
         Ok(self.to_host(super::storage::f32_slice(&value)?, 1)?[0])
     }
 }
