@@ -13,8 +13,9 @@ use crate::audio::SAMPLE_RATE;
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 
-/// Recordings up to this long are kept in memory (5 minutes: 19 MB of f32).
-pub const IN_MEMORY_SECONDS: f64 = 300.0;
+/// Recordings up to this long are kept in memory (one minute: 3.8 MB of f32); longer ones go to
+/// a temporary file, so the store adds almost nothing to a long file's peak memory.
+pub const IN_MEMORY_SECONDS: f64 = 60.0;
 /// Samples handed to readers of the whole recording at a time (10 s).
 pub const READ_BLOCK: usize = 10 * SAMPLE_RATE as usize;
 
