@@ -85,3 +85,62 @@ fn l381_399_without_consecutive_timestamps_one_segment_spans_to_the_last_timesta
     let (segments, _) = split_segments(&tok, &result(only_zero), 0.0, 1000).unwrap();
     assert_eq!(segments[0].end, 10.0);
 }
+
+/// A real window through the policy: tiny.en on one sentence, the attempts counted by the decoder
+/// runs that start (`DecodingTask` feeds its prompt at offset 0 once per attempt).
+fn attempts_and_verdict(
+    configure: impl FnOnce(&mut scribe::models::whisper::transcribe::TranscribeOptions),
+) -> Option<(usize, f32, scribe::models::whisper::longform::Verdict)> {
+    use std::sync::Arc;
+    #[path = "common/counting.rs"]
+    mod counting;
+    let dir = common::model_dir("tiny.en")?;
+    let counter = Arc::new(counting::Counting::new(80));
+    let model = scribe::models::whisper::Whisper::load(&dir, counting::Counting::cpu(&counter)).unwrap();
+    let audio = scribe::audio::load_audio(&common::speech("spk1_snt1.wav")).unwrap();
+    let mel = scribe::audio::log_mel_window(&audio, 80).unwrap();
+    let features = model.encode(&mel.data, 1).unwrap();
+    let mut o = scribe::models::whisper::transcribe::TranscribeOptions::default();
+    o.decode.language = Some("en".into());
+    o.decode.beam_size = None;
+    o.decode.patience = None;
+    o.decode.best_of = Some(2);
+    configure(&mut o);
+    let (result, verdict) =
+        scribe::models::whisper::transcribe::decode_with_fallback(&model, &features, &o, &[], &scribe::Cancel::new())
+            .unwrap();
+    let runs = counter.decoder_forwards.lock().unwrap().iter().filter(|f| f.2 == 0).count();
+    Some((runs, result.temperature, verdict))
+}
+
+#[test]
+fn a_real_window_is_retried_at_every_temperature_only_while_it_fails_the_gates() {
+    use scribe::models::whisper::longform::Verdict;
+    // Clear speech passes every gate at temperature 0: one attempt, kept.
+    let Some((runs, t, verdict)) = attempts_and_verdict(|_| {}) else { return };
+    assert_eq!((runs, t, verdict), (1, 0.0, Verdict::Emit));
+    // Every average log-prob is below 0: each of the three temperatures is tried, the last kept
+    // (transcribe.py L189-222).
+    let (runs, t, verdict) = attempts_and_verdict(|o| {
+        o.logprob_threshold = Some(0.0);
+        o.no_speech_threshold = None;
+        o.temperatures = vec![0.0, 0.5, 1.0];
+    })
+    .unwrap();
+    assert_eq!((runs, t, verdict), (3, 1.0, Verdict::Emit));
+    // Short text compresses badly (gzip ratio < 1): a threshold of 0.5 fails every attempt too.
+    let (runs, _, _) = attempts_and_verdict(|o| {
+        o.compression_ratio_threshold = Some(0.5);
+        o.temperatures = vec![0.0, 0.5];
+    })
+    .unwrap();
+    assert_eq!(runs, 2);
+    // With a no-speech gate of 0 the failing window is silence: not retried, skipped
+    // (L214-220 and L297-310).
+    let (runs, _, verdict) = attempts_and_verdict(|o| {
+        o.logprob_threshold = Some(0.0);
+        o.no_speech_threshold = Some(0.0);
+    })
+    .unwrap();
+    assert_eq!((runs, verdict), (1, Verdict::Skip));
+}
