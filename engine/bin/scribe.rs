@@ -14,7 +14,7 @@ use clap::{ArgAction, Parser, Subcommand};
 
 use scribe::backend::{Device, DeviceRequest};
 use scribe::hub::{resolve_whisper, HubConfig};
-use scribe::models::pyannote::{checkpoint as vad_checkpoint, PyanNet};
+use scribe::models::pyannote::checkpoint as vad_checkpoint;
 use scribe::models::whisper::clips::{parse_clip_timestamps, DEFAULT_CLIP_TIMESTAMPS};
 use scribe::models::whisper::{Task, Whisper};
 use scribe::output::{parse_formats, write_outputs, WriterOptions};
@@ -473,11 +473,10 @@ fn run_transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
         VadMethod::None => None,
         VadMethod::Pyannote => {
             let env = std::env::var_os(vad_checkpoint::VAD_MODEL_PATH).map(PathBuf::from);
-            let path = vad_checkpoint::locate(&args.model_dir, env.as_deref())
+            let (vad, path) = Models::load_vad(&device, &args.model_dir, env.as_deref())
                 .map_err(|e| anyhow::anyhow!("{e} (or transcribe without VAD: --vad_method none)"))?;
-            let (store, config) = vad_checkpoint::open(&path)?;
             tracing::debug!("VAD model: {}", path.display());
-            Some(PyanNet::load(&device, store.as_ref(), &config)?)
+            Some(vad)
         }
     };
     let pipeline = Pipeline::new(std::sync::Arc::new(Models { whisper: model, vad }), options)

@@ -27,6 +27,23 @@ pub struct Models {
     pub vad: Option<PyanNet>,
 }
 
+impl Models {
+    /// WhisperX's VAD as both the CLI and the worker find it: `explicit` (VAD_MODEL_PATH, a
+    /// checkpoint or a converted directory), else `models_dir/whisperx-vad-segmentation.bin`,
+    /// else `models_dir/vad/` (see `models::pyannote::checkpoint::locate`); loaded on `device`.
+    pub fn load_vad(
+        device: &crate::backend::Device,
+        models_dir: &Path,
+        explicit: Option<&Path>,
+    ) -> Result<(PyanNet, std::path::PathBuf)> {
+        use crate::models::pyannote::checkpoint;
+        let path = checkpoint::locate(models_dir, explicit)?;
+        let (store, config) = checkpoint::open(&path)?;
+        let vad = PyanNet::load(device, store.as_ref(), &config)?;
+        Ok((vad, path))
+    }
+}
+
 /// A file's transcript as the stages build it, and what it took.
 #[derive(Clone, Debug, Default)]
 pub struct FileTranscript {

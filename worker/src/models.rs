@@ -6,7 +6,6 @@ use anyhow::Context;
 
 use scribe::backend::{Device, DeviceRequest};
 use scribe::hub::{resolve_whisper, HubConfig};
-use scribe::models::pyannote::{checkpoint as vad_checkpoint, PyanNet};
 use scribe::models::whisper::Whisper;
 use scribe::pipeline::Models as PipelineModels;
 
@@ -51,10 +50,8 @@ impl Models {
             Whisper::load(&dir, device.clone()).with_context(|| format!("loading Whisper from {}", dir.display()))?;
         tracing::info!("[Predict] whisper_arch={source}");
         tracing::info!("[Predict] device={} compute_type={}", device.name(), device.compute_type());
-        let vad_path = vad_checkpoint::locate(&settings.vad_dir, settings.vad_model_path.as_deref())?;
-        let (store, config) = vad_checkpoint::open(&vad_path)?;
-        let vad = PyanNet::load(&device, store.as_ref(), &config)
-            .with_context(|| format!("loading the VAD model from {}", vad_path.display()))?;
+        let (vad, vad_path) = PipelineModels::load_vad(&device, &settings.vad_dir, settings.vad_model_path.as_deref())
+            .context("loading the VAD model")?;
         tracing::info!("VAD model: {}", vad_path.display());
         Ok(Models { pipeline: std::sync::Arc::new(PipelineModels { whisper, vad: Some(vad) }), whisper_source: source })
     }
