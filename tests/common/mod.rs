@@ -3,6 +3,9 @@
 
 use std::path::PathBuf;
 
+mod ci;
+pub use ci::cannot_run;
+
 /// The repository root; `SCRIBE_TEST_ROOT` overrides it where test binaries run away from their
 /// build tree (the GPU pack, whose run.sh points it at the pack's models/).
 pub fn root() -> PathBuf {
@@ -16,20 +19,6 @@ pub fn speech(name: &str) -> PathBuf {
         Some(dir) => PathBuf::from(dir).join(name),
         None => root().join("../shared/data/speech").join(name),
     }
-}
-
-/// Whether this is CI (`CI=true`, as CI's environment sets it): there every test must run.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
-}
-
-/// A test that cannot run here (a model, tool or server missing): under CI that is a failure
-/// (`make test` installs everything the tests need); elsewhere it is said, and the test returns.
-pub fn cannot_run(why: &str) {
-    if in_ci() {
-        panic!("this test cannot run, and under CI=true that is a failure: {why}");
-    }
-    eprintln!("skipped: {why}");
 }
 
 /// `models/NAME`, or None (with a note; a failure under CI) when `models/fetch NAME` has not run.

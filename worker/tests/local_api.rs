@@ -27,11 +27,11 @@ impl Drop for Api {
 }
 
 async fn start(audio_port: u16) -> Api {
-    start_with(audio_port, &[]).await
+    start_with(audio_port, &[], Stdio::null()).await
 }
 
-/// The local API with `extra` environment variables.
-async fn start_with(audio_port: u16, extra: &[(&str, &str)]) -> Api {
+/// The local API with `extra` environment variables, its log to `stderr`.
+async fn start_with(audio_port: u16, extra: &[(&str, &str)], stderr: Stdio) -> Api {
     let jobs = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_scribe-worker"));
@@ -40,7 +40,7 @@ async fn start_with(audio_port: u16, extra: &[(&str, &str)]) -> Api {
     let child = cmd
         .args(["--rp_serve_api", "--rp_api_host", "127.0.0.1", "--rp_api_port", &port.to_string()])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let api = Api { child, port, _jobs: jobs };
@@ -212,7 +212,7 @@ async fn finished_jobs_expire_and_memory_returns_to_its_baseline() {
         return;
     }
     let audio = audio_server().await;
-    let api = start_with(audio.port, &[("LOCAL_API_RESULT_TTL_S", "3")]).await;
+    let api = start_with(audio.port, &[("LOCAL_API_RESULT_TTL_S", "3")], Stdio::null()).await;
     let c = reqwest::Client::new();
     let pid = api.child.id();
     // A job that fails at once (its URL is refused), carrying a large prompt: the platform's
@@ -365,24 +365,10 @@ async fn a_cancelled_job_stops_computing_before_the_next_one_starts() {
         _ => Response::new(404, ""),
     }))
     .await;
-    let jobs = tempfile::tempdir().unwrap();
-    let log_path = jobs.path().join("worker.log");
-    let port = free_port();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scribe-worker"));
-    worker_env(&mut cmd, jobs.path(), audio.port);
-    let child = cmd
-        .args(["--rp_serve_api", "--rp_api_host", "127.0.0.1", "--rp_api_port", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
-    let api = Api { child, port, _jobs: jobs };
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let log_path = log.path().to_path_buf();
+    let api = start_with(audio.port, &[], Stdio::from(log.reopen().unwrap())).await;
     let c = reqwest::Client::new();
-    let start = Instant::now();
-    while c.get(api.url("/v2/ep/health")).send().await.is_err() {
-        assert!(start.elapsed() < Duration::from_secs(60), "the local API never came up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let post = |body: Value| {
         let (c, url) = (c.clone(), api.url("/v2/ep/run"));
         async move {

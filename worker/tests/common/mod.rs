@@ -4,6 +4,8 @@
 //! beyond 127.0.0.0/8.
 #![allow(dead_code)]
 
+#[path = "../../../tests/common/ci.rs"]
+mod ci;
 pub mod http_server;
 pub mod schema;
 
@@ -13,25 +15,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+pub use ci::cannot_run;
 use scribe_worker::url_guard::{BoxFuture, ConnectGate, Resolver};
 
 /// The repository root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-/// Whether this is CI (`CI=true`, as CI's environment sets it): there every test must run.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
-}
-
-/// A test that cannot run here (a model, tool or server missing): under CI that is a failure
-/// (`make test` installs everything the tests need); elsewhere it is said, and the test returns.
-pub fn cannot_run(why: &str) {
-    if in_ci() {
-        panic!("this test cannot run, and under CI=true that is a failure: {why}");
-    }
-    eprintln!("skipped: {why}");
 }
 
 /// A fetched model under models/, or None (a note; a failure under CI) when it is missing.
