@@ -4,6 +4,7 @@
 //! `audio` decodes files and computes Whisper's log-mel; `models` holds the networks; `hub` fetches
 //! checkpoints into the Hugging Face cache.
 
+pub mod align;
 pub mod audio;
 pub mod backend;
 pub mod cancel;
