@@ -52,9 +52,7 @@ pub fn whisperx_trellis(em: &Emissions<'_>, tokens: &[usize], blank: usize) -> V
         acc += em.at(t, blank) as f64;
         tr[(t + 1) * w] = acc as f32;
     }
-    for j in 1..w {
-        tr[j] = f32::NEG_INFINITY;
-    }
+    tr[1..w].fill(f32::NEG_INFINITY);
     // trellis[-num_tokens:, 0] = inf
     for t in (t_n + 1).saturating_sub(j_n)..=t_n {
         tr[t * w] = f32::INFINITY;
@@ -245,7 +243,7 @@ fn viterbi(
 ) -> (Option<CtcAlignment>, bool) {
     let (t_n, l) = (em.frames, tokens.len());
     let s_n = 2 * l + 1;
-    let label = |s: usize| if s % 2 == 0 { blank } else { tokens[s / 2] };
+    let label = |s: usize| if s.is_multiple_of(2) { blank } else { tokens[s / 2] };
     let skip_ok = |s: usize| s % 2 == 1 && s >= 3 && tokens[s / 2] != tokens[s / 2 - 1];
     // The states each frame can be in: reachable from the start (s ≤ 2t + 1) and able to reach
     // the end (s ≥ S − 2 − 2(T − 1 − t)), within the band around the diagonal.
@@ -278,8 +276,8 @@ fn viterbi(
     let mut prev = vec![neg; s_n];
     let mut cur = vec![neg; s_n];
     let (lo0, hi0) = cells[0];
-    for s in lo0..=hi0.min(1) {
-        prev[s] = em.at(0, label(s));
+    for (s, p) in prev.iter_mut().enumerate().take(hi0.min(1) + 1).skip(lo0) {
+        *p = em.at(0, label(s));
     }
     for t in 1..t_n {
         let (lo, hi) = cells[t];
