@@ -11,6 +11,7 @@ mod cache;
 pub mod config;
 mod download;
 pub mod names;
+pub mod torch_hub;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,166 @@
+//! The transformer encoder (HFM `Wav2Vec2PositionalConvEmbedding`, `Wav2Vec2Attention`,
+//! `Wav2Vec2FeedForward`, `Wav2Vec2EncoderLayer` (post-LN), `Wav2Vec2EncoderLayerStableLayerNorm`
+//! (pre-LN), `Wav2Vec2Encoder`, `Wav2Vec2EncoderStableLayerNorm`).
+
+use crate::backend::{Activation, Conv1dParams, Device, Tensor};
+use crate::error::Result;
+use crate::models::common::layers::{Conv1d, LayerNorm, Linear};
+use crate::weights::WeightStore;
+
+use super::config::Wav2Vec2Config;
+
+/// The positional convolution: `x + GELU(conv(x))` with "same" padding (an even kernel's extra
+/// last frame dropped: HFM `Wav2Vec2SamePadLayer`). Its weight norm is folded at load
+/// (`checkpoint`), so here it is a plain grouped conv.
+struct PositionalConv {
+    conv: Conv1d,
+    kernel: usize,
+}
+
+impl PositionalConv {
+    fn load(dev: &Device, store: &dyn WeightStore, p: &str, c: &Wav2Vec2Config) -> Result<Self> {
+        let k = c.num_conv_pos_embeddings;
+        let params = Conv1dParams { padding: k / 2, groups: c.num_conv_pos_embedding_groups, ..Default::default() };
+        let conv = Conv1d::load(dev, store, &format!("{p}.pos_conv_embed.conv"), (c.hidden_size, c.hidden_size, k), params)?;
+        Ok(PositionalConv { conv, kernel: k })
+    }
+
+    /// `x[B, T, D]` → `x + pos(x)`.
+    fn add_to(&self, dev: &Device, x: &Tensor) -> Result<Tensor> {
+        let frames = x.shape()[1];
+        let t = dev.permute(x, &[0, 2, 1])?;
+        let y = self.conv.forward(dev, &t)?;
+        // Wav2Vec2SamePadLayer: one frame too many when the kernel is even.
+        let y = if self.kernel.is_multiple_of(2) { dev.slice(&y, 2, 0, frames)? } else { y };
+        let y = dev.activation(&y, Activation::Gelu)?;
+        let y = dev.permute(&y, &[0, 2, 1])?;
+        dev.binary(x, &y, crate::backend::BinaryOp::Add)
+    }
+}
+
+struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    out_proj: Linear,
+    heads: usize,
+}
+
+impl Attention {
+    fn load(dev: &Device, store: &dyn WeightStore, p: &str, d: usize, heads: usize) -> Result<Self> {
+        let proj = |name: &str| Linear::load(dev, store, &format!("{p}.{name}"), d, d, true);
+        Ok(Attention { q_proj: proj("q_proj")?, k_proj: proj("k_proj")?, v_proj: proj("v_proj")?, out_proj: proj("out_proj")?, heads })
+    }
+
+    /// `residual + out(softmax(q·kᵀ/√Dh)·v)` of `x[B, T, D]` over itself (no mask).
+    fn forward_residual(&self, dev: &Device, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        let q = self.q_proj.forward(dev, x)?;
+        let k = self.k_proj.forward(dev, x)?;
+        let v = self.v_proj.forward(dev, x)?;
+        let o = dev.attention(&q, &k, &v, self.heads, false)?;
+        self.out_proj.forward_residual(dev, &o, residual)
+    }
+}
+
+struct FeedForward {
+    intermediate_dense: Linear,
+    output_dense: Linear,
+}
+
+impl FeedForward {
+    fn load(dev: &Device, store: &dyn WeightStore, p: &str, c: &Wav2Vec2Config) -> Result<Self> {
+        let (d, f) = (c.hidden_size, c.intermediate_size);
+        Ok(FeedForward {
+            intermediate_dense: Linear::load(dev, store, &format!("{p}.intermediate_dense"), d, f, true)?,
+            output_dense: Linear::load(dev, store, &format!("{p}.output_dense"), f, d, true)?,
+        })
+    }
+
+    /// `residual + W₂·GELU(W₁·x)`.
+    fn forward_residual(&self, dev: &Device, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        let h = self.intermediate_dense.forward_gelu(dev, x)?;
+        self.output_dense.forward_residual(dev, &h, residual)
+    }
+}
+
+struct EncoderLayer {
+    attention: Attention,
+    layer_norm: LayerNorm,
+    feed_forward: FeedForward,
+    final_layer_norm: LayerNorm,
+}
+
+impl EncoderLayer {
+    fn load(dev: &Device, store: &dyn WeightStore, p: &str, c: &Wav2Vec2Config) -> Result<Self> {
+        let d = c.hidden_size;
+        let ln = |name: &str| -> Result<LayerNorm> {
+            let mut ln = LayerNorm::load(dev, store, &format!("{p}.{name}"), d)?;
+            ln.eps = c.layer_norm_eps;
+            Ok(ln)
+        };
+        Ok(EncoderLayer {
+            attention: Attention::load(dev, store, &format!("{p}.attention"), d, c.num_attention_heads)?,
+            layer_norm: ln("layer_norm")?,
+            feed_forward: FeedForward::load(dev, store, &format!("{p}.feed_forward"), c)?,
+            final_layer_norm: ln("final_layer_norm")?,
+        })
+    }
+
+    /// Post-LN (`Wav2Vec2EncoderLayer`): `h = LN(h + Attn(h))`, `h = LN_f(h + FFN(h))`.
+    fn forward_post_ln(&self, dev: &Device, h: &Tensor) -> Result<Tensor> {
+        let h = self.attention.forward_residual(dev, h, h)?;
+        let h = self.layer_norm.forward(dev, &h)?;
+        let h = self.feed_forward.forward_residual(dev, &h, &h)?;
+        self.final_layer_norm.forward(dev, &h)
+    }
+
+    /// Pre-LN (`Wav2Vec2EncoderLayerStableLayerNorm`): `h += Attn(LN(h))`, `h += FFN(LN_f(h))`.
+    fn forward_pre_ln(&self, dev: &Device, h: &Tensor) -> Result<Tensor> {
+        let a = self.layer_norm.forward(dev, h)?;
+        let h = self.attention.forward_residual(dev, &a, h)?;
+        let f = self.final_layer_norm.forward(dev, &h)?;
+        self.feed_forward.forward_residual(dev, &f, &h)
+    }
+}
+
+pub struct Encoder {
+    pos_conv_embed: PositionalConv,
+    layer_norm: LayerNorm,
+    layers: Vec<EncoderLayer>,
+    stable_layer_norm: bool,
+}
+
+impl Encoder {
+    /// `{p}.encoder.{pos_conv_embed, layer_norm, layers.{i}}`.
+    pub fn load(dev: &Device, store: &dyn WeightStore, p: &str, c: &Wav2Vec2Config) -> Result<Self> {
+        let p = format!("{p}.encoder");
+        let mut layer_norm = LayerNorm::load(dev, store, &format!("{p}.layer_norm"), c.hidden_size)?;
+        layer_norm.eps = c.layer_norm_eps;
+        Ok(Encoder {
+            pos_conv_embed: PositionalConv::load(dev, store, &p, c)?,
+            layer_norm,
+            layers: (0..c.num_hidden_layers)
+                .map(|i| EncoderLayer::load(dev, store, &format!("{p}.layers.{i}"), c))
+                .collect::<Result<_>>()?,
+            stable_layer_norm: c.do_stable_layer_norm,
+        })
+    }
+
+    /// `x[B, T, D]` → `[B, T, D]`.
+    pub fn forward(&self, dev: &Device, x: &Tensor) -> Result<Tensor> {
+        let h = self.pos_conv_embed.add_to(dev, x)?;
+        if self.stable_layer_norm {
+            let mut h = h;
+            for layer in &self.layers {
+                h = layer.forward_pre_ln(dev, &h)?;
+            }
+            self.layer_norm.forward(dev, &h)
+        } else {
+            let mut h = self.layer_norm.forward(dev, &h)?;
+            for layer in &self.layers {
+                h = layer.forward_post_ln(dev, &h)?;
+            }
+            Ok(h)
+        }
+    }
+}

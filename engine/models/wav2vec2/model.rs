@@ -1,0 +1,95 @@
+//! `Wav2Vec2ForCTC` (HFM): feature encoder → feature projection →
+//! transformer encoder → `lm_head`, then `log_softmax` over classes as WhisperX applies it.
+
+use crate::backend::{Device, Tensor};
+use crate::error::{Error, Result};
+use crate::models::common::layers::Linear;
+
+use super::checkpoint::Checkpoint;
+use super::config::Wav2Vec2Config;
+use super::encoder::Encoder;
+use super::feature_encoder::{FeatureEncoder, FeatureProjection};
+
+/// transformers `Wav2Vec2FeatureExtractor` normalisation's epsilon (`do_normalize`), used only
+/// when input normalisation is asked for (WhisperX never normalises).
+pub const NORMALIZE_EPS: f64 = 1e-7;
+
+/// Per-frame log-probabilities `[frames, classes]`, row-major.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LogProbs {
+    pub data: Vec<f32>,
+    pub frames: usize,
+    pub classes: usize,
+}
+
+pub struct Wav2Vec2ForCtc {
+    pub config: Wav2Vec2Config,
+    /// `labels[id]`: the character (or special token) each class stands for.
+    pub labels: Vec<String>,
+    feature_extractor: FeatureEncoder,
+    feature_projection: FeatureProjection,
+    encoder: Encoder,
+    lm_head: Linear,
+    /// Zero-mean, unit-variance input (transformers' `do_normalize`); off as in WhisperX.
+    pub normalize_input: bool,
+}
+
+impl Wav2Vec2ForCtc {
+    pub fn load(dev: &Device, ckpt: &Checkpoint) -> Result<Self> {
+        let c = &ckpt.config;
+        let store = ckpt.store.as_ref();
+        let p = super::config::BODY_PREFIX;
+        if ckpt.labels.len() != c.vocab_size {
+            return Err(Error::Other(format!(
+                "{}: {} labels for {} output classes",
+                ckpt.source.display(),
+                ckpt.labels.len(),
+                c.vocab_size
+            )));
+        }
+        Ok(Wav2Vec2ForCtc {
+            config: c.clone(),
+            labels: ckpt.labels.clone(),
+            feature_extractor: FeatureEncoder::load(dev, store, p, c)?,
+            feature_projection: FeatureProjection::load(dev, store, p, c)?,
+            encoder: Encoder::load(dev, store, p, c)?,
+            lm_head: Linear::load(dev, store, "lm_head", c.hidden_size, c.vocab_size, true)?,
+            normalize_input: false,
+        })
+    }
+
+    /// `samples[B, 1, N]` → logits `[B, T, V]` (before the softmax).
+    pub fn logits(&self, dev: &Device, samples: &Tensor) -> Result<Tensor> {
+        let features = self.feature_extractor.forward(dev, samples)?;
+        let hidden = self.feature_projection.forward(dev, &features)?;
+        let hidden = self.encoder.forward(dev, &hidden)?;
+        self.lm_head.forward(dev, &hidden)
+    }
+
+    /// Log-probabilities of one input (16 kHz samples, as WhisperX passes them: int16 / 32768,
+    /// not normalised unless [`Self::normalize_input`]). An input shorter than the receptive
+    /// field (400 samples) has no frames.
+    pub fn log_probs(&self, dev: &Device, samples: &[f32]) -> Result<LogProbs> {
+        let classes = self.config.vocab_size;
+        let frames = self.config.frames(samples.len());
+        if frames == 0 {
+            return Ok(LogProbs { data: Vec::new(), frames: 0, classes });
+        }
+        let input = if self.normalize_input { normalized(samples) } else { samples.to_vec() };
+        let x = dev.upload(&input, &[1, 1, samples.len()])?;
+        let logits = self.logits(dev, &x)?;
+        let lp = dev.log_softmax(&logits)?;
+        let data = dev.download(&lp)?;
+        debug_assert_eq!(data.len(), frames * classes);
+        Ok(LogProbs { data, frames, classes })
+    }
+}
+
+/// `(x − mean) / √(var + 1e-7)` (transformers `zero_mean_unit_var_norm`).
+fn normalized(x: &[f32]) -> Vec<f32> {
+    let n = x.len().max(1) as f64;
+    let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+    let inv = 1.0 / (var + NORMALIZE_EPS).sqrt();
+    x.iter().map(|&v| ((v as f64 - mean) * inv) as f32).collect()
+}
