@@ -14,7 +14,7 @@ models/%/.complete:
 	models/fetch $*
 
 ## Everything CI runs: fetch the test models, then every test of the workspace, optimised.
-test: models/tiny.en/.complete models/base/.complete models/vad/.complete
+test: models/tiny.en/.complete models/base/.complete models/vad/.complete models/punkt/.complete
 	CARGO="$(CARGO)" scripts/install-test-deps
 	$(CARGO) test --profile test --workspace --all-targets --no-fail-fast
 	# The CUDA builds (cudarc loads the libraries at run time, so no toolkit or GPU is needed):

@@ -2,3 +2,4 @@
 //! token-to-frame search ([`ctc`]: WhisperX's trellis for `whisperx-compat` mode, and true CTC
 //! Viterbi with blank states, banded, for the default mode).
 pub mod ctc;
+pub mod punkt;
