@@ -50,7 +50,13 @@ fn check(model: &Wav2Vec2ForCtc, dev: &Device, variant: &str, what: &str) {
     let m = manifest(variant);
     let logits = SafetensorsStore::open(&data(variant).join("logits.safetensors")).unwrap();
     let mut checked = 0;
-    for name in ["spk1_snt1_first2s", "spk2_snt3_full", "spk1_snt1_first400", "spk1_snt1_first300_padded400", "batch_zero_padded_no_mask_B_alone"] {
+    for name in [
+        "spk1_snt1_first2s",
+        "spk2_snt3_full",
+        "spk1_snt1_first400",
+        "spk1_snt1_first300_padded400",
+        "batch_zero_padded_no_mask_B_alone",
+    ] {
         let x = input(&m, name);
         let lp = model.log_probs(dev, &x).unwrap();
         let want = logits.view(name).unwrap();
@@ -137,7 +143,8 @@ fn torchaudio_bundle_file_matches_torchaudio() {
         conv_stride: dims(2),
         ..checkpoint::bundle_config(labels.len())
     };
-    let remove: Vec<usize> = m["bundle"]["_remove_aux_axis"].as_array().unwrap().iter().map(|a| a.as_u64().unwrap() as usize).collect();
+    let remove: Vec<usize> =
+        m["bundle"]["_remove_aux_axis"].as_array().unwrap().iter().map(|a| a.as_u64().unwrap() as usize).collect();
     let file = data("torchaudio_base").join(m["bundle"]["_path"].as_str().unwrap());
     let ckpt: Checkpoint = checkpoint::open_torchaudio(&file, config, labels, &remove).unwrap();
     assert_eq!(ckpt.labels[0], "-");

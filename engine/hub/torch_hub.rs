@@ -131,7 +131,8 @@ mod tests {
     #[test]
     fn offline_without_the_file_names_the_expected_path() {
         let dir = tempfile::tempdir().unwrap();
-        let c = TorchHubConfig { checkpoints_dir: dir.path().into(), base_url: "http://127.0.0.1:9".into(), offline: true };
+        let c =
+            TorchHubConfig { checkpoints_dir: dir.path().into(), base_url: "http://127.0.0.1:9".into(), offline: true };
         let e = c.checkpoint("m.pth").unwrap_err().to_string();
         assert!(e.contains("offline") && e.contains("m.pth"), "{e}");
         assert!(c.checkpoint("../m.pth").is_err());

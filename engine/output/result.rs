@@ -41,6 +41,23 @@ pub struct Segment {
     /// Tokens of the segment as decoded (timestamp tokens included, as openai reports them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tokens: Vec<u32>,
+    /// Per-character alignment (WhisperX `return_char_alignments`): every character of the
+    /// segment's text, spaces included, in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chars: Option<Vec<CharAlignment>>,
+}
+
+/// One character as WhisperX's `return_char_alignments` emits it: a character that was not
+/// aligned (a space without a `|` in the dictionary, leading whitespace) has no times or score.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CharAlignment {
+    pub char: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -229,6 +229,9 @@ fn render_json(t: &Transcript) -> Result<String> {
         avg_logprob: Option<f64>,
         #[serde(skip_serializing_if = "Option::is_none")]
         speaker: Option<&'a str>,
+        /// `return_char_alignments` (WhisperX writes them per sentence segment).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        chars: Option<&'a [crate::output::result::CharAlignment]>,
     }
     #[derive(Serialize)]
     struct JsonTranscript<'a> {
@@ -244,6 +247,7 @@ fn render_json(t: &Transcript) -> Result<String> {
             words: &s.words,
             avg_logprob: s.avg_logprob,
             speaker: s.speaker.as_deref(),
+            chars: s.chars.as_deref(),
         }
     }
     let doc = JsonTranscript {

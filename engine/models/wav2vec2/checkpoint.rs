@@ -290,13 +290,22 @@ mod tests {
     #[test]
     fn torchaudio_names_follow_its_module_tree() {
         let b = "wav2vec2";
-        assert_eq!(torchaudio_name("wav2vec2.feature_extractor.conv_layers.0.conv.weight", b), "feature_extractor.conv_layers.0.conv.weight");
-        assert_eq!(torchaudio_name("wav2vec2.feature_projection.projection.bias", b), "encoder.feature_projection.projection.bias");
+        assert_eq!(
+            torchaudio_name("wav2vec2.feature_extractor.conv_layers.0.conv.weight", b),
+            "feature_extractor.conv_layers.0.conv.weight"
+        );
+        assert_eq!(
+            torchaudio_name("wav2vec2.feature_projection.projection.bias", b),
+            "encoder.feature_projection.projection.bias"
+        );
         assert_eq!(
             torchaudio_name("wav2vec2.encoder.layers.3.attention.q_proj.weight", b),
             "encoder.transformer.layers.3.attention.q_proj.weight"
         );
-        assert_eq!(torchaudio_name("wav2vec2.encoder.pos_conv_embed.conv.weight_g", b), "encoder.transformer.pos_conv_embed.conv.weight_g");
+        assert_eq!(
+            torchaudio_name("wav2vec2.encoder.pos_conv_embed.conv.weight_g", b),
+            "encoder.transformer.pos_conv_embed.conv.weight_g"
+        );
         assert_eq!(torchaudio_name("lm_head.weight", b), "aux.weight");
     }
 }

@@ -141,7 +141,10 @@ mod tests {
 
     #[test]
     fn defaults_follow_whisperx_tables_torchaudio_first() {
-        assert_eq!(model_for("en", None), Some(AlignModel::Torchaudio(bundles::by_name("WAV2VEC2_ASR_BASE_960H").unwrap())));
+        assert_eq!(
+            model_for("en", None),
+            Some(AlignModel::Torchaudio(bundles::by_name("WAV2VEC2_ASR_BASE_960H").unwrap()))
+        );
         assert_eq!(model_for("de", None).unwrap().to_string(), "VOXPOPULI_ASR_BASE_10K_DE");
         assert_eq!(model_for("ja", None).unwrap().to_string(), "jonatasgrosman/wav2vec2-large-xlsr-53-japanese");
         assert_eq!(model_for("xx", None), None);
@@ -153,7 +156,10 @@ mod tests {
 
     #[test]
     fn an_explicit_name_overrides_and_is_classified() {
-        assert_eq!(model_for("en", Some("VOXPOPULI_ASR_BASE_10K_EN")).unwrap().to_string(), "VOXPOPULI_ASR_BASE_10K_EN");
+        assert_eq!(
+            model_for("en", Some("VOXPOPULI_ASR_BASE_10K_EN")).unwrap().to_string(),
+            "VOXPOPULI_ASR_BASE_10K_EN"
+        );
         assert_eq!(model_for("xx", Some("owner/model")), Some(AlignModel::HuggingFace("owner/model".into())));
         assert_eq!(model_for("en", Some("/abs/dir")), Some(AlignModel::Local("/abs/dir".into())));
         assert_eq!(model_for("en", Some("  ")).unwrap().to_string(), "WAV2VEC2_ASR_BASE_960H");

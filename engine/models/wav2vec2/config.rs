@@ -101,9 +101,7 @@ impl Wav2Vec2Config {
         }
         let usize_of = |field: &str, default: Option<usize>| -> Result<usize> {
             match v.get(field) {
-                None | Some(Value::Null) => {
-                    default.ok_or_else(|| Error::config(path, field, "missing"))
-                }
+                None | Some(Value::Null) => default.ok_or_else(|| Error::config(path, field, "missing")),
                 Some(x) => x
                     .as_u64()
                     .filter(|&n| n > 0)
@@ -136,7 +134,11 @@ impl Wav2Vec2Config {
             "group" => FeatExtractNorm::Group,
             "layer" => FeatExtractNorm::Layer,
             other => {
-                return Err(Error::config(path, "feat_extract_norm", format!("must be \"group\" or \"layer\", found `{other}`")))
+                return Err(Error::config(
+                    path,
+                    "feat_extract_norm",
+                    format!("must be \"group\" or \"layer\", found `{other}`"),
+                ))
             }
         };
         for (field, want) in [("hidden_act", "gelu"), ("feat_extract_activation", "gelu")] {
@@ -150,16 +152,19 @@ impl Wav2Vec2Config {
             return Err(Error::config(path, "add_adapter", "adapter layers are not supported"));
         }
         if bool_of("conv_pos_batch_norm", false)? {
-            return Err(Error::config(path, "conv_pos_batch_norm", "a batch-normalised positional conv is not supported"));
+            return Err(Error::config(
+                path,
+                "conv_pos_batch_norm",
+                "a batch-normalised positional conv is not supported",
+            ));
         }
-        let eps = match v.get("layer_norm_eps") {
-            None | Some(Value::Null) => LAYER_NORM_EPS,
-            Some(x) => x
-                .as_f64()
-                .filter(|e| *e > 0.0)
-                .ok_or_else(|| Error::config(path, "layer_norm_eps", format!("must be a positive number, found {x}")))?
-                as f32,
-        };
+        let eps =
+            match v.get("layer_norm_eps") {
+                None | Some(Value::Null) => LAYER_NORM_EPS,
+                Some(x) => x.as_f64().filter(|e| *e > 0.0).ok_or_else(|| {
+                    Error::config(path, "layer_norm_eps", format!("must be a positive number, found {x}"))
+                })? as f32,
+            };
         let c = Wav2Vec2Config {
             hidden_size: usize_of("hidden_size", Some(768))?,
             num_hidden_layers: usize_of("num_hidden_layers", Some(12))?,
@@ -176,7 +181,7 @@ impl Wav2Vec2Config {
                 Some(NUM_CONV_POS_EMBEDDING_GROUPS),
             )?,
             do_stable_layer_norm: bool_of("do_stable_layer_norm", false)?,
-                        layer_norm_eps: eps,
+            layer_norm_eps: eps,
             vocab_size: usize_of("vocab_size", None)?,
         };
         c.check(path)?;
@@ -198,14 +203,14 @@ impl Wav2Vec2Config {
                 ),
             ));
         }
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(Error::config(
                 path,
                 "num_attention_heads",
                 format!("{} does not divide hidden_size {}", self.num_attention_heads, self.hidden_size),
             ));
         }
-        if self.hidden_size % self.num_conv_pos_embedding_groups != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_conv_pos_embedding_groups) {
             return Err(Error::config(
                 path,
                 "num_conv_pos_embedding_groups",

@@ -21,7 +21,8 @@ impl PositionalConv {
     fn load(dev: &Device, store: &dyn WeightStore, p: &str, c: &Wav2Vec2Config) -> Result<Self> {
         let k = c.num_conv_pos_embeddings;
         let params = Conv1dParams { padding: k / 2, groups: c.num_conv_pos_embedding_groups, ..Default::default() };
-        let conv = Conv1d::load(dev, store, &format!("{p}.pos_conv_embed.conv"), (c.hidden_size, c.hidden_size, k), params)?;
+        let conv =
+            Conv1d::load(dev, store, &format!("{p}.pos_conv_embed.conv"), (c.hidden_size, c.hidden_size, k), params)?;
         Ok(PositionalConv { conv, kernel: k })
     }
 
@@ -49,7 +50,13 @@ struct Attention {
 impl Attention {
     fn load(dev: &Device, store: &dyn WeightStore, p: &str, d: usize, heads: usize) -> Result<Self> {
         let proj = |name: &str| Linear::load(dev, store, &format!("{p}.{name}"), d, d, true);
-        Ok(Attention { q_proj: proj("q_proj")?, k_proj: proj("k_proj")?, v_proj: proj("v_proj")?, out_proj: proj("out_proj")?, heads })
+        Ok(Attention {
+            q_proj: proj("q_proj")?,
+            k_proj: proj("k_proj")?,
+            v_proj: proj("v_proj")?,
+            out_proj: proj("out_proj")?,
+            heads,
+        })
     }
 
     /// `residual + out(softmax(q·kᵀ/√Dh)·v)` of `x[B, T, D]` over itself (no mask).

@@ -13,7 +13,11 @@ use super::config::{FeatExtractNorm, Wav2Vec2Config};
 enum ConvNorm {
     /// `nn.GroupNorm(C, C)` (first layer of group mode): per-channel statistics over the whole
     /// input's time axis.
-    Group { weight: Tensor, bias: Tensor, eps: f32 },
+    Group {
+        weight: Tensor,
+        bias: Tensor,
+        eps: f32,
+    },
     /// `nn.LayerNorm(C)` over channels, per frame (every layer of layer mode).
     Layer(LayerNorm),
     None,
