@@ -17,6 +17,7 @@ fn scribe(dir: &Path, out: &Path, extra: &[&str], audio: &Path) -> Output {
 fn scribe_env(dir: &Path, out: &Path, extra: &[&str], audio: &Path, env: &[(&str, &str)]) -> Output {
     let sequential: &[&str] = if extra.contains(&"--vad_method") { &[] } else { &["--vad_method", "none"] };
     Command::new(env!("CARGO_BIN_EXE_scribe"))
+        .envs(common::OFFLINE_ALIGNMENT)
         .envs(env.iter().copied())
         .args(["transcribe", "--model"])
         .arg(dir)
@@ -696,7 +697,8 @@ fn hf_token_is_sent_to_the_hub_before_hf_token_env() {
             .env("HF_HOME", &home)
             .env("HF_TOKEN", "hf_from_env")
             .env_remove("HF_HUB_OFFLINE")
-            .args(["transcribe", "--model", "someone/private-whisper", "--model_dir"])
+            // Alignment would reach torchaudio's server for the English model.
+            .args(["transcribe", "--no_align", "--model", "someone/private-whisper", "--model_dir"])
             .arg(tmp.path())
             .args(extra)
             .arg(speech("spk1_snt1.wav"))
@@ -722,7 +724,8 @@ fn model_cache_only_never_asks_the_hub() {
             .env("HF_ENDPOINT", &endpoint)
             .env("HF_HOME", &home)
             .env_remove("HF_HUB_OFFLINE")
-            .args(["transcribe", "--model", "someone/uncached-whisper", "--model_dir"])
+            // Alignment would reach torchaudio's server for the English model.
+            .args(["transcribe", "--no_align", "--model", "someone/uncached-whisper", "--model_dir"])
             .arg(tmp.path())
             .args(extra)
             .arg(speech("spk1_snt1.wav"))
@@ -924,5 +927,83 @@ fn help_prints_every_default() {
             defaults.iter().any(|(f, _)| f == name) || without_default.contains(&name.as_str()),
             "{name} is new: add it (and a test of it) here"
         );
+    }
+}
+
+/// wav2vec2 alignment from the command line, with the reference's small random-initialised
+/// model (its times show the mechanics, not accuracy): words and characters in the JSON, both
+/// modes, the subtitle options that need word times, and the refusals.
+#[test]
+fn align_model_gives_words_and_chars_in_both_modes() {
+    let Some(dir) = model_dir("tiny.en") else { return };
+    if model_dir("punkt").is_none() {
+        return;
+    }
+    let model = common::root().join("tests/reference/data/wav2vec2/base_group");
+    let model = model.to_str().unwrap();
+    for mode in ["ctc-viterbi", "whisperx-compat"] {
+        let out = tempfile::tempdir().unwrap();
+        let extra = [
+            "--align_model",
+            model,
+            "--align_mode",
+            mode,
+            "--return_char_alignments",
+            "--interpolate_method",
+            "linear",
+            "--output_format",
+            "all",
+            "--highlight_words",
+            "True",
+            "--model_dir",
+        ];
+        let models_dir = common::root().join("models");
+        let mut args: Vec<&str> = extra.to_vec();
+        args.push(models_dir.to_str().unwrap());
+        let o = scribe(&dir, out.path(), &args, &speech("spk1_snt1.wav"));
+        ok(&o);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(!stderr.contains("align_output:"), "{mode}: {stderr}");
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.path().join("spk1_snt1.json")).unwrap()).unwrap();
+        let seg = &json["segments"][0];
+        let words = seg["words"].as_array().unwrap();
+        assert!(words.len() >= 5, "{mode}: {json:#}");
+        assert!(
+            words.iter().all(|w| w["start"].is_number() && w["end"].is_number() && w["score"].is_number()),
+            "{mode}: {json:#}"
+        );
+        let chars = seg["chars"].as_array().expect("chars with --return_char_alignments");
+        assert!(chars.len() >= seg["text"].as_str().unwrap().trim().chars().count(), "{mode}: {json:#}");
+        assert_eq!(json["word_segments"].as_array().unwrap().len(), words.len());
+        // Highlighted subtitles come from the aligned words.
+        let srt = std::fs::read_to_string(out.path().join("spk1_snt1.srt")).unwrap();
+        assert!(srt.contains("<u>"), "{mode}: {srt}");
+    }
+    let out = tempfile::tempdir().unwrap();
+    let e = failed(&scribe(&dir, out.path(), &["--interpolate_method", "cubic"], &speech("spk1_snt1.wav")), "cubic");
+    assert!(e.contains("interpolate_method"), "{e}");
+    let e = failed(&scribe(&dir, out.path(), &["--align_mode", "fast"], &speech("spk1_snt1.wav")), "fast");
+    assert!(e.contains("align_mode"), "{e}");
+}
+
+/// By default the language's model is looked for; offline and not cached it cannot be had: a
+/// warning, the transcript without word times (or with DTW ones under --word_timestamps True).
+#[test]
+fn default_alignment_without_its_model_is_a_warning() {
+    let Some(dir) = model_dir("tiny.en") else { return };
+    for (extra, words) in [
+        (&["--output_format", "json"][..], false),
+        (&["--output_format", "json", "--word_timestamps", "True"][..], true),
+    ] {
+        let out = tempfile::tempdir().unwrap();
+        let o = scribe(&dir, out.path(), extra, &speech("spk1_snt1.wav"));
+        ok(&o);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(stderr.contains("align_output:") && stderr.contains("WAV2VEC2_ASR_BASE_960H"), "{stderr}");
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.path().join("spk1_snt1.json")).unwrap()).unwrap();
+        let n = json["word_segments"].as_array().unwrap().len();
+        assert_eq!(n > 0, words, "{json:#}");
     }
 }

@@ -26,7 +26,10 @@ fn models() -> Option<(Arc<Counting>, Arc<Models>)> {
     let whisper = Whisper::load(&tiny, device.clone()).unwrap();
     let (store, config) = checkpoint::open(&vad_dir).unwrap();
     let vad = PyanNet::load(&device, store.as_ref(), &config).unwrap();
-    Some((backend, Arc::new(Models { whisper, vad: Some(vad) })))
+    Some((
+        backend,
+        Arc::new(Models { whisper, vad: Some(vad), align: scribe::pipeline::align_models::AlignModels::none() }),
+    ))
 }
 
 fn options(method: VadMethod) -> PipelineOptions {
@@ -65,16 +68,18 @@ fn a_file_runs_through_the_stages_the_same_from_memory_and_from_a_temporary_file
 }
 
 #[test]
-fn stages_nobody_built_yet_are_warnings_not_errors() {
+fn stages_that_cannot_run_are_warnings_not_errors() {
+    // No alignment model source: alignment cannot run.
     let Some((_, models)) = models() else { return };
     let mut o = options(VadMethod::Pyannote);
     o.align_options.align_output = true;
+    o.align_options.dtw_fallback = true;
     o.diarize_options.diarize = true;
     o.verify_options.speaker_verification = true;
     let file = Pipeline::new(models, o).unwrap().run(&speech("spk1_snt1.wav"), &Cancel::new(), &mut |_| {}).unwrap();
     let w = file.warnings.join("\n");
     assert!(w.contains("align_output") && w.contains("diarization") && w.contains("speaker_verification"), "{w}");
-    // align_output asks for word times: Whisper's DTW gives them until wav2vec2 lands.
+    // align_output with the DTW fallback: Whisper's cross-attention gives the word times.
     assert!(file.transcript.segments.iter().all(|s| !s.words.is_empty()), "{:?}", file.transcript);
 }
 
@@ -124,4 +129,79 @@ fn a_run_cancelled_before_it_starts_computes_nothing() {
     let r = pipeline.run(&speech("two_speakers.wav"), &cancel, &mut |_| {});
     assert!(matches!(r, Err(Error::Cancelled)));
     assert_eq!(backend.counts(), counting::Counts::default());
+}
+
+/// Alignment models from local files only (the reference's small random-initialised wav2vec2
+/// names its directory); `models_dir` holds `punkt/`.
+fn align_models() -> scribe::pipeline::align_models::AlignModels {
+    use scribe::hub::torch_hub::TorchHubConfig;
+    use scribe::hub::HubConfig;
+    use scribe::pipeline::align_models::{AlignModels, AlignSource};
+    let nowhere = std::env::temp_dir().join("scribe-no-cache");
+    AlignModels::new(AlignSource {
+        hub: HubConfig::new("http://127.0.0.1:9", &nowhere, None, true),
+        torch: TorchHubConfig { checkpoints_dir: nowhere, base_url: "http://127.0.0.1:9".into(), offline: true },
+        models_dir: common::root().join("models"),
+    })
+}
+
+#[test]
+fn word_times_stage_aligns_every_segment_and_reports_progress() {
+    let tiny = match model_dir("tiny.en") {
+        Some(d) => d,
+        None => return,
+    };
+    let Some(vad_dir) = model_dir("vad") else { return };
+    if model_dir("punkt").is_none() {
+        return;
+    }
+    let device = scribe::backend::Device::cpu();
+    let whisper = Whisper::load(&tiny, device.clone()).unwrap();
+    let (store, config) = checkpoint::open(&vad_dir).unwrap();
+    let vad = PyanNet::load(&device, store.as_ref(), &config).unwrap();
+    let models = Arc::new(Models { whisper, vad: Some(vad), align: align_models() });
+    let model = common::root().join("tests/reference/data/wav2vec2/base_group");
+    for mode in [scribe::align::Mode::CtcViterbi, scribe::align::Mode::WhisperxCompat] {
+        let mut o = options(VadMethod::Pyannote);
+        o.align_options.align_output = true;
+        o.align_options.align_model = Some(model.display().to_string());
+        o.align_options.mode = mode;
+        let mut stages = Vec::new();
+        let file = Pipeline::new(models.clone(), o)
+            .unwrap()
+            .run(&speech("spk2_snt3.wav"), &Cancel::new(), &mut |p: Progress| stages.push(p))
+            .unwrap();
+        assert!(file.warnings.is_empty(), "{mode:?}: {:?}", file.warnings);
+        // No DTW was asked for, so every word time is the aligner's.
+        let words = &file.transcript.word_segments;
+        assert!(words.len() >= 4, "{mode:?}: {:?}", file.transcript);
+        for w in words {
+            let (s, e) = (w.start.unwrap(), w.end.unwrap());
+            assert!(0.0 <= s && s <= e && e <= file.duration + 0.5, "{mode:?}: {w:?}");
+        }
+        assert!(file.timings.stages.iter().any(|(s, _)| *s == Stage::WordTimes), "{mode:?}");
+        let last = stages.iter().rev().find(|p| p.stage == Stage::WordTimes).expect("word_times progress");
+        assert_eq!(last.done, last.total, "{mode:?}");
+    }
+}
+
+#[test]
+fn an_alignment_model_that_cannot_be_had_leaves_a_warning() {
+    let Some(tiny) = model_dir("tiny.en") else { return };
+    let device = scribe::backend::Device::cpu();
+    let whisper = Whisper::load(&tiny, device).unwrap();
+    let models = Arc::new(Models { whisper, vad: None, align: align_models() });
+    for (model, says) in [(None, "offline"), (Some("/no/such/model"), "does not exist")] {
+        let mut o = options(VadMethod::None);
+        o.align_options.align_output = true;
+        o.align_options.align_model = model.map(str::to_string);
+        let file = Pipeline::new(models.clone(), o)
+            .unwrap()
+            .run(&speech("spk1_snt1.wav"), &Cancel::new(), &mut |_| {})
+            .unwrap();
+        let w = file.warnings.join("\n");
+        assert!(w.starts_with("align_output") && w.contains(says) && w.contains("no word times"), "{w}");
+        assert!(file.transcript.word_segments.is_empty());
+        assert!(!file.transcript.segments.is_empty());
+    }
 }

@@ -51,6 +51,7 @@ fn scribe_simd_env_selects_the_portable_path() {
     let out_dir = tempfile::tempdir().unwrap();
     let run = |simd: &str| {
         let out = Command::new(env!("CARGO_BIN_EXE_scribe"))
+            .envs(common::OFFLINE_ALIGNMENT)
             .env("SCRIBE_SIMD", simd)
             .env("LOG_LEVEL", "debug")
             .args(["transcribe", "--output_format", "txt", "--output_dir"])

@@ -52,6 +52,7 @@ fn cli_prints_the_jfk_transcript() {
     let Some(dir) = model_dir("tiny.en") else { return };
     let tmp = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_scribe"))
+        .envs(common::OFFLINE_ALIGNMENT)
         .args(["transcribe", "--output_format", "txt", "--output_dir"])
         .arg(tmp.path())
         .arg("--model")

@@ -12,6 +12,7 @@ fn scribe(extra: &[&str], audio: &Path, env: &[(&str, &str)]) -> Output {
     let dir = root().join("models/tiny.en");
     Command::new(env!("CARGO_BIN_EXE_scribe"))
         .current_dir(root())
+        .envs(common::OFFLINE_ALIGNMENT)
         .envs(env.iter().copied())
         .args(["transcribe", "--model"])
         .arg(dir)

@@ -12,23 +12,25 @@ use std::process::ExitCode;
 
 use clap::{ArgAction, Parser, Subcommand};
 
+use scribe::align::Mode as AlignMode;
 use scribe::backend::{Device, DeviceRequest};
+use scribe::hub::torch_hub::TorchHubConfig;
 use scribe::hub::{resolve_whisper, HubConfig};
 use scribe::models::pyannote::checkpoint as vad_checkpoint;
+use scribe::models::wav2vec2::bundles::TORCHAUDIO_MODELS_URL;
 use scribe::models::whisper::clips::{parse_clip_timestamps, DEFAULT_CLIP_TIMESTAMPS};
 use scribe::models::whisper::{Task, Whisper};
 use scribe::output::{parse_formats, write_outputs, WriterOptions};
+use scribe::pipeline::align_models::{AlignModels, AlignSource};
 use scribe::pipeline::batched::BATCH_SIZE;
 use scribe::pipeline::options::set_beam_size;
+use scribe::pipeline::options::AlignOptions;
 use scribe::pipeline::speech_chunks::{CHUNK_SIZE, MIN_CHUNK_SIZE, VAD_OFFSET, VAD_ONSET};
 use scribe::pipeline::{Models, Pipeline, PipelineOptions, Progress, Stage, VadMethod, VadOptions};
 use scribe::Cancel;
 
 /// WhisperX flags whose stage this version does not have yet: refused by name, never ignored.
 const NOT_YET: &[(&str, &str)] = &[
-    ("--align_model", "wav2vec2 alignment"),
-    ("--interpolate_method", "wav2vec2 alignment"),
-    ("--return_char_alignments", "wav2vec2 alignment"),
     ("--diarize", "diarization"),
     ("--min_speakers", "diarization"),
     ("--max_speakers", "diarization"),
@@ -174,6 +176,20 @@ struct TranscribeArgs {
     /// No word-level alignment (drops word times even with --word_timestamps).
     #[arg(long)]
     no_align: bool,
+    /// wav2vec2 CTC model for word alignment: a torchaudio bundle name, a Hugging Face repo or a
+    /// local directory (default: WhisperX's model for the language).
+    #[arg(long)]
+    align_model: Option<String>,
+    /// How words the aligner could not time get times: nearest, linear or ignore.
+    #[arg(long, default_value = "nearest", value_parser = ["nearest", "linear", "ignore"])]
+    interpolate_method: String,
+    /// Also write each character's time (the JSON's `chars`).
+    #[arg(long)]
+    return_char_alignments: bool,
+    /// ctc-viterbi (true CTC Viterbi: words end where their sound ends, every word timed) or
+    /// whisperx-compat (WhisperX 3.8's trellis, result for result).
+    #[arg(long, default_value = "ctc-viterbi", value_parser = ["ctc-viterbi", "whisperx-compat"])]
+    align_mode: String,
     /// Only these spans: "start,end,start,end,..." in seconds (an odd count runs to the end).
     #[arg(long, default_value = DEFAULT_CLIP_TIMESTAMPS, allow_hyphen_values = true)]
     clip_timestamps: String,
@@ -439,7 +455,28 @@ fn pipeline_options(args: &TranscribeArgs, model: &Whisper) -> anyhow::Result<Pi
         step: vad_step(&args.vad_step)?,
     };
     o.batch_size = args.batch_size;
+    o.align_options = AlignOptions {
+        align_output: !args.no_align,
+        align_model: args.align_model.clone(),
+        interpolate_method: Some(args.interpolate_method.clone()),
+        return_char_alignments: args.return_char_alignments,
+        mode: if args.align_mode == "whisperx-compat" { AlignMode::WhisperxCompat } else { AlignMode::CtcViterbi },
+        // DTW word times only when asked for (--word_timestamps True).
+        dtw_fallback: args.word_timestamps,
+    };
     Ok(o)
+}
+
+/// Where alignment models come from: the hub cache (downloads unless offline), torch.hub's
+/// checkpoints (torchaudio bundles), and `model_dir/punkt/` for sentence models.
+fn align_models(args: &TranscribeArgs) -> AlignModels {
+    let mut hub = HubConfig::from_env();
+    if args.hf_token.is_some() {
+        hub.token = args.hf_token.clone();
+    }
+    hub.offline |= args.model_cache_only;
+    let torch = TorchHubConfig::from_vars(|k| std::env::var(k).ok(), TORCHAUDIO_MODELS_URL, hub.offline);
+    AlignModels::new(AlignSource { hub, torch, models_dir: args.model_dir.clone() })
 }
 
 fn run_transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
@@ -453,8 +490,8 @@ fn run_transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
         max_line_count: args.max_line_count,
         highlight_words: args.highlight_words,
     };
-    let aligned = args.word_timestamps && !args.no_align;
-    writer.validate(aligned)?;
+    // Word times come from alignment (on unless --no_align; DTW when no model can be had).
+    writer.validate(!args.no_align)?;
     let device = Device::select(args.device.parse::<DeviceRequest>()?)?;
     let dir = resolve_model(&args.model, &args.model_dir, args.hf_token.clone(), args.model_cache_only)?;
     let model = Whisper::load(&dir, device.clone())?;
@@ -479,8 +516,9 @@ fn run_transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
             Some(vad)
         }
     };
-    let pipeline = Pipeline::new(std::sync::Arc::new(Models { whisper: model, vad }), options)
-        .map_err(|e| anyhow::anyhow!("--{e}"))?;
+    let pipeline =
+        Pipeline::new(std::sync::Arc::new(Models { whisper: model, vad, align: align_models(&args) }), options)
+            .map_err(|e| anyhow::anyhow!("--{e}"))?;
     let cancel = Cancel::new();
     for path in &args.audio {
         let mut display = ProgressDisplay::new(path, args.print_progress);

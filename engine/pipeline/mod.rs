@@ -9,7 +9,8 @@
 //!    ([`speech_chunks`]);
 //! 3. [`transcription`]: chunks decoded in batches ([`batched`]), or the whole recording
 //!    sequentially without VAD;
-//! 4. [`word_times`]: DTW today, wav2vec2 alignment next;
+//! 4. [`word_times`]: wav2vec2 CTC alignment (models per language in [`align_models`]), DTW
+//!    word times kept when no model can be had;
 //! 5. [`diarization`];
 //! 6. [`speaker_names`].
 //!
@@ -17,6 +18,7 @@
 //! the result, never an error. Every stage reports one [`Progress`] type and its wall time in
 //! [`Timings`]. A new stage is a module here with that entry point, listed in
 //! [`runner::STAGES`]; `docs/pipeline.md` says more.
+pub mod align_models;
 pub mod audio_in;
 pub mod batched;
 pub mod diarization;

@@ -62,6 +62,12 @@ pub struct AlignOptions {
     pub align_model: Option<String>,
     pub interpolate_method: Option<String>,
     pub return_char_alignments: bool,
+    /// `ctc-viterbi` (default: true CTC Viterbi, every word timed) or `whisperx-compat`
+    /// (WhisperX's trellis, result for result).
+    pub mode: crate::align::Mode,
+    /// Compute Whisper's cross-attention (DTW) word times during transcription, to keep when no
+    /// alignment model can be had (the worker: `align_output` always gives word times).
+    pub dtw_fallback: bool,
 }
 
 /// whisperx diarization options.

@@ -43,6 +43,8 @@ pub enum Unit {
     Seconds,
     /// Speech chunks (batched transcription; tails decoded again add to the total).
     Chunks,
+    /// Transcript segments (word alignment).
+    Segments,
 }
 
 /// Where a stage is: `done` of `total` (`total` 0: not known yet).

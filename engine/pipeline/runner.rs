@@ -25,6 +25,8 @@ pub struct Models {
     pub whisper: Whisper,
     /// WhisperX's VAD (pyannote segmentation); None: no VAD was loaded.
     pub vad: Option<PyanNet>,
+    /// Alignment models, loaded per language on first use.
+    pub align: super::align_models::AlignModels,
 }
 
 impl Models {
@@ -91,9 +93,9 @@ pub struct Pipeline {
 impl Pipeline {
     /// Check the options against each other and the models.
     pub fn new(models: Arc<Models>, mut options: PipelineOptions) -> Result<Pipeline> {
-        // Until wav2vec2 alignment is built, `align_output` gets Whisper's cross-attention (DTW)
-        // word times, which transcription computes (see word_times).
-        if options.align_options.align_output {
+        // `align_output` may fall back to Whisper's cross-attention (DTW) word times, which
+        // transcription computes, when no alignment model can be had (see word_times).
+        if options.align_options.align_output && options.align_options.dtw_fallback {
             options.asr_options.word_timestamps = true;
         }
         options.validate()?;

@@ -12,6 +12,12 @@ pub fn root() -> PathBuf {
     std::env::var_os("SCRIBE_TEST_ROOT").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
+/// The environment every `scribe transcribe` a test starts gets unless it says otherwise:
+/// alignment models only from local files (the hub and torch.hub offline, an empty TORCH_HOME),
+/// so no test reaches the network for the default English model.
+pub const OFFLINE_ALIGNMENT: [(&str, &str); 2] =
+    [("HF_HUB_OFFLINE", "1"), ("TORCH_HOME", "/nonexistent/scribe-tests/torch-home")];
+
 /// `../shared/data/speech/NAME`, as CI lays it out beside the clone (`SCRIBE_SPEECH_DIR`
 /// overrides the directory).
 pub fn speech(name: &str) -> PathBuf {

@@ -353,6 +353,19 @@ fn pipeline_options(job: &JobInput, settings: &Settings, dir: &Path) -> Pipeline
     o.batch_size = job.batch_size;
     o.audio.max_seconds = Some(settings.max_audio_seconds);
     o.align_options.align_output = job.align_output;
+    o.align_options.dtw_fallback = true;
+    o.align_options.align_model = job.align_model.as_ref().map(|name| {
+        // A name of a directory under SCRIBE_MODELS_DIR is that directory; anything else is a
+        // torchaudio bundle or a hub repo (job_input only lets plain names through).
+        let local = settings.vad_dir.join(name);
+        if local.is_dir() {
+            local.display().to_string()
+        } else {
+            name.clone()
+        }
+    });
+    o.align_options.interpolate_method = job.interpolate_method.clone();
+    o.align_options.return_char_alignments = job.return_char_alignments;
     o.diarize_options.diarize = job.diarization;
     o.diarize_options.min_speakers = job.min_speakers;
     o.diarize_options.max_speakers = job.max_speakers;

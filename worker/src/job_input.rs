@@ -37,6 +37,12 @@ pub struct JobInput {
     pub language: Option<String>,
     pub task_translate: bool,
     pub align_output: bool,
+    /// The alignment model (`--align_model`): a bundle, a hub repo or a directory under
+    /// SCRIBE_MODELS_DIR.
+    pub align_model: Option<String>,
+    /// WhisperX's `interpolate_method` (None: nearest).
+    pub interpolate_method: Option<String>,
+    pub return_char_alignments: bool,
     pub diarization: bool,
     pub speaker_verification: bool,
     pub speaker_samples: Vec<SpeakerSample>,
@@ -149,6 +155,9 @@ pub const INPUT_FIELDS: &[&str] = &[
     "language",
     "task",
     "align_output",
+    "align_model",
+    "interpolate_method",
+    "return_char_alignments",
     "diarization",
     "speaker_verification",
     "speaker_samples",
@@ -257,6 +266,9 @@ impl JobInput {
             language,
             task_translate,
             align_output: f.bool("align_output", false),
+            align_model: align_model(&mut f),
+            interpolate_method: interpolate_method(&mut f),
+            return_char_alignments: f.bool("return_char_alignments", false),
             diarization: f.bool("diarization", false),
             speaker_verification: f.bool("speaker_verification", false),
             speaker_samples,
@@ -279,6 +291,46 @@ impl JobInput {
             Err(f.errors)
         }
     }
+}
+
+/// The longest `align_model` name accepted.
+pub const MAX_ALIGN_MODEL_CHARS: usize = 96;
+
+/// `align_model`: a torchaudio bundle name, a hub repo id (`owner/name`) or the name of a
+/// directory under SCRIBE_MODELS_DIR; never a path (no `..`, no leading `/` or `.`).
+fn align_model(f: &mut Fields<'_>) -> Option<String> {
+    let name = f.string("align_model")?;
+    let plain = |part: &str| {
+        !part.is_empty()
+            && !part.starts_with('.')
+            && part.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    };
+    let parts: Vec<&str> = name.split('/').collect();
+    if name.len() > MAX_ALIGN_MODEL_CHARS || parts.len() > 2 || !parts.iter().all(|p| plain(p)) {
+        f.constraint(
+            "align_model",
+            &format!(
+                "a torchaudio bundle name, a hub repo id (owner/name) or a model directory name of at most \
+                 {MAX_ALIGN_MODEL_CHARS} characters (letters, digits, _ - .), got {:?}",
+                name.chars().take(MAX_ALIGN_MODEL_CHARS).collect::<String>()
+            ),
+        );
+        return None;
+    }
+    Some(name)
+}
+
+/// `interpolate_method`: WhisperX's nearest, linear or ignore.
+fn interpolate_method(f: &mut Fields<'_>) -> Option<String> {
+    let m = f.string("interpolate_method")?;
+    if !["nearest", "linear", "ignore"].contains(&m.as_str()) {
+        f.constraint(
+            "interpolate_method",
+            &format!("one of nearest, linear, ignore, got {:?}", m.chars().take(32).collect::<String>()),
+        );
+        return None;
+    }
+    Some(m)
 }
 
 fn speaker_samples(f: &mut Fields<'_>) -> Vec<SpeakerSample> {
@@ -384,7 +436,8 @@ mod tests {
             "batch_size": "8", "beam_size": 2.5, "initial_prompt": {}, "vad_onset": "0.5",
             "chunk_size": true, "min_speakers": "2", "word_timestamps": 1, "output_formats": "srt",
             "speaker_samples": {"url": "x"}, "speaker_verification": "true", "temperature": "hot",
-            "task": 1, "vad_offset": [], "max_speakers": 2.0
+            "task": 1, "vad_offset": [], "max_speakers": 2.0, "align_model": 7, "interpolate_method": false,
+            "return_char_alignments": "no"
         }));
         for want in [
             "audio_file should be str type, not int type.",
@@ -406,6 +459,9 @@ mod tests {
             "task should be str type, not int type.",
             "vad_offset should be float type, not list type.",
             "max_speakers should be int type, not float type.",
+            "align_model should be str type, not int type.",
+            "interpolate_method should be str type, not bool type.",
+            "return_char_alignments should be bool type, not str type.",
         ] {
             assert!(e.iter().any(|x| x == want), "missing {want:?} in {e:#?}");
         }

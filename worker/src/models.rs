@@ -7,13 +7,15 @@ use anyhow::Context;
 use scribe::backend::{Device, DeviceRequest};
 use scribe::hub::{resolve_whisper, HubConfig};
 use scribe::models::whisper::Whisper;
+use scribe::pipeline::align_models::{AlignModels, AlignSource};
 use scribe::pipeline::Models as PipelineModels;
 
 use crate::settings::{ModelChoice, Settings, DEFAULT_MODEL_NAME};
 
 /// The hub's variables as WhisperX workers set them: transformers' older TRANSFORMERS_CACHE
 /// names the hub cache when neither HF_HUB_CACHE nor HUGGINGFACE_HUB_CACHE does. (TORCH_HOME
-/// holds torch-hub models; Whisper and the VAD never come from there.)
+/// holds torch-hub models: the torchaudio alignment bundles; Whisper and the VAD never come from
+/// there.)
 pub fn hub_var(var: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<String> {
     let set = |k: &str| var(k).filter(|v| !v.is_empty());
     match name {
@@ -53,7 +55,18 @@ impl Models {
         let (vad, vad_path) = PipelineModels::load_vad(&device, &settings.vad_dir, settings.vad_model_path.as_deref())
             .context("loading the VAD model")?;
         tracing::info!("VAD model: {}", vad_path.display());
-        Ok(Models { pipeline: std::sync::Arc::new(PipelineModels { whisper, vad: Some(vad) }), whisper_source: source })
+        Ok(Models {
+            pipeline: std::sync::Arc::new(PipelineModels {
+                whisper,
+                vad: Some(vad),
+                align: AlignModels::new(AlignSource {
+                    hub: settings.align_hub.clone(),
+                    torch: settings.align_torch.clone(),
+                    models_dir: settings.vad_dir.clone(),
+                }),
+            }),
+            whisper_source: source,
+        })
     }
 }
 

@@ -65,6 +65,10 @@ pub struct Settings {
     /// LOCAL_API_RESULT_TTL_S: how long the local API keeps finished jobs (None: the platform's
     /// 30 min for /run and 1 min for /runsync).
     pub local_api_ttl: Option<Duration>,
+    /// Where alignment models come from: the hub (its cache and variables, as for Whisper) and
+    /// torch.hub's checkpoints (`TORCH_HOME`) for torchaudio bundles; offline with the hub.
+    pub align_hub: scribe::hub::HubConfig,
+    pub align_torch: scribe::hub::torch_hub::TorchHubConfig,
     /// Values changed to something usable, to log once logging is up.
     pub notes: Vec<String>,
 }
@@ -126,7 +130,15 @@ impl Settings {
         if !(0.0..=86_400.0).contains(&drain_timeout) {
             return Err(format!("SCRIBE_DRAIN_TIMEOUT_S must be from 0 to 86400, got {drain_timeout}"));
         }
+        let align_hub = scribe::hub::HubConfig::from_vars(|k| crate::models::hub_var(var, k));
+        let align_torch = scribe::hub::torch_hub::TorchHubConfig::from_vars(
+            |k| var(k),
+            scribe::models::wav2vec2::bundles::TORCHAUDIO_MODELS_URL,
+            align_hub.offline,
+        );
         Ok(Settings {
+            align_hub,
+            align_torch,
             jobs_dir,
             limits: DownloadLimits {
                 max_bytes: parse(var, "MAX_DOWNLOAD_BYTES", DEFAULT_MAX_DOWNLOAD_BYTES)?,

@@ -103,6 +103,9 @@ pub fn runner(
         ("SCRIBE_MODELS_DIR".into(), root().join("models").display().to_string()),
         ("JOBS_DIR".into(), jobs_dir.display().to_string()),
         ("ALLOW_PRIVATE_URLS".into(), format!("127.0.0.1:{port}")),
+        // Alignment models only from local files: tests never reach the hub or torchaudio.
+        ("HF_HUB_OFFLINE".into(), "1".into()),
+        ("TORCH_HOME".into(), jobs_dir.join("torch-home").display().to_string()),
     ]);
     for (k, v) in extra {
         vars.insert(k.to_string(), v.to_string());
@@ -175,5 +178,7 @@ pub fn worker_env(cmd: &mut std::process::Command, jobs_dir: &std::path::Path, a
         .env("SCRIBE_MODELS_DIR", root().join("models"))
         .env("JOBS_DIR", jobs_dir)
         .env("MIN_FREE_DISK_MB", "1")
+        .env("HF_HUB_OFFLINE", "1")
+        .env("TORCH_HOME", jobs_dir.join("torch-home"))
         .env("ALLOW_PRIVATE_URLS", format!("127.0.0.1:{audio_port}"));
 }
