@@ -7,7 +7,9 @@
 //
 // q [Bq, Tq, H*Dh]; k, v [Bq/group, Tk, H*Dh]; out [Bq, Tq, H*Dh]. Query rows share key/value rows
 // in contiguous groups of `group` (the beams of one audio). causal: query i sees keys
-// 0..=i + (Tk - Tq).
+// 0..=i + (Tk - Tq). kv_lens (null: every row has Tk keys) [Bq/group]: key/value row b has only
+// its first kv_lens[b] keys, the rest being padding of a batch of different lengths; the tiles
+// stop there, so a padded sequence's result is its unpadded one's.
 #include "common.cuh"
 
 #define KEY_TILE 32
@@ -18,7 +20,8 @@
 
 extern "C" __global__ void __launch_bounds__(MAX_WARPS * WARP) attention(const float* __restrict__ q, const float* __restrict__ k,
                                      const float* __restrict__ v, float* __restrict__ out, int tq, int tk, int heads,
-                                     int dh, int group, int causal, float scale) {
+                                     int dh, int group, int causal, const int* __restrict__ kv_lens,
+                                     float scale) {
     extern __shared__ float smem[];
     const int warps = blockDim.y;
     float* ks = smem;                      // KEY_TILE x (dh + 1): padded, conflict-free column reads
@@ -35,9 +38,10 @@ extern "C" __global__ void __launch_bounds__(MAX_WARPS * WARP) attention(const f
     for (int d = lane; d < dh; d += WARP) qs[w * dh + d] = active ? qrow[d] * scale : 0.0f;
 
     const int offset = tk - tq;
+    const int keys = kv_lens ? min(tk, kv_lens[bk]) : tk;  // this key/value row's keys
     const int last_q = min(tq - 1, (int)blockIdx.x * warps + warps - 1);
-    const int block_end = causal ? max(0, min(tk, last_q + offset + 1)) : tk;
-    const int my_end = causal ? min(tk, qi + offset + 1) : tk;
+    const int block_end = causal ? max(0, min(keys, last_q + offset + 1)) : keys;
+    const int my_end = causal ? min(keys, qi + offset + 1) : keys;
     const float* kbase = k + (i64)bk * tk * row + (i64)h * dh;
     const float* vbase = v + (i64)bk * tk * row + (i64)h * dh;
 

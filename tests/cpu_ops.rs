@@ -1275,6 +1275,126 @@ fn attention() {
     st.report();
 }
 
+/// Query batch `bi` over the first `lens[bi / group]` keys of its key/value row, each row
+/// computed by [`ref_attention`] on the unpadded sequence.
+#[allow(clippy::too_many_arguments)]
+fn ref_attention_kv_lens(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    b: usize,
+    lens: &[usize],
+    tq: usize,
+    tk: usize,
+    heads: usize,
+    dh: usize,
+) -> Vec<f64> {
+    let d = heads * dh;
+    let group = b / lens.len();
+    (0..b)
+        .flat_map(|bi| {
+            let (kb, n) = (bi / group, lens[bi / group]);
+            let rows = |x: &[f32]| x[kb * tk * d..][..n * d].to_vec();
+            ref_attention(&q[bi * tq * d..][..tq * d], &rows(k), &rows(v), 1, tq, n, heads, dh, false)
+        })
+        .collect()
+}
+
+/// (B, lengths per key/value row, Tq, Tk, heads, Dh).
+type KvLensCase = (usize, &'static [usize], usize, usize, usize, usize);
+
+#[test]
+fn attention_with_key_lengths() {
+    // A padded batch of sequences of different lengths: each key/value row's keys past its length
+    // are padding no query may see. They hold NaN here, so a kernel that scores them and masks
+    // afterwards (NaN · 0) fails, as one that lets them into the softmax does.
+    let mut st = Stats::new("attention_kv_lens");
+    let mut rng = Rng::new(41);
+    // (B, lengths per key/value row, Tq, Tk, heads, Dh). ≤ 8 query rows per key/value head take
+    // the skinny schedule (≥ 256 keys: where full-length attention uses cached key tiles), more
+    // the blocked one (64-row blocks); lengths and sizes off 8/16/32/64.
+    let cases: &[KvLensCase] = &[
+        (1, &[1], 1, 1, 1, 1),
+        (2, &[7, 3], 3, 7, 2, 8),
+        (4, &[9, 3], 1, 9, 2, 8),
+        (4, &[300, 257], 1, 300, 2, 64),
+        (3, &[45, 7, 1], 45, 45, 2, 64),
+        (2, &[33, 32], 33, 33, 12, 64),
+        (4, &[100, 65, 31, 97], 100, 100, 4, 16),
+        (2, &[17, 64], 70, 64, 3, 20),
+        (2, &[150, 149], 150, 150, 6, 64),
+        (2, &[130, 1], 130, 130, 1, 5),
+        (6, &[20, 11], 9, 20, 2, 16),
+    ];
+    for &(b, lens, tq, tk, heads, dh) in cases {
+        let d = heads * dh;
+        let bk = lens.len();
+        let q = rng.vec(b * tq * d, 2.0);
+        let mut k = rng.vec(bk * tk * d, 2.0);
+        let mut v = rng.vec(bk * tk * d, 1.0);
+        for (kb, &n) in lens.iter().enumerate() {
+            k[(kb * tk + n) * d..(kb + 1) * tk * d].fill(f32::NAN);
+            v[(kb * tk + n) * d..(kb + 1) * tk * d].fill(f32::NAN);
+        }
+        let want = ref_attention_kv_lens(&q, &k, &v, b, lens, tq, tk, heads, dh);
+        for (label, dev) in devices() {
+            let (qt, kt, vt) = (up(&dev, &q, &[b, tq, d]), up(&dev, &k, &[bk, tk, d]), up(&dev, &v, &[bk, tk, d]));
+            let y = dev.attention_kv_lens(&qt, &kt, &vt, heads, lens).unwrap();
+            assert_eq!(y.shape(), &[b, tq, d]);
+            let shape = format!("B {b} lengths {lens:?} Tq {tq} Tk {tk} heads {heads} Dh {dh}");
+            st.check("attention_kv_lens", &label, &shape, &down(&dev, &y), &want);
+        }
+    }
+    for (label, dev) in devices() {
+        let t = |b: usize, t: usize, d: usize| up(&dev, &vec![0.0; b * t * d], &[b, t, d]);
+        let q = t(2, 5, 12);
+        let (k, v) = (t(2, 5, 12), t(2, 5, 12));
+        expect_err("attention_kv_lens one length for two rows", &label, || dev.attention_kv_lens(&q, &k, &v, 3, &[5]));
+        expect_err("attention_kv_lens length 0", &label, || dev.attention_kv_lens(&q, &k, &v, 3, &[5, 0]));
+        expect_err("attention_kv_lens length over Tk", &label, || dev.attention_kv_lens(&q, &k, &v, 3, &[6, 5]));
+        expect_err("attention_kv_lens heads do not divide D", &label, || dev.attention_kv_lens(&q, &k, &v, 5, &[5, 5]));
+        expect_err("attention_kv_lens batch mismatch", &label, || {
+            dev.attention_kv_lens(&q, &t(3, 5, 12), &t(3, 5, 12), 3, &[5, 5, 5])
+        });
+    }
+    st.report();
+}
+
+#[test]
+fn attention_with_key_lengths_equals_each_sequence_alone() {
+    // What a padded batch is for: each row's valid query rows are those of its sequence run
+    // alone (the scores of a row span its own keys only, in the same 64-row query blocks; only a
+    // block's row count may differ, 129 = 2·64 + 1 rows alone, which a GEMM may sum in another
+    // order: f32 rounding).
+    let mut rng = Rng::new(43);
+    let (heads, dh) = (4, 16);
+    let d = heads * dh;
+    let lens = [150usize, 37, 129, 64];
+    let longest = 150;
+    let seqs: Vec<[Vec<f32>; 3]> =
+        lens.iter().map(|&n| [rng.vec(n * d, 2.0), rng.vec(n * d, 2.0), rng.vec(n * d, 1.0)]).collect();
+    let padded = |which: usize| -> Vec<f32> {
+        seqs.iter()
+            .zip(&lens)
+            .flat_map(|(s, &n)| s[which].iter().copied().chain(std::iter::repeat_n(0.0, (longest - n) * d)))
+            .collect()
+    };
+    let b = lens.len();
+    for (label, dev) in devices() {
+        let batch = |x: &[f32]| up(&dev, x, &[b, longest, d]);
+        let y =
+            dev.attention_kv_lens(&batch(&padded(0)), &batch(&padded(1)), &batch(&padded(2)), heads, &lens).unwrap();
+        let y = down(&dev, &y);
+        for (i, (s, &n)) in seqs.iter().zip(&lens).enumerate() {
+            let one = |x: &[f32]| up(&dev, x, &[1, n, d]);
+            let alone = down(&dev, &dev.attention(&one(&s[0]), &one(&s[1]), &one(&s[2]), heads, false).unwrap());
+            let batched = &y[i * longest * d..][..n * d];
+            let worst = batched.iter().zip(&alone).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(worst <= 1e-6, "[{label}] sequence {i} of {n} frames: batched vs alone max |Δ| {worst:e}");
+        }
+    }
+}
+
 // ---- recurrent -------------------------------------------------------------------------------
 
 #[allow(clippy::too_many_arguments)]

@@ -298,6 +298,22 @@ impl Device {
         })
     }
 
+    /// Attention where key/value row `b` has only its first `kv_lens[b]` keys (see
+    /// [`AttentionOps::attention_kv_lens`]).
+    pub fn attention_kv_lens(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        heads: usize,
+        kv_lens: &[usize],
+    ) -> Result<Tensor> {
+        shape_checks::attention_kv_lens(q, k, v, heads, kv_lens)?;
+        self.run(OpCall { op: "attention_kv_lens", inputs: &[q, k, v], sizes: &[heads] }, |b| {
+            b.attention_kv_lens(q, k, v, heads, kv_lens)
+        })
+    }
+
     // ---- recurrent ------------------------------------------------------------------------
     /// One direction of `nn.LSTM` over `x[B, T, In]` → `[B, T, H]`.
     pub fn lstm(

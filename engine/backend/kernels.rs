@@ -102,6 +102,12 @@ pub trait AttentionOps {
     /// `B_kv` divides `B`: query rows share key/value rows in contiguous groups (the beams of one
     /// audio share its cross-attention).
     fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, causal: bool) -> Result<Tensor>;
+    /// [`Self::attention`] (not causal) with a key padding mask: key/value batch row `b` has
+    /// `kv_lens[b]` keys (`1 ≤ kv_lens[b] ≤ Tk`), the rest being padding that no query sees. A
+    /// batch of sequences of different lengths padded to one `Tk` (transformers'
+    /// `attention_mask`): each valid query row's result is that of its sequence alone. Padded
+    /// query rows are computed like the others (finite; callers drop them).
+    fn attention_kv_lens(&self, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, kv_lens: &[usize]) -> Result<Tensor>;
 }
 
 /// Recurrent layers.

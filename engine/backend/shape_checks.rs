@@ -240,6 +240,28 @@ pub fn attention(
     Ok((b, tq, d, bk, tk))
 }
 
+/// Attention with key lengths (see
+/// [`AttentionOps::attention_kv_lens`](super::kernels::AttentionOps::attention_kv_lens)): the
+/// operands of non-causal attention and one length in `1..=Tk` per key/value batch row:
+/// `(B, Tq, D, B_kv, Tk)`.
+pub fn attention_kv_lens(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: usize,
+    kv_lens: &[usize],
+) -> Result<(usize, usize, usize, usize, usize)> {
+    let dims = attention(q, k, v, heads, false)?;
+    let (_, _, _, bk, tk) = dims;
+    if kv_lens.len() != bk || kv_lens.iter().any(|&n| n == 0 || n > tk) {
+        return Err(Error::shape(
+            "attention_kv_lens",
+            format!("key lengths {kv_lens:?} for {bk} key/value rows of {tk} keys (each must be in 1..={tk})"),
+        ));
+    }
+    Ok(dims)
+}
+
 /// One direction of `nn.LSTM` on `x[B, T, In]`: `(B, T, H)`.
 pub fn lstm(x: &Tensor, w_ih: &Tensor, w_hh: &Tensor, b_ih: &Tensor, b_hh: &Tensor) -> Result<(usize, usize, usize)> {
     let (b, t, _) = x.dims3("lstm")?;

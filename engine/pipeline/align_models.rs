@@ -121,8 +121,17 @@ impl SentenceSplitter for WholeText {
     }
 }
 
+/// Samples of one batched forward counted as if padded: inputs × the longest of them, here
+/// eight full windows. It bounds attention's padded operands (`[B, T_longest, D]`) and, the
+/// frames of a batch being fewer, every packed activation (the largest, the FFN's `[ΣT, F]`,
+/// is at most 8 × 1500 × 4096 f32 = 197 MB for a large model), whatever the spans asked for at
+/// once; a batch that still runs out of GPU memory is halved and retried.
+pub const BATCH_SAMPLES: usize = 8 * 30 * 16_000;
+
 /// The model run over the audio store: each span's samples (clamped to the recording),
-/// zero-padded to [`MIN_SAMPLES`], cut into windows of at most [`MAX_WINDOW_SECONDS`].
+/// zero-padded to [`MIN_SAMPLES`], cut into windows of at most [`MAX_WINDOW_SECONDS`]; the
+/// windows of all spans asked for at once run in batches ([`Wav2Vec2ForCtc::log_probs_batch`],
+/// each window's result that of the window alone), by length so that attention pads little.
 pub struct ModelEmissions<'a> {
     pub aligner: &'a Aligner,
     pub device: &'a Device,
@@ -135,29 +144,154 @@ impl EmissionSource for ModelEmissions<'_> {
         let model = &self.aligner.model;
         let window = (MAX_WINDOW_SECONDS * crate::align::SAMPLE_RATE) as usize;
         let window = window - window % model.config.hop(); // windows end on frame boundaries
-        spans
+        let samples: Vec<Vec<f32>> = spans
             .iter()
             .map(|span| {
                 let mut samples = self.audio.span(span.start, span.end);
                 if samples.len() < MIN_SAMPLES {
                     samples.resize(MIN_SAMPLES, 0.0);
                 }
-                let mut out = OwnedEmissions { data: Vec::new(), frames: 0, classes: model.config.vocab_size };
-                let mut at = 0;
-                while at < samples.len() {
-                    self.cancel.check()?;
-                    let mut end = (at + window).min(samples.len());
-                    // A last piece shorter than the receptive field joins the window before it.
-                    if samples.len() - end < MIN_SAMPLES {
-                        end = samples.len();
-                    }
-                    let lp = model.log_probs(self.device, &samples[at..end])?;
-                    out.data.extend_from_slice(&lp.data);
-                    out.frames += lp.frames;
-                    at = end;
-                }
-                Ok(out)
+                samples
             })
-            .collect()
+            .collect();
+        // Every window of every span: (span, sample range), in order.
+        let windows: Vec<(usize, std::ops::Range<usize>)> = samples
+            .iter()
+            .enumerate()
+            .flat_map(|(s, x)| windows_of(x.len(), window).into_iter().map(move |r| (s, r)))
+            .collect();
+        let input = |w: usize| -> &[f32] {
+            let (s, r) = &windows[w];
+            &samples[*s][r.clone()]
+        };
+        let mut by_length: Vec<usize> = (0..windows.len()).collect();
+        by_length.sort_by_key(|&w| windows[w].1.len());
+        let mut results: Vec<Option<OwnedEmissions>> = vec![None; windows.len()];
+        for batch in batches(&by_length, |w| windows[w].1.len(), BATCH_SAMPLES) {
+            self.cancel.check()?;
+            let (chunks, _) = crate::backend::oom::halve_on_oom(batch.len(), batch.len(), |start, len| {
+                let inputs: Vec<&[f32]> = batch[start..start + len].iter().map(|&w| input(w)).collect();
+                model.log_probs_batch(self.device, &inputs)
+            })?;
+            for (&w, lp) in batch.iter().zip(chunks.into_iter().flatten()) {
+                results[w] = Some(OwnedEmissions { data: lp.data, frames: lp.frames, classes: lp.classes });
+            }
+        }
+        // Each span's windows, joined in order.
+        let mut out: Vec<OwnedEmissions> = spans
+            .iter()
+            .map(|_| OwnedEmissions { data: Vec::new(), frames: 0, classes: model.config.vocab_size })
+            .collect();
+        for ((s, _), lp) in windows.iter().zip(results) {
+            let lp = lp.expect("every window ran in one batch");
+            out[*s].data.extend_from_slice(&lp.data);
+            out[*s].frames += lp.frames;
+        }
+        Ok(out)
+    }
+}
+
+/// `0..len` cut into windows of `window` samples; a last piece shorter than the receptive field
+/// joins the window before it.
+fn windows_of(len: usize, window: usize) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < len {
+        let mut end = (at + window).min(len);
+        if len - end < MIN_SAMPLES {
+            end = len;
+        }
+        out.push(at..end);
+        at = end;
+    }
+    out
+}
+
+/// `items` (sorted by length, shortest first) in consecutive batches whose padded size, count ×
+/// the longest, stays within `budget` (an item over it is a batch of its own).
+fn batches(items: &[usize], len: impl Fn(usize) -> usize, budget: usize) -> Vec<&[usize]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for end in 1..=items.len() {
+        // Sorted: the item at `end - 1` is the batch's longest.
+        if end - start > 1 && (end - start) * len(items[end - 1]) > budget {
+            out.push(&items[start..end - 1]);
+            start = end - 1;
+        }
+    }
+    if start < items.len() {
+        out.push(&items[start..]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_cover_the_span_and_a_short_tail_joins_the_last() {
+        assert_eq!(windows_of(400, 1000), vec![0..400]);
+        assert_eq!(windows_of(2500, 1000), vec![0..1000, 1000..2000, 2000..2500]);
+        // 300 left after two windows: under the receptive field, so the second takes it.
+        assert_eq!(windows_of(2300, 1000), vec![0..1000, 1000..2300]);
+        assert_eq!(windows_of(2000, 1000), vec![0..1000, 1000..2000]);
+    }
+
+    #[test]
+    fn batched_emissions_are_each_window_run_alone_in_span_order() {
+        // The reference's small random base model over 70 s of a deterministic signal; spans of
+        // every kind: shorter than the receptive field (padded), past the audio's end (clamped),
+        // over 30 s (three windows, the last shorter), empty, and one asked for twice.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/data/wav2vec2/base_group");
+        let device = Device::cpu();
+        let model = Wav2Vec2ForCtc::load(&device, &crate::models::wav2vec2::checkpoint::open(&dir).unwrap()).unwrap();
+        let dictionary = Dictionary::from_labels(&model.labels);
+        let aligner = Aligner { name: "base_group".into(), model, dictionary };
+        let samples: Vec<f32> =
+            (0..1_120_000).map(|i| 0.1 * ((i as f32) * 0.031).sin() * ((i as f32) * 1e-4).cos()).collect();
+        let audio = Audio::from_samples("signal", samples);
+        let span = |start, end| SampleSpan { start, end };
+        let spans = [
+            span(16_000, 56_000),
+            span(0, 200),
+            span(100_000, 1_100_000),
+            span(5, 5),
+            span(1_110_000, 1_200_000),
+            span(0, 200),
+        ];
+        let cancel = Cancel::new();
+        let mut source = ModelEmissions { aligner: &aligner, device: &device, audio: &audio, cancel: &cancel };
+        let got = source.emissions(&spans).unwrap();
+        assert_eq!(got.len(), spans.len());
+        let model = &aligner.model;
+        for (s, e) in spans.iter().zip(&got) {
+            let mut x = audio.span(s.start, s.end);
+            x.resize(x.len().max(MIN_SAMPLES), 0.0);
+            // WhisperX's window arithmetic, one window at a time.
+            let mut want = Vec::new();
+            for w in windows_of(x.len(), 480_000) {
+                want.extend(model.log_probs(&device, &x[w]).unwrap().data);
+            }
+            assert_eq!(e.classes, model.config.vocab_size);
+            assert_eq!(e.data.len(), e.frames * e.classes, "{s:?}");
+            assert_eq!(e.data.len(), want.len(), "{s:?}");
+            let worst =
+                e.data.iter().zip(&want).map(|(a, b)| (a - b).abs() / (1e-5 + 1e-6 * b.abs())).fold(0f32, f32::max);
+            assert!(worst <= 1.0, "{s:?}: batched emissions differ from each window alone ({worst} of the tolerance)");
+        }
+        assert_eq!(got[2].frames, 1499 + 1499 + 124, "three windows of 30, 30 and 2.5 s");
+        assert_eq!(got[1], got[5]);
+    }
+
+    #[test]
+    fn batches_keep_count_times_longest_within_the_budget() {
+        let lens = [100, 200, 250, 300, 900, 2000];
+        let items: Vec<usize> = (0..lens.len()).collect();
+        let got = batches(&items, |i| lens[i], 1000);
+        // 3 × 250 fits, 4 × 300 does not; 900 alone; 2000 over the budget alone.
+        assert_eq!(got, vec![&[0, 1, 2][..], &[3][..], &[4][..], &[5][..]]);
+        assert!(batches(&[], |i| lens[i], 1000).is_empty());
+        assert_eq!(batches(&items, |i| lens[i], usize::MAX), vec![&items[..]]);
     }
 }

@@ -1,4 +1,7 @@
-//! Multi-head scaled dot-product attention on packed heads (`[B, T, H·Dh]`).
+//! Multi-head scaled dot-product attention on packed heads (`[B, T, H·Dh]`), with an optional
+//! length per key/value row (key padding: a batch of sequences of different lengths padded to
+//! one `Tk`, each row's scores taken over its own keys only, so a padded row's result is the
+//! unpadded sequence's, the same sums in the same query blocks).
 //!
 //! Two schedules, same arithmetic:
 //! - few query rows per key/value head (a decoder step: the beams of one audio share its
@@ -31,6 +34,9 @@ struct Piece {
     out: Vec<f32>,
 }
 
+/// `kv_lens`: keys of each key/value batch row (all `Tk` when None), with `causal` false (the
+/// rule of [`shape_checks::attention_kv_lens`](crate::backend::shape_checks::attention_kv_lens)).
+#[allow(clippy::too_many_arguments)]
 pub fn attention(
     level: SimdLevel,
     q: &Tensor,
@@ -38,9 +44,13 @@ pub fn attention(
     v: &Tensor,
     heads: usize,
     causal: bool,
+    kv_lens: Option<&[usize]>,
     tile_cache: &KeyTileCache,
 ) -> Result<Tensor> {
-    let (b, tq, d, bk, tk) = crate::backend::shape_checks::attention(q, k, v, heads, causal)?;
+    let (b, tq, d, bk, tk) = match kv_lens {
+        Some(lens) => crate::backend::shape_checks::attention_kv_lens(q, k, v, heads, lens)?,
+        None => crate::backend::shape_checks::attention(q, k, v, heads, causal)?,
+    };
     let mut out = vec![0.0f32; b * tq * d];
     if tq == 0 || tk == 0 {
         return Ok(tensor(vec![b, tq, d], out));
@@ -55,10 +65,13 @@ pub fn attention(
         group: b / bk,
         scale: 1.0 / ((d / heads) as f32).sqrt(),
         causal,
+        kv_lens,
     };
     let (qd, kd, vd) = (data(q)?, data(k)?, data(v)?);
     let pieces: Vec<Piece> = if geo.group * tq <= SKINNY_MAX_ROWS {
-        let tiles = worth_tiling(geo.group * tq, tk, level).then(|| tile_cache.get(k, kd, heads, geo.dh));
+        // The cached key tiles hold every key (decoder steps); lengths take the plain path.
+        let tiles = (kv_lens.is_none() && worth_tiling(geo.group * tq, tk, level))
+            .then(|| tile_cache.get(k, kd, heads, geo.dh));
         (0..bk * heads)
             .into_par_iter()
             .map(|task| geo.skinny(level, qd, kd, vd, tiles.as_deref(), task / heads, task % heads))
@@ -87,7 +100,7 @@ pub fn attention(
     Ok(tensor(vec![b, tq, d], out))
 }
 
-struct Geometry {
+struct Geometry<'a> {
     tq: usize,
     tk: usize,
     d: usize,
@@ -95,24 +108,31 @@ struct Geometry {
     group: usize,
     scale: f32,
     causal: bool,
+    kv_lens: Option<&'a [usize]>,
 }
 
-impl Geometry {
-    /// Keys visible to query row `i` (all of them unless causal; causal allows tq ≤ tk, the
-    /// queries being the last `tq` positions).
-    fn visible(&self, i: usize) -> usize {
+impl Geometry<'_> {
+    /// Keys of key/value batch row `kb`: the first `kv_lens[kb]`, or all `tk`. Scores are taken
+    /// over these only, as the unpadded sequence's would be.
+    fn keys(&self, kb: usize) -> usize {
+        self.kv_lens.map_or(self.tk, |lens| lens[kb])
+    }
+
+    /// Of a row's `keys`, those visible to query row `i` (all of them unless causal; causal
+    /// allows tq ≤ tk, the queries being the last `tq` positions).
+    fn visible(&self, keys: usize, i: usize) -> usize {
         if self.causal {
-            i + self.tk - self.tq + 1
+            (i + self.tk - self.tq + 1).min(keys)
         } else {
-            self.tk
+            keys
         }
     }
 
-    /// Scores `[rows, tk]` (unscaled) → probabilities in place, row `r` being query row `i0 + r`.
-    fn softmax_rows(&self, level: SimdLevel, scores: &mut [f32], i0: usize) {
-        let tk = self.tk;
-        for (r, s) in scores.chunks_exact_mut(tk).enumerate() {
-            let visible = self.visible(i0 + r);
+    /// Scores `[rows, keys]` (unscaled) → probabilities in place, row `r` being query row
+    /// `i0 + r`.
+    fn softmax_rows(&self, level: SimdLevel, scores: &mut [f32], keys: usize, i0: usize) {
+        for (r, s) in scores.chunks_exact_mut(keys).enumerate() {
+            let visible = self.visible(keys, i0 + r);
             s[visible..].fill(f32::NEG_INFINITY);
             softmax_row_scaled(level, s, self.scale);
         }
@@ -131,6 +151,7 @@ impl Geometry {
         h: usize,
     ) -> Piece {
         let (tq, tk, d, dh) = (self.tq, self.tk, self.d, self.dh);
+        let keys = self.keys(kb);
         let rows = self.group * tq;
         let mut qs = Vec::with_capacity(rows * dh);
         let mut spans = Vec::with_capacity(self.group);
@@ -143,16 +164,17 @@ impl Geometry {
         }
         let kh = &kd[kb * tk * d + h * dh..];
         let vh = &vd[kb * tk * d + h * dh..];
-        let mut scores = vec![0.0f32; rows * tk];
+        let mut scores = vec![0.0f32; rows * keys];
         match tiles {
+            // Tiles are only used without lengths: `keys == tk`.
             Some(t) => tiled_scores(level, rows, &qs, dh, t.head(kb, h, d / dh, dh), tk, &mut scores),
-            None => skinny_nt(level, rows, tk, dh, &qs, kh, d, &mut scores),
+            None => skinny_nt(level, rows, keys, dh, &qs, kh, d, &mut scores),
         }
-        for s in scores.chunks_exact_mut(tq * tk) {
-            self.softmax_rows(level, s, 0);
+        for s in scores.chunks_exact_mut(tq * keys) {
+            self.softmax_rows(level, s, keys, 0);
         }
         let mut out = vec![0.0f32; rows * dh];
-        skinny_nn(level, rows, tk, dh, &scores, vh, d, &mut out);
+        skinny_nn(level, rows, keys, dh, &scores, vh, d, &mut out);
         Piece { h, spans, out }
     }
 
@@ -170,31 +192,33 @@ impl Geometry {
         rows: usize,
     ) -> Piece {
         let (tq, tk, d, dh) = (self.tq, self.tk, self.d, self.dh);
+        let kb = bi / self.group;
+        let keys = self.keys(kb);
         let qh = &qd[(bi * tq + row0) * d + h * dh..];
-        let kh = &kd[bi / self.group * tk * d + h * dh..];
-        let vh = &vd[bi / self.group * tk * d + h * dh..];
-        let mut scores = vec![0.0f32; rows * tk];
+        let kh = &kd[kb * tk * d + h * dh..];
+        let vh = &vd[kb * tk * d + h * dh..];
+        let mut scores = vec![0.0f32; rows * keys];
         // scores[i, j] = q_i · k_j
         sgemm(
             level,
             rows,
-            tk,
+            keys,
             dh,
             MatRef { data: qh, rs: d, cs: 1 },
             MatRef { data: kh, rs: 1, cs: d },
             &mut scores,
-            tk,
+            keys,
             false,
             false,
         );
-        self.softmax_rows(level, &mut scores, row0);
+        self.softmax_rows(level, &mut scores, keys, row0);
         let mut out = vec![0.0f32; rows * dh];
         sgemm(
             level,
             rows,
             dh,
-            tk,
-            MatRef::row_major(&scores, tk),
+            keys,
+            MatRef::row_major(&scores, keys),
             MatRef { data: vh, rs: d, cs: 1 },
             &mut out,
             dh,
@@ -211,6 +235,10 @@ impl AttentionOps for CpuBackend {
     }
 
     fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, causal: bool) -> Result<Tensor> {
-        attention(self.simd, q, k, v, heads, causal, &self.key_tiles)
+        attention(self.simd, q, k, v, heads, causal, None, &self.key_tiles)
+    }
+
+    fn attention_kv_lens(&self, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, kv_lens: &[usize]) -> Result<Tensor> {
+        attention(self.simd, q, k, v, heads, false, Some(kv_lens), &self.key_tiles)
     }
 }

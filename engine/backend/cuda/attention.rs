@@ -1,11 +1,12 @@
 //! Multi-head attention with the flash-style kernel of kernels/attention.cu: no score matrix,
 //! one launch per call for the encoder, the decoder's self-attention over its KV cache and its
-//! cross-attention over the encoder output alike.
+//! cross-attention over the encoder output alike, and for a padded batch with key lengths
+//! (wav2vec2 over segments of different lengths).
 
 use cudarc::driver::LaunchConfig;
 
 use super::backend::{int, Arg, CudaBackend};
-use super::storage::f32_ptr;
+use super::storage::{address, f32_ptr};
 use crate::backend::kernels::AttentionOps;
 use crate::backend::Tensor;
 use crate::error::{Error, Result};
@@ -38,7 +39,30 @@ impl AttentionOps for CudaBackend {
     }
 
     fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, causal: bool) -> Result<Tensor> {
-        let (b, tq, d, bk, tk) = crate::backend::shape_checks::attention(q, k, v, heads, causal)?;
+        let dims = crate::backend::shape_checks::attention(q, k, v, heads, causal)?;
+        self.launch_attention(q, k, v, heads, dims, causal, None)
+    }
+
+    fn attention_kv_lens(&self, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, kv_lens: &[usize]) -> Result<Tensor> {
+        let dims = crate::backend::shape_checks::attention_kv_lens(q, k, v, heads, kv_lens)?;
+        self.launch_attention(q, k, v, heads, dims, false, Some(kv_lens))
+    }
+}
+
+impl CudaBackend {
+    /// One launch of kernels/attention.cu; `dims` = `(B, Tq, D, B_kv, Tk)` from the op's shape
+    /// rule, `kv_lens` one length per key/value row (None: all `Tk`).
+    #[allow(clippy::too_many_arguments)]
+    fn launch_attention(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        heads: usize,
+        (b, tq, d, bk, tk): (usize, usize, usize, usize, usize),
+        causal: bool,
+        kv_lens: Option<&[usize]>,
+    ) -> Result<Tensor> {
         let dh = d / heads;
         if dh > DH_MAX {
             return Err(Error::Cuda(format!("attention: head size {dh} above the kernel's {DH_MAX}")));
@@ -46,6 +70,12 @@ impl AttentionOps for CudaBackend {
         if tq == 0 || tk == 0 || b == 0 {
             return Ok(self.output_zeroed(vec![b, tq, d])?.0);
         }
+        // The lengths as the kernel's ints; freed in stream order after the launch.
+        let lens = kv_lens
+            .map(|lens| lens.iter().map(|&n| int(n, "key length")).collect::<Result<Vec<i32>>>())
+            .transpose()?
+            .map(|lens| self.to_device(&lens))
+            .transpose()?;
         let (y, yp) = self.output(vec![b, tq, d])?;
         let warps = tq.min(QUERIES_PER_BLOCK);
         let grid = (
@@ -75,6 +105,8 @@ impl AttentionOps for CudaBackend {
                 Arg::I32(int(dh, "head size")?),
                 Arg::I32(int(b / bk, "group")?),
                 Arg::I32(causal as i32),
+                // A null pointer: every row has all its keys.
+                Arg::Ptr(lens.as_ref().map_or(0, address)),
                 Arg::F32(1.0 / (dh as f32).sqrt()),
             ],
         )?;

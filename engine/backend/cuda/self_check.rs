@@ -350,6 +350,9 @@ fn check_softmax(c: &mut Checker, thorough: bool) -> Result<()> {
     Ok(())
 }
 
+/// An attention case with key lengths: (batch of q, key/value lengths, tq, tk, heads, head size).
+type KvLensCase = (usize, &'static [usize], usize, usize, usize, usize);
+
 fn check_attention(c: &mut Checker, thorough: bool) -> Result<()> {
     // (batch of q, batch of k/v, tq, tk, heads, head size, causal)
     let cases: &[(usize, usize, usize, usize, usize, usize, bool)] = if thorough {
@@ -375,6 +378,33 @@ fn check_attention(c: &mut Checker, thorough: bool) -> Result<()> {
         let case = format!("attention q[{b}, {tq}, {d}] k[{bk}, {tk}, {d}] heads {heads} causal {causal}");
         c.check(case, "attention", f32_gemm(dh), |dv, s| {
             dv.attention(side(&q, s), side(&k, s), side(&v, s), heads, causal)
+        })?;
+    }
+    // Key lengths (a padded batch of different lengths): (batch of q, key/value lengths, tq, tk,
+    // heads, head size). Lengths off the 32-key tiles and the 16-query blocks, rows with all
+    // their keys and with a single one, more queries than keys.
+    let cases: &[KvLensCase] = if thorough {
+        &[
+            (1, &[1], 1, 1, 1, 8),
+            (3, &[45, 7, 1], 45, 45, 2, 64), // wav2vec2 segments padded to the longest
+            (2, &[33, 32], 33, 33, 12, 64),  // base-size heads, one key past a tile
+            (4, &[100, 65, 31, 97], 100, 100, 16, 64), // large-size heads
+            (2, &[17, 64], 70, 64, 3, 20),   // odd head size, Tq ≠ Tk
+            (4, &[9, 3], 5, 9, 2, 128),      // two query rows per key/value row, largest head
+            (1, &[1499], 1500, 1500, 6, 64), // a 30 s window less one frame
+        ]
+    } else {
+        &[(2, &[20, 7], 20, 20, 2, 64)]
+    };
+    for &(b, lens, tq, tk, heads, dh) in cases {
+        let d = heads * dh;
+        let bk = lens.len();
+        let q = c.tensor(&[b, tq, d], 1.0)?;
+        let k = c.tensor(&[bk, tk, d], 1.0)?;
+        let v = c.tensor(&[bk, tk, d], 1.0)?;
+        let case = format!("attention_kv_lens q[{b}, {tq}, {d}] k[{bk}, {tk}, {d}] heads {heads} lengths {lens:?}");
+        c.check(case, "attention", f32_gemm(dh), |dv, s| {
+            dv.attention_kv_lens(side(&q, s), side(&k, s), side(&v, s), heads, lens)
         })?;
     }
     Ok(())

@@ -59,12 +59,25 @@ impl Attention {
         })
     }
 
-    /// `residual + out(softmax(q·kᵀ/√Dh)·v)` of `x[B, T, D]` over itself (no mask).
-    fn forward_residual(&self, dev: &Device, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+    /// `residual + out(softmax(q·kᵀ/√Dh)·v)` of `x[B, T, D]` over itself; of packed inputs
+    /// (`x[1, ΣT, D]`), each over its own frames only.
+    fn forward_residual(
+        &self,
+        dev: &Device,
+        x: &Tensor,
+        residual: &Tensor,
+        packing: Option<&Packing>,
+    ) -> Result<Tensor> {
         let q = self.q_proj.forward(dev, x)?;
         let k = self.k_proj.forward(dev, x)?;
         let v = self.v_proj.forward(dev, x)?;
-        let o = dev.attention(&q, &k, &v, self.heads, false)?;
+        let o = match packing {
+            None => dev.attention(&q, &k, &v, self.heads, false)?,
+            Some(p) => {
+                let (q, k, v) = (p.padded(dev, &q)?, p.padded(dev, &k)?, p.padded(dev, &v)?);
+                p.packed(dev, &dev.attention_kv_lens(&q, &k, &v, self.heads, &p.frames)?)?
+            }
+        };
         self.out_proj.forward_residual(dev, &o, residual)
     }
 }
@@ -114,17 +127,17 @@ impl EncoderLayer {
     }
 
     /// Post-LN (`Wav2Vec2EncoderLayer`): `h = LN(h + Attn(h))`, `h = LN_f(h + FFN(h))`.
-    fn forward_post_ln(&self, dev: &Device, h: &Tensor) -> Result<Tensor> {
-        let h = self.attention.forward_residual(dev, h, h)?;
+    fn forward_post_ln(&self, dev: &Device, h: &Tensor, packing: Option<&Packing>) -> Result<Tensor> {
+        let h = self.attention.forward_residual(dev, h, h, packing)?;
         let h = self.layer_norm.forward(dev, &h)?;
         let h = self.feed_forward.forward_residual(dev, &h, &h)?;
         self.final_layer_norm.forward(dev, &h)
     }
 
     /// Pre-LN (`Wav2Vec2EncoderLayerStableLayerNorm`): `h += Attn(LN(h))`, `h += FFN(LN_f(h))`.
-    fn forward_pre_ln(&self, dev: &Device, h: &Tensor) -> Result<Tensor> {
+    fn forward_pre_ln(&self, dev: &Device, h: &Tensor, packing: Option<&Packing>) -> Result<Tensor> {
         let a = self.layer_norm.forward(dev, h)?;
-        let h = self.attention.forward_residual(dev, &a, h)?;
+        let h = self.attention.forward_residual(dev, &a, h, packing)?;
         let f = self.final_layer_norm.forward(dev, &h)?;
         self.feed_forward.forward_residual(dev, &f, &h)
     }
@@ -156,18 +169,77 @@ impl Encoder {
     /// `x[B, T, D]` → `[B, T, D]`.
     pub fn forward(&self, dev: &Device, x: &Tensor) -> Result<Tensor> {
         let h = self.pos_conv_embed.add_to(dev, x)?;
+        self.layers(dev, h, None)
+    }
+
+    /// Inputs of different lengths in one pass, `xs[b]` being `[1, T_b, D]` → their outputs
+    /// packed, `[1, ΣT_b, D]` (input `b`'s rows after those of the inputs before it), each what
+    /// [`Self::forward`] gives that input alone. The positional conv runs per input (its zero
+    /// padding is each input's own edges, as HFM zeroes a padded batch's padded frames before
+    /// it); every later step but attention is per frame and runs on the packed rows, with no
+    /// padding to compute; attention pads them to `[B, T_longest, D]` and each input's queries
+    /// see its own frames only (HFM's attention mask, [`Device::attention_kv_lens`]).
+    pub fn forward_packed(&self, dev: &Device, xs: &[Tensor]) -> Result<Tensor> {
+        let frames: Vec<usize> = xs.iter().map(|x| x.dim(1)).collect();
+        let embedded = xs.iter().map(|x| self.pos_conv_embed.add_to(dev, x)).collect::<Result<Vec<_>>>()?;
+        let h = dev.concat(&embedded.iter().collect::<Vec<_>>(), 1)?;
+        self.layers(dev, h, Some(&Packing::new(frames)))
+    }
+
+    /// The layers (and the encoder's layer norm) after the positional conv.
+    fn layers(&self, dev: &Device, h: Tensor, packing: Option<&Packing>) -> Result<Tensor> {
         if self.stable_layer_norm {
             let mut h = h;
             for layer in &self.layers {
-                h = layer.forward_pre_ln(dev, &h)?;
+                h = layer.forward_pre_ln(dev, &h, packing)?;
             }
             self.layer_norm.forward(dev, &h)
         } else {
             let mut h = self.layer_norm.forward(dev, &h)?;
             for layer in &self.layers {
-                h = layer.forward_post_ln(dev, &h)?;
+                h = layer.forward_post_ln(dev, &h, packing)?;
             }
             Ok(h)
         }
+    }
+}
+
+/// Where the frames of packed inputs lie: input `b`'s `frames[b]` rows follow those of the
+/// inputs before it in `[1, ΣT, D]`; attention takes them padded to `[B, T_longest, D]`.
+struct Packing {
+    frames: Vec<usize>,
+    longest: usize,
+    /// Packed row of each padded row. A padded position repeats its input's last frame: as a key
+    /// or value the key lengths hide it, as a query its output is dropped.
+    to_padded: Vec<usize>,
+    /// Padded row of each packed row.
+    to_packed: Vec<usize>,
+}
+
+impl Packing {
+    fn new(frames: Vec<usize>) -> Self {
+        let longest = frames.iter().copied().max().unwrap_or(0);
+        let (mut to_padded, mut to_packed) = (Vec::new(), Vec::new());
+        let mut first = 0;
+        for (b, &n) in frames.iter().enumerate() {
+            to_padded.extend((0..longest).map(|t| first + t.min(n.saturating_sub(1))));
+            to_packed.extend((0..n).map(|t| b * longest + t));
+            first += n;
+        }
+        Packing { frames, longest, to_padded, to_packed }
+    }
+
+    /// `x[1, ΣT, D]` → `[B, T_longest, D]`.
+    fn padded(&self, dev: &Device, x: &Tensor) -> Result<Tensor> {
+        let d = x.dim(-1);
+        let rows = x.reshape(&[self.to_packed.len(), d])?;
+        dev.index_select(&rows, &self.to_padded)?.reshape(&[self.frames.len(), self.longest, d])
+    }
+
+    /// `x[B, T_longest, D]` → `[1, ΣT, D]`.
+    fn packed(&self, dev: &Device, x: &Tensor) -> Result<Tensor> {
+        let d = x.dim(-1);
+        let rows = x.reshape(&[self.to_padded.len(), d])?;
+        dev.index_select(&rows, &self.to_packed)?.reshape(&[1, self.to_packed.len(), d])
     }
 }

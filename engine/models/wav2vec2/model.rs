@@ -75,13 +75,58 @@ impl Wav2Vec2ForCtc {
         if frames == 0 {
             return Ok(LogProbs { data: Vec::new(), frames: 0, classes });
         }
-        let input = if self.normalize_input { normalized(samples) } else { samples.to_vec() };
-        let x = dev.upload(&input, &[1, 1, samples.len()])?;
-        let logits = self.logits(dev, &x)?;
+        let logits = self.logits(dev, &self.upload(dev, samples)?)?;
         let lp = dev.log_softmax(&logits)?;
         let data = dev.download(&lp)?;
         debug_assert_eq!(data.len(), frames * classes);
         Ok(LogProbs { data, frames, classes })
+    }
+
+    /// [`Self::log_probs`] of several inputs of any lengths in one pass, each result that of its
+    /// input alone. The feature encoder runs per input (a group norm's statistics span its whole
+    /// input, and conv lengths differ); the transformer runs once over every input's frames
+    /// packed together (`Encoder::forward_packed`: the positional conv per input, attention
+    /// over each input's own frames, nothing computed for padding), then `lm_head` and the
+    /// softmax, and each input's rows are cut out. Inputs with no frames (under 400 samples)
+    /// stay out of it.
+    pub fn log_probs_batch(&self, dev: &Device, inputs: &[&[f32]]) -> Result<Vec<LogProbs>> {
+        let classes = self.config.vocab_size;
+        let frames: Vec<usize> = inputs.iter().map(|x| self.config.frames(x.len())).collect();
+        let mut out = vec![LogProbs { data: Vec::new(), frames: 0, classes }; inputs.len()];
+        // The inputs that have frames, in order.
+        let rows: Vec<usize> = (0..inputs.len()).filter(|&i| frames[i] > 0).collect();
+        match rows[..] {
+            [] => return Ok(out),
+            [only] => {
+                out[only] = self.log_probs(dev, inputs[only])?;
+                return Ok(out);
+            }
+            _ => {}
+        }
+        let hidden = rows
+            .iter()
+            .map(|&i| {
+                let features = self.feature_extractor.forward(dev, &self.upload(dev, inputs[i])?)?;
+                self.feature_projection.forward(dev, &features) // [1, T_i, D]
+            })
+            .collect::<Result<Vec<Tensor>>>()?;
+        let hidden = self.encoder.forward_packed(dev, &hidden)?; // [1, ΣT_i, D]
+        let lp = dev.log_softmax(&self.lm_head.forward(dev, &hidden)?)?;
+        let data = dev.download(&lp)?;
+        let mut at = 0;
+        for &i in &rows {
+            let n = frames[i] * classes;
+            out[i] = LogProbs { data: data[at..at + n].to_vec(), frames: frames[i], classes };
+            at += n;
+        }
+        debug_assert_eq!(at, data.len());
+        Ok(out)
+    }
+
+    /// One input as the model's `[1, 1, N]`, normalised when asked.
+    fn upload(&self, dev: &Device, samples: &[f32]) -> Result<Tensor> {
+        let input = if self.normalize_input { normalized(samples) } else { samples.to_vec() };
+        dev.upload(&input, &[1, 1, samples.len()])
     }
 }
 
