@@ -35,7 +35,9 @@ COPY tests tests
 COPY models/fetch models/fetch
 # build-line (scripts/check-dockerfile runs this line as it is)
 RUN cargo build --release --locked -p scribe-worker --bin scribe-worker --features scribe/cuda
-# Optionally bake the models into the image: the Whisper model named by MODEL and the VAD.
+# Optionally bake the models into the image: the Whisper model named by MODEL, the VAD and the
+# punkt sentence models alignment uses. Alignment models (wav2vec2) are read from TORCH_HOME and
+# the hub cache at run time (mount or bake them there).
 ARG PRELOAD_MODELS=0
 ARG MODEL=tiny.en
 RUN mkdir -p /app/models \
@@ -43,7 +45,9 @@ RUN mkdir -p /app/models \
         cargo build --release --locked --bin scribe \
         && SCRIBE_BIN=target/release/scribe models/fetch "${MODEL}" \
         && SCRIBE_BIN=target/release/scribe models/fetch vad \
-        && cp -r "models/${MODEL}" "/app/models/${MODEL}" && cp -r models/vad /app/models/vad; \
+        && models/fetch punkt \
+        && cp -r "models/${MODEL}" "/app/models/${MODEL}" && cp -r models/vad /app/models/vad \
+        && cp -r models/punkt /app/models/punkt; \
     fi
 
 FROM nvidia/cuda:${CUDA_VERSION}-runtime-${UBUNTU}
@@ -54,6 +58,7 @@ COPY --from=build /src/target/release/scribe-worker /usr/local/bin/scribe-worker
 COPY --from=build --chown=10001:10001 /app/models /app/models
 ENV SCRIBE_MODELS_DIR=/app/models \
     WHISPERX_MODEL_DIR=/app/models/${MODEL} \
+    TORCH_HOME=/app/models/torch \
     JOBS_DIR=/app/jobs \
     WHISPERX_DEVICE=auto
 USER 10001

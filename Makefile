@@ -4,8 +4,9 @@ CARGO ?= cargo
 
 .PHONY: run test fetch build bench check-kernels gpu-pack
 
-## Fetch the default model and the VAD model if missing, build, transcribe the bundled sample.
-run: models/$(MODEL)/.complete
+## Fetch the default model, the VAD model and the sentence models if missing, build, transcribe
+## the bundled sample (word alignment runs when its model can be had: see README).
+run: models/$(MODEL)/.complete models/punkt/.complete
 	$(CARGO) build --release --bin scribe
 	test -f models/vad/.complete || SCRIBE_BIN=target/release/scribe models/fetch vad
 	./target/release/scribe transcribe --model $(MODEL) --output_dir target/sample-output samples/hello.wav

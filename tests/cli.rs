@@ -126,7 +126,7 @@ fn all_formats_are_written_by_default() {
 }
 
 #[test]
-fn word_timestamps_fill_words_and_no_align_removes_them() {
+fn word_timestamps_give_dtw_words_with_or_without_alignment() {
     let Some(dir) = model_dir("tiny.en") else { return };
     let tmp = tempfile::tempdir().unwrap();
     let words = |extra: &[&str]| {
@@ -139,15 +139,19 @@ fn word_timestamps_fill_words_and_no_align_removes_them() {
     assert!(with.len() >= 20, "{with:?}");
     let w = &with[0];
     assert!(w["start"].as_f64().unwrap() < w["end"].as_f64().unwrap());
-    assert!(words(&["--word_timestamps", "True", "--no_align"]).is_empty());
+    // --no_align turns wav2vec2 alignment off, not DTW.
+    assert_eq!(words(&["--word_timestamps", "True", "--no_align"]).len(), with.len());
+    // No DTW and no alignment model (offline): no word times.
     assert!(words(&[]).is_empty());
+    assert!(words(&["--no_align"]).is_empty());
 }
 
 #[test]
 fn highlight_words_needs_word_times() {
     let Some(dir) = model_dir("tiny.en") else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let o = scribe(&dir, tmp.path(), &["--highlight_words", "True"], &speech("spk1_snt1.wav"));
+    // No word times at all: refused before anything runs.
+    let o = scribe(&dir, tmp.path(), &["--no_align", "--highlight_words", "True"], &speech("spk1_snt1.wav"));
     assert!(!o.status.success());
     let out = scribe(
         &dir,
@@ -207,7 +211,7 @@ fn initial_prompt_steers_decoding() {
 fn unimplemented_whisperx_flags_are_refused_by_name() {
     let Some(dir) = model_dir("tiny.en") else { return };
     let tmp = tempfile::tempdir().unwrap();
-    for flag in ["--diarize", "--align_model", "--diarize_model", "--speaker_embeddings", "--segment_resolution"] {
+    for flag in ["--diarize", "--diarize_model", "--speaker_embeddings", "--segment_resolution"] {
         let o = scribe(&dir, tmp.path(), &[flag], &speech("spk1_snt1.wav"));
         assert!(!o.status.success(), "{flag} accepted");
         let err = String::from_utf8_lossy(&o.stderr);
@@ -893,8 +897,12 @@ fn help_prints_every_default() {
         ("--threads", "0"),
         ("--print_progress", "False"),
         ("--seed", "0"),
+        ("--interpolate_method", "nearest"),
+        ("--align_mode", "ctc-viterbi"),
     ];
     let without_default = [
+        "--align_model",
+        "--return_char_alignments",
         "--language",
         "--initial_prompt",
         "--hotwords",

@@ -3,13 +3,15 @@
 #
 #   benches/word_timed/run.sh [MODE] [options] [-- extra scribe transcribe flags]
 #
-# MODE    dtw       Whisper's cross-attention DTW word times (--word_timestamps True). Default.
-#         wav2vec2  WhisperX's wav2vec2 CTC alignment (--align_model PATH). Not in the CLI yet: the
-#                   mode stops with a message until `scribe transcribe --help` lists --align_model.
+# MODE    dtw       Whisper's cross-attention DTW word times (--word_timestamps True --no_align).
+#                   Default.
+#         wav2vec2  wav2vec2 CTC alignment (--align_model PATH; pass `-- --align_mode
+#                   whisperx-compat` for WhisperX's own trellis).
 # Options (or the environment variable in brackets):
 #   --scribe-bin PATH   scribe binary [SCRIBE_BIN], default target/release/scribe
 #   --model DIR         Whisper model [SCRIBE_MODEL], default models/tiny.en
-#   --align-model PATH  wav2vec2 mode: the alignment model [ALIGN_MODEL], no default yet
+#   --align-model PATH  wav2vec2 mode: the alignment model [ALIGN_MODEL] (a directory, a torchaudio
+#                       bundle name or a hub repo); required
 #   --set DIR           the set [WORD_TIMED_SET], default .cache/word-timed (made by make_set.sh
 #                       when its manifest.json is missing)
 #   --out DIR           outputs [WORD_TIMED_OUT], default .cache/word-timed-out/MODE; wiped first.
@@ -64,22 +66,15 @@ fi
 
 case "$mode" in
     dtw)
-        align_flags=(--word_timestamps True)
+        align_flags=(--word_timestamps True --no_align)
         ;;
     wav2vec2)
-        # ---- wav2vec2 mode: fill in when the CLI has WhisperX's alignment flags ------------------
-        # WhisperX aligns by default (no --word_timestamps); the model comes from --align_model.
-        # Expected: align_flags=(--align_model "$align_model"), maybe plus --interpolate_method etc.
-        if ! "$scribe" transcribe --help 2>&1 | grep -q -- '--align_model'; then
-            echo "run.sh: wav2vec2 mode: $scribe has no --align_model flag yet (see 'scribe transcribe --help')" >&2
-            exit 1
-        fi
         if [ -z "$align_model" ]; then
             echo "run.sh: wav2vec2 mode needs --align-model PATH (or ALIGN_MODEL)" >&2
             exit 1
         fi
+        # No --word_timestamps: every word time is the aligner's.
         align_flags=(--align_model "$align_model")
-        # ------------------------------------------------------------------------------------------
         ;;
 esac
 

@@ -170,10 +170,11 @@ struct TranscribeArgs {
     /// Treat a window as silence above this no-speech probability (with a low log-prob; "none": never).
     #[arg(long, default_value = "0.6", allow_hyphen_values = true)]
     no_speech_threshold: String,
-    /// Word times from cross-attention DTW (openai-whisper's flag).
+    /// Word times from cross-attention DTW (openai-whisper's flag); wav2vec2 alignment, when it
+    /// runs, replaces them.
     #[arg(long, default_value = "False", value_parser = parse_bool, action = ArgAction::Set)]
     word_timestamps: bool,
-    /// No word-level alignment (drops word times even with --word_timestamps).
+    /// No wav2vec2 alignment (word times then only from --word_timestamps True).
     #[arg(long)]
     no_align: bool,
     /// wav2vec2 CTC model for word alignment: a torchaudio bundle name, a Hugging Face repo or a
@@ -401,9 +402,8 @@ fn check_args(args: &TranscribeArgs) -> anyhow::Result<()> {
         }
     }
     let hallucination = optional_f64("hallucination_silence_threshold", &args.hallucination_silence_threshold)?;
-    let word_times = args.word_timestamps && !args.no_align;
-    if hallucination.is_some() && !word_times {
-        anyhow::bail!("--hallucination_silence_threshold needs --word_timestamps True (and no --no_align)");
+    if hallucination.is_some() && !args.word_timestamps {
+        anyhow::bail!("--hallucination_silence_threshold needs --word_timestamps True");
     }
     Ok(())
 }
@@ -442,7 +442,7 @@ fn pipeline_options(args: &TranscribeArgs, model: &Whisper) -> anyhow::Result<Pi
     asr.no_speech_threshold = optional_f64("no_speech_threshold", &args.no_speech_threshold)?;
     asr.condition_on_previous_text = args.condition_on_previous_text;
     asr.initial_prompt = args.initial_prompt.clone();
-    asr.word_timestamps = args.word_timestamps && !args.no_align;
+    asr.word_timestamps = args.word_timestamps;
     asr.clip_timestamps = parse_clip_timestamps(&args.clip_timestamps).map_err(|e| anyhow::anyhow!("--{e}"))?;
     asr.hallucination_silence_threshold =
         optional_f64("hallucination_silence_threshold", &args.hallucination_silence_threshold)?;
@@ -490,8 +490,8 @@ fn run_transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
         max_line_count: args.max_line_count,
         highlight_words: args.highlight_words,
     };
-    // Word times come from alignment (on unless --no_align; DTW when no model can be had).
-    writer.validate(!args.no_align)?;
+    // Word times come from wav2vec2 alignment (unless --no_align) or from DTW (--word_timestamps).
+    writer.validate(!args.no_align || args.word_timestamps)?;
     let device = Device::select(args.device.parse::<DeviceRequest>()?)?;
     let dir = resolve_model(&args.model, &args.model_dir, args.hf_token.clone(), args.model_cache_only)?;
     let model = Whisper::load(&dir, device.clone())?;
