@@ -15,7 +15,8 @@ models/%/.complete:
 	models/fetch $*
 
 ## Everything CI runs: fetch the test models, then every test of the workspace, optimised.
-test: models/tiny.en/.complete models/base/.complete models/vad/.complete models/punkt/.complete
+test: models/tiny.en/.complete models/base/.complete models/vad/.complete models/punkt/.complete \
+	models/segmentation-3.0/.complete models/campplus/.complete
 	CARGO="$(CARGO)" scripts/install-test-deps
 	$(CARGO) test --profile test --workspace --all-targets --no-fail-fast
 	# The CUDA builds (cudarc loads the libraries at run time, so no toolkit or GPU is needed):
@@ -35,9 +36,9 @@ test: models/tiny.en/.complete models/base/.complete models/vad/.complete models
 check-kernels:
 	CARGO="$(CARGO)" scripts/check-kernels
 
-## gpu-pack/: CUDA 13 release test binaries, scribe, the tiny.en model and audio, with a run.sh that
+## gpu-pack/: CUDA 13 release test binaries, scribe, the tiny.en and VAD models and audio, with a run.sh that
 ## validates them on a GPU machine that has no cargo (docs/gpu-validation.md).
-gpu-pack: models/tiny.en/.complete
+gpu-pack: models/tiny.en/.complete models/vad/.complete models/segmentation-3.0/.complete models/campplus/.complete
 	CARGO="$(CARGO)" scripts/gpu-pack/build
 
 build:

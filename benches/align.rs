@@ -4,15 +4,24 @@
 //! `.cache/align-bench/wav2vec2-base-random/` (random weights cost what trained ones cost), then
 //! times the model on 30 s of audio (one full WhisperX segment) and on 5 s.
 //! `benches/align_speed.sh` uses the same directory for the whole-pipeline comparison.
+//! The trellis group times the aligner alone (both modes) on a 30 s segment's synthetic
+//! emissions, to set against the model's time on the same 30 s.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
+use scribe::align::{align, AlignConfig, Dictionary, Mode};
 use scribe::backend::Device;
+use scribe::output::result::Segment;
+use scribe::Cancel;
+
+#[path = "support/synthetic_emissions.rs"]
+mod synthetic_emissions;
 use scribe::models::wav2vec2::checkpoint;
 use scribe::models::wav2vec2::Wav2Vec2ForCtc;
+use synthetic_emissions::{spoken, transcript, Prepared, FRAMES_PER_SECOND};
 
 const HIDDEN: usize = 768;
 const LAYERS: usize = 12;
@@ -147,5 +156,36 @@ fn model_forward(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, model_forward);
+/// The aligner alone on one 30 s segment (what WhisperX's batched transcription hands it): the
+/// stage's time is the model's plus this.
+fn trellis(c: &mut Criterion) {
+    const SECONDS: usize = 30;
+    let text = transcript(SECONDS as f64);
+    let (em, _) = spoken(&text, SECONDS * FRAMES_PER_SECOND - 1);
+    let dict = Dictionary::torchaudio_base_960h();
+    let segment = Segment { start: 0.0, end: SECONDS as f64, text: text.clone(), ..Default::default() };
+    let mut group = c.benchmark_group(format!("aligner on a {SECONDS} s segment ({} characters)", text.len()));
+    for (name, mode) in [("ctc-viterbi", Mode::CtcViterbi), ("whisperx-compat", Mode::WhisperxCompat)] {
+        let cfg = AlignConfig { mode, language: "en".into(), audio_seconds: SECONDS as f64, ..Default::default() };
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut source = Prepared(em.clone());
+                let splitter = scribe::pipeline::align_models::WholeText;
+                align(
+                    std::slice::from_ref(&segment),
+                    &dict,
+                    &mut source,
+                    &splitter,
+                    &cfg,
+                    &Cancel::new(),
+                    &mut |_, _| {},
+                )
+                .unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, model_forward, trellis);
 criterion_main!(benches);

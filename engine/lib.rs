@@ -5,9 +5,11 @@
 //! checkpoints into the Hugging Face cache.
 
 pub mod align;
+pub mod allocator;
 pub mod audio;
 pub mod backend;
 pub mod cancel;
+pub mod diarize;
 pub mod error;
 pub mod hub;
 pub mod models;

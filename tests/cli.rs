@@ -211,7 +211,7 @@ fn initial_prompt_steers_decoding() {
 fn unimplemented_whisperx_flags_are_refused_by_name() {
     let Some(dir) = model_dir("tiny.en") else { return };
     let tmp = tempfile::tempdir().unwrap();
-    for flag in ["--diarize", "--diarize_model", "--speaker_embeddings", "--segment_resolution"] {
+    for flag in ["--segment_resolution", "--device_index"] {
         let o = scribe(&dir, tmp.path(), &[flag], &speech("spk1_snt1.wav"));
         assert!(!o.status.success(), "{flag} accepted");
         let err = String::from_utf8_lossy(&o.stderr);
@@ -910,6 +910,12 @@ fn help_prints_every_default() {
         "--max_line_width",
         "--max_line_count",
         "--hf_token",
+        "--diarize",
+        "--min_speakers",
+        "--max_speakers",
+        "--diarize_model",
+        "--speaker_embeddings",
+        "--diarize_threshold",
     ];
     // each option's block: from its `--name` line to the next option line
     let mut blocks: Vec<(String, String)> = Vec::new();
@@ -1013,5 +1019,94 @@ fn default_alignment_without_its_model_is_a_warning() {
             serde_json::from_str(&std::fs::read_to_string(out.path().join("spk1_snt1.json")).unwrap()).unwrap();
         let n = json["word_segments"].as_array().unwrap().len();
         assert_eq!(n > 0, words, "{json:#}");
+    }
+}
+
+/// `--diarize` on the two-speaker recording: every segment and timed word has a speaker, the
+/// two speakers both appear, the subtitles carry the prefixes, `--speaker_embeddings` writes a
+/// centroid per speaker, and `--max_speakers 1` leaves one speaker.
+#[test]
+fn diarize_labels_segments_and_words_with_two_speakers() {
+    let (Some(dir), Some(_), Some(_)) = (model_dir("tiny.en"), model_dir("segmentation-3.0"), model_dir("campplus"))
+    else {
+        return;
+    };
+    let models = common::root().join("models");
+    let models = models.to_str().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let extra = ["--diarize", "--speaker_embeddings", "--model_dir", models, "--word_timestamps", "True", "-f", "all"];
+    ok(&scribe(&dir, tmp.path(), &extra, &speech("two_speakers.wav")));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("two_speakers.json")).unwrap()).unwrap();
+    let segments = json["segments"].as_array().unwrap();
+    let speakers: std::collections::BTreeSet<&str> =
+        segments.iter().map(|s| s["speaker"].as_str().expect("a segment without a speaker")).collect();
+    assert_eq!(speakers.len(), 2, "{speakers:?}");
+    let (mut timed, mut labelled) = (0, 0);
+    for s in segments {
+        for w in s["words"].as_array().unwrap().iter().filter(|w| w.get("start").is_some()) {
+            timed += 1;
+            // A word no turn overlaps for a positive time keeps no speaker (WhisperX's rule);
+            // the others have their segment's: a segment is split where its words change speaker.
+            if let Some(speaker) = w.get("speaker") {
+                labelled += 1;
+                assert_eq!(speaker, &s["speaker"], "{s}");
+            }
+        }
+    }
+    assert!(labelled * 10 >= timed * 9, "{labelled} of {timed} timed words have a speaker");
+    let embeddings = json["speaker_embeddings"].as_object().unwrap();
+    assert_eq!(embeddings.keys().map(String::as_str).collect::<std::collections::BTreeSet<_>>(), speakers);
+    assert!(embeddings.values().all(|e| e.as_array().unwrap().len() == 192));
+    let srt = std::fs::read_to_string(tmp.path().join("two_speakers.srt")).unwrap();
+    assert!(srt.contains("[SPEAKER_00]: ") && srt.contains("[SPEAKER_01]: "), "{srt}");
+
+    let one = tempfile::tempdir().unwrap();
+    let extra = ["--diarize", "--max_speakers", "1", "--model_dir", models, "-f", "json"];
+    ok(&scribe(&dir, one.path(), &extra, &speech("two_speakers.wav")));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(one.path().join("two_speakers.json")).unwrap()).unwrap();
+    assert!(json["segments"].as_array().unwrap().iter().all(|s| s["speaker"] == "SPEAKER_00"), "{json}");
+}
+
+/// Diarization models that cannot be had are a warning: the transcript still comes back, without
+/// speakers. Speaker counts below one are refused.
+#[test]
+fn diarize_without_its_models_is_a_warning_and_bad_counts_are_errors() {
+    let Some(dir) = model_dir("tiny.en") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("nowhere");
+    let o = scribe(
+        &dir,
+        tmp.path(),
+        &["--diarize", "--diarize_model", missing.to_str().unwrap(), "-f", "json"],
+        &speech("spk1_snt1.wav"),
+    );
+    ok(&o);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("diarization") && err.contains("nowhere") && err.contains("segments carry no speaker"),
+        "{err}"
+    );
+    let json = std::fs::read_to_string(tmp.path().join("spk1_snt1.json")).unwrap();
+    assert!(!json.contains("speaker"), "{json}");
+    for bad in [["--min_speakers", "0"], ["--max_speakers", "0"]] {
+        let err = failed(&scribe(&dir, tmp.path(), &["--diarize", bad[0], bad[1]], &speech("spk1_snt1.wav")), bad[0]);
+        assert!(err.contains(&bad[0][2..]), "{err}");
+    }
+    let err = failed(
+        &scribe(
+            &dir,
+            tmp.path(),
+            &["--diarize", "--min_speakers", "3", "--max_speakers", "2"],
+            &speech("spk1_snt1.wav"),
+        ),
+        "min above max",
+    );
+    assert!(err.contains("min_speakers 3"), "{err}");
+    for t in ["0", "2", "nan", "-0.5"] {
+        let err =
+            failed(&scribe(&dir, tmp.path(), &["--diarize", "--diarize_threshold", t], &speech("spk1_snt1.wav")), t);
+        assert!(err.contains("diarize_threshold"), "{err}");
     }
 }

@@ -6,26 +6,13 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use scribe::backend::cuda::self_check::{check_ops, CheckScale};
-use scribe::backend::cuda::CudaBackend;
 use scribe::backend::Device;
-
-fn cuda() -> Option<Device> {
-    match CudaBackend::new(0) {
-        Ok(b) => Some(Device::new(Arc::new(b))),
-        Err(reason) => {
-            common::cannot_run(&format!("no CUDA device ({reason})"));
-            None
-        }
-    }
-}
 
 #[test]
 #[ignore = "needs a CUDA GPU: gpu-pack/run.sh runs it"]
 fn every_kernel_matches_the_cpu_reference_over_many_shapes() {
-    let Some(dev) = cuda() else { return };
+    let Some(dev) = common::cuda_device() else { return };
     eprintln!("{}", dev.describe());
     let checks = check_ops(&dev, CheckScale::Thorough).expect("an op failed to run on the GPU");
     for c in &checks {
@@ -38,7 +25,7 @@ fn every_kernel_matches_the_cpu_reference_over_many_shapes() {
 #[test]
 #[ignore = "needs a CUDA GPU: gpu-pack/run.sh runs it"]
 fn the_start_up_self_check_passes_on_every_kernel() {
-    let Some(dev) = cuda() else { return };
+    let Some(dev) = common::cuda_device() else { return };
     let started = std::time::Instant::now();
     let checks = check_ops(&dev, CheckScale::Startup).unwrap();
     let elapsed = started.elapsed();
@@ -50,7 +37,7 @@ fn the_start_up_self_check_passes_on_every_kernel() {
 #[test]
 #[ignore = "needs a CUDA GPU: gpu-pack/run.sh runs it"]
 fn bad_inputs_are_errors_not_crashes() {
-    let Some(dev) = cuda() else { return };
+    let Some(dev) = common::cuda_device() else { return };
     let a = dev.upload(&[1.0; 6], &[2, 3]).unwrap();
     let b = dev.upload(&[1.0; 4], &[4]).unwrap();
     assert!(dev.binary(&a, &b, scribe::backend::BinaryOp::Add).is_err());

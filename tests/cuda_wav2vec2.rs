@@ -15,9 +15,7 @@
 mod common;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use scribe::backend::cuda::CudaBackend;
 use scribe::backend::Device;
 use scribe::models::wav2vec2::checkpoint;
 use scribe::models::wav2vec2::{LogProbs, Wav2Vec2ForCtc};
@@ -43,16 +41,6 @@ const INPUTS: [&str; 5] = [
 ];
 
 const SAMPLE_RATE: f32 = 16_000.0;
-
-fn cuda() -> Option<Device> {
-    match CudaBackend::new(0) {
-        Ok(b) => Some(Device::new(Arc::new(b))),
-        Err(reason) => {
-            common::cannot_run(&format!("no CUDA device ({reason})"));
-            None
-        }
-    }
-}
 
 fn data(variant: &str) -> PathBuf {
     common::root().join("tests/reference/data/wav2vec2").join(variant)
@@ -119,7 +107,7 @@ fn compare(what: &str, gpu: &LogProbs, cpu: &LogProbs) -> f32 {
 #[test]
 #[ignore = "needs a CUDA GPU: gpu-pack/run.sh runs it"]
 fn wav2vec2_on_the_gpu_agrees_with_the_cpu_alone_and_batched() {
-    let Some(gpu) = cuda() else { return };
+    let Some(gpu) = common::cuda_device() else { return };
     eprintln!("{}", gpu.describe());
     let cpu = Device::cpu();
     for variant in ["base_group", "large_layer"] {

@@ -115,6 +115,7 @@ fn speakers() -> Transcript {
         ],
         word_segments: vec![],
         language: "en".into(),
+        ..Default::default()
     };
     t.collect_word_segments();
     t
@@ -151,6 +152,7 @@ fn hours_long_times() {
         segments: vec![segment(3599.9996, 7322.0125, " Long.", vec![], None)],
         word_segments: vec![],
         language: "en".into(),
+        ..Default::default()
     };
     let opts = WriterOptions::default();
     assert_eq!(render(&t, OutputFormat::Vtt, &opts).unwrap(), "WEBVTT\n\n01:00:00.000 --> 02:02:02.012\nLong.\n\n");
@@ -196,6 +198,7 @@ fn words_without_times() {
         ],
         word_segments: vec![],
         language: "en".into(),
+        ..Default::default()
     };
     let opts = WriterOptions { highlight_words: true, ..Default::default() };
     assert_eq!(
@@ -218,6 +221,7 @@ fn segment_without_words_keeps_its_text() {
         ],
         word_segments: vec![],
         language: "en".into(),
+        ..Default::default()
     };
     assert_eq!(
         render(&t, OutputFormat::Srt, &WriterOptions::default()).unwrap(),
@@ -231,6 +235,7 @@ fn negative_time_is_an_error() {
         segments: vec![segment(-0.5, 1.0, " x", vec![], None)],
         word_segments: vec![],
         language: "en".into(),
+        ..Default::default()
     };
     let err = render(&t, OutputFormat::Srt, &WriterOptions::default()).unwrap_err().to_string();
     assert!(err.contains("non-negative"), "{err}");
@@ -292,9 +297,54 @@ fn word_options_need_word_times() {
         segments: vec![segment(0.0, 1.0, " x", vec![], None)],
         word_segments: vec![],
         language: "en".into(),
+        ..Default::default()
     };
     let opts = WriterOptions { highlight_words: true, ..Default::default() };
     let err = write_outputs(&t, Path::new("a.wav"), dir.path(), &[OutputFormat::Srt], &opts).unwrap_err().to_string();
     assert!(err.contains("highlight_words"), "{err}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+/// `--speaker_embeddings`: WhisperX adds `speaker_embeddings` to the result after the language;
+/// without it the key is absent.
+#[test]
+fn speaker_embeddings_follow_the_language_in_the_json() {
+    let mut t = speakers();
+    let plain = render(&t, OutputFormat::Json, &WriterOptions::default()).unwrap();
+    assert!(plain.ends_with(r#""language": "en"}"#), "{plain}");
+    t.speaker_embeddings =
+        Some([("SPEAKER_00".to_string(), vec![0.5, -1.0]), ("SPEAKER_01".into(), vec![0.25, 2.0])].into());
+    let json = render(&t, OutputFormat::Json, &WriterOptions::default()).unwrap();
+    assert!(
+        json.ends_with(
+            r#""language": "en", "speaker_embeddings": {"SPEAKER_00": [0.5, -1.0], "SPEAKER_01": [0.25, 2.0]}}"#
+        ),
+        "{json}"
+    );
+}
+
+/// `-f rttm`: the diarization's turns as pyannote's RTTM lines, named after the audio file; not
+/// part of `all`.
+#[test]
+fn rttm_writes_the_speaker_turns_under_the_audio_name() {
+    use scribe::diarize::assign::SpeakerTurn;
+    let mut t = speakers();
+    t.speaker_turns = vec![SpeakerTurn::new(0.5, 2.0, "SPEAKER_00"), SpeakerTurn::new(1.75, 4.125, "SPEAKER_01")];
+    let dir = tempfile::tempdir().unwrap();
+    let formats = scribe::output::parse_formats("rttm").unwrap();
+    let written = scribe::output::write_outputs(
+        &t,
+        std::path::Path::new("my talk.wav"),
+        dir.path(),
+        &formats,
+        &WriterOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(written, vec![dir.path().join("my talk.rttm")]);
+    assert_eq!(
+        std::fs::read_to_string(&written[0]).unwrap(),
+        "SPEAKER my_talk 1 0.500 1.500 <NA> <NA> SPEAKER_00 <NA> <NA>\n\
+         SPEAKER my_talk 1 1.750 2.375 <NA> <NA> SPEAKER_01 <NA> <NA>\n"
+    );
+    assert!(!scribe::output::parse_formats("all").unwrap().contains(&OutputFormat::Rttm));
 }

@@ -28,7 +28,12 @@ fn models() -> Option<(Arc<Counting>, Arc<Models>)> {
     let vad = PyanNet::load(&device, store.as_ref(), &config).unwrap();
     Some((
         backend,
-        Arc::new(Models { whisper, vad: Some(vad), align: scribe::pipeline::align_models::AlignModels::none() }),
+        Arc::new(Models {
+            whisper,
+            vad: Some(vad),
+            align: scribe::pipeline::align_models::AlignModels::none(),
+            diarize: Default::default(),
+        }),
     ))
 }
 
@@ -159,7 +164,7 @@ fn word_times_stage_aligns_every_segment_and_reports_progress() {
     let whisper = Whisper::load(&tiny, device.clone()).unwrap();
     let (store, config) = checkpoint::open(&vad_dir).unwrap();
     let vad = PyanNet::load(&device, store.as_ref(), &config).unwrap();
-    let models = Arc::new(Models { whisper, vad: Some(vad), align: align_models() });
+    let models = Arc::new(Models { whisper, vad: Some(vad), align: align_models(), diarize: Default::default() });
     let model = common::root().join("tests/reference/data/wav2vec2/base_group");
     for mode in [scribe::align::Mode::CtcViterbi, scribe::align::Mode::WhisperxCompat] {
         let mut o = options(VadMethod::Pyannote);
@@ -190,7 +195,7 @@ fn an_alignment_model_that_cannot_be_had_leaves_a_warning() {
     let Some(tiny) = model_dir("tiny.en") else { return };
     let device = scribe::backend::Device::cpu();
     let whisper = Whisper::load(&tiny, device).unwrap();
-    let models = Arc::new(Models { whisper, vad: None, align: align_models() });
+    let models = Arc::new(Models { whisper, vad: None, align: align_models(), diarize: Default::default() });
     for (model, says) in [(None, "offline"), (Some("/no/such/model"), "does not exist")] {
         let mut o = options(VadMethod::None);
         o.align_options.align_output = true;
@@ -204,4 +209,34 @@ fn an_alignment_model_that_cannot_be_had_leaves_a_warning() {
         assert!(file.transcript.word_segments.is_empty());
         assert!(!file.transcript.segments.is_empty());
     }
+}
+
+#[test]
+fn an_alignment_model_load_that_failed_is_tried_again_and_models_load_side_by_side() {
+    let device = scribe::backend::Device::cpu();
+    let models = align_models();
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("base_group");
+    std::fs::create_dir(&copy).unwrap();
+    let path = copy.to_str().unwrap();
+    // An empty directory: the load fails and names the model.
+    let e = models.get(&device, "en", Some(path)).err().expect("an empty directory is no model").to_string();
+    assert!(e.contains("base_group"), "{e}");
+    // The files arrive: the next job loads it (the failure was not kept), and later jobs share it.
+    let source = common::root().join("tests/reference/data/wav2vec2/base_group");
+    for f in ["config.json", "model.safetensors", "vocab.json"] {
+        std::fs::copy(source.join(f), copy.join(f)).unwrap();
+    }
+    let first = models.get(&device, "en", Some(path)).unwrap();
+    assert!(Arc::ptr_eq(&first, &models.get(&device, "en", Some(path)).unwrap()));
+    // Two other models asked for at once by two jobs: each loads, each once.
+    let large = common::root().join("tests/reference/data/wav2vec2/large_layer");
+    let large = large.to_str().unwrap();
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| models.get(&device, "en", Some(large)).unwrap());
+        let b = s.spawn(|| models.get(&device, "fr", Some(large)).unwrap());
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert!(Arc::ptr_eq(&a, &b), "one model, loaded once for both jobs");
+    assert!(!Arc::ptr_eq(&a, &first));
 }

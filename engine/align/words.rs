@@ -24,6 +24,11 @@ pub enum Interpolate {
     Ignore,
 }
 
+impl Interpolate {
+    /// WhisperX's names for the methods (`--interpolate_method`), in this order.
+    pub const NAMES: [&'static str; 3] = ["nearest", "linear", "ignore"];
+}
+
 impl FromStr for Interpolate {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
@@ -31,7 +36,11 @@ impl FromStr for Interpolate {
             "nearest" => Ok(Interpolate::Nearest),
             "linear" => Ok(Interpolate::Linear),
             "ignore" => Ok(Interpolate::Ignore),
-            _ => Err(Error::Other(format!("interpolate_method {s:?}: expected nearest, linear or ignore"))),
+            _ => Err(Error::Other(format!(
+                "interpolate_method {:?}: expected one of {}",
+                s.chars().take(32).collect::<String>(),
+                Interpolate::NAMES.join(", ")
+            ))),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod decode;
 pub mod features;
 pub mod filters;
 pub mod hop_peaks;
+pub mod kaldi_fbank;
 pub mod log_mel_frames;
 pub mod mel;
 pub mod mel_frame;

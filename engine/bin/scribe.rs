@@ -23,22 +23,16 @@ use scribe::models::whisper::{Task, Whisper};
 use scribe::output::{parse_formats, write_outputs, WriterOptions};
 use scribe::pipeline::align_models::{AlignModels, AlignSource};
 use scribe::pipeline::batched::BATCH_SIZE;
+use scribe::pipeline::diarize_models::DiarizeModels;
 use scribe::pipeline::options::set_beam_size;
 use scribe::pipeline::options::AlignOptions;
 use scribe::pipeline::speech_chunks::{CHUNK_SIZE, MIN_CHUNK_SIZE, VAD_OFFSET, VAD_ONSET};
-use scribe::pipeline::{Models, Pipeline, PipelineOptions, Progress, Stage, VadMethod, VadOptions};
+use scribe::pipeline::{DiarizeOptions, Models, Pipeline, PipelineOptions, Progress, Stage, VadMethod, VadOptions};
 use scribe::Cancel;
 
 /// WhisperX flags whose stage this version does not have yet: refused by name, never ignored.
-const NOT_YET: &[(&str, &str)] = &[
-    ("--diarize", "diarization"),
-    ("--min_speakers", "diarization"),
-    ("--max_speakers", "diarization"),
-    ("--diarize_model", "diarization"),
-    ("--speaker_embeddings", "diarization"),
-    ("--segment_resolution", "wav2vec2 alignment"),
-    ("--device_index", "the CUDA backend"),
-];
+const NOT_YET: &[(&str, &str)] =
+    &[("--segment_resolution", "wav2vec2 alignment"), ("--device_index", "the CUDA backend")];
 
 /// whisperx `--patience` default (conventional beam search).
 const DEFAULT_PATIENCE: f32 = 1.0;
@@ -62,11 +56,11 @@ enum Command {
         /// Output directory (model.safetensors, config.json, generation_config.json, tokenizer.json).
         out_dir: PathBuf,
     },
-    /// Convert WhisperX's VAD checkpoint (pyannote segmentation, a PyTorch Lightning pickle, read
-    /// without executing it) to model.safetensors + config.json.
+    /// Convert a pyannote segmentation checkpoint (WhisperX's VAD, segmentation-3.0: a PyTorch
+    /// Lightning pickle, read without executing it) to model.safetensors + config.json.
     #[command(name = "convert-vad")]
     ConvertVad {
-        /// The checkpoint (whisperx/assets/pytorch_model.bin).
+        /// The checkpoint (whisperx/assets/pytorch_model.bin, segmentation-3.0's pytorch_model.bin).
         input: PathBuf,
         /// Output directory.
         out_dir: PathBuf,
@@ -79,6 +73,11 @@ fn parse_bool(s: &str) -> Result<bool, String> {
         "false" | "0" | "no" => Ok(false),
         _ => Err(format!("expected True or False, got `{s}`")),
     }
+}
+
+/// `--interpolate_method`: the library's own parser, so the CLI accepts what the worker accepts.
+fn parse_interpolate(s: &str) -> Result<scribe::align::Interpolate, String> {
+    s.parse().map_err(|e: scribe::Error| e.to_string())
 }
 
 /// A count of at least 1 (line widths and counts).
@@ -182,11 +181,32 @@ struct TranscribeArgs {
     #[arg(long)]
     align_model: Option<String>,
     /// How words the aligner could not time get times: nearest, linear or ignore.
-    #[arg(long, default_value = "nearest", value_parser = ["nearest", "linear", "ignore"])]
-    interpolate_method: String,
+    #[arg(long, default_value = "nearest", value_parser = parse_interpolate)]
+    interpolate_method: scribe::align::Interpolate,
     /// Also write each character's time (the JSON's `chars`).
     #[arg(long)]
     return_char_alignments: bool,
+    /// Label each segment and word with its speaker (pyannote-style diarization: segmentation-3.0
+    /// and CAM++ embeddings by default; `models/fetch segmentation-3.0` and `models/fetch campplus`).
+    #[arg(long)]
+    diarize: bool,
+    /// At least this many speakers (with --diarize).
+    #[arg(long)]
+    min_speakers: Option<usize>,
+    /// At most this many speakers (with --diarize).
+    #[arg(long)]
+    max_speakers: Option<usize>,
+    /// The diarization models: a directory holding segmentation-3.0/ and campplus/ (default:
+    /// those under --model_dir).
+    #[arg(long)]
+    diarize_model: Option<String>,
+    /// Write each speaker's embedding (its cluster's centroid) to the JSON's `speaker_embeddings`.
+    #[arg(long)]
+    speaker_embeddings: bool,
+    /// The diarization clustering's cosine distance threshold (default: the model's own; lower
+    /// finds more speakers).
+    #[arg(long, allow_hyphen_values = true)]
+    diarize_threshold: Option<f64>,
     /// ctc-viterbi (true CTC Viterbi: words end where their sound ends, every word timed) or
     /// whisperx-compat (WhisperX 3.8's trellis, result for result).
     #[arg(long, default_value = "ctc-viterbi", value_parser = ["ctc-viterbi", "whisperx-compat"])]
@@ -271,6 +291,7 @@ fn vad_method(s: &str) -> anyhow::Result<VadMethod> {
 }
 
 fn main() -> ExitCode {
+    scribe::allocator::keep_large_blocks();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
@@ -458,13 +479,32 @@ fn pipeline_options(args: &TranscribeArgs, model: &Whisper) -> anyhow::Result<Pi
     o.align_options = AlignOptions {
         align_output: !args.no_align,
         align_model: args.align_model.clone(),
-        interpolate_method: Some(args.interpolate_method.clone()),
+        interpolate_method: args.interpolate_method,
         return_char_alignments: args.return_char_alignments,
         mode: if args.align_mode == "whisperx-compat" { AlignMode::WhisperxCompat } else { AlignMode::CtcViterbi },
         // DTW word times only when asked for (--word_timestamps True).
         dtw_fallback: args.word_timestamps,
     };
+    o.diarize_options = DiarizeOptions {
+        diarize: args.diarize,
+        min_speakers: args.min_speakers,
+        max_speakers: args.max_speakers,
+        diarize_model: args.diarize_model.clone(),
+        speaker_embeddings: args.speaker_embeddings,
+        diarize_threshold: args.diarize_threshold,
+    };
     Ok(o)
+}
+
+/// Where pyannote pipelines named by --diarize_model come from: the hub cache, downloading with
+/// HF_TOKEN / --hf_token unless offline (--model_cache_only).
+fn diarize_hub(args: &TranscribeArgs) -> HubConfig {
+    let mut hub = HubConfig::from_env();
+    if args.hf_token.is_some() {
+        hub.token = args.hf_token.clone();
+    }
+    hub.offline |= args.model_cache_only;
+    hub
 }
 
 /// Where alignment models come from: the hub cache (downloads unless offline), torch.hub's
@@ -516,9 +556,16 @@ fn run_transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
             Some(vad)
         }
     };
-    let pipeline =
-        Pipeline::new(std::sync::Arc::new(Models { whisper: model, vad, align: align_models(&args) }), options)
-            .map_err(|e| anyhow::anyhow!("--{e}"))?;
+    let pipeline = Pipeline::new(
+        std::sync::Arc::new(Models {
+            whisper: model,
+            vad,
+            align: align_models(&args),
+            diarize: DiarizeModels::new(args.model_dir.clone(), diarize_hub(&args)),
+        }),
+        options,
+    )
+    .map_err(|e| anyhow::anyhow!("--{e}"))?;
     let cancel = Cancel::new();
     for path in &args.audio {
         let mut display = ProgressDisplay::new(path, args.print_progress);

@@ -167,6 +167,13 @@ impl RepoCache {
 
     /// Remembers that `filename` does not exist at `commit`, as huggingface_hub does, so that
     /// Python readers of this cache also skip asking for it. Best effort: it is only a hint.
+    /// Whether a `.no_exist` marker says `filename` is absent at `commit`.
+    pub(crate) fn known_missing(&self, commit: &str, filename: &str) -> bool {
+        check_commit(commit).is_ok()
+            && check_relative("file name", filename, true).is_ok()
+            && self.root.join(NO_EXIST_DIR).join(commit).join(filename).is_file()
+    }
+
     pub(crate) fn mark_missing(&self, commit: &str, filename: &str) {
         if check_commit(commit).is_err() || check_relative("file name", filename, true).is_err() {
             return;

@@ -80,7 +80,7 @@ pub fn snapshot_download(cfg: &HubConfig, repo: &str, revision: &str, files: &[(
         let asked = commit.as_deref().unwrap_or(revision);
         let head = match remote.head(repo, asked, filename) {
             Ok(head) => head,
-            Err(failure) => return fall_back_to_cache(&cache, repo, revision, files, failure),
+            Err(failure) => return fall_back_to_cache(&cache, repo, revision, files, filename, failure),
         };
         match head {
             Head::Found(meta) => {
@@ -145,20 +145,31 @@ fn fetch_file(remote: &Remote, cache: &RepoCache, repo: &str, filename: &str, me
 }
 
 /// After a failed HEAD: the cached snapshot if it is complete, else the original error.
+/// The cached snapshot in place of the hub's answer when asking for `failed` went wrong; the
+/// hub's error when the cache cannot stand in for it. The cache stands in only if it holds
+/// `failed` or knows it to be absent: an optional file neither cached nor known absent (say a
+/// download this very call began, or a repo only ever half fetched) would otherwise pass for
+/// absent and hide the error (an align model's `model.safetensors` after an HTTP 500 would send
+/// the caller for `pytorch_model.bin` and report that as missing).
 fn fall_back_to_cache(
     cache: &RepoCache,
     repo: &str,
     revision: &str,
     files: &[(&str, Required)],
+    failed: &str,
     failure: HeadError,
 ) -> Result<PathBuf> {
     let error = failure.into_error();
+    let knows_failed = |dir: &Path| {
+        let commit = dir.file_name().and_then(|c| c.to_str()).unwrap_or_default();
+        dir.join(failed).is_file() || cache.known_missing(commit, failed)
+    };
     match cached_snapshot(cache, repo, revision, files, "the hub could not be used") {
-        Ok(dir) => {
+        Ok(dir) if knows_failed(&dir) => {
             tracing::warn!("{error}; using the cached snapshot {}", dir.display());
             Ok(dir)
         }
-        Err(_) => Err(error),
+        _ => Err(error),
     }
 }
 

@@ -62,7 +62,11 @@ impl TorchHubConfig {
         let url = format!("{}/{file}", self.base_url);
         tracing::info!("downloading {url} to {}", path.display());
         fs::create_dir_all(&self.checkpoints_dir).map_err(|e| Error::io(&self.checkpoints_dir, e))?;
-        let tmp = self.checkpoints_dir.join(format!(".{file}.partial-{}", std::process::id()));
+        // Process and call unique: two downloads of one file at once never share a partial file
+        // (the one that finishes last renames its complete copy over the other's).
+        static DOWNLOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let nth = DOWNLOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = self.checkpoints_dir.join(format!(".{file}.partial-{}-{nth}", std::process::id()));
         let result = download(&url, &tmp);
         if let Err(e) = result {
             let _ = fs::remove_file(&tmp);

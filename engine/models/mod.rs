@@ -1,5 +1,8 @@
-//! The networks: Whisper; pyannote segmentation (PyanNet, the VAD); wav2vec2 CTC (alignment); ECAPA later.
+//! The networks: Whisper; pyannote segmentation (PyanNet, the VAD); wav2vec2 CTC (alignment);
+//! speaker embeddings (CAM++, WeSpeaker ResNet34); ECAPA later.
+pub mod campplus;
 pub mod common;
 pub mod pyannote;
 pub mod wav2vec2;
+pub mod wespeaker;
 pub mod whisper;

@@ -67,6 +67,14 @@ pub struct Transcript {
     #[serde(default)]
     pub word_segments: Vec<Word>,
     pub language: String,
+    /// The diarization's speaker turns (`--diarize`), overlapping where speech overlaps: what the
+    /// RTTM writer writes. Not in WhisperX's JSON.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub speaker_turns: Vec<crate::diarize::assign::SpeakerTurn>,
+    /// `--speaker_embeddings`: each speaker's centroid embedding (WhisperX's
+    /// `speaker_embeddings`, written to the JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker_embeddings: Option<std::collections::BTreeMap<String, Vec<f32>>>,
 }
 
 impl Transcript {

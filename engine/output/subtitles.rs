@@ -231,7 +231,7 @@ mod tests {
             words,
             ..Default::default()
         };
-        Transcript { segments: vec![seg], word_segments: vec![], language: "en".into() }
+        Transcript { segments: vec![seg], word_segments: vec![], language: "en".into(), ..Default::default() }
     }
 
     fn texts(t: &Transcript, opts: &WriterOptions) -> Vec<String> {

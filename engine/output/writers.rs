@@ -2,7 +2,8 @@
 //! `whisperx/utils.py` writers (m-bain/whisperX 2cfd7b7) produce them, byte for byte.
 //!
 //! `all` is whisperX's `all`: txt, vtt, srt, tsv and json; the Audacity labels are written only
-//! when asked for by name, as in whisperX (`optional_writers`).
+//! when asked for by name, as in whisperX (`optional_writers`), and so is `rttm` (the speaker
+//! turns of `--diarize`, pyannote's `write_rttm` lines).
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -24,6 +25,8 @@ pub enum OutputFormat {
     Tsv,
     Json,
     Aud,
+    /// The diarization's speaker turns as RTTM (`--diarize`; written only when asked for by name).
+    Rttm,
 }
 
 /// What `all` writes, in whisperX's order.
@@ -39,6 +42,7 @@ impl OutputFormat {
             OutputFormat::Tsv => "tsv",
             OutputFormat::Json => "json",
             OutputFormat::Aud => "aud",
+            OutputFormat::Rttm => "rttm",
         }
     }
 }
@@ -53,9 +57,10 @@ impl FromStr for OutputFormat {
             "tsv" => OutputFormat::Tsv,
             "json" => OutputFormat::Json,
             "aud" => OutputFormat::Aud,
+            "rttm" => OutputFormat::Rttm,
             other => {
                 return Err(Error::Other(format!(
-                    "output format `{other}`: expected one of all, srt, vtt, txt, tsv, json, aud"
+                    "output format `{other}`: expected one of all, srt, vtt, txt, tsv, json, aud, rttm"
                 )))
             }
         })
@@ -107,8 +112,12 @@ pub fn render(t: &Transcript, format: OutputFormat, opts: &WriterOptions) -> Res
         OutputFormat::Tsv => render_tsv(t),
         OutputFormat::Json => render_json(t),
         OutputFormat::Aud => Ok(render_aud(t)),
+        OutputFormat::Rttm => Ok(crate::diarize::rttm::format(RTTM_FILE_ID, &t.speaker_turns)),
     }
 }
+
+/// The file id of RTTM rendered without a file name ([`write_outputs`] uses the audio's stem).
+pub const RTTM_FILE_ID: &str = "audio";
 
 /// Write `{audio stem}.{ext}` for each format into `output_dir` (created if missing). Each file is
 /// written to a temporary name beside it and renamed into place. Returns the paths written.
@@ -131,7 +140,10 @@ pub fn write_outputs(
         name.push(".");
         name.push(format.extension());
         let path = output_dir.join(name);
-        let contents = render(t, format, opts).map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
+        let contents = match format {
+            OutputFormat::Rttm => crate::diarize::rttm::format(&stem.to_string_lossy(), &t.speaker_turns),
+            _ => render(t, format, opts).map_err(|e| Error::Other(format!("{}: {e}", path.display())))?,
+        };
         write_atomic(&path, contents.as_bytes())?;
         written.push(path);
     }
@@ -238,6 +250,9 @@ fn render_json(t: &Transcript) -> Result<String> {
         segments: Vec<JsonSegment<'a>>,
         word_segments: &'a [Word],
         language: &'a str,
+        /// `--speaker_embeddings` (WhisperX adds `speaker_embeddings` to the result).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        speaker_embeddings: Option<&'a std::collections::BTreeMap<String, Vec<f32>>>,
     }
     fn segment(s: &Segment) -> JsonSegment<'_> {
         JsonSegment {
@@ -254,6 +269,7 @@ fn render_json(t: &Transcript) -> Result<String> {
         segments: t.segments.iter().map(segment).collect(),
         word_segments: &t.word_segments,
         language: &t.language,
+        speaker_embeddings: t.speaker_embeddings.as_ref(),
     };
     let mut buf = Vec::new();
     let mut ser = serde_json::Serializer::with_formatter(&mut buf, PythonJsonFormatter);

@@ -39,12 +39,16 @@ pub struct Aligner {
     pub dictionary: Dictionary,
 }
 
+/// One model's place: empty until a load succeeds; its lock is held through the load.
+type LoadSlot = Arc<Mutex<Option<Arc<Aligner>>>>;
+
 /// Models loaded so far, by name; the source they come from (None: alignment models cannot be
 /// had in this setup).
 #[derive(Default)]
 pub struct AlignModels {
     source: Option<AlignSource>,
-    loaded: Mutex<HashMap<String, Arc<Aligner>>>,
+    /// One slot per model name: a job loading one model never waits on the load of another.
+    loaded: Mutex<HashMap<String, LoadSlot>>,
     punkt: Mutex<HashMap<String, Arc<Punkt>>>,
 }
 
@@ -70,13 +74,19 @@ impl AlignModels {
             ))
         })?;
         let key = model.to_string();
-        // One load at a time: a second job asking for the same model waits for the first load.
-        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(a) = loaded.get(&key) {
+        // The map's lock is held only to find the model's slot; the slot's lock is held through
+        // the load, so a second job asking for the same model waits for the first load, while
+        // jobs asking for other models go on. A failed load leaves the slot empty (tried again).
+        let slot = {
+            let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+            loaded.entry(key).or_default().clone()
+        };
+        let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(a) = slot.as_ref() {
             return Ok(a.clone());
         }
         let aligner = Arc::new(load(device, source, &model)?);
-        loaded.insert(key, aligner.clone());
+        *slot = Some(aligner.clone());
         Ok(aligner)
     }
 

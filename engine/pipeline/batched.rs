@@ -293,7 +293,7 @@ pub fn transcribe_chunks(
         }
     }
     segments.sort_by(|a, b| a.start.total_cmp(&b.start));
-    let mut transcript = Transcript { segments, word_segments: Vec::new(), language };
+    let mut transcript = Transcript { segments, word_segments: Vec::new(), language, ..Default::default() };
     transcript.collect_word_segments();
     Ok(transcript)
 }

@@ -11,7 +11,8 @@
 //!    sequentially without VAD;
 //! 4. [`word_times`]: wav2vec2 CTC alignment (models per language in [`align_models`]), DTW
 //!    word times kept when no model can be had;
-//! 5. [`diarization`];
+//! 5. [`diarization`]: speaker turns (models in [`diarize_models`]) and each segment's and
+//!    word's speaker;
 //! 6. [`speaker_names`].
 //!
 //! A stage the user did not ask for, or whose model is missing, is skipped with a warning in
@@ -22,6 +23,7 @@ pub mod align_models;
 pub mod audio_in;
 pub mod batched;
 pub mod diarization;
+pub mod diarize_models;
 pub mod options;
 pub mod progress;
 pub mod runner;

@@ -60,7 +60,7 @@ pub struct AlignOptions {
     /// Word times by wav2vec2 alignment (the worker's `align_output`).
     pub align_output: bool,
     pub align_model: Option<String>,
-    pub interpolate_method: Option<String>,
+    pub interpolate_method: crate::align::Interpolate,
     pub return_char_alignments: bool,
     /// `ctc-viterbi` (default: true CTC Viterbi, every word timed) or `whisperx-compat`
     /// (WhisperX's trellis, result for result).
@@ -78,6 +78,8 @@ pub struct DiarizeOptions {
     pub max_speakers: Option<usize>,
     pub diarize_model: Option<String>,
     pub speaker_embeddings: bool,
+    /// The clustering's distance threshold, when not the model's own.
+    pub diarize_threshold: Option<f64>,
 }
 
 /// One enrolled voice: a name and where its recording is.
@@ -165,6 +167,16 @@ impl PipelineOptions {
             if self.batch_size == 0 {
                 return Err(invalid("batch_size 0: expected at least 1".into()));
             }
+        }
+        for (name, n) in
+            [("min_speakers", self.diarize_options.min_speakers), ("max_speakers", self.diarize_options.max_speakers)]
+        {
+            if n == Some(0) {
+                return Err(invalid(format!("{name} 0: expected at least 1")));
+            }
+        }
+        if let Some(t) = self.diarize_options.diarize_threshold.filter(|t| !(t.is_finite() && *t > 0.0 && *t < 2.0)) {
+            return Err(invalid(format!("diarize_threshold {t}: expected a cosine distance in (0, 2)")));
         }
         if let (Some(lo), Some(hi)) = (self.diarize_options.min_speakers, self.diarize_options.max_speakers) {
             if lo > hi {

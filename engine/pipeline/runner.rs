@@ -27,6 +27,8 @@ pub struct Models {
     pub vad: Option<PyanNet>,
     /// Alignment models, loaded per language on first use.
     pub align: super::align_models::AlignModels,
+    /// Diarization models, loaded on first use.
+    pub diarize: super::diarize_models::DiarizeModels,
 }
 
 impl Models {
@@ -42,6 +44,14 @@ impl Models {
         let path = checkpoint::locate(models_dir, explicit)?;
         let (store, config) = checkpoint::open(&path)?;
         let vad = PyanNet::load(device, store.as_ref(), &config)?;
+        if vad.config.powerset_max_classes.is_some() {
+            // Its log-softmax over speaker sets is not the per-track speech score WhisperX's
+            // VAD thresholds (0.5/0.363): a diarization segmentation model, not a VAD.
+            return Err(crate::error::Error::Other(format!(
+                "{} is a powerset segmentation model (segmentation-3.0), not WhisperX's VAD",
+                path.display()
+            )));
+        }
         Ok((vad, path))
     }
 }

@@ -6,7 +6,7 @@
 //! when alignment cannot run (no model for the language, a model that cannot be had or loaded):
 //! the result then says so in a warning; the job never fails for it.
 
-use crate::align::{align, AlignConfig, Interpolate, SentenceSplitter};
+use crate::align::{align, AlignConfig, SentenceSplitter};
 use crate::audio::Audio;
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
@@ -51,10 +51,7 @@ pub fn run(
             &WholeText
         }
     };
-    let interpolate = match o.interpolate_method.as_deref() {
-        None => Interpolate::default(),
-        Some(m) => m.parse()?,
-    };
+    let interpolate = o.interpolate_method;
     let speech = file
         .chunks
         .as_ref()

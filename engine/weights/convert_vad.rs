@@ -48,6 +48,8 @@ pub fn vad_config(ckpt: &TorchCheckpoint) -> Result<Json> {
     if let Json::Object(map) = &mut config {
         map.insert("classes".into(), specs.get("classes").cloned().unwrap_or(Json::Null));
         map.insert("duration".into(), specs.get("duration").cloned().unwrap_or(Json::Null));
+        // segmentation-3.0's powerset head (None for WhisperX's multi-label VAD).
+        map.insert("powerset_max_classes".into(), specs.get("powerset_max_classes").cloned().unwrap_or(Json::Null));
         let architecture = ckpt.object.get("pyannote.audio").and_then(|p| p.get("architecture")).map(to_json);
         map.insert("architecture".into(), architecture.unwrap_or(Json::Null));
     }

@@ -68,3 +68,16 @@ pub fn reference_text(file: &str) -> Option<String> {
         serde_json::from_str(&std::fs::read_to_string(speech("manifest.json")).ok()?).ok()?;
     manifest.as_array()?.iter().find(|e| e["file"] == file)?["text"].as_str().map(str::to_owned)
 }
+
+/// The first CUDA GPU as a device; where there is none, `cannot_run` (a failure under CI=true)
+/// and None.
+#[cfg(feature = "cuda-backend")]
+pub fn cuda_device() -> Option<scribe::backend::Device> {
+    match scribe::backend::cuda::CudaBackend::new(0) {
+        Ok(b) => Some(scribe::backend::Device::new(std::sync::Arc::new(b))),
+        Err(reason) => {
+            cannot_run(&format!("no CUDA device ({reason})"));
+            None
+        }
+    }
+}

@@ -229,10 +229,15 @@ impl JobRunner {
     ) -> JobOutcome {
         let span = tracing::info_span!("job", request_id = %id);
         // Whatever failed, the message that leaves the worker names no secret and is bounded.
-        self.run_job(id, input, progress, cancel)
+        let outcome = self
+            .run_job(id, input, progress, cancel)
             .instrument(span)
             .await
-            .map_err(|e| JobError { message: safe_message(&e.message), ..e })
+            .map_err(|e| JobError { message: safe_message(&e.message), ..e });
+        // The heap keeps large freed blocks for reuse during a job (main); an idle worker gives
+        // them back.
+        scribe::allocator::release_free_memory();
+        outcome
     }
 
     async fn run_job(
@@ -364,7 +369,7 @@ fn pipeline_options(job: &JobInput, settings: &Settings, dir: &Path) -> Pipeline
             name.clone()
         }
     });
-    o.align_options.interpolate_method = job.interpolate_method.clone();
+    o.align_options.interpolate_method = job.interpolate_method;
     o.align_options.return_char_alignments = job.return_char_alignments;
     o.diarize_options.diarize = job.diarization;
     o.diarize_options.min_speakers = job.min_speakers;

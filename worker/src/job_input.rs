@@ -21,6 +21,8 @@ pub const MAX_CHUNK_SIZE: f64 = 30.0;
 pub const MAX_SPEAKER_SAMPLES: usize = 32;
 /// Artifacts a job can ask for (all by default; the JSON result always).
 pub const OUTPUT_FORMATS: &[&str] = &["json", "srt", "vtt", "txt"];
+/// Formats uploaded only when `output_formats` names them: `rttm`, the diarization's turns.
+pub const OPTIONAL_OUTPUT_FORMATS: &[&str] = &["rttm"];
 
 /// One reference recording of a known speaker.
 #[derive(Clone, Debug, PartialEq)]
@@ -40,8 +42,8 @@ pub struct JobInput {
     /// The alignment model (`--align_model`): a bundle, a hub repo or a directory under
     /// SCRIBE_MODELS_DIR.
     pub align_model: Option<String>,
-    /// WhisperX's `interpolate_method` (None: nearest).
-    pub interpolate_method: Option<String>,
+    /// WhisperX's `interpolate_method` (absent: nearest).
+    pub interpolate_method: scribe::align::Interpolate,
     pub return_char_alignments: bool,
     pub diarization: bool,
     pub speaker_verification: bool,
@@ -233,10 +235,16 @@ impl JobInput {
                 let mut out = Vec::new();
                 for item in items {
                     match item.as_str() {
-                        Some(s) if OUTPUT_FORMATS.contains(&s) => out.push(s.to_string()),
+                        Some(s) if OUTPUT_FORMATS.contains(&s) || OPTIONAL_OUTPUT_FORMATS.contains(&s) => {
+                            out.push(s.to_string())
+                        }
                         _ => f.constraint(
                             "output_formats",
-                            &format!("each one of {}, got {item}", OUTPUT_FORMATS.join(", ")),
+                            &format!(
+                                "each one of {}, {}, got {item}",
+                                OUTPUT_FORMATS.join(", "),
+                                OPTIONAL_OUTPUT_FORMATS.join(", ")
+                            ),
                         ),
                     }
                 }
@@ -320,17 +328,22 @@ fn align_model(f: &mut Fields<'_>) -> Option<String> {
     Some(name)
 }
 
-/// `interpolate_method`: WhisperX's nearest, linear or ignore.
-fn interpolate_method(f: &mut Fields<'_>) -> Option<String> {
-    let m = f.string("interpolate_method")?;
-    if !["nearest", "linear", "ignore"].contains(&m.as_str()) {
+/// `interpolate_method`: WhisperX's nearest, linear or ignore (absent: nearest).
+fn interpolate_method(f: &mut Fields<'_>) -> scribe::align::Interpolate {
+    let Some(m) = f.string("interpolate_method") else {
+        return Default::default();
+    };
+    m.parse().unwrap_or_else(|_| {
         f.constraint(
             "interpolate_method",
-            &format!("one of nearest, linear, ignore, got {:?}", m.chars().take(32).collect::<String>()),
+            &format!(
+                "one of {}, got {:?}",
+                scribe::align::Interpolate::NAMES.join(", "),
+                m.chars().take(32).collect::<String>()
+            ),
         );
-        return None;
-    }
-    Some(m)
+        Default::default()
+    })
 }
 
 fn speaker_samples(f: &mut Fields<'_>) -> Vec<SpeakerSample> {

@@ -172,15 +172,6 @@ impl Refused {
     }
 }
 
-/// Give memory freed by expired jobs back to the system (glibc keeps it in its arenas).
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks the allocator's own free lists.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 type Shared = Arc<LocalApi>;
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -320,7 +311,7 @@ impl LocalApi {
                 loop {
                     tokio::time::sleep(SWEEP_EVERY.min(api.retention.runsync_ttl / 2)).await;
                     if api.sweep() {
-                        release_freed_memory();
+                        scribe::allocator::release_free_memory();
                     }
                 }
             })

@@ -109,18 +109,26 @@ async fn unhealthy(endpoints: Option<&Endpoints>, check: &str, reason: &str) -> 
     ExitCode::FAILURE
 }
 
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when the
+/// future is first polled, so a signal that arrives while a job's first poll is still running is
+/// caught instead of killing the process with nothing printed.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        let wait = |s: std::io::Result<tokio::signal::unix::Signal>| async move {
+            match s {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        tokio::select! {
+            _ = wait(term) => tracing::info!("SIGTERM: stopping"),
+            _ = wait(int) => tracing::info!("interrupted: stopping"),
         }
-    };
-    tokio::select! {
-        _ = term => tracing::info!("SIGTERM: stopping"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: stopping"),
     }
 }
 
@@ -177,11 +185,12 @@ async fn serve(mode: Mode, settings: Settings) -> ExitCode {
             };
             // SIGTERM cancels the job; its engine stops at its next check, then its files go.
             let cancel = Cancel::new();
+            let stop = shutdown_signal();
             let run = runner.run(&id, &input, Arc::new(|p| tracing::info!("progress: {p}")), &cancel);
             tokio::pin!(run);
             let outcome = tokio::select! {
                 outcome = &mut run => outcome,
-                _ = shutdown_signal() => {
+                _ = stop => {
                     cancel.cancel();
                     run.await.map_err(|e| if e.cancelled {
                         JobError::from("interrupted: the worker was stopped (SIGTERM) before the job finished".to_string())
@@ -248,6 +257,7 @@ async fn serve(mode: Mode, settings: Settings) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    scribe::allocator::keep_large_blocks();
     let args = Args::parse();
     let settings = match Settings::from_env() {
         Ok(s) => s,

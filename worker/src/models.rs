@@ -64,6 +64,10 @@ impl Models {
                     torch: settings.align_torch.clone(),
                     models_dir: settings.vad_dir.clone(),
                 }),
+                diarize: scribe::pipeline::diarize_models::DiarizeModels::new(
+                    settings.vad_dir.clone(),
+                    settings.align_hub.clone(),
+                ),
             }),
             whisper_source: source,
         })

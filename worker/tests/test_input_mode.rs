@@ -146,8 +146,10 @@ async fn sigterm_during_a_test_input_job_removes_its_files() {
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let out = child.wait_with_output().unwrap();
-    assert!(!out.status.success());
-    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let body: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not a JSON body ({e}); status {:?}; stderr:\n{stderr}", out.status));
     assert!(body["error"].as_str().unwrap().contains("SIGTERM"), "{body}");
     let left: Vec<_> = std::fs::read_dir(jobs.path()).unwrap().flatten().map(|e| e.file_name()).collect();
     assert!(left.is_empty(), "{left:?}");

@@ -1,6 +1,8 @@
-//! PyanNet (pyannote.audio `models/segmentation/PyanNet.py`), the segmentation model WhisperX
-//! uses as its VAD: SincNet → a monolithic bidirectional LSTM → leaky-ReLU linear layers → a
-//! sigmoid per speaker track (the multi-label checkpoint WhisperX ships: 3 tracks).
+//! PyanNet (pyannote.audio `models/segmentation/PyanNet.py`): SincNet → a monolithic
+//! bidirectional LSTM → leaky-ReLU linear layers → the classifier, whose activation the task
+//! chooses (`Model.default_activation`): a sigmoid per speaker track for the multi-label
+//! checkpoint WhisperX ships as its VAD (3 tracks, 5 s windows), a log-softmax over the
+//! powerset classes for segmentation-3.0 (7 classes over 3 speakers, 10 s windows).
 
 use serde_json::Value as Json;
 
@@ -27,6 +29,9 @@ pub struct PyanNetConfig {
     pub classes: Vec<String>,
     /// Window the model was trained on, seconds (5.0 for WhisperX's VAD).
     pub duration: f64,
+    /// The task's `powerset_max_classes` (segmentation-3.0: 2): the classifier then scores
+    /// every set of at most that many of `classes` (see [`super::powerset`]).
+    pub powerset_max_classes: Option<usize>,
 }
 
 impl PyanNetConfig {
@@ -66,11 +71,25 @@ impl PyanNetConfig {
             linear_layers: uint(linear.get("num_layers"), "linear.num_layers")?,
             classes,
             duration,
+            powerset_max_classes: config.get("powerset_max_classes").and_then(Json::as_u64).map(|m| m as usize),
         };
         if cfg.sample_rate != 16_000 {
             return Err(bad("SincNet only supports 16 kHz"));
         }
         Ok(cfg)
+    }
+
+    /// The classifier's outputs: one per class, or one per powerset class.
+    pub fn outputs(&self) -> usize {
+        match self.powerset_max_classes {
+            Some(m) => super::powerset::num_powerset_classes(self.classes.len(), m),
+            None => self.classes.len(),
+        }
+    }
+
+    /// The powerset the outputs score (None: one sigmoid track per class).
+    pub fn powerset(&self) -> Result<Option<super::powerset::Powerset>> {
+        self.powerset_max_classes.map(|m| super::powerset::Powerset::new(self.classes.len(), m)).transpose()
     }
 
     /// Samples in one inference window.
@@ -119,7 +138,7 @@ impl PyanNet {
             linear.push(Linear::load(dev, store, &format!("linear.{i}"), d, config.linear_hidden, true)?);
             d = config.linear_hidden;
         }
-        let classifier = Linear::load(dev, store, "classifier", d, config.classes.len(), true)?;
+        let classifier = Linear::load(dev, store, "classifier", d, config.outputs(), true)?;
         Ok(PyanNet { config, sincnet, lstm, linear, classifier })
     }
 
@@ -133,7 +152,8 @@ impl PyanNet {
         FrameWindow::of(&self.sincnet.layers(), self.config.sample_rate)
     }
 
-    /// `waveforms[B, 1, T]` → per-frame class probabilities `[B, frames, classes]`.
+    /// `waveforms[B, 1, T]` → per-frame class probabilities `[B, frames, classes]` (sigmoids),
+    /// or for a powerset model log-probabilities `[B, frames, outputs]` (log-softmax).
     pub fn forward(&self, dev: &Device, waveforms: &Tensor) -> Result<Tensor> {
         let features = self.sincnet.forward(dev, waveforms)?;
         // batch feature frame → batch frame feature
@@ -154,6 +174,10 @@ impl PyanNet {
                 linear.bias.as_ref(),
                 Activation::LeakyRelu(LEAKY_RELU_SLOPE),
             )?;
+        }
+        if self.config.powerset_max_classes.is_some() {
+            let logits = dev.linear(&x, &self.classifier.weight, self.classifier.bias.as_ref())?;
+            return dev.log_softmax(&logits);
         }
         dev.linear_activation(&x, &self.classifier.weight, self.classifier.bias.as_ref(), Activation::Sigmoid)
     }

@@ -59,10 +59,12 @@ pub fn hamming(m: usize) -> Vec<f64> {
 
 /// Overlap-add of per-window frame scores, one window at a time (windows `window_step` seconds
 /// apart, each `window_duration` long) onto the frame grid `frames`, Hamming-weighted and
-/// averaged (`Inference.aggregate` with `hamming=True`, `warm_up=(0, 0)`, `missing=0`). Holds
-/// only the grid, so a long recording's windows need not be kept.
+/// averaged (`Inference.aggregate` with `hamming=True`, `warm_up=(0, 0)`, `missing=0`), or with
+/// equal weights ([`Aggregator::uniform`]: `hamming=False`, as pyannote's `speaker_count`).
+/// Holds only the grid, so a long recording's windows need not be kept.
 pub struct Aggregator {
     grid: FrameWindow,
+    hamming: bool,
     window_duration: f64,
     window_step: f64,
     weights: Vec<f64>,
@@ -79,6 +81,7 @@ impl Aggregator {
         let grid = FrameWindow { start: 0.0, ..frames };
         Aggregator {
             grid,
+            hamming: true,
             window_duration,
             window_step,
             weights: Vec::new(),
@@ -89,10 +92,15 @@ impl Aggregator {
         }
     }
 
+    /// [`Aggregator::new`] with every frame of a window weighted 1 (`hamming=False`).
+    pub fn uniform(window_duration: f64, window_step: f64, frames: FrameWindow) -> Self {
+        Aggregator { hamming: false, ..Self::new(window_duration, window_step, frames) }
+    }
+
     /// Add the next window's frame scores.
     pub fn add(&mut self, scores: &[f32]) {
         if self.weights.len() != scores.len() {
-            self.weights = hamming(scores.len());
+            self.weights = if self.hamming { hamming(scores.len()) } else { vec![1.0; scores.len()] };
         }
         let grid = self.grid;
         let start = grid.closest_frame(self.windows as f64 * self.window_step + 0.5 * grid.duration).max(0) as usize;

@@ -337,7 +337,7 @@ pub fn transcribe_features(
         }
         report(clip_idx, seek, progress);
     }
-    let mut t = Transcript { segments: all_segments, word_segments: Vec::new(), language };
+    let mut t = Transcript { segments: all_segments, word_segments: Vec::new(), language, ..Default::default() };
     t.collect_word_segments();
     Ok(t)
 }

