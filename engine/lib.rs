@@ -15,6 +15,7 @@ pub mod hub;
 pub mod models;
 pub mod output;
 pub mod pipeline;
+pub mod verify;
 pub mod weights;
 
 pub use cancel::Cancel;

@@ -16,19 +16,15 @@ use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::models::campplus::CamPlusPlus;
 use crate::models::wespeaker::{self, WeSpeakerResNet34};
+use crate::verify::voice::VoiceEmbedding;
 
 /// The pipeline's `embedding_batch_size` (3.1 and community-1): windows per forward here.
 pub const EMBEDDING_BATCH_SIZE: usize = 32;
 
-/// A speaker-embedding model as the diarization pipeline uses it.
-pub trait SpeakerEmbedding: Send + Sync {
-    /// What the result and the logs call it.
-    fn name(&self) -> &str;
-    /// Length of an embedding.
-    fn dimension(&self) -> usize;
-    /// The fewest samples the model embeds meaningfully (pyannote's `min_num_samples`); masks
-    /// covering fewer frames keep their overlapping frames ([`super::embedding_masks`]).
-    fn min_num_samples(&self) -> usize;
+/// A speaker-embedding model as the diarization pipeline uses it: per (window, local speaker)
+/// with frame masks. [`VoiceEmbedding::min_num_samples`] decides which masks keep their
+/// overlapping frames ([`super::embedding_masks`]).
+pub trait SpeakerEmbedding: VoiceEmbedding {
     /// `windows`: `W` windows of `window_samples` samples, row-major; `masks`: `W · speakers`
     /// masks (window-major), each over the window's segmentation frames. Returns the
     /// `[W · speakers, dimension]` embeddings, row-major.
@@ -163,7 +159,7 @@ impl CamPlusPlusEmbedding {
     }
 }
 
-impl SpeakerEmbedding for CamPlusPlusEmbedding {
+impl VoiceEmbedding for CamPlusPlusEmbedding {
     fn name(&self) -> &str {
         "CAM++"
     }
@@ -176,6 +172,16 @@ impl SpeakerEmbedding for CamPlusPlusEmbedding {
         CAMPPLUS_MIN_NUM_SAMPLES
     }
 
+    /// The mean-normalised fbank of the whole utterance, the network, its statistics pooling.
+    fn embed_utterance(&self, dev: &Device, samples: &[f32]) -> Result<Vec<f32>> {
+        check_utterance(self, samples)?;
+        let (features, frames) = self.fbank.compute(samples)?;
+        let x = dev.upload(&features, &[1, frames, self.fbank.options().dim()])?;
+        dev.download(&self.model.embed(dev, &x)?)
+    }
+}
+
+impl SpeakerEmbedding for CamPlusPlusEmbedding {
     fn embed_windows(
         &self,
         dev: &Device,
@@ -252,7 +258,7 @@ impl WeSpeakerEmbedding {
     }
 }
 
-impl SpeakerEmbedding for WeSpeakerEmbedding {
+impl VoiceEmbedding for WeSpeakerEmbedding {
     fn name(&self) -> &str {
         "WeSpeaker ResNet34"
     }
@@ -265,6 +271,13 @@ impl SpeakerEmbedding for WeSpeakerEmbedding {
         wespeaker::MIN_NUM_SAMPLES
     }
 
+    fn embed_utterance(&self, dev: &Device, samples: &[f32]) -> Result<Vec<f32>> {
+        check_utterance(self, samples)?;
+        dev.download(&self.model.embed(dev, &[samples], None)?)
+    }
+}
+
+impl SpeakerEmbedding for WeSpeakerEmbedding {
     fn embed_windows(
         &self,
         dev: &Device,
@@ -281,6 +294,19 @@ impl SpeakerEmbedding for WeSpeakerEmbedding {
         let weights: Vec<f32> = masks.concat();
         dev.download(&self.model.pool(dev, &features, Some(&weights))?)
     }
+}
+
+/// An utterance too short for `model` is an error naming both lengths.
+pub fn check_utterance(model: &dyn VoiceEmbedding, samples: &[f32]) -> Result<()> {
+    if samples.len() < model.min_num_samples() {
+        return Err(Error::Other(format!(
+            "{}: {} samples are too few to embed (at least {})",
+            model.name(),
+            samples.len(),
+            model.min_num_samples()
+        )));
+    }
+    Ok(())
 }
 
 /// The number of windows, after checking the masks fit them.
