@@ -76,10 +76,14 @@ impl BatchNorm {
         })
     }
 
+    /// `BN(x)` on `x[B, C, ...]`.
+    pub fn forward(&self, dev: &Device, x: &Tensor) -> Result<Tensor> {
+        dev.batch_norm(x, &self.mean, &self.var, &self.gamma, &self.beta, BATCH_NORM_EPS)
+    }
+
     /// `relu(BN(x))` on `x[B, C, ...]`: the reference's `nonlinear` sequences.
     pub fn forward_relu(&self, dev: &Device, x: &Tensor) -> Result<Tensor> {
-        let y = dev.batch_norm(x, &self.mean, &self.var, &self.gamma, &self.beta, BATCH_NORM_EPS)?;
-        dev.activation(&y, Activation::Relu)
+        dev.activation(&self.forward(dev, x)?, Activation::Relu)
     }
 }
 
