@@ -1110,3 +1110,158 @@ fn diarize_without_its_models_is_a_warning_and_bad_counts_are_errors() {
         assert!(err.contains("diarize_threshold"), "{err}");
     }
 }
+
+/// `--speaker_sample` on the two-speaker recording (it turns --diarize on and says so): each
+/// reference speaker enrolled with one of its own turns (cut from the file: the reference RTTM's
+/// speaker90 at 10.57-14.70 s, speaker91 at 21.78-28.50 s) names the diarized speakers, the
+/// segments inside those turns carry the names, and the JSON's `speakers` table says why. With
+/// one voice enrolled and an unrelated one (spk1), the other speaker keeps its label. An
+/// undecodable sample and a silent one are warnings naming them.
+#[test]
+fn speaker_samples_name_the_diarized_speakers() {
+    let (Some(dir), Some(_), Some(_)) = (model_dir("tiny.en"), model_dir("segmentation-3.0"), model_dir("campplus"))
+    else {
+        return;
+    };
+    let models = common::root().join("models");
+    let models = models.to_str().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let audio = scribe::audio::Audio::decode(
+        &speech("two_speakers.wav"),
+        &Default::default(),
+        &scribe::Cancel::new(),
+        &mut |_| {},
+    )
+    .unwrap();
+    let cut = |name: &str, start: f64, end: f64| {
+        let path = tmp.path().join(name);
+        write_wav(&path, &audio.span((start * 16_000.0) as usize, (end * 16_000.0) as usize));
+        path.to_str().unwrap().to_string()
+    };
+    let anna = format!("anna={}", cut("anna.wav", 10.57, 14.70));
+    let ben = format!("ben={}", cut("ben.wav", 21.78, 28.50));
+    let silent = tmp.path().join("silent.wav");
+    write_wav(&silent, &vec![0.0; 16_000 * 3]);
+    let garbage = tmp.path().join("garbage.wav");
+    std::fs::write(&garbage, b"RIFF not really a wave file at all").unwrap();
+    let silent = format!("quiet={}", silent.display());
+    let garbage = format!("broken={}", garbage.display());
+    let out = tmp.path().join("out");
+    let extra = [
+        "--model_dir",
+        models,
+        "-f",
+        "json",
+        "--speaker_sample",
+        &anna,
+        "--speaker_sample",
+        &ben,
+        "--speaker_sample",
+        &silent,
+        "--speaker_sample",
+        &garbage,
+    ];
+    let o = scribe(&dir, &out, &extra, &speech("two_speakers.wav"));
+    ok(&o);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("diarization turned on"), "{stderr}");
+    assert!(stderr.contains("speaker_samples: quiet") && stderr.contains("speech"), "{stderr}");
+    assert!(stderr.contains("speaker_samples: broken"), "{stderr}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("two_speakers.json")).unwrap()).unwrap();
+    let table = json["speakers"].as_array().expect("a speakers table");
+    eprintln!("{table:#?}");
+    let names: std::collections::BTreeSet<&str> = table.iter().filter_map(|s| s["name"].as_str()).collect();
+    assert_eq!(names, ["anna", "ben"].into_iter().collect(), "{table:#?}");
+    // A segment centred in a turn carries its speaker's name.
+    let centred = |s: &serde_json::Value, a: f64, b: f64| {
+        let mid = (s["start"].as_f64().unwrap() + s["end"].as_f64().unwrap()) / 2.0;
+        (a..=b).contains(&mid)
+    };
+    let segments = json["segments"].as_array().unwrap();
+    let (mut in_anna, mut in_ben) = (0, 0);
+    for s in segments {
+        if centred(s, 10.57, 14.70) {
+            assert_eq!(s["speaker"], "anna", "{s}");
+            in_anna += 1;
+        }
+        if centred(s, 21.78, 28.50) {
+            assert_eq!(s["speaker"], "ben", "{s}");
+            in_ben += 1;
+        }
+    }
+    assert!(in_anna > 0 && in_ben > 0, "{segments:#?}");
+
+    // ben not enrolled, an unrelated voice instead: ben's speaker keeps its SPEAKER_xx label.
+    let carol = format!("carol={}", speech("spk1_snt1.wav").display());
+    let out = tmp.path().join("out2");
+    let extra =
+        ["--model_dir", models, "-f", "json", "--diarize", "--speaker_sample", &anna, "--speaker_sample", &carol];
+    ok(&scribe(&dir, &out, &extra, &speech("two_speakers.wav")));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("two_speakers.json")).unwrap()).unwrap();
+    let table = json["speakers"].as_array().unwrap();
+    eprintln!("{table:#?}");
+    let mut names: Vec<Option<&str>> = table.iter().map(|s| s["name"].as_str()).collect();
+    names.sort();
+    assert_eq!(names, vec![None, Some("anna")], "{table:#?}");
+    let kept = table.iter().find(|s| s["name"].is_null()).unwrap();
+    assert_eq!(kept["decision"], "below_threshold", "{kept}");
+    for s in json["segments"].as_array().unwrap().iter().filter(|s| centred(s, 21.78, 28.50)) {
+        assert_eq!(s["speaker"], kept["label"], "{s}");
+    }
+}
+
+/// `--speaker_model` with a SpeechBrain ECAPA directory (the small random-initialised reference
+/// model: its scores mean nothing, the path is what is tested): samples and diarized speakers
+/// are both embedded by it, every speaker gets a score. A model that cannot be had is a warning
+/// and the transcript comes back with its labels.
+#[test]
+fn speaker_model_embeds_samples_and_speakers_alike_and_a_missing_one_is_a_warning() {
+    let (Some(dir), Some(_), Some(_)) = (model_dir("tiny.en"), model_dir("segmentation-3.0"), model_dir("campplus"))
+    else {
+        return;
+    };
+    let models = common::root().join("models");
+    let models = models.to_str().unwrap();
+    let ecapa = common::root().join("tests/reference/data/ecapa/small");
+    let sample = format!("carol={}", speech("spk1_snt1.wav").display());
+    let tmp = tempfile::tempdir().unwrap();
+    let extra =
+        ["--model_dir", models, "-f", "json", "--speaker_sample", &sample, "--speaker_model", ecapa.to_str().unwrap()];
+    ok(&scribe(&dir, tmp.path(), &extra, &speech("two_speakers.wav")));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("two_speakers.json")).unwrap()).unwrap();
+    let table = json["speakers"].as_array().expect("a speakers table");
+    assert!(!table.is_empty());
+    for row in table {
+        let score = row["score"].as_f64().unwrap_or_else(|| panic!("no score: {row}"));
+        assert!((-1.0..=1.0).contains(&score), "{row}");
+        assert_eq!(row["best"], "carol", "{row}");
+    }
+
+    let missing = tmp.path().join("no-such-model");
+    let out = tmp.path().join("out2");
+    let extra = [
+        "--model_dir",
+        models,
+        "-f",
+        "json",
+        "--speaker_sample",
+        &sample,
+        "--speaker_model",
+        missing.to_str().unwrap(),
+    ];
+    let o = scribe(&dir, &out, &extra, &speech("two_speakers.wav"));
+    ok(&o);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("speaker_verification:") && stderr.contains("no-such-model"), "{stderr}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("two_speakers.json")).unwrap()).unwrap();
+    assert!(json.get("speakers").is_none(), "{json}");
+    assert!(json["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["speaker"].as_str().unwrap().starts_with("SPEAKER_")));
+}

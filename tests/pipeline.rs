@@ -33,6 +33,7 @@ fn models() -> Option<(Arc<Counting>, Arc<Models>)> {
             vad: Some(vad),
             align: scribe::pipeline::align_models::AlignModels::none(),
             diarize: Default::default(),
+            speakers: Default::default(),
         }),
     ))
 }
@@ -164,7 +165,13 @@ fn word_times_stage_aligns_every_segment_and_reports_progress() {
     let whisper = Whisper::load(&tiny, device.clone()).unwrap();
     let (store, config) = checkpoint::open(&vad_dir).unwrap();
     let vad = PyanNet::load(&device, store.as_ref(), &config).unwrap();
-    let models = Arc::new(Models { whisper, vad: Some(vad), align: align_models(), diarize: Default::default() });
+    let models = Arc::new(Models {
+        whisper,
+        vad: Some(vad),
+        align: align_models(),
+        diarize: Default::default(),
+        speakers: Default::default(),
+    });
     let model = common::root().join("tests/reference/data/wav2vec2/base_group");
     for mode in [scribe::align::Mode::CtcViterbi, scribe::align::Mode::WhisperxCompat] {
         let mut o = options(VadMethod::Pyannote);
@@ -195,7 +202,13 @@ fn an_alignment_model_that_cannot_be_had_leaves_a_warning() {
     let Some(tiny) = model_dir("tiny.en") else { return };
     let device = scribe::backend::Device::cpu();
     let whisper = Whisper::load(&tiny, device).unwrap();
-    let models = Arc::new(Models { whisper, vad: None, align: align_models(), diarize: Default::default() });
+    let models = Arc::new(Models {
+        whisper,
+        vad: None,
+        align: align_models(),
+        diarize: Default::default(),
+        speakers: Default::default(),
+    });
     for (model, says) in [(None, "offline"), (Some("/no/such/model"), "does not exist")] {
         let mut o = options(VadMethod::None);
         o.align_options.align_output = true;

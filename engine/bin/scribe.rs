@@ -26,8 +26,11 @@ use scribe::pipeline::batched::BATCH_SIZE;
 use scribe::pipeline::diarize_models::DiarizeModels;
 use scribe::pipeline::options::set_beam_size;
 use scribe::pipeline::options::AlignOptions;
+use scribe::pipeline::speaker_models::SpeakerModels;
 use scribe::pipeline::speech_chunks::{CHUNK_SIZE, MIN_CHUNK_SIZE, VAD_OFFSET, VAD_ONSET};
-use scribe::pipeline::{DiarizeOptions, Models, Pipeline, PipelineOptions, Progress, Stage, VadMethod, VadOptions};
+use scribe::pipeline::{
+    DiarizeOptions, Models, Pipeline, PipelineOptions, Progress, Stage, VadMethod, VadOptions, VerifyOptions,
+};
 use scribe::Cancel;
 
 /// WhisperX flags whose stage this version does not have yet: refused by name, never ignored.
@@ -207,6 +210,18 @@ struct TranscribeArgs {
     /// finds more speakers).
     #[arg(long, allow_hyphen_values = true)]
     diarize_threshold: Option<f64>,
+    /// An enrolled voice, NAME=PATH (repeatable; several samples of one name are combined):
+    /// diarized speakers whose voice matches take the name (turns --diarize on).
+    #[arg(long = "speaker_sample", value_parser = parse_speaker_sample)]
+    speaker_samples: Vec<scribe::pipeline::SpeakerSample>,
+    /// The model that embeds the samples and the speakers: "diarization" (the diarizer's own,
+    /// CAM++ by default) or a SpeechBrain ECAPA directory or hub repository
+    /// (speechbrain/spkrec-ecapa-voxceleb).
+    #[arg(long, env = "SPEAKER_MODEL")]
+    speaker_model: Option<String>,
+    /// The cosine similarity a speaker needs to take a name (default: the model's own).
+    #[arg(long, allow_hyphen_values = true)]
+    speaker_threshold: Option<f64>,
     /// ctc-viterbi (true CTC Viterbi: words end where their sound ends, every word timed) or
     /// whisperx-compat (WhisperX 3.8's trellis, result for result).
     #[arg(long, default_value = "ctc-viterbi", value_parser = ["ctc-viterbi", "whisperx-compat"])]
@@ -493,7 +508,29 @@ fn pipeline_options(args: &TranscribeArgs, model: &Whisper) -> anyhow::Result<Pi
         speaker_embeddings: args.speaker_embeddings,
         diarize_threshold: args.diarize_threshold,
     };
+    if let Some(t) = args.speaker_threshold {
+        anyhow::ensure!((-1.0..=1.0).contains(&t), "--speaker_threshold {t}: expected a cosine similarity in [-1, 1]");
+    }
+    o.verify_options = VerifyOptions {
+        speaker_verification: !args.speaker_samples.is_empty(),
+        speaker_samples: args.speaker_samples.clone(),
+        speaker_model: args.speaker_model.clone(),
+        speaker_threshold: args.speaker_threshold,
+    };
     Ok(o)
+}
+
+/// `--speaker_sample NAME=PATH`: a non-empty name and an existing file.
+fn parse_speaker_sample(v: &str) -> Result<scribe::pipeline::SpeakerSample, String> {
+    let (name, path) = v.split_once('=').ok_or_else(|| format!("{v}: expected NAME=PATH"))?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(format!("{v}: the name is empty"));
+    }
+    if !std::path::Path::new(path).is_file() {
+        return Err(format!("{path}: no such file"));
+    }
+    Ok(scribe::pipeline::SpeakerSample { name: name.to_string(), source: path.to_string(), ..Default::default() })
 }
 
 /// Where pyannote pipelines named by --diarize_model come from: the hub cache, downloading with
@@ -562,6 +599,7 @@ fn run_transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
             vad,
             align: align_models(&args),
             diarize: DiarizeModels::new(args.model_dir.clone(), diarize_hub(&args)),
+            speakers: SpeakerModels::new(args.model_dir.clone(), diarize_hub(&args)),
         }),
         options,
     )

@@ -75,6 +75,27 @@ pub struct Transcript {
     /// `speaker_embeddings`, written to the JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speaker_embeddings: Option<std::collections::BTreeMap<String, Vec<f32>>>,
+    /// Speaker verification: each diarized speaker, the name it took (or none) and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speakers: Option<Vec<SpeakerIdentity>>,
+}
+
+/// One row of the `speakers` table: a diarized speaker matched against the enrolled voices.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SpeakerIdentity {
+    /// The diarization's label (`SPEAKER_00`).
+    pub label: String,
+    /// The enrolled name it took; None: it kept its label.
+    pub name: Option<String>,
+    /// The best-scoring enrolled name and its cosine similarity.
+    pub best: Option<String>,
+    pub score: Option<f64>,
+    /// The second best and its score.
+    pub runner_up: Option<String>,
+    pub runner_up_score: Option<f64>,
+    /// `named`, `below_threshold`, `ambiguous` (the best led the runner-up by too little) or
+    /// `no_voiceprints` (nothing enrolled).
+    pub decision: String,
 }
 
 impl Transcript {

@@ -253,6 +253,9 @@ fn render_json(t: &Transcript) -> Result<String> {
         /// `--speaker_embeddings` (WhisperX adds `speaker_embeddings` to the result).
         #[serde(skip_serializing_if = "Option::is_none")]
         speaker_embeddings: Option<&'a std::collections::BTreeMap<String, Vec<f32>>>,
+        /// Speaker verification's table (not in WhisperX's JSON).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        speakers: Option<&'a [crate::output::result::SpeakerIdentity]>,
     }
     fn segment(s: &Segment) -> JsonSegment<'_> {
         JsonSegment {
@@ -270,6 +273,7 @@ fn render_json(t: &Transcript) -> Result<String> {
         word_segments: &t.word_segments,
         language: &t.language,
         speaker_embeddings: t.speaker_embeddings.as_ref(),
+        speakers: t.speakers.as_deref(),
     };
     let mut buf = Vec::new();
     let mut ser = serde_json::Serializer::with_formatter(&mut buf, PythonJsonFormatter);

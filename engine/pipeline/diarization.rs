@@ -14,7 +14,7 @@ use crate::diarize::diarizer::{DiarizeStep, SpeakerBounds};
 use crate::error::{Error, Result};
 
 use super::progress::{Progress, Stage, Unit};
-use super::runner::{FileTranscript, Outcome, Pipeline};
+use super::runner::{DiarizedSpeakers, FileTranscript, Outcome, Pipeline};
 
 /// WhisperX's `assign_word_speakers(diarize_segments, result)`: `fill_nearest=False`.
 pub const FILL_NEAREST: bool = false;
@@ -30,7 +30,11 @@ pub fn run(
 ) -> Result<Outcome> {
     let o = &p.options().diarize_options;
     if !o.diarize {
-        return Ok(Outcome::Skipped);
+        if !p.options().verify_options.wanted() {
+            return Ok(Outcome::Skipped);
+        }
+        // The seed worker needs the diarization for its speaker names, and so does stage 6.
+        file.warnings.push("speaker_verification: diarization turned on (speaker names need diarized speakers)".into());
     }
     let device = &p.models().whisper.device;
     let (name, diarizer) = match p.models().diarize.get(device, o.diarize_model.as_deref()) {
@@ -84,5 +88,10 @@ pub fn run(
         t.speaker_embeddings = Some(diarization.speakers.iter().cloned().collect());
     }
     t.speaker_turns = diarization.turns;
+    file.diarized = Some(DiarizedSpeakers {
+        diarizer,
+        centroids: diarization.speakers,
+        exclusive_turns: diarization.exclusive_turns,
+    });
     Ok(Outcome::Ran)
 }

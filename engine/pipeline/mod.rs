@@ -13,7 +13,8 @@
 //!    word times kept when no model can be had;
 //! 5. [`diarization`]: speaker turns (models in [`diarize_models`]) and each segment's and
 //!    word's speaker;
-//! 6. [`speaker_names`].
+//! 6. [`speaker_names`]: enrolled voices name the diarized speakers (models and voiceprints in
+//!    [`speaker_models`]).
 //!
 //! A stage the user did not ask for, or whose model is missing, is skipped with a warning in
 //! the result, never an error. Every stage reports one [`Progress`] type and its wall time in
@@ -27,6 +28,7 @@ pub mod diarize_models;
 pub mod options;
 pub mod progress;
 pub mod runner;
+pub mod speaker_models;
 pub mod speaker_names;
 pub mod speech_chunks;
 pub mod transcription;
@@ -35,4 +37,4 @@ pub mod word_times;
 
 pub use options::{AlignOptions, DiarizeOptions, PipelineOptions, SpeakerSample, VadMethod, VadOptions, VerifyOptions};
 pub use progress::{Progress, Stage, Timings, Unit};
-pub use runner::{FileTranscript, Models, Outcome, Pipeline};
+pub use runner::{DiarizedSpeakers, FileTranscript, Models, Outcome, Pipeline};

@@ -83,17 +83,35 @@ pub struct DiarizeOptions {
 }
 
 /// One enrolled voice: a name and where its recording is.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct SpeakerSample {
     pub name: String,
+    /// The local file.
     pub source: String,
+    /// What identifies its content for the voiceprint cache (the worker: the URL without its
+    /// query and the server's ETag or length); None: `source`.
+    pub key: Option<String>,
+    /// How warnings name it (the worker: the redacted URL); None: `source`.
+    pub display: Option<String>,
 }
 
-/// Speaker verification (the worker's `speaker_verification` and `speaker_samples`).
+/// Speaker verification (the worker's `speaker_verification` and `speaker_samples`, the CLI's
+/// `--speaker_sample`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct VerifyOptions {
     pub speaker_verification: bool,
     pub speaker_samples: Vec<SpeakerSample>,
+    /// `--speaker_model` / `SPEAKER_MODEL`: None (or "diarization"): the diarizer's own model.
+    pub speaker_model: Option<String>,
+    /// The naming threshold (cosine), when not the model's own.
+    pub speaker_threshold: Option<f64>,
+}
+
+impl VerifyOptions {
+    /// Whether the run asks for speaker names.
+    pub fn wanted(&self) -> bool {
+        self.speaker_verification || !self.speaker_samples.is_empty()
+    }
 }
 
 /// Everything a run needs besides the models.

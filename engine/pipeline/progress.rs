@@ -45,6 +45,8 @@ pub enum Unit {
     Chunks,
     /// Transcript segments (word alignment).
     Segments,
+    /// Speaker samples enrolled (speaker names).
+    Samples,
 }
 
 /// Where a stage is: `done` of `total` (`total` 0: not known yet).

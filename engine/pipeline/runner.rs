@@ -29,6 +29,8 @@ pub struct Models {
     pub align: super::align_models::AlignModels,
     /// Diarization models, loaded on first use.
     pub diarize: super::diarize_models::DiarizeModels,
+    /// Speaker-verification models and voiceprints, loaded on first use.
+    pub speakers: super::speaker_models::SpeakerModels,
 }
 
 impl Models {
@@ -56,6 +58,25 @@ impl Models {
     }
 }
 
+/// What the diarization leaves for the speaker names: the diarizer, each speaker's centroid and
+/// the exclusive (one speaker at a time) turns.
+#[derive(Clone)]
+pub struct DiarizedSpeakers {
+    pub diarizer: Arc<crate::diarize::diarizer::Diarizer>,
+    pub centroids: Vec<(String, Vec<f32>)>,
+    pub exclusive_turns: Vec<crate::diarize::assign::SpeakerTurn>,
+}
+
+impl std::fmt::Debug for DiarizedSpeakers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiarizedSpeakers")
+            .field("embedding", &self.diarizer.embedding.name())
+            .field("speakers", &self.centroids.len())
+            .field("exclusive_turns", &self.exclusive_turns.len())
+            .finish()
+    }
+}
+
 /// A file's transcript as the stages build it, and what it took.
 #[derive(Clone, Debug, Default)]
 pub struct FileTranscript {
@@ -70,6 +91,8 @@ pub struct FileTranscript {
     /// What the user should know: damaged audio, stages skipped.
     pub warnings: Vec<String>,
     pub timings: Timings,
+    /// The diarization's speakers, for the speaker names (None: no diarization ran).
+    pub diarized: Option<DiarizedSpeakers>,
 }
 
 /// Whether a stage did its work or was skipped (not asked for, or its model missing: skipped

@@ -1,27 +1,270 @@
 //! Stage 6, speaker names: enrolled voices (speaker samples) name the diarized speakers.
-//! Not built yet: a run that asks for it gets a warning naming the samples it could not use.
+//!
+//! 1. The model: the diarizer's own embedding model (like with like: the diarization's centroids
+//!    are its embeddings), or `speaker_model` ([`SpeakerModels`]), which then also embeds each
+//!    diarized speaker from its own speech (its exclusive turns, up to
+//!    [`MAX_SPEAKER_SECONDS`]).
+//! 2. Each sample: decoded, reduced to its speech by WhisperX's VAD, embedded (cached per model and
+//!    sample key); a sample that cannot be read, has no speech or is too short is a warning naming
+//!    it, and the run goes on. Samples of one name are combined ([`enrol`]).
+//! 3. Each speaker is matched ([`name_speakers`]); named speakers' labels are replaced on the
+//!    segments, words, turns and embeddings, and the transcript gains the `speakers` table.
+//!
+//! [`SpeakerModels`]: super::speaker_models::SpeakerModels
 
-use crate::audio::Audio;
+use std::path::Path;
+
+use crate::audio::{Audio, AudioOptions, SAMPLE_RATE};
+use crate::backend::Device;
 use crate::cancel::Cancel;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::models::pyannote::sliding_window::{SpeechScorer, BATCH_SIZE as VAD_WINDOWS_PER_BATCH};
+use crate::models::pyannote::PyanNet;
+use crate::output::result::SpeakerIdentity;
+use crate::verify::enrol::enrol;
+use crate::verify::naming::{name_speakers, NamingPolicy, SpeakerMatch, NAME_MARGIN};
+use crate::verify::voice::VoiceEmbedding;
 
-use super::progress::Progress;
-use super::runner::{FileTranscript, Outcome, Pipeline};
+use super::options::SpeakerSample;
+use super::progress::{Progress, Stage, Unit};
+use super::runner::{DiarizedSpeakers, FileTranscript, Outcome, Pipeline};
+use super::speaker_models::{verify_threshold, DIARIZATION_MODEL};
+use super::speech_chunks::{speech_chunks, CHUNK_SIZE, VAD_OFFSET, VAD_ONSET};
+
+/// A sample longer than this is refused (the worker's download caps come first).
+pub const MAX_SAMPLE_SECONDS: f64 = 600.0;
+/// Speech of one diarized speaker embedded when the verification model is not the diarizer's.
+pub const MAX_SPEAKER_SECONDS: f64 = 120.0;
+/// What every warning of a speaker that keeps its label ends with.
+pub const LABELS_KEPT: &str = "speakers keep their SPEAKER_xx labels";
 
 pub fn run(
     p: &Pipeline,
     file: &mut FileTranscript,
-    _audio: &Audio,
-    _cancel: &Cancel,
-    _progress: &mut dyn FnMut(Progress),
+    audio: &Audio,
+    cancel: &Cancel,
+    progress: &mut dyn FnMut(Progress),
 ) -> Result<Outcome> {
     let v = &p.options().verify_options;
-    if v.speaker_verification || !v.speaker_samples.is_empty() {
-        let names: Vec<&str> = v.speaker_samples.iter().map(|s| s.name.as_str()).collect();
-        file.warnings.push(format!(
-            "speaker_verification: not in this build yet; speaker_samples ({}) were not used",
-            if names.is_empty() { "none given".to_string() } else { names.join(", ") }
-        ));
+    if !v.wanted() {
+        return Ok(Outcome::Skipped);
     }
-    Ok(Outcome::Skipped)
+    if v.speaker_samples.is_empty() {
+        file.warnings.push(format!("speaker_verification: no speaker sample could be used; {LABELS_KEPT}"));
+        return Ok(Outcome::Skipped);
+    }
+    let Some(diarized) = file.diarized.take() else {
+        file.warnings.push(format!("speaker_verification: there are no diarized speakers to name; {LABELS_KEPT}"));
+        return Ok(Outcome::Skipped);
+    };
+    let device = &p.models().whisper.device;
+    let models = &p.models().speakers;
+    let own;
+    let model: &dyn VoiceEmbedding = match v.speaker_model.as_deref() {
+        None | Some(DIARIZATION_MODEL) => &*diarized.diarizer.embedding,
+        Some(name) => match models.get(device, name) {
+            Ok(m) => {
+                own = m;
+                &*own
+            }
+            Err(e) => {
+                file.warnings.push(format!("speaker_verification: {e}; {LABELS_KEPT}"));
+                return Ok(Outcome::Skipped);
+            }
+        },
+    };
+    let total = v.speaker_samples.len() as f64;
+    let mut embeddings = Vec::new();
+    for (i, sample) in v.speaker_samples.iter().enumerate() {
+        cancel.check()?;
+        let key = sample.key.clone().unwrap_or_else(|| sample.source.clone());
+        let embedded = models.voice(model.name(), &key, &mut || {
+            embed_sample(model, device, p.models().vad.as_ref(), sample, &p.options().audio, cancel)
+        });
+        match embedded {
+            Ok(e) => embeddings.push((sample.name.clone(), e)),
+            Err(Error::Cancelled) => return Err(Error::Cancelled),
+            Err(e) => file.warnings.push(format!(
+                "speaker_samples: {} ({}): {e}; not enrolled",
+                sample.name,
+                sample.display.as_deref().unwrap_or(&sample.source)
+            )),
+        }
+        progress(Progress { stage: Stage::SpeakerNames, done: (i + 1) as f64, total, unit: Unit::Samples });
+    }
+    let voiceprints = enrol(&embeddings);
+    let centroids = if model.name() == diarized.diarizer.embedding.name() && v.speaker_model.is_none() {
+        diarized.centroids.clone()
+    } else {
+        speaker_voices(model, device, audio, &diarized, cancel)?
+    };
+    let threshold = v.speaker_threshold.unwrap_or_else(|| verify_threshold(model.name()));
+    let matches = name_speakers(&centroids, &voiceprints, &NamingPolicy { threshold, margin: NAME_MARGIN });
+    for m in matches.iter().filter(|m| m.name.is_none() && !voiceprints.is_empty()) {
+        tracing::info!("{} keeps its label ({})", m.label, m.decision.as_str());
+    }
+    rename(file, &matches);
+    file.transcript.speakers = Some(matches.iter().map(identity).collect());
+    Ok(Outcome::Ran)
+}
+
+/// A sample's embedding: decoded, its speech kept (WhisperX's VAD, when loaded), embedded.
+fn embed_sample(
+    model: &dyn VoiceEmbedding,
+    device: &Device,
+    vad: Option<&PyanNet>,
+    sample: &SpeakerSample,
+    options: &AudioOptions,
+    cancel: &Cancel,
+) -> Result<Vec<f32>> {
+    let options = AudioOptions { max_seconds: Some(MAX_SAMPLE_SECONDS), ..options.clone() };
+    let audio = Audio::decode(Path::new(&sample.source), &options, cancel, &mut |_| {})?;
+    let samples = audio.span(0, audio.len());
+    let speech = match vad {
+        Some(vad) => speech_of(vad, device, &samples)?,
+        None => voiced_by_energy(&samples),
+    };
+    if speech.len() < model.min_num_samples() {
+        return Err(Error::Other(format!(
+            "{:.2} s of speech, too little to embed (at least {:.2} s)",
+            speech.len() as f64 / SAMPLE_RATE as f64,
+            model.min_num_samples() as f64 / SAMPLE_RATE as f64
+        )));
+    }
+    model.embed_utterance(device, &speech)
+}
+
+/// The samples WhisperX's VAD calls speech (its default onset and offset), joined.
+pub fn speech_of(vad: &PyanNet, device: &Device, samples: &[f32]) -> Result<Vec<f32>> {
+    let mut scorer = SpeechScorer::new(vad, device, VAD_WINDOWS_PER_BATCH, None)?;
+    scorer.push(samples)?;
+    let scores = scorer.finish()?;
+    let chunks = speech_chunks(&scores.scores, &scores.times(), VAD_ONSET, VAD_OFFSET, CHUNK_SIZE);
+    let mut speech = Vec::new();
+    for r in chunks.iter().flat_map(|c| &c.regions) {
+        let start = ((r.start * SAMPLE_RATE as f64).round() as usize).min(samples.len());
+        let end = ((r.end * SAMPLE_RATE as f64).round() as usize).min(samples.len());
+        speech.extend_from_slice(&samples[start..end.max(start)]);
+    }
+    Ok(speech)
+}
+
+/// Frames of 10 ms in which [`voiced_by_energy`] decides.
+const ENERGY_FRAME: usize = 160;
+/// A frame is voiced when within this many dB of the loudest frame...
+pub const VOICED_WITHIN_DB: f64 = 40.0;
+/// ...and above this level (dBFS).
+pub const VOICED_FLOOR_DBFS: f64 = -55.0;
+
+/// Without a VAD model (`--vad_method none`): the 10 ms frames within [`VOICED_WITHIN_DB`] of the
+/// loudest and above [`VOICED_FLOOR_DBFS`], joined (digital silence gives nothing).
+pub fn voiced_by_energy(samples: &[f32]) -> Vec<f32> {
+    let db = |f: &[f32]| {
+        let power = f.iter().map(|x| (*x as f64).powi(2)).sum::<f64>() / f.len().max(1) as f64;
+        10.0 * (power + 1e-20).log10()
+    };
+    let levels: Vec<f64> = samples.chunks(ENERGY_FRAME).map(db).collect();
+    let loudest = levels.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    samples
+        .chunks(ENERGY_FRAME)
+        .zip(&levels)
+        .filter(|(_, &l)| l >= loudest - VOICED_WITHIN_DB && l >= VOICED_FLOOR_DBFS)
+        .flat_map(|(f, _)| f.iter().copied())
+        .collect()
+}
+
+/// Each diarized speaker embedded by `model` from its exclusive turns (at most
+/// [`MAX_SPEAKER_SECONDS`] of them); a speaker with too little speech gets a zero vector (it keeps
+/// its label).
+fn speaker_voices(
+    model: &dyn VoiceEmbedding,
+    device: &Device,
+    audio: &Audio,
+    diarized: &DiarizedSpeakers,
+    cancel: &Cancel,
+) -> Result<Vec<(String, Vec<f32>)>> {
+    let max = (MAX_SPEAKER_SECONDS * SAMPLE_RATE as f64) as usize;
+    let mut out = Vec::new();
+    for (label, _) in &diarized.centroids {
+        cancel.check()?;
+        let mut speech = Vec::new();
+        for t in diarized.exclusive_turns.iter().filter(|t| &t.speaker == label) {
+            let start = (t.start * SAMPLE_RATE as f64).round() as usize;
+            let end = ((t.end * SAMPLE_RATE as f64).round() as usize).min(audio.len());
+            if start < end && speech.len() < max {
+                let take = (end - start).min(max - speech.len());
+                speech.extend_from_slice(&audio.span(start, start + take));
+            }
+        }
+        let v = if speech.len() >= model.min_num_samples() {
+            model.embed_utterance(device, &speech)?
+        } else {
+            vec![0.0; model.dimension()]
+        };
+        out.push((label.clone(), v));
+    }
+    Ok(out)
+}
+
+/// Named speakers' labels replaced everywhere the transcript carries them.
+fn rename(file: &mut FileTranscript, matches: &[SpeakerMatch]) {
+    let new_name =
+        |label: &str| -> Option<String> { matches.iter().find(|m| m.label == label).and_then(|m| m.name.clone()) };
+    let fix = |s: &mut Option<String>| {
+        if let Some(n) = s.as_deref().and_then(new_name) {
+            *s = Some(n);
+        }
+    };
+    let t = &mut file.transcript;
+    for seg in &mut t.segments {
+        fix(&mut seg.speaker);
+        seg.words.iter_mut().for_each(|w| fix(&mut w.speaker));
+    }
+    t.collect_word_segments();
+    for turn in &mut t.speaker_turns {
+        if let Some(n) = new_name(&turn.speaker) {
+            turn.speaker = n;
+        }
+    }
+    if let Some(embeddings) = t.speaker_embeddings.take() {
+        // Two speakers named alike: the first keeps the name, the next its label, so none is lost.
+        let mut renamed = std::collections::BTreeMap::new();
+        for (label, e) in embeddings {
+            let key = new_name(&label).filter(|n| !renamed.contains_key(n)).unwrap_or(label);
+            renamed.insert(key, e);
+        }
+        t.speaker_embeddings = Some(renamed);
+    }
+}
+
+fn identity(m: &SpeakerMatch) -> SpeakerIdentity {
+    SpeakerIdentity {
+        label: m.label.clone(),
+        name: m.name.clone(),
+        best: m.best.as_ref().map(|b| b.0.clone()),
+        score: m.best.as_ref().map(|b| round4(b.1)),
+        runner_up: m.runner_up.as_ref().map(|r| r.0.clone()),
+        runner_up_score: m.runner_up.as_ref().map(|r| round4(r.1)),
+        decision: m.decision.as_str().to_string(),
+    }
+}
+
+fn round4(x: f64) -> f64 {
+    (x * 1e4).round() / 1e4
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn energy_keeps_the_loud_frames_and_digital_silence_gives_nothing() {
+        assert!(voiced_by_energy(&[0.0; 16_000]).is_empty());
+        let mut x = vec![0.0f32; 1600];
+        x.extend((0..1600).map(|i| 0.3 * (i as f32 * 0.2).sin()));
+        x.extend(vec![1e-5f32; 1600]);
+        let v = voiced_by_energy(&x);
+        assert_eq!(v.len(), 1600);
+        assert_eq!(v[..], x[1600..3200]);
+    }
 }

@@ -46,6 +46,14 @@ pub struct Downloader {
     pub limits: DownloadLimits,
 }
 
+/// What a probe tells of a URL's content.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Probe {
+    pub etag: Option<String>,
+    /// Bytes in the whole file.
+    pub length: Option<u64>,
+}
+
 /// What was fetched.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Downloaded {
@@ -65,6 +73,37 @@ impl Downloader {
     }
 
     async fn fetch_inner(&self, url: &str, dest: &Path) -> Result<Downloaded, String> {
+        let (response, shown) = self.open(url, None).await?;
+        self.save(response, dest, shown).await
+    }
+
+    /// What identifies `url`'s content without downloading it: a one-byte ranged GET (what a
+    /// presigned GET URL allows, unlike HEAD), read for its ETag and the file's length
+    /// (`Content-Range`'s total on 206, `Content-Length` on a 200 that ignored the range); the
+    /// body is never read.
+    pub async fn probe(&self, url: &str) -> Result<Probe, String> {
+        let fut = async {
+            let (response, _) = self.open(url, Some("bytes=0-0")).await?;
+            let header = |name: reqwest::header::HeaderName| {
+                response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+            };
+            let length = if response.status() == reqwest::StatusCode::PARTIAL_CONTENT {
+                header(reqwest::header::CONTENT_RANGE)
+                    .and_then(|r| r.rsplit_once('/').and_then(|(_, total)| total.trim().parse().ok()))
+            } else {
+                response.content_length()
+            };
+            Ok(Probe { etag: header(reqwest::header::ETAG), length })
+        };
+        match tokio::time::timeout(self.limits.timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("{}: timed out after {} s", redact(url), self.limits.timeout.as_secs())),
+        }
+    }
+
+    /// The response to a GET of `url` (with a `Range` header when given), after redirects, each
+    /// hop vetted; with the redacted URL of the last hop.
+    async fn open(&self, url: &str, range: Option<&str>) -> Result<(reqwest::Response, String), String> {
         let mut current = Url::parse(url).map_err(|e| format!("{}: not a URL ({e})", redact(url)))?;
         for _ in 0..=MAX_REDIRECTS {
             let shown = redact(current.as_str());
@@ -76,7 +115,11 @@ impl Downloader {
             let mut attempt = 0;
             let response = loop {
                 attempt += 1;
-                match client.get(current.clone()).send().await {
+                let mut request = client.get(current.clone());
+                if let Some(range) = range {
+                    request = request.header(reqwest::header::RANGE, range);
+                }
+                match request.send().await {
                     Ok(r) if r.status().is_server_error() && attempt < ATTEMPTS => {
                         tracing::warn!("{shown}: HTTP {}, retrying", r.status().as_u16());
                     }
@@ -104,7 +147,7 @@ impl Downloader {
             if !status.is_success() {
                 return Err(format!("{shown}: HTTP {} {}", status.as_u16(), reason(status)));
             }
-            return self.save(response, dest, shown).await;
+            return Ok((response, shown));
         }
         Err(format!("{}: more than {MAX_REDIRECTS} redirects", redact(url)))
     }

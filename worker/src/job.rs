@@ -29,6 +29,7 @@ use crate::job_input::JobInput;
 use crate::job_result::{build_result, timings};
 use crate::models::Models;
 use crate::redact::safe_message;
+use crate::sample_cache::SampleCache;
 use crate::settings::Settings;
 use crate::speaker_names::speaker_name;
 use crate::storage::{Artifact, Storage};
@@ -260,8 +261,17 @@ impl JobRunner {
         tracing::info!("job {id}: downloaded {} bytes from {}", got.bytes, redact(&job.audio_file));
         let download_s = started.elapsed().as_secs_f64();
 
-        let pipeline = Pipeline::new(self.models.pipeline.clone(), pipeline_options(&job, &self.settings, dir.path()))
-            .map_err(|e| format!("invalid input: {e}"))?;
+        let mut options = pipeline_options(&job, &self.settings, dir.path());
+        let mut sample_warnings = Vec::new();
+        if job.speaker_verification || !job.speaker_samples.is_empty() {
+            let fetched = tokio::select! {
+                f = self.fetch_samples(&options.verify_options.speaker_samples, dir.path()) => f,
+                _ = cancelled(cancel) => return Err(JobError::cancelled()),
+            };
+            (options.verify_options.speaker_samples, sample_warnings) = fetched;
+        }
+        let pipeline =
+            Pipeline::new(self.models.pipeline.clone(), options).map_err(|e| format!("invalid input: {e}"))?;
         let span = tracing::Span::current();
         let engine_cancel = cancel.clone();
         let audio_path = audio.clone();
@@ -280,7 +290,8 @@ impl JobRunner {
         .map_err(|e| format!("transcription crashed: {e}"))?
         .map_err(|e| engine_error(e, &audio_shown, &job.audio_file))?;
 
-        let mut warnings = transcribed.warnings.clone();
+        let mut warnings = sample_warnings;
+        warnings.extend(transcribed.warnings.iter().cloned());
         let upload_started = Instant::now();
         let artifacts = match &self.storage {
             Some(storage) => match upload(storage, id, &transcribed.transcript, &job.output_formats).await {
@@ -298,6 +309,38 @@ impl JobRunner {
         });
         drop(dir);
         Ok(build_result(&transcribed, artifacts.as_ref(), warnings, timings)?)
+    }
+}
+
+impl JobRunner {
+    /// The speaker samples (`source` a URL) fetched through the sample cache: those that could
+    /// be had, with their local file, cache key and redacted URL, and a warning naming each that
+    /// could not.
+    async fn fetch_samples(&self, samples: &[SpeakerSample], job_dir: &Path) -> (Vec<SpeakerSample>, Vec<String>) {
+        let cache = SampleCache::new(&self.settings.jobs_dir);
+        let (mut ready, mut warnings) = (Vec::new(), Vec::new());
+        for (i, s) in samples.iter().enumerate() {
+            match cache.fetch(&self.downloader, &s.source, job_dir, &format!("speaker-sample-{i}")).await {
+                Ok(f) => {
+                    tracing::info!(
+                        "speaker sample {}: {}{}",
+                        s.name,
+                        redact(&s.source),
+                        if f.cached { " (cached)" } else { "" }
+                    );
+                    ready.push(SpeakerSample {
+                        name: s.name.clone(),
+                        source: f.path.display().to_string(),
+                        key: f.key,
+                        display: Some(redact(&s.source)),
+                    });
+                }
+                Err(e) => {
+                    warnings.push(format!("speaker_samples: {} ({}): {e}; not enrolled", s.name, redact(&s.source)))
+                }
+            }
+        }
+        (ready, warnings)
     }
 }
 
@@ -382,6 +425,7 @@ fn pipeline_options(job: &JobInput, settings: &Settings, dir: &Path) -> Pipeline
         .map(|(i, s)| SpeakerSample {
             name: speaker_name(s.name.as_deref(), &s.url).unwrap_or_else(|| format!("speaker_{}", i + 1)),
             source: s.url.clone(),
+            ..Default::default()
         })
         .collect();
     o

@@ -1,5 +1,5 @@
 //! A job's output: `{language, duration, segments_count, words_count, artifacts?, preview?,
-//! warnings, timings?}`, as `schema/job-result.schema.json` describes it. Without object storage
+//! speakers?, warnings, timings?}`, as `schema/job-result.schema.json` describes it. Without object storage
 //! the transcript travels inline as a bounded preview (the platform refuses large results); with
 //! it, the artifacts' keys and presigned URLs (a failed upload falls back to the preview).
 
@@ -54,6 +54,9 @@ struct JobResult<'a> {
     artifacts: Option<&'a BTreeMap<String, Artifact>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     preview: Option<Preview<'a>>,
+    /// Speaker verification's table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    speakers: Option<&'a [scribe::output::result::SpeakerIdentity]>,
     warnings: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     timings: Option<Value>,
@@ -96,6 +99,7 @@ pub fn build_result(
         words_count: t.segments.iter().map(|s| s.words.len()).sum(),
         artifacts,
         preview: artifacts.is_none().then(|| preview(&t.segments)),
+        speakers: t.speakers.as_deref(),
         warnings,
         timings,
     };

@@ -13,6 +13,7 @@ pub mod local_api;
 pub mod models;
 pub mod redact;
 pub mod runpod;
+pub mod sample_cache;
 pub mod settings;
 pub mod speaker_names;
 pub mod startup;

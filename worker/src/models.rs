@@ -68,6 +68,10 @@ impl Models {
                     settings.vad_dir.clone(),
                     settings.align_hub.clone(),
                 ),
+                speakers: scribe::pipeline::speaker_models::SpeakerModels::new(
+                    settings.vad_dir.clone(),
+                    settings.align_hub.clone(),
+                ),
             }),
             whisper_source: source,
         })

@@ -122,8 +122,17 @@ async fn a_good_job_transcribes_and_its_result_follows_the_schema() {
     assert!(!warnings.iter().any(|w| w.as_str().unwrap().starts_with("diarization")), "{warnings:?}");
     assert!(out["preview"]["segments"][0]["speaker"].as_str().unwrap().starts_with("SPEAKER_"), "{out:#}");
     assert!(out["timings"]["diarization_s"].as_f64().is_some(), "{out:#}");
-    let sv = warnings.iter().filter_map(Value::as_str).find(|w| w.starts_with("speaker_verification")).unwrap();
-    assert!(sv.contains("(Ann_Lee, bob_k)"), "{sv}");
+    // The samples' host does not resolve: each is a warning naming it (never its query), and
+    // the speakers keep their labels.
+    for (name, url) in [("Ann_Lee", "https://voices.example/a.wav"), ("bob_k", "https://voices.example/bob_k.wav")] {
+        let w = warnings.iter().filter_map(Value::as_str).find(|w| w.starts_with(&format!("speaker_samples: {name} ")));
+        let w = w.unwrap_or_else(|| panic!("no warning for {name}: {warnings:?}"));
+        assert!(w.contains(url) && w.contains("not enrolled") && !w.contains("sig="), "{w}");
+    }
+    assert!(
+        warnings.iter().filter_map(Value::as_str).any(|w| w.starts_with("speaker_verification: no speaker sample")),
+        "{warnings:?}"
+    );
     assert!(out["timings"]["total_s"].as_f64().unwrap() > 0.0);
     assert_eq!(updates.last().unwrap()["percent"], 100, "{updates:?}");
     // The job's files are gone.
@@ -264,4 +273,77 @@ async fn jobs_whose_ids_read_the_same_as_file_names_run_at_once_without_touching
         assert!(text.contains("child") && text.contains("dog"), "{out:#}");
     }
     assert_eq!(std::fs::read_dir(w._jobs.path()).unwrap().count(), 0);
+}
+
+/// Speaker samples name the diarized speakers of a two-speaker job (each reference speaker
+/// enrolled with one of its own turns, cut from the recording), the result's `speakers` table
+/// says why, and a sample that cannot be had is a warning. A second job with the same samples
+/// under other presigned queries takes them from the cache: each is downloaded once; the
+/// second job only probes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speaker_samples_name_the_speakers_and_are_downloaded_once() {
+    let (Some(_), Some(_)) = (model_dir("segmentation-3.0"), model_dir("campplus")) else { return };
+    let dialogue = std::fs::read(speech("two_speakers.wav")).unwrap();
+    let audio =
+        scribe::audio::Audio::decode(&speech("two_speakers.wav"), &Default::default(), &Cancel::new(), &mut |_| {})
+            .unwrap();
+    let cut = |start: f64, end: f64| {
+        let s = audio.span((start * 16_000.0) as usize, (end * 16_000.0) as usize);
+        wav_i16(&s.iter().map(|x| (x * 32767.0).round() as i16).collect::<Vec<_>>())
+    };
+    let (anna, ben) = (cut(10.57, 14.70), cut(21.78, 28.50));
+    let server = Server::start(Arc::new(move |r| {
+        let (body, etag) = match r.path() {
+            "/dialogue.wav" => return Response::new(200, dialogue.clone()),
+            "/anna.wav" => (anna.clone(), "\"anna-1\""),
+            "/ben.wav" => (ben.clone(), "\"ben-1\""),
+            _ => return Response::new(404, "not found"),
+        };
+        match r.header("Range") {
+            Some("bytes=0-0") => Response::new(206, body[..1].to_vec())
+                .header("Content-Range", &format!("bytes 0-0/{}", body.len()))
+                .header("ETag", etag),
+            _ => Response::new(200, body).header("ETag", etag),
+        }
+    }))
+    .await;
+    let jobs = tempfile::tempdir().unwrap();
+    let Some(runner) =
+        common::runner(server.port, jobs.path(), Arc::new(LoopbackOnly::default()), TableResolver::new(&[]), &[])
+    else {
+        return;
+    };
+    let job = |sig: &str| {
+        json!({"audio_file": server.url("/dialogue.wav"), "diarization": true,
+               "speaker_verification": true,
+               "speaker_samples": [{"url": server.url(&format!("/anna.wav?sig={sig}")), "name": "anna"},
+                                   {"url": server.url(&format!("/ben.wav?sig={sig}")), "name": "ben"},
+                                   {"url": server.url("/gone.wav"), "name": "carol"}]})
+    };
+    let mut results = Vec::new();
+    for sig in ["a", "b"] {
+        let out =
+            runner.run("job-1", &job(sig), Arc::new(|_| {}), &Cancel::new()).await.map_err(|e| e.message).unwrap();
+        common::schema::check(&root().join("worker/schema/job-result.schema.json"), &out);
+        results.push(out);
+    }
+    for out in &results {
+        let table = out["speakers"].as_array().unwrap_or_else(|| panic!("no speakers table: {out:#}"));
+        let mut names: Vec<&str> = table.iter().filter_map(|s| s["name"].as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["anna", "ben"], "{table:#?}");
+        let speakers: std::collections::BTreeSet<&str> =
+            out["preview"]["segments"].as_array().unwrap().iter().filter_map(|s| s["speaker"].as_str()).collect();
+        assert!(speakers.contains("anna") && speakers.contains("ben"), "{out:#}");
+        let warnings = out["warnings"].as_array().unwrap();
+        let carol = warnings.iter().filter_map(Value::as_str).find(|w| w.starts_with("speaker_samples: carol"));
+        assert!(carol.is_some_and(|w| w.contains("/gone.wav") && w.contains("404")), "{warnings:?}");
+    }
+    let requests = server.requests();
+    for sample in ["/anna.wav", "/ben.wav"] {
+        let of = |ranged: bool| {
+            requests.iter().filter(|r| r.path() == sample && r.header("Range").is_some() == ranged).count()
+        };
+        assert_eq!((of(false), of(true)), (1, 2), "{sample}: downloads once, probed by each job");
+    }
 }
