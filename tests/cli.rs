@@ -916,6 +916,9 @@ fn help_prints_every_default() {
         "--diarize_model",
         "--speaker_embeddings",
         "--diarize_threshold",
+        "--speaker_sample",
+        "--speaker_model",
+        "--speaker_threshold",
     ];
     // each option's block: from its `--name` line to the next option line
     let mut blocks: Vec<(String, String)> = Vec::new();
@@ -1264,4 +1267,25 @@ fn speaker_model_embeds_samples_and_speakers_alike_and_a_missing_one_is_a_warnin
         .unwrap()
         .iter()
         .all(|s| s["speaker"].as_str().unwrap().starts_with("SPEAKER_")));
+}
+
+/// `--speaker_sample` needs NAME=PATH with a name and an existing file; `--speaker_threshold` a
+/// cosine in [-1, 1]. Each error names the flag's value.
+#[test]
+fn speaker_sample_and_threshold_are_checked() {
+    let Some(dir) = model_dir("tiny.en") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let audio = speech("spk1_snt1.wav");
+    let e = failed(&scribe(&dir, tmp.path(), &["--speaker_sample", "no-equals-sign"], &audio), "no =");
+    assert!(e.contains("NAME=PATH"), "{e}");
+    let e = failed(&scribe(&dir, tmp.path(), &["--speaker_sample", "=/etc/hostname"], &audio), "no name");
+    assert!(e.contains("name is empty"), "{e}");
+    let e = failed(&scribe(&dir, tmp.path(), &["--speaker_sample", "ann=/no/such/file.wav"], &audio), "no file");
+    assert!(e.contains("/no/such/file.wav"), "{e}");
+    let sample = format!("ann={}", audio.display());
+    let e = failed(
+        &scribe(&dir, tmp.path(), &["--speaker_sample", &sample, "--speaker_threshold", "1.5"], &audio),
+        "threshold",
+    );
+    assert!(e.contains("speaker_threshold"), "{e}");
 }

@@ -4,7 +4,11 @@ set (benches/diarize/make_devset.py: same voices, pitches and speeds), each voic
 utterances of two sentences.
 
 Writes the espeak-ng utterances (16 kHz mono, cut to their voiced extent) to OUT (default
-.cache/verify-set/) with OUT/manifest.json, and the trial list benches/verify/trials.txt: every
+.cache/verify-set/) with OUT/manifest.json, an enrolment sample per speaker for
+benches/verify_naming.rs (`enrol` in the manifest: the espeak-ng voices say sentences the
+development dialogues never use; the recorded speakers have no other recordings, so theirs is
+one of their own files, which the dialogues also use), and the trial list
+benches/verify/trials.txt: every
 pair of utterances, `target` when both are one speaker, else `nontarget`. Ids are
 `real/<file>` (../shared/data/speech/) and `espeak/<file>` (OUT). Repeatable: the same
 voices, sentences and order every run.
@@ -20,6 +24,14 @@ import make_devset as dev  # noqa: E402
 import numpy as np  # noqa: E402
 
 UTTERANCES_PER_VOICE = 6
+# Sentences no development dialogue says (benches/diarize/make_devset.py SENTENCES).
+ENROL_SENTENCES = [
+    "My name is on the list at the front desk, please check again.",
+    "I usually walk to work when the weather is dry enough.",
+    "Our neighbours painted their fence bright yellow last summer.",
+]
+# A recorded speaker's enrolment file.
+ENROL_REAL = {"spk1": "spk1_snt1.wav", "spk2": "spk2_snt1.wav", "jfk": "jfk.flac", "lj": "LJ050-0131.wav"}
 SENTENCES_PER_UTTERANCE = 2
 GAP_S = 0.3
 
@@ -43,8 +55,20 @@ def main():
             name = f"{label}-{u}.wav"
             dev.write_wav(os.path.join(args.out, name), np.concatenate(parts))
             entries.append({"id": f"espeak/{name}", "speaker": label})
+    enrol = {label: f"real/{f}" for label, f in ENROL_REAL.items()}
+    for label, (voice, pitch, speed) in dev.ESPEAK.items():
+        parts = []
+        for k, text in enumerate(ENROL_SENTENCES):
+            raw = os.path.join(args.out, "work", f"enrol-{label}-{k}.raw.wav")
+            wav = os.path.join(args.out, "work", f"enrol-{label}-{k}.wav")
+            dev.run(["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(speed), "-w", raw, text])
+            dev.to_16k(raw, wav)
+            parts += [dev.trim(dev.read_wav(wav)), gap]
+        name = f"enrol-{label}.wav"
+        dev.write_wav(os.path.join(args.out, name), np.concatenate(parts))
+        enrol[label] = f"espeak/{name}"
     with open(os.path.join(args.out, "manifest.json"), "w") as f:
-        json.dump({"utterances": entries}, f, indent=1)
+        json.dump({"utterances": entries, "enrol": enrol}, f, indent=1)
     lines = []
     for a, b in itertools.combinations(entries, 2):
         kind = "target" if a["speaker"] == b["speaker"] else "nontarget"

@@ -54,6 +54,8 @@ pub struct Settings {
     /// Directory searched for the VAD checkpoint (after VAD_MODEL_PATH).
     pub vad_dir: PathBuf,
     pub vad_model_path: Option<PathBuf>,
+    /// SPEAKER_MODEL: the speaker-verification model (None: the diarizer's own, CAM++).
+    pub speaker_model: Option<String>,
     pub concurrency: usize,
     pub ping_interval: Duration,
     /// Limit on each request to the platform other than the take's long-poll.
@@ -137,6 +139,7 @@ impl Settings {
             align_hub.offline,
         );
         Ok(Settings {
+            speaker_model: set("SPEAKER_MODEL"),
             align_hub,
             align_torch,
             jobs_dir,
