@@ -1,3 +1,4 @@
 //! Building blocks shared by the model families: layers that load themselves from a
 //! checkpoint by their reference names and run on any [`Device`].
+pub mod checkpoint;
 pub mod layers;

@@ -11,14 +11,12 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::weights::pickle::TorchCheckpoint;
-use crate::weights::safetensors_store::SafetensorsStore;
+use crate::models::common::checkpoint::open_weights;
+pub use crate::models::common::checkpoint::SAFETENSORS_FILE;
 use crate::weights::WeightStore;
 
 /// The checkpoint's file name in a SpeechBrain model directory.
 pub const CHECKPOINT_FILE: &str = "embedding_model.ckpt";
-/// A safetensors copy (preferred when present).
-pub const SAFETENSORS_FILE: &str = "model.safetensors";
 /// A tensor every ECAPA_TDNN state dict holds: its absence means another model's checkpoint.
 pub const FIRST_TENSOR: &str = "blocks.0.conv.conv.weight";
 
@@ -26,22 +24,7 @@ pub const FIRST_TENSOR: &str = "blocks.0.conv.conv.weight";
 /// archive) or a model directory holding [`SAFETENSORS_FILE`] or [`CHECKPOINT_FILE`]. A file that
 /// holds no ECAPA_TDNN state dict is an error naming it.
 pub fn open(path: &Path) -> Result<Box<dyn WeightStore>> {
-    if path.is_dir() {
-        for file in [SAFETENSORS_FILE, CHECKPOINT_FILE] {
-            if path.join(file).is_file() {
-                return open(&path.join(file));
-            }
-        }
-        return Err(Error::format(path, format!("no {SAFETENSORS_FILE} or {CHECKPOINT_FILE} in this directory")));
-    }
-    if !path.exists() {
-        return Err(Error::Other(format!("ECAPA-TDNN checkpoint {} does not exist", path.display())));
-    }
-    let store: Box<dyn WeightStore> = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("safetensors")) {
-        Box::new(SafetensorsStore::open(path)?)
-    } else {
-        Box::new(TorchCheckpoint::open(path)?)
-    };
+    let store = open_weights(path, "ECAPA-TDNN", CHECKPOINT_FILE, "")?;
     if store.view(FIRST_TENSOR).is_none() {
         let names = store.names();
         let some: Vec<&str> = names.iter().take(3).map(String::as_str).collect();

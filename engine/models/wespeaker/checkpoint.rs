@@ -5,34 +5,17 @@
 
 use std::path::Path;
 
-use crate::error::{Error, Result};
-use crate::weights::pickle::TorchCheckpoint;
-use crate::weights::safetensors_store::SafetensorsStore;
+use crate::error::Result;
+use crate::models::common::checkpoint::open_weights;
+pub use crate::models::common::checkpoint::SAFETENSORS_FILE;
 use crate::weights::WeightStore;
 
 /// The checkpoint's file name on the hub.
 pub const CHECKPOINT_FILE: &str = "pytorch_model.bin";
-/// A safetensors copy in a model directory (preferred when present).
-pub const SAFETENSORS_FILE: &str = "model.safetensors";
 
 /// Open a checkpoint file (`.safetensors` by its extension, anything else as a `torch.save`
 /// archive, its `state_dict` when it has one) or a model directory holding [`SAFETENSORS_FILE`]
 /// or [`CHECKPOINT_FILE`].
 pub fn open(path: &Path) -> Result<Box<dyn WeightStore>> {
-    if path.is_dir() {
-        for file in [SAFETENSORS_FILE, CHECKPOINT_FILE] {
-            if path.join(file).is_file() {
-                return open(&path.join(file));
-            }
-        }
-        return Err(Error::format(path, format!("no {SAFETENSORS_FILE} or {CHECKPOINT_FILE} in this directory")));
-    }
-    if !path.exists() {
-        return Err(Error::Other(format!("WeSpeaker checkpoint {} does not exist", path.display())));
-    }
-    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("safetensors")) {
-        Ok(Box::new(SafetensorsStore::open(path)?))
-    } else {
-        Ok(Box::new(TorchCheckpoint::open(path)?))
-    }
+    open_weights(path, "WeSpeaker", CHECKPOINT_FILE, "")
 }
