@@ -112,7 +112,9 @@ impl SpeakerModels {
         Ok(model)
     }
 
-    /// The embedding of the sample `key` by `model`, computed by `embed` the first time.
+    /// The embedding of the sample `key` by the model `model` names (a key that tells models
+    /// apart, not [`VoiceEmbedding::name`]: two ECAPA checkpoints share that), computed by
+    /// `embed` the first time.
     pub fn voice(&self, model: &str, key: &str, embed: &mut dyn FnMut() -> Result<Vec<f32>>) -> Result<Vec<f32>> {
         let k = (model.to_string(), key.to_string());
         if let Some(e) = self.voices.lock().unwrap_or_else(|p| p.into_inner()).get(&k) {

@@ -25,6 +25,7 @@ use crate::verify::enrol::enrol;
 use crate::verify::naming::{name_speakers, NamingPolicy, SpeakerMatch, NAME_MARGIN};
 use crate::verify::voice::VoiceEmbedding;
 
+use super::diarize_models::DEFAULT_DIARIZE_MODEL;
 use super::options::SpeakerSample;
 use super::progress::{Progress, Stage, Unit};
 use super::runner::{DiarizedSpeakers, FileTranscript, Outcome, Pipeline};
@@ -59,9 +60,19 @@ pub fn run(
     };
     let device = &p.models().whisper.device;
     let models = &p.models().speakers;
+    // Which model embeds, and what names it in the voiceprint cache: the diarizer's own (by the
+    // diarization model that loaded it), or `speaker_model` (by the name it was asked by).
+    let own_model = v.speaker_model.as_deref().filter(|&m| m != DIARIZATION_MODEL);
+    let model_key = match own_model {
+        Some(name) => name.to_string(),
+        None => format!(
+            "{DIARIZATION_MODEL}:{}",
+            p.options().diarize_options.diarize_model.as_deref().unwrap_or(DEFAULT_DIARIZE_MODEL)
+        ),
+    };
     let own;
-    let model: &dyn VoiceEmbedding = match v.speaker_model.as_deref() {
-        None | Some(DIARIZATION_MODEL) => &*diarized.diarizer.embedding,
+    let model: &dyn VoiceEmbedding = match own_model {
+        None => &*diarized.diarizer.embedding,
         Some(name) => match models.get(device, name) {
             Ok(m) => {
                 own = m;
@@ -78,7 +89,7 @@ pub fn run(
     for (i, sample) in v.speaker_samples.iter().enumerate() {
         cancel.check()?;
         let key = sample.key.clone().unwrap_or_else(|| sample.source.clone());
-        let embedded = models.voice(model.name(), &key, &mut || {
+        let embedded = models.voice(&model_key, &key, &mut || {
             embed_sample(model, device, p.models().vad.as_ref(), sample, &p.options().audio, cancel)
         });
         match embedded {
@@ -93,7 +104,7 @@ pub fn run(
         progress(Progress { stage: Stage::SpeakerNames, done: (i + 1) as f64, total, unit: Unit::Samples });
     }
     let voiceprints = enrol(&embeddings);
-    let centroids = if model.name() == diarized.diarizer.embedding.name() && v.speaker_model.is_none() {
+    let centroids = if own_model.is_none() {
         diarized.centroids.clone()
     } else {
         speaker_voices(model, device, audio, &diarized, cancel)?

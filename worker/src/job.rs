@@ -418,15 +418,8 @@ fn pipeline_options(job: &JobInput, settings: &Settings, dir: &Path) -> Pipeline
     o.diarize_options.min_speakers = job.min_speakers;
     o.diarize_options.max_speakers = job.max_speakers;
     o.verify_options.speaker_verification = job.speaker_verification;
-    o.verify_options.speaker_model = settings.speaker_model.as_ref().map(|name| {
-        // A folder of SCRIBE_MODELS_DIR by name, else a path or a hub repository.
-        let local = settings.vad_dir.join(name);
-        if !name.contains('/') && local.is_dir() {
-            local.display().to_string()
-        } else {
-            name.clone()
-        }
-    });
+    // SpeakerModels (rooted at SCRIBE_MODELS_DIR) resolves a folder name, a path or a repository.
+    o.verify_options.speaker_model = settings.speaker_model.clone();
     o.verify_options.speaker_samples = job
         .speaker_samples
         .iter()
