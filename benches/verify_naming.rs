@@ -2,8 +2,9 @@
 //! each dialogue is diarized by the default models, two or three of its speakers are enrolled
 //! (a two-speaker dialogue: both; more: all but the last of its list, who stays unenrolled) with
 //! the enrolment samples of benches/verify/make_trialset.sh, and the diarized speakers are named
-//! as the speaker-names stage names them. Scored on a 10 ms grid over the reference's
-//! single-speaker time (the exclusive turns carry the names):
+//! as the speaker-names stage names them (the centroids, then each named speaker's stretches
+//! checked against its name). Scored on a 10 ms grid over the reference's single-speaker time
+//! (the exclusive turns carry the names; an unconfirmed stretch keeps its label):
 //! - right: an enrolled speaker's time labelled with its name;
 //! - wrong: any time labelled with another enrolled name (target 0 %);
 //! - unnamed: an enrolled speaker's time labelled SPEAKER_xx, or with no speaker;
@@ -19,11 +20,12 @@ use std::path::{Path, PathBuf};
 
 use scribe::audio::{Audio, AudioOptions};
 use scribe::backend::Device;
+use scribe::diarize::assign::SpeakerTurn;
 use scribe::diarize::diarizer::SpeakerBounds;
 use scribe::diarize::rttm;
 use scribe::pipeline::diarize_models::load;
-use scribe::pipeline::speaker_models::verify_threshold;
-use scribe::pipeline::speaker_names::speech_of;
+use scribe::pipeline::speaker_models::{turn_threshold, verify_threshold};
+use scribe::pipeline::speaker_names::{check_turns, speech_of};
 use scribe::pipeline::Models;
 use scribe::verify::enrol::enrol;
 use scribe::verify::naming::{name_speakers, NamingPolicy, NAME_MARGIN};
@@ -132,6 +134,16 @@ fn main() -> anyhow::Result<()> {
         }
         let voiceprints = enrol(&embeddings);
         let matches = name_speakers(&d.speakers, &voiceprints, &NamingPolicy { threshold, margin: NAME_MARGIN });
+        let checks = check_turns(
+            &*diarizer.embedding,
+            &dev,
+            &audio,
+            &d.exclusive_turns,
+            &matches,
+            &voiceprints,
+            turn_threshold(diarizer.embedding.name()).min(threshold),
+            &Cancel::new(),
+        )?;
         let names: BTreeMap<&str, Option<&str>> =
             matches.iter().map(|m| (m.label.as_str(), m.name.as_deref())).collect();
         let enrolled: Vec<&str> = case.enrolled.iter().map(|(n, _)| n.as_str()).collect();
@@ -143,7 +155,10 @@ fn main() -> anyhow::Result<()> {
                 case.reference.iter().filter(|r| r.start <= t && t < r.end).map(|r| r.speaker.as_str()).collect();
             if let [speaker] = refs[..] {
                 let hyp = d.exclusive_turns.iter().find(|h| h.start <= t && t < h.end);
-                let named = hyp.and_then(|h| names.get(h.speaker.as_str()).copied().flatten());
+                let unconfirmed =
+                    |h: &&SpeakerTurn| checks.iter().any(|(s, _)| s.label == h.speaker && s.start <= t && t < s.end);
+                let named =
+                    hyp.filter(|h| !unconfirmed(h)).and_then(|h| names.get(h.speaker.as_str()).copied().flatten());
                 if enrolled.contains(&speaker) {
                     s.enrolled_s += STEP;
                     match named {
@@ -172,6 +187,17 @@ fn main() -> anyhow::Result<()> {
             pct(s.unnamed, s.enrolled_s),
             pct(s.unenrolled_named, s.unenrolled_s)
         );
+        for (s, c) in &checks {
+            eprintln!(
+                "  {} {:.2}-{:.2} s unconfirmed: {:.3} for its name, best other {:?} ({})",
+                s.label,
+                s.start,
+                s.end,
+                c.score,
+                c.best_other,
+                c.decision.as_str()
+            );
+        }
         for m in &matches {
             eprintln!(
                 "  {}: {:?} best {:?} runner-up {:?} ({})",

@@ -231,3 +231,59 @@ fn a_long_recording_is_read_a_batch_of_windows_at_a_time() {
     assert_eq!(streamed.count, whole.count);
     assert_eq!(streamed.embeddings, whole.embeddings);
 }
+
+/// Stage 6's turn check with the real CAM++ on two_speakers.wav: the reference turns stand for
+/// the diarization's, one of speaker91's turns is put in speaker90's cluster (a confusion the
+/// diarization makes); both speakers are enrolled with turns of their own (anna, ben) and
+/// speaker90's cluster is named anna. The stray stretch sounds like ben (0.90 against anna's
+/// 0.65) and loses the name; speaker90's own stretches (0.55-0.79 for anna) keep it.
+#[test]
+fn a_stretch_of_another_voice_in_a_named_cluster_loses_the_name() {
+    use scribe::diarize::assign::SpeakerTurn;
+    use scribe::pipeline::speaker_models::turn_threshold;
+    use scribe::pipeline::speaker_names::check_turns;
+    use scribe::verify::enrol::enrol;
+    use scribe::verify::naming::{Decision, SpeakerMatch};
+    use scribe::verify::turn_check::TurnDecision;
+
+    let (Some(_), Some(_)) = (model_dir("segmentation-3.0"), model_dir("campplus")) else { return };
+    let dev = Device::cpu();
+    let diarizer = load(&dev, &root().join("models")).unwrap();
+    let audio =
+        Audio::decode(&speech("two_speakers.wav"), &AudioOptions::default(), &Cancel::new(), &mut |_| {}).unwrap();
+    let at = |s: f64| (s * 16_000.0) as usize;
+    let own = [(8.32, 10.02), (10.57, 14.49), (27.85, 30.0)];
+    let stray = (21.78, 27.0);
+    let mut turns: Vec<SpeakerTurn> = own.iter().map(|&(s, e)| SpeakerTurn::new(s, e, "SPEAKER_00")).collect();
+    turns.push(SpeakerTurn::new(stray.0, stray.1, "SPEAKER_00"));
+    turns.push(SpeakerTurn::new(14.49, 17.92, "SPEAKER_01"));
+    let sample = diarizer.embedding.embed_utterance(&dev, &audio.span(at(18.05), at(21.49))).unwrap();
+    let ben = diarizer.embedding.embed_utterance(&dev, &audio.span(at(14.49), at(17.92))).unwrap();
+    let voiceprints = enrol(&[("anna".to_string(), sample), ("ben".to_string(), ben)]);
+    let matches = [
+        SpeakerMatch {
+            label: "SPEAKER_00".into(),
+            name: Some("anna".into()),
+            best: None,
+            runner_up: None,
+            decision: Decision::Named,
+        },
+        SpeakerMatch {
+            label: "SPEAKER_01".into(),
+            name: None,
+            best: None,
+            runner_up: None,
+            decision: Decision::BelowThreshold,
+        },
+    ];
+    let threshold = turn_threshold(diarizer.embedding.name());
+    let checks =
+        check_turns(&*diarizer.embedding, &dev, &audio, &turns, &matches, &voiceprints, threshold, &Cancel::new())
+            .unwrap();
+    eprintln!("{checks:#?}");
+    assert_eq!(checks.len(), 1, "{checks:#?}");
+    let (stretch, check) = &checks[0];
+    assert_eq!((stretch.label.as_str(), stretch.start, stretch.end), ("SPEAKER_00", stray.0, stray.1));
+    assert_eq!(check.decision, TurnDecision::CloserToAnother, "{check:?}");
+    assert_eq!(check.best_other.as_ref().map(|b| b.0.as_str()), Some("ben"));
+}

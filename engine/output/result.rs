@@ -96,6 +96,24 @@ pub struct SpeakerIdentity {
     /// `named`, `below_threshold`, `ambiguous` (the best led the runner-up by too little) or
     /// `no_voiceprints` (nothing enrolled).
     pub decision: String,
+    /// A named speaker's stretches that, embedded alone, did not sound like its name
+    /// (`verify::turn_check`): they keep the label.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unconfirmed: Vec<UnconfirmedStretch>,
+}
+
+/// A stretch of a named speaker's speech that keeps its `SPEAKER_xx` label.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UnconfirmedStretch {
+    pub start: f64,
+    pub end: f64,
+    /// Its cosine score for the speaker's name.
+    pub score: f64,
+    /// The best other enrolled name and its score.
+    pub best_other: Option<String>,
+    pub best_other_score: Option<f64>,
+    /// `below_turn_threshold` or `closer_to_another`.
+    pub decision: String,
 }
 
 impl Transcript {

@@ -30,6 +30,7 @@ pub mod progress;
 pub mod runner;
 pub mod speaker_models;
 pub mod speaker_names;
+pub mod speaker_relabel;
 pub mod speech_chunks;
 pub mod transcription;
 pub mod voice_activity;

@@ -50,6 +50,27 @@ pub fn verify_threshold(model_name: &str) -> f64 {
     }
 }
 
+/// Cosine similarity one stretch of a named speaker's speech must reach against its name
+/// ([`crate::verify::turn_check`]); lower than the centroid's threshold, as a stretch of a few
+/// seconds is a noisier embedding than a whole cluster.
+///
+/// CAM++: the equal-error point of the trial list's recorded speakers (spk1, spk2, jfk, lj:
+/// sentence against sentence, `cargo bench --bench verify_eer`), 0.533, where their lowest
+/// same-speaker score is 0.627 and their highest other-speaker score 0.439. On the development
+/// dialogues (`cargo bench --bench verify_naming`) the stretches of the right voice scored 0.57
+/// and up, the stretch of an unenrolled voice put in a named cluster 0.33.
+pub const CAMPPLUS_TURN_THRESHOLD: f64 = 0.53;
+
+/// The turn threshold for a model by its [`VoiceEmbedding::name`]. ECAPA's and WeSpeaker's
+/// naming thresholds already are utterance-pair points (SpeechBrain's 0.25 scores two
+/// utterances), so a stretch needs the same.
+pub fn turn_threshold(model_name: &str) -> f64 {
+    match model_name {
+        "CAM++" => CAMPPLUS_TURN_THRESHOLD,
+        other => verify_threshold(other),
+    }
+}
+
 /// Voiceprints kept: a worker serving many jobs with the same samples embeds each once.
 pub const VOICE_CACHE_ENTRIES: usize = 256;
 

@@ -7,8 +7,11 @@
 //! 2. Each sample: decoded, reduced to its speech by WhisperX's VAD, embedded (cached per model and
 //!    sample key); a sample that cannot be read, has no speech or is too short is a warning naming
 //!    it, and the run goes on. Samples of one name are combined ([`enrol`]).
-//! 3. Each speaker is matched ([`name_speakers`]); named speakers' labels are replaced on the
-//!    segments, words, turns and embeddings, and the transcript gains the `speakers` table.
+//! 3. Each speaker is matched ([`name_speakers`]);
+//! 4. each named speaker's stretches are checked against its name ([`check_turns`]);
+//! 5. named speakers' labels are replaced on the segments, words, turns and embeddings, except in
+//!    the stretches the check did not confirm ([`relabel`]), and the transcript gains the
+//!    `speakers` table.
 //!
 //! [`SpeakerModels`]: super::speaker_models::SpeakerModels
 
@@ -17,25 +20,30 @@ use std::path::Path;
 use crate::audio::{Audio, AudioOptions, SAMPLE_RATE};
 use crate::backend::Device;
 use crate::cancel::Cancel;
+use crate::diarize::assign::SpeakerTurn;
 use crate::error::{Error, Result};
 use crate::models::pyannote::sliding_window::{SpeechScorer, BATCH_SIZE as VAD_WINDOWS_PER_BATCH};
 use crate::models::pyannote::PyanNet;
-use crate::output::result::SpeakerIdentity;
-use crate::verify::enrol::enrol;
+use crate::output::result::{SpeakerIdentity, UnconfirmedStretch};
+use crate::verify::enrol::{enrol, Voiceprint};
 use crate::verify::naming::{name_speakers, NamingPolicy, SpeakerMatch, NAME_MARGIN};
+use crate::verify::turn_check::{check_stretch, stretches, Stretch, TurnCheck, TurnDecision};
 use crate::verify::voice::VoiceEmbedding;
 
 use super::diarize_models::DEFAULT_DIARIZE_MODEL;
 use super::options::SpeakerSample;
 use super::progress::{Progress, Stage, Unit};
 use super::runner::{DiarizedSpeakers, FileTranscript, Outcome, Pipeline};
-use super::speaker_models::{verify_threshold, DIARIZATION_MODEL};
+use super::speaker_models::{turn_threshold, verify_threshold, DIARIZATION_MODEL};
+use super::speaker_relabel::{relabel, Labels};
 use super::speech_chunks::{speech_chunks, CHUNK_SIZE, VAD_OFFSET, VAD_ONSET};
 
 /// A sample longer than this is refused (the worker's download caps come first).
 pub const MAX_SAMPLE_SECONDS: f64 = 600.0;
 /// Speech of one diarized speaker embedded when the verification model is not the diarizer's.
 pub const MAX_SPEAKER_SECONDS: f64 = 120.0;
+/// The longest part of one stretch embedded for its turn check.
+pub const MAX_STRETCH_SECONDS: f64 = 10.0;
 /// What every warning of a speaker that keeps its label ends with.
 pub const LABELS_KEPT: &str = "speakers keep their SPEAKER_xx labels";
 
@@ -114,9 +122,54 @@ pub fn run(
     for m in matches.iter().filter(|m| m.name.is_none() && !voiceprints.is_empty()) {
         tracing::info!("{} keeps its label ({})", m.label, m.decision.as_str());
     }
-    rename(file, &matches);
-    file.transcript.speakers = Some(matches.iter().map(identity).collect());
+    let turn_threshold = turn_threshold(model.name()).min(threshold);
+    let checks =
+        check_turns(model, device, audio, &diarized.exclusive_turns, &matches, &voiceprints, turn_threshold, cancel)?;
+    let unconfirmed: Vec<Stretch> = checks.iter().map(|(s, _)| s.clone()).collect();
+    if !unconfirmed.is_empty() {
+        tracing::info!("{} stretches of named speakers keep their labels (turn check)", unconfirmed.len());
+    }
+    relabel(file, &Labels { matches: &matches, unconfirmed: &unconfirmed });
+    file.transcript.speakers = Some(matches.iter().map(|m| identity(m, &checks)).collect());
     Ok(Outcome::Ran)
+}
+
+/// Rule set [`crate::verify::turn_check`]: each stretch of a named speaker, embedded alone by
+/// `model` from its own parts (at most [`MAX_STRETCH_SECONDS`] of them), checked against its name; the stretches that
+/// were not confirmed, with their checks.
+#[allow(clippy::too_many_arguments)]
+pub fn check_turns(
+    model: &dyn VoiceEmbedding,
+    device: &Device,
+    audio: &Audio,
+    exclusive_turns: &[SpeakerTurn],
+    matches: &[SpeakerMatch],
+    voiceprints: &[Voiceprint],
+    turn_threshold: f64,
+    cancel: &Cancel,
+) -> Result<Vec<(Stretch, TurnCheck)>> {
+    let name_of = |label: &str| matches.iter().find(|m| m.label == label).and_then(|m| m.name.clone());
+    let max = (MAX_STRETCH_SECONDS * SAMPLE_RATE as f64) as usize;
+    let mut out = Vec::new();
+    for stretch in stretches(exclusive_turns, &|l| name_of(l).is_some()) {
+        cancel.check()?;
+        let mut speech = Vec::new();
+        for (start, end) in &stretch.parts {
+            let start = ((start * SAMPLE_RATE as f64).round() as usize).min(audio.len());
+            let end = ((end * SAMPLE_RATE as f64).round() as usize).min(audio.len()).min(start + max - speech.len());
+            speech.extend_from_slice(&audio.span(start, end.max(start)));
+        }
+        if speech.len() < model.min_num_samples() {
+            continue;
+        }
+        let embedding = model.embed_utterance(device, &speech)?;
+        let name = name_of(&stretch.label).unwrap_or_default();
+        let check = check_stretch(&name, &embedding, voiceprints, turn_threshold);
+        if check.decision != TurnDecision::Confirmed {
+            out.push((stretch, check));
+        }
+    }
+    Ok(out)
 }
 
 /// A sample's embedding: decoded, its speech kept (WhisperX's VAD, when loaded), embedded.
@@ -217,39 +270,21 @@ fn speaker_voices(
     Ok(out)
 }
 
-/// Named speakers' labels replaced everywhere the transcript carries them.
-fn rename(file: &mut FileTranscript, matches: &[SpeakerMatch]) {
-    let new_name =
-        |label: &str| -> Option<String> { matches.iter().find(|m| m.label == label).and_then(|m| m.name.clone()) };
-    let fix = |s: &mut Option<String>| {
-        if let Some(n) = s.as_deref().and_then(new_name) {
-            *s = Some(n);
-        }
-    };
-    let t = &mut file.transcript;
-    for seg in &mut t.segments {
-        fix(&mut seg.speaker);
-        seg.words.iter_mut().for_each(|w| fix(&mut w.speaker));
-    }
-    t.collect_word_segments();
-    for turn in &mut t.speaker_turns {
-        if let Some(n) = new_name(&turn.speaker) {
-            turn.speaker = n;
-        }
-    }
-    if let Some(embeddings) = t.speaker_embeddings.take() {
-        // Two speakers named alike: the first keeps the name, the next its label, so none is lost.
-        let mut renamed = std::collections::BTreeMap::new();
-        for (label, e) in embeddings {
-            let key = new_name(&label).filter(|n| !renamed.contains_key(n)).unwrap_or(label);
-            renamed.insert(key, e);
-        }
-        t.speaker_embeddings = Some(renamed);
-    }
-}
-
-fn identity(m: &SpeakerMatch) -> SpeakerIdentity {
+fn identity(m: &SpeakerMatch, checks: &[(Stretch, TurnCheck)]) -> SpeakerIdentity {
+    let unconfirmed = checks
+        .iter()
+        .filter(|(s, _)| s.label == m.label)
+        .map(|(s, c)| UnconfirmedStretch {
+            start: round4(s.start),
+            end: round4(s.end),
+            score: round4(c.score),
+            best_other: c.best_other.as_ref().map(|b| b.0.clone()),
+            best_other_score: c.best_other.as_ref().map(|b| round4(b.1)),
+            decision: c.decision.as_str().to_string(),
+        })
+        .collect();
     SpeakerIdentity {
+        unconfirmed,
         label: m.label.clone(),
         name: m.name.clone(),
         best: m.best.as_ref().map(|b| b.0.clone()),

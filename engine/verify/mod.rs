@@ -2,13 +2,15 @@
 //!
 //! - [`voice`]: the utterance-level embedding a model must give;
 //! - [`enrol`]: each name's voiceprint from its samples' embeddings;
-//! - [`naming`]: which diarized speaker takes which name, and why (scores, runner-up).
+//! - [`naming`]: which diarized speaker takes which name, and why (scores, runner-up);
+//! - [`turn_check`]: a named speaker's own stretches, each checked against its name.
 //!
 //! The pipeline's stage 6 (`pipeline::speaker_names`) reads the samples, keeps their speech and
 //! runs these with the model that diarized.
 
 pub mod enrol;
 pub mod naming;
+pub mod turn_check;
 pub mod voice;
 
 /// `v` scaled to unit length (a zero vector stays zero).
