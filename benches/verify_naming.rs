@@ -6,7 +6,8 @@
 //! checked against its name). Scored on a 10 ms grid over the reference's single-speaker time
 //! (the exclusive turns carry the names; an unconfirmed stretch keeps its label):
 //! - right: an enrolled speaker's time labelled with its name;
-//! - wrong: any time labelled with another enrolled name (target 0 %);
+//! - wrong: any time labelled with another enrolled name (target 0 %), and the part of it
+//!   farther than pyannote's collar (0.25 s) from a reference turn's start or end;
 //! - unnamed: an enrolled speaker's time labelled SPEAKER_xx, or with no speaker;
 //! - unenrolled named: an unenrolled speaker's time labelled with an enrolled name (target 0 %).
 //!
@@ -33,6 +34,9 @@ use scribe::Cancel;
 
 /// The scoring grid, seconds.
 const STEP: f64 = 0.01;
+/// pyannote's DER collar is 0.5 s in all, 0.25 s each side of a reference boundary: wrong time
+/// that near a turn change is the diarization's boundary, not a wrong voice.
+const COLLAR: f64 = 0.25;
 
 struct Case {
     name: String,
@@ -50,6 +54,8 @@ struct Score {
     unnamed: f64,
     unenrolled_s: f64,
     unenrolled_named: f64,
+    /// Wrong time farther than [`COLLAR`] from every reference turn's start and end.
+    wrong_beyond_collar: f64,
 }
 
 fn decode(path: &Path) -> anyhow::Result<Audio> {
@@ -121,8 +127,10 @@ fn main() -> anyhow::Result<()> {
         });
     }
     println!("threshold {threshold}, margin {NAME_MARGIN}\n");
-    println!("| file | enrolled | right | wrong | unnamed | unenrolled speakers' time named |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| file | enrolled | right | wrong | wrong beyond the collar | unnamed | unenrolled speakers' time named |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     let mut total = Score::default();
     for case in &cases {
         let audio = decode(&case.wav)?;
@@ -153,6 +161,8 @@ fn main() -> anyhow::Result<()> {
         while t < end {
             let refs: Vec<&str> =
                 case.reference.iter().filter(|r| r.start <= t && t < r.end).map(|r| r.speaker.as_str()).collect();
+            let near_boundary =
+                case.reference.iter().any(|r| (r.start - t).abs() < COLLAR || (r.end - t).abs() < COLLAR);
             if let [speaker] = refs[..] {
                 let hyp = d.exclusive_turns.iter().find(|h| h.start <= t && t < h.end);
                 let unconfirmed =
@@ -163,7 +173,10 @@ fn main() -> anyhow::Result<()> {
                     s.enrolled_s += STEP;
                     match named {
                         Some(n) if n == speaker => s.right += STEP,
-                        Some(_) => s.wrong += STEP,
+                        Some(_) => {
+                            s.wrong += STEP;
+                            s.wrong_beyond_collar += if near_boundary { 0.0 } else { STEP };
+                        }
                         None => s.unnamed += STEP,
                     }
                 } else {
@@ -171,6 +184,7 @@ fn main() -> anyhow::Result<()> {
                     if named.is_some() {
                         s.unenrolled_named += STEP;
                         s.wrong += STEP;
+                        s.wrong_beyond_collar += if near_boundary { 0.0 } else { STEP };
                     }
                 }
             }
@@ -179,11 +193,12 @@ fn main() -> anyhow::Result<()> {
         let pct = |x: f64, of: f64| if of > 0.0 { format!("{:.1} %", 100.0 * x / of) } else { "–".into() };
         let all = s.enrolled_s + s.unenrolled_s;
         println!(
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             case.name,
             enrolled.join(", "),
             pct(s.right, s.enrolled_s),
             pct(s.wrong, all),
+            pct(s.wrong_beyond_collar, all),
             pct(s.unnamed, s.enrolled_s),
             pct(s.unenrolled_named, s.unenrolled_s)
         );
@@ -214,12 +229,16 @@ fn main() -> anyhow::Result<()> {
         total.unnamed += s.unnamed;
         total.unenrolled_s += s.unenrolled_s;
         total.unenrolled_named += s.unenrolled_named;
+        total.wrong_beyond_collar += s.wrong_beyond_collar;
     }
     let pct = |x: f64, of: f64| if of > 0.0 { format!("{:.1} %", 100.0 * x / of) } else { "–".into() };
     println!(
-        "| all | | {} | {} | {} | {} |",
+        "| all | | {} | {} ({:.2} s) | {} ({:.2} s) | {} | {} |",
         pct(total.right, total.enrolled_s),
         pct(total.wrong, total.enrolled_s + total.unenrolled_s),
+        total.wrong,
+        pct(total.wrong_beyond_collar, total.enrolled_s + total.unenrolled_s),
+        total.wrong_beyond_collar,
         pct(total.unnamed, total.enrolled_s),
         pct(total.unenrolled_named, total.unenrolled_s)
     );
