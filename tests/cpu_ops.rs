@@ -559,6 +559,10 @@ fn conv2d() {
         ("padding larger than kernel", [1, 2, 3, 3], 3, (2, 2), p((1, 1), (3, 2), (1, 1), 1)),
         ("asymmetric strides", [3, 5, 7, 33], 7, (2, 3), p((3, 1), (1, 0), (1, 2), 1)),
         ("empty batch", [0, 2, 4, 4], 3, (3, 3), p((1, 1), (1, 1), (1, 1), 1)),
+        // The CPU cuts the output positions into im2col tiles (910 positions here, the last
+        // partial, tiles crossing output lines); two samples, two groups.
+        ("fcm-like, several tiles", [2, 16, 21, 131], 16, (3, 3), p((1, 1), (1, 1), (1, 1), 1)),
+        ("several tiles, s(2,1), g2", [1, 32, 23, 97], 8, (3, 3), p((2, 1), (1, 1), (1, 1), 2)),
     ];
     for &(name, [b, cin, h, w], cout, (kh, kw), p) in cases {
         let x = rng.vec(b * cin * h * w, 1.0);

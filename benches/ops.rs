@@ -1,0 +1,113 @@
+//! The CPU's hot ops at the shapes the default models give them (`SCRIBE_PROFILE=1` on a
+//! diarized transcription: the LSTMs, conv1d, the decoder's skinny products, conv2d and the
+//! encoder's GEMMs take about 80 % of the time inside ops), each with its throughput in FLOP
+//! (criterion's "elem/s" is FLOP/s): the baseline for int8/bf16 work, against this CPU's f32 peak
+//! of about 115 GFLOP/s per core.
+//!
+//!     cargo bench --bench ops
+//!
+//! Random inputs and weights (the time does not depend on the values); no model needed.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+use scribe::backend::{Conv1dParams, Conv2dParams, Device, Tensor};
+
+/// Deterministic values in [-0.5, 0.5).
+fn values(n: usize, seed: usize) -> Vec<f32> {
+    (0..n).map(|i| (((i + seed) * 2654435761usize) % 1000) as f32 / 1000.0 - 0.5).collect()
+}
+
+fn upload(dev: &Device, shape: &[usize], seed: usize) -> Tensor {
+    dev.upload(&values(shape.iter().product(), seed), shape).unwrap()
+}
+
+fn upload_f16(dev: &Device, shape: &[usize], seed: usize) -> Tensor {
+    let v: Vec<half::f16> = values(shape.iter().product(), seed).into_iter().map(half::f16::from_f32).collect();
+    dev.upload_f16(&v, shape).unwrap()
+}
+
+fn config(c: &mut Criterion) -> criterion::BenchmarkGroup<'_, criterion::measurement::WallTime> {
+    let mut g = c.benchmark_group("ops");
+    g.sample_size(10).warm_up_time(std::time::Duration::from_millis(500));
+    g
+}
+
+/// One direction of one layer of the VAD's BiLSTM (pyannote segmentation, WhisperX's VAD and
+/// segmentation-3.0 alike: hidden 128): a batch of 32 windows of 293 frames (5 s), input 60
+/// (the first layer) and 256 (the others).
+fn lstm(c: &mut Criterion) {
+    let dev = Device::cpu();
+    let mut g = config(c);
+    let (b, t, h) = (32, 293, 128);
+    for input in [60, 256] {
+        let x = upload(&dev, &[b, t, input], 1);
+        let w_ih = upload(&dev, &[4 * h, input], 2);
+        let w_hh = upload(&dev, &[4 * h, h], 3);
+        let (b_ih, b_hh) = (upload(&dev, &[4 * h], 4), upload(&dev, &[4 * h], 5));
+        g.throughput(Throughput::Elements((2 * b * t * (input + h) * 4 * h) as u64));
+        g.bench_function(format!("lstm B{b} T{t} in{input} H{h}"), |bench| {
+            bench.iter(|| dev.lstm(&x, &w_ih, &w_hh, &b_ih, &b_hh, false).unwrap())
+        });
+    }
+}
+
+/// conv1d: SincNet's three convs on a VAD batch (32 windows of 5 s; the first is the sinc
+/// filter bank, stride 10), and CAM++'s D-TDNN: a 1×1 bottleneck and a dilated k=3 conv over a
+/// 15 s chunk (750 frames after the stride-2 TDNN).
+fn conv1d(c: &mut Criterion) {
+    let dev = Device::cpu();
+    let mut g = config(c);
+    // (name, batch, c_in, t_in, c_out, kernel, stride, dilation, padding)
+    let cases = [
+        ("sincnet filters", 32, 1, 80_000, 80, 251, 10, 1, 0),
+        ("sincnet conv2", 32, 80, 2658, 60, 5, 1, 1, 0),
+        ("sincnet conv3", 32, 60, 884, 60, 5, 1, 1, 0),
+        ("cam++ 1x1", 1, 512, 750, 128, 1, 1, 1, 0),
+        ("cam++ k3 d2", 1, 128, 750, 32, 3, 1, 2, 2),
+    ];
+    for (name, batch, c_in, t_in, c_out, kernel, stride, dilation, padding) in cases {
+        let x = upload(&dev, &[batch, c_in, t_in], 1);
+        let w = upload(&dev, &[c_out, c_in, kernel], 2);
+        let bias = upload(&dev, &[c_out], 3);
+        let p = Conv1dParams { stride, padding, dilation, groups: 1 };
+        let t_out = (t_in + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1;
+        g.throughput(Throughput::Elements((2 * batch * c_out * t_out * c_in * kernel) as u64));
+        g.bench_function(format!("conv1d {name} [{batch}, {c_in}, {t_in}] -> {c_out} k{kernel}"), |bench| {
+            bench.iter(|| dev.conv1d(&x, &w, Some(&bias), p).unwrap())
+        });
+    }
+}
+
+/// conv2d: CAM++'s FCM residual blocks, 32 channels, 3×3, on 40 frequency bins × 1500 frames.
+fn conv2d(c: &mut Criterion) {
+    let dev = Device::cpu();
+    let mut g = config(c);
+    let (ch, f, t) = (32, 40, 1500);
+    let x = upload(&dev, &[1, ch, f, t], 1);
+    let w = upload(&dev, &[ch, ch, 3, 3], 2);
+    let p = Conv2dParams { stride: (1, 1), padding: (1, 1), ..Default::default() };
+    g.throughput(Throughput::Elements((2 * ch * ch * 9 * f * t) as u64));
+    g.bench_function(format!("conv2d cam++ fcm [1, {ch}, {f}, {t}] 3x3"), |bench| {
+        bench.iter(|| dev.conv2d(&x, &w, None, p).unwrap())
+    });
+}
+
+/// tiny.en's products with its f16 weights: the encoder's MLP GEMM (one 30 s window: 1500 rows)
+/// and the decoder's skinny products for 5 beams (the MLP and the 51,864-token logits).
+fn linear(c: &mut Criterion) {
+    let dev = Device::cpu();
+    let mut g = config(c);
+    for (name, rows, d_in, d_out) in
+        [("encoder mlp", 1500, 384, 1536), ("decoder mlp, 5 beams", 5, 384, 1536), ("logits, 5 beams", 5, 384, 51_864)]
+    {
+        let x = upload(&dev, &[rows, d_in], 1);
+        let w = upload_f16(&dev, &[d_out, d_in], 2);
+        g.throughput(Throughput::Elements((2 * rows * d_in * d_out) as u64));
+        g.bench_function(format!("linear {name} [{rows}, {d_in}] x [{d_out}, {d_in}] f16"), |bench| {
+            bench.iter(|| dev.linear(&x, &w, None).unwrap())
+        });
+    }
+}
+
+criterion_group!(benches, lstm, conv1d, conv2d, linear);
+criterion_main!(benches);
