@@ -92,7 +92,7 @@ fn conv2d(c: &mut Criterion) {
     });
 }
 
-/// tiny.en's products with its f16 weights: the encoder's MLP GEMM (one 30 s window: 1500 rows)
+/// tiny.en's products with its f16 weights, and in int8: the encoder's MLP GEMM (one 30 s window: 1500 rows)
 /// and the decoder's skinny products for 5 beams (the MLP and the 51,864-token logits).
 fn linear(c: &mut Criterion) {
     let dev = Device::cpu();
@@ -102,9 +102,14 @@ fn linear(c: &mut Criterion) {
     {
         let x = upload(&dev, &[rows, d_in], 1);
         let w = upload_f16(&dev, &[d_out, d_in], 2);
+        // `compute_type=int8`: the same weight quantised per channel (where the CPU has VNNI).
+        let w8 = dev.quantize_int8(&w).unwrap();
         g.throughput(Throughput::Elements((2 * rows * d_in * d_out) as u64));
         g.bench_function(format!("linear {name} [{rows}, {d_in}] x [{d_out}, {d_in}] f16"), |bench| {
             bench.iter(|| dev.linear(&x, &w, None).unwrap())
+        });
+        g.bench_function(format!("linear {name} [{rows}, {d_in}] x [{d_out}, {d_in}] {}", w8.dtype()), |bench| {
+            bench.iter(|| dev.linear(&x, &w8, None).unwrap())
         });
     }
 }

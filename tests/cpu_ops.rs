@@ -270,6 +270,103 @@ fn half_precision_weights() {
     st.report();
 }
 
+/// The int8 algorithm of `compute_type=int8` written out in f64: the weight quantised per
+/// output channel, each input row per block of `ACTIVATION_GROUP` values (symmetric, ±127, ties
+/// to even), integer dot products per block, scaled back.
+fn ref_linear_int8(x: &[f32], m: usize, k: usize, w: &[f32], n: usize, b: Option<&[f32]>) -> Vec<f64> {
+    use scribe::backend::cpu::int8::ACTIVATION_GROUP;
+    let quantize = |values: &[f32]| -> (Vec<i64>, f32) {
+        let amax = values.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+        let inverse = if amax > 0.0 { 127.0 / amax } else { 0.0 };
+        (values.iter().map(|&v| (v * inverse).round_ties_even().clamp(-127.0, 127.0) as i64).collect(), amax / 127.0)
+    };
+    let ws: Vec<(Vec<i64>, f32)> = w.chunks_exact(k).map(quantize).collect();
+    let mut out = vec![0.0f64; m * n];
+    for (i, row) in x.chunks_exact(k).enumerate() {
+        let blocks: Vec<(Vec<i64>, f32)> = row.chunks(ACTIVATION_GROUP).map(quantize).collect();
+        for (j, (qw, sw)) in ws.iter().enumerate() {
+            let mut s = 0.0f64;
+            for (bi, (qx, sx)) in blocks.iter().enumerate() {
+                let dot: i64 = qx.iter().zip(&qw[bi * ACTIVATION_GROUP..]).map(|(a, b)| a * b).sum();
+                s += dot as f64 * *sx as f64;
+            }
+            out[i * n + j] = s * *sw as f64 + b.map_or(0.0, |b| b[j] as f64);
+        }
+    }
+    out
+}
+
+#[test]
+fn int8_weights() {
+    // A weight quantised by `quantize_int8` computes CTranslate2's int8 algorithm exactly (the
+    // GEMM path and the skinny decoder steps alike), stays close to the f32 product, and
+    // downloads and embeds as its dequantised values. Where the backend has no int8 products
+    // (no VNNI, or a SIMD level below AVX-512) the weight is returned unchanged.
+    let mut exact = Stats::new("linear (int8 weight)");
+    let mut vs_float = Stats::new("int8 vs f32 linear");
+    let mut rng = Rng::new(43);
+    let vnni = scribe::backend::cpu::int8::vnni_available();
+    assert!(vnni || std::env::var_os("CI").is_none(), "CI's CPUs have AVX-512 VNNI; this one does not");
+    for &(m, k, n) in &[
+        (1, 1, 1),
+        (5, 384, 517),
+        (8, 33, 65),
+        (9, 17, 300),
+        (40, 64, 129),
+        (64, 31, 70),
+        (65, 16, 33),
+        (3, 15, 7),
+        (150, 384, 1536),
+        (70, 1536, 40),
+    ] {
+        let x = rng.vec(m * k, 1.0);
+        let w = rng.vec(n * k, 1.0 / (k as f32).sqrt());
+        let b = rng.vec(n, 1.0);
+        for (label, dev) in devices() {
+            let (xt, bt) = (up(&dev, &x, &[m, k]), up(&dev, &b, &[n]));
+            let wt = dev.quantize_int8(&up(&dev, &w, &[n, k])).unwrap();
+            let quantized = vnni && label.ends_with("Avx512");
+            assert_eq!(wt.dtype(), if quantized { "int8" } else { "float32" }, "{label}: dtype after quantize_int8");
+            if !quantized {
+                continue;
+            }
+            for bias in [false, true] {
+                let got = down(&dev, &dev.linear(&xt, &wt, bias.then_some(&bt)).unwrap());
+                let shape = format!("x [{m}, {k}] w int8 [{n}, {k}] bias {bias}");
+                exact.check("linear", &label, &shape, &got, &ref_linear_int8(&x, m, k, &w, n, bias.then_some(&b[..])));
+                // Quantisation error: |Δx| ≤ 1/254 of the row's range, |Δw| as much of the channel's.
+                let float = ref_linear(&x, m, k, &w, n, bias.then_some(&b[..]));
+                vs_float.check_tol("linear", &label, &shape, &got, &float, 0.03, 0.0);
+            }
+            // Download and embedding see the dequantised values, q · scale.
+            let deq: Vec<f32> = w
+                .chunks_exact(k)
+                .flat_map(|row| {
+                    let amax = row.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+                    let inverse = if amax > 0.0 { 127.0 / amax } else { 0.0 };
+                    let scale = amax / 127.0;
+                    row.iter()
+                        .map(move |&v| (v * inverse).round_ties_even().clamp(-127.0, 127.0) * scale)
+                        .collect::<Vec<f32>>()
+                })
+                .collect();
+            assert_eq!(down(&dev, &wt), deq, "{label}: download of an int8 weight");
+            let ids = [0u32, (n - 1) as u32, (n / 2) as u32];
+            let want: Vec<f32> = ids.iter().flat_map(|&i| deq[i as usize * k..(i as usize + 1) * k].to_vec()).collect();
+            assert_eq!(down(&dev, &dev.embedding(&ids, &wt).unwrap()), want, "{label}: embedding from an int8 table");
+            expect_err("int8 weight in an activation", &label, || dev.activation(&wt, Activation::Relu));
+            expect_err("int8 weight K mismatch", &label, || {
+                dev.linear(&up(&dev, &vec![0.0; m * (k + 1)], &[m, k + 1]), &wt, None)
+            });
+        }
+        for (label, dev) in devices() {
+            expect_err("quantize_int8 of a rank-3 tensor", &label, || dev.quantize_int8(&up(&dev, &w, &[n, k, 1])));
+        }
+    }
+    exact.report();
+    vs_float.report();
+}
+
 #[test]
 fn linear() {
     let mut st = Stats::new("linear");

@@ -49,3 +49,18 @@ fn bad_inputs_are_errors_not_crashes() {
     let err = dev.scale(&on_cpu, 2.0).unwrap_err().to_string();
     assert!(err.contains("not on the CUDA backend"), "{err}");
 }
+
+/// `compute_type=int8` is CPU-only: on CUDA `quantize_int8` keeps the weight (f16 stays f16) and
+/// linear gives exactly what it gave before.
+#[test]
+#[ignore = "needs a CUDA GPU: gpu-pack/run.sh runs it"]
+fn quantize_int8_keeps_cuda_weights_as_they_are() {
+    let Some(dev) = common::cuda_device() else { return };
+    let w16: Vec<half::f16> = (0..40 * 33).map(|i| half::f16::from_f32(((i * 7 % 13) as f32 - 6.0) / 20.0)).collect();
+    let w = dev.upload_f16(&w16, &[40, 33]).unwrap();
+    let q = dev.quantize_int8(&w).unwrap();
+    assert_eq!((q.dtype(), q.shape()), ("float16", &[40usize, 33][..]));
+    let x = dev.upload(&(0..5 * 33).map(|i| (i % 5) as f32 - 2.0).collect::<Vec<_>>(), &[5, 33]).unwrap();
+    let before = dev.download(&dev.linear(&x, &w, None).unwrap()).unwrap();
+    assert_eq!(dev.download(&dev.linear(&x, &q, None).unwrap()).unwrap(), before);
+}

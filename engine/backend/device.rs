@@ -161,6 +161,13 @@ impl Device {
         self.run(OpCall { op: "upload_f16", inputs: &[], sizes: &[data.len()] }, |b| b.upload_f16(data, shape))
     }
 
+    /// A linear weight `[N, K]` quantised to int8 where the backend computes int8 products
+    /// (see [`MemoryOps::quantize_int8`]); `w` itself elsewhere.
+    pub fn quantize_int8(&self, w: &Tensor) -> Result<Tensor> {
+        shape_checks::matrix("quantize_int8", w)?;
+        self.run(OpCall { op: "quantize_int8", inputs: &[w], sizes: &[] }, |b| b.quantize_int8(w))
+    }
+
     pub fn download(&self, t: &Tensor) -> Result<Vec<f32>> {
         self.run(OpCall { op: "download", inputs: &[t], sizes: &[t.numel()] }, |b| b.download(t))
     }

@@ -27,6 +27,14 @@ pub trait MemoryOps {
         let widened: Vec<f32> = data.iter().map(|v| v.to_f32()).collect();
         self.upload(&widened, shape)
     }
+    /// A linear weight `w[N, K]` in the backend's int8 form (quantised per output channel, as
+    /// CTranslate2's `compute_type=int8`) where the backend computes int8 products on this
+    /// machine; elsewhere `w` itself ([`Tensor::dtype`] tells which). The result must be accepted
+    /// as the weight of [`LinearOps::linear`] (and its fused forms), the table of
+    /// [`LayoutOps::embedding`], and by [`MemoryOps::download`] (its dequantised values).
+    fn quantize_int8(&self, w: &Tensor) -> Result<Tensor> {
+        Ok(w.clone())
+    }
 }
 
 /// Products with weights.

@@ -186,6 +186,14 @@ pub fn rank_at_least(op: &'static str, x: &Tensor, rank: usize) -> Result<()> {
     Ok(())
 }
 
+/// A matrix `[rows, cols]`.
+pub fn matrix(op: &'static str, x: &Tensor) -> Result<(usize, usize)> {
+    match x.shape() {
+        &[rows, cols] => Ok((rows, cols)),
+        other => Err(Error::shape(op, format!("expected a matrix [rows, cols], got {other:?}"))),
+    }
+}
+
 /// An op that picks from the last dimension (reduce, argmax): rank ≥ 1 and a last dimension
 /// that is not empty. Returns `(rows, last)`.
 pub fn rows(op: &'static str, x: &Tensor) -> Result<(usize, usize)> {

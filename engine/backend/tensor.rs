@@ -13,6 +13,10 @@ pub trait Storage: Send + Sync + 'static {
     fn as_any(&self) -> &dyn Any;
     /// Name of the backend that owns this storage, for error messages.
     fn backend_name(&self) -> &'static str;
+    /// How the values are stored: `float32`, or `float16`/`int8` for weights kept so.
+    fn dtype(&self) -> &'static str {
+        "float32"
+    }
 }
 
 #[derive(Clone)]
@@ -49,6 +53,11 @@ impl Tensor {
     pub fn dim(&self, d: isize) -> usize {
         let i = if d < 0 { self.shape.len() as isize + d } else { d } as usize;
         self.shape[i]
+    }
+
+    /// How its values are stored (see [`Storage::dtype`]).
+    pub fn dtype(&self) -> &'static str {
+        self.storage.dtype()
     }
 
     pub fn storage(&self) -> &Arc<dyn Storage> {

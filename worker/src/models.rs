@@ -48,10 +48,13 @@ impl Models {
                 (resolve_whisper(&hub, DEFAULT_MODEL_NAME)?, format!("{DEFAULT_MODEL_NAME} (name)"))
             }
         };
-        let whisper =
+        let mut whisper =
             Whisper::load(&dir, device.clone()).with_context(|| format!("loading Whisper from {}", dir.display()))?;
+        whisper
+            .apply_compute_type(&settings.compute_type)
+            .with_context(|| format!("WHISPERX_COMPUTE_TYPE={}", settings.compute_type))?;
         tracing::info!("[Predict] whisper_arch={source}");
-        tracing::info!("[Predict] device={} compute_type={}", device.name(), device.compute_type());
+        tracing::info!("[Predict] device={} compute_type={}", device.name(), whisper.compute_type());
         let (vad, vad_path) = PipelineModels::load_vad(&device, &settings.vad_dir, settings.vad_model_path.as_deref())
             .context("loading the VAD model")?;
         tracing::info!("VAD model: {}", vad_path.display());

@@ -40,6 +40,11 @@ pub enum ModelChoice {
     Default,
 }
 
+/// The precisions WHISPERX_COMPUTE_TYPE accepts.
+pub const COMPUTE_TYPES: [&str; 4] = ["default", "int8", "float16", "float32"];
+/// WHISPERX_COMPUTE_TYPE when unset.
+pub const DEFAULT_COMPUTE_TYPE: &str = "default";
+
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub jobs_dir: PathBuf,
@@ -51,6 +56,8 @@ pub struct Settings {
     pub model: ModelChoice,
     /// WHISPERX_DEVICE: auto, cpu or cuda.
     pub device: String,
+    /// WHISPERX_COMPUTE_TYPE: default, int8, float16 or float32 (see `Whisper::apply_compute_type`).
+    pub compute_type: String,
     /// Directory searched for the VAD checkpoint (after VAD_MODEL_PATH).
     pub vad_dir: PathBuf,
     pub vad_model_path: Option<PathBuf>,
@@ -152,6 +159,13 @@ impl Settings {
             debug,
             model,
             device: set("WHISPERX_DEVICE").unwrap_or_else(|| "auto".into()),
+            compute_type: match set("WHISPERX_COMPUTE_TYPE") {
+                None => DEFAULT_COMPUTE_TYPE.into(),
+                Some(v) if COMPUTE_TYPES.contains(&v.trim()) => v.trim().to_string(),
+                Some(v) => {
+                    return Err(format!("WHISPERX_COMPUTE_TYPE={v:?} should be one of {}", COMPUTE_TYPES.join(", ")))
+                }
+            },
             vad_dir: PathBuf::from(set("SCRIBE_MODELS_DIR").unwrap_or_else(|| "models".into())),
             vad_model_path: set("VAD_MODEL_PATH").map(PathBuf::from),
             concurrency,
@@ -194,6 +208,8 @@ mod tests {
         assert_eq!(s.max_audio_seconds, 14_400.0);
         assert_eq!(s.model, ModelChoice::Default);
         assert_eq!((s.concurrency, s.debug), (1, false));
+        assert_eq!(s.compute_type, "default");
+        assert_eq!(settings(&[("WHISPERX_COMPUTE_TYPE", " int8 ")]).unwrap().compute_type, "int8");
         assert_eq!(s.ping_interval, Duration::from_millis(10_000));
         assert_eq!(s.platform_timeout, Duration::from_secs(30));
         assert!(s.notes.is_empty());
@@ -236,6 +252,7 @@ mod tests {
             ("SCRIBE_PLATFORM_TIMEOUT_S", "never"),
             ("LOCAL_API_RESULT_TTL_S", "-5"),
             ("SCRIBE_DRAIN_TIMEOUT_S", "-1"),
+            ("WHISPERX_COMPUTE_TYPE", "int4"),
         ] {
             let e = settings(&[(k, v)]).unwrap_err();
             assert!(e.contains(k), "{k}: {e}");

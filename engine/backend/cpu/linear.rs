@@ -3,6 +3,7 @@
 use rayon::prelude::*;
 
 use super::gemm::{sgemm, MatRef};
+use super::int8::{linear_int8, Int8Kernel};
 use super::simd::SimdLevel;
 use super::skinny::{skinny_nt, SKINNY_BATCH_MAX_ROWS};
 use super::CpuBackend;
@@ -29,6 +30,8 @@ pub fn linear(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> R
         // `out` holds the bias or zeros, which the skinny product adds to.
         Weight::F32(wd) if (1..=SKINNY_BATCH_MAX_ROWS).contains(&m) => skinny_nt(level, m, n, k, xd, wd, k, &mut out),
         Weight::F16(wd) if (1..=SKINNY_BATCH_MAX_ROWS).contains(&m) => skinny_nt(level, m, n, k, xd, wd, k, &mut out),
+        // Every size: the int8 kernels are both the GEMM and the skinny product.
+        Weight::I8(wq) => linear_int8(level, Int8Kernel::for_level(level), m, xd, wq, &mut out),
         _ => {
             let wd = wd.rows_f32(level, 0..n, k);
             sgemm(level, m, n, k, MatRef::row_major(xd, k), MatRef::transposed(&wd, k), &mut out, n, accumulate, true)

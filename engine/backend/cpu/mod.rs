@@ -12,6 +12,7 @@ mod attention;
 mod conv;
 mod elementwise;
 pub mod gemm;
+pub mod int8;
 mod key_tiles;
 mod layout;
 mod linear;
@@ -47,6 +48,24 @@ impl Storage for CpuHalfStorage {
     fn backend_name(&self) -> &'static str {
         "cpu"
     }
+    fn dtype(&self) -> &'static str {
+        "float16"
+    }
+}
+
+/// A linear weight quantised to int8 per output channel (see [`int8`]).
+pub struct CpuInt8Storage(pub int8::Int8Matrix);
+
+impl Storage for CpuInt8Storage {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn backend_name(&self) -> &'static str {
+        "cpu"
+    }
+    fn dtype(&self) -> &'static str {
+        "int8"
+    }
 }
 
 /// Borrow a tensor's data, or fail if it lives on another backend or is a half-precision
@@ -56,20 +75,22 @@ pub(crate) fn data(t: &Tensor) -> Result<&[f32]> {
     if let Some(s) = any.downcast_ref::<CpuStorage>() {
         return Ok(&s.0[..]);
     }
-    if any.is::<CpuHalfStorage>() {
+    if any.is::<CpuHalfStorage>() || any.is::<CpuInt8Storage>() {
         return Err(Error::Other(format!(
-            "tensor {:?} is a half-precision weight; only linear, embedding and download accept one",
-            t.shape()
+            "tensor {:?} is a {} weight; only linear, embedding and download accept one",
+            t.shape(),
+            t.storage().dtype()
         )));
     }
     Err(Error::Other(format!("tensor {:?} is not on the CPU backend", t.shape())))
 }
 
-/// A weight's values as stored: f32, or f16 to be widened as it is read.
+/// A weight's values as stored: f32, f16 to be widened as it is read, or int8 per channel.
 #[derive(Clone, Copy)]
 pub(crate) enum Weight<'a> {
     F32(&'a [f32]),
     F16(&'a [half::f16]),
+    I8(&'a int8::Int8Matrix),
 }
 
 impl Weight<'_> {
@@ -87,16 +108,27 @@ impl Weight<'_> {
                 half_to_f32(level, &w[rows.start * cols..rows.end * cols], &mut out);
                 std::borrow::Cow::Owned(out)
             }
+            // An int8 matrix is `[rows, cols]` itself; a flat view (`cols` 1) is read row by row.
+            Weight::I8(w) => {
+                let (first, last) = (rows.start * cols / w.cols(), (rows.end * cols).div_ceil(w.cols()));
+                let all = w.dequantized_rows(first..last);
+                let skip = rows.start * cols - first * w.cols();
+                std::borrow::Cow::Owned(all[skip..skip + rows.len() * cols].to_vec())
+            }
         }
     }
 }
 
 /// Borrow a weight tensor (f32 or half precision).
 pub(crate) fn weight(t: &Tensor) -> Result<Weight<'_>> {
-    match t.storage().as_any().downcast_ref::<CpuHalfStorage>() {
-        Some(s) => Ok(Weight::F16(&s.0[..])),
-        None => data(t).map(Weight::F32),
+    let any = t.storage().as_any();
+    if let Some(s) = any.downcast_ref::<CpuHalfStorage>() {
+        return Ok(Weight::F16(&s.0[..]));
     }
+    if let Some(s) = any.downcast_ref::<CpuInt8Storage>() {
+        return Ok(Weight::I8(&s.0));
+    }
+    data(t).map(Weight::F32)
 }
 
 simd::multiversion! {
@@ -163,6 +195,18 @@ impl MemoryOps for CpuBackend {
 
     fn upload_f16(&self, d: &[half::f16], shape: &[usize]) -> Result<Tensor> {
         Ok(Tensor::from_storage(shape.to_vec(), Arc::new(CpuHalfStorage(d.to_vec()))))
+    }
+
+    /// Quantised where the CPU has VNNI; elsewhere the portable int8 kernel would be slower than
+    /// the f32 GEMM, so the weight stays as it is.
+    fn quantize_int8(&self, w: &Tensor) -> Result<Tensor> {
+        if int8::Int8Kernel::for_level(self.simd) != int8::Int8Kernel::Vnni || w.dtype() == "int8" {
+            return Ok(w.clone());
+        }
+        let (n, k) = (w.dim(0), w.dim(1));
+        let stored = weight(w)?;
+        let values = stored.rows_f32(self.simd, 0..n, k);
+        Ok(Tensor::from_storage(vec![n, k], Arc::new(CpuInt8Storage(int8::Int8Matrix::quantize(&values, n, k)))))
     }
 }
 

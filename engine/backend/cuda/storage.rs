@@ -20,6 +20,12 @@ impl Storage for CudaStorage {
     fn backend_name(&self) -> &'static str {
         "cuda"
     }
+    fn dtype(&self) -> &'static str {
+        match self {
+            CudaStorage::F32(_) => "float32",
+            CudaStorage::F16(_) => "float16",
+        }
+    }
 }
 
 /// The raw device address of a buffer (the backend runs on one stream, so no event is needed).

@@ -48,6 +48,13 @@ impl Linear {
         dev.linear(x, &self.weight, self.bias.as_ref())
     }
 
+    /// Keep the weight in int8 where the backend computes int8 products (see
+    /// [`Device::quantize_int8`]); the bias stays f32.
+    pub fn quantize_int8(&mut self, dev: &Device) -> Result<()> {
+        self.weight = dev.quantize_int8(&self.weight)?;
+        Ok(())
+    }
+
     /// `residual + x · wᵀ + b` (a block's skip connection), fused where the backend can.
     pub fn forward_residual(&self, dev: &Device, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
         dev.linear_residual(x, &self.weight, self.bias.as_ref(), residual)

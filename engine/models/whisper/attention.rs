@@ -33,6 +33,14 @@ impl MultiHeadAttention {
         })
     }
 
+    /// The four projections in int8 where the backend computes int8 products.
+    pub fn quantize_int8(&mut self, dev: &Device) -> Result<()> {
+        for proj in [&mut self.q_proj, &mut self.k_proj, &mut self.v_proj, &mut self.out_proj] {
+            proj.quantize_int8(dev)?;
+        }
+        Ok(())
+    }
+
     /// Keys and values of `source` `[B, T, D]`.
     pub fn kv(&self, dev: &Device, source: &Tensor) -> Result<KvCache> {
         Ok(KvCache { k: self.k_proj.forward(dev, source)?, v: self.v_proj.forward(dev, source)? })

@@ -33,6 +33,13 @@ impl DecoderLayer {
             final_layer_norm: LayerNorm::load(dev, store, &format!("{p}.final_layer_norm"), d)?,
         })
     }
+
+    fn quantize_int8(&mut self, dev: &Device) -> Result<()> {
+        self.self_attn.quantize_int8(dev)?;
+        self.encoder_attn.quantize_int8(dev)?;
+        self.fc1.quantize_int8(dev)?;
+        self.fc2.quantize_int8(dev)
+    }
 }
 
 /// Per-window decoder state: the cross-attention keys/values (computed once from the audio
@@ -104,6 +111,8 @@ pub enum LogitPositions {
 
 pub struct Decoder {
     embed_tokens: Tensor,
+    /// The (tied) output projection: `embed_tokens` itself, or its int8 copy.
+    logits_weight: Tensor,
     embed_positions: Tensor,
     layers: Vec<DecoderLayer>,
     layer_norm: LayerNorm,
@@ -114,8 +123,10 @@ impl Decoder {
     pub fn load(dev: &Device, store: &dyn WeightStore, c: &WhisperConfig) -> Result<Self> {
         let p = "model.decoder";
         let d = c.d_model;
+        let embed_tokens = load_matrix(dev, store, &format!("{p}.embed_tokens.weight"), &[c.vocab_size, d])?;
         Ok(Decoder {
-            embed_tokens: load_matrix(dev, store, &format!("{p}.embed_tokens.weight"), &[c.vocab_size, d])?,
+            logits_weight: embed_tokens.clone(),
+            embed_tokens,
             embed_positions: load(dev, store, &format!("{p}.embed_positions.weight"), &[c.max_target_positions, d])?,
             layers: (0..c.decoder_layers)
                 .map(|i| DecoderLayer::load(dev, store, &format!("{p}.layers.{i}"), c))
@@ -123,6 +134,20 @@ impl Decoder {
             layer_norm: LayerNorm::load(dev, store, &format!("{p}.layer_norm"), d)?,
             n_ctx: c.max_target_positions,
         })
+    }
+
+    /// Every block's linear weights and the output projection in int8 where the backend
+    /// computes int8 products; the token lookup keeps the checkpoint's values (as CTranslate2,
+    /// which quantises the projection and keeps the embedding).
+    pub fn quantize_int8(&mut self, dev: &Device) -> Result<()> {
+        self.layers.iter_mut().try_for_each(|l| l.quantize_int8(dev))?;
+        self.logits_weight = dev.quantize_int8(&self.embed_tokens)?;
+        Ok(())
+    }
+
+    /// How the products' weights are stored (`int8` once quantised).
+    pub fn weight_dtype(&self) -> &'static str {
+        self.logits_weight.dtype()
     }
 
     /// Maximum number of tokens in one window (prompt included).
@@ -213,6 +238,6 @@ impl Decoder {
             }
         };
         let x = self.layer_norm.forward(dev, &x)?;
-        dev.linear(&x, &self.embed_tokens, None)
+        dev.linear(&x, &self.logits_weight, None)
     }
 }

@@ -32,6 +32,12 @@ impl EncoderLayer {
         })
     }
 
+    fn quantize_int8(&mut self, dev: &Device) -> Result<()> {
+        self.self_attn.quantize_int8(dev)?;
+        self.fc1.quantize_int8(dev)?;
+        self.fc2.quantize_int8(dev)
+    }
+
     fn forward(&self, dev: &Device, x: &Tensor) -> Result<Tensor> {
         let h = self.self_attn_layer_norm.forward(dev, x)?;
         let x = self.self_attn.self_attention(dev, &h, x)?;
@@ -52,6 +58,12 @@ pub struct Encoder {
 }
 
 impl Encoder {
+    /// Every block's linear weights in int8 where the backend computes int8 products (the
+    /// stem convolutions stay f32, as CTranslate2 keeps them).
+    pub fn quantize_int8(&mut self, dev: &Device) -> Result<()> {
+        self.layers.iter_mut().try_for_each(|l| l.quantize_int8(dev))
+    }
+
     pub fn load(dev: &Device, store: &dyn WeightStore, c: &WhisperConfig) -> Result<Self> {
         let p = "model.encoder";
         let d = c.d_model;

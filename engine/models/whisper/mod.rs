@@ -80,6 +80,37 @@ impl Whisper {
         })
     }
 
+    /// Compute the encoder's and decoder's products in int8 where the backend can
+    /// (`compute_type=int8`, see [`Device::quantize_int8`]); elsewhere nothing changes.
+    pub fn quantize_int8(&mut self) -> Result<()> {
+        self.encoder.quantize_int8(&self.device)?;
+        self.decoder.quantize_int8(&self.device)
+    }
+
+    /// Apply a requested `compute_type` (`default`, `int8`, `float16`, `float32`): `int8`
+    /// quantises where the backend computes int8 products; the others keep the checkpoint's
+    /// weights and the backend's own precision (float32 on the CPU, float16 on CUDA). int8 is not
+    /// the default: on the benchmark's noisy file it costs tiny.en 3.6 WER points sequentially
+    /// and writes words in noise the float path leaves out (benches/README.md).
+    pub fn apply_compute_type(&mut self, requested: &str) -> Result<()> {
+        match requested {
+            "int8" => self.quantize_int8(),
+            "default" | "float16" | "float32" => Ok(()),
+            other => Err(Error::Other(format!(
+                "unknown compute_type `{other}` (expected default, int8, float16 or float32)"
+            ))),
+        }
+    }
+
+    /// What the products really compute in, for the `[Predict] compute_type=` line: `int8`
+    /// once quantised weights took, else the backend's own precision.
+    pub fn compute_type(&self) -> &'static str {
+        match self.decoder.weight_dtype() {
+            "int8" => "int8",
+            _ => self.device.compute_type(),
+        }
+    }
+
     /// Encode a batch of log-mel windows, `mel` row-major `[B, n_mels, 3000]`. When the GPU runs
     /// out of memory the batch is halved and the rest encoded in smaller chunks.
     pub fn encode(&self, mel: &[f32], batch: usize) -> Result<Tensor> {
