@@ -1554,6 +1554,11 @@ fn lstm() {
         (1, 129, 60, 128),
         (2, 33, 256, 33),
         (1, 0, 4, 3),
+        // many rows per thread: register tiles of 6 rows and a ragged last one; 4H not a
+        // multiple of the 64-gate blocks (80, 132)
+        (16, 9, 7, 20),
+        (15, 5, 60, 33),
+        (32, 4, 60, 128),
     ];
     for &(b, t, inp, hs) in &cases {
         let x = rng.vec(b * t * inp, 1.5);

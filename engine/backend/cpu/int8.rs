@@ -172,9 +172,7 @@ fn quantize_rows(level: SimdLevel, x: &[f32], m: usize, k: usize, k_padded: usiz
     let mut data = vec![0i8; m * k_padded];
     let mut scales = vec![0.0f32; m * blocks];
     let mut corrections = vec![0i32; m * blocks];
-    let one = |(((row, out), scale), correction): RowParts<'_>| {
-        quantize_row(level, row, out, scale, correction)
-    };
+    let one = |(((row, out), scale), correction): RowParts<'_>| quantize_row(level, row, out, scale, correction);
     let rows = x.chunks_exact(k.max(1)).take(m);
     let k_padded_or_1 = k_padded.max(1);
     if m * k >= PARALLEL_MIN_MACS {

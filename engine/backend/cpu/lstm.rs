@@ -44,7 +44,8 @@ pub fn lstm(
 }
 
 /// The time loop for `rows` sequences: `pre[rows, t, 4H]` input projections (biases folded
-/// in) → `out[rows, t, H]`. The recurrent product is a skinny one (at most
+/// in) → `out[rows, t, H]`. With AVX-512 the recurrent product runs on `W_hhᵀ` packed once per
+/// call ([`avx512::recurrent_product`], no reductions); elsewhere it is a skinny one (at most
 /// [`SKINNY_MAX_ROWS`] rows against `W_hh` read in place: `gemm` would pack `W_hh` every step).
 #[allow(clippy::too_many_arguments)]
 fn recurrence(
@@ -58,27 +59,143 @@ fn recurrence(
     reverse: bool,
 ) {
     let g4 = 4 * hsz;
+    #[cfg(target_arch = "x86_64")]
+    let packed = (level >= SimdLevel::Avx512).then(|| avx512::PackedRecurrent::new(whh, hsz));
+    #[cfg(not(target_arch = "x86_64"))]
+    let packed: Option<()> = None;
+    // Gates of one row are `stride` apart (the packed product's padded width).
+    #[cfg(target_arch = "x86_64")]
+    let stride = packed.as_ref().map_or(g4, |p| p.stride());
+    #[cfg(not(target_arch = "x86_64"))]
+    let stride = g4;
     let mut h = vec![0.0f32; rows * hsz];
     let mut c = vec![0.0f32; rows * hsz];
-    let mut gates = vec![0.0f32; rows * g4];
+    let mut gates = vec![0.0f32; rows * stride];
     for step in 0..t {
         let ti = if reverse { t - 1 - step } else { step };
         for bi in 0..rows {
-            gates[bi * g4..(bi + 1) * g4].copy_from_slice(&pre[(bi * t + ti) * g4..][..g4]);
+            gates[bi * stride..bi * stride + g4].copy_from_slice(&pre[(bi * t + ti) * g4..][..g4]);
         }
-        for r0 in (0..rows).step_by(SKINNY_MAX_ROWS) {
-            let m = SKINNY_MAX_ROWS.min(rows - r0);
-            skinny_nt(level, m, g4, hsz, &h[r0 * hsz..(r0 + m) * hsz], whh, hsz, &mut gates[r0 * g4..(r0 + m) * g4]);
+        match &packed {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: packed only when the level (detected on this CPU) has AVX-512.
+            Some(p) => unsafe { avx512::recurrent_product(p, &h, rows, &mut gates) },
+            _ => {
+                for r0 in (0..rows).step_by(SKINNY_MAX_ROWS) {
+                    let m = SKINNY_MAX_ROWS.min(rows - r0);
+                    let (x, g) = (&h[r0 * hsz..(r0 + m) * hsz], &mut gates[r0 * g4..(r0 + m) * g4]);
+                    skinny_nt(level, m, g4, hsz, x, whh, hsz, g);
+                }
+            }
         }
         for bi in 0..rows {
             let o_row = &mut out[(bi * t + ti) * hsz..][..hsz];
             cell_update(
                 level,
-                &gates[bi * g4..(bi + 1) * g4],
+                &gates[bi * stride..bi * stride + g4],
                 &mut c[bi * hsz..(bi + 1) * hsz],
                 &mut h[bi * hsz..(bi + 1) * hsz],
                 o_row,
             );
+        }
+    }
+}
+
+/// The recurrent product on AVX-512: `gates[r, :] += h[r, :] · W_hhᵀ` with `W_hhᵀ` packed
+/// row-major (`[H, 4H]`, each row padded to whole blocks of [`GATE_BLOCK`]), so each step is a
+/// small GEMM whose tiles of up to [`TILE_ROWS`] rows × 64 gates stay in 16 registers, one
+/// broadcast of `h` and four fused multiply-adds per k: no horizontal sums, and a block of
+/// `W_hhᵀ` (H × 64 floats, 32 KiB at H = 128) read from L1 by every tile.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// Gates of one register tile: four registers of 16.
+    pub const GATE_BLOCK: usize = 64;
+    /// Rows of one register tile (16 accumulators).
+    pub const TILE_ROWS: usize = 4;
+
+    /// `W_hhᵀ` `[H, stride]`, zero beyond column 4H.
+    pub struct PackedRecurrent {
+        wt: Vec<f32>,
+        hsz: usize,
+        stride: usize,
+    }
+
+    impl PackedRecurrent {
+        pub fn new(whh: &[f32], hsz: usize) -> Self {
+            let g4 = 4 * hsz;
+            let stride = g4.div_ceil(GATE_BLOCK) * GATE_BLOCK;
+            let mut wt = vec![0.0f32; hsz * stride];
+            for (j, row) in whh.chunks_exact(hsz).take(g4).enumerate() {
+                for (k, &v) in row.iter().enumerate() {
+                    wt[k * stride + j] = v;
+                }
+            }
+            PackedRecurrent { wt, hsz, stride }
+        }
+
+        pub fn stride(&self) -> usize {
+            self.stride
+        }
+    }
+
+    /// `gates[r, ..] += h[r, ..] · W_hhᵀ` for `rows` rows (`gates` rows `p.stride` apart).
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn recurrent_product(p: &PackedRecurrent, h: &[f32], rows: usize, gates: &mut [f32]) {
+        assert!(h.len() >= rows * p.hsz && gates.len() >= rows * p.stride, "recurrent product: operand sizes");
+        assert_eq!(p.wt.len(), p.hsz * p.stride);
+        for block in (0..p.stride).step_by(GATE_BLOCK) {
+            for r0 in (0..rows).step_by(TILE_ROWS) {
+                let (hp, wp) = (h.as_ptr().add(r0 * p.hsz), p.wt.as_ptr().add(block));
+                let gp = gates.as_mut_ptr().add(r0 * p.stride + block);
+                match (rows - r0).min(TILE_ROWS) {
+                    1 => tile::<1>(hp, p.hsz, wp, p.stride, gp),
+                    2 => tile::<2>(hp, p.hsz, wp, p.stride, gp),
+                    3 => tile::<3>(hp, p.hsz, wp, p.stride, gp),
+                    _ => tile::<4>(hp, p.hsz, wp, p.stride, gp),
+                }
+            }
+        }
+    }
+
+    /// `R` rows × one block of 64 gates: accumulate `Σ_k h[r, k] · wt[k, ..]` onto `gates`.
+    ///
+    /// # Safety
+    /// `h` must hold `R` rows of `hsz`, `wt` `hsz` rows of 64 readable floats `stride` apart,
+    /// `gates` `R` rows of 64 `stride` apart (the caller's asserts and block loop ensure it).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::needless_range_loop)]
+    unsafe fn tile<const R: usize>(h: *const f32, hsz: usize, wt: *const f32, stride: usize, gates: *mut f32) {
+        let mut acc = [[_mm512_setzero_ps(); 4]; R];
+        for r in 0..R {
+            for c in 0..4 {
+                acc[r][c] = _mm512_loadu_ps(gates.add(r * stride + 16 * c));
+            }
+        }
+        for k in 0..hsz {
+            let w = wt.add(k * stride);
+            let ws = [
+                _mm512_loadu_ps(w),
+                _mm512_loadu_ps(w.add(16)),
+                _mm512_loadu_ps(w.add(32)),
+                _mm512_loadu_ps(w.add(48)),
+            ];
+            for r in 0..R {
+                let x = _mm512_set1_ps(*h.add(r * hsz + k));
+                for c in 0..4 {
+                    acc[r][c] = _mm512_fmadd_ps(x, ws[c], acc[r][c]);
+                }
+            }
+        }
+        for r in 0..R {
+            for c in 0..4 {
+                _mm512_storeu_ps(gates.add(r * stride + 16 * c), acc[r][c]);
+            }
         }
     }
 }
