@@ -5,7 +5,9 @@
 #   gpu-pack/run.sh          every test binary with its GPU tests, then each recording of data/
 #                            transcribed with --device cuda and --device cpu, transcripts compared
 #   gpu-pack/run.sh bench    the GPU bench (benches/cuda.rs): encoder windows/s, decoder tokens/s,
-#                            batch 1/8/16/32, tiny.en and large-v3-shaped random weights
+#                            batch 1/8/16/32, tiny.en and large-v3-shaped random weights; then the
+#                            whole pipeline (VAD, transcription, diarization) on a 10-minute file,
+#                            with each stage's time (pipeline_bench below)
 #
 # Exits non-zero when anything fails. docs/gpu-validation.md says what to record of a run.
 set -uo pipefail
@@ -53,13 +55,57 @@ export SCRIBE_KERNEL_CACHE
 work="$(mktemp -d)"
 trap 'rm -rf "$SCRIBE_KERNEL_CACHE" "$work"' EXIT
 
+# The whole pipeline on a long file: data/two_speakers.wav repeated to PIPELINE_SECONDS (600 by
+# default) with python3's wave module, transcribed with --diarize (no alignment: the pack carries
+# no wav2vec2 weights) on each device of PIPELINE_DEVICES ("cuda" by default; "cuda cpu" adds the
+# CPU); prints the wall time, the real-time factor and the per-stage timings (LOG_LEVEL=debug).
+pipeline_bench() {
+    local long="$work/long.wav" seconds="${PIPELINE_SECONDS:-600}" status=0 duration device start wall
+    if ! python3 - "$long" data/two_speakers.wav "$seconds" <<'EOF'; then
+import sys, wave
+out, src, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+with wave.open(src) as w:
+    params, frames = w.getparams(), w.readframes(w.getnframes())
+repeats = max(1, int(-(-seconds * params.framerate // params.nframes)))
+with wave.open(out, "wb") as w:
+    w.setparams(params)
+    w.writeframes(frames * repeats)
+print(f"long file: {src} x {repeats} = {repeats * params.nframes / params.framerate:.1f} s")
+EOF
+        say "could not build the long file (python3 and data/two_speakers.wav are needed)"
+        return 1
+    fi
+    duration="$(python3 -c 'import sys, wave; w = wave.open(sys.argv[1]); print(w.getnframes() / w.getframerate())' "$long")"
+    for device in ${PIPELINE_DEVICES:-cuda}; do
+        echo "== whole pipeline, --device $device --diarize --no_align, $duration s"
+        start=$(now_ms)
+        if LOG_LEVEL=debug bin/scribe transcribe --model "$MODEL" --model_dir models --model_cache_only True \
+            --device "$device" --diarize --no_align --output_format json --output_dir "$work/pipeline-$device" \
+            --verbose False "$long" >"$work/pipeline.log" 2>&1; then
+            grep -E "\[Predict\]|chunks, |: audio [0-9]" "$work/pipeline.log"
+            wall="$(echo "$(now_ms) $start" | awk '{ print ($1 - $2) / 1000 }')"
+            echo "$device: wall $wall s for $duration s of audio, real-time factor $(echo "$wall $duration" | awk '{ printf "%.4f", $1 / $2 }')"
+        else
+            tail -20 "$work/pipeline.log"
+            say "the pipeline failed on $device"
+            status=1
+        fi
+    done
+    return $status
+}
+
 if [ "${1:-}" = bench ]; then
     shift
     if [ ! -x bin/bench ]; then
         say "this pack has no bench (bin/bench); rebuild it with make gpu-pack"
         exit 1
     fi
-    exec bin/bench --bench "$@"
+    now_ms() { echo $(($(date +%s%N) / 1000000)); }
+    bin/bench --bench "$@"
+    bench_status=$?
+    pipeline_bench
+    pipeline_status=$?
+    exit $((bench_status | pipeline_status))
 fi
 
 echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ), pack $(sed -n 's/^commit //p' BUILD)"
