@@ -35,7 +35,7 @@ use super::options::SpeakerSample;
 use super::progress::{Progress, Stage, Unit};
 use super::runner::{DiarizedSpeakers, FileTranscript, Outcome, Pipeline};
 use super::speaker_models::{turn_threshold, verify_threshold, DIARIZATION_MODEL};
-use super::speaker_relabel::{relabel, Labels};
+use super::speaker_relabel::{name_of, relabel, Labels};
 use super::speech_chunks::{speech_chunks, CHUNK_SIZE, VAD_OFFSET, VAD_ONSET};
 
 /// A sample longer than this is refused (the worker's download caps come first).
@@ -148,23 +148,17 @@ pub fn check_turns(
     turn_threshold: f64,
     cancel: &Cancel,
 ) -> Result<Vec<(Stretch, TurnCheck)>> {
-    let name_of = |label: &str| matches.iter().find(|m| m.label == label).and_then(|m| m.name.clone());
     let max = (MAX_STRETCH_SECONDS * SAMPLE_RATE as f64) as usize;
     let mut out = Vec::new();
-    for stretch in stretches(exclusive_turns, &|l| name_of(l).is_some()) {
+    for stretch in stretches(exclusive_turns, &|l| name_of(matches, l).is_some()) {
         cancel.check()?;
-        let mut speech = Vec::new();
-        for (start, end) in &stretch.parts {
-            let start = ((start * SAMPLE_RATE as f64).round() as usize).min(audio.len());
-            let end = ((end * SAMPLE_RATE as f64).round() as usize).min(audio.len()).min(start + max - speech.len());
-            speech.extend_from_slice(&audio.span(start, end.max(start)));
-        }
+        let speech = speech_of_spans(audio, stretch.parts.iter().copied(), max);
         if speech.len() < model.min_num_samples() {
             continue;
         }
         let embedding = model.embed_utterance(device, &speech)?;
-        let name = name_of(&stretch.label).unwrap_or_default();
-        let check = check_stretch(&name, &embedding, voiceprints, turn_threshold);
+        let name = name_of(matches, &stretch.label).unwrap_or_default();
+        let check = check_stretch(name, &embedding, voiceprints, turn_threshold);
         if check.decision != TurnDecision::Confirmed {
             out.push((stretch, check));
         }
@@ -251,15 +245,8 @@ fn speaker_voices(
     let mut out = Vec::new();
     for (label, _) in &diarized.centroids {
         cancel.check()?;
-        let mut speech = Vec::new();
-        for t in diarized.exclusive_turns.iter().filter(|t| &t.speaker == label) {
-            let start = (t.start * SAMPLE_RATE as f64).round() as usize;
-            let end = ((t.end * SAMPLE_RATE as f64).round() as usize).min(audio.len());
-            if start < end && speech.len() < max {
-                let take = (end - start).min(max - speech.len());
-                speech.extend_from_slice(&audio.span(start, start + take));
-            }
-        }
+        let turns = diarized.exclusive_turns.iter().filter(|t| &t.speaker == label);
+        let speech = speech_of_spans(audio, turns.map(|t| (t.start, t.end)), max);
         let v = if speech.len() >= model.min_num_samples() {
             model.embed_utterance(device, &speech)?
         } else {
@@ -268,6 +255,21 @@ fn speaker_voices(
         out.push((label.clone(), v));
     }
     Ok(out)
+}
+
+/// The samples of `spans` (seconds, in order) joined, at most `max_samples` of them: a speaker's
+/// voice to embed, from its turns or from one stretch's parts.
+fn speech_of_spans(audio: &Audio, spans: impl IntoIterator<Item = (f64, f64)>, max_samples: usize) -> Vec<f32> {
+    let mut speech = Vec::new();
+    for (start, end) in spans {
+        let start = ((start * SAMPLE_RATE as f64).round() as usize).min(audio.len());
+        let end = ((end * SAMPLE_RATE as f64).round() as usize).min(audio.len());
+        let take = end.saturating_sub(start).min(max_samples - speech.len());
+        if take > 0 {
+            speech.extend_from_slice(&audio.span(start, start + take));
+        }
+    }
+    speech
 }
 
 fn identity(m: &SpeakerMatch, checks: &[(Stretch, TurnCheck)]) -> SpeakerIdentity {
@@ -312,5 +314,20 @@ mod tests {
         let v = voiced_by_energy(&x);
         assert_eq!(v.len(), 1600);
         assert_eq!(v[..], x[1600..3200]);
+    }
+
+    #[test]
+    fn speech_of_spans_joins_the_spans_up_to_the_cap_and_the_end() {
+        let sr = SAMPLE_RATE as f64;
+        let audio = Audio::from_samples("x.wav", (0..16_000).map(|i| i as f32).collect());
+        // 0.1–0.2 s and 0.5–0.6 s: 1600 samples each, in order.
+        let speech = speech_of_spans(&audio, [(0.1, 0.2), (0.5, 0.6)], 10_000);
+        assert_eq!(speech.len(), 3200);
+        assert_eq!((speech[0], speech[1599], speech[1600]), (1600.0, 3199.0, 8000.0));
+        // The cap cuts inside the second span; empty, reversed and out-of-file spans give nothing.
+        let capped = speech_of_spans(&audio, [(0.3, 0.2), (0.1, 0.2), (0.5, 0.6), (2.0, 3.0)], 2000);
+        assert_eq!(capped, (1600..3200).chain(8000..8400).map(|v| v as f32).collect::<Vec<_>>());
+        // A span past the end is cut at the last sample.
+        assert_eq!(speech_of_spans(&audio, [(0.9, 1.5)], 100_000).len(), (sr * 0.1) as usize);
     }
 }

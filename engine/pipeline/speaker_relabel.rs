@@ -19,9 +19,14 @@ pub struct Labels<'a> {
     pub unconfirmed: &'a [Stretch],
 }
 
+/// The name `matches` give `label`, if any.
+pub fn name_of<'a>(matches: &'a [SpeakerMatch], label: &str) -> Option<&'a str> {
+    matches.iter().find(|m| m.label == label).and_then(|m| m.name.as_deref())
+}
+
 impl Labels<'_> {
     fn name_of(&self, label: &str) -> Option<&str> {
-        self.matches.iter().find(|m| m.label == label).and_then(|m| m.name.as_deref())
+        name_of(self.matches, label)
     }
 
     /// Seconds of `start..end` inside `label`'s unconfirmed stretches.
