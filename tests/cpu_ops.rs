@@ -277,8 +277,8 @@ fn ref_linear_int8(x: &[f32], m: usize, k: usize, w: &[f32], n: usize, b: Option
     use scribe::backend::cpu::int8::ACTIVATION_GROUP;
     let quantize = |values: &[f32]| -> (Vec<i64>, f32) {
         let amax = values.iter().fold(0.0f32, |a, v| a.max(v.abs()));
-        let inverse = if amax > 0.0 { 127.0 / amax } else { 0.0 };
-        (values.iter().map(|&v| (v * inverse).round_ties_even().clamp(-127.0, 127.0) as i64).collect(), amax / 127.0)
+        let (inverse, scale) = if (127.0 / amax).is_finite() { (127.0 / amax, amax / 127.0) } else { (0.0, 0.0) };
+        (values.iter().map(|&v| (v * inverse).round_ties_even().clamp(-127.0, 127.0) as i64).collect(), scale)
     };
     let ws: Vec<(Vec<i64>, f32)> = w.chunks_exact(k).map(quantize).collect();
     let mut out = vec![0.0f64; m * n];
@@ -363,6 +363,18 @@ fn int8_weights() {
             expect_err("quantize_int8 of a rank-3 tensor", &label, || dev.quantize_int8(&up(&dev, &w, &[n, k, 1])));
         }
     }
+    // Edge cases, on the best level: a weight with no inputs or no outputs, and values so small
+    // that 127 / max overflows (they quantise to zeros instead of to ±127).
+    let dev = Device::new(Arc::new(CpuBackend::with_simd(SimdLevel::detect())));
+    let empty = dev.quantize_int8(&up(&dev, &[], &[3, 0])).unwrap();
+    assert_eq!(down(&dev, &empty), Vec::<f32>::new());
+    assert_eq!(down(&dev, &dev.embedding(&[2], &empty).unwrap()), Vec::<f32>::new());
+    let none = dev.quantize_int8(&up(&dev, &[], &[0, 4])).unwrap();
+    assert_eq!(dev.linear(&up(&dev, &[1.0; 8], &[2, 4]), &none, None).unwrap().shape(), &[2, 0]);
+    let tiny = dev.quantize_int8(&up(&dev, &[1e-38, -2e-38, 0.5, 1.0], &[2, 2])).unwrap();
+    assert_eq!(down(&dev, &tiny)[..2], [0.0, 0.0], "a channel below 127 / f32::MAX quantises to zeros");
+    let y = down(&dev, &dev.linear(&up(&dev, &[1e-38, 1.0, 3.0, 4.0], &[2, 2]), &tiny, None).unwrap());
+    assert!(y.iter().all(|v| v.is_finite()), "{y:?}");
     exact.report();
     vs_float.report();
 }

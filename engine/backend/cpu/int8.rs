@@ -121,11 +121,18 @@ impl Int8Matrix {
 }
 
 /// `(127 / max|v|, max|v| / 127)`: the factor that quantises `values` and the scale that
-/// restores them (both 0 for all-zero values, which quantise to zeros).
+/// restores them; both 0 where the factor is not finite (all zeros, or values so small that
+/// `127 / max` overflows), which quantises the values to zeros. A NaN among the values is
+/// skipped by `max` and quantises to 0 (where the f32 product would give NaN).
 #[inline(always)]
-fn row_scale(values: &[f32]) -> (f32, f32) {
+pub fn row_scale(values: &[f32]) -> (f32, f32) {
     let amax = values.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    (if amax > 0.0 { INT8_MAX / amax } else { 0.0 }, amax / INT8_MAX)
+    let inverse = INT8_MAX / amax;
+    if inverse.is_finite() {
+        (inverse, amax / INT8_MAX)
+    } else {
+        (0.0, 0.0)
+    }
 }
 
 /// `round(v · inverse)`, ties to even (CTranslate2's `nearbyint`), clamped to ±127.

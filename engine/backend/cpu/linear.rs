@@ -16,6 +16,9 @@ pub fn linear(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> R
     let (m, n, k) = (x.rows_cols().0, w.dim(0), w.dim(1));
     let (xd, wd) = (data(x)?, weight(w)?);
     let mut out = vec![0.0f32; m * n];
+    if n == 0 {
+        return Ok(tensor(shape_checks::linear_output(x, n), out));
+    }
     let accumulate = match b {
         Some(b) => {
             let bd = data(b)?;

@@ -29,16 +29,22 @@ pub fn lstm(
     let pre = data(&pre)?;
     let whh = data(w_hh)?;
     let mut out = vec![0.0f32; b * t * hsz];
-    if b == 0 || t == 0 {
+    if b == 0 || t == 0 || hsz == 0 {
         return Ok(tensor(vec![b, t, hsz], out));
     }
+    // `W_hhᵀ` packed once for every task (AVX-512).
+    #[cfg(target_arch = "x86_64")]
+    let packed = (level >= SimdLevel::Avx512).then(|| avx512::PackedRecurrent::new(whh, hsz));
+    #[cfg(not(target_arch = "x86_64"))]
+    let packed: Option<Packed> = None;
     // The recurrence is sequential in time but independent across the batch: each thread runs
     // every step for its own rows.
     let rows_per_task = b.div_ceil(rayon::current_num_threads().max(1)).max(1);
     out.par_chunks_mut(rows_per_task * t * hsz).enumerate().for_each(|(task, out)| {
         let first = task * rows_per_task;
         let rows = out.len() / (t * hsz);
-        recurrence(level, &pre[first * t * g4..(first + rows) * t * g4], whh, out, rows, t, hsz, reverse);
+        let pre = &pre[first * t * g4..(first + rows) * t * g4];
+        recurrence(level, pre, whh, packed.as_ref(), out, rows, t, hsz, reverse);
     });
     Ok(tensor(vec![b, t, hsz], out))
 }
@@ -52,6 +58,7 @@ fn recurrence(
     level: SimdLevel,
     pre: &[f32],
     whh: &[f32],
+    packed: Option<&Packed>,
     out: &mut [f32],
     rows: usize,
     t: usize,
@@ -59,13 +66,9 @@ fn recurrence(
     reverse: bool,
 ) {
     let g4 = 4 * hsz;
-    #[cfg(target_arch = "x86_64")]
-    let packed = (level >= SimdLevel::Avx512).then(|| avx512::PackedRecurrent::new(whh, hsz));
-    #[cfg(not(target_arch = "x86_64"))]
-    let packed: Option<()> = None;
     // Gates of one row are `stride` apart (the packed product's padded width).
     #[cfg(target_arch = "x86_64")]
-    let stride = packed.as_ref().map_or(g4, |p| p.stride());
+    let stride = packed.map_or(g4, |p| p.stride());
     #[cfg(not(target_arch = "x86_64"))]
     let stride = g4;
     let mut h = vec![0.0f32; rows * hsz];
@@ -76,7 +79,7 @@ fn recurrence(
         for bi in 0..rows {
             gates[bi * stride..bi * stride + g4].copy_from_slice(&pre[(bi * t + ti) * g4..][..g4]);
         }
-        match &packed {
+        match packed {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: packed only when the level (detected on this CPU) has AVX-512.
             Some(p) => unsafe { avx512::recurrent_product(p, &h, rows, &mut gates) },
@@ -100,6 +103,13 @@ fn recurrence(
         }
     }
 }
+
+/// `W_hhᵀ` packed for the AVX-512 recurrent product.
+#[cfg(target_arch = "x86_64")]
+type Packed = avx512::PackedRecurrent;
+/// Nothing to pack without AVX-512.
+#[cfg(not(target_arch = "x86_64"))]
+type Packed = ();
 
 /// The recurrent product on AVX-512: `gates[r, :] += h[r, :] · W_hhᵀ` with `W_hhᵀ` packed
 /// row-major (`[H, 4H]`, each row padded to whole blocks of [`GATE_BLOCK`]), so each step is a

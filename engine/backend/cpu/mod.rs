@@ -109,6 +109,7 @@ impl Weight<'_> {
                 std::borrow::Cow::Owned(out)
             }
             // An int8 matrix is `[rows, cols]` itself; a flat view (`cols` 1) is read row by row.
+            Weight::I8(w) if w.cols() == 0 || rows.is_empty() || cols == 0 => std::borrow::Cow::Owned(Vec::new()),
             Weight::I8(w) => {
                 let (first, last) = (rows.start * cols / w.cols(), (rows.end * cols).div_ceil(w.cols()));
                 let all = w.dequantized_rows(first..last);
