@@ -89,6 +89,9 @@ struct InFlight {
     ids: HashSet<String>,
     cancels: HashMap<String, Cancel>,
     stopped: HashSet<String>,
+    /// Stops for jobs this worker did not know yet: one taken while the stop arrived (its take
+    /// answered, its id not yet recorded) is dropped when it is recorded.
+    stop_before_take: HashSet<String>,
     /// SIGTERM's drain deadline passed: jobs cancelled now post why.
     draining: bool,
 }
@@ -269,7 +272,13 @@ impl JobLoop {
                             match job.get("id").and_then(Value::as_str) {
                                 Some(id) => {
                                     let id = id.to_string();
-                                    in_flight.lock().unwrap().ids.insert(id.clone());
+                                    let mut f = in_flight.lock().unwrap();
+                                    if f.stop_before_take.remove(&id) {
+                                        tracing::info!("job {id}: stopped by the platform before it started");
+                                        continue;
+                                    }
+                                    f.ids.insert(id.clone());
+                                    drop(f);
                                     waiting.push_back((id, job));
                                 }
                                 None => {
@@ -388,6 +397,16 @@ impl JobLoop {
             in_flight.lock().unwrap().ids.remove(&id);
             return;
         };
+        // Registered under the lock that the stop channel takes, so a stop lands either before
+        // (the job never starts) or after (its engine is cancelled), never in between.
+        let cancel = Cancel::new();
+        {
+            let mut f = in_flight.lock().unwrap();
+            if !f.ids.contains(&id) {
+                return;
+            }
+            f.cancels.insert(id.clone(), cancel.clone());
+        }
         tracing::info!("job {id}: started");
         running.fetch_add(1, Ordering::SeqCst);
         let slot = Slot { running: running.clone(), freed: slot_freed.clone() };
@@ -399,8 +418,6 @@ impl JobLoop {
         let jobs_dir = self.jobs_dir.clone();
         let in_flight_task = in_flight.clone();
         let task_id = id.clone();
-        let cancel = Cancel::new();
-        in_flight.lock().unwrap().cancels.insert(id.clone(), cancel.clone());
         jobs.spawn(async move {
             let id = task_id;
             let url = endpoints.result_url(&id);
@@ -526,6 +543,9 @@ async fn heartbeat(endpoints: Arc<Endpoints>, poster: Poster, in_flight: Arc<Mut
     }
 }
 
+/// Stops for not-yet-known jobs kept at most (the set is cleared when it would grow past this).
+const MAX_EARLY_STOPS: usize = 1024;
+
 /// Long-poll the job-stop route; a job it names is stopped and posts nothing.
 async fn stop_channel(endpoints: Arc<Endpoints>, poster: Poster, in_flight: Arc<Mutex<InFlight>>, timing: LoopTiming) {
     let mut backoff = Backoff::new(timing.retry_base, timing.retry_max);
@@ -546,6 +566,12 @@ async fn stop_channel(endpoints: Arc<Endpoints>, poster: Poster, in_flight: Arc<
                     } else if f.ids.remove(id) {
                         // Still waiting for a slot: never started.
                         tracing::info!("job {id}: stopped by the platform before it started");
+                    } else {
+                        // Not known yet: its take may be on its way; kept (a bounded few).
+                        if f.stop_before_take.len() >= MAX_EARLY_STOPS {
+                            f.stop_before_take.clear();
+                        }
+                        f.stop_before_take.insert(id.to_string());
                     }
                 }
                 timing.idle_pause

@@ -27,6 +27,8 @@ struct Platform {
     post_failures: HashMap<String, VecDeque<u16>>,
     /// Jobs the stop route names once they have been taken.
     stop: Vec<String>,
+    /// Jobs the stop route names at once, taken or not (a stop that overtakes its job's take).
+    stop_early: Vec<String>,
     taken: Vec<String>,
 }
 
@@ -87,8 +89,9 @@ impl Harness {
                 return Response::new(200, "{}");
             }
             if path.starts_with("/v2/ep/job-stop/") {
-                let stop: Vec<String> = p.stop.iter().filter(|s| p.taken.contains(s)).cloned().collect();
+                let mut stop: Vec<String> = p.stop.iter().filter(|s| p.taken.contains(s)).cloned().collect();
                 p.stop.retain(|s| !stop.contains(s));
+                stop.append(&mut p.stop_early);
                 return if stop.is_empty() {
                     let mut r = Response::new(204, "");
                     r.delay = Duration::from_millis(100);
@@ -310,6 +313,37 @@ async fn results_survive_server_errors_and_dropped_connections_and_sigterm_drain
         .filter(|r| serde_json::from_slice::<Value>(&r.body).is_ok_and(|b| b.get("status").is_none()))
         .count();
     assert_eq!(flaky_results, 3, "two refused, the third posted");
+}
+
+/// A stop that reaches the worker before the job's take (the race a loaded worker can lose) is
+/// kept until the job is taken: the job never starts and posts nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_that_overtakes_its_take_still_stops_the_job() {
+    if !models_present() {
+        return;
+    }
+    let h = Harness::start(Vec::new()).await;
+    h.platform.lock().unwrap().stop_early.push("early".into());
+    let child = h.worker(&[]);
+    // The stop route answers first (the queue is empty); the job comes after it.
+    h.wait_for("the stop to be sent", Duration::from_secs(60), |h| {
+        h.server.requests().iter().any(|r| r.path().starts_with("/v2/ep/job-stop/"))
+            && h.platform.lock().unwrap().stop_early.is_empty()
+    })
+    .await;
+    {
+        let mut p = h.platform.lock().unwrap();
+        p.queue.push_back(json!({"id": "early", "input": {"audio_file": h.audio("speech.wav"), "beam_size": 1}}));
+        p.queue.push_back(json!({"id": "after", "input": {"audio_file": h.audio("speech.wav"), "beam_size": 1}}));
+    }
+    h.wait_for("the second job's result", Duration::from_secs(300), |h| h.results().contains_key("after")).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    sigterm(&child);
+    let (status, stderr) = wait_exit(child, Duration::from_secs(60));
+    assert!(status.success(), "{status:?}\n{stderr}");
+    assert!(h.platform.lock().unwrap().taken.contains(&"early".to_string()), "the job was taken");
+    assert!(!h.results().contains_key("early"), "a stopped job posts nothing: {:?}", h.results());
+    assert!(stderr.contains("job early: stopped by the platform before it started"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
