@@ -270,16 +270,19 @@ fn half_precision_weights() {
     st.report();
 }
 
+/// Symmetric int8 quantisation of `values` with one scale (±127, ties to even; values whose
+/// `127 / max` overflows quantise to zeros): the integers and the scale that restores them.
+fn quantize(values: &[f32]) -> (Vec<i64>, f32) {
+    let amax = values.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+    let (inverse, scale) = if (127.0 / amax).is_finite() { (127.0 / amax, amax / 127.0) } else { (0.0, 0.0) };
+    (values.iter().map(|&v| (v * inverse).round_ties_even().clamp(-127.0, 127.0) as i64).collect(), scale)
+}
+
 /// The int8 algorithm of `compute_type=int8` written out in f64: the weight quantised per
 /// output channel, each input row per block of `ACTIVATION_GROUP` values (symmetric, ±127, ties
 /// to even), integer dot products per block, scaled back.
 fn ref_linear_int8(x: &[f32], m: usize, k: usize, w: &[f32], n: usize, b: Option<&[f32]>) -> Vec<f64> {
     use scribe::backend::cpu::int8::ACTIVATION_GROUP;
-    let quantize = |values: &[f32]| -> (Vec<i64>, f32) {
-        let amax = values.iter().fold(0.0f32, |a, v| a.max(v.abs()));
-        let (inverse, scale) = if (127.0 / amax).is_finite() { (127.0 / amax, amax / 127.0) } else { (0.0, 0.0) };
-        (values.iter().map(|&v| (v * inverse).round_ties_even().clamp(-127.0, 127.0) as i64).collect(), scale)
-    };
     let ws: Vec<(Vec<i64>, f32)> = w.chunks_exact(k).map(quantize).collect();
     let mut out = vec![0.0f64; m * n];
     for (i, row) in x.chunks_exact(k).enumerate() {
@@ -342,12 +345,8 @@ fn int8_weights() {
             let deq: Vec<f32> = w
                 .chunks_exact(k)
                 .flat_map(|row| {
-                    let amax = row.iter().fold(0.0f32, |a, v| a.max(v.abs()));
-                    let inverse = if amax > 0.0 { 127.0 / amax } else { 0.0 };
-                    let scale = amax / 127.0;
-                    row.iter()
-                        .map(move |&v| (v * inverse).round_ties_even().clamp(-127.0, 127.0) * scale)
-                        .collect::<Vec<f32>>()
+                    let (q, scale) = quantize(row);
+                    q.into_iter().map(move |v| v as f32 * scale)
                 })
                 .collect();
             assert_eq!(down(&dev, &wt), deq, "{label}: download of an int8 weight");

@@ -108,7 +108,7 @@ struct TranscribeArgs {
     device: String,
     /// Requested precision: the CPU computes in float32, CUDA in float16 with f32 accumulation;
     /// int8 computes Whisper's products in int8 on CPUs with AVX-512 VNNI (logged).
-    #[arg(long, default_value = "float32", value_parser = ["default", "float16", "float32", "int8"])]
+    #[arg(long, default_value = "float32", value_parser = scribe::models::whisper::COMPUTE_TYPES)]
     compute_type: String,
     /// Directory for the output files.
     #[arg(short = 'o', long, default_value = ".")]

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use scribe::models::whisper::COMPUTE_TYPES;
+
 use crate::download::DownloadLimits;
 use crate::storage::StorageConfig;
 use crate::url_guard::UrlPolicy;
@@ -40,8 +42,6 @@ pub enum ModelChoice {
     Default,
 }
 
-/// The precisions WHISPERX_COMPUTE_TYPE accepts.
-pub const COMPUTE_TYPES: [&str; 4] = ["default", "int8", "float16", "float32"];
 /// WHISPERX_COMPUTE_TYPE when unset.
 pub const DEFAULT_COMPUTE_TYPE: &str = "default";
 

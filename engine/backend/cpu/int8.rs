@@ -125,7 +125,7 @@ impl Int8Matrix {
 /// `127 / max` overflows), which quantises the values to zeros. A NaN among the values is
 /// skipped by `max` and quantises to 0 (where the f32 product would give NaN).
 #[inline(always)]
-pub fn row_scale(values: &[f32]) -> (f32, f32) {
+fn row_scale(values: &[f32]) -> (f32, f32) {
     let amax = values.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     let inverse = INT8_MAX / amax;
     if inverse.is_finite() {

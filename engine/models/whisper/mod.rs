@@ -58,6 +58,10 @@ pub fn open_checkpoint(dir: &Path) -> Result<(Box<dyn WeightStore>, WhisperConfi
     }
 }
 
+/// The `compute_type`s [`Whisper::apply_compute_type`] accepts (the CLI's `--compute_type`, the
+/// worker's WHISPERX_COMPUTE_TYPE).
+pub const COMPUTE_TYPES: [&str; 4] = ["default", "float16", "float32", "int8"];
+
 impl Whisper {
     /// Load a model directory onto `device`.
     pub fn load(dir: &Path, device: Device) -> Result<Self> {
@@ -97,7 +101,8 @@ impl Whisper {
             "int8" => self.quantize_int8(),
             "default" | "float16" | "float32" => Ok(()),
             other => Err(Error::Other(format!(
-                "unknown compute_type `{other}` (expected default, int8, float16 or float32)"
+                "unknown compute_type `{other}` (expected one of {})",
+                COMPUTE_TYPES.join(", ")
             ))),
         }
     }
