@@ -27,6 +27,21 @@ extern "C" __global__ void max_pool1d(const float* __restrict__ x, float* __rest
     }
 }
 
+// Overlapping windows of x[C, T], each scaled and shifted: y[w, c, l] = x[c, w*hop + l] * scale[w] + shift[w, c]
+// (y is [W, C, len]). CPU reference: engine/backend/cpu/conv.rs windows_affine.
+extern "C" __global__ void windows_affine(const float* __restrict__ x, const float* __restrict__ scale,
+                                          const float* __restrict__ shift, float* __restrict__ y, i64 n, int channels,
+                                          i64 time, i64 hop, int len) {
+    GRID_STRIDE_LOOP(i, n) {
+        const int l = (int)(i % len);
+        const i64 row = i / len;  // w * channels + c
+        const int c = (int)(row % channels);
+        const i64 w = row / channels;
+        // Rounded product then sum (no fused multiply-add): the CPU reference's rounding.
+        y[i] = __fadd_rn(__fmul_rn(x[c * time + w * hop + l], scale[w]), shift[row]);
+    }
+}
+
 // Conv2d's column matrix: cols[b, (ci*KH + kh)*KW + kw, oh*W_out + ow] =
 // x[b, ci, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw] (0 outside the input). CPU reference:
 // engine/backend/cpu/conv.rs conv2d.

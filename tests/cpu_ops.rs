@@ -1853,6 +1853,44 @@ fn reduce() {
 }
 
 #[test]
+fn windows_affine() {
+    let mut st = Stats::new("windows_affine");
+    let mut rng = Rng::new(23);
+    // (C, T, windows, hop, length)
+    let cases = [(1, 1, 1, 0, 1), (3, 40, 4, 7, 19), (2, 33, 3, 16, 1), (80, 8775, 3, 800, 7175), (5, 9, 0, 2, 4)];
+    for &(c, t, w, hop, len) in &cases {
+        let (x, scale, shift) = (rng.vec(c * t, 1.0), rng.vec(w, 2.0), rng.vec(w * c, 1.0));
+        let mut want = vec![0.0f32; w * c * len];
+        for wi in 0..w {
+            for ci in 0..c {
+                for l in 0..len {
+                    want[(wi * c + ci) * len + l] = x[ci * t + wi * hop + l] * scale[wi] + shift[wi * c + ci];
+                }
+            }
+        }
+        for (label, dev) in devices() {
+            let (sc, sh) = (up(&dev, &scale, &[w]), up(&dev, &shift, &[w, c]));
+            let y = dev.windows_affine(&up(&dev, &x, &[c, t]), hop, len, &sc, &sh).unwrap();
+            assert_eq!(y.shape(), &[w, c, len]);
+            st.exact("windows_affine", &label, &format!("[{c},{t}] {w} of {len} every {hop}"), &down(&dev, &y), &want);
+        }
+    }
+    for (label, dev) in devices() {
+        let x = up(&dev, &[0.0; 20], &[2, 10]);
+        let (sc, sh) = (up(&dev, &[1.0; 3], &[3]), up(&dev, &[0.0; 6], &[3, 2]));
+        expect_err("windows_affine past the end", &label, || dev.windows_affine(&x, 4, 3, &sc, &sh));
+        expect_err("windows_affine rank 3", &label, || {
+            dev.windows_affine(&up(&dev, &[0.0; 20], &[1, 2, 10]), 1, 3, &sc, &sh)
+        });
+        expect_err("windows_affine shift shape", &label, || {
+            dev.windows_affine(&x, 1, 3, &sc, &up(&dev, &[0.0; 6], &[2, 3]))
+        });
+        expect_err("windows_affine hop 0", &label, || dev.windows_affine(&x, 0, 3, &sc, &sh));
+    }
+    st.report();
+}
+
+#[test]
 fn max_pool1d() {
     let mut st = Stats::new("max_pool1d");
     let mut rng = Rng::new(19);

@@ -235,6 +235,15 @@ impl Device {
         })
     }
 
+    /// Overlapping windows of `x[C, T]`, each with an affine map of its own (see
+    /// [`ConvOps::windows_affine`](crate::backend::kernels::ConvOps::windows_affine)).
+    pub fn windows_affine(&self, x: &Tensor, hop: usize, len: usize, scale: &Tensor, shift: &Tensor) -> Result<Tensor> {
+        shape_checks::windows_affine(x, hop, len, scale, shift)?;
+        self.run(OpCall { op: "windows_affine", inputs: &[x, scale, shift], sizes: &[hop, len] }, |k| {
+            k.windows_affine(x, hop, len, scale, shift)
+        })
+    }
+
     /// `nn.InstanceNorm1d` on `x[B, C, T]` (statistics per sample and channel), optional affine.
     pub fn instance_norm(&self, x: &Tensor, gamma: Option<&Tensor>, beta: Option<&Tensor>, eps: f32) -> Result<Tensor> {
         let (_, c, _) = x.dims3("instance_norm")?;

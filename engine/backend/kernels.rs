@@ -63,6 +63,9 @@ pub trait ConvOps {
     fn conv2d(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: Conv2dParams) -> Result<Tensor>;
     /// `nn.MaxPool1d(kernel, stride)` on `x[B, C, T]` (no padding, floor mode).
     fn max_pool1d(&self, x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor>;
+    /// `scale.len()` overlapping windows of `x[C, T]`, `hop` apart and `len` long, each scaled
+    /// and shifted: `out[w, c, l] = x[c, w·hop + l] · scale[w] + shift[w, c]` (`[W, C, len]`).
+    fn windows_affine(&self, x: &Tensor, hop: usize, len: usize, scale: &Tensor, shift: &Tensor) -> Result<Tensor>;
 }
 
 /// Normalisations.

@@ -135,6 +135,32 @@ pub fn max_pool1d(x: &Tensor, kernel: usize, stride: usize) -> Result<(usize, us
     Ok((b, c, t, t_out))
 }
 
+/// Windows of `x[C, T]` (see `ConvOps::windows_affine`): `(C, T, W)`. Every window must lie
+/// inside `x`, `scale` hold one value a window and `shift` `[W, C]`.
+pub fn windows_affine(
+    x: &Tensor,
+    hop: usize,
+    len: usize,
+    scale: &Tensor,
+    shift: &Tensor,
+) -> Result<(usize, usize, usize)> {
+    let op = "windows_affine";
+    let [c, t] = x.shape() else {
+        return Err(Error::shape(op, format!("input {:?} is not [C, T]", x.shape())));
+    };
+    let (c, t, w) = (*c, *t, scale.numel());
+    if scale.shape().len() != 1 {
+        return Err(Error::shape(op, format!("scale {:?} is not [W]", scale.shape())));
+    }
+    if shift.shape() != [w, c] {
+        return Err(Error::shape(op, format!("shift {:?} for {w} windows of {c} channels", shift.shape())));
+    }
+    if w > 0 && (hop == 0 && w > 1 || (w - 1) * hop + len > t) {
+        return Err(Error::shape(op, format!("{w} windows of {len} every {hop} do not fit in {t}")));
+    }
+    Ok((c, t, w))
+}
+
 /// Layer norm of `x[.., D]` with `gamma`, `beta` of `D` values: `(rows, D)`.
 pub fn layer_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor) -> Result<(usize, usize)> {
     let (rows, d) = x.rows_cols();

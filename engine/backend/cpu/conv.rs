@@ -195,6 +195,24 @@ pub fn max_pool1d(x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
     Ok(tensor(vec![b, c, t_out], out))
 }
 
+/// See [`ConvOps::windows_affine`]: one row `(w, c)` a task.
+pub fn windows_affine(x: &Tensor, hop: usize, len: usize, scale: &Tensor, shift: &Tensor) -> Result<Tensor> {
+    let (c, t, w) = shape_checks::windows_affine(x, hop, len, scale, shift)?;
+    let (xd, sd, hd) = (data(x)?, data(scale)?, data(shift)?);
+    let mut out = vec![0.0f32; w * c * len];
+    if len > 0 {
+        out.par_chunks_mut(len).enumerate().for_each(|(row, o)| {
+            let (wi, ci) = (row / c, row % c);
+            let src = &xd[ci * t + wi * hop..][..len];
+            let (a, b) = (sd[wi], hd[row]);
+            for (ov, &v) in o.iter_mut().zip(src) {
+                *ov = v * a + b;
+            }
+        });
+    }
+    Ok(tensor(vec![w, c, len], out))
+}
+
 impl ConvOps for CpuBackend {
     fn conv1d(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: Conv1dParams) -> Result<Tensor> {
         conv1d(self.simd, x, w, b, p)
@@ -206,5 +224,9 @@ impl ConvOps for CpuBackend {
 
     fn max_pool1d(&self, x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
         max_pool1d(x, kernel, stride)
+    }
+
+    fn windows_affine(&self, x: &Tensor, hop: usize, len: usize, scale: &Tensor, shift: &Tensor) -> Result<Tensor> {
+        windows_affine(x, hop, len, scale, shift)
     }
 }

@@ -160,4 +160,26 @@ impl ConvOps for CudaBackend {
         )?;
         Ok(y)
     }
+
+    fn windows_affine(&self, x: &Tensor, hop: usize, len: usize, scale: &Tensor, shift: &Tensor) -> Result<Tensor> {
+        let (c, t, w) = shape_checks::windows_affine(x, hop, len, scale, shift)?;
+        let (y, yp) = self.output(vec![w, c, len])?;
+        let n = w * c * len;
+        self.launch_elementwise(
+            "windows_affine",
+            n,
+            &[
+                Arg::Ptr(f32_ptr(x)?),
+                Arg::Ptr(f32_ptr(scale)?),
+                Arg::Ptr(f32_ptr(shift)?),
+                Arg::Ptr(yp),
+                Arg::I64(n as i64),
+                Arg::I32(int(c, "channels")?),
+                Arg::I64(t as i64),
+                Arg::I64(hop as i64),
+                Arg::I32(int(len.max(1), "window length")?),
+            ],
+        )?;
+        Ok(y)
+    }
 }

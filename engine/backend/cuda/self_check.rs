@@ -467,6 +467,21 @@ fn check_conv(c: &mut Checker, thorough: bool) -> Result<()> {
             d.max_pool1d(side(&x, s), k, stride)
         })?;
     }
+    // (channels, time, windows, hop, length): SincNet's shared filter bank (80 filters, 32
+    // windows of 7975 frames every 800) and ragged ones.
+    let windows: &[(usize, usize, usize, usize, usize)] = if thorough {
+        &[(80, 32_775, 32, 800, 7975), (3, 1001, 7, 150, 101), (5, 37, 1, 0, 37)]
+    } else {
+        &[(3, 60, 4, 7, 33)]
+    };
+    for &(ch, t, count, hop, len) in windows {
+        let x = c.tensor(&[ch, t], 1.0)?;
+        let scale = c.tensor(&[count], 2.0)?;
+        let shift = c.tensor(&[count, ch], 1.0)?;
+        c.check(format!("windows_affine [{ch}, {t}] {count} windows of {len} every {hop}"), "conv", F32, |d, s| {
+            d.windows_affine(side(&x, s), hop, len, side(&scale, s), side(&shift, s))
+        })?;
+    }
     Ok(())
 }
 

@@ -88,13 +88,7 @@ pub fn local_speakers(
     for batch in starts.chunks(batch_size.max(1)) {
         let (first, last) = (batch[0], batch[batch.len() - 1]);
         let stretch = audio.samples(first, last + window)?;
-        let mut samples = vec![0.0f32; batch.len() * window];
-        for (w, &s) in batch.iter().enumerate() {
-            let (from, to) = ((s - first).min(stretch.len()), (s - first + window).min(stretch.len()));
-            samples[w * window..w * window + to - from].copy_from_slice(&stretch[from..to]);
-        }
-        let x = dev.upload(&samples, &[batch.len(), 1, window])?;
-        let log_probs = dev.download(&model.forward(dev, &x)?)?;
+        let log_probs = dev.download(&model.forward_windows(dev, &stretch, batch.len(), step)?)?;
         let speakers_of = powerset.to_multilabel_hard(&log_probs)?;
         binarized.extend(speakers_of.iter().map(|&a| a as u8));
     }

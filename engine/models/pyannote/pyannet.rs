@@ -155,7 +155,19 @@ impl PyanNet {
     /// `waveforms[B, 1, T]` → per-frame class probabilities `[B, frames, classes]` (sigmoids),
     /// or for a powerset model log-probabilities `[B, frames, outputs]` (log-softmax).
     pub fn forward(&self, dev: &Device, waveforms: &Tensor) -> Result<Tensor> {
-        let features = self.sincnet.forward(dev, waveforms)?;
+        self.head(dev, self.sincnet.forward(dev, waveforms)?)
+    }
+
+    /// [`PyanNet::forward`] of `count` windows of the model's length, `hop` samples apart, from
+    /// `stretch` (zero beyond its end), the sliding inference's batch, with the overlapping
+    /// windows' filter bank computed once ([`SincNet::forward_windows`]).
+    pub fn forward_windows(&self, dev: &Device, stretch: &[f32], count: usize, hop: usize) -> Result<Tensor> {
+        let window = self.config.window_samples();
+        self.head(dev, self.sincnet.forward_windows(dev, stretch, count, hop, window)?)
+    }
+
+    /// From SincNet's features `[B, 60, frames]` to the outputs.
+    fn head(&self, dev: &Device, features: Tensor) -> Result<Tensor> {
         // batch feature frame → batch frame feature
         let mut x = dev.permute(&features, &[0, 2, 1])?;
         for layer in &self.lstm {

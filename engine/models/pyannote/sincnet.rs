@@ -4,6 +4,8 @@
 //! whose low and band frequencies are the learned parameters, each as a cosine (even) and a
 //! sine (odd) filter — 80 filters of 251 taps, computed once at load time.
 
+use rayon::prelude::*;
+
 use crate::backend::{Activation, Conv1dParams, Device, Tensor};
 use crate::error::{Error, Result};
 use crate::models::common::layers::load;
@@ -79,8 +81,13 @@ impl InstanceNorm {
 pub struct SincNet {
     stride: usize,
     wav_norm: InstanceNorm,
+    /// The waveform norm's `weight` and `bias` (one channel) on the host, for
+    /// [`SincNet::forward_windows`].
+    wav_affine: (f64, f64),
     /// `[80, 1, 251]`.
     filters: Tensor,
+    /// Each filter's taps summed: what the filter bank makes of a constant 1.
+    filter_sums: Vec<f64>,
     /// `conv1d.1` and `conv1d.2`: weight `[60, C_in, 5]`, bias `[60]`.
     convs: Vec<(Tensor, Tensor)>,
     /// `norm1d.0..2`.
@@ -107,6 +114,10 @@ impl SincNet {
         let window = store.f32(&format!("{fb}.window_"), &[half])?;
         let taps = sinc_filters(&low, &band, &n, &window, sample_rate as f32);
         let filters = dev.upload(&taps, &[SINC_FILTERS, 1, SINC_KERNEL_SIZE])?;
+        let filter_sums = taps.chunks_exact(SINC_KERNEL_SIZE).map(|f| f.iter().map(|&v| v as f64).sum()).collect();
+        let affine =
+            |name: &str| -> Result<f64> { Ok(store.f32(&format!("{prefix}.wav_norm1d.{name}"), &[1])?[0] as f64) };
+        let wav_affine = (affine("weight")?, affine("bias")?);
         let mut convs = Vec::new();
         for (i, c_in) in [(1, SINC_FILTERS), (2, CONV_CHANNELS)] {
             let p = format!("{prefix}.conv1d.{i}");
@@ -123,7 +134,9 @@ impl SincNet {
         Ok(SincNet {
             stride,
             wav_norm: InstanceNorm::load(dev, store, &format!("{prefix}.wav_norm1d"), 1)?,
+            wav_affine,
             filters,
+            filter_sums,
             convs,
             norms,
         })
@@ -138,8 +151,70 @@ impl SincNet {
     pub fn forward(&self, dev: &Device, waveforms: &Tensor) -> Result<Tensor> {
         let x = self.wav_norm.forward(dev, waveforms)?;
         let sinc = Conv1dParams { stride: self.stride, ..Default::default() };
+        self.stages(dev, dev.conv1d(&x, &self.filters, None, sinc)?)
+    }
+
+    /// The features of `count` windows of `window` samples, `hop` apart, from `stretch` (zero
+    /// beyond its end): what [`SincNet::forward`] gives for those windows stacked, with the
+    /// filter bank run once over the stretch instead of once a window (pyannote's sliding
+    /// windows overlap ten times). The waveform's instance norm is an affine map per window
+    /// (`a·x + b`, `a = γ/√(var + ε)`, `b = β − a·mean`), so it moves past the linear,
+    /// bias-free filter bank: `conv(a·x + b) = a·conv(x) + b·Σ taps`, each window's share of
+    /// the stretch's filter output scaled and shifted by its own statistics
+    /// ([`Device::windows_affine`]). Where `hop` is not a whole number of filter strides the
+    /// windows' outputs do not line up with the stretch's, and each window is filtered alone.
+    pub fn forward_windows(
+        &self,
+        dev: &Device,
+        stretch: &[f32],
+        count: usize,
+        hop: usize,
+        window: usize,
+    ) -> Result<Tensor> {
+        let span = count.saturating_sub(1) * hop + window;
+        let mut samples = stretch[..span.min(stretch.len())].to_vec();
+        samples.resize(span, 0.0);
+        if count < 2 || !hop.is_multiple_of(self.stride) || window < SINC_KERNEL_SIZE {
+            let mut batch = vec![0.0f32; count * window];
+            for (w, out) in batch.chunks_exact_mut(window.max(1)).enumerate() {
+                out.copy_from_slice(&samples[w * hop..w * hop + window]);
+            }
+            return self.forward(dev, &dev.upload(&batch, &[count, 1, window])?);
+        }
+        let (gamma, beta) = self.wav_affine;
+        let per_window: Vec<(f32, Vec<f32>)> = (0..count)
+            .into_par_iter()
+            .map(|w| {
+                // The statistics as the instance norm computes them (f64, biased variance).
+                let x = &samples[w * hop..w * hop + window];
+                let n = x.len() as f64;
+                let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
+                let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+                let a = gamma / (var + INSTANCE_NORM_EPS as f64).sqrt();
+                let b = beta - a * mean;
+                (a as f32, self.filter_sums.iter().map(|&s| (b * s) as f32).collect())
+            })
+            .collect();
+        let scale: Vec<f32> = per_window.iter().map(|(a, _)| *a).collect();
+        let shift: Vec<f32> = per_window.into_iter().flat_map(|(_, s)| s).collect();
+        let sinc = Conv1dParams { stride: self.stride, ..Default::default() };
+        let filtered = dev.conv1d(&dev.upload(&samples, &[1, 1, span])?, &self.filters, None, sinc)?;
+        let filtered = filtered.reshape(&[SINC_FILTERS, filtered.dim(2)])?;
+        let frames = (window - SINC_KERNEL_SIZE) / self.stride + 1;
+        let x = dev.windows_affine(
+            &filtered,
+            hop / self.stride,
+            frames,
+            &dev.upload(&scale, &[count])?,
+            &dev.upload(&shift, &[count, SINC_FILTERS])?,
+        )?;
+        self.stages(dev, x)
+    }
+
+    /// From the sinc filter bank's output `[B, 80, T']` on.
+    fn stages(&self, dev: &Device, filtered: Tensor) -> Result<Tensor> {
         // The sinc stage takes |·| before pooling (pyannote: mravanelli/SincNet#4).
-        let mut x = dev.activation(&dev.conv1d(&x, &self.filters, None, sinc)?, Activation::Abs)?;
+        let mut x = dev.activation(&filtered, Activation::Abs)?;
         for stage in 0..3 {
             if stage > 0 {
                 let (w, b) = &self.convs[stage - 1];

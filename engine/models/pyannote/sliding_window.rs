@@ -213,8 +213,6 @@ pub struct SpeechScorer<'m> {
     /// Windows scored so far; the next one starts at `scored · step`.
     scored: usize,
     aggregator: Aggregator,
-    /// One batch of windows, reused.
-    batch: Vec<f32>,
 }
 
 impl<'m> SpeechScorer<'m> {
@@ -241,7 +239,6 @@ impl<'m> SpeechScorer<'m> {
             received: 0,
             scored: 0,
             aggregator: Aggregator::new(cfg.duration, step_seconds, model.frames()),
-            batch: Vec::new(),
         })
     }
 
@@ -296,17 +293,16 @@ impl<'m> SpeechScorer<'m> {
         Ok(SpeechScores { scores, frames: FrameWindow { start: 0.0, ..frames } })
     }
 
-    /// One forward over the windows starting at `starts` (consecutive, the next to score).
+    /// One forward over the windows starting at `starts` (consecutive, `step` apart, the next
+    /// to score; the last ones zero-padded past the samples received).
     fn score(&mut self, starts: &[usize]) -> Result<()> {
-        self.batch.clear();
-        for &s in starts {
-            let end = (s + self.window).min(self.received);
-            self.batch.extend_from_slice(&self.buffer[s - self.buffer_start..end - self.buffer_start]);
-            self.batch.resize(self.batch.len() + self.window - (end - s), 0.0);
-        }
-        let x = self.dev.upload(&self.batch, &[starts.len(), 1, self.window])?;
+        let (Some(&first), Some(&last)) = (starts.first(), starts.last()) else {
+            return Ok(());
+        };
+        let end = (last + self.window).min(self.received);
+        let stretch = &self.buffer[first - self.buffer_start..end - self.buffer_start];
         // The pre-aggregation hook: max over the speaker tracks, on the device.
-        let probs = self.model.forward(self.dev, &x)?;
+        let probs = self.model.forward_windows(self.dev, stretch, starts.len(), self.step)?;
         let speech = self.dev.download(&self.dev.reduce(&probs, crate::backend::Reduce::Max)?)?;
         let per_window = speech.len() / starts.len().max(1);
         for scores in speech.chunks(per_window.max(1)) {
