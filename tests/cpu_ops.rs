@@ -540,6 +540,10 @@ fn conv1d() {
     let cases: &[Case] = &[
         ("1x1", 1, 1, 1, 1, 1, 1, 0, 1, 1),
         ("pointwise", 2, 7, 17, 33, 1, 1, 0, 1, 1),
+        // kernel 1, stride 1, no padding: the input read in place (dilation is moot)
+        ("pointwise g3", 2, 6, 9, 21, 1, 1, 0, 1, 3),
+        ("pointwise d2", 1, 4, 5, 10, 1, 1, 0, 2, 1),
+        ("pointwise s2 (im2col)", 2, 3, 4, 11, 1, 2, 0, 1, 1),
         ("k3 p1", 2, 3, 5, 17, 3, 1, 1, 1, 1),
         ("k5 s2 p2 g2", 1, 4, 6, 33, 5, 2, 2, 1, 2),
         ("k3 d2 p2 g3", 2, 6, 6, 65, 3, 1, 2, 2, 3),

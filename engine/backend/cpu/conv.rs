@@ -28,6 +28,9 @@ pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
     // wav2vec2's first conv): the im2col matrix is the signal itself seen with row stride 1 and
     // column stride `stride` (element (k, t) = x[t·stride + k]), so GEMM reads it in place.
     let strided_view = cg_in == 1 && p.padding == 0 && p.dilation == 1;
+    // A pointwise conv (kernel 1, stride 1, no padding: CAM++'s and ECAPA's 1×1 layers): the
+    // im2col matrix is the group's input channels themselves, read in place.
+    let pointwise = kernel == 1 && p.stride == 1 && p.padding == 0;
     let run = |task: usize, o: &mut [f32]| {
         let (bi, gi) = (task / g, task % g);
         let wg = &wd[gi * cg_out * rows..(gi + 1) * cg_out * rows];
@@ -45,6 +48,22 @@ pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
                 rows,
                 MatRef::row_major(wg, rows),
                 MatRef::transposed(src, p.stride),
+                o,
+                t_out,
+                bias.is_some(),
+                tasks == 1,
+            );
+            return;
+        }
+        if pointwise {
+            let src = &xd[(bi * c_in + gi * cg_in) * t_in..][..cg_in * t_in];
+            sgemm(
+                level,
+                cg_out,
+                t_out,
+                rows,
+                MatRef::row_major(wg, rows),
+                MatRef::row_major(src, t_in),
                 o,
                 t_out,
                 bias.is_some(),
