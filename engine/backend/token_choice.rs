@@ -4,6 +4,8 @@
 //! functions here are the reference every backend's implementation is compared with, and what
 //! the CPU backend runs.
 
+use rayon::prelude::*;
+
 /// What to set to −∞ in one row of logits before tokens are chosen from it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RowMask {
@@ -80,7 +82,8 @@ pub fn choose_on_host(row: &[f32], mask: &RowMask, k: usize, sampling: Option<(f
 }
 
 /// [`choose_on_host`] for every row of `rows` (row-major, `vocab` wide): row `r` with `masks[r]`
-/// and, when sampling, the draw `uniforms[r]`.
+/// and, when sampling, the draw `uniforms[r]`. Rows are independent and run in parallel (a
+/// batch of 8 windows × 5 beams is 40 rows of Whisper's 51 864 logits a step).
 pub fn choose_rows_on_host(
     rows: &[f32],
     vocab: usize,
@@ -88,11 +91,13 @@ pub fn choose_rows_on_host(
     k: usize,
     sampling: Option<&Sampling>,
 ) -> Vec<TokenChoice> {
-    rows.chunks_exact(vocab)
-        .zip(masks)
-        .enumerate()
-        .map(|(r, (row, mask))| choose_on_host(row, mask, k, sampling.map(|s| (s.temperature, s.uniforms[r]))))
-        .collect()
+    let one = |(r, (row, mask)): (usize, (&[f32], &RowMask))| {
+        choose_on_host(row, mask, k, sampling.map(|s| (s.temperature, s.uniforms[r])))
+    };
+    if rows.len() / vocab.max(1) < 2 {
+        return rows.chunks_exact(vocab.max(1)).zip(masks).enumerate().map(one).collect();
+    }
+    rows.par_chunks_exact(vocab).zip(masks.par_iter()).enumerate().map(one).collect()
 }
 
 /// log-softmax of one row in f32 (as `F.log_softmax(logits.float())`); an all −∞ row stays −∞.
