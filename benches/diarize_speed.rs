@@ -107,6 +107,9 @@ fn main() -> anyhow::Result<()> {
         diarization.clustered_pairs
     );
     println!("peak RSS: {rss_before:.0} MiB before the stage, {:.0} MiB after", peak_rss_mib());
+    if scribe::backend::profile::enabled() {
+        eprint!("{}", scribe::backend::profile::report());
+    }
     if diarization.windows == 0 {
         anyhow::bail!("no windows: the recording is empty");
     }
