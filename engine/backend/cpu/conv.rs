@@ -39,62 +39,28 @@ pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
                 row.fill(bd[gi * cg_out + co]);
             }
         }
-        if strided_view {
-            let src = &xd[(bi * c_in + gi) * t_in..][..t_in];
-            sgemm(
-                level,
-                cg_out,
-                t_out,
-                rows,
-                MatRef::row_major(wg, rows),
-                MatRef::transposed(src, p.stride),
-                o,
-                t_out,
-                bias.is_some(),
-                tasks == 1,
-            );
-            return;
-        }
-        if pointwise {
-            let src = &xd[(bi * c_in + gi * cg_in) * t_in..][..cg_in * t_in];
-            sgemm(
-                level,
-                cg_out,
-                t_out,
-                rows,
-                MatRef::row_major(wg, rows),
-                MatRef::row_major(src, t_in),
-                o,
-                t_out,
-                bias.is_some(),
-                tasks == 1,
-            );
-            return;
-        }
-        let mut col = vec![0.0f32; rows * t_out];
-        for ci in 0..cg_in {
-            let src = &xd[(bi * c_in + gi * cg_in + ci) * t_in..][..t_in];
-            for kk in 0..kernel {
-                let dst = &mut col[(ci * kernel + kk) * t_out..][..t_out];
-                let shift = (kk * p.dilation) as isize - p.padding as isize;
-                for (t, d) in dst.iter_mut().enumerate() {
-                    let s = (t * p.stride) as isize + shift;
-                    *d = if s >= 0 && (s as usize) < t_in { src[s as usize] } else { 0.0 };
+        // The group's input channels.
+        let src = &xd[(bi * c_in + gi * cg_in) * t_in..][..cg_in * t_in];
+        let mut col: Vec<f32>;
+        let columns = if strided_view {
+            MatRef::transposed(src, p.stride)
+        } else if pointwise {
+            MatRef::row_major(src, t_in)
+        } else {
+            col = vec![0.0f32; rows * t_out];
+            for (ci, src) in src.chunks_exact(t_in).enumerate() {
+                for kk in 0..kernel {
+                    let dst = &mut col[(ci * kernel + kk) * t_out..][..t_out];
+                    let shift = (kk * p.dilation) as isize - p.padding as isize;
+                    for (t, d) in dst.iter_mut().enumerate() {
+                        let s = (t * p.stride) as isize + shift;
+                        *d = if s >= 0 && (s as usize) < t_in { src[s as usize] } else { 0.0 };
+                    }
                 }
             }
-        }
-        sgemm(
-            level,
-            cg_out,
-            t_out,
-            rows,
-            MatRef::row_major(wg, rows),
-            MatRef::row_major(&col, t_out),
-            o,
-            t_out,
-            bias.is_some(),
-            tasks == 1,
-        );
+            MatRef::row_major(&col, t_out)
+        };
+        sgemm(level, cg_out, t_out, rows, MatRef::row_major(wg, rows), columns, o, t_out, bias.is_some(), tasks == 1);
     };
     if tasks > 1 {
         out.par_chunks_mut(cg_out * t_out).enumerate().for_each(|(task, o)| run(task, o));
