@@ -566,6 +566,7 @@ fn conv1d() {
         ("w2v2 pos conv k128 p64 g16", 1, 32, 32, 50, 128, 1, 64, 1, 16),
         ("w2v2 pos conv short T", 2, 48, 48, 7, 128, 1, 64, 1, 16),
         ("T < kernel, no pad", 1, 2, 3, 2, 3, 1, 0, 1, 1),
+        ("no frames, padded", 1, 2, 3, 0, 1, 1, 1, 1, 1),
         ("empty batch", 0, 2, 3, 9, 3, 1, 1, 1, 1),
     ];
     for &(name, b, cin, cout, t, k, stride, padding, dilation, groups) in cases {
@@ -1861,7 +1862,14 @@ fn windows_affine() {
     let mut st = Stats::new("windows_affine");
     let mut rng = Rng::new(23);
     // (C, T, windows, hop, length)
-    let cases = [(1, 1, 1, 0, 1), (3, 40, 4, 7, 19), (2, 33, 3, 16, 1), (80, 8775, 3, 800, 7175), (5, 9, 0, 2, 4)];
+    let cases = [
+        (1, 1, 1, 0, 1),
+        (3, 40, 4, 7, 19),
+        (2, 33, 3, 16, 1),
+        (80, 8775, 3, 800, 7175),
+        (5, 9, 0, 2, 4),
+        (2, 5, 3, 0, 4),
+    ];
     for &(c, t, w, hop, len) in &cases {
         let (x, scale, shift) = (rng.vec(c * t, 1.0), rng.vec(w, 2.0), rng.vec(w * c, 1.0));
         let mut want = vec![0.0f32; w * c * len];
@@ -1889,7 +1897,7 @@ fn windows_affine() {
         expect_err("windows_affine shift shape", &label, || {
             dev.windows_affine(&x, 1, 3, &sc, &up(&dev, &[0.0; 6], &[2, 3]))
         });
-        expect_err("windows_affine hop 0", &label, || dev.windows_affine(&x, 0, 3, &sc, &sh));
+        expect_err("windows_affine hop overflowing", &label, || dev.windows_affine(&x, usize::MAX, 3, &sc, &sh));
     }
     st.report();
 }

@@ -155,7 +155,8 @@ pub fn windows_affine(
     if shift.shape() != [w, c] {
         return Err(Error::shape(op, format!("shift {:?} for {w} windows of {c} channels", shift.shape())));
     }
-    if w > 0 && (hop == 0 && w > 1 || (w - 1) * hop + len > t) {
+    let end = w.checked_sub(1).map_or(Some(0), |gaps| gaps.checked_mul(hop).and_then(|s| s.checked_add(len)));
+    if end.is_none_or(|end| end > t) {
         return Err(Error::shape(op, format!("{w} windows of {len} every {hop} do not fit in {t}")));
     }
     Ok((c, t, w))

@@ -48,7 +48,9 @@ pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
             MatRef::row_major(src, t_in)
         } else {
             col = vec![0.0f32; rows * t_out];
-            for (ci, src) in src.chunks_exact(t_in).enumerate() {
+            for ci in 0..cg_in {
+                // No input frames but padding: the columns stay zeros (then the bias).
+                let src = &src[ci * t_in..][..t_in];
                 for kk in 0..kernel {
                     let dst = &mut col[(ci * kernel + kk) * t_out..][..t_out];
                     let shift = (kk * p.dilation) as isize - p.padding as isize;

@@ -66,9 +66,10 @@ impl LocalSpeakers {
 }
 
 /// The local speakers of 16 kHz `audio` with a powerset segmentation model, `batch_size` windows
-/// per forward (pyannote's 32; the result does not depend on it). The samples are read a batch's
-/// stretch at a time (31 s + a window for 32 windows 1 s apart), so a long recording held in
-/// the pipeline's audio store is never copied whole.
+/// per forward (pyannote's 32; it moves the log-probabilities only in their last bits: a batch's
+/// windows share one filter-bank pass, [`PyanNet::forward_windows`]). The samples are read a
+/// batch's stretch at a time (31 s + a window for 32 windows 1 s apart), so a long recording held
+/// in the pipeline's audio store is never copied whole.
 pub fn local_speakers(
     model: &PyanNet,
     dev: &Device,
