@@ -676,6 +676,12 @@ fn conv2d() {
         // partial, tiles crossing output lines); two samples, two groups.
         ("fcm-like, several tiles", [2, 16, 21, 131], 16, (3, 3), p((1, 1), (1, 1), (1, 1), 1)),
         ("several tiles, s(2,1), g2", [1, 32, 23, 97], 8, (3, 3), p((2, 1), (1, 1), (1, 1), 2)),
+        // 3 wide along time, stride 1 and padding 1 there, whole blocks of 8 output channels:
+        // AVX-512's direct path (tiles of 48 frames; ragged last tiles, rows with no input).
+        ("direct 3x3, two ragged time tiles", [2, 5, 7, 50], 16, (3, 3), p((1, 1), (1, 1), (1, 1), 1)),
+        ("direct 5x3 s(2,1) p(2,1) d(2,1)", [1, 3, 11, 97], 8, (5, 3), p((2, 1), (2, 1), (2, 1), 1)),
+        ("direct, one frame", [1, 2, 4, 1], 8, (3, 3), p((1, 1), (1, 1), (1, 1), 1)),
+        ("direct, output rows with no input row", [1, 1, 2, 20], 8, (3, 3), p((1, 1), (3, 1), (1, 1), 1)),
     ];
     for &(name, [b, cin, h, w], cout, (kh, kw), p) in cases {
         let x = rng.vec(b * cin * h * w, 1.0);

@@ -85,7 +85,8 @@ pub const CONV2D_MIN_TILE_COLUMNS: usize = 64;
 /// multiplied while they are in cache, and tiles of all (sample, group) pairs run in parallel
 /// (a whole CAM++ FCM plane's im2col is 69 MB, written once and read once from memory).
 pub fn conv2d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: Conv2dParams) -> Result<Tensor> {
-    let Conv2dDims { batch, c_in, h_in, w_in, c_out, cg_in, kh, kw, h_out, w_out } = shape_checks::conv2d(x, w, b, p)?;
+    let dims = shape_checks::conv2d(x, w, b, p)?;
+    let Conv2dDims { batch, c_in, h_in, w_in, c_out, cg_in, kh, kw, h_out, w_out } = dims;
     let g = p.groups;
     let cg_out = c_out / g;
     let (xd, wd) = (data(x)?, data(w)?);
@@ -93,6 +94,12 @@ pub fn conv2d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
     let plane = h_out * w_out;
     let mut out = vec![0.0f32; batch * c_out * plane];
     if plane == 0 || batch == 0 {
+        return Ok(tensor(vec![batch, c_out, h_out, w_out], out));
+    }
+    #[cfg(target_arch = "x86_64")]
+    if level >= SimdLevel::Avx512 && super::conv2d_direct::applies(&dims, &p) {
+        // SAFETY: the level (detected on this CPU) has AVX-512F and the path applies.
+        unsafe { super::conv2d_direct::conv2d(&dims, &p, xd, wd, bias, &mut out) };
         return Ok(tensor(vec![batch, c_out, h_out, w_out], out));
     }
     let rows = cg_in * kh * kw;

@@ -10,6 +10,8 @@ use crate::error::{Error, Result};
 
 mod attention;
 mod conv;
+#[cfg(target_arch = "x86_64")]
+mod conv2d_direct;
 mod elementwise;
 pub mod gemm;
 pub mod int8;
