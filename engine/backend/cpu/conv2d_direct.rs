@@ -8,6 +8,7 @@
 
 use rayon::prelude::*;
 
+use super::shared_out::SharedOut;
 use crate::backend::shape_checks::Conv2dDims;
 use crate::backend::Conv2dParams;
 
@@ -73,7 +74,7 @@ pub unsafe fn conv2d(d: &Conv2dDims, p: &Conv2dParams, x: &[f32], w: &[f32], bia
     let bias = bias.unwrap_or(&zeros);
     // One task per (sample, output row, channel block): CO_BLOCK output lines of W frames.
     let plane = h_out * w_out;
-    let shared = Shared(out.as_mut_ptr());
+    let shared = SharedOut::new(out);
     (0..batch * h_out * co_blocks).into_par_iter().for_each(|task| {
         let (b, rest) = (task / (h_out * co_blocks), task % (h_out * co_blocks));
         let (oh, cb) = (rest / co_blocks, rest % co_blocks);
@@ -97,28 +98,11 @@ pub unsafe fn conv2d(d: &Conv2dDims, p: &Conv2dParams, x: &[f32], w: &[f32], bia
             for (c, line) in tile.iter().enumerate() {
                 let co = cb * CO_BLOCK + c;
                 // SAFETY: task (b, oh, cb) alone writes these CO_BLOCK lines of the output.
-                let dst = unsafe { shared.line((b * c_out + co) * plane + oh * w_out + t0, width) };
+                let dst = unsafe { shared.segment((b * c_out + co) * plane + oh * w_out + t0, width) };
                 dst.copy_from_slice(&line[..width]);
             }
         }
     });
-}
-
-/// The output, written by tasks that each own whole lines of it.
-struct Shared(*mut f32);
-// SAFETY: tasks write disjoint lines (see `line`); the buffer outlives them.
-unsafe impl Send for Shared {}
-unsafe impl Sync for Shared {}
-
-impl Shared {
-    /// `len` values from `start`.
-    ///
-    /// # Safety
-    /// In bounds, and no two live lines overlap.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn line(&self, start: usize, len: usize) -> &mut [f32] {
-        std::slice::from_raw_parts_mut(self.0.add(start), len)
-    }
 }
 
 #[cfg(target_arch = "x86_64")]

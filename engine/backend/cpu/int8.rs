@@ -15,6 +15,7 @@
 
 use rayon::prelude::*;
 
+use super::shared_out::SharedOut;
 use super::simd::{multiversion, SimdLevel};
 
 /// The largest quantised magnitude (symmetric: -127..=127, as CTranslate2).
@@ -309,28 +310,6 @@ mod vnni {
     }
 }
 
-/// The output, shared by tasks that each write their own rectangle of it.
-struct SharedOut {
-    ptr: *mut f32,
-    len: usize,
-}
-
-// SAFETY: tasks write disjoint rectangles (see `segment`); the buffer outlives them.
-unsafe impl Send for SharedOut {}
-unsafe impl Sync for SharedOut {}
-
-impl SharedOut {
-    /// `len` values from `start`.
-    ///
-    /// # Safety
-    /// No two live segments may overlap.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn segment(&self, start: usize, len: usize) -> &mut [f32] {
-        assert!(start + len <= self.len, "int8 output segment out of bounds");
-        std::slice::from_raw_parts_mut(self.ptr.add(start), len)
-    }
-}
-
 /// Which kernel sums the tiles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Int8Kernel {
@@ -360,7 +339,7 @@ pub fn linear_int8(level: SimdLevel, kernel: Int8Kernel, m: usize, x: &[f32], w:
     let a = quantize_rows(level, x, m, k, w.k_padded);
     let row_tasks = m.div_ceil(TASK_ROWS);
     let col_tasks = n.div_ceil(TASK_COLS);
-    let shared = SharedOut { ptr: out.as_mut_ptr(), len: out.len() };
+    let shared = SharedOut::new(out);
     let task = |t: usize| {
         let (rt, ct) = (t / col_tasks, t % col_tasks);
         let rows = rt * TASK_ROWS..((rt + 1) * TASK_ROWS).min(m);
@@ -386,7 +365,7 @@ unsafe fn run_task(
     rows: std::ops::Range<usize>,
     cols: std::ops::Range<usize>,
     n: usize,
-    out: &SharedOut,
+    out: &SharedOut<'_>,
 ) {
     let quads = a.k_padded / K_GROUP;
     let mut sums: TileSums = [[0.0; PANEL_COLS]; TILE_ROWS];

@@ -22,6 +22,7 @@ mod lstm;
 pub mod math;
 mod norm;
 mod pooling;
+mod shared_out;
 pub mod simd;
 mod skinny;
 pub mod softmax;

@@ -2,3 +2,4 @@
 //! checkpoint by their reference names and run on any [`Device`].
 pub mod checkpoint;
 pub mod layers;
+pub mod statistics;

@@ -9,6 +9,7 @@ use rayon::prelude::*;
 use crate::backend::{Activation, Conv1dParams, Device, Tensor};
 use crate::error::{Error, Result};
 use crate::models::common::layers::load;
+use crate::models::common::statistics::mean_and_variance;
 use crate::weights::WeightStore;
 
 use super::receptive_field::{sincnet_layers, Layer};
@@ -186,10 +187,7 @@ impl SincNet {
             .into_par_iter()
             .map(|w| {
                 // The statistics as the instance norm computes them (f64, biased variance).
-                let x = &samples[w * hop..w * hop + window];
-                let n = x.len() as f64;
-                let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
-                let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+                let (mean, var) = mean_and_variance(&samples[w * hop..w * hop + window]);
                 let a = gamma / (var + INSTANCE_NORM_EPS as f64).sqrt();
                 let b = beta - a * mean;
                 (a as f32, self.filter_sums.iter().map(|&s| (b * s) as f32).collect())

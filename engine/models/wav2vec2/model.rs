@@ -4,6 +4,7 @@
 use crate::backend::{Device, Tensor};
 use crate::error::{Error, Result};
 use crate::models::common::layers::Linear;
+use crate::models::common::statistics::mean_and_variance;
 
 use super::checkpoint::Checkpoint;
 use super::config::Wav2Vec2Config;
@@ -132,9 +133,7 @@ impl Wav2Vec2ForCtc {
 
 /// `(x − mean) / √(var + 1e-7)` (transformers `zero_mean_unit_var_norm`).
 fn normalized(x: &[f32]) -> Vec<f32> {
-    let n = x.len().max(1) as f64;
-    let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
-    let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+    let (mean, var) = mean_and_variance(x);
     let inv = 1.0 / (var + NORMALIZE_EPS).sqrt();
     x.iter().map(|&v| ((v as f64 - mean) * inv) as f32).collect()
 }
