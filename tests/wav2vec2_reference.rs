@@ -160,8 +160,11 @@ fn torchaudio_bundle_file_matches_torchaudio() {
 /// arithmetic on each input's own frames, but its GEMMs see more rows than a short input's
 /// alone (one frame takes the skinny path), so sums run in another order; the reference heads'
 /// ×37 and ×181 scaling carries that f32 rounding into the log-probs (1.3e-5 at −19.4 seen on
-/// large_layer's one-frame input, ≤ 4e-6 elsewhere, 0 for the longest input).
-const BATCH_VS_ALONE: f32 = 1e-5;
+/// large_layer's one-frame input, ≤ 4e-6 elsewhere, 0 for the longest input). Since the
+/// AVX-512 weight GEMM (one running sum over k per output, where the skinny product keeps
+/// several) large_layer's 62-frame input differs by 2.3e-5 between the two paths, while both
+/// stay within the reference bound.
+const BATCH_VS_ALONE: f32 = 3e-5;
 const BATCH_VS_ALONE_RELATIVE: f32 = 1e-6;
 
 #[test]

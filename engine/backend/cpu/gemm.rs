@@ -97,6 +97,38 @@ pub fn sgemm(
     }
 }
 
+/// [`sgemm`] for a product whose B is a layer's weights and whose A is the activations, many
+/// rows of them (`nn.Linear` above the skinny sizes, the LSTMs' input projections): on AVX-512
+/// B is packed into panels once per call and each tile of A's rows runs through a register
+/// tile ([`super::gemm_avx512`]); elsewhere, and when A is not row-strided, it is [`sgemm`].
+/// Products where B is the big operand (im2col columns) or `k` is a head's width (attention)
+/// stay on [`sgemm`], which packs both sides in cache-sized blocks.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_weights(
+    level: SimdLevel,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    c: &mut [f32],
+    c_rs: usize,
+    accumulate: bool,
+    parallel: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if level == SimdLevel::Avx512 && a.cs == 1 && m > 0 && n > 0 && k > 0 {
+        assert!(a.max_index(m, k) < a.data.len(), "sgemm: A out of bounds");
+        assert!(b.max_index(k, n) < b.data.len(), "sgemm: B out of bounds");
+        assert!((m - 1) * c_rs + n <= c.len(), "sgemm: C out of bounds");
+        let threads = if parallel && m * n * k >= PARALLEL_MIN_FLOPS { rayon::current_num_threads() } else { 1 };
+        // SAFETY: the level was detected on this CPU; the bounds were checked above.
+        unsafe { super::gemm_avx512::sgemm(m, n, k, a, b, c, c_rs, accumulate, threads) };
+        return;
+    }
+    sgemm(level, m, n, k, a, b, c, c_rs, accumulate, parallel)
+}
+
 /// Below this many multiply-adds a GEMM runs on one thread (thread wake-up costs more).
 const PARALLEL_MIN_FLOPS: usize = 1 << 17;
 /// Column block of the portable kernel: one block of B rows stays in L1/L2.
@@ -171,6 +203,8 @@ mod tests {
         c
     }
 
+    type Sgemm = fn(SimdLevel, usize, usize, usize, MatRef, MatRef, &mut [f32], usize, bool, bool);
+
     #[test]
     fn every_level_matches_naive_on_odd_shapes() {
         let mut seed = 1u32;
@@ -183,10 +217,10 @@ mod tests {
             let a: Vec<f32> = (0..m * k).map(|_| rnd()).collect();
             let bt: Vec<f32> = (0..n * k).map(|_| rnd()).collect(); // [n, k], used transposed
             let want = naive(m, n, k, MatRef::row_major(&a, k), MatRef::transposed(&bt, k));
-            for &level in &levels {
+            for (&level, product) in levels.iter().flat_map(|l| [(l, sgemm as Sgemm), (l, sgemm_weights as Sgemm)]) {
                 for accumulate in [false, true] {
                     let mut c = vec![1.0f32; m * n];
-                    sgemm(
+                    product(
                         level,
                         m,
                         n,
@@ -201,6 +235,39 @@ mod tests {
                     for (i, (&g, &w)) in c.iter().zip(&want).enumerate() {
                         let w = if accumulate { w + 1.0 } else { w };
                         assert!((g - w).abs() <= 1e-4 + 1e-4 * w.abs(), "{level:?} {m}x{n}x{k} [{i}]: {g} vs {w}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`sgemm_weights`] (the AVX-512 kernel where the CPU has it) at its edges: rows that fill no whole tile or row block, panels cut short,
+    /// row-strided A, row-major B, C rows with room after them (left alone), each way of
+    /// splitting the work (rows, panels, one thread).
+    #[test]
+    fn strided_operands_and_ragged_tiles_match_naive() {
+        let mut seed = 7u32;
+        let mut rnd = || {
+            seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
+            (seed >> 8) as f32 / (1 << 24) as f32 - 0.5
+        };
+        let cases = [(1, 47, 3), (9, 300, 129), (8, 48, 64), (13, 49, 17), (130, 97, 65), (70, 1, 300), (200, 145, 5)];
+        for &(m, n, k) in &cases {
+            let (a_rs, b_rs, c_rs) = (k + 3, n + 5, n + 2);
+            let a: Vec<f32> = (0..m * a_rs).map(|_| rnd()).collect();
+            let b: Vec<f32> = (0..k * b_rs).map(|_| rnd()).collect();
+            let (am, bm) = (MatRef { data: &a, rs: a_rs, cs: 1 }, MatRef { data: &b, rs: b_rs, cs: 1 });
+            let want = naive(m, n, k, am, bm);
+            for parallel in [false, true] {
+                for accumulate in [false, true] {
+                    let mut c = vec![2.0f32; (m - 1) * c_rs + n];
+                    sgemm_weights(SimdLevel::detect(), m, n, k, am, bm, &mut c, c_rs, accumulate, parallel);
+                    for i in 0..m {
+                        for j in 0..c_rs.min(c.len() - i * c_rs) {
+                            let (got, w) = (c[i * c_rs + j], if j < n { want[i * n + j] } else { 0.0 });
+                            let w = if j >= n || accumulate { w + 2.0 } else { w };
+                            assert!((got - w).abs() <= 1e-4 + 1e-4 * w.abs(), "{m}x{n}x{k} ({i}, {j}): {got} vs {w}");
+                        }
                     }
                 }
             }

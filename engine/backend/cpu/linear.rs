@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use super::gemm::{sgemm, MatRef};
+use super::gemm::{sgemm, sgemm_weights, MatRef};
 use super::int8::{linear_int8, Int8Kernel};
 use super::simd::SimdLevel;
 use super::skinny::{skinny_nt, SKINNY_BATCH_MAX_ROWS};
@@ -37,7 +37,8 @@ pub fn linear(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> R
         Weight::I8(wq) => linear_int8(level, Int8Kernel::for_level(level), m, xd, wq, &mut out),
         _ => {
             let wd = wd.rows_f32(level, 0..n, k);
-            sgemm(level, m, n, k, MatRef::row_major(xd, k), MatRef::transposed(&wd, k), &mut out, n, accumulate, true)
+            let (x, w) = (MatRef::row_major(xd, k), MatRef::transposed(&wd, k));
+            sgemm_weights(level, m, n, k, x, w, &mut out, n, accumulate, true)
         }
     }
     Ok(tensor(shape_checks::linear_output(x, n), out))

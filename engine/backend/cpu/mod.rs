@@ -14,6 +14,8 @@ mod conv;
 mod conv2d_direct;
 mod elementwise;
 pub mod gemm;
+#[cfg(target_arch = "x86_64")]
+mod gemm_avx512;
 pub mod int8;
 mod key_tiles;
 mod layout;
