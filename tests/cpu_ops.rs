@@ -568,6 +568,11 @@ fn conv1d() {
         ("T < kernel, no pad", 1, 2, 3, 2, 3, 1, 0, 1, 1),
         ("no frames, padded", 1, 2, 3, 0, 1, 1, 1, 1, 1),
         ("empty batch", 0, 2, 3, 9, 3, 1, 1, 1, 1),
+        // Stride 1, one group, kernel 2 to 7: AVX-512's direct path (a plane of height 1) with
+        // a short last block of output channels; wider kernels keep im2col.
+        ("sincnet conv2 k5, 60 channels", 2, 20, 60, 300, 5, 1, 0, 1, 1),
+        ("tdnn k3 d4 p4, 20 channels", 1, 24, 20, 100, 3, 1, 4, 4, 1),
+        ("k9 p4 (im2col)", 1, 3, 5, 40, 9, 1, 4, 1, 1),
     ];
     for &(name, b, cin, cout, t, k, stride, padding, dilation, groups) in cases {
         let p = Conv1dParams { stride, padding, dilation, groups };
@@ -676,12 +681,16 @@ fn conv2d() {
         // partial, tiles crossing output lines); two samples, two groups.
         ("fcm-like, several tiles", [2, 16, 21, 131], 16, (3, 3), p((1, 1), (1, 1), (1, 1), 1)),
         ("several tiles, s(2,1), g2", [1, 32, 23, 97], 8, (3, 3), p((2, 1), (1, 1), (1, 1), 2)),
-        // 3 wide along time, stride 1 and padding 1 there, whole blocks of 8 output channels:
-        // AVX-512's direct path (tiles of 48 frames; ragged last tiles, rows with no input).
+        // Stride 1 along time, one group: AVX-512's direct path (tiles of 8 channels × 48
+        // frames; ragged last tiles, rows with no input).
         ("direct 3x3, two ragged time tiles", [2, 5, 7, 50], 16, (3, 3), p((1, 1), (1, 1), (1, 1), 1)),
         ("direct 5x3 s(2,1) p(2,1) d(2,1)", [1, 3, 11, 97], 8, (5, 3), p((2, 1), (2, 1), (2, 1), 1)),
         ("direct, one frame", [1, 2, 4, 1], 8, (3, 3), p((1, 1), (1, 1), (1, 1), 1)),
         ("direct, output rows with no input row", [1, 1, 2, 20], 8, (3, 3), p((1, 1), (3, 1), (1, 1), 1)),
+        // Any width from 2 to 7 along time, any padding and dilation there, a short channel block.
+        ("direct 3x5 p(1,2), 12 channels", [2, 3, 6, 70], 12, (3, 5), p((1, 1), (1, 2), (1, 1), 1)),
+        ("direct 1x7 d(1,3) p(0,5), 3 channels", [1, 4, 2, 61], 3, (1, 7), p((1, 1), (0, 5), (1, 3), 1)),
+        ("8 wide: im2col", [1, 2, 3, 30], 8, (1, 8), p((1, 1), (0, 0), (1, 1), 1)),
     ];
     for &(name, [b, cin, h, w], cout, (kh, kw), p) in cases {
         let x = rng.vec(b * cin * h * w, 1.0);

@@ -1,5 +1,6 @@
-//! `nn.Conv1d` and `nn.Conv2d` (im2col + GEMM, any stride, padding, dilation and groups) and
-//! `nn.MaxPool1d`.
+//! `nn.Conv1d` and `nn.Conv2d` (im2col + GEMM, any stride, padding, dilation and groups; on
+//! AVX-512 the stride-1, one-group ones with kernels 2 to 7 wide along time run on the direct
+//! kernel of [`super::conv2d_direct`]) and `nn.MaxPool1d`.
 
 use rayon::prelude::*;
 
@@ -20,6 +21,18 @@ pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
     let mut out = vec![0.0f32; batch * c_out * t_out];
     if t_out == 0 || batch == 0 {
         return Ok(tensor(vec![batch, c_out, t_out], out));
+    }
+    #[cfg(target_arch = "x86_64")]
+    if level >= SimdLevel::Avx512 && g == 1 && p.stride == 1 {
+        // A plane of height 1 for the direct kernel.
+        let dims =
+            Conv2dDims { batch, c_in, h_in: 1, w_in: t_in, c_out, cg_in, kh: 1, kw: kernel, h_out: 1, w_out: t_out };
+        let p2 = Conv2dParams { stride: (1, 1), padding: (0, p.padding), dilation: (1, p.dilation), groups: 1 };
+        if super::conv2d_direct::applies(&dims, &p2) {
+            // SAFETY: the level (detected on this CPU) has AVX-512F and the path applies.
+            unsafe { super::conv2d_direct::conv2d(&dims, &p2, xd, wd, bias, &mut out) };
+            return Ok(tensor(vec![batch, c_out, t_out], out));
+        }
     }
     let rows = cg_in * kernel; // im2col rows per group
                                // One task per (batch, group): build its im2col block, then one GEMM.
