@@ -50,9 +50,7 @@ pub fn sgemm(
     if m == 0 || n == 0 {
         return;
     }
-    assert!(a.max_index(m, k) < a.data.len().max(1) || k == 0, "sgemm: A out of bounds");
-    assert!(b.max_index(k, n) < b.data.len().max(1) || k == 0, "sgemm: B out of bounds");
-    assert!((m - 1) * c_rs + n <= c.len(), "sgemm: C out of bounds");
+    assert_in_bounds(m, n, k, a, b, c, c_rs);
     if k == 0 {
         if !accumulate {
             for i in 0..m {
@@ -118,15 +116,21 @@ pub fn sgemm_weights(
 ) {
     #[cfg(target_arch = "x86_64")]
     if level == SimdLevel::Avx512 && a.cs == 1 && m > 0 && n > 0 && k > 0 {
-        assert!(a.max_index(m, k) < a.data.len(), "sgemm: A out of bounds");
-        assert!(b.max_index(k, n) < b.data.len(), "sgemm: B out of bounds");
-        assert!((m - 1) * c_rs + n <= c.len(), "sgemm: C out of bounds");
+        assert_in_bounds(m, n, k, a, b, c, c_rs);
         let threads = if parallel && m * n * k >= PARALLEL_MIN_FLOPS { rayon::current_num_threads() } else { 1 };
         // SAFETY: the level was detected on this CPU; the bounds were checked above.
         unsafe { super::gemm_avx512::sgemm(m, n, k, a, b, c, c_rs, accumulate, threads) };
         return;
     }
     sgemm(level, m, n, k, a, b, c, c_rs, accumulate, parallel)
+}
+
+/// Every element of A `[m, k]`, B `[k, n]` and C `[m, n]` (rows `c_rs` apart) lies inside its
+/// slice (`m` and `n` above 0; with `k` 0, A and B are not read).
+fn assert_in_bounds(m: usize, n: usize, k: usize, a: MatRef<'_>, b: MatRef<'_>, c: &[f32], c_rs: usize) {
+    assert!(k == 0 || a.max_index(m, k) < a.data.len(), "sgemm: A out of bounds");
+    assert!(k == 0 || b.max_index(k, n) < b.data.len(), "sgemm: B out of bounds");
+    assert!((m - 1) * c_rs + n <= c.len(), "sgemm: C out of bounds");
 }
 
 /// Below this many multiply-adds a GEMM runs on one thread (thread wake-up costs more).
@@ -270,6 +274,28 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// An operand too short for its shape is refused before any kernel reads it, on every path
+    /// (an empty A once passed: its bound was taken against a length of at least 1).
+    #[test]
+    fn short_operands_are_refused() {
+        let b = vec![1.0f32; 4 * 3];
+        for product in [sgemm as Sgemm, sgemm_weights as Sgemm] {
+            for level in [SimdLevel::Portable, SimdLevel::detect()] {
+                let run = |a: &[f32]| {
+                    let mut c = vec![0.0f32; 2 * 3];
+                    let (a, b) = (MatRef::row_major(a, 4), MatRef::row_major(&b, 3));
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        product(level, 2, 3, 4, a, b, &mut c, 3, false, false)
+                    }))
+                    .is_err()
+                };
+                assert!(run(&[]), "{level:?}: empty A accepted");
+                assert!(run(&[1.0; 7]), "{level:?}: A of 7 for [2, 4] accepted");
+                assert!(!run(&[1.0; 8]), "{level:?}: A of [2, 4] refused");
             }
         }
     }
