@@ -22,12 +22,15 @@ impl<'a> MatRef<'a> {
     pub fn transposed(data: &'a [f32], cols: usize) -> Self {
         MatRef { data, rs: 1, cs: cols }
     }
-    fn max_index(&self, rows: usize, cols: usize) -> usize {
+    /// Whether every element of a `rows × cols` view lies inside `data` (checked arithmetic: a
+    /// stride that overflows is out of bounds).
+    fn fits(&self, rows: usize, cols: usize) -> bool {
         if rows == 0 || cols == 0 {
-            0
-        } else {
-            (rows - 1) * self.rs + (cols - 1) * self.cs
+            return true;
         }
+        let last =
+            (rows - 1).checked_mul(self.rs).zip((cols - 1).checked_mul(self.cs)).and_then(|(r, c)| r.checked_add(c));
+        last.is_some_and(|i| i < self.data.len())
     }
 }
 
@@ -125,12 +128,14 @@ pub fn sgemm_weights(
     sgemm(level, m, n, k, a, b, c, c_rs, accumulate, parallel)
 }
 
-/// Every element of A `[m, k]`, B `[k, n]` and C `[m, n]` (rows `c_rs` apart) lies inside its
-/// slice (`m` and `n` above 0; with `k` 0, A and B are not read).
+/// Every element of A `[m, k]`, B `[k, n]` and C `[m, n]` (rows `c_rs` apart, never overlapping)
+/// lies inside its slice (`m` and `n` above 0; with `k` 0, A and B are not read).
 fn assert_in_bounds(m: usize, n: usize, k: usize, a: MatRef<'_>, b: MatRef<'_>, c: &[f32], c_rs: usize) {
-    assert!(k == 0 || a.max_index(m, k) < a.data.len(), "sgemm: A out of bounds");
-    assert!(k == 0 || b.max_index(k, n) < b.data.len(), "sgemm: B out of bounds");
-    assert!((m - 1) * c_rs + n <= c.len(), "sgemm: C out of bounds");
+    assert!(k == 0 || a.fits(m, k), "sgemm: A out of bounds");
+    assert!(k == 0 || b.fits(k, n), "sgemm: B out of bounds");
+    assert!(m == 1 || c_rs >= n, "sgemm: rows of C overlap (row stride {c_rs} < {n} columns)");
+    let end = (m - 1).checked_mul(c_rs).and_then(|x| x.checked_add(n));
+    assert!(end.is_some_and(|end| end <= c.len()), "sgemm: C out of bounds");
 }
 
 /// Below this many multiply-adds a GEMM runs on one thread (thread wake-up costs more).
@@ -296,6 +301,15 @@ mod tests {
                 assert!(run(&[]), "{level:?}: empty A accepted");
                 assert!(run(&[1.0; 7]), "{level:?}: A of 7 for [2, 4] accepted");
                 assert!(!run(&[1.0; 8]), "{level:?}: A of [2, 4] refused");
+                // A row stride whose bound overflows, rows of C that overlap.
+                let a = [1.0f32; 8];
+                let huge = MatRef { data: &a, rs: 1 << 63, cs: 1 };
+                let mut c = vec![0.0f32; 3 * 3];
+                let caught = |f: &mut dyn FnMut()| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err();
+                let bm = MatRef::row_major(&b, 3);
+                assert!(caught(&mut || product(level, 3, 3, 4, huge, bm, &mut c, 3, false, false)), "{level:?}");
+                let am = MatRef::row_major(&a, 4);
+                assert!(caught(&mut || product(level, 2, 3, 4, am, bm, &mut c, 2, false, false)), "{level:?}");
             }
         }
     }

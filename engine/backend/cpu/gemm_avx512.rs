@@ -166,10 +166,14 @@ unsafe fn tile<const R: usize>(
 ) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm512_setzero_ps(); 3]; R];
+    // Vectors wholly past the panel's valid columns (mask 0) are not even addressed: their
+    // pointer could lie beyond the end of C.
     if accumulate {
         for r in 0..R {
             for v in 0..3 {
-                acc[r][v] = _mm512_maskz_loadu_ps(masks[v], c[r].add(16 * v));
+                if masks[v] != 0 {
+                    acc[r][v] = _mm512_maskz_loadu_ps(masks[v], c[r].add(16 * v));
+                }
             }
         }
     }
@@ -185,7 +189,9 @@ unsafe fn tile<const R: usize>(
     }
     for r in 0..R {
         for v in 0..3 {
-            _mm512_mask_storeu_ps(c[r].add(16 * v), masks[v], acc[r][v]);
+            if masks[v] != 0 {
+                _mm512_mask_storeu_ps(c[r].add(16 * v), masks[v], acc[r][v]);
+            }
         }
     }
 }
