@@ -175,12 +175,13 @@ mod avx512 {
         let c_in = weights.len() / (kh * kw * CO_BLOCK);
         assert_eq!(weights.len(), c_in * kh * kw * CO_BLOCK, "conv2d_direct: packed weights");
         let reach = TIME_BLOCK + dil * (kw - 1);
-        let last_row = rows.iter().map(|&(r, ih)| (r, ih)).max_by_key(|&(_, ih)| ih);
-        if let (Some((r, ih)), true) = (last_row, c_in > 0) {
-            assert!(
-                r < kh && (c_in - 1) * layout.channel + ih * layout.row + reach <= src.len(),
-                "conv2d_direct: tile reach"
-            );
+        if c_in > 0 {
+            for &(r, ih) in rows {
+                assert!(
+                    r < kh && (c_in - 1) * layout.channel + ih * layout.row + reach <= src.len(),
+                    "conv2d_direct: tile reach"
+                );
+            }
         }
         let mut acc = [[_mm512_setzero_ps(); TIME_VECS]; CO_BLOCK];
         for c in 0..CO_BLOCK {

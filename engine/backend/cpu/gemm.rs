@@ -65,11 +65,8 @@ pub fn sgemm(
     match level {
         SimdLevel::Portable => portable_sgemm(m, n, k, a, b, c, c_rs, accumulate, parallel),
         _ => {
-            let par = if parallel && m * n * k >= PARALLEL_MIN_FLOPS {
-                gemm::Parallelism::Rayon(0)
-            } else {
-                gemm::Parallelism::None
-            };
+            let par =
+                if worth_threads(parallel, m, n, k) { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
             // SAFETY: the bounds of all three matrices were checked above.
             unsafe {
                 gemm::gemm(
@@ -120,7 +117,7 @@ pub fn sgemm_weights(
     #[cfg(target_arch = "x86_64")]
     if level == SimdLevel::Avx512 && a.cs == 1 && m > 0 && n > 0 && k > 0 {
         assert_in_bounds(m, n, k, a, b, c, c_rs);
-        let threads = if parallel && m * n * k >= PARALLEL_MIN_FLOPS { rayon::current_num_threads() } else { 1 };
+        let threads = if worth_threads(parallel, m, n, k) { rayon::current_num_threads() } else { 1 };
         // SAFETY: the level was detected on this CPU; the bounds were checked above.
         unsafe { super::gemm_avx512::sgemm(m, n, k, a, b, c, c_rs, accumulate, threads) };
         return;
@@ -140,6 +137,11 @@ fn assert_in_bounds(m: usize, n: usize, k: usize, a: MatRef<'_>, b: MatRef<'_>, 
 
 /// Below this many multiply-adds a GEMM runs on one thread (thread wake-up costs more).
 const PARALLEL_MIN_FLOPS: usize = 1 << 17;
+
+/// Whether a GEMM allowed to use the pool (`parallel`) is big enough to.
+fn worth_threads(parallel: bool, m: usize, n: usize, k: usize) -> bool {
+    parallel && m * n * k >= PARALLEL_MIN_FLOPS
+}
 /// Column block of the portable kernel: one block of B rows stays in L1/L2.
 const PORTABLE_NC: usize = 256;
 
@@ -185,7 +187,7 @@ fn portable_sgemm(
             }
         }
     };
-    if parallel && m > 1 && m * n * k >= PARALLEL_MIN_FLOPS {
+    if m > 1 && worth_threads(parallel, m, n, k) {
         c.par_chunks_mut(c_rs).take(m).enumerate().for_each(|(i, out)| row(i, out));
     } else {
         for (i, out) in c.chunks_mut(c_rs).take(m).enumerate() {
@@ -250,9 +252,9 @@ mod tests {
         }
     }
 
-    /// [`sgemm_weights`] (the AVX-512 kernel where the CPU has it) at its edges: rows that fill no whole tile or row block, panels cut short,
-    /// row-strided A, row-major B, C rows with room after them (left alone), each way of
-    /// splitting the work (rows, panels, one thread).
+    /// [`sgemm_weights`] (the AVX-512 kernel where the CPU has it) at its edges: rows that fill
+    /// no whole tile or row block, panels cut short, row-strided A, row-major B, C rows with
+    /// room after them (left alone), each way of splitting the work (rows, panels, one thread).
     #[test]
     fn strided_operands_and_ragged_tiles_match_naive() {
         let mut seed = 7u32;
