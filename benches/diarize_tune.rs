@@ -5,7 +5,8 @@
 //! total DER and the files whose speaker count is right per threshold, then the per-file table
 //! at the best one; the stage's time per step is printed too.
 //!
-//!     cargo bench --bench diarize_tune [-- --thresholds 0.5,0.55,0.6 --model DIR --shared-trunk true]
+//!     cargo bench --bench diarize_tune [-- --thresholds 0.5,0.55,0.6 --model DIR --shared-trunk true
+//!                                        --segmentation-compute-type float32]
 //!
 //! `cargo test --all-targets` runs this file without `--bench`: the development set is built
 //! locally and never committed, so that run scores two_speakers.wav alone at the stage's
@@ -54,8 +55,10 @@ fn main() -> anyhow::Result<()> {
         None => CAMPPLUS_SHARED_TRUNK,
         Some(v) => v == "true",
     };
-    let diarizer = load_with(&dev, &models, shared)?;
-    println!("CAM++ trunk {}\n", if shared { "shared by overlapping windows" } else { "once per window" });
+    let compute_type = arg(&args, "--segmentation-compute-type").unwrap_or_else(|| "default".into());
+    let diarizer = load_with(&dev, &models, shared, &compute_type)?;
+    println!("CAM++ trunk {}", if shared { "shared by overlapping windows" } else { "once per window" });
+    println!("segmentation compute_type={}\n", diarizer.segmentation.compute_type(&dev));
     let devset = root.join(".cache/diarize-devset");
     let manifest: serde_json::Value = if measuring {
         serde_json::from_str(

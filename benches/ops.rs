@@ -48,6 +48,20 @@ fn lstm(c: &mut Criterion) {
         g.bench_function(format!("lstm B{b} T{t} in{input} H{h}"), |bench| {
             bench.iter(|| dev.lstm(&x, &w_ih, &w_hh, &b_ih, &b_hh, false).unwrap())
         });
+        // `segmentation_compute_type=bfloat16`: both weights rounded (where the CPU has AVX-512 BF16).
+        let (w_ih16, w_hh16) = (dev.round_bfloat16(&w_ih).unwrap(), dev.round_bfloat16(&w_hh).unwrap());
+        g.bench_function(format!("lstm B{b} T{t} in{input} H{h} {}", w_hh16.dtype()), |bench| {
+            bench.iter(|| dev.lstm(&x, &w_ih16, &w_hh16, &b_ih, &b_hh, false).unwrap())
+        });
+        // Its input projection alone (one GEMM for every step).
+        let rows = x.reshape(&[b * t, input]).unwrap();
+        g.throughput(Throughput::Elements((2 * b * t * input * 4 * h) as u64));
+        for w in [&w_ih, &w_ih16] {
+            g.bench_function(
+                format!("linear lstm input [{}, {input}] x [{}, {input}] {}", b * t, 4 * h, w.dtype()),
+                |bench| bench.iter(|| dev.linear(&rows, w, None).unwrap()),
+            );
+        }
     }
 }
 

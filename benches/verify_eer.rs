@@ -64,7 +64,7 @@ fn main() -> anyhow::Result<()> {
     let measuring = args.iter().any(|a| a == "--bench");
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let dev = Device::cpu();
-    let (vad, _) = Models::load_vad(&dev, &root.join("models"), None)?;
+    let (vad, _) = Models::load_vad(&dev, &root.join("models"), None, "default")?;
     let diarizer = load(&dev, &root.join("models"))?;
     let ecapa = match args.iter().position(|a| a == "--speaker_model") {
         Some(i) => {

@@ -73,7 +73,7 @@ fn main() -> anyhow::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let speech = root.join("../shared/data/speech");
     let dev = Device::cpu();
-    let (vad, _) = Models::load_vad(&dev, &root.join("models"), None)?;
+    let (vad, _) = Models::load_vad(&dev, &root.join("models"), None, "default")?;
     let diarizer = load(&dev, &root.join("models"))?;
     let threshold = match arg(&args, "--threshold") {
         Some(t) => t.parse()?,

@@ -1572,6 +1572,143 @@ fn ref_lstm(
     out
 }
 
+/// Rounded to bfloat16 as the bf16 kernels round their operands.
+fn bf16(v: f32) -> f32 {
+    scribe::backend::cpu::bf16::from_bf16(scribe::backend::cpu::bf16::to_bf16(v))
+}
+
+/// [`ref_lstm`] with bf16 products: `x`, both weights and each step's `h` rounded to bf16, the
+/// sums, gates and cell in f64.
+#[allow(clippy::too_many_arguments)]
+fn ref_lstm_bf16(
+    x: &[f32],
+    b: usize,
+    t: usize,
+    inp: usize,
+    hs: usize,
+    w_ih: &[f32],
+    w_hh: &[f32],
+    b_ih: &[f32],
+    b_hh: &[f32],
+    reverse: bool,
+) -> Vec<f64> {
+    let round = |v: &[f32]| v.iter().map(|&x| bf16(x)).collect::<Vec<f32>>();
+    let (x, w_ih, w_hh) = (round(x), round(w_ih), round(w_hh));
+    let mut out = vec![0.0f64; b * t * hs];
+    for bi in 0..b {
+        let mut h = vec![0.0f64; hs];
+        let mut c = vec![0.0f64; hs];
+        for step in 0..t {
+            let ti = if reverse { t - 1 - step } else { step };
+            let xt = &x[(bi * t + ti) * inp..][..inp];
+            let hr: Vec<f64> = h.iter().map(|&v| bf16(v as f32) as f64).collect();
+            let pre: Vec<f64> = (0..4 * hs)
+                .map(|r| {
+                    let mut s = b_ih[r] as f64 + b_hh[r] as f64;
+                    s += (0..inp).map(|p| w_ih[r * inp + p] as f64 * xt[p] as f64).sum::<f64>();
+                    s + (0..hs).map(|p| w_hh[r * hs + p] as f64 * hr[p]).sum::<f64>()
+                })
+                .collect();
+            for j in 0..hs {
+                let (i, f, g, o) =
+                    (sigmoid64(pre[j]), sigmoid64(pre[hs + j]), pre[2 * hs + j].tanh(), sigmoid64(pre[3 * hs + j]));
+                c[j] = f * c[j] + i * g;
+                h[j] = o * c[j].tanh();
+                out[(bi * t + ti) * hs + j] = h[j];
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn bf16_weights() {
+    // A weight rounded by `round_bfloat16` computes bf16 products with f32 sums (linear, both
+    // products of an LSTM step), close to the f32 op, and downloads as its rounded values. Where
+    // the backend has no bf16 products (no AVX-512 BF16, or a SIMD level below AVX-512) the
+    // weight is returned unchanged.
+    let bf16_cpu = scribe::backend::cpu::bf16::bf16_available();
+    assert!(bf16_cpu || std::env::var_os("CI").is_none(), "CI's CPUs have AVX-512 BF16; this one does not");
+    let mut exact = Stats::new("linear (bf16 weight)");
+    let mut vs_float = Stats::new("bf16 vs f32 linear");
+    let mut rng = Rng::new(47);
+    for &(m, k, n) in &[(1, 1, 1), (5, 384, 517), (8, 33, 65), (9, 17, 300), (40, 64, 129), (65, 60, 512), (3, 15, 7)] {
+        let x = rng.vec(m * k, 1.0);
+        let w = rng.vec(n * k, 1.0 / (k as f32).sqrt());
+        let b = rng.vec(n, 1.0);
+        let (xr, wr): (Vec<f32>, Vec<f32>) =
+            (x.iter().map(|&v| bf16(v)).collect(), w.iter().map(|&v| bf16(v)).collect());
+        for (label, dev) in devices() {
+            let (xt, bt) = (up(&dev, &x, &[m, k]), up(&dev, &b, &[n]));
+            let wt = dev.round_bfloat16(&up(&dev, &w, &[n, k])).unwrap();
+            let rounded = bf16_cpu && label.ends_with("Avx512");
+            assert_eq!(wt.dtype(), if rounded { "bfloat16" } else { "float32" }, "{label}: dtype after round_bfloat16");
+            if !rounded {
+                continue;
+            }
+            for bias in [false, true] {
+                let got = down(&dev, &dev.linear(&xt, &wt, bias.then_some(&bt)).unwrap());
+                let shape = format!("x [{m}, {k}] w bf16 [{n}, {k}] bias {bias}");
+                exact.check("linear", &label, &shape, &got, &ref_linear(&xr, m, k, &wr, n, bias.then_some(&b[..])));
+                // Rounding error: 2^-9 of each operand, of a sum of k products of unit scale.
+                let float = ref_linear(&x, m, k, &w, n, bias.then_some(&b[..]));
+                vs_float.check_tol("linear", &label, &shape, &got, &float, 0.02, 0.0);
+            }
+            assert_eq!(down(&dev, &wt), wr, "{label}: download of a bf16 weight");
+            expect_err("bf16 weight in an activation", &label, || dev.activation(&wt, Activation::Relu));
+            expect_err("bf16 weight K mismatch", &label, || {
+                dev.linear(&up(&dev, &vec![0.0; m * (k + 1)], &[m, k + 1]), &wt, None)
+            });
+        }
+    }
+    for (label, dev) in devices() {
+        expect_err("round_bfloat16 of a rank-3 tensor", &label, || {
+            dev.round_bfloat16(&up(&dev, &[0.0; 6], &[3, 2, 1]))
+        });
+    }
+    exact.report();
+    vs_float.report();
+
+    // The LSTM with both weights rounded: each step's products in bf16 (`h` rounded too).
+    let mut lstm_exact = Stats::new("lstm (bf16 weights)");
+    let mut lstm_float = Stats::new("bf16 vs f32 lstm");
+    for &(b, t, inp, hs) in
+        &[(2, 7, 5, 3), (1, 129, 60, 128), (3, 65, 8, 16), (15, 5, 60, 33), (32, 4, 60, 128), (9, 3, 7, 20)]
+    {
+        let x = rng.vec(b * t * inp, 1.5);
+        let s = 1.0 / (hs as f32).sqrt();
+        let (w_ih, w_hh) = (rng.vec(4 * hs * inp, s), rng.vec(4 * hs * hs, s));
+        let (b_ih, b_hh) = (rng.vec(4 * hs, s), rng.vec(4 * hs, s));
+        for reverse in [false, true] {
+            let want = ref_lstm_bf16(&x, b, t, inp, hs, &w_ih, &w_hh, &b_ih, &b_hh, reverse);
+            let float = ref_lstm(&x, b, t, inp, hs, &w_ih, &w_hh, &b_ih, &b_hh, reverse);
+            for (label, dev) in devices() {
+                let wi = dev.round_bfloat16(&up(&dev, &w_ih, &[4 * hs, inp])).unwrap();
+                let wh = dev.round_bfloat16(&up(&dev, &w_hh, &[4 * hs, hs])).unwrap();
+                if wh.dtype() != "bfloat16" {
+                    continue;
+                }
+                let y = dev
+                    .lstm(
+                        &up(&dev, &x, &[b, t, inp]),
+                        &wi,
+                        &wh,
+                        &up(&dev, &b_ih, &[4 * hs]),
+                        &up(&dev, &b_hh, &[4 * hs]),
+                        reverse,
+                    )
+                    .unwrap();
+                let (shape, got) = (format!("B {b} T {t} In {inp} H {hs} reverse {reverse}"), down(&dev, &y));
+                // `h` rounded from f32 rather than f64 may land on the other side of a bf16 tie.
+                lstm_exact.check_tol("lstm", &label, &shape, &got, &want, 3e-4, 0.0);
+                lstm_float.check_tol("lstm", &label, &shape, &got, &float, 0.01, 0.0);
+            }
+        }
+    }
+    lstm_exact.report();
+    lstm_float.report();
+}
+
 #[test]
 fn lstm() {
     let mut st = Stats::new("lstm");

@@ -40,6 +40,38 @@ fn segments(out: &Path, stem: &str) -> Vec<(f64, f64, String)> {
         .collect()
 }
 
+/// `--segmentation_compute_type` (SEGMENTATION_COMPUTE_TYPE): the default runs the VAD's LSTMs
+/// in bf16 where the CPU has AVX-512 BF16 (CI's do) and says so; float32 keeps them in f32; both
+/// find the same speech in jfk.flac; an unknown value is refused.
+#[test]
+fn segmentation_compute_type_chooses_the_vads_precision_and_says_so() {
+    if model_dir("tiny.en").is_none() || model_dir("vad").is_none() {
+        return;
+    }
+    let bf16 = scribe::backend::cpu::bf16::bf16_available();
+    assert!(bf16 || std::env::var_os("CI").is_none(), "CI's CPUs have AVX-512 BF16; this one does not");
+    let mut found = Vec::new();
+    for (flag, env, want) in [
+        (None, None, if bf16 { "bfloat16" } else { "float32" }),
+        (Some("float32"), None, "float32"),
+        (None, Some("float32"), "float32"),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut args = vec!["--output_format", "json", "--output_dir", tmp.path().to_str().unwrap()];
+        args.extend(flag.map(|f| ["--segmentation_compute_type", f]).into_iter().flatten());
+        let vars: Vec<(&str, &str)> = env.map(|v| ("SEGMENTATION_COMPUTE_TYPE", v)).into_iter().collect();
+        let o = scribe(&args, &speech("jfk.flac"), &vars);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{err}");
+        assert!(err.contains(&format!("(compute_type={want})")), "{flag:?} {env:?}: {err}");
+        let line = err.lines().find(|l| l.contains("chunks,")).expect("the VAD's summary").to_string();
+        found.push(line.split_once(": ").map(|(_, s)| s.to_string()).unwrap_or(line));
+    }
+    assert!(found.windows(2).all(|p| p[0] == p[1]), "{found:?}");
+    let err = failed(&scribe(&["--segmentation_compute_type", "int8"], &speech("jfk.flac"), &[]));
+    assert!(err.contains("segmentation_compute_type") && err.contains("bfloat16"), "{err}");
+}
+
 #[test]
 fn the_default_finds_speech_and_transcribes_it_in_chunks() {
     if model_dir("tiny.en").is_none() || model_dir("vad").is_none() {

@@ -20,6 +20,9 @@ use serde_json::Value;
 /// differs there by 1.02e-4: that frame's score is as sensitive as the reference's own f32
 /// rounding, which is what the bound then measured. The raw forward keeps 1e-4.
 const SCORE_TOLERANCE: f32 = 2e-4;
+/// Per-frame scores with the LSTMs' products in bf16 (measured 2026-12-05: at most 1.8e-2, on
+/// two_speakers.wav; 0.9e-3 to 4.9e-3 on the others).
+const BF16_SCORE_TOLERANCE: f32 = 0.03;
 /// A batch of windows through `PyanNet::forward`, each window filtered alone.
 const FORWARD_TOLERANCE: f32 = 1e-4;
 
@@ -151,6 +154,43 @@ fn speech_scores_and_chunks_match_whisperx_on_every_recording() {
                 assert!(
                     (g.start - w.0).abs() <= tol && (g.end - w.1).abs() <= tol,
                     "{name}, chunk_size {size}: {g:?} vs {w:?}"
+                );
+            }
+        }
+    }
+}
+
+/// The default `segmentation_compute_type` on a CPU with AVX-512 BF16: both products of every
+/// LSTM step in bf16. The scores move by at most [`BF16_SCORE_TOLERANCE`] and every chunk
+/// `merge_chunks` makes stays within one frame of WhisperX's.
+#[test]
+fn bfloat16_lstms_keep_every_chunk_within_a_frame_of_whisperx() {
+    let dev = Device::cpu();
+    let Some(mut model) = model(&dev) else { return };
+    model.apply_compute_type(&dev, "default").unwrap();
+    if model.compute_type(&dev) != "bfloat16" {
+        assert!(std::env::var_os("CI").is_none(), "CI's CPUs have AVX-512 BF16; this one does not");
+        eprintln!("no bf16 products on this CPU: the default is float32, checked by the other tests");
+        return;
+    }
+    let r = reference();
+    for entry in r["recordings"].as_array().unwrap() {
+        let name = entry["name"].as_str().unwrap();
+        let scores = speech_scores(&model, &dev, &audio_of(entry), BATCH_SIZE, |_, _| {}).unwrap();
+        let (diff, at) = max_abs_diff(&scores.scores, &floats(&entry["scores"]));
+        eprintln!("{name}: bf16 LSTMs, max |Δ| {diff:.2e} at frame {at}");
+        assert!(diff < BF16_SCORE_TOLERANCE, "{name}: score of frame {at} differs by {diff}");
+        let times = scores.times();
+        for (size, want) in entry["chunks"].as_object().unwrap() {
+            let got = speech_chunks(&scores.scores, &times, VAD_ONSET, VAD_OFFSET, size.parse().unwrap());
+            let want = want.as_array().unwrap();
+            assert_eq!(got.len(), want.len(), "{name}, chunk_size {size}: {got:?} vs {want:?}");
+            for (g, w) in got.iter().zip(want) {
+                let (ws, we) = (w[0].as_f64().unwrap(), w[1].as_f64().unwrap());
+                let tol = scores.frames.step + 1e-6;
+                assert!(
+                    (g.start - ws).abs() <= tol && (g.end - we).abs() <= tol,
+                    "{name}, chunk_size {size}: {g:?} vs {w}"
                 );
             }
         }

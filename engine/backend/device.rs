@@ -168,6 +168,13 @@ impl Device {
         self.run(OpCall { op: "quantize_int8", inputs: &[w], sizes: &[] }, |b| b.quantize_int8(w))
     }
 
+    /// A weight `[N, K]` rounded to bfloat16 where the backend computes bf16 products (see
+    /// [`MemoryOps::round_bfloat16`]); `w` itself elsewhere.
+    pub fn round_bfloat16(&self, w: &Tensor) -> Result<Tensor> {
+        shape_checks::matrix("round_bfloat16", w)?;
+        self.run(OpCall { op: "round_bfloat16", inputs: &[w], sizes: &[] }, |b| b.round_bfloat16(w))
+    }
+
     pub fn download(&self, t: &Tensor) -> Result<Vec<f32>> {
         self.run(OpCall { op: "download", inputs: &[t], sizes: &[t.numel()] }, |b| b.download(t))
     }

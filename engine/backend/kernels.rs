@@ -35,6 +35,14 @@ pub trait MemoryOps {
     fn quantize_int8(&self, w: &Tensor) -> Result<Tensor> {
         Ok(w.clone())
     }
+    /// A weight `w[N, K]` rounded to bfloat16 in the backend's form where the backend computes
+    /// bf16 products (f32 sums) on this machine; elsewhere `w` itself ([`Tensor::dtype`] tells
+    /// which). The result must be accepted as the weight of [`LinearOps::linear`] (and its fused
+    /// forms), as either weight of [`RecurrentOps::lstm`], and by [`MemoryOps::download`] (its
+    /// rounded values).
+    fn round_bfloat16(&self, w: &Tensor) -> Result<Tensor> {
+        Ok(w.clone())
+    }
 }
 
 /// Products with weights.

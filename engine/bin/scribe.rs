@@ -110,6 +110,16 @@ struct TranscribeArgs {
     /// int8 computes Whisper's products in int8 on CPUs with AVX-512 VNNI (logged).
     #[arg(long, default_value = "float32", value_parser = scribe::models::whisper::COMPUTE_TYPES)]
     compute_type: String,
+    /// Precision of the pyannote segmentation models' LSTMs (WhisperX's VAD, diarization's
+    /// segmentation-3.0): default and bfloat16 compute their products in bf16 (f32 sums) on CPUs
+    /// with AVX-512 BF16, float32 keeps them in f32 (logged).
+    #[arg(
+        long,
+        default_value = "default",
+        env = "SEGMENTATION_COMPUTE_TYPE",
+        value_parser = scribe::models::pyannote::SEGMENTATION_COMPUTE_TYPES
+    )]
+    segmentation_compute_type: String,
     /// Directory for the output files.
     #[arg(short = 'o', long, default_value = ".")]
     output_dir: PathBuf,
@@ -589,9 +599,10 @@ fn run_transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
         VadMethod::None => None,
         VadMethod::Pyannote => {
             let env = std::env::var_os(vad_checkpoint::VAD_MODEL_PATH).map(PathBuf::from);
-            let (vad, path) = Models::load_vad(&device, &args.model_dir, env.as_deref())
-                .map_err(|e| anyhow::anyhow!("{e} (or transcribe without VAD: --vad_method none)"))?;
-            tracing::debug!("VAD model: {}", path.display());
+            let (vad, path) =
+                Models::load_vad(&device, &args.model_dir, env.as_deref(), &args.segmentation_compute_type)
+                    .map_err(|e| anyhow::anyhow!("{e} (or transcribe without VAD: --vad_method none)"))?;
+            tracing::info!("VAD model: {} (compute_type={})", path.display(), vad.compute_type(&device));
             Some(vad)
         }
     };
@@ -600,7 +611,8 @@ fn run_transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
             whisper: model,
             vad,
             align: align_models(&args),
-            diarize: DiarizeModels::new(args.model_dir.clone(), diarize_hub(&args)),
+            diarize: DiarizeModels::new(args.model_dir.clone(), diarize_hub(&args))
+                .with_segmentation_compute_type(&args.segmentation_compute_type),
             speakers: SpeakerModels::new(args.model_dir.clone(), diarize_hub(&args)),
         }),
         options,

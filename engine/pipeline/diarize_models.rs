@@ -61,15 +61,30 @@ type LoadSlot = Arc<Mutex<Option<Arc<Diarizer>>>>;
 
 /// Diarizers loaded so far, by name; `models_dir` holds the default models and `hub` says where
 /// pyannote pipelines come from (None: diarization models cannot be had in this setup).
-#[derive(Default)]
+/// `segmentation_compute_type` says the precision of the segmentation model's LSTMs
+/// ([`PyanNet::apply_compute_type`]).
 pub struct DiarizeModels {
     source: Option<(PathBuf, HubConfig)>,
+    segmentation_compute_type: String,
     loaded: Mutex<HashMap<String, LoadSlot>>,
+}
+
+impl Default for DiarizeModels {
+    fn default() -> Self {
+        DiarizeModels { source: None, segmentation_compute_type: "default".into(), loaded: Default::default() }
+    }
 }
 
 impl DiarizeModels {
     pub fn new(models_dir: PathBuf, hub: HubConfig) -> Self {
         DiarizeModels { source: Some((models_dir, hub)), ..Default::default() }
+    }
+
+    /// The same, the segmentation model's LSTMs in `compute_type` (one of
+    /// [`SEGMENTATION_COMPUTE_TYPES`](crate::models::pyannote::SEGMENTATION_COMPUTE_TYPES)).
+    pub fn with_segmentation_compute_type(mut self, compute_type: &str) -> Self {
+        self.segmentation_compute_type = compute_type.to_string();
+        self
     }
 
     /// No diarization models: every run asking for diarization gets a warning.
@@ -91,12 +106,17 @@ impl DiarizeModels {
         }
         let (models_dir, hub) =
             self.source.as_ref().ok_or_else(|| Error::Other("no diarization model source is configured".into()))?;
+        let ct = &self.segmentation_compute_type;
         let loaded = match name {
-            None | Some(DEFAULT_DIARIZE_MODEL) => load(device, models_dir),
-            Some(other) => load_named(device, hub, other),
+            None | Some(DEFAULT_DIARIZE_MODEL) => load_with(device, models_dir, CAMPPLUS_SHARED_TRUNK, ct),
+            Some(other) => load_named(device, hub, other, ct),
         };
         let diarizer = Arc::new(loaded.map_err(|e| Error::Other(format!("diarization model {key}: {e}")))?);
-        tracing::info!("diarization model {key}: {} embeddings", diarizer.embedding.name());
+        tracing::info!(
+            "diarization model {key}: {} embeddings, segmentation compute_type={}",
+            diarizer.embedding.name(),
+            diarizer.segmentation.compute_type(device)
+        );
         *slot = Some(diarizer.clone());
         Ok((key, diarizer))
     }
@@ -104,28 +124,30 @@ impl DiarizeModels {
 
 /// `name` as a local directory (a pipeline's `config.yaml`, or this project's layout) or a hub
 /// repository holding a pipeline.
-fn load_named(device: &Device, hub: &HubConfig, name: &str) -> Result<Diarizer> {
+fn load_named(device: &Device, hub: &HubConfig, name: &str, compute_type: &str) -> Result<Diarizer> {
     let path = Path::new(name);
     if path.is_dir() {
         if path.join(PIPELINE_CONFIG).is_file() {
-            return load_pipeline(device, hub, &PipelineHome::Dir(path.to_path_buf()));
+            return load_pipeline(device, hub, &PipelineHome::Dir(path.to_path_buf()), compute_type);
         }
-        return load(device, path);
+        return load_with(device, path, CAMPPLUS_SHARED_TRUNK, compute_type);
     }
     if path.is_absolute() || name.starts_with('.') || name.starts_with('~') || name.split('/').count() != 2 {
         return Err(Error::Other(format!("{name} is neither a directory nor a hub repository (owner/name)")));
     }
-    load_pipeline(device, hub, &PipelineHome::Hub(name.to_string()))
+    load_pipeline(device, hub, &PipelineHome::Hub(name.to_string()), compute_type)
 }
 
-/// segmentation-3.0 from `dir/segmentation-3.0/` and CAM++ from `dir/campplus/`.
+/// segmentation-3.0 from `dir/segmentation-3.0/` and CAM++ from `dir/campplus/`, as the
+/// pipeline runs them by default.
 pub fn load(device: &Device, dir: &Path) -> Result<Diarizer> {
-    load_with(device, dir, CAMPPLUS_SHARED_TRUNK)
+    load_with(device, dir, CAMPPLUS_SHARED_TRUNK, "default")
 }
 
 /// [`load`], choosing whether CAM++ runs once per window or once per stretch of audio
-/// ([`CamPlusPlusEmbedding::shared_trunk`]).
-pub fn load_with(device: &Device, dir: &Path, shared_trunk: bool) -> Result<Diarizer> {
+/// ([`CamPlusPlusEmbedding::shared_trunk`]) and the segmentation's `compute_type`
+/// ([`PyanNet::apply_compute_type`]).
+pub fn load_with(device: &Device, dir: &Path, shared_trunk: bool, compute_type: &str) -> Result<Diarizer> {
     if !dir.is_dir() {
         return Err(Error::Other(format!("{} is not a directory", dir.display())));
     }
@@ -136,7 +158,7 @@ pub fn load_with(device: &Device, dir: &Path, shared_trunk: bool) -> Result<Diar
             dir.display()
         )));
     }
-    let segmentation = load_segmentation(device, &seg_dir)?;
+    let segmentation = load_segmentation(device, &seg_dir, compute_type)?;
     let store = campplus_checkpoint::open(&dir.join(CAMPPLUS_DIR))?;
     let mut embedding = CamPlusPlusEmbedding::new(CamPlusPlus::load(device, store.as_ref())?)?;
     embedding.shared_trunk = shared_trunk;
@@ -154,17 +176,18 @@ pub fn load_with(device: &Device, dir: &Path, shared_trunk: bool) -> Result<Diar
 
 /// A powerset segmentation model from a directory (converted, or its `pytorch_model.bin`) or a
 /// checkpoint file.
-fn load_segmentation(device: &Device, path: &Path) -> Result<PyanNet> {
+fn load_segmentation(device: &Device, path: &Path, compute_type: &str) -> Result<PyanNet> {
     let file = path.join(PYANNOTE_CHECKPOINT);
     let path = if path.is_dir() && !path.join("model.safetensors").is_file() && file.is_file() { &file } else { path };
     let (store, config) = pyannote_checkpoint::open(path)?;
-    let segmentation = PyanNet::load(device, store.as_ref(), &config)?;
+    let mut segmentation = PyanNet::load(device, store.as_ref(), &config)?;
     if segmentation.config.powerset_max_classes.is_none() {
         return Err(Error::Other(format!(
             "{} is not a powerset segmentation model (segmentation-3.0)",
             path.display()
         )));
     }
+    segmentation.apply_compute_type(device, compute_type)?;
     Ok(segmentation)
 }
 
@@ -242,7 +265,7 @@ impl PipelineConfig {
 }
 
 /// A pyannote pipeline: its config, then each model it names.
-fn load_pipeline(device: &Device, hub: &HubConfig, home: &PipelineHome) -> Result<Diarizer> {
+fn load_pipeline(device: &Device, hub: &HubConfig, home: &PipelineHome, compute_type: &str) -> Result<Diarizer> {
     let dir = home.files(hub, &[PIPELINE_CONFIG])?;
     let config_path = dir.join(PIPELINE_CONFIG);
     let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
@@ -264,7 +287,7 @@ fn load_pipeline(device: &Device, hub: &HubConfig, home: &PipelineHome) -> Resul
         let wanted: Vec<(&str, Required)> = files.iter().map(|f| (*f, Required::Yes)).collect();
         snapshot_download(hub, reference, REVISION, &wanted)
     };
-    let segmentation = load_segmentation(device, &model(&config.segmentation, &[PYANNOTE_CHECKPOINT])?)?;
+    let segmentation = load_segmentation(device, &model(&config.segmentation, &[PYANNOTE_CHECKPOINT])?, compute_type)?;
     let embedding = load_embedding(device, &model(&config.embedding, &[PYANNOTE_CHECKPOINT])?)?;
     let clustering = match config.clustering.as_str() {
         "AgglomerativeClustering" => {
@@ -396,11 +419,14 @@ params:
         // Offline: nothing may be asked of a network in a unit test.
         let hub = HubConfig::new("http://127.0.0.1:9", cache.path(), None, true);
         for name in ["/no/such/dir", "./nope", "just-a-name", "a/b/c"] {
-            let e = load_named(&dev, &hub, name).err().expect("refused").to_string();
+            let e = load_named(&dev, &hub, name, "default").err().expect("refused").to_string();
             assert!(e.contains(name), "{e}");
         }
         // A repository name that is not in the (empty, offline) cache: an error naming it.
-        let e = load_named(&dev, &hub, "pyannote/speaker-diarization-3.1").err().expect("not cached").to_string();
+        let e = load_named(&dev, &hub, "pyannote/speaker-diarization-3.1", "default")
+            .err()
+            .expect("not cached")
+            .to_string();
         assert!(e.contains("pyannote/speaker-diarization-3.1"), "{e}");
     }
 }

@@ -36,16 +36,18 @@ pub struct Models {
 impl Models {
     /// WhisperX's VAD as both the CLI and the worker find it: `explicit` (VAD_MODEL_PATH, a
     /// checkpoint or a converted directory), else `models_dir/whisperx-vad-segmentation.bin`,
-    /// else `models_dir/vad/` (see `models::pyannote::checkpoint::locate`); loaded on `device`.
+    /// else `models_dir/vad/` (see `models::pyannote::checkpoint::locate`); loaded on `device`,
+    /// its LSTMs in `compute_type` (see [`PyanNet::apply_compute_type`]).
     pub fn load_vad(
         device: &crate::backend::Device,
         models_dir: &Path,
         explicit: Option<&Path>,
+        compute_type: &str,
     ) -> Result<(PyanNet, std::path::PathBuf)> {
         use crate::models::pyannote::checkpoint;
         let path = checkpoint::locate(models_dir, explicit)?;
         let (store, config) = checkpoint::open(&path)?;
-        let vad = PyanNet::load(device, store.as_ref(), &config)?;
+        let mut vad = PyanNet::load(device, store.as_ref(), &config)?;
         if vad.config.powerset_max_classes.is_some() {
             // Its log-softmax over speaker sets is not the per-track speech score WhisperX's
             // VAD thresholds (0.5/0.363): a diarization segmentation model, not a VAD.
@@ -54,6 +56,7 @@ impl Models {
                 path.display()
             )));
         }
+        vad.apply_compute_type(device, compute_type)?;
         Ok((vad, path))
     }
 }

@@ -55,9 +55,14 @@ impl Models {
             .with_context(|| format!("WHISPERX_COMPUTE_TYPE={}", settings.compute_type))?;
         tracing::info!("[Predict] whisper_arch={source}");
         tracing::info!("[Predict] device={} compute_type={}", device.name(), whisper.compute_type());
-        let (vad, vad_path) = PipelineModels::load_vad(&device, &settings.vad_dir, settings.vad_model_path.as_deref())
-            .context("loading the VAD model")?;
-        tracing::info!("VAD model: {}", vad_path.display());
+        let (vad, vad_path) = PipelineModels::load_vad(
+            &device,
+            &settings.vad_dir,
+            settings.vad_model_path.as_deref(),
+            &settings.segmentation_compute_type,
+        )
+        .context("loading the VAD model")?;
+        tracing::info!("VAD model: {} (compute_type={})", vad_path.display(), vad.compute_type(&device));
         Ok(Models {
             pipeline: std::sync::Arc::new(PipelineModels {
                 whisper,
@@ -70,7 +75,8 @@ impl Models {
                 diarize: scribe::pipeline::diarize_models::DiarizeModels::new(
                     settings.vad_dir.clone(),
                     settings.align_hub.clone(),
-                ),
+                )
+                .with_segmentation_compute_type(&settings.segmentation_compute_type),
                 speakers: scribe::pipeline::speaker_models::SpeakerModels::new(
                     settings.vad_dir.clone(),
                     settings.align_hub.clone(),

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use scribe::models::pyannote::SEGMENTATION_COMPUTE_TYPES;
 use scribe::models::whisper::COMPUTE_TYPES;
 
 use crate::download::DownloadLimits;
@@ -58,6 +59,9 @@ pub struct Settings {
     pub device: String,
     /// WHISPERX_COMPUTE_TYPE: default, int8, float16 or float32 (see `Whisper::apply_compute_type`).
     pub compute_type: String,
+    /// SEGMENTATION_COMPUTE_TYPE: default, bfloat16 or float32, the pyannote segmentation models'
+    /// LSTMs (see `PyanNet::apply_compute_type`).
+    pub segmentation_compute_type: String,
     /// Directory searched for the VAD checkpoint (after VAD_MODEL_PATH).
     pub vad_dir: PathBuf,
     pub vad_model_path: Option<PathBuf>,
@@ -166,6 +170,16 @@ impl Settings {
                     return Err(format!("WHISPERX_COMPUTE_TYPE={v:?} should be one of {}", COMPUTE_TYPES.join(", ")))
                 }
             },
+            segmentation_compute_type: match set("SEGMENTATION_COMPUTE_TYPE") {
+                None => "default".into(),
+                Some(v) if SEGMENTATION_COMPUTE_TYPES.contains(&v.trim()) => v.trim().to_string(),
+                Some(v) => {
+                    return Err(format!(
+                        "SEGMENTATION_COMPUTE_TYPE={v:?} should be one of {}",
+                        SEGMENTATION_COMPUTE_TYPES.join(", ")
+                    ))
+                }
+            },
             vad_dir: PathBuf::from(set("SCRIBE_MODELS_DIR").unwrap_or_else(|| "models".into())),
             vad_model_path: set("VAD_MODEL_PATH").map(PathBuf::from),
             concurrency,
@@ -210,6 +224,11 @@ mod tests {
         assert_eq!((s.concurrency, s.debug), (1, false));
         assert_eq!(s.compute_type, "default");
         assert_eq!(settings(&[("WHISPERX_COMPUTE_TYPE", " int8 ")]).unwrap().compute_type, "int8");
+        assert_eq!(s.segmentation_compute_type, "default");
+        let set = settings(&[("SEGMENTATION_COMPUTE_TYPE", "float32")]).unwrap();
+        assert_eq!(set.segmentation_compute_type, "float32");
+        let e = settings(&[("SEGMENTATION_COMPUTE_TYPE", "int8")]).err().unwrap();
+        assert!(e.contains("SEGMENTATION_COMPUTE_TYPE") && e.contains("bfloat16"), "{e}");
         assert_eq!(s.ping_interval, Duration::from_millis(10_000));
         assert_eq!(s.platform_timeout, Duration::from_secs(30));
         assert!(s.notes.is_empty());

@@ -2,6 +2,7 @@
 
 use rayon::prelude::*;
 
+use super::bf16;
 use super::gemm::{sgemm, sgemm_weights, MatRef};
 use super::int8::{linear_int8, Int8Kernel};
 use super::simd::SimdLevel;
@@ -35,6 +36,11 @@ pub fn linear(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> R
         Weight::F16(wd) if (1..=SKINNY_BATCH_MAX_ROWS).contains(&m) => skinny_nt(level, m, n, k, xd, wd, k, &mut out),
         // Every size: the int8 kernels are both the GEMM and the skinny product.
         Weight::I8(wq) => linear_int8(level, Int8Kernel::for_level(level), m, xd, wq, &mut out),
+        // Every size too: the input rows are rounded to bf16 once, then one pass per panel.
+        Weight::Bf16(wb) if bf16::kernel_available(level) => {
+            let pairs = bf16::rows_to_pairs(level, xd, m, k);
+            bf16::gemm(level, m, &pairs, wb, &mut out, accumulate, true)
+        }
         _ => {
             let wd = wd.rows_f32(level, 0..n, k);
             let (x, w) = (MatRef::row_major(xd, k), MatRef::transposed(&wd, k));

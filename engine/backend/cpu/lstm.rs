@@ -1,12 +1,16 @@
 //! One direction of `nn.LSTM`: the input projection for all steps is one GEMM, then each step
-//! adds `h·W_hhᵀ` and applies the gates (PyTorch order: input, forget, cell, output).
+//! adds `h·W_hhᵀ` and applies the gates (PyTorch order: input, forget, cell, output). With
+//! bfloat16 weights ([`MemoryOps::round_bfloat16`](crate::backend::kernels::MemoryOps)) both
+//! products run on the bf16 kernel (`h` rounded each step, f32 sums); the gates, the cell and
+//! `h` itself stay f32.
 
 use rayon::prelude::*;
 
+use super::bf16::{self, Bf16Matrix};
 use super::math;
 use super::simd::{multiversion, SimdLevel};
 use super::skinny::{skinny_nt, SKINNY_MAX_ROWS};
-use super::{data, linear, tensor, CpuBackend};
+use super::{data, linear, tensor, weight, CpuBackend, Weight};
 use crate::backend::kernels::RecurrentOps;
 use crate::backend::Tensor;
 use crate::error::Result;
@@ -27,16 +31,26 @@ pub fn lstm(
     let bias_t = tensor(vec![g4], bias);
     let pre = linear::linear(level, x, w_ih, Some(&bias_t))?;
     let pre = data(&pre)?;
-    let whh = data(w_hh)?;
     let mut out = vec![0.0f32; b * t * hsz];
     if b == 0 || t == 0 || hsz == 0 {
         return Ok(tensor(vec![b, t, hsz], out));
     }
-    // `W_hhᵀ` packed once for every task (AVX-512).
-    #[cfg(target_arch = "x86_64")]
-    let packed = (level >= SimdLevel::Avx512).then(|| avx512::PackedRecurrent::new(whh, hsz));
-    #[cfg(not(target_arch = "x86_64"))]
-    let packed: Option<Packed> = None;
+    let stored = weight(w_hh)?;
+    let recurrent = match stored {
+        Weight::Bf16(w) if bf16::kernel_available(level) => Recurrent::Bf16(w),
+        _ => {
+            let whh = stored.rows_f32(level, 0..g4, hsz);
+            // `W_hhᵀ` packed once for every task (AVX-512).
+            #[cfg(target_arch = "x86_64")]
+            if level >= SimdLevel::Avx512 {
+                Recurrent::Packed(avx512::PackedRecurrent::new(&whh, hsz))
+            } else {
+                Recurrent::Skinny(whh)
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            Recurrent::Skinny(whh)
+        }
+    };
     // The recurrence is sequential in time but independent across the batch: each thread runs
     // every step for its own rows.
     let rows_per_task = b.div_ceil(rayon::current_num_threads().max(1)).max(1);
@@ -44,21 +58,32 @@ pub fn lstm(
         let first = task * rows_per_task;
         let rows = out.len() / (t * hsz);
         let pre = &pre[first * t * g4..(first + rows) * t * g4];
-        recurrence(level, pre, whh, packed.as_ref(), out, rows, t, hsz, reverse);
+        recurrence(level, pre, &recurrent, out, rows, t, hsz, reverse);
     });
     Ok(tensor(vec![b, t, hsz], out))
 }
 
+/// `W_hh` in the form each step's product reads.
+enum Recurrent<'a> {
+    /// Row-major `[4H, H]`, read in place by the skinny product.
+    Skinny(std::borrow::Cow<'a, [f32]>),
+    /// `W_hhᵀ` packed for the AVX-512 recurrent product.
+    #[cfg(target_arch = "x86_64")]
+    Packed(avx512::PackedRecurrent),
+    /// bf16, packed for the `vdpbf16ps` kernel.
+    Bf16(&'a Bf16Matrix),
+}
+
 /// The time loop for `rows` sequences: `pre[rows, t, 4H]` input projections (biases folded
 /// in) → `out[rows, t, H]`. With AVX-512 the recurrent product runs on `W_hhᵀ` packed once per
-/// call ([`avx512::recurrent_product`], no reductions); elsewhere it is a skinny one (at most
-/// [`SKINNY_MAX_ROWS`] rows against `W_hh` read in place: `gemm` would pack `W_hh` every step).
+/// call ([`avx512::recurrent_product`], no reductions), with bf16 weights on the bf16 kernel;
+/// elsewhere it is a skinny one (at most [`SKINNY_MAX_ROWS`] rows against `W_hh` read in place:
+/// `gemm` would pack `W_hh` every step).
 #[allow(clippy::too_many_arguments)]
 fn recurrence(
     level: SimdLevel,
     pre: &[f32],
-    whh: &[f32],
-    packed: Option<&Packed>,
+    recurrent: &Recurrent<'_>,
     out: &mut [f32],
     rows: usize,
     t: usize,
@@ -67,11 +92,17 @@ fn recurrence(
 ) {
     let g4 = 4 * hsz;
     // Gates of one row are `stride` apart (the packed product's padded width).
-    #[cfg(target_arch = "x86_64")]
-    let stride = packed.map_or(g4, |p| p.stride());
-    #[cfg(not(target_arch = "x86_64"))]
-    let stride = g4;
+    let stride = match recurrent {
+        #[cfg(target_arch = "x86_64")]
+        Recurrent::Packed(p) => p.stride(),
+        _ => g4,
+    };
     let mut h = vec![0.0f32; rows * hsz];
+    // `h` rounded to bf16 pairs for the bf16 product.
+    let mut h_pairs = match recurrent {
+        Recurrent::Bf16(_) => vec![0u32; rows * hsz.div_ceil(2)],
+        _ => Vec::new(),
+    };
     let mut c = vec![0.0f32; rows * hsz];
     let mut gates = vec![0.0f32; rows * stride];
     for step in 0..t {
@@ -79,11 +110,15 @@ fn recurrence(
         for bi in 0..rows {
             gates[bi * stride..bi * stride + g4].copy_from_slice(&pre[(bi * t + ti) * g4..][..g4]);
         }
-        match packed {
+        match recurrent {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: packed only when the level (detected on this CPU) has AVX-512.
-            Some(p) => unsafe { avx512::recurrent_product(p, &h, rows, &mut gates) },
-            _ => {
+            Recurrent::Packed(p) => unsafe { avx512::recurrent_product(p, &h, rows, &mut gates) },
+            Recurrent::Bf16(w) => {
+                bf16::rows_into_pairs(level, &h, hsz, &mut h_pairs);
+                bf16::gemm(level, rows, &h_pairs, w, &mut gates, true, false);
+            }
+            Recurrent::Skinny(whh) => {
                 for r0 in (0..rows).step_by(SKINNY_MAX_ROWS) {
                     let m = SKINNY_MAX_ROWS.min(rows - r0);
                     let (x, g) = (&h[r0 * hsz..(r0 + m) * hsz], &mut gates[r0 * g4..(r0 + m) * g4]);
@@ -103,13 +138,6 @@ fn recurrence(
         }
     }
 }
-
-/// `W_hhᵀ` packed for the AVX-512 recurrent product.
-#[cfg(target_arch = "x86_64")]
-type Packed = avx512::PackedRecurrent;
-/// Nothing to pack without AVX-512.
-#[cfg(not(target_arch = "x86_64"))]
-type Packed = ();
 
 /// The recurrent product on AVX-512: `gates[r, :] += h[r, :] · W_hhᵀ` with `W_hhᵀ` packed
 /// row-major (`[H, 4H]`, each row padded to whole blocks of [`GATE_BLOCK`]), so each step is a

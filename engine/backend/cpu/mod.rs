@@ -9,6 +9,7 @@ use super::{Backend, Storage, Tensor};
 use crate::error::{Error, Result};
 
 mod attention;
+pub mod bf16;
 mod conv;
 #[cfg(target_arch = "x86_64")]
 mod conv2d_direct;
@@ -73,6 +74,21 @@ impl Storage for CpuInt8Storage {
     }
 }
 
+/// A weight rounded to bfloat16 and packed for the `vdpbf16ps` kernel (see [`bf16`]).
+pub struct CpuBf16Storage(pub bf16::Bf16Matrix);
+
+impl Storage for CpuBf16Storage {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn backend_name(&self) -> &'static str {
+        "cpu"
+    }
+    fn dtype(&self) -> &'static str {
+        "bfloat16"
+    }
+}
+
 /// Borrow a tensor's data, or fail if it lives on another backend or is a half-precision
 /// weight (which only the ops that read weights accept, through [`weight`]).
 pub(crate) fn data(t: &Tensor) -> Result<&[f32]> {
@@ -80,9 +96,9 @@ pub(crate) fn data(t: &Tensor) -> Result<&[f32]> {
     if let Some(s) = any.downcast_ref::<CpuStorage>() {
         return Ok(&s.0[..]);
     }
-    if any.is::<CpuHalfStorage>() || any.is::<CpuInt8Storage>() {
+    if any.is::<CpuHalfStorage>() || any.is::<CpuInt8Storage>() || any.is::<CpuBf16Storage>() {
         return Err(Error::Other(format!(
-            "tensor {:?} is a {} weight; only linear, embedding and download accept one",
+            "tensor {:?} is a {} weight; only linear, lstm, embedding and download accept one",
             t.shape(),
             t.storage().dtype()
         )));
@@ -90,12 +106,14 @@ pub(crate) fn data(t: &Tensor) -> Result<&[f32]> {
     Err(Error::Other(format!("tensor {:?} is not on the CPU backend", t.shape())))
 }
 
-/// A weight's values as stored: f32, f16 to be widened as it is read, or int8 per channel.
+/// A weight's values as stored: f32, f16 to be widened as it is read, int8 per channel, or
+/// bf16 packed for its kernel.
 #[derive(Clone, Copy)]
 pub(crate) enum Weight<'a> {
     F32(&'a [f32]),
     F16(&'a [half::f16]),
     I8(&'a int8::Int8Matrix),
+    Bf16(&'a bf16::Bf16Matrix),
 }
 
 impl Weight<'_> {
@@ -121,6 +139,14 @@ impl Weight<'_> {
                 let skip = rows.start * cols - first * w.cols();
                 std::borrow::Cow::Owned(all[skip..skip + rows.len() * cols].to_vec())
             }
+            // Likewise a bf16 matrix.
+            Weight::Bf16(w) if w.cols() == 0 || rows.is_empty() || cols == 0 => std::borrow::Cow::Owned(Vec::new()),
+            Weight::Bf16(w) => {
+                let (first, last) = (rows.start * cols / w.cols(), (rows.end * cols).div_ceil(w.cols()));
+                let all = w.dequantized_rows(first..last);
+                let skip = rows.start * cols - first * w.cols();
+                std::borrow::Cow::Owned(all[skip..skip + rows.len() * cols].to_vec())
+            }
         }
     }
 }
@@ -133,6 +159,9 @@ pub(crate) fn weight(t: &Tensor) -> Result<Weight<'_>> {
     }
     if let Some(s) = any.downcast_ref::<CpuInt8Storage>() {
         return Ok(Weight::I8(&s.0));
+    }
+    if let Some(s) = any.downcast_ref::<CpuBf16Storage>() {
+        return Ok(Weight::Bf16(&s.0));
     }
     data(t).map(Weight::F32)
 }
@@ -213,6 +242,18 @@ impl MemoryOps for CpuBackend {
         let stored = weight(w)?;
         let values = stored.rows_f32(self.simd, 0..n, k);
         Ok(Tensor::from_storage(vec![n, k], Arc::new(CpuInt8Storage(int8::Int8Matrix::quantize(&values, n, k)))))
+    }
+
+    /// Rounded where the CPU has AVX-512 BF16; elsewhere bf16 products would be slower than the
+    /// f32 GEMM (and no more exact), so the weight stays as it is.
+    fn round_bfloat16(&self, w: &Tensor) -> Result<Tensor> {
+        if !bf16::kernel_available(self.simd) || w.dtype() == "bfloat16" {
+            return Ok(w.clone());
+        }
+        let (n, k) = (w.dim(0), w.dim(1));
+        let stored = weight(w)?;
+        let values = stored.rows_f32(self.simd, 0..n, k);
+        Ok(Tensor::from_storage(vec![n, k], Arc::new(CpuBf16Storage(bf16::Bf16Matrix::from_f32(&values, n, k)))))
     }
 }
 

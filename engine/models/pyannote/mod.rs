@@ -11,4 +11,4 @@ pub mod receptive_field;
 pub mod sincnet;
 pub mod sliding_window;
 
-pub use pyannet::{PyanNet, PyanNetConfig};
+pub use pyannet::{PyanNet, PyanNetConfig, SEGMENTATION_COMPUTE_TYPES};

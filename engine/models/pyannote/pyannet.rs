@@ -98,6 +98,10 @@ impl PyanNetConfig {
     }
 }
 
+/// The `segmentation_compute_type`s [`PyanNet::apply_compute_type`] accepts (the CLI's
+/// `--segmentation_compute_type`, the worker's SEGMENTATION_COMPUTE_TYPE).
+pub const SEGMENTATION_COMPUTE_TYPES: [&str; 3] = ["default", "bfloat16", "float32"];
+
 /// One LSTM layer: forward (and reverse) direction weights `w_ih`, `w_hh`, `b_ih`, `b_hh`.
 struct LstmLayer {
     directions: Vec<[Tensor; 4]>,
@@ -140,6 +144,41 @@ impl PyanNet {
         }
         let classifier = Linear::load(dev, store, "classifier", d, config.outputs(), true)?;
         Ok(PyanNet { config, sincnet, lstm, linear, classifier })
+    }
+
+    /// Set the precision of the LSTMs' products (`segmentation_compute_type`, one of
+    /// [`SEGMENTATION_COMPUTE_TYPES`]): `default` and `bfloat16` round both weights of every
+    /// LSTM (`W_ih`, `W_hh`) to bfloat16 where the device computes bf16 products
+    /// ([`Device::round_bfloat16`]: CPUs with AVX-512 BF16) and leave them elsewhere; `float32`
+    /// keeps them as loaded. The biases, the gates, the cell, SincNet and the layers after the
+    /// LSTMs stay f32 either way. Chosen by measurement (benches/README.md): the LSTMs take 1.7×
+    /// less time and WhisperX's VAD gives the same speech regions to within one frame.
+    pub fn apply_compute_type(&mut self, dev: &Device, compute_type: &str) -> Result<()> {
+        match compute_type {
+            "default" | "bfloat16" => {
+                for layer in &mut self.lstm {
+                    for [w_ih, w_hh, _, _] in &mut layer.directions {
+                        *w_ih = dev.round_bfloat16(w_ih)?;
+                        *w_hh = dev.round_bfloat16(w_hh)?;
+                    }
+                }
+                Ok(())
+            }
+            "float32" => Ok(()),
+            other => Err(Error::Other(format!(
+                "unknown segmentation_compute_type `{other}` (expected one of {})",
+                SEGMENTATION_COMPUTE_TYPES.join(", ")
+            ))),
+        }
+    }
+
+    /// What the LSTMs' products compute in: `bfloat16` once rounded weights took, else the
+    /// device's own precision.
+    pub fn compute_type(&self, dev: &Device) -> &'static str {
+        match self.lstm.first().and_then(|l| l.directions.first()) {
+            Some([_, w_hh, _, _]) if w_hh.dtype() == "bfloat16" => "bfloat16",
+            _ => dev.compute_type(),
+        }
     }
 
     /// Output frames for a window of `samples`.

@@ -1,0 +1,446 @@
+//! bfloat16 products for `nn.Linear` and the LSTMs' recurrences (`segmentation_compute_type`
+//! bfloat16): the weight is rounded to bf16 once, each input row when it is multiplied, and the
+//! products are summed in f32, as PyTorch's CPU autocast to bfloat16 does for its GEMMs.
+//!
+//! On CPUs with AVX-512 BF16 the sums run on `vdpbf16ps`, which multiplies two pairs of bf16 a
+//! lane and adds both products to an f32 lane: twice the multiply-adds of an f32 FMA per
+//! instruction. The weight `w[n, k]` is stored as `wᵀ` in panels of [`PANEL`] output columns,
+//! each `k / 2` rows of 48 pairs (`panels[p][k / 2][column]`, the pair's even k in the low half),
+//! so one register holds 16 columns × 2 k; an input row's consecutive bf16 values are the pairs
+//! it broadcasts. A register tile of [`TILE_ROWS`] rows × one panel keeps its 24 accumulators
+//! in registers for the whole of k, as the f32 GEMM (`gemm_avx512`) does.
+//!
+//! Elsewhere a portable loop computes the same products in f32 (the reference of the kernel's
+//! test; the hardware adds each lane's two products before rounding, so the two agree to f32
+//! rounding, not bit for bit).
+
+use rayon::prelude::*;
+
+use super::simd::multiversion;
+use super::SimdLevel;
+
+/// Output columns of one panel: three registers of 16 pairs.
+pub const PANEL: usize = 48;
+/// Rows of one register tile (8 × 3 = 24 accumulators).
+pub const TILE_ROWS: usize = 8;
+/// Rows swept against one panel before the next (their bf16 values stay in L1/L2).
+const ROW_BLOCK: usize = 64;
+/// Below this many multiply-adds the product runs on the calling thread.
+const PARALLEL_MIN_MACS: usize = 1 << 18;
+
+/// Whether this CPU has `vdpbf16ps` on 512-bit registers.
+pub fn bf16_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether products run on the `vdpbf16ps` kernel at `level` on this CPU.
+pub fn kernel_available(level: SimdLevel) -> bool {
+    level >= SimdLevel::Avx512 && bf16_available()
+}
+
+/// `v` rounded to bfloat16 (to nearest, ties to even), as `vcvtne2ps2bf16` rounds: NaN stays a
+/// (quiet) NaN and subnormal inputs become zeros of their sign.
+#[inline(always)]
+pub fn to_bf16(v: f32) -> u16 {
+    let bits = v.to_bits();
+    let nan = bits & 0x7fff_ffff > 0x7f80_0000;
+    let subnormal = bits & 0x7f80_0000 == 0;
+    let rounded = bits.wrapping_add(0x7fff + ((bits >> 16) & 1)) >> 16;
+    let out = if nan {
+        (bits >> 16) | 0x0040
+    } else if subnormal {
+        (bits >> 16) & 0x8000
+    } else {
+        rounded
+    };
+    out as u16
+}
+
+/// The f32 of a bf16 value (exact).
+#[inline(always)]
+pub fn from_bf16(b: u16) -> f32 {
+    f32::from_bits((b as u32) << 16)
+}
+
+/// A `[n, k]` weight in bf16, packed for the kernel: panels of [`PANEL`] output channels, in
+/// each the channels' values for two consecutive k (`panels[panel][k / 2][column]`, even k in
+/// the low 16 bits), k padded to even and the last panel's missing channels filled with zeros.
+pub struct Bf16Matrix {
+    n: usize,
+    k: usize,
+    pairs: usize,
+    panels: Vec<u32>,
+}
+
+impl Bf16Matrix {
+    /// Round a row-major `[n, k]` weight.
+    pub fn from_f32(w: &[f32], n: usize, k: usize) -> Self {
+        assert_eq!(w.len(), n * k, "Bf16Matrix::from_f32: {} values for [{n}, {k}]", w.len());
+        let pairs = k.div_ceil(2);
+        let mut panels = vec![0u32; n.div_ceil(PANEL) * PANEL * pairs];
+        for (col, row) in w.chunks_exact(k.max(1)).take(n).enumerate() {
+            for (kk, &v) in row.iter().enumerate() {
+                panels[Self::index(pairs, col, kk / 2)] |= (to_bf16(v) as u32) << (16 * (kk % 2));
+            }
+        }
+        Bf16Matrix { n, k, pairs, panels }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.n
+    }
+
+    pub fn cols(&self) -> usize {
+        self.k
+    }
+
+    /// Where the pair `w[row, 2·pair..2·pair + 2]` is packed.
+    fn index(pairs: usize, row: usize, pair: usize) -> usize {
+        (row / PANEL) * PANEL * pairs + pair * PANEL + row % PANEL
+    }
+
+    /// `w[row, col]` as the products use it.
+    fn value(&self, row: usize, col: usize) -> f32 {
+        from_bf16((self.panels[Self::index(self.pairs, row, col / 2)] >> (16 * (col % 2))) as u16)
+    }
+
+    /// Rows `rows` as f32 (the values the products use).
+    pub fn dequantized_rows(&self, rows: std::ops::Range<usize>) -> Vec<f32> {
+        let mut out = Vec::with_capacity(rows.len() * self.k);
+        for r in rows {
+            out.extend((0..self.k).map(|c| self.value(r, c)));
+        }
+        out
+    }
+
+    /// Panel `p`: `pairs` rows of [`PANEL`] pairs.
+    fn panel(&self, p: usize) -> &[u32] {
+        &self.panels[p * PANEL * self.pairs..(p + 1) * PANEL * self.pairs]
+    }
+}
+
+/// Row-major `x[m, k]` rounded to bf16, each row padded to whole pairs: `[m, k.div_ceil(2)]`
+/// pairs, the even k in the low 16 bits (the operand [`gemm`] broadcasts).
+pub fn rows_to_pairs(level: SimdLevel, x: &[f32], m: usize, k: usize) -> Vec<u32> {
+    let pairs = k.div_ceil(2);
+    let mut out = vec![0u32; m * pairs];
+    rows_into_pairs(level, x, k, &mut out);
+    out
+}
+
+/// [`rows_to_pairs`] into `out` (`x.len() / k` rows of `k.div_ceil(2)` pairs).
+pub fn rows_into_pairs(level: SimdLevel, x: &[f32], k: usize, out: &mut [u32]) {
+    let pairs = k.div_ceil(2);
+    if k == 0 {
+        return;
+    }
+    assert!(x.len().is_multiple_of(k) && out.len() >= x.len() / k * pairs, "rows_into_pairs: {} values, {k} a row", x.len());
+    for (row, dst) in x.chunks_exact(k).zip(out.chunks_exact_mut(pairs)) {
+        round_pairs(level, &row[..k & !1], &mut dst[..k / 2]);
+        if k % 2 == 1 {
+            dst[pairs - 1] = to_bf16(row[k - 1]) as u32;
+        }
+    }
+}
+
+multiversion! {
+    /// `pairs[i] = bf16(x[2i]) | bf16(x[2i + 1]) << 16` (vectorised).
+    fn round_pairs(x: &[f32], pairs: &mut [u32]) {
+        for (p, two) in pairs.iter_mut().zip(x.chunks_exact(2)) {
+            *p = to_bf16(two[0]) as u32 | (to_bf16(two[1]) as u32) << 16;
+        }
+    }
+}
+
+/// `c[m, n] = (accumulate ? c : 0) + a · wᵀ` with `a` the bf16 pairs of `m` rows
+/// ([`rows_to_pairs`]) and `c` row-major `[m, n]`; split among the threads when `parallel` and
+/// the product is large enough. Runs on `vdpbf16ps` where [`kernel_available`], else on the
+/// portable loop.
+pub fn gemm(level: SimdLevel, m: usize, a: &[u32], w: &Bf16Matrix, c: &mut [f32], accumulate: bool, parallel: bool) {
+    let (n, pairs) = (w.n, w.pairs);
+    assert!(a.len() >= m * pairs, "bf16 gemm: A holds {} pairs, {m} rows need {}", a.len(), m * pairs);
+    assert!(c.len() >= m * n, "bf16 gemm: C holds {} values, [{m}, {n}] needs {}", c.len(), m * n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    let run = |rows: std::ops::Range<usize>, c_rows: &mut [f32]| {
+        let a = &a[rows.start * pairs..rows.end * pairs];
+        #[cfg(target_arch = "x86_64")]
+        if kernel_available(level) {
+            // SAFETY: AVX-512 BF16 was detected; `a` holds `rows.len()` rows of `pairs`, `c_rows`
+            // as many rows of `n`.
+            unsafe { avx512::gemm_rows(rows.len(), a, w, c_rows, accumulate) };
+            return;
+        }
+        portable_rows(rows.len(), a, w, c_rows, accumulate);
+    };
+    let threads = rayon::current_num_threads();
+    let row_tiles = m.div_ceil(TILE_ROWS);
+    if parallel && threads > 1 && row_tiles > 1 && m * n * w.k >= PARALLEL_MIN_MACS {
+        let per_task = row_tiles.div_ceil(threads) * TILE_ROWS;
+        c[..m * n].par_chunks_mut(per_task * n).enumerate().for_each(|(t, c_rows)| {
+            let first = t * per_task;
+            run(first..first + c_rows.len() / n, c_rows)
+        });
+    } else {
+        run(0..m, &mut c[..m * n]);
+    }
+}
+
+/// The products in f32, in order of k: the reference of the `vdpbf16ps` kernel.
+fn portable_rows(m: usize, a: &[u32], w: &Bf16Matrix, c: &mut [f32], accumulate: bool) {
+    let (n, pairs) = (w.n, w.pairs);
+    for (r, c_row) in c.chunks_exact_mut(n).take(m).enumerate() {
+        let a_row = &a[r * pairs..(r + 1) * pairs];
+        for (col, out) in c_row.iter_mut().enumerate() {
+            let panel = w.panel(col / PANEL);
+            let mut sum = if accumulate { *out } else { 0.0 };
+            for (p, &x) in a_row.iter().enumerate() {
+                let y = panel[p * PANEL + col % PANEL];
+                sum += from_bf16(x as u16) * from_bf16(y as u16)
+                    + from_bf16((x >> 16) as u16) * from_bf16((y >> 16) as u16);
+            }
+            *out = sum;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{Bf16Matrix, PANEL, ROW_BLOCK, TILE_ROWS};
+
+    /// Every row of `c[m, w.n]` against every panel.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F and AVX-512 BF16; `a` holds `m` rows of `w.pairs` pairs and `c`
+    /// `m` rows of `w.n`.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub unsafe fn gemm_rows(m: usize, a: &[u32], w: &Bf16Matrix, c: &mut [f32], accumulate: bool) {
+        let (n, pairs) = (w.n, w.pairs);
+        assert!(a.len() >= m * pairs && c.len() >= m * n, "bf16 gemm: operand sizes");
+        for r_block in (0..m).step_by(ROW_BLOCK) {
+            let r_end = (r_block + ROW_BLOCK).min(m);
+            for p in 0..n.div_ceil(PANEL) {
+                let panel = w.panel(p);
+                let (col, width) = (p * PANEL, PANEL.min(n - p * PANEL));
+                let masks = [mask(width, 0), mask(width, 1), mask(width, 2)];
+                for r0 in (r_block..r_end).step_by(TILE_ROWS) {
+                    let (ap, cp) = (a.as_ptr().add(r0 * pairs), c.as_mut_ptr().add(r0 * n + col));
+                    let pp = panel.as_ptr();
+                    match (r_end - r0).min(TILE_ROWS) {
+                        1 => tile::<1>(ap, pairs, pp, cp, n, masks, accumulate),
+                        2 => tile::<2>(ap, pairs, pp, cp, n, masks, accumulate),
+                        3 => tile::<3>(ap, pairs, pp, cp, n, masks, accumulate),
+                        4 => tile::<4>(ap, pairs, pp, cp, n, masks, accumulate),
+                        5 => tile::<5>(ap, pairs, pp, cp, n, masks, accumulate),
+                        6 => tile::<6>(ap, pairs, pp, cp, n, masks, accumulate),
+                        7 => tile::<7>(ap, pairs, pp, cp, n, masks, accumulate),
+                        _ => tile::<8>(ap, pairs, pp, cp, n, masks, accumulate),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Lanes of vector `v` (of three) inside a panel `width` columns wide.
+    fn mask(width: usize, v: usize) -> __mmask16 {
+        let lanes = width.saturating_sub(16 * v).min(16);
+        ((1u32 << lanes) - 1) as __mmask16
+    }
+
+    /// `R` rows × one panel: `c[r, ..] (+)= Σ_p a[r, p] · panel[p, ..]` over the pairs, the
+    /// three vectors of each row stored under `masks` (the panel's valid columns).
+    ///
+    /// # Safety
+    /// AVX-512F and BF16; `a` holds `R` rows of `pairs` pairs `pairs` apart, `panel` `pairs` × 48
+    /// pairs, `c` `R` rows `ldc` apart with the columns the masks select.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    #[allow(clippy::needless_range_loop)]
+    unsafe fn tile<const R: usize>(
+        a: *const u32,
+        pairs: usize,
+        panel: *const u32,
+        c: *mut f32,
+        ldc: usize,
+        masks: [__mmask16; 3],
+        accumulate: bool,
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); 3]; R];
+        // Vectors wholly past the panel's valid columns (mask 0) are not even addressed: their
+        // pointer could lie beyond the end of C.
+        if accumulate {
+            for r in 0..R {
+                for v in 0..3 {
+                    if masks[v] != 0 {
+                        acc[r][v] = _mm512_maskz_loadu_ps(masks[v], c.add(r * ldc + 16 * v));
+                    }
+                }
+            }
+        }
+        for p in 0..pairs {
+            let b = panel.add(p * PANEL) as *const __m512i;
+            let bv: [__m512bh; 3] = [
+                std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(b)),
+                std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(b.add(1))),
+                std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(b.add(2))),
+            ];
+            for r in 0..R {
+                let x = std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(*a.add(r * pairs + p) as i32));
+                for v in 0..3 {
+                    acc[r][v] = _mm512_dpbf16_ps(acc[r][v], x, bv[v]);
+                }
+            }
+        }
+        for r in 0..R {
+            for v in 0..3 {
+                if masks[v] != 0 {
+                    _mm512_mask_storeu_ps(c.add(r * ldc + 16 * v), masks[v], acc[r][v]);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rng(seed: u64) -> impl FnMut() -> f32 {
+        let mut s = seed;
+        move || {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        }
+    }
+
+    #[test]
+    fn rounding_is_to_nearest_even_with_nan_and_subnormals_as_the_hardware() {
+        // 1 + 2^-8 is halfway between 1 and 1 + 2^-7: ties go to the even mantissa (1).
+        assert_eq!(from_bf16(to_bf16(1.0 + 2f32.powi(-8))), 1.0);
+        assert_eq!(from_bf16(to_bf16(1.0 + 3.0 * 2f32.powi(-8))), 1.0 + 2f32.powi(-6));
+        assert_eq!(from_bf16(to_bf16(1.0 + 2f32.powi(-8) + 2f32.powi(-20))), 1.0 + 2f32.powi(-7));
+        assert_eq!(from_bf16(to_bf16(-2.5)), -2.5);
+        assert!(from_bf16(to_bf16(f32::NAN)).is_nan());
+        assert_eq!(from_bf16(to_bf16(f32::INFINITY)), f32::INFINITY);
+        assert_eq!(from_bf16(to_bf16(f32::MAX)), f32::INFINITY);
+        assert_eq!(to_bf16(-1e-40), 0x8000);
+        assert_eq!(to_bf16(1e-40), 0);
+    }
+
+    /// [`to_bf16`] rounds as the CPU's own conversion (`vcvtne2ps2bf16`), where it has one.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn rounding_is_the_hardware_conversion() {
+        if !bf16_available() {
+            assert!(std::env::var_os("CI").is_none(), "CI's CPUs have AVX-512 BF16; this one does not");
+            return;
+        }
+        #[target_feature(enable = "avx512f,avx512bf16")]
+        unsafe fn hardware(v: &[f32; 32]) -> [u16; 32] {
+            use std::arch::x86_64::*;
+            let lo = _mm512_loadu_ps(v.as_ptr());
+            let hi = _mm512_loadu_ps(v.as_ptr().add(16));
+            std::mem::transmute::<__m512bh, [u16; 32]>(_mm512_cvtne2ps_pbh(hi, lo))
+        }
+        let mut r = rng(3);
+        let edges =
+            [0.0, -0.0, 1.0 + 2f32.powi(-8), 1.0 + 3.0 * 2f32.powi(-8), f32::MAX, f32::MIN_POSITIVE, 1e-40, -1e-40];
+        let mut values: Vec<f32> = edges.to_vec();
+        values.extend([f32::INFINITY, f32::NEG_INFINITY, -3.0e38, 65504.0]);
+        values.extend((0..32 * 64).map(|i| r() * 10f32.powi(i % 12 - 6)));
+        values.extend((0..32 * 8).map(|i| f32::from_bits(0x3f80_0000 + 0x8000 * (i % 2) + 0x10000 * (i / 2))));
+        for chunk in values.chunks(32) {
+            let mut v = [0.0f32; 32];
+            v[..chunk.len()].copy_from_slice(chunk);
+            // SAFETY: AVX-512 BF16 was detected.
+            let got = unsafe { hardware(&v) };
+            for (i, (&x, &h)) in v.iter().zip(&got).enumerate() {
+                assert_eq!(to_bf16(x), h, "{x:e} ({:#x}) [{i}]", x.to_bits());
+            }
+        }
+    }
+
+    #[test]
+    fn pairs_of_rows_hold_each_rounded_value_in_order() {
+        let mut r = rng(1);
+        for k in [1usize, 2, 7, 60, 64, 129] {
+            let x: Vec<f32> = (0..3 * k).map(|_| r() * 10.0).collect();
+            for level in [SimdLevel::Portable, SimdLevel::detect()] {
+                let pairs = rows_to_pairs(level, &x, 3, k);
+                let half = k.div_ceil(2);
+                for row in 0..3 {
+                    for kk in 0..2 * half {
+                        let bits = (pairs[row * half + kk / 2] >> (16 * (kk % 2))) as u16;
+                        let want = if kk < k { to_bf16(x[row * k + kk]) } else { 0 };
+                        assert_eq!(bits, want, "{level:?} k {k} row {row} [{kk}]");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The kernel (where this CPU has it) and the portable loop against an f64 product of the
+    /// rounded operands, over shapes that fill no whole tile, panel or row block.
+    #[test]
+    fn products_match_an_f64_reference_of_the_rounded_values() {
+        let mut r = rng(7);
+        for &(m, n, k) in
+            &[(1, 1, 1), (3, 5, 7), (8, 48, 2), (9, 49, 60), (17, 95, 128), (70, 130, 33), (130, 512, 256)]
+        {
+            let x: Vec<f32> = (0..m * k).map(|_| r()).collect();
+            let wv: Vec<f32> = (0..n * k).map(|_| r()).collect();
+            let w = Bf16Matrix::from_f32(&wv, n, k);
+            assert_eq!(
+                w.dequantized_rows(0..n).iter().map(|&v| to_bf16(v)).collect::<Vec<_>>(),
+                wv.iter().map(|&v| to_bf16(v)).collect::<Vec<_>>()
+            );
+            let a = rows_to_pairs(SimdLevel::detect(), &x, m, k);
+            let mut want = vec![0.0f64; m * n];
+            for i in 0..m {
+                for j in 0..n {
+                    want[i * n + j] = 0.5
+                        + (0..k)
+                            .map(|kk| {
+                                from_bf16(to_bf16(x[i * k + kk])) as f64 * from_bf16(to_bf16(wv[j * k + kk])) as f64
+                            })
+                            .sum::<f64>();
+                }
+            }
+            for level in [SimdLevel::Portable, SimdLevel::detect()] {
+                for parallel in [false, true] {
+                    let mut c = vec![0.5f32; m * n];
+                    gemm(level, m, &a, &w, &mut c, true, parallel);
+                    for (i, (&g, &e)) in c.iter().zip(&want).enumerate() {
+                        assert!(
+                            (g as f64 - e).abs() <= 1e-5 * (1.0 + k as f64),
+                            "{level:?} {m}x{n}x{k} [{i}]: {g} vs {e}"
+                        );
+                    }
+                    let mut fresh = vec![f32::NAN; m * n];
+                    gemm(level, m, &a, &w, &mut fresh, false, parallel);
+                    for (i, (&g, &e)) in fresh.iter().zip(&want).enumerate() {
+                        assert!((g as f64 - (e - 0.5)).abs() <= 1e-5 * (1.0 + k as f64), "{level:?} fresh [{i}]");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "bf16 gemm: A holds")]
+    fn short_operands_are_refused() {
+        let w = Bf16Matrix::from_f32(&[1.0; 12], 3, 4);
+        let mut c = vec![0.0; 6];
+        gemm(SimdLevel::detect(), 2, &[0; 3], &w, &mut c, false, false);
+    }
+}
