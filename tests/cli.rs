@@ -335,7 +335,7 @@ fn out_of_range_values_are_refused_by_name() {
         (&["--max_line_width", "0"], "--max_line_width"),
         (&["--word_timestamps", "True", "--max_line_width", "20", "--max_line_count", "0"], "--max_line_count"),
         (&["--max_line_width", "20"], "max_line_width"),
-        (&["--compute_type", "bfloat16"], "bfloat16"),
+        (&["--compute_type", "bf16"], "bfloat16"),
         (&["--threads", "-2"], "--threads"),
     ];
     for (args, needle) in cases {
@@ -599,12 +599,23 @@ fn compute_type_logs_the_precision_used() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("compute_type float16 requested"), "{err}");
     assert!(err.contains("compute_type=float32"), "the precision used is logged: {err}");
-    // `default` is the backend's own precision, float32 on the CPU, without a warning.
-    for args in [&["-f", "txt"][..], &["-f", "txt", "--compute_type", "default"]] {
+    // `default` computes the encoder in bf16 where the CPU has AVX-512 BF16 (CI's do), else in
+    // float32; `bfloat16` asks for that explicitly, `float32` keeps f32; no warning either way.
+    let bf16 = scribe::backend::cpu::bf16::bf16_available();
+    assert!(bf16 || std::env::var_os("CI").is_none(), "CI's CPUs have AVX-512 BF16; this one does not");
+    let best = if bf16 { "bfloat16" } else { "float32" };
+    for (args, want) in [
+        (&["-f", "txt"][..], best),
+        (&["-f", "txt", "--compute_type", "default"][..], best),
+        (&["-f", "txt", "--compute_type", "bfloat16"][..], best),
+        (&["-f", "txt", "--compute_type", "float32"][..], "float32"),
+    ] {
         let o = scribe(&dir, tmp.path(), args, &wav);
         ok(&o);
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(err.contains("compute_type=float32") && !err.contains("requested"), "{args:?}: {err}");
+        assert!(err.contains(&format!("compute_type={want}")), "{args:?}: {err}");
+        let warned = err.contains("requested");
+        assert!(warned == (args.contains(&"bfloat16") && !bf16), "{args:?}: {err}");
     }
 }
 
@@ -896,7 +907,8 @@ fn help_prints_every_default() {
         ("--batch_size", "8"),
         ("--vad_step", "auto"),
         ("--device", "auto"),
-        ("--compute_type", "float32"),
+        ("--compute_type", "default"),
+        ("--segmentation_compute_type", "default"),
         ("--output_dir", "."),
         ("--output_format", "all"),
         ("--task", "transcribe"),

@@ -1665,6 +1665,18 @@ fn bf16_weights() {
         expect_err("round_bfloat16 of a rank-3 tensor", &label, || {
             dev.round_bfloat16(&up(&dev, &[0.0; 6], &[3, 2, 1]))
         });
+        // A half-precision checkpoint's weight (Whisper's) is rounded from its f16 values.
+        let w16: Vec<half::f16> = rng.vec(6 * 5, 3.0).into_iter().map(half::f16::from_f32).collect();
+        let wt = dev.round_bfloat16(&dev.upload_f16(&w16, &[6, 5]).unwrap()).unwrap();
+        if wt.dtype() == "bfloat16" {
+            assert_eq!(
+                down(&dev, &wt),
+                w16.iter().map(|v| bf16(v.to_f32())).collect::<Vec<_>>(),
+                "{label}: f16 → bf16"
+            );
+        } else {
+            assert_eq!(wt.dtype(), "float16", "{label}: an f16 weight stays f16 without bf16 products");
+        }
     }
     exact.report();
     vs_float.report();

@@ -106,9 +106,11 @@ struct TranscribeArgs {
     /// Device: auto, cpu or cuda.
     #[arg(long, default_value = "auto", env = "WHISPERX_DEVICE")]
     device: String,
-    /// Requested precision: the CPU computes in float32, CUDA in float16 with f32 accumulation;
-    /// int8 computes Whisper's products in int8 on CPUs with AVX-512 VNNI (logged).
-    #[arg(long, default_value = "float32", value_parser = scribe::models::whisper::COMPUTE_TYPES)]
+    /// Requested precision: default (and bfloat16) computes the encoder's products in bf16 with
+    /// f32 sums on CPUs with AVX-512 BF16, float32 elsewhere; CUDA computes in float16 with f32
+    /// accumulation; float32 keeps every CPU product in f32; int8 computes Whisper's products in
+    /// int8 on CPUs with AVX-512 VNNI (the precision used is logged).
+    #[arg(long, default_value = "default", value_parser = scribe::models::whisper::COMPUTE_TYPES)]
     compute_type: String,
     /// Precision of the pyannote segmentation models' LSTMs (WhisperX's VAD, diarization's
     /// segmentation-3.0): default and bfloat16 compute their products in bf16 (f32 sums) on CPUs

@@ -141,7 +141,11 @@ pub fn rows_into_pairs(level: SimdLevel, x: &[f32], k: usize, out: &mut [u32]) {
     if k == 0 {
         return;
     }
-    assert!(x.len().is_multiple_of(k) && out.len() >= x.len() / k * pairs, "rows_into_pairs: {} values, {k} a row", x.len());
+    assert!(
+        x.len().is_multiple_of(k) && out.len() >= x.len() / k * pairs,
+        "rows_into_pairs: {} values, {k} a row",
+        x.len()
+    );
     for (row, dst) in x.chunks_exact(k).zip(out.chunks_exact_mut(pairs)) {
         round_pairs(level, &row[..k & !1], &mut dst[..k / 2]);
         if k % 2 == 1 {

@@ -55,6 +55,13 @@ impl Linear {
         Ok(())
     }
 
+    /// Keep the weight in bfloat16 where the backend computes bf16 products (see
+    /// [`Device::round_bfloat16`]); the bias stays f32.
+    pub fn round_bfloat16(&mut self, dev: &Device) -> Result<()> {
+        self.weight = dev.round_bfloat16(&self.weight)?;
+        Ok(())
+    }
+
     /// `residual + x · wᵀ + b` (a block's skip connection), fused where the backend can.
     pub fn forward_residual(&self, dev: &Device, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
         dev.linear_residual(x, &self.weight, self.bias.as_ref(), residual)

@@ -41,6 +41,14 @@ impl MultiHeadAttention {
         Ok(())
     }
 
+    /// The four projections in bfloat16 where the backend computes bf16 products.
+    pub fn round_bfloat16(&mut self, dev: &Device) -> Result<()> {
+        for proj in [&mut self.q_proj, &mut self.k_proj, &mut self.v_proj, &mut self.out_proj] {
+            proj.round_bfloat16(dev)?;
+        }
+        Ok(())
+    }
+
     /// Keys and values of `source` `[B, T, D]`.
     pub fn kv(&self, dev: &Device, source: &Tensor) -> Result<KvCache> {
         Ok(KvCache { k: self.k_proj.forward(dev, source)?, v: self.v_proj.forward(dev, source)? })

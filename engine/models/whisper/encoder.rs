@@ -32,6 +32,12 @@ impl EncoderLayer {
         })
     }
 
+    fn round_bfloat16(&mut self, dev: &Device) -> Result<()> {
+        self.self_attn.round_bfloat16(dev)?;
+        self.fc1.round_bfloat16(dev)?;
+        self.fc2.round_bfloat16(dev)
+    }
+
     fn quantize_int8(&mut self, dev: &Device) -> Result<()> {
         self.self_attn.quantize_int8(dev)?;
         self.fc1.quantize_int8(dev)?;
@@ -62,6 +68,17 @@ impl Encoder {
     /// stem convolutions stay f32, as CTranslate2 keeps them).
     pub fn quantize_int8(&mut self, dev: &Device) -> Result<()> {
         self.layers.iter_mut().try_for_each(|l| l.quantize_int8(dev))
+    }
+
+    /// Every block's linear weights in bfloat16 where the backend computes bf16 products (the
+    /// stem convolutions stay f32).
+    pub fn round_bfloat16(&mut self, dev: &Device) -> Result<()> {
+        self.layers.iter_mut().try_for_each(|l| l.round_bfloat16(dev))
+    }
+
+    /// The blocks' linear weights' dtype (`bfloat16` once rounded, `int8` once quantised).
+    pub fn weight_dtype(&self) -> &'static str {
+        self.layers.first().map_or("float32", |l| l.fc1.weight.dtype())
     }
 
     pub fn load(dev: &Device, store: &dyn WeightStore, c: &WhisperConfig) -> Result<Self> {

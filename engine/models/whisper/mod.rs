@@ -60,7 +60,7 @@ pub fn open_checkpoint(dir: &Path) -> Result<(Box<dyn WeightStore>, WhisperConfi
 
 /// The `compute_type`s [`Whisper::apply_compute_type`] accepts (the CLI's `--compute_type`, the
 /// worker's WHISPERX_COMPUTE_TYPE).
-pub const COMPUTE_TYPES: [&str; 4] = ["default", "float16", "float32", "int8"];
+pub const COMPUTE_TYPES: [&str; 5] = ["default", "float16", "float32", "int8", "bfloat16"];
 
 impl Whisper {
     /// Load a model directory onto `device`.
@@ -91,15 +91,27 @@ impl Whisper {
         self.decoder.quantize_int8(&self.device)
     }
 
-    /// Apply a requested `compute_type` (`default`, `int8`, `float16`, `float32`): `int8`
-    /// quantises where the backend computes int8 products; the others keep the checkpoint's
-    /// weights and the backend's own precision (float32 on the CPU, float16 on CUDA). int8 is not
-    /// the default: on the benchmark's noisy file it costs tiny.en 3.6 WER points sequentially
-    /// and writes words in noise the float path leaves out (benches/README.md).
+    /// Compute the encoder's products (and the cross-attention's keys and values, its other
+    /// GEMMs over the audio frames) in bfloat16 with f32 sums where the backend can
+    /// (`compute_type=bfloat16`, see [`Device::round_bfloat16`]); elsewhere nothing changes.
+    pub fn round_bfloat16(&mut self) -> Result<()> {
+        self.encoder.round_bfloat16(&self.device)?;
+        self.decoder.round_cross_kv_bfloat16(&self.device)
+    }
+
+    /// Apply a requested `compute_type` (one of [`COMPUTE_TYPES`]): `int8` quantises where the
+    /// backend computes int8 products; `bfloat16`, and `default`, round the encoder's weights
+    /// where it computes bf16 products (CPUs with AVX-512 BF16); `float32` and `float16` keep
+    /// the checkpoint's weights and the backend's own precision (float32 on the CPU, float16 on
+    /// CUDA, as `default` is where there are no bf16 products). bf16 is the default because it
+    /// moved no WER figure of the benchmark (clips, long and noisy files, sequential and batched,
+    /// benches/README.md); int8 is not: on the noisy file it costs tiny.en 3.6 WER points
+    /// sequentially and writes words in noise the float path leaves out.
     pub fn apply_compute_type(&mut self, requested: &str) -> Result<()> {
         match requested {
             "int8" => self.quantize_int8(),
-            "default" | "float16" | "float32" => Ok(()),
+            "default" | "bfloat16" => self.round_bfloat16(),
+            "float16" | "float32" => Ok(()),
             other => Err(Error::Other(format!(
                 "unknown compute_type `{other}` (expected one of {})",
                 COMPUTE_TYPES.join(", ")
@@ -110,8 +122,9 @@ impl Whisper {
     /// What the products really compute in, for the `[Predict] compute_type=` line: `int8`
     /// once quantised weights took, else the backend's own precision.
     pub fn compute_type(&self) -> &'static str {
-        match self.decoder.weight_dtype() {
-            "int8" => "int8",
+        match (self.decoder.weight_dtype(), self.encoder.weight_dtype()) {
+            ("int8", _) => "int8",
+            (_, "bfloat16") => "bfloat16",
             _ => self.device.compute_type(),
         }
     }
