@@ -5,7 +5,7 @@
 use rayon::prelude::*;
 
 use super::gemm::{sgemm, MatRef};
-use super::simd::SimdLevel;
+use super::simd::{multiversion, SimdLevel};
 use super::{data, tensor, CpuBackend};
 use crate::backend::kernels::ConvOps;
 use crate::backend::shape_checks::{self, Conv2dDims};
@@ -187,19 +187,32 @@ pub fn conv2d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
     Ok(tensor(vec![batch, c_out, h_out, w_out], out))
 }
 
-pub fn max_pool1d(x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
+pub fn max_pool1d(level: SimdLevel, x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
     let (b, c, t, t_out) = shape_checks::max_pool1d(x, kernel, stride)?;
     let xd = data(x)?;
     let mut out = vec![0.0f32; b * c * t_out];
     if t_out > 0 {
         out.par_chunks_mut(t_out).enumerate().for_each(|(row, o)| {
-            let src = &xd[row * t..(row + 1) * t];
-            for (i, v) in o.iter_mut().enumerate() {
-                *v = src[i * stride..i * stride + kernel].iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            }
+            pool_row(level, &xd[row * t..(row + 1) * t], kernel, stride, o);
         });
     }
     Ok(tensor(vec![b, c, t_out], out))
+}
+
+multiversion! {
+    /// One row's windows: `out[i] = max(src[i·stride..i·stride + kernel])`. SincNet's pools
+    /// (kernel 3, stride 3) have a loop of their own, which the compiler vectorises.
+    fn pool_row(src: &[f32], kernel: usize, stride: usize, out: &mut [f32]) {
+        if kernel == 3 && stride == 3 {
+            for (v, w) in out.iter_mut().zip(src.chunks_exact(3)) {
+                *v = f32::NEG_INFINITY.max(w[0]).max(w[1]).max(w[2]);
+            }
+            return;
+        }
+        for (i, v) in out.iter_mut().enumerate() {
+            *v = src[i * stride..i * stride + kernel].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        }
+    }
 }
 
 /// See [`ConvOps::windows_affine`]: one row `(w, c)` a task.
@@ -230,7 +243,7 @@ impl ConvOps for CpuBackend {
     }
 
     fn max_pool1d(&self, x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
-        max_pool1d(x, kernel, stride)
+        max_pool1d(self.simd, x, kernel, stride)
     }
 
     fn windows_affine(&self, x: &Tensor, hop: usize, len: usize, scale: &Tensor, shift: &Tensor) -> Result<Tensor> {
