@@ -39,6 +39,7 @@ pub fn layer_norm(level: SimdLevel, x: &Tensor, gamma: &Tensor, beta: &Tensor, e
 
 /// `nn.GroupNorm` on `[B, C, T]`; with `groups == C` it is `nn.InstanceNorm1d`.
 pub fn group_norm(
+    level: SimdLevel,
     x: &Tensor,
     groups: usize,
     gamma: Option<&Tensor>,
@@ -53,24 +54,71 @@ pub fn group_norm(
     let mut out = vec![0.0f32; b * c * t];
     if per > 0 {
         out.par_chunks_mut(per).zip(xd.par_chunks(per)).enumerate().for_each(|(i, (o, r))| {
-            let n = r.len() as f64;
-            let mean = r.iter().map(|&v| v as f64).sum::<f64>() / n;
-            let var = r.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+            let mut stats = [0.0f64; 2];
+            moments(level, r, &mut stats);
+            let [mean, var] = stats;
             let inv = 1.0 / (var + eps as f64).sqrt();
             let first_channel = (i % groups) * (c / groups);
-            for (j, (ov, &v)) in o.iter_mut().zip(r).enumerate() {
-                let ch = first_channel + j / t;
-                let y = ((v as f64 - mean) * inv) as f32;
-                *ov = y * g.map_or(1.0, |g| g[ch]) + bt.map_or(0.0, |b| b[ch]);
+            for (j, (o, r)) in o.chunks_mut(t.max(1)).zip(r.chunks(t.max(1))).enumerate() {
+                let ch = first_channel + j;
+                let gain = g.map_or(1.0, |g| g[ch] as f64);
+                let (scale, shift) = ((inv * gain) as f32, bt.map_or(0.0, |b| b[ch]));
+                center_scale_shift(level, r, mean as f32, scale, shift, o);
             }
         });
     }
     Ok(tensor(x.shape().to_vec(), out))
 }
 
+/// Lanes of the f64 partial sums in [`moments`] (one AVX-512 register).
+const MOMENT_LANES: usize = 8;
+
+multiversion! {
+    /// `[mean, variance]` of `r` (population variance), summed in f64 across
+    /// [`MOMENT_LANES`] lanes so the loops vectorise.
+    fn moments(r: &[f32], out: &mut [f64; 2]) {
+        let n = r.len() as f64;
+        let chunks = r.chunks_exact(MOMENT_LANES);
+        let tail = chunks.remainder();
+        let mut lanes = [0.0f64; MOMENT_LANES];
+        for c in chunks.clone() {
+            for (l, &v) in lanes.iter_mut().zip(c) {
+                *l += v as f64;
+            }
+        }
+        let mean = (lanes.iter().sum::<f64>() + tail.iter().map(|&v| v as f64).sum::<f64>()) / n;
+        let mut sq = [0.0f64; MOMENT_LANES];
+        for c in chunks {
+            for (l, &v) in sq.iter_mut().zip(c) {
+                let d = v as f64 - mean;
+                *l += d * d;
+            }
+        }
+        let tail_sq = tail.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>();
+        *out = [mean, (sq.iter().sum::<f64>() + tail_sq) / n];
+    }
+}
+
+multiversion! {
+    /// `out = (x − center)·scale + shift`.
+    fn center_scale_shift(x: &[f32], center: f32, scale: f32, shift: f32, out: &mut [f32]) {
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = (v - center) * scale + shift;
+        }
+    }
+}
+
 /// Inference-mode `nn.BatchNorm{1,2}d` on `[B, C, ...]`: each channel's values (the `t`
 /// elements per sample and channel) scaled and shifted by its running statistics.
-pub fn batch_norm(x: &Tensor, mean: &Tensor, var: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor> {
+pub fn batch_norm(
+    level: SimdLevel,
+    x: &Tensor,
+    mean: &Tensor,
+    var: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f32,
+) -> Result<Tensor> {
     let (c, t) = shape_checks::batch_norm(x, [mean, var, gamma, beta])?;
     let b = x.dim(0);
     let (m, v, g, bt) = (data(mean)?, data(var)?, data(gamma)?, data(beta)?);
@@ -78,12 +126,10 @@ pub fn batch_norm(x: &Tensor, mean: &Tensor, var: &Tensor, gamma: &Tensor, beta:
     let shift: Vec<f32> = (0..c).map(|i| bt[i] - m[i] * scale[i]).collect();
     let xd = data(x)?;
     let mut out = vec![0.0f32; b * c * t];
-    for (row, (o, r)) in out.chunks_mut(t.max(1)).zip(xd.chunks(t.max(1))).enumerate() {
+    out.par_chunks_mut(t.max(1)).zip(xd.par_chunks(t.max(1))).enumerate().with_min_len(8).for_each(|(row, (o, r))| {
         let ch = row % c;
-        for (ov, &xv) in o.iter_mut().zip(r) {
-            *ov = xv * scale[ch] + shift[ch];
-        }
-    }
+        center_scale_shift(level, r, 0.0, scale[ch], shift[ch], o);
+    });
     Ok(tensor(x.shape().to_vec(), out))
 }
 
@@ -100,7 +146,7 @@ impl NormOps for CpuBackend {
         beta: Option<&Tensor>,
         eps: f32,
     ) -> Result<Tensor> {
-        group_norm(x, groups, gamma, beta, eps)
+        group_norm(self.simd, x, groups, gamma, beta, eps)
     }
 
     fn batch_norm(
@@ -112,6 +158,6 @@ impl NormOps for CpuBackend {
         beta: &Tensor,
         eps: f32,
     ) -> Result<Tensor> {
-        batch_norm(x, mean, var, gamma, beta, eps)
+        batch_norm(self.simd, x, mean, var, gamma, beta, eps)
     }
 }
