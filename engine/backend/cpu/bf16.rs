@@ -163,14 +163,29 @@ multiversion! {
     }
 }
 
-/// `c[m, n] = (accumulate ? c : 0) + a · wᵀ` with `a` the bf16 pairs of `m` rows
-/// ([`rows_to_pairs`]) and `c` row-major `[m, n]`; split among the threads when `parallel` and
-/// the product is large enough. Runs on `vdpbf16ps` where [`kernel_available`], else on the
-/// portable loop.
-pub fn gemm(level: SimdLevel, m: usize, a: &[u32], w: &Bf16Matrix, c: &mut [f32], accumulate: bool, parallel: bool) {
+/// `c[m, n] = (accumulate ? c : 0) + bias + a · wᵀ` with `a` the bf16 pairs of `m` rows
+/// ([`rows_to_pairs`]), `bias` `[n]` (or none) and `c` row-major `[m, n]`; split among the
+/// threads when `parallel` and the product is large enough. Runs on `vdpbf16ps` where
+/// [`kernel_available`], else on the portable loop.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm(
+    level: SimdLevel,
+    m: usize,
+    a: &[u32],
+    w: &Bf16Matrix,
+    c: &mut [f32],
+    bias: Option<&[f32]>,
+    accumulate: bool,
+    parallel: bool,
+) {
     let (n, pairs) = (w.n, w.pairs);
     assert!(a.len() >= m * pairs, "bf16 gemm: A holds {} pairs, {m} rows need {}", a.len(), m * pairs);
     assert!(c.len() >= m * n, "bf16 gemm: C holds {} values, [{m}, {n}] needs {}", c.len(), m * n);
+    assert!(
+        bias.is_none_or(|b| b.len() == n),
+        "bf16 gemm: a bias of {} values for {n} columns",
+        bias.map_or(0, |b| b.len())
+    );
     if m == 0 || n == 0 {
         return;
     }
@@ -180,10 +195,10 @@ pub fn gemm(level: SimdLevel, m: usize, a: &[u32], w: &Bf16Matrix, c: &mut [f32]
         if kernel_available(level) {
             // SAFETY: AVX-512 BF16 was detected; `a` holds `rows.len()` rows of `pairs`, `c_rows`
             // as many rows of `n`.
-            unsafe { avx512::gemm_rows(rows.len(), a, w, c_rows, accumulate) };
+            unsafe { avx512::gemm_rows(rows.len(), a, w, c_rows, bias, accumulate) };
             return;
         }
-        portable_rows(rows.len(), a, w, c_rows, accumulate);
+        portable_rows(rows.len(), a, w, c_rows, bias, accumulate);
     };
     let threads = rayon::current_num_threads();
     let row_tiles = m.div_ceil(TILE_ROWS);
@@ -199,13 +214,13 @@ pub fn gemm(level: SimdLevel, m: usize, a: &[u32], w: &Bf16Matrix, c: &mut [f32]
 }
 
 /// The products in f32, in order of k: the reference of the `vdpbf16ps` kernel.
-fn portable_rows(m: usize, a: &[u32], w: &Bf16Matrix, c: &mut [f32], accumulate: bool) {
+fn portable_rows(m: usize, a: &[u32], w: &Bf16Matrix, c: &mut [f32], bias: Option<&[f32]>, accumulate: bool) {
     let (n, pairs) = (w.n, w.pairs);
     for (r, c_row) in c.chunks_exact_mut(n).take(m).enumerate() {
         let a_row = &a[r * pairs..(r + 1) * pairs];
         for (col, out) in c_row.iter_mut().enumerate() {
             let panel = w.panel(col / PANEL);
-            let mut sum = if accumulate { *out } else { 0.0 };
+            let mut sum = if accumulate { *out } else { 0.0 } + bias.map_or(0.0, |b| b[col]);
             for (p, &x) in a_row.iter().enumerate() {
                 let y = panel[p * PANEL + col % PANEL];
                 sum += from_bf16(x as u16) * from_bf16(y as u16)
@@ -226,29 +241,46 @@ mod avx512 {
     ///
     /// # Safety
     /// The CPU must have AVX-512F and AVX-512 BF16; `a` holds `m` rows of `w.pairs` pairs and `c`
-    /// `m` rows of `w.n`.
+    /// `m` rows of `w.n`, `bias` (if any) `w.n` values.
     #[target_feature(enable = "avx512f,avx512bf16")]
-    pub unsafe fn gemm_rows(m: usize, a: &[u32], w: &Bf16Matrix, c: &mut [f32], accumulate: bool) {
+    pub unsafe fn gemm_rows(
+        m: usize,
+        a: &[u32],
+        w: &Bf16Matrix,
+        c: &mut [f32],
+        bias: Option<&[f32]>,
+        accumulate: bool,
+    ) {
         let (n, pairs) = (w.n, w.pairs);
         assert!(a.len() >= m * pairs && c.len() >= m * n, "bf16 gemm: operand sizes");
+        assert!(bias.is_none_or(|b| b.len() == n), "bf16 gemm: bias size");
         for r_block in (0..m).step_by(ROW_BLOCK) {
             let r_end = (r_block + ROW_BLOCK).min(m);
             for p in 0..n.div_ceil(PANEL) {
                 let panel = w.panel(p);
                 let (col, width) = (p * PANEL, PANEL.min(n - p * PANEL));
                 let masks = [mask(width, 0), mask(width, 1), mask(width, 2)];
+                // The panel's bias (zero beyond its valid columns, which are not addressed).
+                let mut init = [_mm512_setzero_ps(); 3];
+                if let Some(b) = bias {
+                    for v in 0..3 {
+                        if masks[v] != 0 {
+                            init[v] = _mm512_maskz_loadu_ps(masks[v], b.as_ptr().add(col + 16 * v));
+                        }
+                    }
+                }
                 for r0 in (r_block..r_end).step_by(TILE_ROWS) {
                     let (ap, cp) = (a.as_ptr().add(r0 * pairs), c.as_mut_ptr().add(r0 * n + col));
                     let pp = panel.as_ptr();
                     match (r_end - r0).min(TILE_ROWS) {
-                        1 => tile::<1>(ap, pairs, pp, cp, n, masks, accumulate),
-                        2 => tile::<2>(ap, pairs, pp, cp, n, masks, accumulate),
-                        3 => tile::<3>(ap, pairs, pp, cp, n, masks, accumulate),
-                        4 => tile::<4>(ap, pairs, pp, cp, n, masks, accumulate),
-                        5 => tile::<5>(ap, pairs, pp, cp, n, masks, accumulate),
-                        6 => tile::<6>(ap, pairs, pp, cp, n, masks, accumulate),
-                        7 => tile::<7>(ap, pairs, pp, cp, n, masks, accumulate),
-                        _ => tile::<8>(ap, pairs, pp, cp, n, masks, accumulate),
+                        1 => tile::<1>(ap, pairs, pp, cp, n, masks, init, accumulate),
+                        2 => tile::<2>(ap, pairs, pp, cp, n, masks, init, accumulate),
+                        3 => tile::<3>(ap, pairs, pp, cp, n, masks, init, accumulate),
+                        4 => tile::<4>(ap, pairs, pp, cp, n, masks, init, accumulate),
+                        5 => tile::<5>(ap, pairs, pp, cp, n, masks, init, accumulate),
+                        6 => tile::<6>(ap, pairs, pp, cp, n, masks, init, accumulate),
+                        7 => tile::<7>(ap, pairs, pp, cp, n, masks, init, accumulate),
+                        _ => tile::<8>(ap, pairs, pp, cp, n, masks, init, accumulate),
                     }
                 }
             }
@@ -261,15 +293,16 @@ mod avx512 {
         ((1u32 << lanes) - 1) as __mmask16
     }
 
-    /// `R` rows × one panel: `c[r, ..] (+)= Σ_p a[r, p] · panel[p, ..]` over the pairs, the
-    /// three vectors of each row stored under `masks` (the panel's valid columns).
+    /// `R` rows × one panel: `c[r, ..] = (accumulate ? c[r, ..] : 0) + init + Σ_p a[r, p] ·
+    /// panel[p, ..]` over the pairs, the three vectors of each row stored under `masks` (the
+    /// panel's valid columns).
     ///
     /// # Safety
     /// AVX-512F and BF16; `a` holds `R` rows of `pairs` pairs `pairs` apart, `panel` `pairs` × 48
     /// pairs, `c` `R` rows `ldc` apart with the columns the masks select.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bf16")]
-    #[allow(clippy::needless_range_loop)]
+    #[allow(clippy::needless_range_loop, clippy::too_many_arguments)]
     unsafe fn tile<const R: usize>(
         a: *const u32,
         pairs: usize,
@@ -277,16 +310,17 @@ mod avx512 {
         c: *mut f32,
         ldc: usize,
         masks: [__mmask16; 3],
+        init: [__m512; 3],
         accumulate: bool,
     ) {
-        let mut acc = [[_mm512_setzero_ps(); 3]; R];
+        let mut acc = [init; R];
         // Vectors wholly past the panel's valid columns (mask 0) are not even addressed: their
         // pointer could lie beyond the end of C.
         if accumulate {
             for r in 0..R {
                 for v in 0..3 {
                     if masks[v] != 0 {
-                        acc[r][v] = _mm512_maskz_loadu_ps(masks[v], c.add(r * ldc + 16 * v));
+                        acc[r][v] = _mm512_add_ps(acc[r][v], _mm512_maskz_loadu_ps(masks[v], c.add(r * ldc + 16 * v)));
                     }
                 }
             }
@@ -422,8 +456,8 @@ mod tests {
             }
             for level in [SimdLevel::Portable, SimdLevel::detect()] {
                 for parallel in [false, true] {
-                    let mut c = vec![0.5f32; m * n];
-                    gemm(level, m, &a, &w, &mut c, true, parallel);
+                    let mut c = vec![0.25f32; m * n];
+                    gemm(level, m, &a, &w, &mut c, Some(&vec![0.25; n]), true, parallel);
                     for (i, (&g, &e)) in c.iter().zip(&want).enumerate() {
                         assert!(
                             (g as f64 - e).abs() <= 1e-5 * (1.0 + k as f64),
@@ -431,9 +465,17 @@ mod tests {
                         );
                     }
                     let mut fresh = vec![f32::NAN; m * n];
-                    gemm(level, m, &a, &w, &mut fresh, false, parallel);
+                    gemm(level, m, &a, &w, &mut fresh, None, false, parallel);
                     for (i, (&g, &e)) in fresh.iter().zip(&want).enumerate() {
                         assert!((g as f64 - (e - 0.5)).abs() <= 1e-5 * (1.0 + k as f64), "{level:?} fresh [{i}]");
+                    }
+                    // A bias of its own per column, into C that is not read.
+                    let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.01).collect();
+                    let mut biased = vec![f32::NAN; m * n];
+                    gemm(level, m, &a, &w, &mut biased, Some(&bias), false, parallel);
+                    for (i, (&g, &e)) in biased.iter().zip(&want).enumerate() {
+                        let e = e - 0.5 + bias[i % n] as f64;
+                        assert!((g as f64 - e).abs() <= 1e-5 * (1.0 + k as f64), "{level:?} biased [{i}]: {g} vs {e}");
                     }
                 }
             }
@@ -445,6 +487,6 @@ mod tests {
     fn short_operands_are_refused() {
         let w = Bf16Matrix::from_f32(&[1.0; 12], 3, 4);
         let mut c = vec![0.0; 6];
-        gemm(SimdLevel::detect(), 2, &[0; 3], &w, &mut c, false, false);
+        gemm(SimdLevel::detect(), 2, &[0; 3], &w, &mut c, None, false, false);
     }
 }

@@ -20,6 +20,16 @@ pub fn linear(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> R
     if n == 0 {
         return Ok(tensor(shape_checks::linear_output(x, n), out));
     }
+    // Every size: the input rows are rounded to bf16 once, then one pass per panel; the bias is
+    // added in registers (the output is written once, not filled with the bias and read back).
+    if let Weight::Bf16(wb) = wd {
+        if bf16::kernel_available(level) {
+            let pairs = bf16::rows_to_pairs(level, xd, m, k);
+            let bias = b.map(data).transpose()?;
+            bf16::gemm(level, m, &pairs, wb, &mut out, bias, false, true);
+            return Ok(tensor(shape_checks::linear_output(x, n), out));
+        }
+    }
     let accumulate = match b {
         Some(b) => {
             let bd = data(b)?;
@@ -36,11 +46,6 @@ pub fn linear(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> R
         Weight::F16(wd) if (1..=SKINNY_BATCH_MAX_ROWS).contains(&m) => skinny_nt(level, m, n, k, xd, wd, k, &mut out),
         // Every size: the int8 kernels are both the GEMM and the skinny product.
         Weight::I8(wq) => linear_int8(level, Int8Kernel::for_level(level), m, xd, wq, &mut out),
-        // Every size too: the input rows are rounded to bf16 once, then one pass per panel.
-        Weight::Bf16(wb) if bf16::kernel_available(level) => {
-            let pairs = bf16::rows_to_pairs(level, xd, m, k);
-            bf16::gemm(level, m, &pairs, wb, &mut out, accumulate, true)
-        }
         _ => {
             let wd = wd.rows_f32(level, 0..n, k);
             let (x, w) = (MatRef::row_major(xd, k), MatRef::transposed(&wd, k));

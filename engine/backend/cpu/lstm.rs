@@ -116,7 +116,7 @@ fn recurrence(
             Recurrent::Packed(p) => unsafe { avx512::recurrent_product(p, &h, rows, &mut gates) },
             Recurrent::Bf16(w) => {
                 bf16::rows_into_pairs(level, &h, hsz, &mut h_pairs);
-                bf16::gemm(level, rows, &h_pairs, w, &mut gates, true, false);
+                bf16::gemm(level, rows, &h_pairs, w, &mut gates, None, true, false);
             }
             Recurrent::Skinny(whh) => {
                 for r0 in (0..rows).step_by(SKINNY_MAX_ROWS) {
