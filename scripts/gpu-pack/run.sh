@@ -138,9 +138,12 @@ for audio in data/*; do
     name="$(basename "${audio%.*}")"
     for device in cuda cpu; do
         echo "== scribe transcribe --device $device $audio"
+        # The CPU side is the numerical reference: float32, not its bf16 defaults.
+        precision=()
+        [ "$device" = cpu ] && precision=(--compute_type float32 --segmentation_compute_type float32)
         start=$(now_ms)
         if bin/scribe transcribe --model "$MODEL" --model_dir models --model_cache_only True --device "$device" \
-            --output_format txt --output_dir "$work/$device" --verbose False "$audio"; then
+            ${precision[@]+"${precision[@]}"} --output_format txt --output_dir "$work/$device" --verbose False "$audio"; then
             s=PASS
             sed 's/^/    /' "$work/$device/$name.txt"
         else
