@@ -42,9 +42,11 @@ pub fn run(
     cancel.check()?;
     let scores = scorer.finish()?;
     let chunks = speech_chunks(&scores.scores, &scores.times(), o.vad_onset, o.vad_offset, o.chunk_size);
-    for (i, c) in chunks.iter().enumerate() {
-        let regions: Vec<String> = c.regions.iter().map(|r| format!("{:.3}-{:.3}", r.start, r.end)).collect();
-        tracing::debug!("chunk {i}: speech {}", regions.join(" "));
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        for (i, c) in chunks.iter().enumerate() {
+            let regions: Vec<String> = c.regions.iter().map(|r| format!("{:.3}-{:.3}", r.start, r.end)).collect();
+            tracing::debug!("chunk {i}: speech {}", regions.join(" "));
+        }
     }
     file.speech = chunks.iter().flat_map(|c| c.regions.iter()).map(|r| r.end - r.start).sum();
     tracing::info!("{}: {} chunks, {:.1} s of speech in {total:.1} s", audio.path.display(), chunks.len(), file.speech);

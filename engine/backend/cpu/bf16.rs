@@ -11,8 +11,8 @@
 //! in registers for the whole of k, as the f32 GEMM (`gemm_avx512`) does.
 //!
 //! Elsewhere a portable loop computes the same products in f32 (the reference of the kernel's
-//! test; the hardware adds each lane's two products before rounding, so the two agree to f32
-//! rounding, not bit for bit).
+//! test). The hardware adds the two products of a lane one after the other with denormals
+//! flushed, in its own order, so the two agree to f32 rounding, not bit for bit.
 
 use rayon::prelude::*;
 
@@ -24,6 +24,7 @@ pub const PANEL: usize = 48;
 /// Rows of one register tile (8 × 3 = 24 accumulators).
 pub const TILE_ROWS: usize = 8;
 /// Rows swept against one panel before the next (their bf16 values stay in L1/L2).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const ROW_BLOCK: usize = 64;
 /// Below this many multiply-adds the product runs on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 18;

@@ -63,7 +63,10 @@ pub fn group_norm(
                 let ch = first_channel + j;
                 let gain = g.map_or(1.0, |g| g[ch] as f64);
                 let (scale, shift) = ((inv * gain) as f32, bt.map_or(0.0, |b| b[ch]));
-                center_scale_shift(level, r, mean as f32, scale, shift, o);
+                // The mean as an f32 and its rounding error: a channel whose mean is large
+                // against its spread keeps the f64 mean's precision.
+                let center = mean as f32;
+                center_scale_shift(level, r, [center, (mean - center as f64) as f32], scale, shift, o);
             }
         });
     }
@@ -100,10 +103,12 @@ multiversion! {
 }
 
 multiversion! {
-    /// `out = (x − center)·scale + shift`.
-    fn center_scale_shift(x: &[f32], center: f32, scale: f32, shift: f32, out: &mut [f32]) {
+    /// `out = (x − center)·scale + shift`, the center given as an f32 and the part of it the
+    /// f32 leaves out (`center[0] + center[1]`).
+    fn center_scale_shift(x: &[f32], center: [f32; 2], scale: f32, shift: f32, out: &mut [f32]) {
+        let [hi, lo] = center;
         for (o, &v) in out.iter_mut().zip(x) {
-            *o = (v - center) * scale + shift;
+            *o = ((v - hi) - lo) * scale + shift;
         }
     }
 }
@@ -128,7 +133,7 @@ pub fn batch_norm(
     let mut out = vec![0.0f32; b * c * t];
     out.par_chunks_mut(t.max(1)).zip(xd.par_chunks(t.max(1))).enumerate().with_min_len(8).for_each(|(row, (o, r))| {
         let ch = row % c;
-        center_scale_shift(level, r, 0.0, scale[ch], shift[ch], o);
+        center_scale_shift(level, r, [0.0, 0.0], scale[ch], shift[ch], o);
     });
     Ok(tensor(x.shape().to_vec(), out))
 }

@@ -136,9 +136,6 @@ impl Decoder {
         })
     }
 
-    /// Every block's linear weights and the output projection in int8 where the backend
-    /// computes int8 products; the token lookup keeps the checkpoint's values (as CTranslate2,
-    /// which quantises the projection and keeps the embedding).
     /// The cross-attention's key and value projections in bfloat16 where the backend computes
     /// bf16 products: they run once per window over its 1500 audio frames, a GEMM like the
     /// encoder's. The per-token products stay as loaded (they read each weight once a step, so
@@ -151,6 +148,9 @@ impl Decoder {
         Ok(())
     }
 
+    /// Every block's linear weights and the output projection in int8 where the backend
+    /// computes int8 products; the token lookup keeps the checkpoint's values (as CTranslate2,
+    /// which quantises the projection and keeps the embedding).
     pub fn quantize_int8(&mut self, dev: &Device) -> Result<()> {
         self.layers.iter_mut().try_for_each(|l| l.quantize_int8(dev))?;
         self.logits_weight = dev.quantize_int8(&self.embed_tokens)?;
