@@ -7,7 +7,7 @@ mod common;
 
 use common::{model_dir, root, speech};
 use scribe::audio::decode::load_audio;
-use scribe::backend::Device;
+use scribe::backend::{Device, Tensor};
 use scribe::models::pyannote::{checkpoint, PyanNet};
 use scribe::weights::safetensors_store::SafetensorsStore;
 use scribe::weights::WeightStore;
@@ -61,10 +61,8 @@ fn segmentation_3_0_reads_its_powerset_head_from_the_checkpoint() {
     assert_eq!(model.num_frames(model.config.window_samples()), 589);
 }
 
-#[test]
-fn forward_matches_pyannote_on_a_batch_of_windows_and_so_do_the_speakers() {
-    let dev = Device::cpu();
-    let Some(model) = model(&dev) else { return };
+/// `model.forward` of the reference's batch of windows (`forward` in the manifest).
+fn forward_of_reference_windows(dev: &Device, model: &PyanNet) -> Tensor {
     let m = manifest();
     let f = &m["forward"];
     let audio = load_audio(&speech(f["recording"].as_str().unwrap())).unwrap();
@@ -72,8 +70,14 @@ fn forward_matches_pyannote_on_a_batch_of_windows_and_so_do_the_speakers() {
     let starts: Vec<usize> =
         f["start_samples"].as_array().unwrap().iter().map(|s| s.as_u64().unwrap() as usize).collect();
     let batch: Vec<f32> = starts.iter().flat_map(|&s| audio[s..s + window].iter().copied()).collect();
-    let x = dev.upload(&batch, &[starts.len(), 1, window]).unwrap();
-    let out = model.forward(&dev, &x).unwrap();
+    model.forward(dev, &dev.upload(&batch, &[starts.len(), 1, window]).unwrap()).unwrap()
+}
+
+#[test]
+fn forward_matches_pyannote_on_a_batch_of_windows_and_so_do_the_speakers() {
+    let dev = Device::cpu();
+    let Some(model) = model(&dev) else { return };
+    let out = forward_of_reference_windows(&dev, &model);
     let r = reference();
     let (want, shape) = tensor(&r, "forward.log_probs");
     assert_eq!(out.shape(), &shape[..]);
@@ -116,21 +120,14 @@ fn bfloat16_lstms_keep_the_local_speakers_of_pyannote() {
     use scribe::models::pyannote::local_speakers::{local_speakers, SEGMENTATION_BATCH_SIZE};
     let dev = Device::cpu();
     let Some(mut model) = model(&dev) else { return };
-    model.apply_compute_type(&dev, "default").unwrap();
-    if model.compute_type(&dev) != "bfloat16" {
-        assert!(std::env::var_os("CI").is_none(), "CI's CPUs have AVX-512 BF16; this one does not");
+    if !common::bf16_products() {
         eprintln!("no bf16 products on this CPU: the default is float32, checked by the other tests");
         return;
     }
+    model.apply_compute_type(&dev, "default").unwrap();
+    assert_eq!(model.compute_type(&dev), "bfloat16");
     let (m, r) = (manifest(), reference());
-    let f = &m["forward"];
-    let audio = load_audio(&speech(f["recording"].as_str().unwrap())).unwrap();
-    let window = f["samples"].as_u64().unwrap() as usize;
-    let starts: Vec<usize> =
-        f["start_samples"].as_array().unwrap().iter().map(|s| s.as_u64().unwrap() as usize).collect();
-    let batch: Vec<f32> = starts.iter().flat_map(|&s| audio[s..s + window].iter().copied()).collect();
-    let got =
-        dev.download(&model.forward(&dev, &dev.upload(&batch, &[starts.len(), 1, window]).unwrap()).unwrap()).unwrap();
+    let got = dev.download(&forward_of_reference_windows(&dev, &model)).unwrap();
     let (want, _) = tensor(&r, "forward.log_probs");
     let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     eprintln!("forward, bf16 LSTMs: max |Δ| {diff:.2e}");

@@ -38,6 +38,14 @@ pub fn model_dir(name: &str) -> Option<PathBuf> {
     }
 }
 
+/// Whether this CPU computes bf16 products (AVX-512 BF16), what the bf16 defaults need. CI's
+/// CPUs do: there a CPU without them fails the test rather than leave the bf16 path untested.
+pub fn bf16_products() -> bool {
+    let yes = scribe::backend::cpu::bf16::bf16_available();
+    assert!(yes || std::env::var_os("CI").is_none(), "CI's CPUs have AVX-512 BF16; this one does not");
+    yes
+}
+
 /// Lowercase words with punctuation removed (enough for English reference sentences).
 pub fn normalize(text: &str) -> Vec<String> {
     text.to_lowercase()

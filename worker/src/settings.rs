@@ -94,6 +94,15 @@ fn parse<T: std::str::FromStr>(var: &dyn Fn(&str) -> Option<String>, name: &str,
     }
 }
 
+/// `name`'s value (trimmed; `default` when unset or blank), which must be one of `allowed`.
+fn one_of(var: &dyn Fn(&str) -> Option<String>, name: &str, allowed: &[&str], default: &str) -> Result<String, String> {
+    match var(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) {
+        None => Ok(default.to_string()),
+        Some(v) if allowed.contains(&v.as_str()) => Ok(v),
+        Some(v) => Err(format!("{name}={v:?} should be one of {}", allowed.join(", "))),
+    }
+}
+
 /// A model directory the engine reads directly: faster-whisper's `model.bin` or HF safetensors.
 pub fn holds_model(dir: &std::path::Path) -> bool {
     dir.join("model.bin").is_file() || dir.join("model.safetensors").is_file()
@@ -164,23 +173,13 @@ impl Settings {
             debug,
             model,
             device: set("WHISPERX_DEVICE").unwrap_or_else(|| "auto".into()),
-            compute_type: match set("WHISPERX_COMPUTE_TYPE") {
-                None => DEFAULT_COMPUTE_TYPE.into(),
-                Some(v) if COMPUTE_TYPES.contains(&v.trim()) => v.trim().to_string(),
-                Some(v) => {
-                    return Err(format!("WHISPERX_COMPUTE_TYPE={v:?} should be one of {}", COMPUTE_TYPES.join(", ")))
-                }
-            },
-            segmentation_compute_type: match set("SEGMENTATION_COMPUTE_TYPE") {
-                None => "default".into(),
-                Some(v) if SEGMENTATION_COMPUTE_TYPES.contains(&v.trim()) => v.trim().to_string(),
-                Some(v) => {
-                    return Err(format!(
-                        "SEGMENTATION_COMPUTE_TYPE={v:?} should be one of {}",
-                        SEGMENTATION_COMPUTE_TYPES.join(", ")
-                    ))
-                }
-            },
+            compute_type: one_of(var, "WHISPERX_COMPUTE_TYPE", &COMPUTE_TYPES, DEFAULT_COMPUTE_TYPE)?,
+            segmentation_compute_type: one_of(
+                var,
+                "SEGMENTATION_COMPUTE_TYPE",
+                &SEGMENTATION_COMPUTE_TYPES,
+                "default",
+            )?,
             vad_dir: PathBuf::from(set("SCRIBE_MODELS_DIR").unwrap_or_else(|| "models".into())),
             vad_model_path: set("VAD_MODEL_PATH").map(PathBuf::from),
             concurrency,

@@ -16,6 +16,7 @@
 
 use rayon::prelude::*;
 
+use super::gemm::worth_threads;
 use super::simd::multiversion;
 use super::SimdLevel;
 
@@ -26,8 +27,6 @@ pub const TILE_ROWS: usize = 8;
 /// Rows swept against one panel before the next (their bf16 values stay in L1/L2).
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const ROW_BLOCK: usize = 64;
-/// Below this many multiply-adds the product runs on the calling thread.
-const PARALLEL_MIN_MACS: usize = 1 << 18;
 
 /// Whether this CPU has `vdpbf16ps` on 512-bit registers.
 pub fn bf16_available() -> bool {
@@ -166,7 +165,8 @@ multiversion! {
 
 /// `c[m, n] = (accumulate ? c : 0) + bias + a · wᵀ` with `a` the bf16 pairs of `m` rows
 /// ([`rows_to_pairs`]), `bias` `[n]` (or none) and `c` row-major `[m, n]`; split among the
-/// threads when `parallel` and the product is large enough. Runs on `vdpbf16ps` where
+/// threads when `parallel` and the product is large enough (the f32 GEMMs' rule,
+/// [`worth_threads`]). Runs on `vdpbf16ps` where
 /// [`kernel_available`], else on the portable loop.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm(
@@ -203,7 +203,7 @@ pub fn gemm(
     };
     let threads = rayon::current_num_threads();
     let row_tiles = m.div_ceil(TILE_ROWS);
-    if parallel && threads > 1 && row_tiles > 1 && m * n * w.k >= PARALLEL_MIN_MACS {
+    if threads > 1 && row_tiles > 1 && worth_threads(parallel, m, n, w.k) {
         let per_task = row_tiles.div_ceil(threads) * TILE_ROWS;
         c[..m * n].par_chunks_mut(per_task * n).enumerate().for_each(|(t, c_rows)| {
             let first = t * per_task;

@@ -139,7 +139,7 @@ fn assert_in_bounds(m: usize, n: usize, k: usize, a: MatRef<'_>, b: MatRef<'_>, 
 const PARALLEL_MIN_FLOPS: usize = 1 << 17;
 
 /// Whether a GEMM allowed to use the pool (`parallel`) is big enough to.
-fn worth_threads(parallel: bool, m: usize, n: usize, k: usize) -> bool {
+pub(super) fn worth_threads(parallel: bool, m: usize, n: usize, k: usize) -> bool {
     parallel && m * n * k >= PARALLEL_MIN_FLOPS
 }
 /// Column block of the portable kernel: one block of B rows stays in L1/L2.

@@ -131,24 +131,28 @@ impl Weight<'_> {
                 half_to_f32(level, &w[rows.start * cols..rows.end * cols], &mut out);
                 std::borrow::Cow::Owned(out)
             }
-            // An int8 matrix is `[rows, cols]` itself; a flat view (`cols` 1) is read row by row.
-            Weight::I8(w) if w.cols() == 0 || rows.is_empty() || cols == 0 => std::borrow::Cow::Owned(Vec::new()),
-            Weight::I8(w) => {
-                let (first, last) = (rows.start * cols / w.cols(), (rows.end * cols).div_ceil(w.cols()));
-                let all = w.dequantized_rows(first..last);
-                let skip = rows.start * cols - first * w.cols();
-                std::borrow::Cow::Owned(all[skip..skip + rows.len() * cols].to_vec())
-            }
-            // Likewise a bf16 matrix.
-            Weight::Bf16(w) if w.cols() == 0 || rows.is_empty() || cols == 0 => std::borrow::Cow::Owned(Vec::new()),
-            Weight::Bf16(w) => {
-                let (first, last) = (rows.start * cols / w.cols(), (rows.end * cols).div_ceil(w.cols()));
-                let all = w.dequantized_rows(first..last);
-                let skip = rows.start * cols - first * w.cols();
-                std::borrow::Cow::Owned(all[skip..skip + rows.len() * cols].to_vec())
-            }
+            Weight::I8(w) => std::borrow::Cow::Owned(packed_rows(rows, cols, w.cols(), |r| w.dequantized_rows(r))),
+            Weight::Bf16(w) => std::borrow::Cow::Owned(packed_rows(rows, cols, w.cols(), |r| w.dequantized_rows(r))),
         }
     }
+}
+
+/// Rows `rows` of a `[_, cols]` view of a packed `[_, width]` matrix (int8 or bf16) whose own
+/// rows `dequantize` gives as f32: the matrix is the view itself when `cols == width`; a flat
+/// view (`cols` 1) is read through the matrix rows it spans.
+fn packed_rows(
+    rows: std::ops::Range<usize>,
+    cols: usize,
+    width: usize,
+    dequantize: impl Fn(std::ops::Range<usize>) -> Vec<f32>,
+) -> Vec<f32> {
+    if width == 0 || rows.is_empty() || cols == 0 {
+        return Vec::new();
+    }
+    let (first, last) = (rows.start * cols / width, (rows.end * cols).div_ceil(width));
+    let all = dequantize(first..last);
+    let skip = rows.start * cols - first * width;
+    all[skip..skip + rows.len() * cols].to_vec()
 }
 
 /// Borrow a weight tensor (f32 or half precision).
