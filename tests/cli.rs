@@ -908,6 +908,7 @@ fn help_prints_every_default() {
         ("--device", "auto"),
         ("--compute_type", "default"),
         ("--segmentation_compute_type", "default"),
+        ("--embedding_compute_type", "default"),
         ("--output_dir", "."),
         ("--output_format", "all"),
         ("--task", "transcribe"),
@@ -1105,6 +1106,38 @@ fn diarize_labels_segments_and_words_with_two_speakers() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(one.path().join("two_speakers.json")).unwrap()).unwrap();
     assert!(json["segments"].as_array().unwrap().iter().all(|s| s["speaker"] == "SPEAKER_00"), "{json}");
+}
+
+/// `--embedding_compute_type` (EMBEDDING_COMPUTE_TYPE): the default runs CAM++'s 1×1 and TDNN
+/// convs in bf16 where the CPU has AVX-512 BF16 (CI's do) and says so with the diarization model;
+/// float32 keeps them in f32; an unknown value is refused.
+#[test]
+fn embedding_compute_type_chooses_campplus_precision_and_says_so() {
+    let (Some(dir), Some(_), Some(_)) = (model_dir("tiny.en"), model_dir("segmentation-3.0"), model_dir("campplus"))
+    else {
+        return;
+    };
+    let models = common::root().join("models");
+    let models = models.to_str().unwrap();
+    let bf16 = common::bf16_products();
+    for (flag, env, want) in [
+        (None, None, if bf16 { "bfloat16" } else { "float32" }),
+        (Some("float32"), None, "float32"),
+        (None, Some("float32"), "float32"),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut extra = vec!["--diarize", "--model_dir", models, "-f", "json"];
+        extra.extend(flag.map(|f| ["--embedding_compute_type", f]).into_iter().flatten());
+        let vars: Vec<(&str, &str)> = env.map(|v| ("EMBEDDING_COMPUTE_TYPE", v)).into_iter().collect();
+        let o = scribe_env(&dir, tmp.path(), &extra, &speech("spk1_snt1.wav"), &vars);
+        ok(&o);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(&format!("CAM++ embeddings (compute_type={want})")), "{flag:?} {env:?}: {err}");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = ["--diarize", "--embedding_compute_type", "int8"];
+    let err = failed(&scribe(&dir, tmp.path(), &bad, &speech("spk1_snt1.wav")), "int8");
+    assert!(err.contains("embedding_compute_type") && err.contains("bfloat16"), "{err}");
 }
 
 /// Diarization models that cannot be had are a warning: the transcript still comes back, without

@@ -531,9 +531,23 @@ fn ref_conv1d(
     (t_out, out)
 }
 
+/// A convolution's weight `[C_out, …]` rounded to bf16 as a model does it: viewed as the matrix
+/// `[C_out, C_in / groups · kernel]`, rounded, viewed back.
+fn round_conv_weight(dev: &Device, w: &Tensor) -> Tensor {
+    let shape = w.shape().to_vec();
+    let rows = shape.first().copied().unwrap_or(0);
+    let matrix = w.reshape(&[rows, w.numel() / rows.max(1)]).unwrap();
+    dev.round_bfloat16(&matrix).unwrap().reshape(&shape).unwrap()
+}
+
+fn bf16_all(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|&x| bf16(x)).collect()
+}
+
 #[test]
 fn conv1d() {
     let mut st = Stats::new("conv1d");
+    let mut st_bf16 = Stats::new("conv1d (bf16 weight)");
     let mut rng = Rng::new(3);
     // (name, B, C_in, C_out, T, K, stride, padding, dilation, groups)
     type Case = (&'static str, usize, usize, usize, usize, usize, usize, usize, usize, usize);
@@ -592,8 +606,21 @@ fn conv1d() {
                 let shape = format!("{name}: x [{b},{cin},{t}] w [{cout},{},{k}] {p:?} bias {with_bias}", cin / groups);
                 st.check("conv1d", &label, &shape, &down(&dev, &y), &want);
             }
+            // The weight in bf16 (where the backend has bf16 products): the products of the
+            // rounded input and weight, summed in f32.
+            let wb = round_conv_weight(&dev, &wt);
+            if wb.dtype() == "bfloat16" {
+                let (xr, wr) = (bf16_all(&x), bf16_all(&w));
+                for with_bias in [false, true] {
+                    let y = dev.conv1d(&xt, &wb, with_bias.then_some(&bt), p).unwrap();
+                    let (_, want) = ref_conv1d(&xr, b, cin, t, &wr, cout, k, with_bias.then_some(&bias[..]), p);
+                    let shape = format!("{name} bf16 weight: x [{b},{cin},{t}] {p:?} bias {with_bias}");
+                    st_bf16.check("conv1d", &label, &shape, &down(&dev, &y), &want);
+                }
+            }
         }
     }
+    st_bf16.report();
     for (label, dev) in devices() {
         let x = up(&dev, &[0.0; 2 * 6 * 9], &[2, 6, 9]);
         let w = |co: usize, ci: usize, k: usize| up(&dev, &vec![0.0; co * ci * k], &[co, ci, k]);
@@ -614,6 +641,14 @@ fn conv1d() {
         expect_err("conv1d rank-2 weight", &label, || {
             dev.conv1d(&x, &up(&dev, &[0.0; 24], &[4, 6]), None, p(1, 0, 1, 1))
         });
+        // A bf16 weight viewed with a shape its packed matrix does not have.
+        let wb = round_conv_weight(&dev, &w(4, 6, 3));
+        if wb.dtype() == "bfloat16" {
+            expect_err("conv1d bf16 weight viewed as another kernel", &label, || {
+                dev.conv1d(&x, &wb.reshape(&[2, 6, 6]).unwrap(), None, p(1, 0, 1, 1))
+            });
+            expect_err("bf16 conv weight in an activation", &label, || dev.activation(&wb, Activation::Relu));
+        }
     }
     st.report();
 }
@@ -662,6 +697,7 @@ fn ref_conv2d(
 #[test]
 fn conv2d() {
     let mut st = Stats::new("conv2d");
+    let mut st_bf16 = Stats::new("conv2d (bf16 weight)");
     let mut rng = Rng::new(31);
     let p = |stride, padding, dilation, groups| Conv2dParams { stride, padding, dilation, groups };
     // (name, [B, C_in, H, W], C_out, (KH, KW), params)
@@ -709,8 +745,21 @@ fn conv2d() {
                 let shape = format!("{name}: x [{b},{cin},{h},{w}] k ({kh},{kw}) {p:?} bias {with_bias}");
                 st.check("conv2d", &label, &shape, &down(&dev, &y), &want);
             }
+            let wb = round_conv_weight(&dev, &wtt);
+            if wb.dtype() == "bfloat16" {
+                let (xr, wr) = (bf16_all(&x), bf16_all(&wt));
+                for with_bias in [false, true] {
+                    let y = dev.conv2d(&xt, &wb, with_bias.then_some(&bt), p).unwrap();
+                    let (_, want) =
+                        ref_conv2d(&xr, [b, cin, h, w], &wr, [cout, kh, kw], with_bias.then_some(&bias[..]), p);
+                    let shape =
+                        format!("{name} bf16 weight: x [{b},{cin},{h},{w}] k ({kh},{kw}) {p:?} bias {with_bias}");
+                    st_bf16.check("conv2d", &label, &shape, &down(&dev, &y), &want);
+                }
+            }
         }
     }
+    st_bf16.report();
     for (label, dev) in devices() {
         let x = up(&dev, &[0.0; 2 * 6 * 4 * 4], &[2, 6, 4, 4]);
         let w = |co: usize, ci: usize| up(&dev, &vec![0.0; co * ci * 9], &[co, ci, 3, 3]);

@@ -14,7 +14,7 @@ use scribe::backend::Device;
 use scribe::diarize::der::{diarization_error_rate, DerOptions};
 use scribe::diarize::diarizer::SpeakerBounds;
 use scribe::diarize::rttm;
-use scribe::pipeline::diarize_models::{load, DiarizeModels};
+use scribe::pipeline::diarize_models::{load, ComputeTypes, DiarizeModels};
 use scribe::Cancel;
 
 /// The DER (collar 0, overlap scored) the default models must stay under on two_speakers.wav:
@@ -73,10 +73,11 @@ fn the_default_models_find_both_speakers_of_the_dialogue() {
     assert_eq!(one.speakers.len(), 1);
 }
 
-/// The segmentation's LSTMs in bf16 (the default where the CPU has AVX-512 BF16) diarize the
-/// dialogue as float32 does: the same speakers, DER within [`BF16_DER_DELTA`].
+/// The segmentation's LSTMs and CAM++'s convs in bf16 (the defaults where the CPU has AVX-512
+/// BF16), each alone and both, diarize the dialogue as float32 does: the same speakers, DER
+/// within [`BF16_DER_DELTA`].
 #[test]
-fn bfloat16_segmentation_diarizes_the_dialogue_as_float32_does() {
+fn bfloat16_models_diarize_the_dialogue_as_float32_does() {
     let (Some(_), Some(_)) = (model_dir("segmentation-3.0"), model_dir("campplus")) else { return };
     let dev = Device::cpu();
     if !common::bf16_products() {
@@ -85,10 +86,14 @@ fn bfloat16_segmentation_diarizes_the_dialogue_as_float32_does() {
     }
     let reference = rttm::read(&speech("two_speakers.rttm")).unwrap();
     let mut der = Vec::new();
-    for compute_type in ["float32", "bfloat16"] {
-        let diarizer =
-            scribe::pipeline::diarize_models::load_with(&dev, &root().join("models"), true, compute_type).unwrap();
-        assert_eq!(diarizer.segmentation.compute_type(&dev), compute_type);
+    for (segmentation, embedding) in
+        [("float32", "float32"), ("bfloat16", "float32"), ("float32", "bfloat16"), ("bfloat16", "bfloat16")]
+    {
+        let types = ComputeTypes { segmentation: segmentation.into(), embedding: embedding.into() };
+        let diarizer = scribe::pipeline::diarize_models::load_with(&dev, &root().join("models"), true, &types).unwrap();
+        assert_eq!(diarizer.segmentation.compute_type(&dev), segmentation);
+        assert_eq!(diarizer.embedding.compute_type(&dev), embedding);
+        let compute_type = format!("segmentation {segmentation}, embedding {embedding}");
         let d = diarizer
             .diarize(&dev, &mut two_speakers().as_slice(), SpeakerBounds::default(), &Cancel::new(), &mut |_, _, _| {})
             .unwrap();
@@ -97,7 +102,9 @@ fn bfloat16_segmentation_diarizes_the_dialogue_as_float32_does() {
         assert_eq!(d.speakers.len(), 2, "{compute_type}");
         der.push(c.der());
     }
-    assert!((der[0] - der[1]).abs() <= BF16_DER_DELTA, "DER float32 {} vs bfloat16 {}", der[0], der[1]);
+    for (i, d) in der.iter().enumerate().skip(1) {
+        assert!((der[0] - d).abs() <= BF16_DER_DELTA, "DER float32 {} vs bfloat16 case {i}: {d}", der[0]);
+    }
 }
 
 #[test]
@@ -195,8 +202,12 @@ fn the_shared_campplus_trunk_embeds_like_one_forward_per_window() {
     let (Some(_), Some(_)) = (model_dir("segmentation-3.0"), model_dir("campplus")) else { return };
     let dev = Device::cpu();
     let audio = two_speakers();
-    let shared = scribe::pipeline::diarize_models::load_with(&dev, &root().join("models"), true, "default").unwrap();
-    let alone = scribe::pipeline::diarize_models::load_with(&dev, &root().join("models"), false, "default").unwrap();
+    let shared =
+        scribe::pipeline::diarize_models::load_with(&dev, &root().join("models"), true, &ComputeTypes::default())
+            .unwrap();
+    let alone =
+        scribe::pipeline::diarize_models::load_with(&dev, &root().join("models"), false, &ComputeTypes::default())
+            .unwrap();
     let a = shared.embed(&dev, &mut audio.as_slice(), &Cancel::new(), &mut |_, _, _| {}).unwrap();
     let b = alone.embed(&dev, &mut audio.as_slice(), &Cancel::new(), &mut |_, _, _| {}).unwrap();
     assert_eq!(a.local.binarized, b.local.binarized);

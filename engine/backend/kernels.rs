@@ -38,8 +38,9 @@ pub trait MemoryOps {
     /// A weight `w[N, K]` rounded to bfloat16 in the backend's form where the backend computes
     /// bf16 products (f32 sums) on this machine; elsewhere `w` itself ([`Tensor::dtype`] tells
     /// which). The result must be accepted as the weight of [`LinearOps::linear`] (and its fused
-    /// forms), as either weight of [`RecurrentOps::lstm`], and by [`MemoryOps::download`] (its
-    /// rounded values).
+    /// forms), as either weight of [`RecurrentOps::lstm`], viewed as `[C_out, C_in / groups,
+    /// kernel…]` as the weight of [`ConvOps::conv1d`] and [`ConvOps::conv2d`], and by
+    /// [`MemoryOps::download`] (its rounded values).
     fn round_bfloat16(&self, w: &Tensor) -> Result<Tensor> {
         Ok(w.clone())
     }

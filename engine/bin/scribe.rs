@@ -23,7 +23,7 @@ use scribe::models::whisper::{Task, Whisper};
 use scribe::output::{parse_formats, write_outputs, WriterOptions};
 use scribe::pipeline::align_models::{AlignModels, AlignSource};
 use scribe::pipeline::batched::BATCH_SIZE;
-use scribe::pipeline::diarize_models::DiarizeModels;
+use scribe::pipeline::diarize_models::{ComputeTypes, DiarizeModels};
 use scribe::pipeline::options::set_beam_size;
 use scribe::pipeline::options::AlignOptions;
 use scribe::pipeline::speaker_models::SpeakerModels;
@@ -122,6 +122,16 @@ struct TranscribeArgs {
         value_parser = scribe::models::pyannote::SEGMENTATION_COMPUTE_TYPES
     )]
     segmentation_compute_type: String,
+    /// Precision of the diarization's speaker-embedding model (CAM++'s 1×1 and TDNN convs):
+    /// default and bfloat16 compute them in bf16 (f32 sums) on CPUs with AVX-512 BF16, float32
+    /// keeps them in f32 (logged with the diarization model).
+    #[arg(
+        long,
+        default_value = "default",
+        env = "EMBEDDING_COMPUTE_TYPE",
+        value_parser = scribe::models::campplus::EMBEDDING_COMPUTE_TYPES
+    )]
+    embedding_compute_type: String,
     /// Directory for the output files.
     #[arg(short = 'o', long, default_value = ".")]
     output_dir: PathBuf,
@@ -613,8 +623,10 @@ fn run_transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
             whisper: model,
             vad,
             align: align_models(&args),
-            diarize: DiarizeModels::new(args.model_dir.clone(), diarize_hub(&args))
-                .with_segmentation_compute_type(&args.segmentation_compute_type),
+            diarize: DiarizeModels::new(args.model_dir.clone(), diarize_hub(&args)).with_compute_types(ComputeTypes {
+                segmentation: args.segmentation_compute_type.clone(),
+                embedding: args.embedding_compute_type.clone(),
+            }),
             speakers: SpeakerModels::new(args.model_dir.clone(), diarize_hub(&args)),
         }),
         options,

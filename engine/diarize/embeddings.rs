@@ -164,6 +164,10 @@ impl VoiceEmbedding for CamPlusPlusEmbedding {
         "CAM++"
     }
 
+    fn compute_type(&self, dev: &Device) -> &'static str {
+        self.model.compute_type(dev)
+    }
+
     fn dimension(&self) -> usize {
         self.model.config.embedding_size
     }

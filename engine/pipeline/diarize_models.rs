@@ -59,20 +59,29 @@ pub const CAMPPLUS_SHARED_TRUNK: bool = true;
 
 type LoadSlot = Arc<Mutex<Option<Arc<Diarizer>>>>;
 
-/// Diarizers loaded so far, by name; `models_dir` holds the default models and `hub` says where
-/// pyannote pipelines come from (None: diarization models cannot be had in this setup).
-/// `segmentation_compute_type` says the precision of the segmentation model's LSTMs
-/// ([`PyanNet::apply_compute_type`]).
-pub struct DiarizeModels {
-    source: Option<(PathBuf, HubConfig)>,
-    segmentation_compute_type: String,
-    loaded: Mutex<HashMap<String, LoadSlot>>,
+/// The precisions a diarizer's models compute in: the segmentation model's LSTMs
+/// ([`PyanNet::apply_compute_type`]) and CAM++'s convolutions
+/// ([`CamPlusPlus::apply_compute_type`]; other embedding models stay as loaded).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ComputeTypes {
+    pub segmentation: String,
+    pub embedding: String,
 }
 
-impl Default for DiarizeModels {
+impl Default for ComputeTypes {
     fn default() -> Self {
-        DiarizeModels { source: None, segmentation_compute_type: "default".into(), loaded: Default::default() }
+        ComputeTypes { segmentation: "default".into(), embedding: "default".into() }
     }
+}
+
+/// Diarizers loaded so far, by name; `models_dir` holds the default models and `hub` says where
+/// pyannote pipelines come from (None: diarization models cannot be had in this setup).
+/// `compute_types` says the precisions its models compute in.
+#[derive(Default)]
+pub struct DiarizeModels {
+    source: Option<(PathBuf, HubConfig)>,
+    compute_types: ComputeTypes,
+    loaded: Mutex<HashMap<String, LoadSlot>>,
 }
 
 impl DiarizeModels {
@@ -80,10 +89,11 @@ impl DiarizeModels {
         DiarizeModels { source: Some((models_dir, hub)), ..Default::default() }
     }
 
-    /// The same, the segmentation model's LSTMs in `compute_type` (one of
-    /// [`SEGMENTATION_COMPUTE_TYPES`](crate::models::pyannote::SEGMENTATION_COMPUTE_TYPES)).
-    pub fn with_segmentation_compute_type(mut self, compute_type: &str) -> Self {
-        self.segmentation_compute_type = compute_type.to_string();
+    /// The same, the models computing in `compute_types` (each one of
+    /// [`SEGMENTATION_COMPUTE_TYPES`](crate::models::pyannote::SEGMENTATION_COMPUTE_TYPES) and
+    /// [`EMBEDDING_COMPUTE_TYPES`](crate::models::campplus::EMBEDDING_COMPUTE_TYPES)).
+    pub fn with_compute_types(mut self, compute_types: ComputeTypes) -> Self {
+        self.compute_types = compute_types;
         self
     }
 
@@ -106,15 +116,16 @@ impl DiarizeModels {
         }
         let (models_dir, hub) =
             self.source.as_ref().ok_or_else(|| Error::Other("no diarization model source is configured".into()))?;
-        let ct = &self.segmentation_compute_type;
+        let ct = &self.compute_types;
         let loaded = match name {
             None | Some(DEFAULT_DIARIZE_MODEL) => load_with(device, models_dir, CAMPPLUS_SHARED_TRUNK, ct),
             Some(other) => load_named(device, hub, other, ct),
         };
         let diarizer = Arc::new(loaded.map_err(|e| Error::Other(format!("diarization model {key}: {e}")))?);
         tracing::info!(
-            "diarization model {key}: {} embeddings, segmentation compute_type={}",
+            "diarization model {key}: {} embeddings (compute_type={}), segmentation compute_type={}",
             diarizer.embedding.name(),
+            diarizer.embedding.compute_type(device),
             diarizer.segmentation.compute_type(device)
         );
         *slot = Some(diarizer.clone());
@@ -124,7 +135,7 @@ impl DiarizeModels {
 
 /// `name` as a local directory (a pipeline's `config.yaml`, or this project's layout) or a hub
 /// repository holding a pipeline.
-fn load_named(device: &Device, hub: &HubConfig, name: &str, compute_type: &str) -> Result<Diarizer> {
+fn load_named(device: &Device, hub: &HubConfig, name: &str, compute_type: &ComputeTypes) -> Result<Diarizer> {
     let path = Path::new(name);
     if path.is_dir() {
         if path.join(PIPELINE_CONFIG).is_file() {
@@ -141,13 +152,12 @@ fn load_named(device: &Device, hub: &HubConfig, name: &str, compute_type: &str) 
 /// segmentation-3.0 from `dir/segmentation-3.0/` and CAM++ from `dir/campplus/`, as the
 /// pipeline runs them by default.
 pub fn load(device: &Device, dir: &Path) -> Result<Diarizer> {
-    load_with(device, dir, CAMPPLUS_SHARED_TRUNK, "default")
+    load_with(device, dir, CAMPPLUS_SHARED_TRUNK, &ComputeTypes::default())
 }
 
 /// [`load`], choosing whether CAM++ runs once per window or once per stretch of audio
-/// ([`CamPlusPlusEmbedding::shared_trunk`]) and the segmentation's `compute_type`
-/// ([`PyanNet::apply_compute_type`]).
-pub fn load_with(device: &Device, dir: &Path, shared_trunk: bool, compute_type: &str) -> Result<Diarizer> {
+/// ([`CamPlusPlusEmbedding::shared_trunk`]) and the models' compute types.
+pub fn load_with(device: &Device, dir: &Path, shared_trunk: bool, compute_type: &ComputeTypes) -> Result<Diarizer> {
     if !dir.is_dir() {
         return Err(Error::Other(format!("{} is not a directory", dir.display())));
     }
@@ -158,9 +168,11 @@ pub fn load_with(device: &Device, dir: &Path, shared_trunk: bool, compute_type: 
             dir.display()
         )));
     }
-    let segmentation = load_segmentation(device, &seg_dir, compute_type)?;
+    let segmentation = load_segmentation(device, &seg_dir, &compute_type.segmentation)?;
     let store = campplus_checkpoint::open(&dir.join(CAMPPLUS_DIR))?;
-    let mut embedding = CamPlusPlusEmbedding::new(CamPlusPlus::load(device, store.as_ref())?)?;
+    let mut campplus = CamPlusPlus::load(device, store.as_ref())?;
+    campplus.apply_compute_type(device, &compute_type.embedding)?;
+    let mut embedding = CamPlusPlusEmbedding::new(campplus)?;
     embedding.shared_trunk = shared_trunk;
     let embedding = Box::new(embedding);
     Ok(Diarizer {
@@ -193,12 +205,14 @@ fn load_segmentation(device: &Device, path: &Path, compute_type: &str) -> Result
 
 /// A speaker-embedding checkpoint: WeSpeaker ResNet34 (pyannote's `resnet.*` or a bare ResNet)
 /// or CAM++ (`head.*`, `xvector.*`), told apart by its tensors.
-fn load_embedding(device: &Device, path: &Path) -> Result<Box<dyn SpeakerEmbedding>> {
+fn load_embedding(device: &Device, path: &Path, compute_type: &str) -> Result<Box<dyn SpeakerEmbedding>> {
     let campplus = |p: &Path| -> Result<Box<dyn WeightStore>> { campplus_checkpoint::open(p) };
     let store = wespeaker_checkpoint::open(path).or_else(|_| campplus(path))?;
     let names = store.names();
     if names.iter().any(|n| n.starts_with("xvector.")) {
-        return Ok(Box::new(CamPlusPlusEmbedding::new(CamPlusPlus::load(device, store.as_ref())?)?));
+        let mut model = CamPlusPlus::load(device, store.as_ref())?;
+        model.apply_compute_type(device, compute_type)?;
+        return Ok(Box::new(CamPlusPlusEmbedding::new(model)?));
     }
     Ok(Box::new(WeSpeakerEmbedding::new(WeSpeakerResNet34::load(device, store.as_ref())?)))
 }
@@ -265,7 +279,12 @@ impl PipelineConfig {
 }
 
 /// A pyannote pipeline: its config, then each model it names.
-fn load_pipeline(device: &Device, hub: &HubConfig, home: &PipelineHome, compute_type: &str) -> Result<Diarizer> {
+fn load_pipeline(
+    device: &Device,
+    hub: &HubConfig,
+    home: &PipelineHome,
+    compute_type: &ComputeTypes,
+) -> Result<Diarizer> {
     let dir = home.files(hub, &[PIPELINE_CONFIG])?;
     let config_path = dir.join(PIPELINE_CONFIG);
     let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
@@ -287,8 +306,10 @@ fn load_pipeline(device: &Device, hub: &HubConfig, home: &PipelineHome, compute_
         let wanted: Vec<(&str, Required)> = files.iter().map(|f| (*f, Required::Yes)).collect();
         snapshot_download(hub, reference, REVISION, &wanted)
     };
-    let segmentation = load_segmentation(device, &model(&config.segmentation, &[PYANNOTE_CHECKPOINT])?, compute_type)?;
-    let embedding = load_embedding(device, &model(&config.embedding, &[PYANNOTE_CHECKPOINT])?)?;
+    let segmentation =
+        load_segmentation(device, &model(&config.segmentation, &[PYANNOTE_CHECKPOINT])?, &compute_type.segmentation)?;
+    let embedding =
+        load_embedding(device, &model(&config.embedding, &[PYANNOTE_CHECKPOINT])?, &compute_type.embedding)?;
     let clustering = match config.clustering.as_str() {
         "AgglomerativeClustering" => {
             let d = AgglomerativeClustering::default();
@@ -419,11 +440,11 @@ params:
         // Offline: nothing may be asked of a network in a unit test.
         let hub = HubConfig::new("http://127.0.0.1:9", cache.path(), None, true);
         for name in ["/no/such/dir", "./nope", "just-a-name", "a/b/c"] {
-            let e = load_named(&dev, &hub, name, "default").err().expect("refused").to_string();
+            let e = load_named(&dev, &hub, name, &ComputeTypes::default()).err().expect("refused").to_string();
             assert!(e.contains(name), "{e}");
         }
         // A repository name that is not in the (empty, offline) cache: an error naming it.
-        let e = load_named(&dev, &hub, "pyannote/speaker-diarization-3.1", "default")
+        let e = load_named(&dev, &hub, "pyannote/speaker-diarization-3.1", &ComputeTypes::default())
             .err()
             .expect("not cached")
             .to_string();

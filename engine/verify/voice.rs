@@ -16,4 +16,9 @@ pub trait VoiceEmbedding: Send + Sync {
     fn min_num_samples(&self) -> usize;
     /// The embedding of 16 kHz mono `samples` (at least [`Self::min_num_samples`]), unnormalised.
     fn embed_utterance(&self, dev: &Device, samples: &[f32]) -> Result<Vec<f32>>;
+    /// What its products compute in (the logs): the device's own precision unless the model
+    /// says otherwise.
+    fn compute_type(&self, dev: &Device) -> &'static str {
+        dev.compute_type()
+    }
 }

@@ -76,7 +76,10 @@ impl Models {
                     settings.vad_dir.clone(),
                     settings.align_hub.clone(),
                 )
-                .with_segmentation_compute_type(&settings.segmentation_compute_type),
+                .with_compute_types(scribe::pipeline::diarize_models::ComputeTypes {
+                    segmentation: settings.segmentation_compute_type.clone(),
+                    embedding: settings.embedding_compute_type.clone(),
+                }),
                 speakers: scribe::pipeline::speaker_models::SpeakerModels::new(
                     settings.vad_dir.clone(),
                     settings.align_hub.clone(),

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use scribe::models::campplus::EMBEDDING_COMPUTE_TYPES;
 use scribe::models::pyannote::SEGMENTATION_COMPUTE_TYPES;
 use scribe::models::whisper::COMPUTE_TYPES;
 
@@ -63,6 +64,9 @@ pub struct Settings {
     /// SEGMENTATION_COMPUTE_TYPE: default, bfloat16 or float32, the pyannote segmentation models'
     /// LSTMs (see `PyanNet::apply_compute_type`).
     pub segmentation_compute_type: String,
+    /// EMBEDDING_COMPUTE_TYPE: default, bfloat16 or float32, the diarization's CAM++
+    /// convolutions (see `CamPlusPlus::apply_compute_type`).
+    pub embedding_compute_type: String,
     /// Directory searched for the VAD checkpoint (after VAD_MODEL_PATH).
     pub vad_dir: PathBuf,
     pub vad_model_path: Option<PathBuf>,
@@ -180,6 +184,7 @@ impl Settings {
                 &SEGMENTATION_COMPUTE_TYPES,
                 "default",
             )?,
+            embedding_compute_type: one_of(var, "EMBEDDING_COMPUTE_TYPE", &EMBEDDING_COMPUTE_TYPES, "default")?,
             vad_dir: PathBuf::from(set("SCRIBE_MODELS_DIR").unwrap_or_else(|| "models".into())),
             vad_model_path: set("VAD_MODEL_PATH").map(PathBuf::from),
             concurrency,
@@ -229,6 +234,11 @@ mod tests {
         assert_eq!(set.segmentation_compute_type, "float32");
         let e = settings(&[("SEGMENTATION_COMPUTE_TYPE", "int8")]).err().unwrap();
         assert!(e.contains("SEGMENTATION_COMPUTE_TYPE") && e.contains("bfloat16"), "{e}");
+        assert_eq!(s.embedding_compute_type, "default");
+        let set = settings(&[("EMBEDDING_COMPUTE_TYPE", " bfloat16")]).unwrap();
+        assert_eq!(set.embedding_compute_type, "bfloat16");
+        let e = settings(&[("EMBEDDING_COMPUTE_TYPE", "float16")]).err().unwrap();
+        assert!(e.contains("EMBEDDING_COMPUTE_TYPE") && e.contains("float32"), "{e}");
         assert_eq!(s.ping_interval, Duration::from_millis(10_000));
         assert_eq!(s.platform_timeout, Duration::from_secs(30));
         assert!(s.notes.is_empty());

@@ -77,6 +77,9 @@ pub struct Bf16Matrix {
     k: usize,
     pairs: usize,
     panels: Vec<u32>,
+    /// The same values as rows of pairs (`[n, pairs]`, [`rows_to_pairs`]'s layout), built the
+    /// first time a convolution uses the weight as the broadcast operand.
+    row_pairs: std::sync::OnceLock<Vec<u32>>,
 }
 
 impl Bf16Matrix {
@@ -90,7 +93,54 @@ impl Bf16Matrix {
                 panels[Self::index(pairs, col, kk / 2)] |= (to_bf16(v) as u32) << (16 * (kk % 2));
             }
         }
-        Bf16Matrix { n, k, pairs, panels }
+        Bf16Matrix { n, k, pairs, panels, row_pairs: Default::default() }
+    }
+
+    /// The packed form of the `[n, k]` matrix whose transpose `src[k, n]` is stored row-major
+    /// with rows `ld` apart (a convolution's im2col columns, or a 1×1 conv's input channels):
+    /// `w[j, kk] = src[kk·ld + j]`. Each panel row reads two source rows in order.
+    pub fn from_columns(level: SimdLevel, src: &[f32], ld: usize, k: usize, n: usize) -> Self {
+        assert!(
+            k == 0 || n == 0 || src.len() >= (k - 1) * ld + n,
+            "Bf16Matrix::from_columns: {} values for {k} rows of {n}, {ld} apart",
+            src.len()
+        );
+        let pairs = k.div_ceil(2);
+        let mut panels = vec![0u32; n.div_ceil(PANEL) * PANEL * pairs];
+        for p in 0..n.div_ceil(PANEL) {
+            let (col, width) = (p * PANEL, PANEL.min(n - p * PANEL));
+            for pair in 0..pairs {
+                let dst = &mut panels[Self::index(pairs, col, pair)..][..width];
+                let even = &src[2 * pair * ld + col..][..width];
+                if 2 * pair + 1 < k {
+                    round_two_rows(level, even, &src[(2 * pair + 1) * ld + col..][..width], dst);
+                } else {
+                    for (d, &v) in dst.iter_mut().zip(even) {
+                        *d = to_bf16(v) as u32;
+                    }
+                }
+            }
+        }
+        Bf16Matrix { n, k, pairs, panels, row_pairs: Default::default() }
+    }
+
+    /// The values as `[n, k.div_ceil(2)]` rows of pairs ([`rows_to_pairs`]'s layout: the
+    /// operand [`gemm`] broadcasts), built once.
+    pub fn row_pairs(&self) -> &[u32] {
+        self.row_pairs.get_or_init(|| {
+            let mut out = vec![0u32; self.n * self.pairs];
+            for (row, dst) in out.chunks_exact_mut(self.pairs.max(1)).enumerate().take(self.n) {
+                for (pair, d) in dst.iter_mut().enumerate() {
+                    *d = self.panels[Self::index(self.pairs, row, pair)];
+                }
+            }
+            out
+        })
+    }
+
+    /// Pairs a row holds (`k` rounded up to even, halved).
+    pub fn pairs(&self) -> usize {
+        self.pairs
     }
 
     pub fn rows(&self) -> usize {
@@ -150,6 +200,15 @@ pub fn rows_into_pairs(level: SimdLevel, x: &[f32], k: usize, out: &mut [u32]) {
         round_pairs(level, &row[..k & !1], &mut dst[..k / 2]);
         if k % 2 == 1 {
             dst[pairs - 1] = to_bf16(row[k - 1]) as u32;
+        }
+    }
+}
+
+multiversion! {
+    /// `pairs[i] = bf16(even[i]) | bf16(odd[i]) << 16` (vectorised).
+    fn round_two_rows(even: &[f32], odd: &[f32], pairs: &mut [u32]) {
+        for (p, (&a, &b)) in pairs.iter_mut().zip(even.iter().zip(odd)) {
+            *p = to_bf16(a) as u32 | (to_bf16(b) as u32) << 16;
         }
     }
 }
@@ -480,6 +539,23 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// Packing from the transposed layout and reading the rows back as pairs agree with
+    /// packing the row-major matrix, for shapes with a partial panel and an odd k.
+    #[test]
+    fn columns_and_row_pairs_are_the_same_matrix() {
+        let mut r = rng(11);
+        for &(n, k, ld) in &[(1usize, 1usize, 1usize), (5, 3, 9), (48, 2, 48), (49, 7, 60), (100, 33, 131)] {
+            let src: Vec<f32> = (0..(k - 1) * ld + n).map(|_| r() * 4.0).collect();
+            let rows: Vec<f32> = (0..n).flat_map(|j| (0..k).map(|kk| src[kk * ld + j]).collect::<Vec<_>>()).collect();
+            let want = Bf16Matrix::from_f32(&rows, n, k);
+            for level in [SimdLevel::Portable, SimdLevel::detect()] {
+                let got = Bf16Matrix::from_columns(level, &src, ld, k, n);
+                assert_eq!(got.panels, want.panels, "{level:?} n {n} k {k} ld {ld}");
+            }
+            assert_eq!(want.row_pairs(), rows_to_pairs(SimdLevel::Portable, &rows, n, k), "n {n} k {k}");
         }
     }
 

@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use super::gemm::{sgemm, MatRef};
 use super::simd::{multiversion, SimdLevel};
-use super::{data, tensor, CpuBackend};
+use super::{data, tensor, weight, CpuBackend, Weight};
 use crate::backend::kernels::ConvOps;
 use crate::backend::shape_checks::{self, Conv2dDims};
 use crate::backend::{Conv1dParams, Conv2dParams, Tensor};
@@ -16,12 +16,21 @@ pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
     let shape_checks::ConvDims { batch, c_in, t_in, c_out, cg_in, kernel, t_out } = shape_checks::conv1d(x, w, b, p)?;
     let g = p.groups;
     let cg_out = c_out / g;
-    let (xd, wd) = (data(x)?, data(w)?);
+    let xd = data(x)?;
     let bias = b.map(data).transpose()?;
     let mut out = vec![0.0f32; batch * c_out * t_out];
     if t_out == 0 || batch == 0 {
         return Ok(tensor(vec![batch, c_out, t_out], out));
     }
+    let wd = match weight(w)? {
+        Weight::Bf16(wm) => {
+            let dims = shape_checks::ConvDims { batch, c_in, t_in, c_out, cg_in, kernel, t_out };
+            super::conv_bf16::conv1d(level, &dims, p, xd, wm, bias, &mut out)?;
+            return Ok(tensor(vec![batch, c_out, t_out], out));
+        }
+        // f32, or the error naming a weight type the convolutions do not take.
+        _ => data(w)?,
+    };
     #[cfg(target_arch = "x86_64")]
     if level >= SimdLevel::Avx512 && g == 1 && p.stride == 1 {
         // A plane of height 1 for the direct kernel.
@@ -54,25 +63,13 @@ pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
         }
         // The group's input channels.
         let src = &xd[(bi * c_in + gi * cg_in) * t_in..][..cg_in * t_in];
-        let mut col: Vec<f32>;
+        let col: Vec<f32>;
         let columns = if strided_view {
             MatRef::transposed(src, p.stride)
         } else if pointwise {
             MatRef::row_major(src, t_in)
         } else {
-            col = vec![0.0f32; rows * t_out];
-            for ci in 0..cg_in {
-                // No input frames but padding: the columns stay zeros (then the bias).
-                let src = &src[ci * t_in..][..t_in];
-                for kk in 0..kernel {
-                    let dst = &mut col[(ci * kernel + kk) * t_out..][..t_out];
-                    let shift = (kk * p.dilation) as isize - p.padding as isize;
-                    for (t, d) in dst.iter_mut().enumerate() {
-                        let s = (t * p.stride) as isize + shift;
-                        *d = if s >= 0 && (s as usize) < t_in { src[s as usize] } else { 0.0 };
-                    }
-                }
-            }
+            col = im2col_1d(src, cg_in, t_in, kernel, p, t_out);
             MatRef::row_major(&col, t_out)
         };
         sgemm(level, cg_out, t_out, rows, MatRef::row_major(wg, rows), columns, o, t_out, bias.is_some(), tasks == 1);
@@ -83,6 +80,32 @@ pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
         run(0, &mut out);
     }
     Ok(tensor(vec![batch, c_out, t_out], out))
+}
+
+/// The im2col matrix of one group's input channels `src[cg_in, t_in]`: `col[ci·kernel + kk, t]
+/// = src[ci, t·stride + kk·dilation − padding]`, 0 where that falls outside the input.
+pub(crate) fn im2col_1d(
+    src: &[f32],
+    cg_in: usize,
+    t_in: usize,
+    kernel: usize,
+    p: Conv1dParams,
+    t_out: usize,
+) -> Vec<f32> {
+    let mut col = vec![0.0f32; cg_in * kernel * t_out];
+    for ci in 0..cg_in {
+        // No input frames but padding: the columns stay zeros.
+        let src = &src[ci * t_in..][..t_in];
+        for kk in 0..kernel {
+            let dst = &mut col[(ci * kernel + kk) * t_out..][..t_out];
+            let shift = (kk * p.dilation) as isize - p.padding as isize;
+            for (t, d) in dst.iter_mut().enumerate() {
+                let s = (t * p.stride) as isize + shift;
+                *d = if s >= 0 && (s as usize) < t_in { src[s as usize] } else { 0.0 };
+            }
+        }
+    }
+    col
 }
 
 /// Floats of one im2col tile of [`conv2d`]: 512 KiB, so a tile stays in the core's L2 (1 MiB on
@@ -102,20 +125,29 @@ pub fn conv2d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
     let Conv2dDims { batch, c_in, h_in, w_in, c_out, cg_in, kh, kw, h_out, w_out } = dims;
     let g = p.groups;
     let cg_out = c_out / g;
-    let (xd, wd) = (data(x)?, data(w)?);
+    let xd = data(x)?;
     let bias = b.map(data).transpose()?;
     let plane = h_out * w_out;
     let mut out = vec![0.0f32; batch * c_out * plane];
     if plane == 0 || batch == 0 {
         return Ok(tensor(vec![batch, c_out, h_out, w_out], out));
     }
+    let rows = cg_in * kh * kw;
+    // The f32 weight, or (empty and) the bf16 one.
+    let (wd, bf16_weight): (&[f32], _) = match weight(w)? {
+        Weight::Bf16(wm) => {
+            super::conv_bf16::check_matrix("conv2d", wm, c_out, rows)?;
+            (&[], Some(wm))
+        }
+        // f32, or the error naming a weight type the convolutions do not take.
+        _ => (data(w)?, None),
+    };
     #[cfg(target_arch = "x86_64")]
-    if level >= SimdLevel::Avx512 && super::conv2d_direct::applies(&dims, &p) {
+    if bf16_weight.is_none() && level >= SimdLevel::Avx512 && super::conv2d_direct::applies(&dims, &p) {
         // SAFETY: the level (detected on this CPU) has AVX-512F and the path applies.
         unsafe { super::conv2d_direct::conv2d(&dims, &p, xd, wd, bias, &mut out) };
         return Ok(tensor(vec![batch, c_out, h_out, w_out], out));
     }
-    let rows = cg_in * kh * kw;
     let tile = (CONV2D_TILE_FLOATS / rows.max(1)).max(CONV2D_MIN_TILE_COLUMNS).min(plane);
     let tiles_per_plane = plane.div_ceil(tile);
     // One job per (sample, group, tile): its block of the output, `[cg_out, columns]`.
@@ -152,6 +184,10 @@ pub fn conv2d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
             }
         }
         let mut o = vec![0.0f32; cg_out * n];
+        if let Some(wm) = bf16_weight {
+            super::conv_bf16::group_product(level, wm, gi, cg_out, &col, n, n, bias, &mut o, false);
+            return o;
+        }
         if let Some(bd) = bias {
             for (co, row) in o.chunks_exact_mut(n).enumerate() {
                 row.fill(bd[gi * cg_out + co]);

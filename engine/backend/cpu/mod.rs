@@ -13,6 +13,7 @@ pub mod bf16;
 mod conv;
 #[cfg(target_arch = "x86_64")]
 mod conv2d_direct;
+mod conv_bf16;
 mod elementwise;
 pub mod gemm;
 #[cfg(target_arch = "x86_64")]

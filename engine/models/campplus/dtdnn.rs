@@ -34,6 +34,14 @@ impl TdnnLayer {
     pub fn forward(&self, dev: &Device, x: &Tensor) -> Result<Tensor> {
         dev.activation(&self.linear.forward(dev, x)?, Activation::Relu)
     }
+
+    pub fn round_bfloat16(&mut self, dev: &Device) -> Result<()> {
+        self.linear.round_bfloat16(dev)
+    }
+
+    pub fn weight_dtype(&self) -> &'static str {
+        self.linear.weight_dtype()
+    }
 }
 
 /// `CAMDenseTDNNLayer`: `cam_layer(relu(BN2(linear1(relu(BN1(x))))))`, BN2 folded into
@@ -74,6 +82,10 @@ impl CamDenseTdnnLayer {
         })
     }
 
+    fn round_bfloat16(&mut self, dev: &Device) -> Result<()> {
+        self.linear1.round_bfloat16(dev)
+    }
+
     fn forward(&self, dev: &Device, x: &Tensor, segments: &Segments) -> Result<Tensor> {
         let h = self.nonlinear1.forward_relu(dev, x)?;
         let h = dev.activation(&self.linear1.forward(dev, &h)?, Activation::Relu)?;
@@ -104,6 +116,10 @@ impl CamDenseTdnnBlock {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(CamDenseTdnnBlock { layers })
+    }
+
+    pub fn round_bfloat16(&mut self, dev: &Device) -> Result<()> {
+        self.layers.iter_mut().try_for_each(|l| l.round_bfloat16(dev))
     }
 
     pub fn forward(&self, dev: &Device, x: &Tensor, segments: &Segments) -> Result<Tensor> {
@@ -145,5 +161,9 @@ impl TransitLayer {
 
     pub fn forward(&self, dev: &Device, x: &Tensor) -> Result<Tensor> {
         self.linear.forward(dev, &self.nonlinear.forward_relu(dev, x)?)
+    }
+
+    pub fn round_bfloat16(&mut self, dev: &Device) -> Result<()> {
+        self.linear.round_bfloat16(dev)
     }
 }

@@ -10,6 +10,7 @@
 
 use crate::backend::{Activation, Conv1dParams, Conv2dParams, Device, Tensor};
 use crate::error::Result;
+use crate::models::common::layers::round_conv_bfloat16;
 use crate::weights::WeightStore;
 
 use super::config::BATCH_NORM_EPS;
@@ -144,6 +145,17 @@ impl ConvBn1d {
     /// `x[B, C_in, T]` → `[B, C_out, T']`.
     pub fn forward(&self, dev: &Device, x: &Tensor) -> Result<Tensor> {
         dev.conv1d(x, &self.weight, Some(&self.bias), self.params)
+    }
+
+    /// The folded weight in bfloat16 where the device computes bf16 products
+    /// ([`round_conv_bfloat16`]).
+    pub fn round_bfloat16(&mut self, dev: &Device) -> Result<()> {
+        self.weight = round_conv_bfloat16(dev, &self.weight)?;
+        Ok(())
+    }
+
+    pub fn weight_dtype(&self) -> &'static str {
+        self.weight.dtype()
     }
 
     /// The folded weight as a matrix `[C_out, C_in · K]` and its bias, for a 1×1 conv applied to

@@ -120,4 +120,21 @@ impl Conv1d {
     pub fn forward(&self, dev: &Device, x: &Tensor) -> Result<Tensor> {
         dev.conv1d(x, &self.weight, self.bias.as_ref(), self.params)
     }
+
+    /// Keep the weight in bfloat16 where the backend computes bf16 products (see
+    /// [`round_conv_bfloat16`]); the bias stays f32.
+    pub fn round_bfloat16(&mut self, dev: &Device) -> Result<()> {
+        self.weight = round_conv_bfloat16(dev, &self.weight)?;
+        Ok(())
+    }
+}
+
+/// A convolution's weight `[C_out, C_in / groups, kernel…]` rounded to bfloat16 where the
+/// device computes bf16 products ([`Device::round_bfloat16`] of its matrix view `[C_out,
+/// C_in / groups · kernel]`, viewed back), else as it is.
+pub fn round_conv_bfloat16(dev: &Device, w: &Tensor) -> Result<Tensor> {
+    let shape = w.shape().to_vec();
+    let c_out = shape.first().copied().unwrap_or(0);
+    let matrix = w.reshape(&[c_out, w.numel().checked_div(c_out).unwrap_or(0)])?;
+    dev.round_bfloat16(&matrix)?.reshape(&shape)
 }
