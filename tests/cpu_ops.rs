@@ -587,6 +587,10 @@ fn conv1d() {
         ("sincnet conv2 k5, 60 channels", 2, 20, 60, 300, 5, 1, 0, 1, 1),
         ("tdnn k3 d4 p4, 20 channels", 1, 24, 20, 100, 3, 1, 4, 4, 1),
         ("k9 p4 (im2col)", 1, 3, 5, 40, 9, 1, 4, 1, 1),
+        // One input channel a group, stride 1, no padding or dilation: a bf16 weight reads the
+        // signal with overlapping rows (column t, row k is x[t + k]).
+        ("sliding k5", 2, 1, 8, 40, 5, 1, 0, 1, 1),
+        ("depthwise k3 p0", 1, 4, 8, 30, 3, 1, 0, 1, 4),
     ];
     for &(name, b, cin, cout, t, k, stride, padding, dilation, groups) in cases {
         let p = Conv1dParams { stride, padding, dilation, groups };
@@ -620,6 +624,7 @@ fn conv1d() {
             }
         }
     }
+    assert!(!scribe::backend::cpu::bf16::bf16_available() || st_bf16.cases > 0, "no conv1d ran with a bf16 weight");
     st_bf16.report();
     for (label, dev) in devices() {
         let x = up(&dev, &[0.0; 2 * 6 * 9], &[2, 6, 9]);
@@ -646,6 +651,9 @@ fn conv1d() {
         if wb.dtype() == "bfloat16" {
             expect_err("conv1d bf16 weight viewed as another kernel", &label, || {
                 dev.conv1d(&x, &wb.reshape(&[2, 6, 6]).unwrap(), None, p(1, 0, 1, 1))
+            });
+            expect_err("conv1d bf16 weight mismatch, no frames", &label, || {
+                dev.conv1d(&up(&dev, &[0.0; 12], &[2, 6, 1]), &wb.reshape(&[2, 6, 6]).unwrap(), None, p(1, 0, 1, 1))
             });
             expect_err("bf16 conv weight in an activation", &label, || dev.activation(&wb, Activation::Relu));
         }
@@ -759,6 +767,7 @@ fn conv2d() {
             }
         }
     }
+    assert!(!scribe::backend::cpu::bf16::bf16_available() || st_bf16.cases > 0, "no conv2d ran with a bf16 weight");
     st_bf16.report();
     for (label, dev) in devices() {
         let x = up(&dev, &[0.0; 2 * 6 * 4 * 4], &[2, 6, 4, 4]);
@@ -777,6 +786,18 @@ fn conv2d() {
         expect_err("conv2d rank-3 input", &label, || {
             dev.conv2d(&up(&dev, &[0.0; 54], &[6, 3, 3]), &w(4, 6), None, p((1, 1), (0, 0), (1, 1), 1))
         });
+        // A bf16 weight viewed with a kernel its packed matrix does not have: refused, even
+        // when the output is empty.
+        let wb = round_conv_weight(&dev, &w(4, 6));
+        if wb.dtype() == "bfloat16" {
+            let other = wb.reshape(&[2, 6, 3, 6]).unwrap();
+            expect_err("conv2d bf16 weight viewed as another kernel", &label, || {
+                dev.conv2d(&up(&dev, &[0.0; 2 * 6 * 4 * 8], &[2, 6, 4, 8]), &other, None, p((1, 1), (0, 0), (1, 1), 1))
+            });
+            expect_err("conv2d bf16 weight mismatch, empty batch", &label, || {
+                dev.conv2d(&up(&dev, &[], &[0, 6, 4, 8]), &other, None, p((1, 1), (0, 0), (1, 1), 1))
+            });
+        }
     }
     st.report();
 }

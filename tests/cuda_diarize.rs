@@ -10,7 +10,7 @@ mod common;
 use scribe::audio::{Audio, AudioOptions};
 use scribe::backend::Device;
 use scribe::diarize::diarizer::SpeakerBounds;
-use scribe::pipeline::diarize_models::load;
+use scribe::pipeline::diarize_models::{load_with, ComputeTypes, CAMPPLUS_SHARED_TRUNK};
 use scribe::Cancel;
 
 /// Largest |gpu − cpu| on an embedding value (CAM++ alone agrees within 4.2e-6; the masked
@@ -31,7 +31,9 @@ fn the_diarization_stage_on_the_gpu_agrees_with_the_cpu() {
             .unwrap();
     let samples = audio.span(0, audio.len());
     let run = |dev: &Device| {
-        let d = load(dev, &models).unwrap();
+        // Both in f32 (the CPU's bf16 defaults are CPU paths; CUDA keeps f32 weights).
+        let f32s = ComputeTypes { segmentation: "float32".into(), embedding: "float32".into() };
+        let d = load_with(dev, &models, CAMPPLUS_SHARED_TRUNK, &f32s).unwrap();
         d.embed(dev, &mut samples.as_slice(), &Cancel::new(), &mut |_, _, _| {})
             .map(|e| (d.finish(e.clone(), SpeakerBounds::default()).unwrap(), e))
             .unwrap()

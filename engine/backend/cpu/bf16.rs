@@ -1,5 +1,5 @@
-//! bfloat16 products for `nn.Linear` and the LSTMs' recurrences (`segmentation_compute_type`
-//! bfloat16): the weight is rounded to bf16 once, each input row when it is multiplied, and the
+//! bfloat16 products for `nn.Linear`, the LSTMs' recurrences (`segmentation_compute_type`
+//! bfloat16) and convolutions (`conv_bf16`): the weight is rounded to bf16 once, each input row when it is multiplied, and the
 //! products are summed in f32, as PyTorch's CPU autocast to bfloat16 does for its GEMMs.
 //!
 //! On CPUs with AVX-512 BF16 the sums run on `vdpbf16ps`, which multiplies two pairs of bf16 a
@@ -547,7 +547,8 @@ mod tests {
     #[test]
     fn columns_and_row_pairs_are_the_same_matrix() {
         let mut r = rng(11);
-        for &(n, k, ld) in &[(1usize, 1usize, 1usize), (5, 3, 9), (48, 2, 48), (49, 7, 60), (100, 33, 131)] {
+        for &(n, k, ld) in &[(1usize, 1usize, 1usize), (5, 3, 9), (48, 2, 48), (49, 7, 60), (100, 33, 131), (40, 5, 1)]
+        {
             let src: Vec<f32> = (0..(k - 1) * ld + n).map(|_| r() * 4.0).collect();
             let rows: Vec<f32> = (0..n).flat_map(|j| (0..k).map(|kk| src[kk * ld + j]).collect::<Vec<_>>()).collect();
             let want = Bf16Matrix::from_f32(&rows, n, k);

@@ -1,6 +1,7 @@
 //! `nn.Conv1d` and `nn.Conv2d` (im2col + GEMM, any stride, padding, dilation and groups; on
 //! AVX-512 the stride-1, one-group ones with kernels 2 to 7 wide along time run on the direct
-//! kernel of [`super::conv2d_direct`]) and `nn.MaxPool1d`.
+//! kernel of [`super::conv2d_direct`]; with a bf16 weight, [`super::conv_bf16`]) and
+//! `nn.MaxPool1d`.
 
 use rayon::prelude::*;
 
@@ -18,19 +19,24 @@ pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
     let cg_out = c_out / g;
     let xd = data(x)?;
     let bias = b.map(data).transpose()?;
+    // The f32 weight, or (empty and) the bf16 one, checked even when there is nothing to compute.
+    let (wd, bf16_weight): (&[f32], _) = match weight(w)? {
+        Weight::Bf16(wm) => {
+            super::conv_bf16::check_matrix("conv1d", wm, c_out, cg_in * kernel)?;
+            (&[], Some(wm))
+        }
+        // f32, or the error naming a weight type the convolutions do not take.
+        _ => (data(w)?, None),
+    };
     let mut out = vec![0.0f32; batch * c_out * t_out];
     if t_out == 0 || batch == 0 {
         return Ok(tensor(vec![batch, c_out, t_out], out));
     }
-    let wd = match weight(w)? {
-        Weight::Bf16(wm) => {
-            let dims = shape_checks::ConvDims { batch, c_in, t_in, c_out, cg_in, kernel, t_out };
-            super::conv_bf16::conv1d(level, &dims, p, xd, wm, bias, &mut out)?;
-            return Ok(tensor(vec![batch, c_out, t_out], out));
-        }
-        // f32, or the error naming a weight type the convolutions do not take.
-        _ => data(w)?,
-    };
+    if let Some(wm) = bf16_weight {
+        let dims = shape_checks::ConvDims { batch, c_in, t_in, c_out, cg_in, kernel, t_out };
+        super::conv_bf16::conv1d(level, &dims, p, xd, wm, bias, &mut out);
+        return Ok(tensor(vec![batch, c_out, t_out], out));
+    }
     #[cfg(target_arch = "x86_64")]
     if level >= SimdLevel::Avx512 && g == 1 && p.stride == 1 {
         // A plane of height 1 for the direct kernel.
@@ -127,11 +133,6 @@ pub fn conv2d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
     let cg_out = c_out / g;
     let xd = data(x)?;
     let bias = b.map(data).transpose()?;
-    let plane = h_out * w_out;
-    let mut out = vec![0.0f32; batch * c_out * plane];
-    if plane == 0 || batch == 0 {
-        return Ok(tensor(vec![batch, c_out, h_out, w_out], out));
-    }
     let rows = cg_in * kh * kw;
     // The f32 weight, or (empty and) the bf16 one.
     let (wd, bf16_weight): (&[f32], _) = match weight(w)? {
@@ -142,6 +143,11 @@ pub fn conv2d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
         // f32, or the error naming a weight type the convolutions do not take.
         _ => (data(w)?, None),
     };
+    let plane = h_out * w_out;
+    let mut out = vec![0.0f32; batch * c_out * plane];
+    if plane == 0 || batch == 0 {
+        return Ok(tensor(vec![batch, c_out, h_out, w_out], out));
+    }
     #[cfg(target_arch = "x86_64")]
     if bf16_weight.is_none() && level >= SimdLevel::Avx512 && super::conv2d_direct::applies(&dims, &p) {
         // SAFETY: the level (detected on this CPU) has AVX-512F and the path applies.

@@ -99,7 +99,7 @@ pub(crate) fn data(t: &Tensor) -> Result<&[f32]> {
     }
     if any.is::<CpuHalfStorage>() || any.is::<CpuInt8Storage>() || any.is::<CpuBf16Storage>() {
         return Err(Error::Other(format!(
-            "tensor {:?} is a {} weight; only linear, lstm, embedding and download accept one",
+            "tensor {:?} is a {} weight; only linear, lstm, embedding, download and (bf16) the convolutions accept one",
             t.shape(),
             t.storage().dtype()
         )));
