@@ -1108,7 +1108,7 @@ fn diarize_labels_segments_and_words_with_two_speakers() {
     assert!(json["segments"].as_array().unwrap().iter().all(|s| s["speaker"] == "SPEAKER_00"), "{json}");
 }
 
-/// `--embedding_compute_type` (EMBEDDING_COMPUTE_TYPE): the default runs CAM++'s 1×1 and TDNN
+/// `--embedding_compute_type` (EMBEDDING_COMPUTE_TYPE): the default runs CAM++'s FCM, TDNN and 1×1
 /// convs in bf16 where the CPU has AVX-512 BF16 (CI's do) and says so with the diarization model;
 /// float32 keeps them in f32; an unknown value is refused.
 #[test]

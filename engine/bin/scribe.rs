@@ -122,7 +122,7 @@ struct TranscribeArgs {
         value_parser = scribe::models::pyannote::SEGMENTATION_COMPUTE_TYPES
     )]
     segmentation_compute_type: String,
-    /// Precision of the diarization's speaker-embedding model (CAM++'s 1×1 and TDNN convs):
+    /// Precision of the diarization's speaker-embedding model (CAM++'s FCM, TDNN and 1×1 convs):
     /// default and bfloat16 compute them in bf16 (f32 sums) on CPUs with AVX-512 BF16, float32
     /// keeps them in f32 (logged with the diarization model).
     #[arg(

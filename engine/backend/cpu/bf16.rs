@@ -206,7 +206,7 @@ pub fn rows_into_pairs(level: SimdLevel, x: &[f32], k: usize, out: &mut [u32]) {
 
 multiversion! {
     /// `pairs[i] = bf16(even[i]) | bf16(odd[i]) << 16` (vectorised).
-    fn round_two_rows(even: &[f32], odd: &[f32], pairs: &mut [u32]) {
+    pub(crate) fn round_two_rows(even: &[f32], odd: &[f32], pairs: &mut [u32]) {
         for (p, (&a, &b)) in pairs.iter_mut().zip(even.iter().zip(odd)) {
             *p = to_bf16(a) as u32 | (to_bf16(b) as u32) << 16;
         }

@@ -33,16 +33,24 @@ pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
         return Ok(tensor(vec![batch, c_out, t_out], out));
     }
     if let Some(wm) = bf16_weight {
+        #[cfg(target_arch = "x86_64")]
+        if level >= SimdLevel::Avx512 && g == 1 && p.stride == 1 {
+            let (dims, p2) = height_one_plane(batch, c_in, t_in, c_out, cg_in, kernel, t_out, p);
+            if super::conv2d_direct::applies(&dims, &p2) && super::bf16::kernel_available(level) {
+                // SAFETY: AVX-512F and BF16 were detected on this CPU and the path applies.
+                unsafe {
+                    super::conv2d_direct::conv2d_bf16(level, &dims, &p2, xd, &wm.dequantized_rows(0..c_out), bias, &mut out)
+                };
+                return Ok(tensor(vec![batch, c_out, t_out], out));
+            }
+        }
         let dims = shape_checks::ConvDims { batch, c_in, t_in, c_out, cg_in, kernel, t_out };
         super::conv_bf16::conv1d(level, &dims, p, xd, wm, bias, &mut out);
         return Ok(tensor(vec![batch, c_out, t_out], out));
     }
     #[cfg(target_arch = "x86_64")]
     if level >= SimdLevel::Avx512 && g == 1 && p.stride == 1 {
-        // A plane of height 1 for the direct kernel.
-        let dims =
-            Conv2dDims { batch, c_in, h_in: 1, w_in: t_in, c_out, cg_in, kh: 1, kw: kernel, h_out: 1, w_out: t_out };
-        let p2 = Conv2dParams { stride: (1, 1), padding: (0, p.padding), dilation: (1, p.dilation), groups: 1 };
+        let (dims, p2) = height_one_plane(batch, c_in, t_in, c_out, cg_in, kernel, t_out, p);
         if super::conv2d_direct::applies(&dims, &p2) {
             // SAFETY: the level (detected on this CPU) has AVX-512F and the path applies.
             unsafe { super::conv2d_direct::conv2d(&dims, &p2, xd, wd, bias, &mut out) };
@@ -88,6 +96,23 @@ pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
     Ok(tensor(vec![batch, c_out, t_out], out))
 }
 
+/// A one-group, stride-1 `nn.Conv1d` as a convolution of planes of height 1 (the direct kernel's
+/// view).
+#[allow(clippy::too_many_arguments)]
+fn height_one_plane(
+    batch: usize,
+    c_in: usize,
+    t_in: usize,
+    c_out: usize,
+    cg_in: usize,
+    kernel: usize,
+    t_out: usize,
+    p: Conv1dParams,
+) -> (Conv2dDims, Conv2dParams) {
+    let dims = Conv2dDims { batch, c_in, h_in: 1, w_in: t_in, c_out, cg_in, kh: 1, kw: kernel, h_out: 1, w_out: t_out };
+    (dims, Conv2dParams { stride: (1, 1), padding: (0, p.padding), dilation: (1, p.dilation), groups: 1 })
+}
+
 /// The im2col matrix of one group's input channels `src[cg_in, t_in]`: `col[ci·kernel + kk, t]
 /// = src[ci, t·stride + kk·dilation − padding]`, 0 where that falls outside the input.
 pub(crate) fn im2col_1d(
@@ -128,9 +153,7 @@ pub const CONV2D_MIN_TILE_COLUMNS: usize = 64;
 /// (a whole CAM++ FCM plane's im2col is 69 MB, written once and read once from memory).
 pub fn conv2d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: Conv2dParams) -> Result<Tensor> {
     let dims = shape_checks::conv2d(x, w, b, p)?;
-    let Conv2dDims { batch, c_in, h_in, w_in, c_out, cg_in, kh, kw, h_out, w_out } = dims;
-    let g = p.groups;
-    let cg_out = c_out / g;
+    let Conv2dDims { batch, c_out, cg_in, kh, kw, h_out, w_out, .. } = dims;
     let xd = data(x)?;
     let bias = b.map(data).transpose()?;
     let rows = cg_in * kh * kw;
@@ -149,11 +172,39 @@ pub fn conv2d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
         return Ok(tensor(vec![batch, c_out, h_out, w_out], out));
     }
     #[cfg(target_arch = "x86_64")]
-    if bf16_weight.is_none() && level >= SimdLevel::Avx512 && super::conv2d_direct::applies(&dims, &p) {
-        // SAFETY: the level (detected on this CPU) has AVX-512F and the path applies.
-        unsafe { super::conv2d_direct::conv2d(&dims, &p, xd, wd, bias, &mut out) };
+    if level >= SimdLevel::Avx512 && super::conv2d_direct::applies(&dims, &p) {
+        match bf16_weight {
+            // SAFETY: the level (detected on this CPU) has AVX-512F and the path applies.
+            None => unsafe { super::conv2d_direct::conv2d(&dims, &p, xd, wd, bias, &mut out) },
+            Some(wm) if super::bf16::kernel_available(level) => {
+                let values = wm.dequantized_rows(0..c_out);
+                // SAFETY: as above, and AVX-512 BF16 was detected.
+                unsafe { super::conv2d_direct::conv2d_bf16(level, &dims, &p, xd, &values, bias, &mut out) }
+            }
+            Some(_) => return conv2d_tiles(level, dims, p, xd, wd, bf16_weight, bias, out),
+        }
         return Ok(tensor(vec![batch, c_out, h_out, w_out], out));
     }
+    conv2d_tiles(level, dims, p, xd, wd, bf16_weight, bias, out)
+}
+
+/// [`conv2d`] through im2col tiles and a GEMM (f32 or bf16).
+#[allow(clippy::too_many_arguments)]
+fn conv2d_tiles(
+    level: SimdLevel,
+    dims: Conv2dDims,
+    p: Conv2dParams,
+    xd: &[f32],
+    wd: &[f32],
+    bf16_weight: Option<&super::bf16::Bf16Matrix>,
+    bias: Option<&[f32]>,
+    mut out: Vec<f32>,
+) -> Result<Tensor> {
+    let Conv2dDims { batch, c_in, h_in, w_in, c_out, cg_in, kh, kw, h_out, w_out } = dims;
+    let g = p.groups;
+    let cg_out = c_out / g;
+    let rows = cg_in * kh * kw;
+    let plane = h_out * w_out;
     let tile = (CONV2D_TILE_FLOATS / rows.max(1)).max(CONV2D_MIN_TILE_COLUMNS).min(plane);
     let tiles_per_plane = plane.div_ceil(tile);
     // One job per (sample, group, tile): its block of the output, `[cg_out, columns]`.

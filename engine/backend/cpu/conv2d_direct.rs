@@ -5,12 +5,16 @@
 //! consecutive output frames of one output row (24 accumulators); for every input channel,
 //! kernel row and kernel column it loads the input row shifted by the column and broadcasts each
 //! channel's weight, so every input value loaded feeds [`CO_BLOCK`] multiply-adds and the GEMM's
-//! packing of both operands disappears. Other convolutions keep im2col + GEMM
+//! packing of both operands disappears. With a bf16 weight ([`conv2d_bf16`]) the input is laid
+//! out once as bf16 pairs of channels and each step multiplies two channels. Other convolutions
+//! keep im2col + GEMM
 //! ([`super::conv::conv2d`], [`super::conv::conv1d`]).
 
 use rayon::prelude::*;
 
+use super::bf16;
 use super::shared_out::SharedOut;
+use super::simd::SimdLevel;
 use crate::backend::shape_checks::Conv2dDims;
 use crate::backend::Conv2dParams;
 
@@ -40,10 +44,103 @@ pub fn applies(d: &Conv2dDims, p: &Conv2dParams) -> bool {
 /// # Safety
 /// The CPU must have AVX-512F, and [`applies`] must hold for `d` and `p`.
 pub unsafe fn conv2d(d: &Conv2dDims, p: &Conv2dParams, x: &[f32], w: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
-    let Conv2dDims { batch, c_in, h_in, w_in, c_out, kh, kw, h_out, w_out, .. } = *d;
-    assert!(applies(d, p), "conv2d_direct: the convolution does not fit the direct path");
-    assert_eq!(x.len(), batch * c_in * h_in * w_in, "conv2d_direct: input size");
+    let Conv2dDims { c_in, c_out, kh, kw, .. } = *d;
     assert_eq!(w.len(), c_out * c_in * kh * kw, "conv2d_direct: weight size");
+    // Weights as [co block][ci][kh][kw][CO_BLOCK]: one tile step's weights side by side, zero
+    // for the channels a short last block lacks.
+    let packed = pack_weights(d, c_in, |co, ci, tap| w[(co * c_in + ci) * kh * kw + tap]);
+    drive(d, p, x, c_in, &packed, bias, out, avx512::tile);
+}
+
+/// [`conv2d`] with bf16 products (f32 sums): `w` holds bf16 values (as f32), the input is
+/// rounded to bf16 as it is laid out in pairs of input channels (`[B, C_in / 2, H, W]`, the
+/// even channel in the low half), and each tile step multiplies two channels at once
+/// (`vdpbf16ps`).
+///
+/// # Safety
+/// The CPU must have AVX-512F and AVX-512 BF16, and [`applies`] must hold for `d` and `p`.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn conv2d_bf16(
+    level: SimdLevel,
+    d: &Conv2dDims,
+    p: &Conv2dParams,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let Conv2dDims { batch, c_in, h_in, w_in, c_out, kh, kw, .. } = *d;
+    assert_eq!(w.len(), c_out * c_in * kh * kw, "conv2d_direct: weight size");
+    assert_eq!(x.len(), batch * c_in * h_in * w_in, "conv2d_direct: input size");
+    let pairs = c_in.div_ceil(2);
+    let plane = h_in * w_in;
+    let mut xp = vec![0u32; batch * pairs * plane];
+    if plane > 0 {
+        xp.par_chunks_mut(plane).enumerate().for_each(|(index, dst)| {
+            let (b, j) = (index / pairs, index % pairs);
+            let even = &x[(b * c_in + 2 * j) * plane..][..plane];
+            if 2 * j + 1 < c_in {
+                bf16::round_two_rows(level, even, &x[(b * c_in + 2 * j + 1) * plane..][..plane], dst);
+            } else {
+                for (o, &v) in dst.iter_mut().zip(even) {
+                    *o = bf16::to_bf16(v) as u32;
+                }
+            }
+        });
+    }
+    let value = |co: usize, ci: usize, tap: usize| if ci < c_in { w[(co * c_in + ci) * kh * kw + tap] } else { 0.0 };
+    let packed = pack_weights(d, pairs, |co, j, tap| {
+        bf16::to_bf16(value(co, 2 * j, tap)) as u32 | (bf16::to_bf16(value(co, 2 * j + 1, tap)) as u32) << 16
+    });
+    drive(d, p, &xp, pairs, &packed, bias, out, avx512::tile_bf16);
+}
+
+/// The weights as `[co block][source channel][kh][kw][CO_BLOCK]`, `at(co, channel, tap)` each
+/// (zero for the channels a short last block lacks).
+fn pack_weights<T: Copy + Default>(d: &Conv2dDims, channels: usize, at: impl Fn(usize, usize, usize) -> T) -> Vec<T> {
+    let (c_out, taps) = (d.c_out, d.kh * d.kw);
+    let co_blocks = c_out.div_ceil(CO_BLOCK);
+    let mut packed = vec![T::default(); co_blocks * CO_BLOCK * channels * taps];
+    for co in 0..c_out {
+        for ci in 0..channels {
+            for tap in 0..taps {
+                packed[(((co / CO_BLOCK) * channels + ci) * taps + tap) * CO_BLOCK + co % CO_BLOCK] = at(co, ci, tap);
+            }
+        }
+    }
+    packed
+}
+
+/// A tile kernel over source rows of `T` (f32 values, or bf16 pairs of channels).
+type TileFn<T> = unsafe fn(
+    &[T],
+    &avx512::Rows,
+    &avx512::Kernel,
+    &[T],
+    &[(usize, usize)],
+    &[f32; CO_BLOCK],
+    &mut [[f32; TIME_BLOCK]; CO_BLOCK],
+);
+
+/// The tasks and tiles of a direct convolution whose source `x[B, channels, H, W]` and packed
+/// weights hold values of `T`.
+///
+/// # Safety
+/// As the tile kernel's; [`applies`] must hold.
+#[allow(clippy::too_many_arguments)]
+unsafe fn drive<T: Copy + Default + Send + Sync>(
+    d: &Conv2dDims,
+    p: &Conv2dParams,
+    x: &[T],
+    channels: usize,
+    packed: &[T],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    tile_fn: TileFn<T>,
+) {
+    let Conv2dDims { batch, h_in, w_in, c_out, kh, kw, h_out, w_out, .. } = *d;
+    assert!(applies(d, p), "conv2d_direct: the convolution does not fit the direct path");
+    assert_eq!(x.len(), batch * channels * h_in * w_in, "conv2d_direct: input size");
     assert_eq!(out.len(), batch * c_out * h_out * w_out, "conv2d_direct: output size");
     if out.is_empty() {
         return;
@@ -56,20 +153,8 @@ pub unsafe fn conv2d(d: &Conv2dDims, p: &Conv2dParams, x: &[f32], w: &[f32], bia
     // the ragged last tile) read a copy of just that reach, zero outside the input.
     let blocks = w_out.div_ceil(TIME_BLOCK);
     let seg = TIME_BLOCK + dil * (kw - 1);
-    // Weights as [co block][ci][kh][kw][CO_BLOCK]: one tile step's weights side by side, zero
-    // for the channels a short last block lacks.
     let co_blocks = c_out.div_ceil(CO_BLOCK);
-    let mut packed = vec![0.0f32; co_blocks * CO_BLOCK * c_in * kh * kw];
-    for co in 0..c_out {
-        for ci in 0..c_in {
-            for r in 0..kh {
-                for c in 0..kw {
-                    let at = ((((co / CO_BLOCK) * c_in + ci) * kh + r) * kw + c) * CO_BLOCK + co % CO_BLOCK;
-                    packed[at] = w[((co * c_in + ci) * kh + r) * kw + c];
-                }
-            }
-        }
-    }
+    assert_eq!(packed.len(), co_blocks * CO_BLOCK * channels * kh * kw, "conv2d_direct: packed weights");
     let mut padded_bias = vec![0.0f32; co_blocks * CO_BLOCK];
     if let Some(bias) = bias {
         padded_bias[..c_out].copy_from_slice(bias);
@@ -88,28 +173,26 @@ pub unsafe fn conv2d(d: &Conv2dDims, p: &Conv2dParams, x: &[f32], w: &[f32], bia
                 (ih >= 0 && (ih as usize) < h_in).then_some((r, ih as usize))
             })
             .collect();
-        // The edge tiles' copy: [ci][kernel row][seg], so kernel row r is its own row r.
+        // The edge tiles' copy: [channel][kernel row][seg], so kernel row r is its own row r.
         let copied_rows: Vec<(usize, usize)> = rows.iter().map(|&(r, _)| (r, r)).collect();
         let copy_layout = avx512::Rows { channel: kh * seg, row: seg };
         let mut copy = Vec::new();
-        let sample = &x[b * c_in * h_in * w_in..][..c_in * h_in * w_in];
-        let weights = &packed[cb * c_in * kh * kw * CO_BLOCK..][..c_in * kh * kw * CO_BLOCK];
+        let sample = &x[b * channels * h_in * w_in..][..channels * h_in * w_in];
+        let weights = &packed[cb * channels * kh * kw * CO_BLOCK..][..channels * kh * kw * CO_BLOCK];
         let tile_bias: [f32; CO_BLOCK] = std::array::from_fn(|c| padded_bias[cb * CO_BLOCK + c]);
-        let channels = CO_BLOCK.min(c_out - cb * CO_BLOCK);
+        let lines = CO_BLOCK.min(c_out - cb * CO_BLOCK);
         let mut tile = [[0.0f32; TIME_BLOCK]; CO_BLOCK];
         for block in 0..blocks {
             let t0 = block * TIME_BLOCK;
             let in_place = t0 >= pad && t0 - pad + seg <= w_in;
-            // SAFETY (both calls): AVX-512F is the caller's promise; `tile` checks that every
-            // row it reads lies inside the slice it gets.
+            // SAFETY (both calls): the tile kernel's CPU features are the caller's promise;
+            // `tile` checks that every row it reads lies inside the slice it gets.
             if in_place {
-                unsafe {
-                    avx512::tile(&sample[t0 - pad..], &in_place_rows, &kernel, weights, &rows, &tile_bias, &mut tile)
-                };
+                unsafe { tile_fn(&sample[t0 - pad..], &in_place_rows, &kernel, weights, &rows, &tile_bias, &mut tile) };
             } else {
                 copy.clear();
-                copy.resize(c_in * kh * seg, 0.0);
-                for ci in 0..c_in {
+                copy.resize(channels * kh * seg, T::default());
+                for ci in 0..channels {
                     for &(r, ih) in &rows {
                         let src = &sample[(ci * h_in + ih) * w_in..][..w_in];
                         let dst = &mut copy[(ci * kh + r) * seg..][..seg];
@@ -121,10 +204,10 @@ pub unsafe fn conv2d(d: &Conv2dDims, p: &Conv2dParams, x: &[f32], w: &[f32], bia
                         }
                     }
                 }
-                unsafe { avx512::tile(&copy, &copy_layout, &kernel, weights, &copied_rows, &tile_bias, &mut tile) };
+                unsafe { tile_fn(&copy, &copy_layout, &kernel, weights, &copied_rows, &tile_bias, &mut tile) };
             }
             let width = TIME_BLOCK.min(w_out - t0);
-            for (c, line) in tile.iter().take(channels).enumerate() {
+            for (c, line) in tile.iter().take(lines).enumerate() {
                 let co = cb * CO_BLOCK + c;
                 // SAFETY: task (b, oh, cb) alone writes these output lines.
                 let dst = unsafe { shared.segment((b * c_out + co) * plane + oh * w_out + t0, width) };
@@ -205,6 +288,70 @@ mod avx512 {
                         let wv = _mm512_set1_ps(*wk.add(c));
                         for v in 0..TIME_VECS {
                             acc[c][v] = _mm512_fmadd_ps(wv, xv[v], acc[c][v]);
+                        }
+                    }
+                }
+            }
+        }
+        for c in 0..CO_BLOCK {
+            for v in 0..TIME_VECS {
+                _mm512_storeu_ps(tile[c].as_mut_ptr().add(16 * v), acc[c][v]);
+            }
+        }
+    }
+
+    /// [`tile`] over bf16 pairs of input channels: each step multiplies the pair's two values of
+    /// a frame by the pair's two weights and adds both products (`vdpbf16ps`).
+    ///
+    /// # Safety
+    /// AVX-512F and AVX-512 BF16. (The reach of every row read is checked against `src`; `weights` must hold
+    /// `C_in · kh · kw · CO_BLOCK` values and every kernel row in `rows` be below `kh`.)
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    #[allow(clippy::needless_range_loop)]
+    pub unsafe fn tile_bf16(
+        src: &[u32],
+        layout: &Rows,
+        kernel: &Kernel,
+        weights: &[u32],
+        rows: &[(usize, usize)],
+        bias: &[f32; CO_BLOCK],
+        tile: &mut [[f32; TIME_BLOCK]; CO_BLOCK],
+    ) {
+        let Kernel { kh, kw, dil } = *kernel;
+        let c_in = weights.len() / (kh * kw * CO_BLOCK);
+        assert_eq!(weights.len(), c_in * kh * kw * CO_BLOCK, "conv2d_direct: packed weights");
+        let reach = TIME_BLOCK + dil * (kw - 1);
+        if c_in > 0 {
+            for &(r, ih) in rows {
+                assert!(
+                    r < kh && (c_in - 1) * layout.channel + ih * layout.row + reach <= src.len(),
+                    "conv2d_direct: tile reach"
+                );
+            }
+        }
+        let mut acc = [[_mm512_setzero_ps(); TIME_VECS]; CO_BLOCK];
+        for c in 0..CO_BLOCK {
+            let b = _mm512_set1_ps(bias[c]);
+            for v in 0..TIME_VECS {
+                acc[c][v] = b;
+            }
+        }
+        let (xs, ws) = (src.as_ptr(), weights.as_ptr());
+        for ci in 0..c_in {
+            for &(r, ih) in rows {
+                let row = xs.add(ci * layout.channel + ih * layout.row);
+                let wr = ws.add(((ci * kh + r) * kw) * CO_BLOCK);
+                for k in 0..kw {
+                    let mut xv = [_mm512_setzero_si512(); TIME_VECS];
+                    for v in 0..TIME_VECS {
+                        xv[v] = _mm512_loadu_si512(row.add(k * dil + 16 * v) as *const __m512i);
+                    }
+                    let wk = wr.add(k * CO_BLOCK);
+                    for c in 0..CO_BLOCK {
+                        let wv = std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(*wk.add(c) as i32));
+                        for v in 0..TIME_VECS {
+                            let xb = std::mem::transmute::<__m512i, __m512bh>(xv[v]);
+                            acc[c][v] = _mm512_dpbf16_ps(acc[c][v], wv, xb);
                         }
                     }
                 }

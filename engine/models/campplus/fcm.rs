@@ -56,6 +56,12 @@ impl BasicResBlock {
         Ok(BasicResBlock { conv1, conv2, shortcut })
     }
 
+    fn round_bfloat16(&mut self, dev: &Device) -> Result<()> {
+        self.conv1.round_bfloat16(dev)?;
+        self.conv2.round_bfloat16(dev)?;
+        self.shortcut.as_mut().map_or(Ok(()), |s| s.round_bfloat16(dev))
+    }
+
     fn forward(&self, dev: &Device, x: &Tensor) -> Result<Tensor> {
         let out = dev.activation(&self.conv1.forward(dev, x)?, Activation::Relu)?;
         let out = self.conv2.forward(dev, &out)?;
@@ -90,6 +96,13 @@ impl Fcm {
         let conv2 =
             ConvBn2d::load(dev, store, &format!("{p}.conv2"), &format!("{p}.bn2"), (m, m, FCM_KERNEL), conv3(2))?;
         Ok(Fcm { conv1, blocks, conv2 })
+    }
+
+    /// The residual blocks' convs and the last conv in bfloat16 where the device computes bf16
+    /// products; the first conv (one input channel: nine products an output) stays f32.
+    pub fn round_bfloat16(&mut self, dev: &Device) -> Result<()> {
+        self.blocks.iter_mut().try_for_each(|b| b.round_bfloat16(dev))?;
+        self.conv2.round_bfloat16(dev)
     }
 
     /// `x[B, F, T]` → `[B, m_channels · F/8, T]`.

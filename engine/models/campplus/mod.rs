@@ -73,17 +73,20 @@ impl CamPlusPlus {
     }
 
     /// Set the precision of the convolutions' products (`embedding_compute_type`, one of
-    /// [`EMBEDDING_COMPUTE_TYPES`]): `default` and `bfloat16` round the weights of the TDNN
-    /// layer, every dense layer's bottleneck (1×1) conv and the transit layers (1×1) to
-    /// bfloat16 where the device computes bf16 products ([`Device::round_bfloat16`]: CPUs with
-    /// AVX-512 BF16) and leave them elsewhere; `float32` keeps them as loaded. Chosen by
-    /// measurement: the 1×1 convs take 2.3× less time (benches/ops.rs), while the FCM's 2-D convs and the dense
-    /// layers' dilated local convs run faster on the f32 direct kernel than through im2col and
-    /// the bf16 GEMM, so they, the context products, the norms, the pooling and the dense layer
+    /// [`EMBEDDING_COMPUTE_TYPES`]): `default` and `bfloat16` round the weights of the FCM's
+    /// residual blocks and last conv, the TDNN layer, every dense layer's bottleneck (1×1) conv
+    /// and the transit layers (1×1) to bfloat16 where the device computes bf16 products
+    /// ([`Device::round_bfloat16`]: CPUs with AVX-512 BF16) and leave them elsewhere; `float32`
+    /// keeps them as loaded. Chosen by measurement (benches/ops.rs): the 1×1 convs take 2.3×
+    /// less time, the FCM's 3×3 convs 1.45×; the dense layers' dilated local convs (128 → 32
+    /// channels, 0.2 ms a call) are slower in bf16 (the input's rounding into channel pairs and
+    /// the weights' packing cost more than the products save), so they, the FCM's first conv
+    /// (one input channel), the context products, the norms, the pooling and the dense layer
     /// stay f32.
     pub fn apply_compute_type(&mut self, dev: &Device, compute_type: &str) -> Result<()> {
         match compute_type {
             "default" | "bfloat16" => {
+                self.head.round_bfloat16(dev)?;
                 self.tdnn.round_bfloat16(dev)?;
                 for (block, transit) in &mut self.blocks {
                     block.round_bfloat16(dev)?;

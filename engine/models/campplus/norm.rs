@@ -115,6 +115,13 @@ impl ConvBn2d {
     pub fn forward(&self, dev: &Device, x: &Tensor) -> Result<Tensor> {
         dev.conv2d(x, &self.weight, Some(&self.bias), self.params)
     }
+
+    /// The folded weight in bfloat16 where the device computes bf16 products
+    /// ([`round_conv_bfloat16`]).
+    pub fn round_bfloat16(&mut self, dev: &Device) -> Result<()> {
+        self.weight = round_conv_bfloat16(dev, &self.weight)?;
+        Ok(())
+    }
 }
 
 /// `BN(conv1d(x))` as one convolution with a bias.

@@ -152,7 +152,9 @@ impl PyanNet {
     /// ([`Device::round_bfloat16`]: CPUs with AVX-512 BF16) and leave them elsewhere; `float32`
     /// keeps them as loaded. The biases, the gates, the cell, SincNet and the layers after the
     /// LSTMs stay f32 either way. Chosen by measurement (benches/README.md): the LSTMs take 1.7×
-    /// less time and WhisperX's VAD gives the same speech regions to within one frame.
+    /// less time and WhisperX's VAD gives the same speech regions to within one frame. (SincNet's
+    /// 5-tap convs in bf16 ran 1.4–1.6× faster but doubled the drift: VAD scores 1.8e-2 → 3.3e-2
+    /// from WhisperX's, segmentation-3.0's log-probabilities 3.8e-2 → 6.3e-2; not kept.)
     pub fn apply_compute_type(&mut self, dev: &Device, compute_type: &str) -> Result<()> {
         match compute_type {
             "default" | "bfloat16" => {
