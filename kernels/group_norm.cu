@@ -30,13 +30,14 @@ extern "C" __global__ void group_norm(const float* __restrict__ x, const float* 
     }
 }
 
-// x is [B, C, T] (time = 1 for [B, C]).
+// x is [B, C, T] (time = 1 for [B, C]); relu != 0 clamps the result at 0 (NaN stays NaN).
 extern "C" __global__ void batch_norm(const float* __restrict__ x, const float* __restrict__ mean,
                                       const float* __restrict__ var, const float* __restrict__ gamma,
                                       const float* __restrict__ beta, float* __restrict__ y, i64 n, int channels,
-                                      int time, float eps) {
+                                      int time, float eps, int relu) {
     GRID_STRIDE_LOOP(i, n) {
         const int c = (int)((i / time) % channels);
-        y[i] = (x[i] - mean[c]) * rsqrtf(var[c] + eps) * gamma[c] + beta[c];
+        const float r = (x[i] - mean[c]) * rsqrtf(var[c] + eps) * gamma[c] + beta[c];
+        y[i] = (relu && r < 0.0f) ? 0.0f : r;
     }
 }

@@ -1139,6 +1139,11 @@ fn batch_norm() {
             let y = dev.batch_norm(&up(&dev, &x, shape), &p(&mean), &p(&var), &p(&g), &p(&be), eps).unwrap();
             assert_eq!(y.shape(), shape);
             st.check("batch_norm", &label, &format!("{shape:?}"), &down(&dev, &y), &want);
+            // With the ReLU in the same pass: the reference clamped at 0.
+            let y = dev.batch_norm_relu(&up(&dev, &x, shape), &p(&mean), &p(&var), &p(&g), &p(&be), eps).unwrap();
+            assert_eq!(y.shape(), shape);
+            let clamped: Vec<f64> = want.iter().map(|&v| v.max(0.0)).collect();
+            st.check("batch_norm_relu", &label, &format!("{shape:?}"), &down(&dev, &y), &clamped);
         }
     }
     for (label, dev) in devices() {
@@ -1152,6 +1157,7 @@ fn batch_norm() {
         expect_err("batch_norm rank-4 channels", &label, || {
             dev.batch_norm(&up(&dev, &[0.0; 30], &[1, 2, 3, 5]), &p3, &p3, &p3, &p3, 1e-5)
         });
+        expect_err("batch_norm_relu mean length", &label, || dev.batch_norm_relu(&x, &p2, &p3, &p3, &p3, 1e-5));
     }
     st.report();
 }

@@ -270,7 +270,23 @@ impl Device {
     ) -> Result<Tensor> {
         shape_checks::batch_norm(x, [mean, var, gamma, beta])?;
         self.run(OpCall { op: "batch_norm", inputs: &[x], sizes: &[] }, |k| {
-            k.batch_norm(x, mean, var, gamma, beta, eps)
+            k.batch_norm(x, mean, var, gamma, beta, eps, false)
+        })
+    }
+
+    /// `relu(BN(x))`: [`Device::batch_norm`] and a ReLU in one pass.
+    pub fn batch_norm_relu(
+        &self,
+        x: &Tensor,
+        mean: &Tensor,
+        var: &Tensor,
+        gamma: &Tensor,
+        beta: &Tensor,
+        eps: f32,
+    ) -> Result<Tensor> {
+        shape_checks::batch_norm(x, [mean, var, gamma, beta])?;
+        self.run(OpCall { op: "batch_norm_relu", inputs: &[x], sizes: &[] }, |k| {
+            k.batch_norm(x, mean, var, gamma, beta, eps, true)
         })
     }
 

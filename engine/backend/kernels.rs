@@ -91,7 +91,8 @@ pub trait NormOps {
         eps: f32,
     ) -> Result<Tensor>;
     /// `nn.BatchNorm{1,2}d` in inference mode on `x[B, C, ...]` (any rank from 2) with running
-    /// statistics.
+    /// statistics, followed by a ReLU when `relu` (CAM++'s `nonlinear` sequences, in one pass).
+    #[allow(clippy::too_many_arguments)]
     fn batch_norm(
         &self,
         x: &Tensor,
@@ -100,6 +101,7 @@ pub trait NormOps {
         gamma: &Tensor,
         beta: &Tensor,
         eps: f32,
+        relu: bool,
     ) -> Result<Tensor>;
 }
 

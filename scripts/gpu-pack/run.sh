@@ -140,7 +140,7 @@ for audio in data/*; do
         echo "== scribe transcribe --device $device $audio"
         # The CPU side is the numerical reference: float32, not its bf16 defaults.
         precision=()
-        [ "$device" = cpu ] && precision=(--compute_type float32 --segmentation_compute_type float32)
+        [ "$device" = cpu ] && precision=(--compute_type float32 --segmentation_compute_type float32 --embedding_compute_type float32)
         start=$(now_ms)
         if bin/scribe transcribe --model "$MODEL" --model_dir models --model_cache_only True --device "$device" \
             ${precision[@]+"${precision[@]}"} --output_format txt --output_dir "$work/$device" --verbose False "$audio"; then

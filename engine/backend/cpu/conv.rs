@@ -1,7 +1,7 @@
 //! `nn.Conv1d` and `nn.Conv2d` (im2col + GEMM, any stride, padding, dilation and groups; on
 //! AVX-512 the stride-1, one-group ones with kernels 2 to 7 wide along time run on the direct
-//! kernel of [`super::conv2d_direct`]; with a bf16 weight, [`super::conv_bf16`]) and
-//! `nn.MaxPool1d`.
+//! kernel of [`super::conv2d_direct`], in f32 or, with a bf16 weight, its bf16 form; other
+//! convolutions with a bf16 weight run on [`super::conv_bf16`]) and `nn.MaxPool1d`.
 
 use rayon::prelude::*;
 
@@ -39,7 +39,15 @@ pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
             if super::conv2d_direct::applies(&dims, &p2) && super::bf16::kernel_available(level) {
                 // SAFETY: AVX-512F and BF16 were detected on this CPU and the path applies.
                 unsafe {
-                    super::conv2d_direct::conv2d_bf16(level, &dims, &p2, xd, &wm.dequantized_rows(0..c_out), bias, &mut out)
+                    super::conv2d_direct::conv2d_bf16(
+                        level,
+                        &dims,
+                        &p2,
+                        xd,
+                        &wm.dequantized_rows(0..c_out),
+                        bias,
+                        &mut out,
+                    )
                 };
                 return Ok(tensor(vec![batch, c_out, t_out], out));
             }
@@ -98,6 +106,7 @@ pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
 
 /// A one-group, stride-1 `nn.Conv1d` as a convolution of planes of height 1 (the direct kernel's
 /// view).
+#[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 fn height_one_plane(
     batch: usize,

@@ -53,9 +53,9 @@ pub unsafe fn conv2d(d: &Conv2dDims, p: &Conv2dParams, x: &[f32], w: &[f32], bia
 }
 
 /// [`conv2d`] with bf16 products (f32 sums): `w` holds bf16 values (as f32), the input is
-/// rounded to bf16 as it is laid out in pairs of input channels (`[B, C_in / 2, H, W]`, the
-/// even channel in the low half), and each tile step multiplies two channels at once
-/// (`vdpbf16ps`).
+/// rounded to bf16 as it is laid out in pairs of input channels (`[B, ⌈C_in / 2⌉, H, W]`, the
+/// even channel in the low half; for an odd C_in the last pair's high half and its weights are
+/// zero), and each tile step multiplies two channels at once (`vdpbf16ps`).
 ///
 /// # Safety
 /// The CPU must have AVX-512F and AVX-512 BF16, and [`applies`] must hold for `d` and `p`.
@@ -305,7 +305,7 @@ mod avx512 {
     ///
     /// # Safety
     /// AVX-512F and AVX-512 BF16. (The reach of every row read is checked against `src`; `weights` must hold
-    /// `C_in · kh · kw · CO_BLOCK` values and every kernel row in `rows` be below `kh`.)
+    /// `pairs · kh · kw · CO_BLOCK` channel pairs and every kernel row in `rows` be below `kh`.)
     #[target_feature(enable = "avx512f,avx512bf16")]
     #[allow(clippy::needless_range_loop)]
     pub unsafe fn tile_bf16(

@@ -1,5 +1,6 @@
 //! `nn.Conv1d` and `nn.Conv2d` with a bf16 weight ([`MemoryOps::round_bfloat16`] of the weight
-//! viewed as `[C_out, C_in / groups · kernel]`): per (sample, group), the group's weight rows are
+//! viewed as `[C_out, C_in / groups · kernel]`) where the direct kernel's bf16 form
+//! ([`super::conv2d_direct::conv2d_bf16`]) does not apply: per (sample, group), the group's weight rows are
 //! the broadcast operand of the bf16 GEMM ([`Bf16Matrix::row_pairs`]) and the im2col columns,
 //! rounded to bf16 and packed in panels of output positions ([`Bf16Matrix::from_columns`]), the
 //! streamed one, so the product lands in the output's own `[C_out, T]` layout. The sums are f32,

@@ -103,6 +103,16 @@ multiversion! {
 }
 
 multiversion! {
+    /// `out = max(x·scale + shift, 0)` (NaN stays NaN, as `torch.relu`).
+    fn scale_shift_relu(x: &[f32], scale: f32, shift: f32, out: &mut [f32]) {
+        for (o, &v) in out.iter_mut().zip(x) {
+            let y = v * scale + shift;
+            *o = if y < 0.0 { 0.0 } else { y };
+        }
+    }
+}
+
+multiversion! {
     /// `out = (x − center)·scale + shift`, the center given as an f32 and the part of it the
     /// f32 leaves out (`center[0] + center[1]`).
     fn center_scale_shift(x: &[f32], center: [f32; 2], scale: f32, shift: f32, out: &mut [f32]) {
@@ -114,7 +124,9 @@ multiversion! {
 }
 
 /// Inference-mode `nn.BatchNorm{1,2}d` on `[B, C, ...]`: each channel's values (the `t`
-/// elements per sample and channel) scaled and shifted by its running statistics.
+/// elements per sample and channel) scaled and shifted by its running statistics, then clamped
+/// at 0 when `relu`.
+#[allow(clippy::too_many_arguments)]
 pub fn batch_norm(
     level: SimdLevel,
     x: &Tensor,
@@ -123,6 +135,7 @@ pub fn batch_norm(
     gamma: &Tensor,
     beta: &Tensor,
     eps: f32,
+    relu: bool,
 ) -> Result<Tensor> {
     let (c, t) = shape_checks::batch_norm(x, [mean, var, gamma, beta])?;
     let b = x.dim(0);
@@ -133,7 +146,11 @@ pub fn batch_norm(
     let mut out = vec![0.0f32; b * c * t];
     out.par_chunks_mut(t.max(1)).zip(xd.par_chunks(t.max(1))).enumerate().with_min_len(8).for_each(|(row, (o, r))| {
         let ch = row % c;
-        center_scale_shift(level, r, [0.0, 0.0], scale[ch], shift[ch], o);
+        if relu {
+            scale_shift_relu(level, r, scale[ch], shift[ch], o);
+        } else {
+            center_scale_shift(level, r, [0.0, 0.0], scale[ch], shift[ch], o);
+        }
     });
     Ok(tensor(x.shape().to_vec(), out))
 }
@@ -162,7 +179,8 @@ impl NormOps for CpuBackend {
         gamma: &Tensor,
         beta: &Tensor,
         eps: f32,
+        relu: bool,
     ) -> Result<Tensor> {
-        batch_norm(self.simd, x, mean, var, gamma, beta, eps)
+        batch_norm(self.simd, x, mean, var, gamma, beta, eps, relu)
     }
 }

@@ -70,6 +70,7 @@ impl NormOps for CudaBackend {
         gamma: &Tensor,
         beta: &Tensor,
         eps: f32,
+        relu: bool,
     ) -> Result<Tensor> {
         // Channel c's values are the `t` elements after it, in every sample.
         let (c, t) = shape_checks::batch_norm(x, [mean, var, gamma, beta])?;
@@ -89,6 +90,7 @@ impl NormOps for CudaBackend {
                 Arg::I32(int(c, "channels")?),
                 Arg::I32(int(t, "time")?),
                 Arg::F32(eps),
+                Arg::I32(relu as i32),
             ],
         )?;
         Ok(y)

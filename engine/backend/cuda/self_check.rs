@@ -261,6 +261,9 @@ fn check_norms(c: &mut Checker, thorough: bool) -> Result<()> {
         c.check(format!("batch_norm [{b}, {ch}, {t}]"), "group_norm", F32, |d, s| {
             d.batch_norm(side(&x, s), side(&mean, s), side(&var, s), side(&g, s), side(&be, s), 1e-5)
         })?;
+        c.check(format!("batch_norm_relu [{b}, {ch}, {t}]"), "group_norm", F32, |d, s| {
+            d.batch_norm_relu(side(&x, s), side(&mean, s), side(&var, s), side(&g, s), side(&be, s), 1e-5)
+        })?;
     }
     // BatchNorm2d over [B, C, H, W] (a ResNet speaker encoder) and BatchNorm1d over [B, C].
     let shapes: &[&[usize]] =
@@ -272,6 +275,9 @@ fn check_norms(c: &mut Checker, thorough: bool) -> Result<()> {
             (c.tensor(&[ch], 1.0)?, c.positive(&[ch])?, c.tensor(&[ch], 1.0)?, c.tensor(&[ch], 1.0)?);
         c.check(format!("batch_norm {shape:?}"), "group_norm", F32, |d, s| {
             d.batch_norm(side(&x, s), side(&mean, s), side(&var, s), side(&g, s), side(&be, s), 1e-5)
+        })?;
+        c.check(format!("batch_norm_relu {shape:?}"), "group_norm", F32, |d, s| {
+            d.batch_norm_relu(side(&x, s), side(&mean, s), side(&var, s), side(&g, s), side(&be, s), 1e-5)
         })?;
     }
     Ok(())

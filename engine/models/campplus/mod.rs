@@ -78,7 +78,8 @@ impl CamPlusPlus {
     /// and the transit layers (1×1) to bfloat16 where the device computes bf16 products
     /// ([`Device::round_bfloat16`]: CPUs with AVX-512 BF16) and leave them elsewhere; `float32`
     /// keeps them as loaded. Chosen by measurement (benches/ops.rs): the 1×1 convs take 2.3×
-    /// less time, the FCM's 3×3 convs 1.45×; the dense layers' dilated local convs (128 → 32
+    /// less time, the FCM's 3×3 convs 1.57× (its residual blocks' 1×1 shortcuts go
+    /// through the bf16 GEMM as the D-TDNN's 1×1 convs do); the dense layers' dilated local convs (128 → 32
     /// channels, 0.2 ms a call) are slower in bf16 (the input's rounding into channel pairs and
     /// the weights' packing cost more than the products save), so they, the FCM's first conv
     /// (one input channel), the context products, the norms, the pooling and the dense layer

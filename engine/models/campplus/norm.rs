@@ -8,7 +8,7 @@
 //! `BN → ReLU → conv` sequence (`nonlinear1`, the transit layers, `out_nonlinear`) are kept as
 //! [`BatchNorm`]s and run with the device's `batch_norm` op.
 
-use crate::backend::{Activation, Conv1dParams, Conv2dParams, Device, Tensor};
+use crate::backend::{Conv1dParams, Conv2dParams, Device, Tensor};
 use crate::error::Result;
 use crate::models::common::layers::round_conv_bfloat16;
 use crate::weights::WeightStore;
@@ -84,7 +84,7 @@ impl BatchNorm {
 
     /// `relu(BN(x))` on `x[B, C, ...]`: the reference's `nonlinear` sequences.
     pub fn forward_relu(&self, dev: &Device, x: &Tensor) -> Result<Tensor> {
-        dev.activation(&self.forward(dev, x)?, Activation::Relu)
+        dev.batch_norm_relu(x, &self.mean, &self.var, &self.gamma, &self.beta, BATCH_NORM_EPS)
     }
 }
 
