@@ -268,10 +268,7 @@ impl Device {
         beta: &Tensor,
         eps: f32,
     ) -> Result<Tensor> {
-        shape_checks::batch_norm(x, [mean, var, gamma, beta])?;
-        self.run(OpCall { op: "batch_norm", inputs: &[x], sizes: &[] }, |k| {
-            k.batch_norm(x, mean, var, gamma, beta, eps, false)
-        })
+        self.batch_norm_then(x, [mean, var, gamma, beta], eps, false)
     }
 
     /// `relu(BN(x))`: [`Device::batch_norm`] and a ReLU in one pass.
@@ -284,10 +281,20 @@ impl Device {
         beta: &Tensor,
         eps: f32,
     ) -> Result<Tensor> {
+        self.batch_norm_then(x, [mean, var, gamma, beta], eps, true)
+    }
+
+    /// [`Device::batch_norm`], with the ReLU when `relu` (its own row in the op profile).
+    fn batch_norm_then(
+        &self,
+        x: &Tensor,
+        [mean, var, gamma, beta]: [&Tensor; 4],
+        eps: f32,
+        relu: bool,
+    ) -> Result<Tensor> {
         shape_checks::batch_norm(x, [mean, var, gamma, beta])?;
-        self.run(OpCall { op: "batch_norm_relu", inputs: &[x], sizes: &[] }, |k| {
-            k.batch_norm(x, mean, var, gamma, beta, eps, true)
-        })
+        let op = if relu { "batch_norm_relu" } else { "batch_norm" };
+        self.run(OpCall { op, inputs: &[x], sizes: &[] }, |k| k.batch_norm(x, mean, var, gamma, beta, eps, relu))
     }
 
     // ---- elementwise ----------------------------------------------------------------------

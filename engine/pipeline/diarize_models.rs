@@ -170,9 +170,7 @@ pub fn load_with(device: &Device, dir: &Path, shared_trunk: bool, compute_type: 
     }
     let segmentation = load_segmentation(device, &seg_dir, &compute_type.segmentation)?;
     let store = campplus_checkpoint::open(&dir.join(CAMPPLUS_DIR))?;
-    let mut campplus = CamPlusPlus::load(device, store.as_ref())?;
-    campplus.apply_compute_type(device, &compute_type.embedding)?;
-    let mut embedding = CamPlusPlusEmbedding::new(campplus)?;
+    let mut embedding = campplus_embedding(device, store.as_ref(), &compute_type.embedding)?;
     embedding.shared_trunk = shared_trunk;
     let embedding = Box::new(embedding);
     Ok(Diarizer {
@@ -210,11 +208,17 @@ fn load_embedding(device: &Device, path: &Path, compute_type: &str) -> Result<Bo
     let store = wespeaker_checkpoint::open(path).or_else(|_| campplus(path))?;
     let names = store.names();
     if names.iter().any(|n| n.starts_with("xvector.")) {
-        let mut model = CamPlusPlus::load(device, store.as_ref())?;
-        model.apply_compute_type(device, compute_type)?;
-        return Ok(Box::new(CamPlusPlusEmbedding::new(model)?));
+        return Ok(Box::new(campplus_embedding(device, store.as_ref(), compute_type)?));
     }
     Ok(Box::new(WeSpeakerEmbedding::new(WeSpeakerResNet34::load(device, store.as_ref())?)))
+}
+
+/// CAM++ from its checkpoint, its convolutions in `compute_type`
+/// ([`CamPlusPlus::apply_compute_type`]).
+fn campplus_embedding(device: &Device, store: &dyn WeightStore, compute_type: &str) -> Result<CamPlusPlusEmbedding> {
+    let mut model = CamPlusPlus::load(device, store)?;
+    model.apply_compute_type(device, compute_type)?;
+    CamPlusPlusEmbedding::new(model)
 }
 
 /// Where a pipeline's files are.

@@ -19,51 +19,25 @@ pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
     let cg_out = c_out / g;
     let xd = data(x)?;
     let bias = b.map(data).transpose()?;
-    // The f32 weight, or (empty and) the bf16 one, checked even when there is nothing to compute.
-    let (wd, bf16_weight): (&[f32], _) = match weight(w)? {
-        Weight::Bf16(wm) => {
-            super::conv_bf16::check_matrix("conv1d", wm, c_out, cg_in * kernel)?;
-            (&[], Some(wm))
-        }
-        // f32, or the error naming a weight type the convolutions do not take.
-        _ => (data(w)?, None),
-    };
+    let (wd, bf16_weight) = conv_weight("conv1d", w, c_out, cg_in * kernel)?;
     let mut out = vec![0.0f32; batch * c_out * t_out];
     if t_out == 0 || batch == 0 {
         return Ok(tensor(vec![batch, c_out, t_out], out));
     }
-    if let Some(wm) = bf16_weight {
-        #[cfg(target_arch = "x86_64")]
-        if level >= SimdLevel::Avx512 && g == 1 && p.stride == 1 {
-            let (dims, p2) = height_one_plane(batch, c_in, t_in, c_out, cg_in, kernel, t_out, p);
-            if super::conv2d_direct::applies(&dims, &p2) && super::bf16::kernel_available(level) {
-                // SAFETY: AVX-512F and BF16 were detected on this CPU and the path applies.
-                unsafe {
-                    super::conv2d_direct::conv2d_bf16(
-                        level,
-                        &dims,
-                        &p2,
-                        xd,
-                        &wm.dequantized_rows(0..c_out),
-                        bias,
-                        &mut out,
-                    )
-                };
-                return Ok(tensor(vec![batch, c_out, t_out], out));
-            }
+    #[cfg(target_arch = "x86_64")]
+    if g == 1 && p.stride == 1 {
+        // A plane of height 1 for the direct kernel.
+        let dims =
+            Conv2dDims { batch, c_in, h_in: 1, w_in: t_in, c_out, cg_in, kh: 1, kw: kernel, h_out: 1, w_out: t_out };
+        let p2 = Conv2dParams { stride: (1, 1), padding: (0, p.padding), dilation: (1, p.dilation), groups: 1 };
+        if direct(level, &dims, &p2, xd, wd, bf16_weight, bias, &mut out) {
+            return Ok(tensor(vec![batch, c_out, t_out], out));
         }
+    }
+    if let Some(wm) = bf16_weight {
         let dims = shape_checks::ConvDims { batch, c_in, t_in, c_out, cg_in, kernel, t_out };
         super::conv_bf16::conv1d(level, &dims, p, xd, wm, bias, &mut out);
         return Ok(tensor(vec![batch, c_out, t_out], out));
-    }
-    #[cfg(target_arch = "x86_64")]
-    if level >= SimdLevel::Avx512 && g == 1 && p.stride == 1 {
-        let (dims, p2) = height_one_plane(batch, c_in, t_in, c_out, cg_in, kernel, t_out, p);
-        if super::conv2d_direct::applies(&dims, &p2) {
-            // SAFETY: the level (detected on this CPU) has AVX-512F and the path applies.
-            unsafe { super::conv2d_direct::conv2d(&dims, &p2, xd, wd, bias, &mut out) };
-            return Ok(tensor(vec![batch, c_out, t_out], out));
-        }
     }
     let rows = cg_in * kernel; // im2col rows per group
                                // One task per (batch, group): build its im2col block, then one GEMM.
@@ -79,9 +53,7 @@ pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
         let (bi, gi) = (task / g, task % g);
         let wg = &wd[gi * cg_out * rows..(gi + 1) * cg_out * rows];
         if let Some(bd) = bias {
-            for (co, row) in o.chunks_exact_mut(t_out).enumerate() {
-                row.fill(bd[gi * cg_out + co]);
-            }
+            fill_rows(o, t_out, &bd[gi * cg_out..]);
         }
         // The group's input channels.
         let src = &xd[(bi * c_in + gi * cg_in) * t_in..][..cg_in * t_in];
@@ -104,22 +76,60 @@ pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
     Ok(tensor(vec![batch, c_out, t_out], out))
 }
 
-/// A one-group, stride-1 `nn.Conv1d` as a convolution of planes of height 1 (the direct kernel's
-/// view).
+/// A convolution's weight: f32 (and no bf16 matrix), or (no f32 values and) a bf16 matrix
+/// checked to be the conv's `[c_out, rows]`; any other weight type is the error [`data`] names.
+/// Checked even when the output is empty.
+fn conv_weight<'w>(
+    op: &'static str,
+    w: &'w Tensor,
+    c_out: usize,
+    rows: usize,
+) -> Result<(&'w [f32], Option<&'w super::bf16::Bf16Matrix>)> {
+    match weight(w)? {
+        Weight::Bf16(wm) => {
+            super::conv_bf16::check_matrix(op, wm, c_out, rows)?;
+            Ok((&[], Some(wm)))
+        }
+        _ => Ok((data(w)?, None)),
+    }
+}
+
+/// The direct kernel ([`super::conv2d_direct`]) where it applies on this CPU: f32, or its bf16
+/// form for a bf16 weight (which needs AVX-512 BF16). Returns whether it ran.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
-fn height_one_plane(
-    batch: usize,
-    c_in: usize,
-    t_in: usize,
-    c_out: usize,
-    cg_in: usize,
-    kernel: usize,
-    t_out: usize,
-    p: Conv1dParams,
-) -> (Conv2dDims, Conv2dParams) {
-    let dims = Conv2dDims { batch, c_in, h_in: 1, w_in: t_in, c_out, cg_in, kh: 1, kw: kernel, h_out: 1, w_out: t_out };
-    (dims, Conv2dParams { stride: (1, 1), padding: (0, p.padding), dilation: (1, p.dilation), groups: 1 })
+fn direct(
+    level: SimdLevel,
+    dims: &Conv2dDims,
+    p: &Conv2dParams,
+    xd: &[f32],
+    wd: &[f32],
+    bf16_weight: Option<&super::bf16::Bf16Matrix>,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) -> bool {
+    if level < SimdLevel::Avx512 || !super::conv2d_direct::applies(dims, p) {
+        return false;
+    }
+    match bf16_weight {
+        // SAFETY: the level (detected on this CPU) has AVX-512F and the path applies.
+        None => unsafe { super::conv2d_direct::conv2d(dims, p, xd, wd, bias, out) },
+        Some(wm) if super::bf16::kernel_available(level) => {
+            let values = wm.dequantized_rows(0..dims.c_out);
+            // SAFETY: as above, and AVX-512 BF16 was detected.
+            unsafe { super::conv2d_direct::conv2d_bf16(level, dims, p, xd, &values, bias, out) }
+        }
+        Some(_) => return false,
+    }
+    true
+}
+
+/// Each `n`-wide row `co` of `o` set to `values[co]` (a group's biases, before the products are
+/// added).
+pub(crate) fn fill_rows(o: &mut [f32], n: usize, values: &[f32]) {
+    for (row, &v) in o.chunks_exact_mut(n).zip(values) {
+        row.fill(v);
+    }
 }
 
 /// The im2col matrix of one group's input channels `src[cg_in, t_in]`: `col[ci·kernel + kk, t]
@@ -165,33 +175,14 @@ pub fn conv2d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
     let Conv2dDims { batch, c_out, cg_in, kh, kw, h_out, w_out, .. } = dims;
     let xd = data(x)?;
     let bias = b.map(data).transpose()?;
-    let rows = cg_in * kh * kw;
-    // The f32 weight, or (empty and) the bf16 one.
-    let (wd, bf16_weight): (&[f32], _) = match weight(w)? {
-        Weight::Bf16(wm) => {
-            super::conv_bf16::check_matrix("conv2d", wm, c_out, rows)?;
-            (&[], Some(wm))
-        }
-        // f32, or the error naming a weight type the convolutions do not take.
-        _ => (data(w)?, None),
-    };
+    let (wd, bf16_weight) = conv_weight("conv2d", w, c_out, cg_in * kh * kw)?;
     let plane = h_out * w_out;
     let mut out = vec![0.0f32; batch * c_out * plane];
     if plane == 0 || batch == 0 {
         return Ok(tensor(vec![batch, c_out, h_out, w_out], out));
     }
     #[cfg(target_arch = "x86_64")]
-    if level >= SimdLevel::Avx512 && super::conv2d_direct::applies(&dims, &p) {
-        match bf16_weight {
-            // SAFETY: the level (detected on this CPU) has AVX-512F and the path applies.
-            None => unsafe { super::conv2d_direct::conv2d(&dims, &p, xd, wd, bias, &mut out) },
-            Some(wm) if super::bf16::kernel_available(level) => {
-                let values = wm.dequantized_rows(0..c_out);
-                // SAFETY: as above, and AVX-512 BF16 was detected.
-                unsafe { super::conv2d_direct::conv2d_bf16(level, &dims, &p, xd, &values, bias, &mut out) }
-            }
-            Some(_) => return conv2d_tiles(level, dims, p, xd, wd, bf16_weight, bias, out),
-        }
+    if direct(level, &dims, &p, xd, wd, bf16_weight, bias, &mut out) {
         return Ok(tensor(vec![batch, c_out, h_out, w_out], out));
     }
     conv2d_tiles(level, dims, p, xd, wd, bf16_weight, bias, out)
@@ -255,9 +246,7 @@ fn conv2d_tiles(
             return o;
         }
         if let Some(bd) = bias {
-            for (co, row) in o.chunks_exact_mut(n).enumerate() {
-                row.fill(bd[gi * cg_out + co]);
-            }
+            fill_rows(&mut o, n, &bd[gi * cg_out..]);
         }
         let wg = &wd[gi * cg_out * rows..(gi + 1) * cg_out * rows];
         sgemm(

@@ -237,6 +237,33 @@ mod avx512 {
         pub dil: usize,
     }
 
+    /// The source channels (or channel pairs) of a tile's packed `weights` (`weights_len`
+    /// values), after checking that every row the tile reads, `TIME_BLOCK + dil·(kw − 1)` values
+    /// from its start, lies inside the `src_len` values it gets. (The tiles keep their
+    /// accumulators' set-up and stores inline: moved into helpers, the direct convs of
+    /// benches/ops.rs ran 1.4–2.4× slower.)
+    fn checked_channels(
+        src_len: usize,
+        weights_len: usize,
+        layout: &Rows,
+        kernel: &Kernel,
+        rows: &[(usize, usize)],
+    ) -> usize {
+        let Kernel { kh, kw, dil } = *kernel;
+        let channels = weights_len / (kh * kw * CO_BLOCK);
+        assert_eq!(weights_len, channels * kh * kw * CO_BLOCK, "conv2d_direct: packed weights");
+        let reach = TIME_BLOCK + dil * (kw - 1);
+        if channels > 0 {
+            for &(r, ih) in rows {
+                assert!(
+                    r < kh && (channels - 1) * layout.channel + ih * layout.row + reach <= src_len,
+                    "conv2d_direct: tile reach"
+                );
+            }
+        }
+        channels
+    }
+
     /// One register tile: `tile[c][t] = bias[c] + Σ_ci Σ_(r, ih) Σ_kw wᵀ · x(ci, ih)[t + kw·dil]`,
     /// `x(ci, ih)` the row of `src` that `layout` places there.
     ///
@@ -255,17 +282,7 @@ mod avx512 {
         tile: &mut [[f32; TIME_BLOCK]; CO_BLOCK],
     ) {
         let Kernel { kh, kw, dil } = *kernel;
-        let c_in = weights.len() / (kh * kw * CO_BLOCK);
-        assert_eq!(weights.len(), c_in * kh * kw * CO_BLOCK, "conv2d_direct: packed weights");
-        let reach = TIME_BLOCK + dil * (kw - 1);
-        if c_in > 0 {
-            for &(r, ih) in rows {
-                assert!(
-                    r < kh && (c_in - 1) * layout.channel + ih * layout.row + reach <= src.len(),
-                    "conv2d_direct: tile reach"
-                );
-            }
-        }
+        let c_in = checked_channels(src.len(), weights.len(), layout, kernel, rows);
         let mut acc = [[_mm512_setzero_ps(); TIME_VECS]; CO_BLOCK];
         for c in 0..CO_BLOCK {
             let b = _mm512_set1_ps(bias[c]);
@@ -318,17 +335,7 @@ mod avx512 {
         tile: &mut [[f32; TIME_BLOCK]; CO_BLOCK],
     ) {
         let Kernel { kh, kw, dil } = *kernel;
-        let c_in = weights.len() / (kh * kw * CO_BLOCK);
-        assert_eq!(weights.len(), c_in * kh * kw * CO_BLOCK, "conv2d_direct: packed weights");
-        let reach = TIME_BLOCK + dil * (kw - 1);
-        if c_in > 0 {
-            for &(r, ih) in rows {
-                assert!(
-                    r < kh && (c_in - 1) * layout.channel + ih * layout.row + reach <= src.len(),
-                    "conv2d_direct: tile reach"
-                );
-            }
-        }
+        let c_in = checked_channels(src.len(), weights.len(), layout, kernel, rows);
         let mut acc = [[_mm512_setzero_ps(); TIME_VECS]; CO_BLOCK];
         for c in 0..CO_BLOCK {
             let b = _mm512_set1_ps(bias[c]);

@@ -50,9 +50,7 @@ pub(crate) fn group_product(
     let rows = &w.row_pairs()[gi * cg_out * pairs..(gi + 1) * cg_out * pairs];
     let packed = Bf16Matrix::from_columns(level, cols, ld, w.cols(), n);
     if let Some(b) = bias {
-        for (co, row) in o.chunks_exact_mut(n).enumerate() {
-            row.fill(b[gi * cg_out + co]);
-        }
+        super::conv::fill_rows(o, n, &b[gi * cg_out..]);
     }
     bf16::gemm(level, cg_out, rows, &packed, o, None, bias.is_some(), parallel);
 }

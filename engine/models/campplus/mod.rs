@@ -29,6 +29,7 @@ pub use config::CamPlusPlusConfig;
 
 use crate::backend::{Device, Tensor};
 use crate::error::{Error, Result};
+use crate::models::common::compute_type::{wants_bfloat16, BF16_COMPUTE_TYPES};
 use crate::weights::WeightStore;
 
 use cam::Segments;
@@ -39,7 +40,7 @@ use pooling::DenseLayer;
 
 /// The precisions CAM++'s convolutions can compute in (`embedding_compute_type`); see
 /// [`CamPlusPlus::apply_compute_type`].
-pub const EMBEDDING_COMPUTE_TYPES: [&str; 3] = ["default", "bfloat16", "float32"];
+pub const EMBEDDING_COMPUTE_TYPES: [&str; 3] = BF16_COMPUTE_TYPES;
 
 pub struct CamPlusPlus {
     pub config: CamPlusPlusConfig,
@@ -85,22 +86,15 @@ impl CamPlusPlus {
     /// (one input channel), the context products, the norms, the pooling and the dense layer
     /// stay f32.
     pub fn apply_compute_type(&mut self, dev: &Device, compute_type: &str) -> Result<()> {
-        match compute_type {
-            "default" | "bfloat16" => {
-                self.head.round_bfloat16(dev)?;
-                self.tdnn.round_bfloat16(dev)?;
-                for (block, transit) in &mut self.blocks {
-                    block.round_bfloat16(dev)?;
-                    transit.round_bfloat16(dev)?;
-                }
-                Ok(())
+        if wants_bfloat16("embedding_compute_type", compute_type)? {
+            self.head.round_bfloat16(dev)?;
+            self.tdnn.round_bfloat16(dev)?;
+            for (block, transit) in &mut self.blocks {
+                block.round_bfloat16(dev)?;
+                transit.round_bfloat16(dev)?;
             }
-            "float32" => Ok(()),
-            other => Err(Error::Other(format!(
-                "unknown embedding_compute_type `{other}` (expected one of {})",
-                EMBEDDING_COMPUTE_TYPES.join(", ")
-            ))),
         }
+        Ok(())
     }
 
     /// What the convolutions compute in: `bfloat16` once rounded weights took, else the

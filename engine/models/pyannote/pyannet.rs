@@ -8,6 +8,7 @@ use serde_json::Value as Json;
 
 use crate::backend::{Activation, Device, Tensor};
 use crate::error::{Error, Result};
+use crate::models::common::compute_type::{wants_bfloat16, BF16_COMPUTE_TYPES};
 use crate::models::common::layers::{load, Linear};
 use crate::weights::WeightStore;
 
@@ -100,7 +101,7 @@ impl PyanNetConfig {
 
 /// The `segmentation_compute_type`s [`PyanNet::apply_compute_type`] accepts (the CLI's
 /// `--segmentation_compute_type`, the worker's SEGMENTATION_COMPUTE_TYPE).
-pub const SEGMENTATION_COMPUTE_TYPES: [&str; 3] = ["default", "bfloat16", "float32"];
+pub const SEGMENTATION_COMPUTE_TYPES: [&str; 3] = BF16_COMPUTE_TYPES;
 
 /// One LSTM layer: forward (and reverse) direction weights `w_ih`, `w_hh`, `b_ih`, `b_hh`.
 struct LstmLayer {
@@ -156,22 +157,15 @@ impl PyanNet {
     /// 5-tap convs in bf16 ran 1.4–1.6× faster but doubled the drift: VAD scores 1.8e-2 → 3.3e-2
     /// from WhisperX's, segmentation-3.0's log-probabilities 3.8e-2 → 6.3e-2; not kept.)
     pub fn apply_compute_type(&mut self, dev: &Device, compute_type: &str) -> Result<()> {
-        match compute_type {
-            "default" | "bfloat16" => {
-                for layer in &mut self.lstm {
-                    for [w_ih, w_hh, _, _] in &mut layer.directions {
-                        *w_ih = dev.round_bfloat16(w_ih)?;
-                        *w_hh = dev.round_bfloat16(w_hh)?;
-                    }
+        if wants_bfloat16("segmentation_compute_type", compute_type)? {
+            for layer in &mut self.lstm {
+                for [w_ih, w_hh, _, _] in &mut layer.directions {
+                    *w_ih = dev.round_bfloat16(w_ih)?;
+                    *w_hh = dev.round_bfloat16(w_hh)?;
                 }
-                Ok(())
             }
-            "float32" => Ok(()),
-            other => Err(Error::Other(format!(
-                "unknown segmentation_compute_type `{other}` (expected one of {})",
-                SEGMENTATION_COMPUTE_TYPES.join(", ")
-            ))),
         }
+        Ok(())
     }
 
     /// What the LSTMs' products compute in: `bfloat16` once rounded weights took, else the
