@@ -27,18 +27,23 @@ extern "C" __global__ void max_pool1d(const float* __restrict__ x, float* __rest
     }
 }
 
-// Overlapping windows of x[C, T], each scaled and shifted: y[w, c, l] = x[c, w*hop + l] * scale[w] + shift[w, c]
-// (y is [W, C, len]). CPU reference: engine/backend/cpu/conv.rs windows_affine.
-extern "C" __global__ void windows_affine(const float* __restrict__ x, const float* __restrict__ scale,
-                                          const float* __restrict__ shift, float* __restrict__ y, i64 n, int channels,
-                                          i64 time, i64 hop, int len) {
+// Overlapping windows of x[C, T], each scaled and shifted, their magnitudes max-pooled over `pool` frames:
+// y[w, c, j] = max_{i < pool} |x[c, w*hop + j*pool + i] * scale[w] + shift[w, c]| (y is [W, C, pooled]).
+// CPU reference: engine/backend/cpu/conv.rs windows_abs_max_pool.
+extern "C" __global__ void windows_abs_max_pool(const float* __restrict__ x, const float* __restrict__ scale,
+                                                const float* __restrict__ shift, float* __restrict__ y, i64 n,
+                                                int channels, i64 time, i64 hop, int pooled, int pool) {
     GRID_STRIDE_LOOP(i, n) {
-        const int l = (int)(i % len);
-        const i64 row = i / len;  // w * channels + c
+        const int j = (int)(i % pooled);
+        const i64 row = i / pooled;  // w * channels + c
         const int c = (int)(row % channels);
         const i64 w = row / channels;
+        const float* src = x + c * time + w * hop + (i64)j * pool;
+        const float a = scale[w], b = shift[row];
+        float m = NEG_INF;
         // Rounded product then sum (no fused multiply-add): the CPU reference's rounding.
-        y[i] = __fadd_rn(__fmul_rn(x[c * time + w * hop + l], scale[w]), shift[row]);
+        for (int k = 0; k < pool; ++k) m = fmaxf(m, fabsf(__fadd_rn(__fmul_rn(src[k], a), b)));
+        y[i] = m;
     }
 }
 

@@ -1269,6 +1269,9 @@ fn binary() {
         ("middle [C,1]", &[2, 6, 17], &[6, 1]),
         ("middle [1,C,1]", &[2, 6, 17], &[1, 6, 1]),
         ("leading [B,1,T]", &[2, 6, 17], &[2, 1, 17]),
+        ("per row: CAM++'s gate [B,C,S,1]", &[5, 32, 5, 100], &[5, 32, 5, 1]),
+        ("per row, many tasks", &[3, 300, 100], &[3, 300, 1]),
+        ("per row, empty a", &[0, 5], &[0, 1]),
         ("rank-4 mixed", &[2, 3, 4, 5], &[2, 1, 4, 1]),
         ("rank-4 mixed", &[2, 3, 4, 5], &[3, 1, 5]),
         ("scalar []", &[3, 7], &[]),
@@ -2107,46 +2110,58 @@ fn reduce() {
 }
 
 #[test]
-fn windows_affine() {
-    let mut st = Stats::new("windows_affine");
+fn windows_abs_max_pool() {
+    let mut st = Stats::new("windows_abs_max_pool");
     let mut rng = Rng::new(23);
-    // (C, T, windows, hop, length)
+    // (C, T, windows, hop, length, pool): SincNet's pool of 3 (its vectorised loop) over lengths
+    // that do and do not divide by it, other pools, too short for one pooled frame, no windows.
     let cases = [
-        (1, 1, 1, 0, 1),
-        (3, 40, 4, 7, 19),
-        (2, 33, 3, 16, 1),
-        (80, 8775, 3, 800, 7175),
-        (5, 9, 0, 2, 4),
-        (2, 5, 3, 0, 4),
+        (1, 1, 1, 0, 1, 1),
+        (3, 40, 4, 7, 19, 3),
+        (2, 33, 3, 16, 1, 1),
+        (80, 8775, 3, 800, 7175, 3),
+        (80, 8776, 3, 800, 7176, 3),
+        (4, 50, 5, 9, 14, 2),
+        (3, 61, 2, 11, 50, 7),
+        (2, 30, 3, 5, 2, 3),
+        (5, 9, 0, 2, 4, 3),
+        (2, 5, 3, 0, 4, 1),
     ];
-    for &(c, t, w, hop, len) in &cases {
+    for &(c, t, w, hop, len, pool) in &cases {
         let (x, scale, shift) = (rng.vec(c * t, 1.0), rng.vec(w, 2.0), rng.vec(w * c, 1.0));
-        let mut want = vec![0.0f32; w * c * len];
+        let pooled = len / pool;
+        let mut want = vec![0.0f32; w * c * pooled];
         for wi in 0..w {
             for ci in 0..c {
-                for l in 0..len {
-                    want[(wi * c + ci) * len + l] = x[ci * t + wi * hop + l] * scale[wi] + shift[wi * c + ci];
+                for j in 0..pooled {
+                    let mags =
+                        (0..pool).map(|i| (x[ci * t + wi * hop + j * pool + i] * scale[wi] + shift[wi * c + ci]).abs());
+                    want[(wi * c + ci) * pooled + j] = mags.fold(f32::NEG_INFINITY, f32::max);
                 }
             }
         }
         for (label, dev) in devices() {
             let (sc, sh) = (up(&dev, &scale, &[w]), up(&dev, &shift, &[w, c]));
-            let y = dev.windows_affine(&up(&dev, &x, &[c, t]), hop, len, &sc, &sh).unwrap();
-            assert_eq!(y.shape(), &[w, c, len]);
-            st.exact("windows_affine", &label, &format!("[{c},{t}] {w} of {len} every {hop}"), &down(&dev, &y), &want);
+            let y = dev.windows_abs_max_pool(&up(&dev, &x, &[c, t]), hop, len, &sc, &sh, pool).unwrap();
+            assert_eq!(y.shape(), &[w, c, pooled]);
+            let what = format!("[{c},{t}] {w} of {len} every {hop}, pool {pool}");
+            st.exact("windows_abs_max_pool", &label, &what, &down(&dev, &y), &want);
         }
     }
     for (label, dev) in devices() {
         let x = up(&dev, &[0.0; 20], &[2, 10]);
         let (sc, sh) = (up(&dev, &[1.0; 3], &[3]), up(&dev, &[0.0; 6], &[3, 2]));
-        expect_err("windows_affine past the end", &label, || dev.windows_affine(&x, 4, 3, &sc, &sh));
-        expect_err("windows_affine rank 3", &label, || {
-            dev.windows_affine(&up(&dev, &[0.0; 20], &[1, 2, 10]), 1, 3, &sc, &sh)
+        expect_err("windows_abs_max_pool past the end", &label, || dev.windows_abs_max_pool(&x, 4, 3, &sc, &sh, 3));
+        expect_err("windows_abs_max_pool rank 3", &label, || {
+            dev.windows_abs_max_pool(&up(&dev, &[0.0; 20], &[1, 2, 10]), 1, 3, &sc, &sh, 3)
         });
-        expect_err("windows_affine shift shape", &label, || {
-            dev.windows_affine(&x, 1, 3, &sc, &up(&dev, &[0.0; 6], &[2, 3]))
+        expect_err("windows_abs_max_pool shift shape", &label, || {
+            dev.windows_abs_max_pool(&x, 1, 3, &sc, &up(&dev, &[0.0; 6], &[2, 3]), 3)
         });
-        expect_err("windows_affine hop overflowing", &label, || dev.windows_affine(&x, usize::MAX, 3, &sc, &sh));
+        expect_err("windows_abs_max_pool hop overflowing", &label, || {
+            dev.windows_abs_max_pool(&x, usize::MAX, 3, &sc, &sh, 3)
+        });
+        expect_err("windows_abs_max_pool pool 0", &label, || dev.windows_abs_max_pool(&x, 1, 3, &sc, &sh, 0));
     }
     st.report();
 }

@@ -242,12 +242,21 @@ impl Device {
         })
     }
 
-    /// Overlapping windows of `x[C, T]`, each with an affine map of its own (see
-    /// [`ConvOps::windows_affine`](crate::backend::kernels::ConvOps::windows_affine)).
-    pub fn windows_affine(&self, x: &Tensor, hop: usize, len: usize, scale: &Tensor, shift: &Tensor) -> Result<Tensor> {
-        shape_checks::windows_affine(x, hop, len, scale, shift)?;
-        self.run(OpCall { op: "windows_affine", inputs: &[x, scale, shift], sizes: &[hop, len] }, |k| {
-            k.windows_affine(x, hop, len, scale, shift)
+    /// Overlapping windows of `x[C, T]`, each with an affine map of its own, their magnitudes
+    /// max-pooled (see
+    /// [`ConvOps::windows_abs_max_pool`](crate::backend::kernels::ConvOps::windows_abs_max_pool)).
+    pub fn windows_abs_max_pool(
+        &self,
+        x: &Tensor,
+        hop: usize,
+        len: usize,
+        scale: &Tensor,
+        shift: &Tensor,
+        pool: usize,
+    ) -> Result<Tensor> {
+        shape_checks::windows_abs_max_pool(x, hop, len, scale, shift, pool)?;
+        self.run(OpCall { op: "windows_abs_max_pool", inputs: &[x, scale, shift], sizes: &[hop, len, pool] }, |k| {
+            k.windows_abs_max_pool(x, hop, len, scale, shift, pool)
         })
     }
 

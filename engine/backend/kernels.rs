@@ -73,8 +73,19 @@ pub trait ConvOps {
     /// `nn.MaxPool1d(kernel, stride)` on `x[B, C, T]` (no padding, floor mode).
     fn max_pool1d(&self, x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor>;
     /// `scale.len()` overlapping windows of `x[C, T]`, `hop` apart and `len` long, each scaled
-    /// and shifted: `out[w, c, l] = x[c, w·hop + l] · scale[w] + shift[w, c]` (`[W, C, len]`).
-    fn windows_affine(&self, x: &Tensor, hop: usize, len: usize, scale: &Tensor, shift: &Tensor) -> Result<Tensor>;
+    /// and shifted, then their magnitudes max-pooled over `pool` frames (stride `pool`, floor
+    /// mode): `out[w, c, j] = max_{i < pool} |x[c, w·hop + j·pool + i] · scale[w] + shift[w, c]|`
+    /// (`[W, C, (len − pool) / pool + 1]`, no frames when `len < pool`). SincNet's
+    /// `|filter bank| → MaxPool1d` of each window, read from one filter-bank pass.
+    fn windows_abs_max_pool(
+        &self,
+        x: &Tensor,
+        hop: usize,
+        len: usize,
+        scale: &Tensor,
+        shift: &Tensor,
+        pool: usize,
+    ) -> Result<Tensor>;
 }
 
 /// Normalisations.

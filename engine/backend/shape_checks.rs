@@ -135,16 +135,18 @@ pub fn max_pool1d(x: &Tensor, kernel: usize, stride: usize) -> Result<(usize, us
     Ok((b, c, t, t_out))
 }
 
-/// Windows of `x[C, T]` (see `ConvOps::windows_affine`): `(C, T, W)`. Every window must lie
-/// inside `x`, `scale` hold one value a window and `shift` `[W, C]`.
-pub fn windows_affine(
+/// Windows of `x[C, T]` (see `ConvOps::windows_abs_max_pool`): `(C, T, W, pooled frames)`.
+/// Every window must lie inside `x`, `scale` hold one value a window, `shift` be `[W, C]` and
+/// `pool` positive.
+pub fn windows_abs_max_pool(
     x: &Tensor,
     hop: usize,
     len: usize,
     scale: &Tensor,
     shift: &Tensor,
-) -> Result<(usize, usize, usize)> {
-    let op = "windows_affine";
+    pool: usize,
+) -> Result<(usize, usize, usize, usize)> {
+    let op = "windows_abs_max_pool";
     let [c, t] = x.shape() else {
         return Err(Error::shape(op, format!("input {:?} is not [C, T]", x.shape())));
     };
@@ -155,11 +157,14 @@ pub fn windows_affine(
     if shift.shape() != [w, c] {
         return Err(Error::shape(op, format!("shift {:?} for {w} windows of {c} channels", shift.shape())));
     }
+    if pool == 0 {
+        return Err(Error::shape(op, "pool must be positive"));
+    }
     let end = w.checked_sub(1).map_or(Some(0), |gaps| gaps.checked_mul(hop).and_then(|s| s.checked_add(len)));
     if end.is_none_or(|end| end > t) {
         return Err(Error::shape(op, format!("{w} windows of {len} every {hop} do not fit in {t}")));
     }
-    Ok((c, t, w))
+    Ok((c, t, w, len / pool))
 }
 
 /// Layer norm of `x[.., D]` with `gamma`, `beta` of `D` values: `(rows, D)`.

@@ -306,22 +306,45 @@ multiversion! {
     }
 }
 
-/// See [`ConvOps::windows_affine`]: one row `(w, c)` a task.
-pub fn windows_affine(x: &Tensor, hop: usize, len: usize, scale: &Tensor, shift: &Tensor) -> Result<Tensor> {
-    let (c, t, w) = shape_checks::windows_affine(x, hop, len, scale, shift)?;
+/// See [`ConvOps::windows_abs_max_pool`]: one row `(w, c)` a task.
+pub fn windows_abs_max_pool(
+    level: SimdLevel,
+    x: &Tensor,
+    hop: usize,
+    len: usize,
+    scale: &Tensor,
+    shift: &Tensor,
+    pool: usize,
+) -> Result<Tensor> {
+    let (c, t, w, pooled) = shape_checks::windows_abs_max_pool(x, hop, len, scale, shift, pool)?;
     let (xd, sd, hd) = (data(x)?, data(scale)?, data(shift)?);
-    let mut out = vec![0.0f32; w * c * len];
-    if len > 0 {
-        out.par_chunks_mut(len).enumerate().for_each(|(row, o)| {
+    let mut out = vec![0.0f32; w * c * pooled];
+    if pooled > 0 {
+        out.par_chunks_mut(pooled).enumerate().for_each(|(row, o)| {
             let (wi, ci) = (row / c, row % c);
-            let src = &xd[ci * t + wi * hop..][..len];
-            let (a, b) = (sd[wi], hd[row]);
-            for (ov, &v) in o.iter_mut().zip(src) {
-                *ov = v * a + b;
-            }
+            let src = &xd[ci * t + wi * hop..][..pooled * pool];
+            abs_pool_row(level, src, sd[wi], hd[row], pool, o);
         });
     }
-    Ok(tensor(vec![w, c, len], out))
+    Ok(tensor(vec![w, c, pooled], out))
+}
+
+multiversion! {
+    /// One window row: `out[j] = max_{i < pool} |src[j·pool + i] · a + b|` (the product rounded
+    /// before the sum, as an affine op then `abs` and `max_pool1d` would round). SincNet's pool
+    /// of 3 has a loop of its own, which the compiler vectorises.
+    fn abs_pool_row(src: &[f32], a: f32, b: f32, pool: usize, out: &mut [f32]) {
+        let mag = |v: f32| (v * a + b).abs();
+        if pool == 3 {
+            for (o, s) in out.iter_mut().zip(src.chunks_exact(3)) {
+                *o = f32::NEG_INFINITY.max(mag(s[0])).max(mag(s[1])).max(mag(s[2]));
+            }
+            return;
+        }
+        for (o, s) in out.iter_mut().zip(src.chunks_exact(pool)) {
+            *o = s.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(mag(v)));
+        }
+    }
 }
 
 impl ConvOps for CpuBackend {
@@ -337,7 +360,15 @@ impl ConvOps for CpuBackend {
         max_pool1d(self.simd, x, kernel, stride)
     }
 
-    fn windows_affine(&self, x: &Tensor, hop: usize, len: usize, scale: &Tensor, shift: &Tensor) -> Result<Tensor> {
-        windows_affine(x, hop, len, scale, shift)
+    fn windows_abs_max_pool(
+        &self,
+        x: &Tensor,
+        hop: usize,
+        len: usize,
+        scale: &Tensor,
+        shift: &Tensor,
+        pool: usize,
+    ) -> Result<Tensor> {
+        windows_abs_max_pool(self.simd, x, hop, len, scale, shift, pool)
     }
 }

@@ -64,6 +64,18 @@ pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
         out.par_chunks_mut(n).zip(ad.par_chunks(n)).for_each(|(o, x)| {
             o.iter_mut().zip(x.iter().zip(bd)).for_each(|(o, (&x, &y))| *o = f(x, y));
         });
+    } else if let Some(inner) = per_row_block(ash, &bfull).filter(|&n| n > 0 && bd.len() * n == ad.len()) {
+        // One value of b for each run of `inner` contiguous elements of a (a gate per channel
+        // and segment, a scale per row).
+        let rows_per_task = CHUNK.div_ceil(inner);
+        out.par_chunks_mut(rows_per_task * inner).zip(ad.par_chunks(rows_per_task * inner)).enumerate().for_each(
+            |(task, (o, x))| {
+                let ys = &bd[task * rows_per_task..];
+                for ((o, x), &y) in o.chunks_mut(inner).zip(x.chunks(inner)).zip(ys) {
+                    o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x, y));
+                }
+            },
+        );
     } else {
         // General broadcast: strides of b with zeros on broadcast dimensions.
         let mut bstride = vec![0usize; ash.len()];
@@ -83,6 +95,14 @@ pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
         }
     }
     Ok(tensor(ash.to_vec(), out))
+}
+
+/// When `b` (already right-aligned) is `a`'s leading dimensions followed by 1s: the number of
+/// `a`'s elements each value of `b` applies to (the product of those trailing dimensions).
+fn per_row_block(a: &[usize], b: &[usize]) -> Option<usize> {
+    let ones = b.iter().rev().take_while(|&&d| d == 1).count();
+    let lead = b.len() - ones;
+    (b[..lead] == a[..lead]).then(|| a[lead..].iter().product())
 }
 
 /// True when `b` (already right-aligned) is 1s followed by exactly `a`'s trailing dimensions.

@@ -1,5 +1,8 @@
 //! Embedding lookup, permute, slice, concat, padding, last-dimension reductions and argmax.
 
+use rayon::prelude::*;
+
+use super::norm::{moments, sum_f64};
 use super::simd::SimdLevel;
 use super::{data, tensor, weight, CpuBackend};
 use crate::backend::kernels::LayoutOps;
@@ -125,25 +128,40 @@ pub fn pad(x: &Tensor, dim: usize, before: usize, after: usize, padding: Padding
     Ok(tensor(shape, out))
 }
 
-pub fn reduce(x: &Tensor, op: Reduce) -> Result<Tensor> {
+pub fn reduce(level: SimdLevel, x: &Tensor, op: Reduce) -> Result<Tensor> {
     let (rows, d) = x.rows_cols();
     let xd = data(x)?;
-    let out: Vec<f32> = xd
-        .chunks_exact(d)
-        .map(|r| match op {
-            Reduce::Sum => r.iter().map(|&v| v as f64).sum::<f64>() as f32,
-            Reduce::Mean => (r.iter().map(|&v| v as f64).sum::<f64>() / d as f64) as f32,
-            Reduce::Max => r.iter().copied().fold(f32::NEG_INFINITY, f32::max),
-            Reduce::Std => {
-                let m = r.iter().map(|&v| v as f64).sum::<f64>() / d as f64;
-                (r.iter().map(|&v| (v as f64 - m).powi(2)).sum::<f64>() / d as f64).sqrt() as f32
-            }
-        })
-        .collect();
-    debug_assert_eq!(out.len(), rows);
+    let mut out = vec![0.0f32; rows];
+    // Rows per parallel task: about REDUCE_CHUNK elements.
+    let rows_per_task = REDUCE_CHUNK.div_ceil(d.max(1));
+    out.par_chunks_mut(rows_per_task).enumerate().for_each(|(task, o)| {
+        for (i, o) in o.iter_mut().enumerate() {
+            let r = &xd[(task * rows_per_task + i) * d..][..d];
+            *o = match op {
+                Reduce::Max => r.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+                Reduce::Sum | Reduce::Mean => {
+                    let mut sum = 0.0f64;
+                    sum_f64(level, r, &mut sum);
+                    if op == Reduce::Mean {
+                        (sum / d as f64) as f32
+                    } else {
+                        sum as f32
+                    }
+                }
+                Reduce::Std => {
+                    let mut m = [0.0f64; 2];
+                    moments(level, r, &mut m);
+                    m[1].sqrt() as f32
+                }
+            };
+        }
+    });
     let shape = x.shape()[..x.rank() - 1].to_vec();
     Ok(tensor(shape, out))
 }
+
+/// Elements per parallel task of [`reduce`].
+const REDUCE_CHUNK: usize = 1 << 14;
 
 pub fn argmax(x: &Tensor) -> Result<Vec<u32>> {
     let (_, d) = x.rows_cols();
@@ -177,7 +195,7 @@ impl LayoutOps for CpuBackend {
     }
 
     fn reduce(&self, x: &Tensor, op: Reduce) -> Result<Tensor> {
-        reduce(x, op)
+        reduce(self.simd, x, op)
     }
 
     fn argmax(&self, x: &Tensor) -> Result<Vec<u32>> {

@@ -74,22 +74,37 @@ pub fn group_norm(
 }
 
 /// Lanes of the f64 partial sums in [`moments`] (one AVX-512 register).
-const MOMENT_LANES: usize = 8;
+pub(super) const MOMENT_LANES: usize = 8;
+
+/// `Σ r` in f64 across [`MOMENT_LANES`] lanes (inlined into each caller's SIMD level).
+#[inline(always)]
+fn lane_sum(r: &[f32]) -> f64 {
+    let chunks = r.chunks_exact(MOMENT_LANES);
+    let tail = chunks.remainder();
+    let mut lanes = [0.0f64; MOMENT_LANES];
+    for c in chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            *l += v as f64;
+        }
+    }
+    lanes.iter().sum::<f64>() + tail.iter().map(|&v| v as f64).sum::<f64>()
+}
+
+multiversion! {
+    /// `Σ r` in f64 across [`MOMENT_LANES`] lanes so the loop vectorises.
+    pub(super) fn sum_f64(r: &[f32], out: &mut f64) {
+        *out = lane_sum(r);
+    }
+}
 
 multiversion! {
     /// `[mean, variance]` of `r` (population variance), summed in f64 across
     /// [`MOMENT_LANES`] lanes so the loops vectorise.
-    fn moments(r: &[f32], out: &mut [f64; 2]) {
+    pub(super) fn moments(r: &[f32], out: &mut [f64; 2]) {
         let n = r.len() as f64;
         let chunks = r.chunks_exact(MOMENT_LANES);
         let tail = chunks.remainder();
-        let mut lanes = [0.0f64; MOMENT_LANES];
-        for c in chunks.clone() {
-            for (l, &v) in lanes.iter_mut().zip(c) {
-                *l += v as f64;
-            }
-        }
-        let mean = (lanes.iter().sum::<f64>() + tail.iter().map(|&v| v as f64).sum::<f64>()) / n;
+        let mean = lane_sum(r) / n;
         let mut sq = [0.0f64; MOMENT_LANES];
         for c in chunks {
             for (l, &v) in sq.iter_mut().zip(c) {

@@ -161,12 +161,20 @@ impl ConvOps for CudaBackend {
         Ok(y)
     }
 
-    fn windows_affine(&self, x: &Tensor, hop: usize, len: usize, scale: &Tensor, shift: &Tensor) -> Result<Tensor> {
-        let (c, t, w) = shape_checks::windows_affine(x, hop, len, scale, shift)?;
-        let (y, yp) = self.output(vec![w, c, len])?;
-        let n = w * c * len;
+    fn windows_abs_max_pool(
+        &self,
+        x: &Tensor,
+        hop: usize,
+        len: usize,
+        scale: &Tensor,
+        shift: &Tensor,
+        pool: usize,
+    ) -> Result<Tensor> {
+        let (c, t, w, pooled) = shape_checks::windows_abs_max_pool(x, hop, len, scale, shift, pool)?;
+        let (y, yp) = self.output(vec![w, c, pooled])?;
+        let n = w * c * pooled;
         self.launch_elementwise(
-            "windows_affine",
+            "windows_abs_max_pool",
             n,
             &[
                 Arg::Ptr(f32_ptr(x)?),
@@ -177,7 +185,8 @@ impl ConvOps for CudaBackend {
                 Arg::I32(int(c, "channels")?),
                 Arg::I64(t as i64),
                 Arg::I64(hop as i64),
-                Arg::I32(int(len.max(1), "window length")?),
+                Arg::I32(int(pooled.max(1), "pooled frames")?),
+                Arg::I32(int(pool, "pool")?),
             ],
         )?;
         Ok(y)

@@ -484,9 +484,12 @@ fn check_conv(c: &mut Checker, thorough: bool) -> Result<()> {
         let x = c.tensor(&[ch, t], 1.0)?;
         let scale = c.tensor(&[count], 2.0)?;
         let shift = c.tensor(&[count, ch], 1.0)?;
-        c.check(format!("windows_affine [{ch}, {t}] {count} windows of {len} every {hop}"), "conv", F32, |d, s| {
-            d.windows_affine(side(&x, s), hop, len, side(&scale, s), side(&shift, s))
-        })?;
+        for pool in [3, 1, 4] {
+            let label = format!("windows_abs_max_pool [{ch}, {t}] {count} windows of {len} every {hop}, pool {pool}");
+            c.check(label, "conv", F32, |d, s| {
+                d.windows_abs_max_pool(side(&x, s), hop, len, side(&scale, s), side(&shift, s), pool)
+            })?;
+        }
     }
     Ok(())
 }

@@ -162,7 +162,8 @@ impl SincNet {
     /// (`a·x + b`, `a = γ/√(var + ε)`, `b = β − a·mean`), so it moves past the linear,
     /// bias-free filter bank: `conv(a·x + b) = a·conv(x) + b·Σ taps`, each window's share of
     /// the stretch's filter output scaled and shifted by its own statistics
-    /// ([`Device::windows_affine`]). Where `hop` is not a whole number of filter strides the
+    /// ([`Device::windows_abs_max_pool`], which also takes the sinc stage's `|·|` and first pool
+    /// in the same pass). Where `hop` is not a whole number of filter strides the
     /// windows' outputs do not line up with the stretch's, and each window is filtered alone.
     pub fn forward_windows(
         &self,
@@ -199,26 +200,33 @@ impl SincNet {
         let filtered = dev.conv1d(&dev.upload(&samples, &[1, 1, span])?, &self.filters, None, sinc)?;
         let filtered = filtered.reshape(&[SINC_FILTERS, filtered.dim(2)])?;
         let frames = (window - SINC_KERNEL_SIZE) / self.stride + 1;
-        let x = dev.windows_affine(
+        let pooled = dev.windows_abs_max_pool(
             &filtered,
             hop / self.stride,
             frames,
             &dev.upload(&scale, &[count])?,
             &dev.upload(&shift, &[count, SINC_FILTERS])?,
+            POOL_SIZE,
         )?;
-        self.stages(dev, x)
+        self.stages_after_pool(dev, pooled)
     }
 
     /// From the sinc filter bank's output `[B, 80, T']` on.
     fn stages(&self, dev: &Device, filtered: Tensor) -> Result<Tensor> {
         // The sinc stage takes |·| before pooling (pyannote: mravanelli/SincNet#4).
-        let mut x = dev.activation(&filtered, Activation::Abs)?;
+        let x = dev.activation(&filtered, Activation::Abs)?;
+        self.stages_after_pool(dev, dev.max_pool1d(&x, POOL_SIZE, POOL_SIZE)?)
+    }
+
+    /// From the sinc stage's pooled magnitudes `[B, 80, T'/3]` on.
+    fn stages_after_pool(&self, dev: &Device, pooled: Tensor) -> Result<Tensor> {
+        let mut x = pooled;
         for stage in 0..3 {
             if stage > 0 {
                 let (w, b) = &self.convs[stage - 1];
                 x = dev.conv1d(&x, w, Some(b), Conv1dParams::default())?;
+                x = dev.max_pool1d(&x, POOL_SIZE, POOL_SIZE)?;
             }
-            x = dev.max_pool1d(&x, POOL_SIZE, POOL_SIZE)?;
             x = self.norms[stage].forward(dev, &x)?;
             x = dev.activation(&x, Activation::LeakyRelu(LEAKY_RELU_SLOPE))?;
         }
