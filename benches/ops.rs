@@ -115,6 +115,16 @@ fn conv2d(c: &mut Criterion) {
     g.bench_function(format!("conv2d cam++ fcm [1, {ch}, {f}, {t}] 3x3 {}", wb.dtype()), |bench| {
         bench.iter(|| dev.conv2d(&x, &wb, None, p).unwrap())
     });
+    // The residual blocks' 1×1 shortcuts that halve the frequency bins (stride (2, 1)).
+    let w1 = upload(&dev, &[ch, ch, 1, 1], 3);
+    let p1 = Conv2dParams { stride: (2, 1), ..Default::default() };
+    g.throughput(Throughput::Elements((2 * ch * ch * (f / 2) * t) as u64));
+    for w1 in [w1.clone(), round_conv_bfloat16(&dev, &w1).unwrap()] {
+        g.bench_function(
+            format!("conv2d cam++ fcm shortcut [1, {ch}, {f}, {t}] 1x1 stride 2 {}", w1.dtype()),
+            |bench| bench.iter(|| dev.conv2d(&x, &w1, None, p1).unwrap()),
+        );
+    }
 }
 
 /// tiny.en's products with its f16 weights, and in int8: the encoder's MLP GEMM (one 30 s window: 1500 rows)

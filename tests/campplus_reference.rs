@@ -170,6 +170,35 @@ fn a_batch_item_equals_the_item_alone_and_wrong_shapes_are_refused() {
 }
 
 #[test]
+fn weighted_pooling_gives_each_weighting_its_own_embedding_item_major() {
+    let dev = Device::cpu();
+    let Some(path) = checkpoint_path() else { return };
+    let model = CamPlusPlus::load(&dev, checkpoint::open(&path).unwrap().as_ref()).unwrap();
+    let (features, shape) = tensor(&reference(), "features.batch_spk1_snt1_snt3");
+    let x = model.frame_features(&dev, &dev.upload(&features, &shape).unwrap()).unwrap();
+    let (items, _, frames) = x.dims3("test").unwrap();
+    let speakers = 3;
+    // Weights in [0, 1], different for every item, speaker and frame.
+    let weights: Vec<f32> = (0..items * speakers * frames).map(|i| ((i * 7919) % 13) as f32 / 12.0).collect();
+    let all = dev.download(&model.embed_weighted(&dev, &x, &weights).unwrap()).unwrap();
+    assert_eq!(all.len(), items * speakers * 192);
+    for item in 0..items {
+        let xi = dev.slice(&x, 0, item, 1).unwrap();
+        for s in 0..speakers {
+            let row = (item * speakers + s) * frames;
+            let alone = dev.download(&model.embed_weighted(&dev, &xi, &weights[row..row + frames]).unwrap()).unwrap();
+            let got = &all[(item * speakers + s) * 192..][..192];
+            let diff = alone.iter().zip(got).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(diff <= 1e-5, "item {item}, speaker {s}: {diff}");
+        }
+    }
+    for bad in [&weights[..frames], &weights[..weights.len() - 1]] {
+        let err = model.embed_weighted(&dev, &x, bad).expect_err("weights that do not fit").to_string();
+        assert!(err.contains("weights"), "{err}");
+    }
+}
+
+#[test]
 fn damaged_checkpoints_are_errors_naming_the_file() {
     let Some(path) = checkpoint_path() else { return };
     let bytes = std::fs::read(&path).unwrap();

@@ -735,6 +735,10 @@ fn conv2d() {
         ("direct 3x5 p(1,2), 12 channels", [2, 3, 6, 70], 12, (3, 5), p((1, 1), (1, 2), (1, 1), 1)),
         ("direct 1x7 d(1,3) p(0,5), 3 channels", [1, 4, 2, 61], 3, (1, 7), p((1, 1), (0, 5), (1, 3), 1)),
         ("8 wide: im2col", [1, 2, 3, 30], 8, (1, 8), p((1, 1), (0, 0), (1, 1), 1)),
+        // im2col lines copied whole along time (stride 1 there): padding and dilation at both
+        // edges, lines wholly in the padding.
+        ("im2col 3x8 s(2,1) p(1,3) d(1,2)", [2, 4, 9, 40], 6, (3, 8), p((2, 1), (1, 3), (1, 2), 1)),
+        ("im2col 1x8 s(2,1) p(0,9) d(1,2), narrow", [1, 3, 5, 6], 4, (1, 8), p((2, 1), (0, 9), (1, 2), 1)),
     ];
     for &(name, [b, cin, h, w], cout, (kh, kw), p) in cases {
         let x = rng.vec(b * cin * h * w, 1.0);

@@ -152,10 +152,14 @@ impl CamPlusPlusEmbedding {
     /// (nearest-resampled to `T'`), then the dense layer: `[W · speakers, embedding_size]`.
     fn pool_per_speaker(&self, dev: &Device, x: &Tensor, masks: &[Vec<f32>], speakers: usize) -> Result<Vec<f32>> {
         let (w, _, frames) = x.dims3("campplus pool_per_speaker")?;
-        let x = dev.index_select(x, &rows_per_speaker(w, speakers))?;
+        if masks.len() != w * speakers {
+            return Err(Error::shape("campplus pool_per_speaker", format!("{} masks for {w} windows", masks.len())));
+        }
+        if masks.is_empty() {
+            return Ok(Vec::new());
+        }
         let weights: Vec<f32> = masks.iter().flat_map(|m| nearest_resample(m, frames)).collect();
-        let weights = dev.upload(&weights, &[w * speakers, frames])?;
-        dev.download(&self.model.embed_weighted(dev, &x, &weights)?)
+        dev.download(&self.model.embed_weighted(dev, x, &weights)?)
     }
 }
 

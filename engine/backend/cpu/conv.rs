@@ -228,6 +228,20 @@ fn conv2d_tiles(
                         let ih = (oh * p.stride.0 + a * p.dilation.0) as isize - p.padding.0 as isize;
                         if ih < 0 || ih as usize >= h_in {
                             line.fill(0.0);
+                        } else if p.stride.1 == 1 {
+                            // Along a line the input is contiguous: copy its part inside the
+                            // row, zeros where the padding is.
+                            let src_row = &src[ih as usize * w_in..][..w_in];
+                            let shift = (c * p.dilation.1) as isize - p.padding.1 as isize;
+                            let first = (-shift - ow0 as isize).clamp(0, line.len() as isize) as usize;
+                            let last = (w_in as isize - shift - ow0 as isize).clamp(first as isize, line.len() as isize)
+                                as usize;
+                            line[..first].fill(0.0);
+                            if last > first {
+                                let from = ((ow0 + first) as isize + shift) as usize;
+                                line[first..last].copy_from_slice(&src_row[from..from + (last - first)]);
+                            }
+                            line[last..].fill(0.0);
                         } else {
                             let src_row = &src[ih as usize * w_in..][..w_in];
                             for (ow, d) in (ow0..ow1).zip(line.iter_mut()) {

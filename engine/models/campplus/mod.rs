@@ -137,12 +137,28 @@ impl CamPlusPlus {
         self.out_nonlinear.forward_relu(dev, &x)
     }
 
-    /// The embedding of frame-level features `x[B, C, T']` ([`Self::frame_features`]) pooled
-    /// with per-frame `weights[B, T']` (pyannote's weighted `StatsPool`: weighted mean and
-    /// unbiased weighted std), as pyannote embeds a local speaker of a window with its activity
-    /// as the pooling weights (its WeSpeaker models do this; here the same for CAM++).
-    pub fn embed_weighted(&self, dev: &Device, x: &Tensor, weights: &Tensor) -> Result<Tensor> {
-        let pooled = dev.stats_pool(x, Some(weights))?;
+    /// The embeddings of frame-level features `x[B, C, T']` ([`Self::frame_features`]) pooled
+    /// once per row of `weights[B · S, T']` (rows `b · S + s`: item `b`'s `S` weightings),
+    /// `[B · S, embedding_size]`: pyannote's weighted `StatsPool` (weighted mean and unbiased
+    /// weighted std), as pyannote embeds each local speaker of a window with its activity as
+    /// the pooling weights (its WeSpeaker models do this; here the same for CAM++). Each
+    /// weighting pools all items in one call, so `x` is never copied per speaker.
+    pub fn embed_weighted(&self, dev: &Device, x: &Tensor, weights: &[f32]) -> Result<Tensor> {
+        let (b, c, t) = x.dims3("campplus embed_weighted")?;
+        let per_item = if b * t == 0 { 0 } else { weights.len() / (b * t) };
+        if per_item == 0 || weights.len() != b * per_item * t {
+            return Err(Error::shape(
+                "campplus embed_weighted",
+                format!("{} weights for {b} items of {t} frames", weights.len()),
+            ));
+        }
+        let mut pooled = Vec::with_capacity(per_item);
+        for s in 0..per_item {
+            let rows: Vec<f32> = weights.chunks_exact(t).skip(s).step_by(per_item).flatten().copied().collect();
+            let p = dev.stats_pool(x, Some(&dev.upload(&rows, &[b, t])?))?;
+            pooled.push(p.reshape(&[b, 1, 2 * c])?);
+        }
+        let pooled = dev.concat(&pooled.iter().collect::<Vec<_>>(), 1)?.reshape(&[b * per_item, 2 * c])?;
         self.dense.forward(dev, &pooled)
     }
 }
