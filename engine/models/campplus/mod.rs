@@ -145,7 +145,7 @@ impl CamPlusPlus {
     /// weighting pools all items in one call, so `x` is never copied per speaker.
     pub fn embed_weighted(&self, dev: &Device, x: &Tensor, weights: &[f32]) -> Result<Tensor> {
         let (b, c, t) = x.dims3("campplus embed_weighted")?;
-        let per_item = if b * t == 0 { 0 } else { weights.len() / (b * t) };
+        let per_item = weights.len().checked_div(b * t).unwrap_or(0);
         if per_item == 0 || weights.len() != b * per_item * t {
             return Err(Error::shape(
                 "campplus embed_weighted",
