@@ -107,18 +107,17 @@ fn recurrence(
     let mut gates = vec![0.0f32; rows * stride];
     for step in 0..t {
         let ti = if reverse { t - 1 - step } else { step };
-        for bi in 0..rows {
-            gates[bi * stride..bi * stride + g4].copy_from_slice(&pre[(bi * t + ti) * g4..][..g4]);
-        }
+        // gates = h·W_hhᵀ; the input projections are added as the cell reads them.
         match recurrent {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: packed only when the level (detected on this CPU) has AVX-512.
             Recurrent::Packed(p) => unsafe { avx512::recurrent_product(p, &h, rows, &mut gates) },
             Recurrent::Bf16(w) => {
                 bf16::rows_into_pairs(level, &h, hsz, &mut h_pairs);
-                bf16::gemm(level, rows, &h_pairs, w, &mut gates, None, true, false);
+                bf16::gemm(level, rows, &h_pairs, w, &mut gates, None, false, false);
             }
             Recurrent::Skinny(whh) => {
+                gates.fill(0.0);
                 for r0 in (0..rows).step_by(SKINNY_MAX_ROWS) {
                     let m = SKINNY_MAX_ROWS.min(rows - r0);
                     let (x, g) = (&h[r0 * hsz..(r0 + m) * hsz], &mut gates[r0 * g4..(r0 + m) * g4]);
@@ -131,6 +130,7 @@ fn recurrence(
             cell_update(
                 level,
                 &gates[bi * stride..bi * stride + g4],
+                &pre[(bi * t + ti) * g4..][..g4],
                 &mut c[bi * hsz..(bi + 1) * hsz],
                 &mut h[bi * hsz..(bi + 1) * hsz],
                 o_row,
@@ -178,7 +178,7 @@ mod avx512 {
         }
     }
 
-    /// `gates[r, ..] += h[r, ..] · W_hhᵀ` for `rows` rows (`gates` rows `p.stride` apart).
+    /// `gates[r, ..] = h[r, ..] · W_hhᵀ` for `rows` rows (`gates` rows `p.stride` apart).
     ///
     /// # Safety
     /// The CPU must have AVX-512F.
@@ -200,7 +200,7 @@ mod avx512 {
         }
     }
 
-    /// `R` rows × one block of 64 gates: accumulate `Σ_k h[r, k] · wt[k, ..]` onto `gates`.
+    /// `R` rows × one block of 64 gates: `gates = Σ_k h[r, k] · wt[k, ..]`.
     ///
     /// # Safety
     /// `h` must hold `R` rows of `hsz`, `wt` `hsz` rows of 64 readable floats `stride` apart,
@@ -210,11 +210,6 @@ mod avx512 {
     #[allow(clippy::needless_range_loop)]
     unsafe fn tile<const R: usize>(h: *const f32, hsz: usize, wt: *const f32, stride: usize, gates: *mut f32) {
         let mut acc = [[_mm512_setzero_ps(); 4]; R];
-        for r in 0..R {
-            for c in 0..4 {
-                acc[r][c] = _mm512_loadu_ps(gates.add(r * stride + 16 * c));
-            }
-        }
         for k in 0..hsz {
             let w = wt.add(k * stride);
             let ws = [
@@ -239,16 +234,16 @@ mod avx512 {
 }
 
 multiversion! {
-    /// One row's gates `[i, f, g, o]` (pre-activation, `4H`) → the new cell `c` and hidden `h`
-    /// (also written to `out`): `c = σ(f)·c + σ(i)·tanh(g)`, `h = σ(o)·tanh(c)`.
-    fn cell_update(gates: &[f32], c: &mut [f32], h: &mut [f32], out: &mut [f32]) {
+    /// One row's gates `[i, f, g, o]` (pre-activation, `4H`: the recurrent product `gates`
+    /// plus the input projection `pre`) → the new cell `c` and hidden `h` (also written to
+    /// `out`): `c = σ(f)·c + σ(i)·tanh(g)`, `h = σ(o)·tanh(c)`.
+    fn cell_update(gates: &[f32], pre: &[f32], c: &mut [f32], h: &mut [f32], out: &mut [f32]) {
         let hsz = c.len();
-        let (ig, rest) = gates.split_at(hsz);
-        let (fg, rest) = rest.split_at(hsz);
-        let (gg, og) = rest.split_at(hsz);
-        for ((((((&i, &f), &g), &o), cv), hv), ov) in
-            ig.iter().zip(fg).zip(gg).zip(og).zip(c.iter_mut()).zip(h.iter_mut()).zip(out.iter_mut())
+        let gate = |k: usize| gates[k * hsz..(k + 1) * hsz].iter().zip(&pre[k * hsz..(k + 1) * hsz]);
+        for ((((((i, f), g), o), cv), hv), ov) in
+            gate(0).zip(gate(1)).zip(gate(2)).zip(gate(3)).zip(c.iter_mut()).zip(h.iter_mut()).zip(out.iter_mut())
         {
+            let (i, f, g, o) = (i.0 + i.1, f.0 + f.1, g.0 + g.1, o.0 + o.1);
             let cell = math::sigmoid(f) * *cv + math::sigmoid(i) * math::tanh(g);
             *cv = cell;
             let hidden = math::sigmoid(o) * math::tanh(cell);
