@@ -3,10 +3,12 @@
 //! default models (segmentation-3.0 + CAM++) as the stage runs them. Prints the time of each
 //! step, the real-time factor and the process's peak RSS (before and after the stage).
 //!
-//!     cargo bench --bench diarize_speed -- FILE [--repeat N]
+//!     cargo bench --bench diarize_speed -- FILE [--repeat N] [--trunk-per-window]
 //!
 //! `--repeat N` concatenates the file N times (a 1-hour recording from the long benchmark
-//! file: `--repeat 18`). `cargo test --all-targets` runs this without `--bench`: two_speakers.wav
+//! file: `--repeat 18`). Where the file has an RTTM beside it (`FILE.rttm`), the DER (collar 0)
+//! against it, repeated as the audio is, is printed too. `--trunk-per-window` runs CAM++ once
+//! per window instead of sharing its trunk between overlapping windows. `cargo test --all-targets` runs this without `--bench`: two_speakers.wav
 //! once, as a smoke run of the code, not a measurement.
 
 use std::path::PathBuf;
@@ -14,8 +16,10 @@ use std::time::Instant;
 
 use scribe::audio::{Audio, AudioOptions, SampleSource};
 use scribe::backend::Device;
+use scribe::diarize::der::{diarization_error_rate, DerOptions};
 use scribe::diarize::diarizer::{DiarizeStep, SpeakerBounds};
-use scribe::pipeline::diarize_models::load;
+use scribe::diarize::rttm::{self, Turn};
+use scribe::pipeline::diarize_models::{load_with, ComputeTypes};
 use scribe::Cancel;
 
 /// The process's peak resident set so far, MiB.
@@ -71,7 +75,8 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|| root.join("../shared/data/speech/two_speakers.wav"));
     let dev = Device::cpu();
     let started = Instant::now();
-    let diarizer = load(&dev, &root.join("models"))?;
+    let shared_trunk = !args.iter().any(|a| a == "--trunk-per-window");
+    let diarizer = load_with(&dev, &root.join("models"), shared_trunk, &ComputeTypes::default())?;
     let load_s = started.elapsed().as_secs_f64();
     let started = Instant::now();
     let audio = Audio::decode(&file, &AudioOptions::default(), &Cancel::new(), &mut |_| {})?;
@@ -107,6 +112,18 @@ fn main() -> anyhow::Result<()> {
         diarization.clustered_pairs
     );
     println!("peak RSS: {rss_before:.0} MiB before the stage, {:.0} MiB after", peak_rss_mib());
+    let truth = file.with_extension("rttm");
+    if truth.is_file() {
+        let once = rttm::read(&truth)?;
+        let reference: Vec<Turn> = (0..repeat)
+            .flat_map(|k| {
+                let offset = k as f64 * audio.duration();
+                once.iter().map(move |t| Turn { start: t.start + offset, end: t.end + offset, ..t.clone() })
+            })
+            .collect();
+        let r = diarization_error_rate(&reference, &diarization.turns, &DerOptions::default());
+        println!("DER (collar 0) against {} × {repeat}: {:.2} %", truth.display(), 100.0 * r.der());
+    }
     if scribe::backend::profile::enabled() {
         eprint!("{}", scribe::backend::profile::report());
     }

@@ -37,6 +37,12 @@ pub trait SpeakerEmbedding: VoiceEmbedding {
         speakers: usize,
     ) -> Result<Vec<f32>>;
 
+    /// Windows per [`Self::embed_span`] call for a recording's windows starting at `starts`:
+    /// pyannote's [`EMBEDDING_BATCH_SIZE`] unless a model shares work between windows.
+    fn windows_per_batch(&self, _starts: &[usize], _window_samples: usize) -> usize {
+        EMBEDDING_BATCH_SIZE
+    }
+
     /// How many samples from `starts[0]` [`Self::embed_span`] reads for windows starting at
     /// `starts` (ascending): by default up to the last window's end.
     fn span_samples(&self, starts: &[usize], window_samples: usize) -> usize {
@@ -203,6 +209,17 @@ impl SpeakerEmbedding for CamPlusPlusEmbedding {
         self.pool_per_speaker(dev, &x, masks, speakers)
     }
 
+    /// With the shared trunk: as many windows as fit in the trunk blocks that
+    /// [`EMBEDDING_BATCH_SIZE`] windows need ([`trunk_batch`]).
+    fn windows_per_batch(&self, starts: &[usize], window_samples: usize) -> usize {
+        match starts {
+            [first, second, ..] if self.shares_trunk(starts, window_samples) => {
+                trunk_batch(second - first, window_samples, EMBEDDING_BATCH_SIZE)
+            }
+            _ => EMBEDDING_BATCH_SIZE,
+        }
+    }
+
     fn span_samples(&self, starts: &[usize], window_samples: usize) -> usize {
         if !self.shares_trunk(starts, window_samples) {
             return starts.last().map_or(0, |&last| last - starts[0] + window_samples);
@@ -338,6 +355,18 @@ fn check_windows(windows: &[f32], window_samples: usize, masks: &[Vec<f32>], spe
     Ok(w)
 }
 
+/// Windows `step` samples apart per batch of a trunk shared in blocks of a window's length: the
+/// most that fit in the blocks `base` windows need (the last one's end at the last block's end).
+/// Consecutive batches overlap by a window less a step, computed in both; pyannote's 32 windows
+/// 1 s apart need 5 blocks of 10 s, which hold 41 (the blocks per window 5/32 → 5/41).
+pub fn trunk_batch(step: usize, window: usize, base: usize) -> usize {
+    if step == 0 || window == 0 || base == 0 {
+        return base;
+    }
+    let blocks = ((base - 1) * step + window).div_ceil(window);
+    ((blocks - 1) * window / step + 1).max(base)
+}
+
 /// The windows of a recording and what to embed in each: windows of `window_samples` starting at
 /// `starts` (zero-padded past the end of the recording), `masks` from
 /// [`super::embedding_masks::embedding_masks`] (`speakers` per window).
@@ -348,9 +377,9 @@ pub struct PairWindows<'a> {
     pub speakers: usize,
 }
 
-/// Every pair's embedding, `EMBEDDING_BATCH_SIZE` windows at a time, each batch reading only
-/// its own stretch of `audio` ([`SpeakerEmbedding::span_samples`]). `done(windows_done)` after
-/// each batch.
+/// Every pair's embedding, [`SpeakerEmbedding::windows_per_batch`] windows at a time, each
+/// batch reading only its own stretch of `audio` ([`SpeakerEmbedding::span_samples`]).
+/// `done(windows_done)` after each batch.
 pub fn embed_pairs(
     model: &dyn SpeakerEmbedding,
     dev: &Device,
@@ -360,9 +389,10 @@ pub fn embed_pairs(
     done: &mut dyn FnMut(usize),
 ) -> Result<Vec<f32>> {
     let mut out = Vec::with_capacity(w.masks.len() * model.dimension());
-    for (b, batch) in w.starts.chunks(EMBEDDING_BATCH_SIZE).enumerate() {
+    let per_batch = model.windows_per_batch(w.starts, w.window_samples).max(1);
+    for (b, batch) in w.starts.chunks(per_batch).enumerate() {
         cancel.check()?;
-        let first = b * EMBEDDING_BATCH_SIZE;
+        let first = b * per_batch;
         let batch_masks = &w.masks[first * w.speakers..(first + batch.len()) * w.speakers];
         let origin = batch[0];
         let stretch = audio.samples(origin, origin + model.span_samples(batch, w.window_samples))?;
@@ -376,6 +406,20 @@ pub fn embed_pairs(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shared_trunk_batch_fills_the_blocks_its_base_batch_needs() {
+        // pyannote's 10 s windows every 1 s: 32 span 41 s, 5 blocks of 10 s, which hold 41.
+        assert_eq!(trunk_batch(16_000, 160_000, 32), 41);
+        // Already filling its blocks: 31 windows span exactly 4 blocks.
+        assert_eq!(trunk_batch(16_000, 160_000, 31), 31);
+        // Windows a whole window apart: one block each.
+        assert_eq!(trunk_batch(160_000, 160_000, 32), 32);
+        // Degenerate inputs keep the base.
+        assert_eq!(trunk_batch(0, 160_000, 32), 32);
+        assert_eq!(trunk_batch(16_000, 0, 32), 32);
+        assert_eq!(trunk_batch(16_000, 160_000, 0), 0);
+    }
 
     #[test]
     fn nearest_resampling_takes_the_floor_of_the_scaled_index() {
