@@ -6,10 +6,11 @@
 //!     cargo bench --bench diarize_speed -- FILE [--repeat N] [--trunk-per-window]
 //!
 //! `--repeat N` concatenates the file N times (a 1-hour recording from the long benchmark
-//! file: `--repeat 18`). Where the file has an RTTM beside it (`FILE.rttm`), the DER (collar 0)
-//! against it, repeated as the audio is, is printed too. `--trunk-per-window` runs CAM++ once
-//! per window instead of sharing its trunk between overlapping windows. `cargo test --all-targets` runs this without `--bench`: two_speakers.wav
-//! once, as a smoke run of the code, not a measurement.
+//! file: `--repeat 18`). Where the file has an RTTM beside it (its name with `.rttm` for its
+//! extension), the DER (collar 0) against it, repeated as the audio is, is printed too.
+//! `--trunk-per-window` runs CAM++ once per window instead of sharing its trunk between
+//! overlapping windows. `cargo test --all-targets` runs this without `--bench`:
+//! two_speakers.wav once, as a smoke run of the code, not a measurement.
 
 use std::path::PathBuf;
 use std::time::Instant;

@@ -739,6 +739,10 @@ fn conv2d() {
         // edges, lines wholly in the padding.
         ("im2col 3x8 s(2,1) p(1,3) d(1,2)", [2, 4, 9, 40], 6, (3, 8), p((2, 1), (1, 3), (1, 2), 1)),
         ("im2col 1x8 s(2,1) p(0,9) d(1,2), narrow", [1, 3, 5, 6], 4, (1, 8), p((2, 1), (0, 9), (1, 2), 1)),
+        // Tiles that start in the middle of an output line (2048 and 910 columns against lines
+        // of 207 and 300), with padding along time.
+        ("1x1 s(2,1) p(0,2), tiles mid-line", [1, 64, 80, 203], 8, (1, 1), p((2, 1), (0, 2), (1, 1), 1)),
+        ("1x9 p(0,4), tiles mid-line", [1, 16, 6, 300], 4, (1, 9), p((1, 1), (0, 4), (1, 1), 1)),
     ];
     for &(name, [b, cin, h, w], cout, (kh, kw), p) in cases {
         let x = rng.vec(b * cin * h * w, 1.0);
@@ -1275,7 +1279,8 @@ fn binary() {
         ("leading [B,1,T]", &[2, 6, 17], &[2, 1, 17]),
         ("per row: CAM++'s gate [B,C,S,1]", &[5, 32, 5, 100], &[5, 32, 5, 1]),
         ("per row, many tasks", &[3, 300, 100], &[3, 300, 1]),
-        ("per row, empty a", &[0, 5], &[0, 1]),
+        ("empty a and b", &[0, 5], &[0, 1]),
+        ("per row shape, zero-sized trailing dims", &[2, 0, 3], &[2, 1, 1]),
         ("rank-4 mixed", &[2, 3, 4, 5], &[2, 1, 4, 1]),
         ("rank-4 mixed", &[2, 3, 4, 5], &[3, 1, 5]),
         ("scalar []", &[3, 7], &[]),
@@ -2077,8 +2082,20 @@ fn concat() {
 fn reduce() {
     let ops = [Reduce::Sum, Reduce::Mean, Reduce::Max, Reduce::Std];
     let mut rng = Rng::new(18);
-    let shapes: &[&[usize]] =
-        &[&[1], &[7], &[3, 7], &[2, 5, 33], &[4, 1500], &[1, 16385], &[3, 65], &[2, 129], &[0, 5], &[2, 3, 4, 17]];
+    let shapes: &[&[usize]] = &[
+        &[1],
+        &[7],
+        &[3, 7],
+        &[2, 5, 33],
+        &[4, 1500],
+        &[1, 16385],
+        &[3, 65],
+        &[2, 129],
+        &[0, 5],
+        &[2, 3, 4, 17],
+        &[300, 100],
+        &[20_000, 1],
+    ];
     for op in ops {
         let mut st = Stats::new(format!("reduce {op:?}"));
         for &shape in shapes {

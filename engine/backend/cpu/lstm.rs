@@ -139,7 +139,7 @@ fn recurrence(
     }
 }
 
-/// The recurrent product on AVX-512: `gates[r, :] += h[r, :] · W_hhᵀ` with `W_hhᵀ` packed
+/// The recurrent product on AVX-512: `gates[r, :] = h[r, :] · W_hhᵀ` with `W_hhᵀ` packed
 /// row-major (`[H, 4H]`, each row padded to whole blocks of [`GATE_BLOCK`]), so each step is a
 /// small GEMM whose tiles of up to [`TILE_ROWS`] rows × 64 gates stay in 16 registers, one
 /// broadcast of `h` and four fused multiply-adds per k: no horizontal sums, and a block of
