@@ -905,6 +905,7 @@ fn help_prints_every_default() {
         ("--chunk_size", "30"),
         ("--batch_size", "8"),
         ("--vad_step", "auto"),
+        ("--vad_coarse_to_fine", "True"),
         ("--device", "auto"),
         ("--compute_type", "default"),
         ("--segmentation_compute_type", "default"),

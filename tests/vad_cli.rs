@@ -94,6 +94,36 @@ fn the_default_finds_speech_and_transcribes_it_in_chunks() {
     assert!(words > 30, "{segs:?}");
 }
 
+/// `--vad_coarse_to_fine` (default True, `pipeline::vad_refine`): the same chunks as scoring
+/// every window, from fewer windows (two_speakers.wav opens with 6.7 s without speech and has
+/// 51 windows).
+#[test]
+fn coarse_to_fine_is_the_default_and_finds_the_chunks_every_window_finds() {
+    if model_dir("tiny.en").is_none() || model_dir("vad").is_none() {
+        return;
+    }
+    let chunk_lines = |flags: &[&str]| {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut args = vec!["--output_format", "json", "--output_dir", tmp.path().to_str().unwrap()];
+        args.extend_from_slice(flags);
+        let o = scribe(&args, &speech("two_speakers.wav"), &[("LOG_LEVEL", "debug")]);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{err}");
+        let chunks: Vec<String> = err.lines().filter_map(|l| l.find("chunk ").map(|at| l[at..].to_string())).collect();
+        assert!(!chunks.is_empty(), "{err}");
+        (chunks, err)
+    };
+    let (default, log) = chunk_lines(&[]);
+    let windows: usize = log
+        .lines()
+        .find_map(|l| l.split("voice activity: ").nth(1)?.split(" windows scored coarse to fine").next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no coarse-to-fine line: {log}"));
+    assert!(windows < 51, "{windows} windows");
+    let (every, log) = chunk_lines(&["--vad_coarse_to_fine", "False"]);
+    assert!(!log.contains("coarse to fine"), "{log}");
+    assert_eq!(default, every);
+}
+
 #[test]
 fn chunk_size_and_batch_size_shape_the_batches() {
     if model_dir("tiny.en").is_none() || model_dir("vad").is_none() {
@@ -189,6 +219,7 @@ fn vad_flags_are_checked_and_silero_is_refused_by_name() {
         (&["--clip_timestamps", "1,2"][..], "--vad_method none"),
         (&["--vad_step", "0"][..], "--vad_step 0"),
         (&["--vad_step", "6"][..], "--vad_step 6"),
+        (&["--vad_coarse_to_fine", "maybe"][..], "--vad_coarse_to_fine"),
     ] {
         let err = failed(&scribe(flags, &audio, &[]));
         assert!(err.contains(want), "{flags:?}: {err}");

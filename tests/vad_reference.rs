@@ -10,7 +10,8 @@ use scribe::audio::decode::load_audio;
 use scribe::backend::Device;
 use scribe::models::pyannote::sliding_window::{speech_scores, SpeechScorer, BATCH_SIZE, STEP_RATIO};
 use scribe::models::pyannote::{checkpoint, PyanNet};
-use scribe::pipeline::speech_chunks::{speech_chunks, VAD_OFFSET, VAD_ONSET};
+use scribe::pipeline::speech_chunks::{binarize, speech_chunks, VAD_OFFSET, VAD_ONSET};
+use scribe::pipeline::vad_refine::{self, Thresholds};
 use serde_json::Value;
 
 /// Per-frame scores of whole recordings. The VAD issue's bound was 1e-4, met while SincNet
@@ -23,6 +24,10 @@ const SCORE_TOLERANCE: f32 = 2e-4;
 /// Per-frame scores with the LSTMs' products in bf16 (measured 2026-12-05: at most 1.8e-2, on
 /// two_speakers.wav; 0.9e-3 to 4.9e-3 on the others).
 const BF16_SCORE_TOLERANCE: f32 = 0.03;
+/// Coarse-to-fine frames with all their windows against the full VAD's (measured 2026-12-06:
+/// at most 5.0e-5 in f32 and 9.1e-4 with bf16 LSTMs, on two_speakers.wav).
+const EXACT_FRAME_TOLERANCE: f32 = 2e-4;
+const BF16_EXACT_FRAME_TOLERANCE: f32 = 3e-3;
 /// A batch of windows through `PyanNet::forward`, each window filtered alone.
 const FORWARD_TOLERANCE: f32 = 1e-4;
 
@@ -115,6 +120,84 @@ fn forward_windows_matches_forward_of_the_stacked_windows() {
             assert!(diff > 0.0, "{count} windows every {hop}: the shared filter bank did not run");
         } else {
             assert_eq!(got, want, "{count} windows every {hop}");
+        }
+    }
+}
+
+/// `PyanNet::forward_window_runs`: several runs of windows in one batch give each run's
+/// `forward_windows`, in order: a run of windows a hop apart, a lone window, and a last run
+/// that ends past its stretch (zero-padded).
+#[test]
+fn forward_window_runs_matches_forward_windows_run_by_run() {
+    let dev = Device::cpu();
+    let Some(model) = model(&dev) else { return };
+    let audio = load_audio(&speech("two_speakers.wav")).unwrap();
+    let (window, hop) = (model.config.window_samples(), 8_000);
+    let runs: Vec<(&[f32], usize)> = vec![
+        (&audio[0..3 * hop + window], 4),
+        (&audio[100_000..100_000 + window], 1),
+        (&audio[200_000..200_000 + hop + window - 5_000], 2),
+    ];
+    let got = dev.download(&model.forward_window_runs(&dev, &runs, hop).unwrap()).unwrap();
+    let mut want = Vec::new();
+    for &(stretch, count) in &runs {
+        want.extend(dev.download(&model.forward_windows(&dev, stretch, count, hop).unwrap()).unwrap());
+    }
+    assert_eq!(got.len(), want.len());
+    let (diff, at) = max_abs_diff(&got, &want);
+    eprintln!("runs of 4, 1 and 2 windows: max |Δ| {diff:.2e} at {at}");
+    assert!(diff < FORWARD_TOLERANCE, "runs differ by {diff} at {at}");
+}
+
+/// The coarse-to-fine VAD (`pipeline::vad_refine`, the default) finds the full VAD's regions,
+/// for every chunk size the reference has, on every recording, in f32 and with bf16 LSTMs; its
+/// exact frames carry the full VAD's scores up to rounding.
+#[test]
+fn coarse_to_fine_finds_the_full_vads_regions_on_every_recording() {
+    let dev = Device::cpu();
+    let Some(mut model) = model(&dev) else { return };
+    let r = reference();
+    for compute_type in ["float32", "default"] {
+        model.apply_compute_type(&dev, compute_type).unwrap();
+        for entry in r["recordings"].as_array().unwrap() {
+            let name = entry["name"].as_str().unwrap();
+            let samples = audio_of(entry);
+            let full = speech_scores(&model, &dev, &samples, BATCH_SIZE, |_, _| {}).unwrap();
+            let times = full.times();
+            let audio = scribe::audio::Audio::from_samples(name, samples);
+            for size in entry["chunks"].as_object().unwrap().keys() {
+                let size: f64 = size.parse().unwrap();
+                let thresholds = Thresholds { onset: VAD_ONSET, offset: VAD_OFFSET, max_duration: size };
+                let cancel = scribe::Cancel::default();
+                let (scores, refined) = vad_refine::speech_scores(
+                    &model,
+                    &dev,
+                    &audio,
+                    None,
+                    BATCH_SIZE,
+                    &thresholds,
+                    &cancel,
+                    &mut |_| {},
+                )
+                .unwrap();
+                let want = binarize(&full.scores, &times, VAD_ONSET, VAD_OFFSET, size);
+                assert_eq!(refined.regions, want, "{name} ({compute_type}), chunk_size {size}");
+                assert_eq!(scores.scores.len(), full.scores.len(), "{name}: frames");
+                let exact: Vec<usize> = (0..full.scores.len()).filter(|&i| refined.exact[i]).collect();
+                let worst = exact.iter().map(|&i| (scores.scores[i] - full.scores[i]).abs()).fold(0.0f32, f32::max);
+                eprintln!(
+                    "{name} ({compute_type}), chunk_size {size}: {} windows in {} rounds, {} of {} frames exact \
+                     (max |Δ| {worst:.1e})",
+                    refined.windows_scored,
+                    refined.rounds,
+                    exact.len(),
+                    full.scores.len()
+                );
+                // A window's filter bank runs over another stretch here than in the full VAD's
+                // batches (other sum orders): f32 rounding, which bf16 LSTMs amplify.
+                let bound = if compute_type == "float32" { EXACT_FRAME_TOLERANCE } else { BF16_EXACT_FRAME_TOLERANCE };
+                assert!(worst < bound, "{name} ({compute_type}): an exact frame differs by {worst}");
+            }
         }
     }
 }

@@ -304,6 +304,11 @@ struct TranscribeArgs {
     /// (2.5 s: 5× less) and move region edges slightly.
     #[arg(long, default_value = "auto")]
     vad_step: String,
+    /// VAD: score the windows coarse to fine (every fifth first, then all windows over the
+    /// frames whose decision is near a threshold): WhisperX's regions from fewer windows where
+    /// the recording has long stretches without speech. False scores every window.
+    #[arg(long, default_value = "True", value_parser = parse_bool, action = ArgAction::Set)]
+    vad_coarse_to_fine: bool,
 }
 
 /// `--vad_step`: `auto` (pyannote's step) or seconds in (0, 5].
@@ -512,6 +517,7 @@ fn pipeline_options(args: &TranscribeArgs, model: &Whisper) -> anyhow::Result<Pi
         vad_offset: args.vad_offset,
         chunk_size: args.chunk_size,
         step: vad_step(&args.vad_step)?,
+        coarse_to_fine: args.vad_coarse_to_fine,
     };
     o.batch_size = args.batch_size;
     o.align_options = AlignOptions {

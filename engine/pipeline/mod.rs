@@ -33,6 +33,7 @@ pub mod speaker_names;
 pub mod speaker_relabel;
 pub mod speech_chunks;
 pub mod transcription;
+pub mod vad_refine;
 pub mod voice_activity;
 pub mod word_times;
 

@@ -40,6 +40,10 @@ pub struct VadOptions {
     pub chunk_size: f64,
     /// Seconds between the VAD's windows; None: pyannote's (WhisperX's exact scores).
     pub step: Option<f64>,
+    /// Score the windows coarse to fine (`vad_refine`): the same regions from fewer windows
+    /// where the recording holds long stretches without speech. False: every window, as
+    /// WhisperX does.
+    pub coarse_to_fine: bool,
 }
 
 impl Default for VadOptions {
@@ -50,6 +54,7 @@ impl Default for VadOptions {
             vad_offset: VAD_OFFSET,
             chunk_size: CHUNK_SIZE,
             step: None,
+            coarse_to_fine: true,
         }
     }
 }

@@ -31,13 +31,51 @@ pub struct Chunk {
     pub regions: Vec<Region>,
 }
 
+/// What [`binarize_track`]'s state machine asks of the scores. [`binarize`] answers from the
+/// scores themselves; the coarse-to-fine VAD (`vad_refine`) answers from estimates and notes
+/// which answers an estimate could have got wrong.
+pub trait ScoreTrack {
+    /// `scores[i] > threshold`.
+    fn above(&mut self, i: usize, threshold: f32) -> bool;
+    /// `scores[i] < threshold`.
+    fn below(&mut self, i: usize, threshold: f32) -> bool;
+    /// numpy.argmin over the scores of `frames`: the position in `frames` of the first minimum.
+    fn argmin(&mut self, frames: &[usize]) -> usize;
+}
+
+/// The scores themselves.
+struct Scores<'a>(&'a [f32]);
+
+impl ScoreTrack for Scores<'_> {
+    fn above(&mut self, i: usize, threshold: f32) -> bool {
+        self.0[i] > threshold
+    }
+    fn below(&mut self, i: usize, threshold: f32) -> bool {
+        self.0[i] < threshold
+    }
+    fn argmin(&mut self, frames: &[usize]) -> usize {
+        argmin_first(frames.iter().map(|&f| self.0[f]))
+    }
+}
+
 /// `Binarize.__call__` for one track: hysteresis thresholding (`onset`, `offset`) of `scores`
 /// stamped at `times`, cutting a region that grows past `max_duration` at the lowest score of its
 /// second half. Regions come out sorted, empty ones dropped (pyannote's `Annotation` ignores them).
 pub fn binarize(scores: &[f32], times: &[f64], onset: f32, offset: f32, max_duration: f64) -> Vec<Region> {
     assert_eq!(scores.len(), times.len(), "one time per score");
+    binarize_track(&mut Scores(scores), times, onset, offset, max_duration)
+}
+
+/// [`binarize`] of the track whose frame `i` is stamped at `times[i]`.
+pub fn binarize_track(
+    track: &mut impl ScoreTrack,
+    times: &[f64],
+    onset: f32,
+    offset: f32,
+    max_duration: f64,
+) -> Vec<Region> {
     let mut out = Vec::new();
-    let Some((&y0, &t0)) = scores.first().zip(times.first()) else { return out };
+    let Some(&t0) = times.first() else { return out };
     let mut push = |start: f64, end: f64| {
         if end - start > SEGMENT_PRECISION {
             out.push(Region { start, end });
@@ -45,32 +83,30 @@ pub fn binarize(scores: &[f32], times: &[f64], onset: f32, offset: f32, max_dura
     };
     // "initial state"
     let mut start = t0;
-    let mut is_active = y0 > onset;
-    let mut curr_scores = vec![y0];
-    let mut curr_times = vec![t0];
+    let mut is_active = track.above(0, onset);
+    // The frames of `curr_scores` / `curr_timestamps`. Not always consecutive: the frame that
+    // ends a region stays in them until the next region is cut or ends, as in pyannote.
+    let mut curr = vec![0usize];
     let mut t = t0;
-    for (&ti, &y) in times.iter().zip(scores).skip(1) {
+    for (i, &ti) in times.iter().enumerate().skip(1) {
         t = ti;
         if is_active {
             if t - start > max_duration {
                 // "divide segment" at the lowest score after the middle of the region so far
-                let search_after = curr_scores.len() / 2;
-                let min_idx = search_after + argmin_first(&curr_scores[search_after..]);
-                push(start, curr_times[min_idx]);
-                start = curr_times[min_idx];
-                curr_scores.drain(..=min_idx);
-                curr_times.drain(..=min_idx);
-            } else if y < offset {
+                let search_after = curr.len() / 2;
+                let min_idx = search_after + track.argmin(&curr[search_after..]);
+                push(start, times[curr[min_idx]]);
+                start = times[curr[min_idx]];
+                curr.drain(..=min_idx);
+            } else if track.below(i, offset) {
                 // "switching from active to inactive"
                 push(start, t);
                 start = t;
                 is_active = false;
-                curr_scores.clear();
-                curr_times.clear();
+                curr.clear();
             }
-            curr_scores.push(y);
-            curr_times.push(t);
-        } else if y > onset {
+            curr.push(i);
+        } else if track.above(i, onset) {
             // "switching from inactive to active"
             start = t;
             is_active = true;
@@ -87,14 +123,16 @@ pub fn binarize(scores: &[f32], times: &[f64], onset: f32, offset: f32, max_dura
 }
 
 /// numpy.argmin: the first index of the minimum (NaN wins, as numpy's).
-fn argmin_first(x: &[f32]) -> usize {
+pub fn argmin_first(x: impl IntoIterator<Item = f32>) -> usize {
     let mut best = 0;
-    for (i, &v) in x.iter().enumerate() {
-        if x[best].is_nan() {
-            break;
-        }
-        if v.is_nan() || v < x[best] {
+    let mut best_value = f32::INFINITY;
+    for (i, v) in x.into_iter().enumerate() {
+        if i == 0 || v.is_nan() || v < best_value {
             best = i;
+            best_value = v;
+        }
+        if best_value.is_nan() {
+            break;
         }
     }
     best

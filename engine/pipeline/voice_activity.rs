@@ -1,6 +1,7 @@
 //! Stage 2, voice activity: WhisperX's VAD (pyannote segmentation, 5 s windows) scores the
 //! recording read from the store, and the scores become the ≤ `chunk_size` speech chunks the
-//! batched transcription decodes (`speech_chunks`).
+//! batched transcription decodes (`speech_chunks`). By default the windows are scored coarse to
+//! fine (`vad_refine`); `coarse_to_fine: false` streams every window through the model.
 
 use crate::audio::Audio;
 use crate::cancel::Cancel;
@@ -10,7 +11,8 @@ use crate::models::pyannote::sliding_window::{SpeechScorer, BATCH_SIZE as VAD_WI
 use super::options::VadMethod;
 use super::progress::{Progress, Stage, Unit};
 use super::runner::{FileTranscript, Outcome, Pipeline};
-use super::speech_chunks::speech_chunks;
+use super::speech_chunks::{merge_chunks, speech_chunks};
+use super::vad_refine::{self, Thresholds};
 
 pub fn run(
     p: &Pipeline,
@@ -30,18 +32,42 @@ pub fn run(
     };
     let device = &p.models().whisper.device;
     let total = audio.duration();
-    let mut scorer = SpeechScorer::new(vad, device, VAD_WINDOWS_PER_BATCH, o.step)?;
-    audio.for_each_block(0, audio.len(), cancel, &mut |block| {
-        let before = scorer.windows_done();
-        scorer.push(block)?;
-        if scorer.windows_done() != before {
-            progress(Progress { stage: Stage::VoiceActivity, done: scorer.seconds(), total, unit: Unit::Seconds });
-        }
-        Ok(())
-    })?;
-    cancel.check()?;
-    let scores = scorer.finish()?;
-    let chunks = speech_chunks(&scores.scores, &scores.times(), o.vad_onset, o.vad_offset, o.chunk_size);
+    let chunks = if o.coarse_to_fine {
+        let thresholds = Thresholds { onset: o.vad_onset, offset: o.vad_offset, max_duration: o.chunk_size };
+        let mut report =
+            |done: f64| progress(Progress { stage: Stage::VoiceActivity, done, total, unit: Unit::Seconds });
+        let (_, refined) = vad_refine::speech_scores(
+            vad,
+            device,
+            audio,
+            o.step,
+            VAD_WINDOWS_PER_BATCH,
+            &thresholds,
+            cancel,
+            &mut report,
+        )?;
+        tracing::debug!(
+            "voice activity: {} windows scored coarse to fine in {} rounds, {} of {} frames exact",
+            refined.windows_scored,
+            refined.rounds,
+            refined.exact.iter().filter(|&&e| e).count(),
+            refined.exact.len()
+        );
+        merge_chunks(&refined.regions, o.chunk_size)
+    } else {
+        let mut scorer = SpeechScorer::new(vad, device, VAD_WINDOWS_PER_BATCH, o.step)?;
+        audio.for_each_block(0, audio.len(), cancel, &mut |block| {
+            let before = scorer.windows_done();
+            scorer.push(block)?;
+            if scorer.windows_done() != before {
+                progress(Progress { stage: Stage::VoiceActivity, done: scorer.seconds(), total, unit: Unit::Seconds });
+            }
+            Ok(())
+        })?;
+        cancel.check()?;
+        let scores = scorer.finish()?;
+        speech_chunks(&scores.scores, &scores.times(), o.vad_onset, o.vad_offset, o.chunk_size)
+    };
     if tracing::enabled!(tracing::Level::DEBUG) {
         for (i, c) in chunks.iter().enumerate() {
             let regions: Vec<String> = c.regions.iter().map(|r| format!("{:.3}-{:.3}", r.start, r.end)).collect();

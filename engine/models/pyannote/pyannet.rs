@@ -201,6 +201,14 @@ impl PyanNet {
         self.head(dev, self.sincnet.forward_windows(dev, stretch, count, hop, window)?)
     }
 
+    /// [`PyanNet::forward_windows`] of several runs of windows in one batch (run `r`:
+    /// `runs[r].1` windows `hop` apart from `runs[r].0`), the batch holding the runs' windows
+    /// in order ([`SincNet::forward_window_runs`]).
+    pub fn forward_window_runs(&self, dev: &Device, runs: &[(&[f32], usize)], hop: usize) -> Result<Tensor> {
+        let window = self.config.window_samples();
+        self.head(dev, self.sincnet.forward_window_runs(dev, runs, hop, window)?)
+    }
+
     /// From SincNet's features `[B, 60, frames]` to the outputs.
     fn head(&self, dev: &Device, features: Tensor) -> Result<Tensor> {
         // batch feature frame → batch frame feature

@@ -150,9 +150,17 @@ impl SincNet {
 
     /// `waveforms[B, 1, T]` → features `[B, 60, frames]`.
     pub fn forward(&self, dev: &Device, waveforms: &Tensor) -> Result<Tensor> {
+        self.stages_after_pool(dev, self.pooled_alone(dev, waveforms)?)
+    }
+
+    /// The sinc stage's pooled magnitudes `[B, 80, T'/3]` of `waveforms[B, 1, T]`, each
+    /// normalised and filtered alone. The sinc stage takes |·| before pooling (pyannote:
+    /// mravanelli/SincNet#4).
+    fn pooled_alone(&self, dev: &Device, waveforms: &Tensor) -> Result<Tensor> {
         let x = self.wav_norm.forward(dev, waveforms)?;
         let sinc = Conv1dParams { stride: self.stride, ..Default::default() };
-        self.stages(dev, dev.conv1d(&x, &self.filters, None, sinc)?)
+        let filtered = dev.activation(&dev.conv1d(&x, &self.filters, None, sinc)?, Activation::Abs)?;
+        dev.max_pool1d(&filtered, POOL_SIZE, POOL_SIZE)
     }
 
     /// The features of `count` windows of `window` samples, `hop` apart, from `stretch` (zero
@@ -173,16 +181,65 @@ impl SincNet {
         hop: usize,
         window: usize,
     ) -> Result<Tensor> {
-        let span = count.saturating_sub(1) * hop + window;
-        let mut samples = stretch[..span.min(stretch.len())].to_vec();
-        samples.resize(span, 0.0);
         if count < 2 || !hop.is_multiple_of(self.stride) || window < SINC_KERNEL_SIZE {
+            let samples = padded_span(stretch, count, hop, window);
             let mut batch = vec![0.0f32; count * window];
             for (w, out) in batch.chunks_exact_mut(window.max(1)).enumerate() {
                 out.copy_from_slice(&samples[w * hop..w * hop + window]);
             }
             return self.forward(dev, &dev.upload(&batch, &[count, 1, window])?);
         }
+        self.stages_after_pool(dev, self.pooled_windows(dev, stretch, count, hop, window)?)
+    }
+
+    /// [`SincNet::forward_windows`] of several runs of windows in one batch: run `r` is
+    /// `runs[r].1` windows `hop` apart from the stretch `runs[r].0`, each run's filter bank
+    /// computed once over its stretch. The batch holds the runs' windows in order.
+    pub fn forward_window_runs(
+        &self,
+        dev: &Device,
+        runs: &[(&[f32], usize)],
+        hop: usize,
+        window: usize,
+    ) -> Result<Tensor> {
+        if window < SINC_KERNEL_SIZE {
+            let mut batch = Vec::new();
+            for &(stretch, count) in runs {
+                let samples = padded_span(stretch, count, hop, window);
+                for w in 0..count {
+                    batch.extend_from_slice(&samples[w * hop..w * hop + window]);
+                }
+            }
+            let count = batch.len() / window.max(1);
+            return self.forward(dev, &dev.upload(&batch, &[count, 1, window])?);
+        }
+        let mut pooled = Vec::with_capacity(runs.len());
+        for &(stretch, count) in runs {
+            if count > 1 && hop.is_multiple_of(self.stride) {
+                pooled.push(self.pooled_windows(dev, stretch, count, hop, window)?);
+            } else {
+                // As `forward_windows` takes them: each window filtered alone.
+                let samples = padded_span(stretch, count, hop, window);
+                for w in 0..count {
+                    let x = dev.upload(&samples[w * hop..w * hop + window], &[1, 1, window])?;
+                    pooled.push(self.pooled_alone(dev, &x)?);
+                }
+            }
+        }
+        let pooled = match pooled.len() {
+            1 => pooled.pop().expect("one run"),
+            _ => dev.concat(&pooled.iter().collect::<Vec<_>>(), 0)?,
+        };
+        self.stages_after_pool(dev, pooled)
+    }
+
+    /// The sinc stage's pooled magnitudes `[count, 80, frames]` of `count` windows, `hop` apart
+    /// (a whole number of filter strides when `count > 1`), from `stretch` (zero beyond its
+    /// end): the filter bank over the stretch, then each window's instance norm as an affine map
+    /// on its share.
+    fn pooled_windows(&self, dev: &Device, stretch: &[f32], count: usize, hop: usize, window: usize) -> Result<Tensor> {
+        let samples = padded_span(stretch, count, hop, window);
+        let span = samples.len();
         let (gamma, beta) = self.wav_affine;
         let per_window: Vec<(f32, Vec<f32>)> = (0..count)
             .into_par_iter()
@@ -200,22 +257,14 @@ impl SincNet {
         let filtered = dev.conv1d(&dev.upload(&samples, &[1, 1, span])?, &self.filters, None, sinc)?;
         let filtered = filtered.reshape(&[SINC_FILTERS, filtered.dim(2)])?;
         let frames = (window - SINC_KERNEL_SIZE) / self.stride + 1;
-        let pooled = dev.windows_abs_max_pool(
+        dev.windows_abs_max_pool(
             &filtered,
             hop / self.stride,
             frames,
             &dev.upload(&scale, &[count])?,
             &dev.upload(&shift, &[count, SINC_FILTERS])?,
             POOL_SIZE,
-        )?;
-        self.stages_after_pool(dev, pooled)
-    }
-
-    /// From the sinc filter bank's output `[B, 80, T']` on.
-    fn stages(&self, dev: &Device, filtered: Tensor) -> Result<Tensor> {
-        // The sinc stage takes |·| before pooling (pyannote: mravanelli/SincNet#4).
-        let x = dev.activation(&filtered, Activation::Abs)?;
-        self.stages_after_pool(dev, dev.max_pool1d(&x, POOL_SIZE, POOL_SIZE)?)
+        )
     }
 
     /// From the sinc stage's pooled magnitudes `[B, 80, T'/3]` on.
@@ -232,6 +281,15 @@ impl SincNet {
         }
         Ok(x)
     }
+}
+
+/// The samples `count` windows of `window`, `hop` apart, read from `stretch`: its first
+/// `(count − 1)·hop + window`, zero-padded past its end.
+fn padded_span(stretch: &[f32], count: usize, hop: usize, window: usize) -> Vec<f32> {
+    let span = count.saturating_sub(1) * hop + window;
+    let mut samples = stretch[..span.min(stretch.len())].to_vec();
+    samples.resize(span, 0.0);
+    samples
 }
 
 #[cfg(test)]

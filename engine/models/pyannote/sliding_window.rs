@@ -99,11 +99,24 @@ impl Aggregator {
 
     /// Add the next window's frame scores.
     pub fn add(&mut self, scores: &[f32]) {
+        self.add_at(self.windows, scores);
+    }
+
+    /// The grid frame where window `index` (the `index`-th of the sliding windows) starts.
+    pub fn first_frame(&self, index: usize) -> usize {
+        let grid = self.grid;
+        grid.closest_frame(index as f64 * self.window_step + 0.5 * grid.duration).max(0) as usize
+    }
+
+    /// Add the frame scores of window `index`. Windows may come in any order and some not at
+    /// all (the coarse-to-fine VAD); each window is added once, and the grid ends with the
+    /// highest index added. Windows added in the order of their indices sum as [`Self::add`]
+    /// does.
+    pub fn add_at(&mut self, index: usize, scores: &[f32]) {
         if self.weights.len() != scores.len() {
             self.weights = if self.hamming { hamming(scores.len()) } else { vec![1.0; scores.len()] };
         }
-        let grid = self.grid;
-        let start = grid.closest_frame(self.windows as f64 * self.window_step + 0.5 * grid.duration).max(0) as usize;
+        let start = self.first_frame(index);
         let end = start + scores.len();
         if self.sum.len() < end {
             self.sum.resize(end, 0.0);
@@ -116,7 +129,7 @@ impl Aggregator {
             self.count[i] = (self.count[i] as f64 + w) as f32;
             self.covered[i] = true;
         }
-        self.windows += 1;
+        self.windows = self.windows.max(index + 1);
     }
 
     /// The averaged scores on the grid, cropped to `crop_to` seconds when the last window was
@@ -194,6 +207,42 @@ pub fn speech_scores_every(
     let scores = scorer.finish()?;
     progress(total, total);
     Ok(scores)
+}
+
+/// Per-frame speech scores (the maximum over the speaker tracks, as the VAD's pre-aggregation
+/// hook keeps) of the sliding windows `indices` (sorted, distinct) of a recording of
+/// `num_samples`, window `c` starting at sample `c · step`; `span(start, end)` reads the
+/// recording's samples `[start, end)` (fewer at its end: the rest is zeros). Windows go
+/// `batch_size` to a forward; in a batch, indices `gap` apart form runs that share one filter
+/// bank over their stretch.
+pub fn score_windows(
+    model: &PyanNet,
+    dev: &Device,
+    step: usize,
+    indices: &[usize],
+    gap: usize,
+    batch_size: usize,
+    span: &mut dyn FnMut(usize, usize) -> Vec<f32>,
+) -> Result<Vec<Vec<f32>>> {
+    let window = model.config.window_samples();
+    let mut out = Vec::with_capacity(indices.len());
+    for batch in indices.chunks(batch_size.max(1)) {
+        let mut runs: Vec<(Vec<f32>, usize)> = Vec::new();
+        let mut from = 0;
+        for i in 1..=batch.len() {
+            if i == batch.len() || batch[i] != batch[i - 1] + gap {
+                let (first, last) = (batch[from], batch[i - 1]);
+                runs.push((span(first * step, last * step + window), i - from));
+                from = i;
+            }
+        }
+        let runs: Vec<(&[f32], usize)> = runs.iter().map(|(s, n)| (s.as_slice(), *n)).collect();
+        let probs = model.forward_window_runs(dev, &runs, gap * step)?;
+        let speech = dev.download(&dev.reduce(&probs, crate::backend::Reduce::Max)?)?;
+        let per_window = speech.len() / batch.len();
+        out.extend(speech.chunks(per_window.max(1)).map(<[f32]>::to_vec));
+    }
+    Ok(out)
 }
 
 /// Speech scores computed as samples arrive: windows are scored a batch at a time as soon as

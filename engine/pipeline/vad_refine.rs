@@ -1,0 +1,436 @@
+//! Coarse-to-fine VAD (issue 17): WhisperX's speech regions from a part of its windows.
+//!
+//! WhisperX scores a 5 s window every 0.5 s and averages, Hamming-weighted, the ten windows over
+//! each frame (`models::pyannote::sliding_window`); `Binarize` then only asks of each frame
+//! whether its score is above the onset or below the offset, and, where a region grows past the
+//! chunk size, which frame of its second half scores lowest (`speech_chunks`). Where the speech
+//! probability is far from both thresholds, a few of the ten windows answer as all ten would:
+//! 1. score every [`COARSE_EVERY`]-th window and the last one, and average what is scored;
+//! 2. run `Binarize` on these averages, noting each frame whose answer rests on an average of
+//!    some of its windows that lies within [`MARGIN`] of the threshold asked about, and each
+//!    frame of a region to cut whose score could be the lowest one;
+//! 3. score every window over the noted frames: their averages are then WhisperX's own;
+//!    repeat from 2 until no answer rests on a partial average near a threshold.
+//!
+//! A frame whose windows are all scored has the full VAD's score (the windows are added in the
+//! same order; a window's filter bank runs over another stretch than in the full VAD's batches,
+//! which moves its scores by rounding: tests/vad_reference.rs). The regions equal the full VAD's wherever a partial average lies within
+//! [`MARGIN`] of the full one at the frames it decides; `cargo bench --bench vad_refine` measures
+//! that error on recordings and compares the regions.
+
+use std::ops::Range;
+
+use crate::audio::Audio;
+use crate::backend::Device;
+use crate::cancel::Cancel;
+use crate::error::Result;
+use crate::models::pyannote::receptive_field::FrameWindow;
+use crate::models::pyannote::sliding_window::{score_windows, window_starts, Aggregator, SpeechScores, STEP_RATIO};
+use crate::models::pyannote::PyanNet;
+
+use super::speech_chunks::{argmin_first, binarize_track, Region, ScoreTrack};
+
+/// Every fifth window (2.5 s apart) scored first: each frame of the recording lies in at least
+/// two of them, so the first averages already see the frame's neighbourhood from both sides.
+pub const COARSE_EVERY: usize = 5;
+/// How far a partial average may lie from the full one at a frame it decides (speech
+/// probability). `cargo bench --bench vad_refine` prints the largest distance it measured at
+/// frames left to partial averages: 0.079 with every fifth window first, on the benchmark files
+/// and two_speakers.wav ×20 (2026-12-06), where 0.2 already kept every region; 0.3 leaves
+/// nearly four times that error for other recordings, for 1–5 % more windows.
+pub const MARGIN: f32 = 0.3;
+
+/// The sliding windows of a recording and how their scores aggregate.
+#[derive(Clone, Copy, Debug)]
+pub struct Windows {
+    /// Windows in the full VAD (0.5 s apart).
+    pub count: usize,
+    /// Frames a window scores.
+    pub frames_per_window: usize,
+    /// Window length and step, seconds.
+    pub duration: f64,
+    pub step: f64,
+    /// The model's output frames.
+    pub frames: FrameWindow,
+    /// The recording's length when the last window is zero-padded past it (crops the grid).
+    pub crop: Option<f64>,
+}
+
+/// `Binarize`'s thresholds and the longest region.
+#[derive(Clone, Copy, Debug)]
+pub struct Thresholds {
+    pub onset: f32,
+    pub offset: f32,
+    pub max_duration: f64,
+}
+
+/// What the refinement did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Refined {
+    /// Scores on the frame grid: the full VAD's wherever `exact`, partial averages elsewhere.
+    pub scores: Vec<f32>,
+    pub exact: Vec<bool>,
+    /// The regions `Binarize` finds in `scores`.
+    pub regions: Vec<Region>,
+    /// Windows scored, of [`Windows::count`].
+    pub windows_scored: usize,
+    /// Passes of `Binarize` (the last one noted nothing).
+    pub rounds: usize,
+}
+
+/// `score(indices, gap)`: the frame scores of the windows `indices` (sorted, distinct, those
+/// `gap` apart sharing work), one row a window.
+pub type ScoreWindows<'a> = dyn FnMut(&[usize], usize) -> Result<Vec<Vec<f32>>> + 'a;
+
+/// Coarse-to-fine scores of `windows`, scored by `score`.
+pub fn refine(
+    windows: &Windows,
+    thresholds: &Thresholds,
+    margin: f32,
+    coarse_every: usize,
+    score: &mut ScoreWindows,
+) -> Result<Refined> {
+    let n = windows.count;
+    let mut known: Vec<Option<Vec<f32>>> = vec![None; n];
+    let coarse_every = coarse_every.max(1);
+    let coarse: Vec<usize> = (0..n).step_by(coarse_every).collect();
+    store(&mut known, &coarse, score(&coarse, coarse_every)?);
+    if let Some(last) = n.checked_sub(1).filter(|l| known[*l].is_none()) {
+        store(&mut known, &[last], score(&[last], 1)?);
+    }
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        let (scores, exact, first_frames) = aggregate(windows, &known);
+        let times: Vec<f64> = (0..scores.len()).map(|i| windows.frames.middle(i)).collect();
+        let mut check = Checked { scores: &scores, exact: &exact, margin, noted: vec![false; scores.len()] };
+        let regions = binarize_track(&mut check, &times, thresholds.onset, thresholds.offset, thresholds.max_duration);
+        let wanted = windows_over(&check.noted, &first_frames, windows.frames_per_window, &known);
+        if wanted.is_empty() {
+            let windows_scored = known.iter().filter(|k| k.is_some()).count();
+            return Ok(Refined { scores, exact, regions, windows_scored, rounds });
+        }
+        store(&mut known, &wanted, score(&wanted, 1)?);
+    }
+}
+
+fn store(known: &mut [Option<Vec<f32>>], indices: &[usize], scores: Vec<Vec<f32>>) {
+    assert_eq!(indices.len(), scores.len(), "one score row per window");
+    for (&c, s) in indices.iter().zip(scores) {
+        known[c] = Some(s);
+    }
+}
+
+/// The scored windows averaged onto the grid in the order of their indices, whether each frame
+/// has all its windows, and where each window starts on the grid.
+fn aggregate(windows: &Windows, known: &[Option<Vec<f32>>]) -> (Vec<f32>, Vec<bool>, Vec<usize>) {
+    let mut aggregator = Aggregator::new(windows.duration, windows.step, windows.frames);
+    let first_frames: Vec<usize> = (0..windows.count).map(|c| aggregator.first_frame(c)).collect();
+    for (c, s) in known.iter().enumerate() {
+        if let Some(s) = s {
+            aggregator.add_at(c, s);
+        }
+    }
+    let scores = aggregator.finish(windows.crop);
+    // Windows not scored, counted over each frame by a difference array.
+    let mut missing = vec![0i64; scores.len() + 1];
+    for (c, s) in known.iter().enumerate() {
+        if s.is_none() {
+            let Range { start, end } = frame_range(first_frames[c], windows.frames_per_window, scores.len());
+            missing[start] += 1;
+            missing[end] -= 1;
+        }
+    }
+    let mut open = 0;
+    let exact = (0..scores.len())
+        .map(|i| {
+            open += missing[i];
+            open == 0
+        })
+        .collect();
+    (scores, exact, first_frames)
+}
+
+fn frame_range(first: usize, len: usize, frames: usize) -> Range<usize> {
+    first.min(frames)..(first + len).min(frames)
+}
+
+/// The windows not yet scored that cover a noted frame, in order.
+fn windows_over(noted: &[bool], first_frames: &[usize], per_window: usize, known: &[Option<Vec<f32>>]) -> Vec<usize> {
+    let mut before = vec![0usize; noted.len() + 1];
+    for (i, &n) in noted.iter().enumerate() {
+        before[i + 1] = before[i] + n as usize;
+    }
+    (0..first_frames.len())
+        .filter(|&c| known[c].is_none())
+        .filter(|&c| {
+            let r = frame_range(first_frames[c], per_window, noted.len());
+            before[r.end] > before[r.start]
+        })
+        .collect()
+}
+
+/// `Binarize`'s questions answered from partial averages, noting the frames where an answer
+/// could differ from the full VAD's.
+struct Checked<'a> {
+    scores: &'a [f32],
+    exact: &'a [bool],
+    margin: f32,
+    noted: Vec<bool>,
+}
+
+impl Checked<'_> {
+    /// How far frame `i`'s score may lie from the full VAD's.
+    fn slack(&self, i: usize) -> f32 {
+        if self.exact[i] {
+            0.0
+        } else {
+            self.margin
+        }
+    }
+
+    fn compare(&mut self, i: usize, threshold: f32) {
+        if !self.exact[i] && (self.scores[i] - threshold).abs() < self.margin {
+            self.noted[i] = true;
+        }
+    }
+}
+
+impl ScoreTrack for Checked<'_> {
+    fn above(&mut self, i: usize, threshold: f32) -> bool {
+        self.compare(i, threshold);
+        self.scores[i] > threshold
+    }
+
+    fn below(&mut self, i: usize, threshold: f32) -> bool {
+        self.compare(i, threshold);
+        self.scores[i] < threshold
+    }
+
+    fn argmin(&mut self, frames: &[usize]) -> usize {
+        // Any frame whose score could be at or under the lowest bound on the minimum could be
+        // the minimum.
+        let lowest_max = frames.iter().map(|&f| self.scores[f] + self.slack(f)).fold(f32::INFINITY, f32::min);
+        for &f in frames {
+            if !self.exact[f] && self.scores[f] - self.margin <= lowest_max {
+                self.noted[f] = true;
+            }
+        }
+        argmin_first(frames.iter().map(|&f| self.scores[f]))
+    }
+}
+
+/// The VAD's speech scores of `audio`, coarse to fine: windows `step` seconds apart (None:
+/// pyannote's), `batch_size` per forward. `progress(seconds)` reports how far the first,
+/// coarse pass has read.
+#[allow(clippy::too_many_arguments)]
+pub fn speech_scores(
+    model: &PyanNet,
+    dev: &Device,
+    audio: &Audio,
+    step: Option<f64>,
+    batch_size: usize,
+    thresholds: &Thresholds,
+    cancel: &Cancel,
+    progress: &mut dyn FnMut(f64),
+) -> Result<(SpeechScores, Refined)> {
+    let cfg = &model.config;
+    let frames = FrameWindow { start: 0.0, ..model.frames() };
+    let step_seconds = step.unwrap_or(STEP_RATIO * cfg.duration);
+    let hop = ((step_seconds * cfg.sample_rate as f64).round() as usize).max(1);
+    let window = cfg.window_samples();
+    let (starts, has_last) = window_starts(audio.len(), window, hop);
+    if audio.is_empty() {
+        let refined =
+            Refined { scores: Vec::new(), exact: Vec::new(), regions: Vec::new(), windows_scored: 0, rounds: 0 };
+        return Ok((SpeechScores { scores: Vec::new(), frames }, refined));
+    }
+    let windows = Windows {
+        count: starts.len(),
+        frames_per_window: model.num_frames(window),
+        duration: cfg.duration,
+        step: step_seconds,
+        frames,
+        crop: has_last.then(|| audio.duration()),
+    };
+    let sample_rate = cfg.sample_rate as f64;
+    let mut score = |indices: &[usize], gap: usize| -> Result<Vec<Vec<f32>>> {
+        cancel.check()?;
+        let mut out = Vec::with_capacity(indices.len());
+        for batch in indices.chunks(batch_size.max(1)) {
+            let mut span = |start: usize, end: usize| audio.span(start, end);
+            out.extend(score_windows(model, dev, hop, batch, gap, batch_size, &mut span)?);
+            if gap > 1 {
+                let last = *batch.last().expect("a batch holds windows");
+                progress(((last * hop + window) as f64 / sample_rate).min(audio.duration()));
+            }
+            cancel.check()?;
+        }
+        Ok(out)
+    };
+    let refined = refine(&windows, thresholds, MARGIN, COARSE_EVERY, &mut score)?;
+    Ok((SpeechScores { scores: refined.scores.clone(), frames }, refined))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::pyannote::sliding_window::hamming;
+    use crate::pipeline::speech_chunks::binarize;
+
+    const FRAMES_PER_WINDOW: usize = 293;
+
+    fn windows(seconds: f64) -> Windows {
+        let count = ((seconds - 5.0) / 0.5).floor() as usize + 1;
+        Windows {
+            count,
+            frames_per_window: FRAMES_PER_WINDOW,
+            duration: 5.0,
+            step: 0.5,
+            frames: FrameWindow { start: 0.0, duration: 991.0 / 16000.0, step: 270.0 / 16000.0 },
+            crop: None,
+        }
+    }
+
+    const THRESHOLDS: Thresholds = Thresholds { onset: 0.5, offset: 0.363, max_duration: 30.0 };
+
+    /// Speech from 10 to 20 s and from 21 to 70 s with a dip to 0.42 around 50 s (the lowest
+    /// point of the long region's second half), silence elsewhere; ramps of 0.3 s.
+    fn truth(t: f64) -> f32 {
+        let ramp = |edge: f64| ((t - edge) / 0.3 + 0.5).clamp(0.0, 1.0) as f32;
+        let on = |a: f64, b: f64| ramp(a).min(1.0 - ramp(b));
+        let speech = on(10.0, 20.0).max(on(21.0, 70.0));
+        let dip = if (t - 50.0).abs() < 0.4 { 0.5 } else { 0.0 };
+        0.02 + 0.93 * speech - dip * speech
+    }
+
+    /// Window `c`'s frame scores: the truth, with an error that grows towards the window's
+    /// edges (as a model's does) and differs from window to window, at most `wobble`.
+    fn window_scores(w: &Windows, c: usize, wobble: f32) -> Vec<f32> {
+        let h = hamming(w.frames_per_window);
+        let aggregator = Aggregator::new(w.duration, w.step, w.frames);
+        let first = aggregator.first_frame(c);
+        (0..w.frames_per_window)
+            .map(|f| {
+                let t = w.frames.middle(first + f);
+                let e = wobble * ((c as f32 * 1.7).sin()) * (1.0 - h[f] as f32);
+                (truth(t) + e).clamp(0.0, 1.0)
+            })
+            .collect()
+    }
+
+    fn scorer(
+        w: Windows,
+        wobble: f32,
+        log: &mut Vec<(Vec<usize>, usize)>,
+    ) -> impl FnMut(&[usize], usize) -> Result<Vec<Vec<f32>>> + '_ {
+        move |indices: &[usize], gap: usize| {
+            log.push((indices.to_vec(), gap));
+            Ok(indices.iter().map(|&c| window_scores(&w, c, wobble)).collect())
+        }
+    }
+
+    fn full(w: &Windows, wobble: f32) -> Vec<f32> {
+        let mut aggregator = Aggregator::new(w.duration, w.step, w.frames);
+        for c in 0..w.count {
+            aggregator.add(&window_scores(w, c, wobble));
+        }
+        aggregator.finish(w.crop)
+    }
+
+    #[test]
+    fn the_regions_are_the_full_vads_from_fewer_windows() {
+        let w = windows(90.0);
+        let full_scores = full(&w, 0.1);
+        let times: Vec<f64> = (0..full_scores.len()).map(|i| w.frames.middle(i)).collect();
+        let expect = binarize(&full_scores, &times, 0.5, 0.363, 30.0);
+        // The long region is cut at the dip: three regions.
+        assert_eq!(expect.len(), 3, "{expect:?}");
+        let mut log = Vec::new();
+        let refined = refine(&w, &THRESHOLDS, MARGIN, COARSE_EVERY, &mut scorer(w, 0.1, &mut log)).unwrap();
+        assert_eq!(refined.regions, expect);
+        assert!(refined.windows_scored < w.count * 2 / 3, "{} of {}", refined.windows_scored, w.count);
+        // Exact frames carry the full VAD's score, bit for bit.
+        assert_eq!(refined.scores.len(), full_scores.len());
+        for (i, (&a, &b)) in refined.scores.iter().zip(&full_scores).enumerate() {
+            if refined.exact[i] {
+                assert_eq!(a, b, "frame {i}");
+            }
+        }
+        // The first pass is every fifth window, sharing work 5 apart; later passes 1 apart.
+        assert_eq!(log[0], ((0..w.count).step_by(COARSE_EVERY).collect(), COARSE_EVERY));
+        assert!(log[1..].iter().all(|(_, gap)| *gap == 1));
+        // No window is scored twice.
+        let mut all: Vec<usize> = log.iter().flat_map(|(i, _)| i.clone()).collect();
+        all.sort_unstable();
+        let scored = all.len();
+        all.dedup();
+        assert_eq!((all.len(), scored), (refined.windows_scored, refined.windows_scored));
+    }
+
+    #[test]
+    fn every_frame_a_threshold_decision_near_the_threshold_rests_on_is_exact() {
+        // Binarize: "y > onset" / "y < offset" at each frame; near the ramps the partial
+        // averages are within MARGIN of a threshold, so those frames get all their windows.
+        let w = windows(90.0);
+        let refined = refine(&w, &THRESHOLDS, MARGIN, COARSE_EVERY, &mut scorer(w, 0.1, &mut Vec::new())).unwrap();
+        for r in &refined.regions {
+            for t in [r.start, r.end] {
+                let i = w.frames.closest_frame(t) as usize;
+                assert!(refined.exact[i], "region edge {t} (frame {i}) is not exact");
+            }
+        }
+        // Deep in the silence before 10 s nothing was refined.
+        let i = w.frames.closest_frame(3.0) as usize;
+        assert!(!refined.exact[i]);
+    }
+
+    #[test]
+    fn the_cut_of_a_long_region_is_found_among_exact_scores() {
+        // Binarize's "divide segment": argmin over the second half; every frame whose partial
+        // average could be the minimum gets its windows, so the cut is the full VAD's.
+        let w = windows(90.0);
+        let refined = refine(&w, &THRESHOLDS, MARGIN, COARSE_EVERY, &mut scorer(w, 0.1, &mut Vec::new())).unwrap();
+        let cut = refined.regions[1].end;
+        assert!((cut - 50.0).abs() < 0.5, "{:?}", refined.regions);
+        assert!(refined.exact[w.frames.closest_frame(cut) as usize]);
+    }
+
+    #[test]
+    fn errors_larger_than_the_margin_can_move_the_regions_and_the_bench_measures_them() {
+        // The guarantee holds only while partial averages stay within MARGIN of the full ones:
+        // with a tiny margin the coarse pass decides nearly everything, and a large per-window error moves
+        // the region edges. This pins that the margin is what buys exactness.
+        let w = windows(90.0);
+        let full_scores = full(&w, 0.45);
+        let times: Vec<f64> = (0..full_scores.len()).map(|i| w.frames.middle(i)).collect();
+        let expect = binarize(&full_scores, &times, 0.5, 0.363, 30.0);
+        let loose = refine(&w, &THRESHOLDS, 1e-6, COARSE_EVERY, &mut scorer(w, 0.45, &mut Vec::new())).unwrap();
+        assert_ne!(loose.regions, expect);
+        let wide = refine(&w, &THRESHOLDS, 1.0, COARSE_EVERY, &mut scorer(w, 0.45, &mut Vec::new())).unwrap();
+        assert_eq!(wide.regions, expect);
+        assert!(loose.windows_scored < wide.windows_scored);
+    }
+
+    #[test]
+    fn scoring_every_window_first_is_the_full_vad_in_one_round() {
+        let w = windows(40.0);
+        let refined = refine(&w, &THRESHOLDS, MARGIN, 1, &mut scorer(w, 0.1, &mut Vec::new())).unwrap();
+        assert_eq!((refined.rounds, refined.windows_scored), (1, w.count));
+        assert!(refined.exact.iter().all(|&e| e));
+        assert_eq!(refined.scores, full(&w, 0.1));
+    }
+
+    #[test]
+    fn the_last_window_is_always_scored() {
+        // 12 windows: the coarse pass takes 0, 5, 10 and then the last, 11 (the grid ends
+        // with it, and a padded last window is cropped as the full VAD's is).
+        let mut w = windows(10.5);
+        w.crop = Some(10.4);
+        let mut log = Vec::new();
+        let refined = refine(&w, &THRESHOLDS, MARGIN, COARSE_EVERY, &mut scorer(w, 0.0, &mut log)).unwrap();
+        assert_eq!(w.count, 12);
+        assert_eq!(log[1], (vec![11], 1));
+        assert_eq!(refined.scores.len(), full(&w, 0.0).len());
+    }
+}
