@@ -156,5 +156,32 @@ fn linear(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, lstm, conv1d, conv2d, linear);
+/// tiny.en's encoder self-attention (6 heads of 64 over 1500 frames) for a batch of 8 chunks,
+/// and a decoder step's cross-attention (5 beams of each of 8 chunks reading their chunk's
+/// keys). FLOP: Q·Kᵀ and P·V.
+fn attention(c: &mut Criterion) {
+    // As the binaries run: the score blocks are reused, not mapped and faulted in each time.
+    scribe::allocator::keep_large_blocks();
+    let dev = Device::cpu();
+    let mut g = config(c);
+    let (b, t, d, heads) = (8, 1500, 384, 6);
+    let (k, v) = (upload(&dev, &[b, t, d], 2), upload(&dev, &[b, t, d], 3));
+    let q = upload(&dev, &[b, t, d], 1);
+    g.throughput(Throughput::Elements((2 * 2 * b * t * t * d) as u64));
+    g.bench_function(format!("attention [{b}, {t}, {d}] h{heads}"), |bench| {
+        bench.iter(|| dev.attention(&q, &k, &v, heads, false).unwrap())
+    });
+    // `compute_type=default` on a CPU with AVX-512 BF16: both products on bf16 operands.
+    g.bench_function(format!("attention [{b}, {t}, {d}] h{heads} bf16"), |bench| {
+        bench.iter(|| dev.attention_bf16(&q, &k, &v, heads, false).unwrap())
+    });
+    let beams = 5;
+    let q = upload(&dev, &[b * beams, 1, d], 4);
+    g.throughput(Throughput::Elements((2 * 2 * b * beams * t * d) as u64));
+    g.bench_function(format!("attention step [{}, 1, {d}] over [{b}, {t}, {d}] h{heads}", b * beams), |bench| {
+        bench.iter(|| dev.attention(&q, &k, &v, heads, false).unwrap())
+    });
+}
+
+criterion_group!(benches, lstm, conv1d, conv2d, linear, attention);
 criterion_main!(benches);

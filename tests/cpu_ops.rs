@@ -1504,6 +1504,114 @@ fn attention() {
     st.report();
 }
 
+/// [`ref_attention`] as `attention_bf16` computes it: `q`, `k` and `v` rounded to bf16, the
+/// scores and the softmax exact, each probability rounded to bf16 before `·V`.
+#[allow(clippy::too_many_arguments)]
+fn ref_attention_bf16(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    b: usize,
+    tq: usize,
+    tk: usize,
+    heads: usize,
+    dh: usize,
+    causal: bool,
+) -> Vec<f64> {
+    let round = |x: &[f32]| x.iter().map(|&v| bf16(v)).collect::<Vec<f32>>();
+    let (q, k, v) = (round(q), round(k), round(v));
+    let d = heads * dh;
+    let scale = 1.0 / (dh as f64).sqrt();
+    let mut out = vec![0.0f64; b * tq * d];
+    for bi in 0..b {
+        for h in 0..heads {
+            for i in 0..tq {
+                let visible = if causal { i + (tk - tq) + 1 } else { tk };
+                let scores: Vec<f64> = (0..visible)
+                    .map(|j| {
+                        let dot: f64 = (0..dh)
+                            .map(|e| {
+                                q[(bi * tq + i) * d + h * dh + e] as f64 * k[(bi * tk + j) * d + h * dh + e] as f64
+                            })
+                            .sum();
+                        dot * scale
+                    })
+                    .collect();
+                let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let w: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+                let sum: f64 = w.iter().sum();
+                for e in 0..dh {
+                    out[(bi * tq + i) * d + h * dh + e] = (0..visible)
+                        .map(|j| bf16((w[j] / sum) as f32) as f64 * v[(bi * tk + j) * d + h * dh + e] as f64)
+                        .sum();
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn attention_bf16() {
+    // `attention_bf16`: where the CPU has AVX-512 BF16 and many query rows share their keys (the
+    // blocked schedule: an encoder), both products on bf16 operands with f32 sums; elsewhere
+    // (few query rows, or no bf16 products) `attention` itself, value for value.
+    let bf16_cpu = scribe::backend::cpu::bf16::bf16_available();
+    assert!(bf16_cpu || std::env::var_os("CI").is_none(), "CI's CPUs have AVX-512 BF16; this one does not");
+    let mut exact = Stats::new("attention_bf16");
+    let mut vs_float = Stats::new("attention_bf16 vs f32");
+    let mut rng = Rng::new(71);
+    // (B, Tq, Tk, heads, Dh, causal): query blocks of 64 whole and cut, odd key counts (the
+    // last pair of P half padding), odd head widths, more keys than one panel of 48.
+    let cases = [
+        (1, 64, 64, 1, 8, false),
+        (2, 65, 65, 2, 8, false),
+        (1, 150, 77, 3, 5, false),
+        (2, 100, 100, 6, 64, true),
+        (1, 130, 1500, 6, 64, false),
+        (3, 200, 49, 4, 7, false),
+        (1, 1, 33, 2, 8, false),
+        (2, 3, 17, 2, 4, true),
+    ];
+    for &(b, tq, tk, heads, dh, causal) in &cases {
+        let d = heads * dh;
+        let q = rng.vec(b * tq * d, 2.0);
+        let k = rng.vec(b * tk * d, 2.0);
+        let v = rng.vec(b * tk * d, 1.0);
+        let want = ref_attention_bf16(&q, &k, &v, b, tq, tk, heads, dh, causal);
+        let float = ref_attention(&q, &k, &v, b, tq, tk, heads, dh, causal);
+        for (label, dev) in devices() {
+            let (qt, kt, vt) = (up(&dev, &q, &[b, tq, d]), up(&dev, &k, &[b, tk, d]), up(&dev, &v, &[b, tk, d]));
+            let got = down(&dev, &dev.attention_bf16(&qt, &kt, &vt, heads, causal).unwrap());
+            let shape = format!("B {b} Tq {tq} Tk {tk} heads {heads} Dh {dh} causal {causal}");
+            // The blocked schedule: more query rows per key head than the skinny one takes (8).
+            let blocked = tq > 8;
+            if bf16_cpu && label.ends_with("Avx512") && blocked {
+                // The f32 sums and softmax against f64 (measured 3.1e-5), and a probability on
+                // either side of a bf16 rounding step.
+                exact.check_tol("attention_bf16", &label, &shape, &got, &want, 2e-4, 0.0);
+                vs_float.check_tol("attention_bf16", &label, &shape, &got, &float, 0.05, 0.0);
+                assert_ne!(got, down(&dev, &dev.attention(&qt, &kt, &vt, heads, causal).unwrap()), "{label} {shape}");
+            } else {
+                let f32_op = down(&dev, &dev.attention(&qt, &kt, &vt, heads, causal).unwrap());
+                assert_eq!(got, f32_op, "{label} {shape}: attention_bf16 should be attention here");
+            }
+        }
+    }
+    for (label, dev) in devices() {
+        let t = |b: usize, t: usize, d: usize| up(&dev, &vec![0.0; b * t * d], &[b, t, d]);
+        let q = t(2, 5, 12);
+        expect_err("attention_bf16 heads do not divide D", &label, || {
+            dev.attention_bf16(&q, &t(2, 5, 12), &t(2, 5, 12), 5, false)
+        });
+        expect_err("attention_bf16 causal Tq > Tk", &label, || {
+            dev.attention_bf16(&q, &t(2, 4, 12), &t(2, 4, 12), 3, true)
+        });
+    }
+    exact.report();
+    vs_float.report();
+}
+
 /// Query batch `bi` over the first `lens[bi / group]` keys of its key/value row, each row
 /// computed by [`ref_attention`] on the unpadded sequence.
 #[allow(clippy::too_many_arguments)]

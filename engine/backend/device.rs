@@ -353,6 +353,15 @@ impl Device {
         })
     }
 
+    /// [`Device::attention`] with bf16 products where the backend has them (see
+    /// [`AttentionOps::attention_bf16`]).
+    pub fn attention_bf16(&self, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, causal: bool) -> Result<Tensor> {
+        shape_checks::attention(q, k, v, heads, causal)?;
+        self.run(OpCall { op: "attention_bf16", inputs: &[q, k, v], sizes: &[heads] }, |b| {
+            b.attention_bf16(q, k, v, heads, causal)
+        })
+    }
+
     /// Attention where key/value row `b` has only its first `kv_lens[b]` keys (see
     /// [`AttentionOps::attention_kv_lens`]).
     pub fn attention_kv_lens(

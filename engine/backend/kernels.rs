@@ -135,6 +135,13 @@ pub trait AttentionOps {
     /// `B_kv` divides `B`: query rows share key/value rows in contiguous groups (the beams of one
     /// audio share its cross-attention).
     fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, causal: bool) -> Result<Tensor>;
+    /// [`Self::attention`] with both products (`Q·Kᵀ`, `P·V`) on operands rounded to bfloat16
+    /// (f32 sums, the softmax in f32) where the backend computes bf16 products and many query
+    /// rows share their keys (an encoder); elsewhere [`Self::attention`] itself (the CUDA
+    /// backend's attention already runs its products in f16).
+    fn attention_bf16(&self, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, causal: bool) -> Result<Tensor> {
+        self.attention(q, k, v, heads, causal)
+    }
     /// [`Self::attention`] (not causal) with a key padding mask: key/value batch row `b` has
     /// `kv_lens[b]` keys (`1 ≤ kv_lens[b] ≤ Tk`), the rest being padding that no query sees. A
     /// batch of sequences of different lengths padded to one `Tk` (transformers'

@@ -12,6 +12,7 @@
 
 use rayon::prelude::*;
 
+use super::bf16;
 use super::gemm::{sgemm, MatRef};
 use super::key_tiles::{tiled_scores, worth_tiling, KeyTileCache, KeyTiles};
 use super::simd::SimdLevel;
@@ -36,6 +37,8 @@ struct Piece {
 
 /// `kv_lens`: keys of each key/value batch row (all `Tk` when None), with `causal` false (the
 /// rule of [`shape_checks::attention_kv_lens`](crate::backend::shape_checks::attention_kv_lens)).
+/// `bf16`: on the blocked schedule, where the CPU has AVX-512 BF16, both products take their
+/// operands rounded to bf16 (f32 sums; the softmax in f32).
 #[allow(clippy::too_many_arguments)]
 pub fn attention(
     level: SimdLevel,
@@ -46,6 +49,7 @@ pub fn attention(
     causal: bool,
     kv_lens: Option<&[usize]>,
     tile_cache: &KeyTileCache,
+    bf16: bool,
 ) -> Result<Tensor> {
     let (b, tq, d, bk, tk) = match kv_lens {
         Some(lens) => crate::backend::shape_checks::attention_kv_lens(q, k, v, heads, lens)?,
@@ -76,6 +80,10 @@ pub fn attention(
             .into_par_iter()
             .map(|task| geo.skinny(level, qd, kd, vd, tiles.as_deref(), task / heads, task % heads))
             .collect()
+    } else if bf16 && bf16::kernel_available(level) {
+        // One task per (batch, head): its keys and values rounded and packed once for every
+        // block of query rows.
+        (0..b * heads).into_par_iter().map(|bh| geo.blocked_bf16(level, qd, kd, vd, bh / heads, bh % heads)).collect()
     } else {
         let blocks = tq.div_ceil(QUERY_BLOCK);
         (0..b * heads * blocks)
@@ -229,16 +237,53 @@ impl Geometry<'_> {
     }
 }
 
+impl Geometry<'_> {
+    /// Every query row of batch `bi`, head `h`, in blocks of [`QUERY_BLOCK`] rows: `Q·Kᵀ` and
+    /// `P·V` on bf16 operands with f32 sums ([`bf16::gemm`]), the softmax in f32 as
+    /// [`Self::blocked`]'s.
+    fn blocked_bf16(&self, level: SimdLevel, qd: &[f32], kd: &[f32], vd: &[f32], bi: usize, h: usize) -> Piece {
+        let (tq, tk, d, dh) = (self.tq, self.tk, self.d, self.dh);
+        let kb = bi / self.group;
+        let keys = self.keys(kb);
+        // K as the packed operand of Q·Kᵀ ([keys, dh]), Vᵀ as that of P·V ([dh, keys]).
+        let kh = &kd[kb * tk * d + h * dh..];
+        let k_packed = bf16::Bf16Matrix::from_rows(kh, d, keys, dh);
+        let v_packed = bf16::Bf16Matrix::from_columns(level, &vd[kb * tk * d + h * dh..], d, keys, dh);
+        let mut out = vec![0.0f32; tq * dh];
+        let mut q_rows = vec![0.0f32; QUERY_BLOCK.min(tq) * dh];
+        let mut scores = vec![0.0f32; QUERY_BLOCK.min(tq) * keys];
+        let mut q_pairs = vec![0u32; QUERY_BLOCK.min(tq) * dh.div_ceil(2)];
+        let mut p_pairs = vec![0u32; QUERY_BLOCK.min(tq) * keys.div_ceil(2)];
+        for row0 in (0..tq).step_by(QUERY_BLOCK) {
+            let rows = QUERY_BLOCK.min(tq - row0);
+            for (r, dst) in q_rows.chunks_exact_mut(dh).take(rows).enumerate() {
+                dst.copy_from_slice(&qd[(bi * tq + row0 + r) * d + h * dh..][..dh]);
+            }
+            bf16::rows_into_pairs(level, &q_rows[..rows * dh], dh, &mut q_pairs);
+            let scores = &mut scores[..rows * keys];
+            bf16::gemm(level, rows, &q_pairs, &k_packed, scores, None, false, false);
+            self.softmax_rows(level, scores, keys, row0);
+            bf16::rows_into_pairs(level, scores, keys, &mut p_pairs);
+            bf16::gemm(level, rows, &p_pairs, &v_packed, &mut out[row0 * dh..(row0 + rows) * dh], None, false, false);
+        }
+        Piece { h, spans: vec![(bi, 0, tq)], out }
+    }
+}
+
 impl AttentionOps for CpuBackend {
     fn softmax(&self, x: &Tensor, log: bool) -> Result<Tensor> {
         super::softmax::softmax(self.simd, x, log)
     }
 
     fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, causal: bool) -> Result<Tensor> {
-        attention(self.simd, q, k, v, heads, causal, None, &self.key_tiles)
+        attention(self.simd, q, k, v, heads, causal, None, &self.key_tiles, false)
+    }
+
+    fn attention_bf16(&self, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, causal: bool) -> Result<Tensor> {
+        attention(self.simd, q, k, v, heads, causal, None, &self.key_tiles, true)
     }
 
     fn attention_kv_lens(&self, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, kv_lens: &[usize]) -> Result<Tensor> {
-        attention(self.simd, q, k, v, heads, false, Some(kv_lens), &self.key_tiles)
+        attention(self.simd, q, k, v, heads, false, Some(kv_lens), &self.key_tiles, false)
     }
 }

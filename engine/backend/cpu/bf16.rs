@@ -96,6 +96,26 @@ impl Bf16Matrix {
         Bf16Matrix { n, k, pairs, panels, row_pairs: Default::default() }
     }
 
+    /// The packed form of the `[n, k]` matrix whose rows are stored `ld` apart in `src`
+    /// (`w[j, kk] = src[j·ld + kk]`: one head's keys in a `[T, H·Dh]` tensor).
+    pub fn from_rows(src: &[f32], ld: usize, n: usize, k: usize) -> Self {
+        assert!(
+            k == 0 || n == 0 || src.len() >= (n - 1) * ld + k,
+            "Bf16Matrix::from_rows: {} values for {n} rows of {k}, {ld} apart",
+            src.len()
+        );
+        let pairs = k.div_ceil(2);
+        let mut panels = vec![0u32; n.div_ceil(PANEL) * PANEL * pairs];
+        for row in 0..n {
+            let values = &src[row * ld..row * ld + k];
+            for (pair, two) in values.chunks(2).enumerate() {
+                let odd = two.get(1).map_or(0, |&v| to_bf16(v) as u32);
+                panels[Self::index(pairs, row, pair)] = to_bf16(two[0]) as u32 | odd << 16;
+            }
+        }
+        Bf16Matrix { n, k, pairs, panels, row_pairs: Default::default() }
+    }
+
     /// The packed form of the `[n, k]` matrix whose transpose `src[k, n]` is stored row-major
     /// with rows `ld` apart (a convolution's im2col columns, or a 1×1 conv's input channels):
     /// `w[j, kk] = src[kk·ld + j]`. Each panel row reads two source rows in order.

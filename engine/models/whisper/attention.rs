@@ -12,6 +12,8 @@ pub struct MultiHeadAttention {
     pub v_proj: Linear,
     pub out_proj: Linear,
     pub heads: usize,
+    /// Self-attention's products in bf16 ([`Device::attention_bf16`]), with the projections.
+    pub bf16_products: bool,
 }
 
 /// Keys and values of one attention layer, `[B, T, D]` each; grows by one step per decoded token
@@ -30,6 +32,7 @@ impl MultiHeadAttention {
             v_proj: Linear::load(dev, store, &format!("{prefix}.v_proj"), d, d, true)?,
             out_proj: Linear::load(dev, store, &format!("{prefix}.out_proj"), d, d, true)?,
             heads,
+            bf16_products: false,
         })
     }
 
@@ -41,11 +44,13 @@ impl MultiHeadAttention {
         Ok(())
     }
 
-    /// The four projections in bfloat16 where the backend computes bf16 products.
+    /// The four projections in bfloat16 where the backend computes bf16 products, and the
+    /// self-attention's own products ([`Self::self_attention`]).
     pub fn round_bfloat16(&mut self, dev: &Device) -> Result<()> {
         for proj in [&mut self.q_proj, &mut self.k_proj, &mut self.v_proj, &mut self.out_proj] {
             proj.round_bfloat16(dev)?;
         }
+        self.bf16_products = true;
         Ok(())
     }
 
@@ -59,7 +64,11 @@ impl MultiHeadAttention {
     pub fn self_attention(&self, dev: &Device, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
         let q = self.q_proj.forward(dev, x)?;
         let kv = self.kv(dev, x)?;
-        let o = dev.attention(&q, &kv.k, &kv.v, self.heads, false)?;
+        let o = if self.bf16_products {
+            dev.attention_bf16(&q, &kv.k, &kv.v, self.heads, false)?
+        } else {
+            dev.attention(&q, &kv.k, &kv.v, self.heads, false)?
+        };
         self.out_proj.forward_residual(dev, &o, residual)
     }
 
