@@ -8,6 +8,7 @@ mod common;
 use common::{model_dir, root, speech};
 use scribe::audio::decode::load_audio;
 use scribe::backend::Device;
+use scribe::models::pyannote::sincnet::WindowSpan;
 use scribe::models::pyannote::sliding_window::{speech_scores, SpeechScorer, BATCH_SIZE, STEP_RATIO};
 use scribe::models::pyannote::{checkpoint, PyanNet};
 use scribe::pipeline::speech_chunks::{binarize, speech_chunks, VAD_OFFSET, VAD_ONSET};
@@ -124,29 +125,35 @@ fn forward_windows_matches_forward_of_the_stacked_windows() {
     }
 }
 
-/// `PyanNet::forward_window_runs`: several runs of windows in one batch give each run's
-/// `forward_windows`, in order: a run of windows a hop apart, a lone window, and a last run
-/// that ends past its stretch (zero-padded).
+/// `PyanNet::forward_window_spans`: the wanted windows of several spans in one batch give
+/// each span's `forward_windows` rows, in order: a span of which every window is wanted, one
+/// with windows skipped inside it, a lone window, and a span that ends past its stretch
+/// (zero-padded).
 #[test]
-fn forward_window_runs_matches_forward_windows_run_by_run() {
+fn forward_window_spans_match_forward_windows_span_by_span() {
     let dev = Device::cpu();
     let Some(model) = model(&dev) else { return };
     let audio = load_audio(&speech("two_speakers.wav")).unwrap();
     let (window, hop) = (model.config.window_samples(), 8_000);
-    let runs: Vec<(&[f32], usize)> = vec![
-        (&audio[0..3 * hop + window], 4),
-        (&audio[100_000..100_000 + window], 1),
-        (&audio[200_000..200_000 + hop + window - 5_000], 2),
+    let spans = vec![
+        WindowSpan { stretch: &audio[0..3 * hop + window], count: 4, keep: vec![0, 1, 2, 3] },
+        WindowSpan { stretch: &audio[40_000..40_000 + 6 * hop + window], count: 7, keep: vec![0, 2, 3, 6] },
+        WindowSpan { stretch: &audio[100_000..100_000 + window], count: 1, keep: vec![0] },
+        WindowSpan { stretch: &audio[200_000..200_000 + hop + window - 5_000], count: 2, keep: vec![0, 1] },
     ];
-    let got = dev.download(&model.forward_window_runs(&dev, &runs, hop).unwrap()).unwrap();
+    let got = dev.download(&model.forward_window_spans(&dev, &spans, hop).unwrap()).unwrap();
     let mut want = Vec::new();
-    for &(stretch, count) in &runs {
-        want.extend(dev.download(&model.forward_windows(&dev, stretch, count, hop).unwrap()).unwrap());
+    for span in &spans {
+        let all = dev.download(&model.forward_windows(&dev, span.stretch, span.count, hop).unwrap()).unwrap();
+        let per_window = all.len() / span.count;
+        for &k in &span.keep {
+            want.extend_from_slice(&all[k * per_window..(k + 1) * per_window]);
+        }
     }
     assert_eq!(got.len(), want.len());
     let (diff, at) = max_abs_diff(&got, &want);
-    eprintln!("runs of 4, 1 and 2 windows: max |Δ| {diff:.2e} at {at}");
-    assert!(diff < FORWARD_TOLERANCE, "runs differ by {diff} at {at}");
+    eprintln!("spans of 4, 4 of 7, 1 and 2 windows: max |Δ| {diff:.2e} at {at}");
+    assert!(diff < FORWARD_TOLERANCE, "spans differ by {diff} at {at}");
 }
 
 /// The coarse-to-fine VAD (`pipeline::vad_refine`, the default) finds the full VAD's regions,

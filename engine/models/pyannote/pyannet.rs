@@ -13,7 +13,7 @@ use crate::models::common::layers::{load, Linear};
 use crate::weights::WeightStore;
 
 use super::receptive_field::{num_frames, FrameWindow};
-use super::sincnet::{SincNet, CONV_CHANNELS, LEAKY_RELU_SLOPE};
+use super::sincnet::{SincNet, WindowSpan, CONV_CHANNELS, LEAKY_RELU_SLOPE};
 
 /// The hyper-parameters PyanNet is built from (the checkpoint's `hyper_parameters` plus its
 /// task `specifications`, as `models/fetch vad` writes them to `config.json`).
@@ -201,12 +201,11 @@ impl PyanNet {
         self.head(dev, self.sincnet.forward_windows(dev, stretch, count, hop, window)?)
     }
 
-    /// [`PyanNet::forward_windows`] of several runs of windows in one batch (run `r`:
-    /// `runs[r].1` windows `hop` apart from `runs[r].0`), the batch holding the runs' windows
-    /// in order ([`SincNet::forward_window_runs`]).
-    pub fn forward_window_runs(&self, dev: &Device, runs: &[(&[f32], usize)], hop: usize) -> Result<Tensor> {
+    /// [`PyanNet::forward_windows`] of the wanted windows of several spans in one batch, in
+    /// order ([`SincNet::forward_window_spans`]).
+    pub fn forward_window_spans(&self, dev: &Device, spans: &[WindowSpan], hop: usize) -> Result<Tensor> {
         let window = self.config.window_samples();
-        self.head(dev, self.sincnet.forward_window_runs(dev, runs, hop, window)?)
+        self.head(dev, self.sincnet.forward_window_spans(dev, spans, hop, window)?)
     }
 
     /// From SincNet's features `[B, 60, frames]` to the outputs.

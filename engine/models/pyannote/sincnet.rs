@@ -192,42 +192,36 @@ impl SincNet {
         self.stages_after_pool(dev, self.pooled_windows(dev, stretch, count, hop, window)?)
     }
 
-    /// [`SincNet::forward_windows`] of several runs of windows in one batch: run `r` is
-    /// `runs[r].1` windows `hop` apart from the stretch `runs[r].0`, each run's filter bank
-    /// computed once over its stretch. The batch holds the runs' windows in order.
-    pub fn forward_window_runs(
+    /// [`SincNet::forward_windows`] of several spans of windows in one batch: span `s` is
+    /// `spans[s].count` windows `hop` apart from the stretch `spans[s].stretch`, of which the
+    /// batch takes those at `spans[s].keep` (in order). Each span's filter bank runs once over
+    /// its stretch, so windows a few hops apart share it even where the ones between them are
+    /// not wanted (those are pooled and dropped: the conv over their samples is computed
+    /// anyway, and pooling costs little next to the layers after it).
+    pub fn forward_window_spans(
         &self,
         dev: &Device,
-        runs: &[(&[f32], usize)],
+        spans: &[WindowSpan],
         hop: usize,
         window: usize,
     ) -> Result<Tensor> {
-        if window < SINC_KERNEL_SIZE {
-            let mut batch = Vec::new();
-            for &(stretch, count) in runs {
-                let samples = padded_span(stretch, count, hop, window);
-                for w in 0..count {
-                    batch.extend_from_slice(&samples[w * hop..w * hop + window]);
-                }
-            }
-            let count = batch.len() / window.max(1);
-            return self.forward(dev, &dev.upload(&batch, &[count, 1, window])?);
-        }
-        let mut pooled = Vec::with_capacity(runs.len());
-        for &(stretch, count) in runs {
-            if count > 1 && hop.is_multiple_of(self.stride) {
-                pooled.push(self.pooled_windows(dev, stretch, count, hop, window)?);
+        let mut pooled = Vec::with_capacity(spans.len());
+        for span in spans {
+            let samples = padded_span(span.stretch, span.count, hop, window);
+            if span.count > 1 && hop.is_multiple_of(self.stride) && window >= SINC_KERNEL_SIZE {
+                let all = self.pooled_windows(dev, &samples, span.count, hop, window)?;
+                let every = span.keep.len() == span.count && span.keep.iter().enumerate().all(|(i, &k)| i == k);
+                pooled.push(if every { all } else { dev.index_select(&all, &span.keep)? });
             } else {
                 // As `forward_windows` takes them: each window filtered alone.
-                let samples = padded_span(stretch, count, hop, window);
-                for w in 0..count {
+                for &w in &span.keep {
                     let x = dev.upload(&samples[w * hop..w * hop + window], &[1, 1, window])?;
                     pooled.push(self.pooled_alone(dev, &x)?);
                 }
             }
         }
         let pooled = match pooled.len() {
-            1 => pooled.pop().expect("one run"),
+            1 => pooled.pop().expect("one span"),
             _ => dev.concat(&pooled.iter().collect::<Vec<_>>(), 0)?,
         };
         self.stages_after_pool(dev, pooled)
@@ -281,6 +275,17 @@ impl SincNet {
         }
         Ok(x)
     }
+}
+
+/// Windows `hop` apart over a stretch of samples, of which a batch takes some
+/// ([`SincNet::forward_window_spans`]).
+pub struct WindowSpan<'a> {
+    /// Samples from the first window's start (zero past the end).
+    pub stretch: &'a [f32],
+    /// Windows in the span.
+    pub count: usize,
+    /// The windows wanted, by place in the span, ascending.
+    pub keep: Vec<usize>,
 }
 
 /// The samples `count` windows of `window`, `hop` apart, read from `stretch`: its first

@@ -13,6 +13,7 @@ use crate::backend::Device;
 use crate::error::Result;
 
 use super::receptive_field::FrameWindow;
+use super::sincnet::WindowSpan;
 use super::PyanNet;
 
 /// `Inference`'s default step: a tenth of the window (the checkpoint has no warm-up).
@@ -209,12 +210,17 @@ pub fn speech_scores_every(
     Ok(scores)
 }
 
+/// Windows `gap` apart in a batch share one filter bank pass when at most this many gaps lie
+/// between them: a window's worth of samples (ten 0.5 s steps) filtered twice costs more than
+/// the few windows between them filtered and pooled for nothing.
+pub const SPAN_MAX_GAPS: usize = 8;
+
 /// Per-frame speech scores (the maximum over the speaker tracks, as the VAD's pre-aggregation
-/// hook keeps) of the sliding windows `indices` (sorted, distinct) of a recording of
-/// `num_samples`, window `c` starting at sample `c · step`; `span(start, end)` reads the
-/// recording's samples `[start, end)` (fewer at its end: the rest is zeros). Windows go
-/// `batch_size` to a forward; in a batch, indices `gap` apart form runs that share one filter
-/// bank over their stretch.
+/// hook keeps) of the sliding windows `indices` (sorted, distinct) of a recording, window `c`
+/// starting at sample `c · step`; `span(start, end)` reads the recording's samples
+/// `[start, end)` (fewer at its end: the rest is zeros). Windows go `batch_size` to a forward;
+/// in a batch, indices that are multiples of `gap` apart, at most [`SPAN_MAX_GAPS`] gaps, share
+/// one filter bank over their stretch.
 pub fn score_windows(
     model: &PyanNet,
     dev: &Device,
@@ -225,19 +231,28 @@ pub fn score_windows(
     span: &mut dyn FnMut(usize, usize) -> Vec<f32>,
 ) -> Result<Vec<Vec<f32>>> {
     let window = model.config.window_samples();
+    let gap = gap.max(1);
     let mut out = Vec::with_capacity(indices.len());
     for batch in indices.chunks(batch_size.max(1)) {
-        let mut runs: Vec<(Vec<f32>, usize)> = Vec::new();
-        let mut from = 0;
-        for i in 1..=batch.len() {
-            if i == batch.len() || batch[i] != batch[i - 1] + gap {
-                let (first, last) = (batch[from], batch[i - 1]);
-                runs.push((span(first * step, last * step + window), i - from));
-                from = i;
+        // (first index, last index, places kept) of each span.
+        let mut groups: Vec<(usize, usize, Vec<usize>)> = Vec::new();
+        for &c in batch {
+            match groups.last_mut() {
+                Some((first, last, keep)) if (c - *last).is_multiple_of(gap) && c - *last <= SPAN_MAX_GAPS * gap => {
+                    keep.push((c - *first) / gap);
+                    *last = c;
+                }
+                _ => groups.push((c, c, vec![0])),
             }
         }
-        let runs: Vec<(&[f32], usize)> = runs.iter().map(|(s, n)| (s.as_slice(), *n)).collect();
-        let probs = model.forward_window_runs(dev, &runs, gap * step)?;
+        let stretches: Vec<Vec<f32>> =
+            groups.iter().map(|(first, last, _)| span(first * step, last * step + window)).collect();
+        let spans: Vec<WindowSpan> = groups
+            .into_iter()
+            .zip(&stretches)
+            .map(|((first, last, keep), stretch)| WindowSpan { stretch, count: (last - first) / gap + 1, keep })
+            .collect();
+        let probs = model.forward_window_spans(dev, &spans, gap * step)?;
         let speech = dev.download(&dev.reduce(&probs, crate::backend::Reduce::Max)?)?;
         let per_window = speech.len() / batch.len();
         out.extend(speech.chunks(per_window.max(1)).map(<[f32]>::to_vec));
