@@ -68,8 +68,8 @@ fn main() -> anyhow::Result<()> {
         let expect = binarize(&full.scores, &times, VAD_ONSET, VAD_OFFSET, CHUNK_SIZE);
 
         let t = Instant::now();
-        let (_, refined) =
-            vad_refine::speech_scores(&vad, &dev, &audio, None, BATCH_SIZE, &thresholds, &cancel, &mut |_| {})?;
+        let refined =
+            vad_refine::speech_regions(&vad, &dev, &audio, None, BATCH_SIZE, &thresholds, &cancel, &mut |_| {})?;
         let refined_s = t.elapsed().as_secs_f64();
         let hop = (STEP_RATIO * vad.config.duration * vad.config.sample_rate as f64).round() as usize;
         let (starts, has_last) = window_starts(audio.len(), vad.config.window_samples(), hop);

@@ -1598,6 +1598,27 @@ fn attention_bf16() {
             }
         }
     }
+    // Query batches sharing key/value batches (each key/value head packed once for its group).
+    for &(b, bk, tq, tk, heads, dh) in &[(4, 2, 65, 40, 2, 8), (3, 1, 70, 33, 3, 5)] {
+        let d = heads * dh;
+        let q = rng.vec(b * tq * d, 2.0);
+        let k = rng.vec(bk * tk * d, 2.0);
+        let v = rng.vec(bk * tk * d, 1.0);
+        let group = b / bk;
+        let expand = |x: &[f32]| -> Vec<f32> {
+            (0..b).flat_map(|i| x[i / group * tk * d..(i / group + 1) * tk * d].to_vec()).collect()
+        };
+        let want = ref_attention_bf16(&q, &expand(&k), &expand(&v), b, tq, tk, heads, dh, false);
+        for (label, dev) in devices() {
+            if !(bf16_cpu && label.ends_with("Avx512")) {
+                continue;
+            }
+            let (qt, kt, vt) = (up(&dev, &q, &[b, tq, d]), up(&dev, &k, &[bk, tk, d]), up(&dev, &v, &[bk, tk, d]));
+            let got = down(&dev, &dev.attention_bf16(&qt, &kt, &vt, heads, false).unwrap());
+            let shape = format!("B {b} (k/v {bk}) Tq {tq} Tk {tk} heads {heads} Dh {dh}");
+            exact.check_tol("attention_bf16", &label, &shape, &got, &want, 2e-4, 0.0);
+        }
+    }
     for (label, dev) in devices() {
         let t = |b: usize, t: usize, d: usize| up(&dev, &vec![0.0; b * t * d], &[b, t, d]);
         let q = t(2, 5, 12);

@@ -176,7 +176,7 @@ fn coarse_to_fine_finds_the_full_vads_regions_on_every_recording() {
                 let size: f64 = size.parse().unwrap();
                 let thresholds = Thresholds { onset: VAD_ONSET, offset: VAD_OFFSET, max_duration: size };
                 let cancel = scribe::Cancel::default();
-                let (scores, refined) = vad_refine::speech_scores(
+                let refined = vad_refine::speech_regions(
                     &model,
                     &dev,
                     &audio,
@@ -189,9 +189,9 @@ fn coarse_to_fine_finds_the_full_vads_regions_on_every_recording() {
                 .unwrap();
                 let want = binarize(&full.scores, &times, VAD_ONSET, VAD_OFFSET, size);
                 assert_eq!(refined.regions, want, "{name} ({compute_type}), chunk_size {size}");
-                assert_eq!(scores.scores.len(), full.scores.len(), "{name}: frames");
+                assert_eq!(refined.scores.len(), full.scores.len(), "{name}: frames");
                 let exact: Vec<usize> = (0..full.scores.len()).filter(|&i| refined.exact[i]).collect();
-                let worst = exact.iter().map(|&i| (scores.scores[i] - full.scores[i]).abs()).fold(0.0f32, f32::max);
+                let worst = exact.iter().map(|&i| (refined.scores[i] - full.scores[i]).abs()).fold(0.0f32, f32::max);
                 eprintln!(
                     "{name} ({compute_type}), chunk_size {size}: {} windows in {} rounds, {} of {} frames exact \
                      (max |Δ| {worst:.1e})",
@@ -205,6 +205,33 @@ fn coarse_to_fine_finds_the_full_vads_regions_on_every_recording() {
                 let bound = if compute_type == "float32" { EXACT_FRAME_TOLERANCE } else { BF16_EXACT_FRAME_TOLERANCE };
                 assert!(worst < bound, "{name} ({compute_type}): an exact frame differs by {worst}");
             }
+        }
+    }
+    // Another window step (`--vad_step 1`): the first pass every second window (2 s apart),
+    // still the regions of every window at that step; a step beyond the window is refused.
+    let cancel = scribe::Cancel::default();
+    let thresholds = Thresholds { onset: VAD_ONSET, offset: VAD_OFFSET, max_duration: 30.0 };
+    for entry in r["recordings"].as_array().unwrap() {
+        let name = entry["name"].as_str().unwrap();
+        let samples = audio_of(entry);
+        let full = scribe::models::pyannote::sliding_window::speech_scores_every(
+            &model,
+            &dev,
+            &samples,
+            BATCH_SIZE,
+            Some(1.0),
+            |_, _| {},
+        )
+        .unwrap();
+        let want = binarize(&full.scores, &full.times(), VAD_ONSET, VAD_OFFSET, 30.0);
+        let audio = scribe::audio::Audio::from_samples(name, samples);
+        let refined =
+            vad_refine::speech_regions(&model, &dev, &audio, Some(1.0), BATCH_SIZE, &thresholds, &cancel, &mut |_| {})
+                .unwrap();
+        assert_eq!(refined.regions, want, "{name}, step 1 s");
+        for step in [0.0, 5.5] {
+            let e = vad_refine::speech_regions(&model, &dev, &audio, Some(step), 4, &thresholds, &cancel, &mut |_| {});
+            assert!(e.is_err(), "step {step}");
         }
     }
 }

@@ -12,27 +12,37 @@
 //! 3. score every window over the noted frames: their averages are then WhisperX's own;
 //!    repeat from 2 until no answer rests on a partial average near a threshold.
 //!
-//! A frame whose windows are all scored has the full VAD's score (the windows are added in the
-//! same order; a window's filter bank runs over another stretch than in the full VAD's batches,
-//! which moves its scores by rounding: tests/vad_reference.rs). The regions equal the full VAD's wherever a partial average lies within
-//! [`MARGIN`] of the full one at the frames it decides; `cargo bench --bench vad_refine` measures
-//! that error on recordings and compares the regions.
+//! A frame no scored window covers is always noted. A frame whose windows are all scored has the
+//! full VAD's score (the windows are added in the same order; a window's filter bank runs over
+//! another stretch than in the full VAD's batches, which moves its scores by rounding, up to
+//! 9e-4 with bf16 LSTMs: tests/vad_reference.rs). So the regions are the full VAD's wherever
+//! every partial average a decision rests on lies less than [`MARGIN`] from the full one, and no
+//! full score lies within that rounding of a threshold; `cargo bench --bench vad_refine`
+//! measures the error on recordings and compares the regions. What it saves depends on the
+//! audio: every speech edge needs all the windows of the 5 s before it, so dense speech needs
+//! every window (and costs a little more than the full VAD's one pass); stretches of more than
+//! about 10 s without speech are where windows are saved.
 
 use std::ops::Range;
 
 use crate::audio::Audio;
 use crate::backend::Device;
 use crate::cancel::Cancel;
+use crate::error::Error;
 use crate::error::Result;
 use crate::models::pyannote::receptive_field::FrameWindow;
-use crate::models::pyannote::sliding_window::{score_windows, window_starts, Aggregator, SpeechScores, STEP_RATIO};
+use crate::models::pyannote::sliding_window::{score_windows, window_starts, Aggregator, STEP_RATIO};
 use crate::models::pyannote::PyanNet;
 
 use super::speech_chunks::{argmin_first, binarize_track, Region, ScoreTrack};
 
-/// Every fifth window (2.5 s apart) scored first: each frame of the recording lies in at least
-/// two of them, so the first averages already see the frame's neighbourhood from both sides.
+/// Every fifth window (2.5 s apart at pyannote's step) scored first: nearly every frame lies in
+/// two of them (the rest in the middle of one), so the first averages see most frames'
+/// neighbourhoods from both sides.
 pub const COARSE_EVERY: usize = 5;
+/// With another window step, the first pass keeps its windows at most this far apart (half a
+/// window), as [`COARSE_EVERY`] does at 0.5 s.
+pub const COARSE_SPACING_WINDOWS: f64 = 0.5;
 /// How far a partial average may lie from the full one at a frame it decides (speech
 /// probability). `cargo bench --bench vad_refine` prints the largest distance it measured at
 /// frames left to partial averages: 0.079 with every fifth window first, on the benchmark files
@@ -101,9 +111,10 @@ pub fn refine(
     let mut rounds = 0;
     loop {
         rounds += 1;
-        let (scores, exact, first_frames) = aggregate(windows, &known);
+        let (scores, exact, seen, first_frames) = aggregate(windows, &known);
         let times: Vec<f64> = (0..scores.len()).map(|i| windows.frames.middle(i)).collect();
-        let mut check = Checked { scores: &scores, exact: &exact, margin, noted: vec![false; scores.len()] };
+        let mut check =
+            Checked { scores: &scores, exact: &exact, seen: &seen, margin, noted: vec![false; scores.len()] };
         let regions = binarize_track(&mut check, &times, thresholds.onset, thresholds.offset, thresholds.max_duration);
         let wanted = windows_over(&check.noted, &first_frames, windows.frames_per_window, &known);
         if wanted.is_empty() {
@@ -122,8 +133,8 @@ fn store(known: &mut [Option<Vec<f32>>], indices: &[usize], scores: Vec<Vec<f32>
 }
 
 /// The scored windows averaged onto the grid in the order of their indices, whether each frame
-/// has all its windows, and where each window starts on the grid.
-fn aggregate(windows: &Windows, known: &[Option<Vec<f32>>]) -> (Vec<f32>, Vec<bool>, Vec<usize>) {
+/// has all its windows, whether it has any, and where each window starts on the grid.
+fn aggregate(windows: &Windows, known: &[Option<Vec<f32>>]) -> (Vec<f32>, Vec<bool>, Vec<bool>, Vec<usize>) {
     let mut aggregator = Aggregator::new(windows.duration, windows.step, windows.frames);
     let first_frames: Vec<usize> = (0..windows.count).map(|c| aggregator.first_frame(c)).collect();
     for (c, s) in known.iter().enumerate() {
@@ -132,23 +143,24 @@ fn aggregate(windows: &Windows, known: &[Option<Vec<f32>>]) -> (Vec<f32>, Vec<bo
         }
     }
     let scores = aggregator.finish(windows.crop);
-    // Windows not scored, counted over each frame by a difference array.
-    let mut missing = vec![0i64; scores.len() + 1];
+    // Windows not scored and scored, counted over each frame by difference arrays.
+    let n = scores.len();
+    let (mut missing, mut scored) = (vec![0i64; n + 1], vec![0i64; n + 1]);
     for (c, s) in known.iter().enumerate() {
-        if s.is_none() {
-            let Range { start, end } = frame_range(first_frames[c], windows.frames_per_window, scores.len());
-            missing[start] += 1;
-            missing[end] -= 1;
-        }
+        let Range { start, end } = frame_range(first_frames[c], windows.frames_per_window, n);
+        let counts = if s.is_none() { &mut missing } else { &mut scored };
+        counts[start] += 1;
+        counts[end] -= 1;
     }
-    let mut open = 0;
-    let exact = (0..scores.len())
-        .map(|i| {
-            open += missing[i];
-            open == 0
-        })
-        .collect();
-    (scores, exact, first_frames)
+    let (mut open_missing, mut open_scored) = (0, 0);
+    let (mut exact, mut seen) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for i in 0..n {
+        open_missing += missing[i];
+        open_scored += scored[i];
+        exact.push(open_missing == 0);
+        seen.push(open_scored > 0);
+    }
+    (scores, exact, seen, first_frames)
 }
 
 fn frame_range(first: usize, len: usize, frames: usize) -> Range<usize> {
@@ -175,6 +187,8 @@ fn windows_over(noted: &[bool], first_frames: &[usize], per_window: usize, known
 struct Checked<'a> {
     scores: &'a [f32],
     exact: &'a [bool],
+    /// Whether any scored window covers the frame (its score is 0 otherwise: no estimate).
+    seen: &'a [bool],
     margin: f32,
     noted: Vec<bool>,
 }
@@ -182,15 +196,15 @@ struct Checked<'a> {
 impl Checked<'_> {
     /// How far frame `i`'s score may lie from the full VAD's.
     fn slack(&self, i: usize) -> f32 {
-        if self.exact[i] {
-            0.0
-        } else {
-            self.margin
+        match (self.exact[i], self.seen[i]) {
+            (true, _) => 0.0,
+            (false, true) => self.margin,
+            (false, false) => f32::INFINITY,
         }
     }
 
     fn compare(&mut self, i: usize, threshold: f32) {
-        if !self.exact[i] && (self.scores[i] - threshold).abs() < self.margin {
+        if (self.scores[i] - threshold).abs() < self.slack(i) {
             self.noted[i] = true;
         }
     }
@@ -208,11 +222,11 @@ impl ScoreTrack for Checked<'_> {
     }
 
     fn argmin(&mut self, frames: &[usize]) -> usize {
-        // Any frame whose score could be at or under the lowest bound on the minimum could be
-        // the minimum.
+        // The minimum is at most the smallest upper bound of the frames' scores; any frame
+        // whose lower bound is at or under it could be the minimum.
         let lowest_max = frames.iter().map(|&f| self.scores[f] + self.slack(f)).fold(f32::INFINITY, f32::min);
         for &f in frames {
-            if !self.exact[f] && self.scores[f] - self.margin <= lowest_max {
+            if !self.exact[f] && self.scores[f] - self.slack(f) <= lowest_max {
                 self.noted[f] = true;
             }
         }
@@ -220,11 +234,11 @@ impl ScoreTrack for Checked<'_> {
     }
 }
 
-/// The VAD's speech scores of `audio`, coarse to fine: windows `step` seconds apart (None:
+/// The VAD's speech regions of `audio`, coarse to fine: windows `step` seconds apart (None:
 /// pyannote's), `batch_size` per forward. `progress(seconds)` reports how far the first,
 /// coarse pass has read.
 #[allow(clippy::too_many_arguments)]
-pub fn speech_scores(
+pub fn speech_regions(
     model: &PyanNet,
     dev: &Device,
     audio: &Audio,
@@ -233,18 +247,28 @@ pub fn speech_scores(
     thresholds: &Thresholds,
     cancel: &Cancel,
     progress: &mut dyn FnMut(f64),
-) -> Result<(SpeechScores, Refined)> {
+) -> Result<Refined> {
     let cfg = &model.config;
     let frames = FrameWindow { start: 0.0, ..model.frames() };
     let step_seconds = step.unwrap_or(STEP_RATIO * cfg.duration);
+    if !(step_seconds > 0.0 && step_seconds <= cfg.duration) {
+        return Err(Error::Other(format!(
+            "VAD window step {step_seconds} s: expected more than 0 and at most the {} s window",
+            cfg.duration
+        )));
+    }
     let hop = ((step_seconds * cfg.sample_rate as f64).round() as usize).max(1);
     let window = cfg.window_samples();
-    let (starts, has_last) = window_starts(audio.len(), window, hop);
     if audio.is_empty() {
-        let refined =
-            Refined { scores: Vec::new(), exact: Vec::new(), regions: Vec::new(), windows_scored: 0, rounds: 0 };
-        return Ok((SpeechScores { scores: Vec::new(), frames }, refined));
+        return Ok(Refined {
+            scores: Vec::new(),
+            exact: Vec::new(),
+            regions: Vec::new(),
+            windows_scored: 0,
+            rounds: 0,
+        });
     }
+    let (starts, has_last) = window_starts(audio.len(), window, hop);
     let windows = Windows {
         count: starts.len(),
         frames_per_window: model.num_frames(window),
@@ -268,8 +292,17 @@ pub fn speech_scores(
         }
         Ok(out)
     };
-    let refined = refine(&windows, thresholds, MARGIN, COARSE_EVERY, &mut score)?;
-    Ok((SpeechScores { scores: refined.scores.clone(), frames }, refined))
+    refine(&windows, thresholds, MARGIN, coarse_every(step_seconds, cfg.duration), &mut score)
+}
+
+/// The first pass's spacing in windows: [`COARSE_EVERY`] at pyannote's step, else as many as
+/// keep the first pass's windows at most [`COARSE_SPACING_WINDOWS`] of a window apart (every
+/// window from a step of half a window on).
+pub fn coarse_every(step: f64, duration: f64) -> usize {
+    if (step - STEP_RATIO * duration).abs() < 1e-9 {
+        return COARSE_EVERY;
+    }
+    ((COARSE_SPACING_WINDOWS * duration / step + 1e-9).floor() as usize).max(1)
 }
 
 #[cfg(test)]
@@ -419,6 +452,27 @@ mod tests {
         assert_eq!((refined.rounds, refined.windows_scored), (1, w.count));
         assert!(refined.exact.iter().all(|&e| e));
         assert_eq!(refined.scores, full(&w, 0.1));
+    }
+
+    #[test]
+    fn a_frame_no_scored_window_covers_is_always_refined() {
+        // First-pass windows 10 s apart leave 5 s gaps: their frames have no estimate (0), which
+        // must not pass for silence inside the speech from 10 to 20 s.
+        let w = windows(90.0);
+        let full_scores = full(&w, 0.1);
+        let times: Vec<f64> = (0..full_scores.len()).map(|i| w.frames.middle(i)).collect();
+        let expect = binarize(&full_scores, &times, 0.5, 0.363, 30.0);
+        let refined = refine(&w, &THRESHOLDS, MARGIN, 20, &mut scorer(w, 0.1, &mut Vec::new())).unwrap();
+        assert_eq!(refined.regions, expect);
+    }
+
+    #[test]
+    fn the_first_pass_keeps_its_windows_half_a_window_apart_at_any_step() {
+        assert_eq!(coarse_every(0.5, 5.0), COARSE_EVERY);
+        assert_eq!(coarse_every(0.25, 5.0), 10);
+        assert_eq!(coarse_every(1.0, 5.0), 2);
+        assert_eq!(coarse_every(2.5, 5.0), 1);
+        assert_eq!(coarse_every(5.0, 5.0), 1);
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub fn run(
         let thresholds = Thresholds { onset: o.vad_onset, offset: o.vad_offset, max_duration: o.chunk_size };
         let mut report =
             |done: f64| progress(Progress { stage: Stage::VoiceActivity, done, total, unit: Unit::Seconds });
-        let (_, refined) = vad_refine::speech_scores(
+        let refined = vad_refine::speech_regions(
             vad,
             device,
             audio,

@@ -81,9 +81,21 @@ pub fn attention(
             .map(|task| geo.skinny(level, qd, kd, vd, tiles.as_deref(), task / heads, task % heads))
             .collect()
     } else if bf16 && bf16::kernel_available(level) {
-        // One task per (batch, head): its keys and values rounded and packed once for every
-        // block of query rows.
-        (0..b * heads).into_par_iter().map(|bh| geo.blocked_bf16(level, qd, kd, vd, bh / heads, bh % heads)).collect()
+        // Each key/value head rounded and packed once, then the blocks of query rows as on the
+        // f32 schedule.
+        let packed: Vec<(bf16::Bf16Matrix, bf16::Bf16Matrix)> =
+            (0..bk * heads).into_par_iter().map(|t| geo.pack_bf16(level, kd, vd, t / heads, t % heads)).collect();
+        let blocks = tq.div_ceil(QUERY_BLOCK);
+        (0..b * heads * blocks)
+            .into_par_iter()
+            .map(|task| {
+                let (bh, blk) = (task / blocks, task % blocks);
+                let (bi, h) = (bh / heads, bh % heads);
+                let row0 = blk * QUERY_BLOCK;
+                let kv = &packed[(bi / geo.group) * heads + h];
+                geo.blocked_bf16(level, qd, kv, bi, h, row0, QUERY_BLOCK.min(tq - row0))
+            })
+            .collect()
     } else {
         let blocks = tq.div_ceil(QUERY_BLOCK);
         (0..b * heads * blocks)
@@ -238,35 +250,53 @@ impl Geometry<'_> {
 }
 
 impl Geometry<'_> {
-    /// Every query row of batch `bi`, head `h`, in blocks of [`QUERY_BLOCK`] rows: `Q·Kᵀ` and
-    /// `P·V` on bf16 operands with f32 sums ([`bf16::gemm`]), the softmax in f32 as
-    /// [`Self::blocked`]'s.
-    fn blocked_bf16(&self, level: SimdLevel, qd: &[f32], kd: &[f32], vd: &[f32], bi: usize, h: usize) -> Piece {
-        let (tq, tk, d, dh) = (self.tq, self.tk, self.d, self.dh);
-        let kb = bi / self.group;
+    /// Key/value batch `kb`'s head `h` rounded to bf16 and packed: `K` as the packed operand of
+    /// `Q·Kᵀ` (`[keys, dh]`), `Vᵀ` as that of `P·V` (`[dh, keys]`).
+    fn pack_bf16(
+        &self,
+        level: SimdLevel,
+        kd: &[f32],
+        vd: &[f32],
+        kb: usize,
+        h: usize,
+    ) -> (bf16::Bf16Matrix, bf16::Bf16Matrix) {
+        let (tk, d, dh) = (self.tk, self.d, self.dh);
         let keys = self.keys(kb);
-        // K as the packed operand of Q·Kᵀ ([keys, dh]), Vᵀ as that of P·V ([dh, keys]).
-        let kh = &kd[kb * tk * d + h * dh..];
-        let k_packed = bf16::Bf16Matrix::from_rows(kh, d, keys, dh);
-        let v_packed = bf16::Bf16Matrix::from_columns(level, &vd[kb * tk * d + h * dh..], d, keys, dh);
-        let mut out = vec![0.0f32; tq * dh];
-        let mut q_rows = vec![0.0f32; QUERY_BLOCK.min(tq) * dh];
-        let mut scores = vec![0.0f32; QUERY_BLOCK.min(tq) * keys];
-        let mut q_pairs = vec![0u32; QUERY_BLOCK.min(tq) * dh.div_ceil(2)];
-        let mut p_pairs = vec![0u32; QUERY_BLOCK.min(tq) * keys.div_ceil(2)];
-        for row0 in (0..tq).step_by(QUERY_BLOCK) {
-            let rows = QUERY_BLOCK.min(tq - row0);
-            for (r, dst) in q_rows.chunks_exact_mut(dh).take(rows).enumerate() {
-                dst.copy_from_slice(&qd[(bi * tq + row0 + r) * d + h * dh..][..dh]);
-            }
-            bf16::rows_into_pairs(level, &q_rows[..rows * dh], dh, &mut q_pairs);
-            let scores = &mut scores[..rows * keys];
-            bf16::gemm(level, rows, &q_pairs, &k_packed, scores, None, false, false);
-            self.softmax_rows(level, scores, keys, row0);
-            bf16::rows_into_pairs(level, scores, keys, &mut p_pairs);
-            bf16::gemm(level, rows, &p_pairs, &v_packed, &mut out[row0 * dh..(row0 + rows) * dh], None, false, false);
+        let at = kb * tk * d + h * dh;
+        (
+            bf16::Bf16Matrix::from_rows(&kd[at..], d, keys, dh),
+            bf16::Bf16Matrix::from_columns(level, &vd[at..], d, keys, dh),
+        )
+    }
+
+    /// [`Self::blocked`] with `Q·Kᵀ` and `P·V` on bf16 operands with f32 sums ([`bf16::gemm`];
+    /// `kv` from [`Self::pack_bf16`]), the softmax in f32 as there.
+    #[allow(clippy::too_many_arguments)]
+    fn blocked_bf16(
+        &self,
+        level: SimdLevel,
+        qd: &[f32],
+        kv: &(bf16::Bf16Matrix, bf16::Bf16Matrix),
+        bi: usize,
+        h: usize,
+        row0: usize,
+        rows: usize,
+    ) -> Piece {
+        let (tq, d, dh) = (self.tq, self.d, self.dh);
+        let (k_packed, v_packed) = kv;
+        let keys = k_packed.rows();
+        let mut q_rows = vec![0.0f32; rows * dh];
+        for (r, dst) in q_rows.chunks_exact_mut(dh).enumerate() {
+            dst.copy_from_slice(&qd[(bi * tq + row0 + r) * d + h * dh..][..dh]);
         }
-        Piece { h, spans: vec![(bi, 0, tq)], out }
+        let q_pairs = bf16::rows_to_pairs(level, &q_rows, rows, dh);
+        let mut scores = vec![0.0f32; rows * keys];
+        bf16::gemm(level, rows, &q_pairs, k_packed, &mut scores, None, false, false);
+        self.softmax_rows(level, &mut scores, keys, row0);
+        let p_pairs = bf16::rows_to_pairs(level, &scores, rows, keys);
+        let mut out = vec![0.0f32; rows * dh];
+        bf16::gemm(level, rows, &p_pairs, v_packed, &mut out, None, false, false);
+        Piece { h, spans: vec![(bi, row0, rows)], out }
     }
 }
 
