@@ -1414,6 +1414,23 @@ fn ref_attention(
     dh: usize,
     causal: bool,
 ) -> Vec<f64> {
+    ref_attention_rounding(q, k, v, b, tq, tk, heads, dh, causal, |p| p)
+}
+
+/// [`ref_attention`] with each probability passed through `round` before `·V`.
+#[allow(clippy::too_many_arguments)]
+fn ref_attention_rounding(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    b: usize,
+    tq: usize,
+    tk: usize,
+    heads: usize,
+    dh: usize,
+    causal: bool,
+    round: impl Fn(f64) -> f64,
+) -> Vec<f64> {
     let d = heads * dh;
     let scale = 1.0 / (dh as f64).sqrt();
     let mut out = vec![0.0f64; b * tq * d];
@@ -1434,9 +1451,10 @@ fn ref_attention(
                 let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 let w: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
                 let sum: f64 = w.iter().sum();
+                let p: Vec<f64> = w.iter().map(|&w| round(w / sum)).collect();
                 for e in 0..dh {
-                    let acc: f64 = (0..visible).map(|j| w[j] * v[(bi * tk + j) * d + h * dh + e] as f64).sum();
-                    out[(bi * tq + i) * d + h * dh + e] = acc / sum;
+                    out[(bi * tq + i) * d + h * dh + e] =
+                        (0..visible).map(|j| p[j] * v[(bi * tk + j) * d + h * dh + e] as f64).sum();
                 }
             }
         }
@@ -1519,36 +1537,8 @@ fn ref_attention_bf16(
     causal: bool,
 ) -> Vec<f64> {
     let round = |x: &[f32]| x.iter().map(|&v| bf16(v)).collect::<Vec<f32>>();
-    let (q, k, v) = (round(q), round(k), round(v));
-    let d = heads * dh;
-    let scale = 1.0 / (dh as f64).sqrt();
-    let mut out = vec![0.0f64; b * tq * d];
-    for bi in 0..b {
-        for h in 0..heads {
-            for i in 0..tq {
-                let visible = if causal { i + (tk - tq) + 1 } else { tk };
-                let scores: Vec<f64> = (0..visible)
-                    .map(|j| {
-                        let dot: f64 = (0..dh)
-                            .map(|e| {
-                                q[(bi * tq + i) * d + h * dh + e] as f64 * k[(bi * tk + j) * d + h * dh + e] as f64
-                            })
-                            .sum();
-                        dot * scale
-                    })
-                    .collect();
-                let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let w: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
-                let sum: f64 = w.iter().sum();
-                for e in 0..dh {
-                    out[(bi * tq + i) * d + h * dh + e] = (0..visible)
-                        .map(|j| bf16((w[j] / sum) as f32) as f64 * v[(bi * tk + j) * d + h * dh + e] as f64)
-                        .sum();
-                }
-            }
-        }
-    }
-    out
+    let p = |p: f64| bf16(p as f32) as f64;
+    ref_attention_rounding(&round(q), &round(k), &round(v), b, tq, tk, heads, dh, causal, p)
 }
 
 #[test]

@@ -28,10 +28,9 @@ use std::ops::Range;
 use crate::audio::Audio;
 use crate::backend::Device;
 use crate::cancel::Cancel;
-use crate::error::Error;
 use crate::error::Result;
 use crate::models::pyannote::receptive_field::FrameWindow;
-use crate::models::pyannote::sliding_window::{score_windows, window_starts, Aggregator, STEP_RATIO};
+use crate::models::pyannote::sliding_window::{score_windows, window_starts, window_step, Aggregator, STEP_RATIO};
 use crate::models::pyannote::PyanNet;
 
 use super::speech_chunks::{argmin_first, binarize_track, Region, ScoreTrack};
@@ -250,14 +249,7 @@ pub fn speech_regions(
 ) -> Result<Refined> {
     let cfg = &model.config;
     let frames = FrameWindow { start: 0.0, ..model.frames() };
-    let step_seconds = step.unwrap_or(STEP_RATIO * cfg.duration);
-    if !(step_seconds > 0.0 && step_seconds <= cfg.duration) {
-        return Err(Error::Other(format!(
-            "VAD window step {step_seconds} s: expected more than 0 and at most the {} s window",
-            cfg.duration
-        )));
-    }
-    let hop = ((step_seconds * cfg.sample_rate as f64).round() as usize).max(1);
+    let (step_seconds, hop) = window_step(model, step)?;
     let window = cfg.window_samples();
     if audio.is_empty() {
         return Ok(Refined {

@@ -86,14 +86,7 @@ impl Bf16Matrix {
     /// Round a row-major `[n, k]` weight.
     pub fn from_f32(w: &[f32], n: usize, k: usize) -> Self {
         assert_eq!(w.len(), n * k, "Bf16Matrix::from_f32: {} values for [{n}, {k}]", w.len());
-        let pairs = k.div_ceil(2);
-        let mut panels = vec![0u32; n.div_ceil(PANEL) * PANEL * pairs];
-        for (col, row) in w.chunks_exact(k.max(1)).take(n).enumerate() {
-            for (kk, &v) in row.iter().enumerate() {
-                panels[Self::index(pairs, col, kk / 2)] |= (to_bf16(v) as u32) << (16 * (kk % 2));
-            }
-        }
-        Bf16Matrix { n, k, pairs, panels, row_pairs: Default::default() }
+        Self::from_rows(w, k, n, k)
     }
 
     /// The packed form of the `[n, k]` matrix whose rows are stored `ld` apart in `src`

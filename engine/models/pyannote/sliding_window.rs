@@ -260,6 +260,20 @@ pub fn score_windows(
     Ok(out)
 }
 
+/// The windows' step of `model` in seconds and in samples: `step` seconds (None: pyannote's
+/// tenth of a window), refused unless more than 0 and at most the window.
+pub fn window_step(model: &PyanNet, step: Option<f64>) -> Result<(f64, usize)> {
+    let cfg = &model.config;
+    let seconds = step.unwrap_or(STEP_RATIO * cfg.duration);
+    if !(seconds > 0.0 && seconds <= cfg.duration) {
+        return Err(crate::error::Error::Other(format!(
+            "VAD window step {seconds} s: expected more than 0 and at most the {} s window",
+            cfg.duration
+        )));
+    }
+    Ok((seconds, ((seconds * cfg.sample_rate as f64).round() as usize).max(1)))
+}
+
 /// Speech scores computed as samples arrive: windows are scored a batch at a time as soon as
 /// the audio they cover is in, and their scores are added to the grid, so only the samples of
 /// the next batch of windows and the grid are held, whatever the recording's length. The
@@ -284,14 +298,7 @@ impl<'m> SpeechScorer<'m> {
     /// forward.
     pub fn new(model: &'m PyanNet, dev: &'m Device, batch_size: usize, step: Option<f64>) -> Result<Self> {
         let cfg = &model.config;
-        let step_seconds = step.unwrap_or(STEP_RATIO * cfg.duration);
-        if !(step_seconds > 0.0 && step_seconds <= cfg.duration) {
-            return Err(crate::error::Error::Other(format!(
-                "VAD window step {step_seconds} s: expected more than 0 and at most the {} s window",
-                cfg.duration
-            )));
-        }
-        let step = ((step_seconds * cfg.sample_rate as f64).round() as usize).max(1);
+        let (step_seconds, step) = window_step(model, step)?;
         Ok(SpeechScorer {
             model,
             dev,
