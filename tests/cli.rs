@@ -600,19 +600,20 @@ fn compute_type_logs_the_precision_used() {
     assert!(err.contains("compute_type float16 requested"), "{err}");
     assert!(err.contains("compute_type=float32"), "the precision used is logged: {err}");
     // `default` computes the encoder in bf16 where the CPU has AVX-512 BF16 (CI's do), else in
-    // float32; `bfloat16` asks for that explicitly, `float32` keeps f32; no warning either way.
+    // float32, and the decoder in float32; `bfloat16` computes both in bf16; `float32` keeps
+    // f32; no warning either way.
     let bf16 = common::bf16_products();
     let best = if bf16 { "bfloat16" } else { "float32" };
-    for (args, want) in [
-        (&["-f", "txt"][..], best),
-        (&["-f", "txt", "--compute_type", "default"][..], best),
-        (&["-f", "txt", "--compute_type", "bfloat16"][..], best),
-        (&["-f", "txt", "--compute_type", "float32"][..], "float32"),
+    for (args, want, decoder) in [
+        (&["-f", "txt"][..], best, "float32"),
+        (&["-f", "txt", "--compute_type", "default"][..], best, "float32"),
+        (&["-f", "txt", "--compute_type", "bfloat16"][..], best, best),
+        (&["-f", "txt", "--compute_type", "float32"][..], "float32", "float32"),
     ] {
         let o = scribe(&dir, tmp.path(), args, &wav);
         ok(&o);
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(err.contains(&format!("compute_type={want}")), "{args:?}: {err}");
+        assert!(err.contains(&format!("compute_type={want} decoder={decoder} ")), "{args:?}: {err}");
         let warned = err.contains("requested");
         assert!(warned == (args.contains(&"bfloat16") && !bf16), "{args:?}: {err}");
     }
@@ -633,11 +634,33 @@ fn int8_compute_type_runs_int8_and_transcribes() {
         assert!(std::env::var_os("CI").is_none(), "CI's CPUs have AVX-512 VNNI; this one does not");
         assert!(err.contains("compute_type int8 requested") && err.contains("compute_type=float32"), "{err}");
     }
-    let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("jfk.json")).unwrap()).unwrap();
+    assert_jfk_transcribed(tmp.path());
+}
+
+/// The JSON written for jfk.flac in `dir` is within 10 % WER of its reference text.
+fn assert_jfk_transcribed(dir: &Path) {
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("jfk.json")).unwrap()).unwrap();
     let text: Vec<String> =
         doc["segments"].as_array().unwrap().iter().flat_map(|s| normalize(s["text"].as_str().unwrap())).collect();
     assert!(wer(&reference_text("jfk.flac").unwrap(), &text.join(" ")) <= 0.10, "{text:?}");
+}
+
+/// `--compute_type bfloat16` computes the decoder's per-token products in bf16 too where the CPU
+/// has AVX-512 BF16 (the machines CI runs on do), says so, and still transcribes real speech.
+#[test]
+fn bfloat16_compute_type_runs_the_decoder_in_bf16_and_transcribes() {
+    let Some(dir) = model_dir("tiny.en") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let o = scribe(&dir, tmp.path(), &["-f", "json", "--compute_type", "bfloat16"], &speech("jfk.flac"));
+    ok(&o);
+    let err = String::from_utf8_lossy(&o.stderr);
+    if common::bf16_products() {
+        assert!(err.contains("compute_type=bfloat16 decoder=bfloat16 ") && !err.contains("requested"), "{err}");
+    } else {
+        assert!(std::env::var_os("CI").is_none(), "CI's CPUs have AVX-512 BF16; this one does not");
+        assert!(err.contains("compute_type bfloat16 requested"), "{err}");
+    }
+    assert_jfk_transcribed(tmp.path());
 }
 
 #[test]

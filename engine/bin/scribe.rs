@@ -610,7 +610,12 @@ fn run_transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
             device.name()
         );
     }
-    tracing::info!("[Predict] device={} compute_type={computed} model={}", device.name(), dir.display());
+    tracing::info!(
+        "[Predict] device={} compute_type={computed} decoder={} model={}",
+        device.name(),
+        model.decoder_compute_type(),
+        dir.display()
+    );
     tracing::debug!("backend: {}", device.describe());
     let options = pipeline_options(&args, &model)?;
     let vad = match options.vad_options.method {

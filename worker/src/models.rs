@@ -54,7 +54,12 @@ impl Models {
             .apply_compute_type(&settings.compute_type)
             .with_context(|| format!("WHISPERX_COMPUTE_TYPE={}", settings.compute_type))?;
         tracing::info!("[Predict] whisper_arch={source}");
-        tracing::info!("[Predict] device={} compute_type={}", device.name(), whisper.compute_type());
+        tracing::info!(
+            "[Predict] device={} compute_type={} decoder={}",
+            device.name(),
+            whisper.compute_type(),
+            whisper.decoder_compute_type()
+        );
         let (vad, vad_path) = PipelineModels::load_vad(
             &device,
             &settings.vad_dir,

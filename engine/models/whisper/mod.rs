@@ -93,24 +93,34 @@ impl Whisper {
 
     /// Compute the encoder's products (and the cross-attention's keys and values, its other
     /// GEMMs over the audio frames) in bfloat16 with f32 sums where the backend can
-    /// (`compute_type=bfloat16`, see [`Device::round_bfloat16`]); elsewhere nothing changes.
-    pub fn round_bfloat16(&mut self) -> Result<()> {
+    /// (`compute_type=default`, see [`Device::round_bfloat16`]); elsewhere nothing changes.
+    pub fn round_encoder_bfloat16(&mut self) -> Result<()> {
         self.encoder.round_bfloat16(&self.device)?;
         self.decoder.round_cross_kv_bfloat16(&self.device)
     }
 
+    /// Every product in bfloat16 with f32 sums where the backend can (`compute_type=bfloat16`):
+    /// the encoder's, as [`Self::round_encoder_bfloat16`], and the decoder's per-token ones
+    /// ([`decoder::Decoder::round_bfloat16`]).
+    pub fn round_bfloat16(&mut self) -> Result<()> {
+        self.encoder.round_bfloat16(&self.device)?;
+        self.decoder.round_bfloat16(&self.device)
+    }
+
     /// Apply a requested `compute_type` (one of [`COMPUTE_TYPES`]): `int8` quantises where the
-    /// backend computes int8 products; `bfloat16`, and `default`, round the encoder's weights
-    /// where it computes bf16 products (CPUs with AVX-512 BF16); `float32` and `float16` keep
-    /// the checkpoint's weights and the backend's own precision (float32 on the CPU, float16 on
-    /// CUDA, as `default` is where there are no bf16 products). bf16 is the default because it
-    /// moved no WER figure of the benchmark (clips, long and noisy files, sequential and batched,
-    /// benches/README.md); int8 is not: on the noisy file it costs tiny.en 3.6 WER points
-    /// sequentially and writes words in noise the float path leaves out.
+    /// backend computes int8 products; `default` rounds the encoder's weights where it computes
+    /// bf16 products (CPUs with AVX-512 BF16), `bfloat16` the decoder's too; `float32` and
+    /// `float16` keep the checkpoint's weights and the backend's own precision (float32 on the
+    /// CPU, float16 on CUDA, as `default` and `bfloat16` are where there are no bf16 products).
+    /// The encoder in bf16 is the default because it moved no WER figure of the benchmark
+    /// (clips, long and noisy files, sequential and batched, benches/README.md); the decoder in
+    /// bf16 and int8 are not: each moves some figures, up or down, and int8 costs tiny.en 3.6 WER
+    /// points on the noisy file sequentially.
     pub fn apply_compute_type(&mut self, requested: &str) -> Result<()> {
         match requested {
             "int8" => self.quantize_int8(),
-            "default" | "bfloat16" => self.round_bfloat16(),
+            "default" => self.round_encoder_bfloat16(),
+            "bfloat16" => self.round_bfloat16(),
             "float16" | "float32" => Ok(()),
             other => Err(Error::Other(format!(
                 "unknown compute_type `{other}` (expected one of {})",
@@ -120,11 +130,21 @@ impl Whisper {
     }
 
     /// What the products really compute in, for the `[Predict] compute_type=` line: `int8`
-    /// once quantised weights took, else the backend's own precision.
+    /// once quantised weights took, `bfloat16` once the encoder's (at least) were rounded, else
+    /// the backend's own precision.
     pub fn compute_type(&self) -> &'static str {
         match (self.decoder.weight_dtype(), self.encoder.weight_dtype()) {
             ("int8", _) => "int8",
             (_, "bfloat16") => "bfloat16",
+            _ => self.device.compute_type(),
+        }
+    }
+
+    /// What the decoder's per-token products compute in (the `[Predict]` line's `decoder=`):
+    /// `int8` or `bfloat16` once its weights took, else the backend's own precision.
+    pub fn decoder_compute_type(&self) -> &'static str {
+        match self.decoder.weight_dtype() {
+            dtype @ ("int8" | "bfloat16") => dtype,
             _ => self.device.compute_type(),
         }
     }
