@@ -183,5 +183,28 @@ fn attention(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, lstm, conv1d, conv2d, linear, attention);
+/// A decoder step's token choice over 8 chunks × 5 beams of Whisper's logits: masked
+/// log-softmax, argmax and top 6 per row, without (batched, no timestamps) and with (sequential)
+/// the timestamp rule's dominance test. Elements: logits read.
+fn choose_tokens(c: &mut Criterion) {
+    use scribe::backend::token_choice::RowMask;
+    let dev = Device::cpu();
+    let mut g = config(c);
+    let (rows, vocab, k) = (40, 51864, 6);
+    // Logits spread as a model's are (a few ids far above the rest), not all within one.
+    let logits: Vec<f32> =
+        values(rows * vocab, 5).iter().enumerate().map(|(i, v)| v * 20.0 + (i % 97) as f32 * 0.1).collect();
+    let logits = dev.upload(&logits, &[rows, vocab]).unwrap();
+    let suppress =
+        RowMask { ids: (0..90).map(|i| i * 500).collect(), ranges: vec![(50257, 50363)], dominance_split: None };
+    g.throughput(Throughput::Elements((rows * vocab) as u64));
+    for (name, split) in [("", None), (" timestamps", Some(50364))] {
+        let masks = vec![RowMask { dominance_split: split, ..suppress.clone() }; rows];
+        g.bench_function(format!("choose_tokens [{rows}, {vocab}] top {k}{name}"), |bench| {
+            bench.iter(|| dev.choose_tokens(&logits, &masks, k, None).unwrap())
+        });
+    }
+}
+
+criterion_group!(benches, lstm, conv1d, conv2d, linear, attention, choose_tokens);
 criterion_main!(benches);

@@ -42,6 +42,12 @@ pub struct TokenChoice {
 
 /// The mask applied to a row in place.
 pub fn apply_mask(row: &mut [f32], mask: &RowMask) {
+    apply_mask_keeping_logprobs(row, mask);
+}
+
+/// [`apply_mask`], returning the masked row's log-softmax when the dominance test computed it
+/// and left the row as it was (so that it need not be computed again).
+fn apply_mask_keeping_logprobs(row: &mut [f32], mask: &RowMask) -> Option<Vec<f32>> {
     let n = row.len();
     for &t in &mask.ids {
         if let Some(v) = row.get_mut(t as usize) {
@@ -54,22 +60,21 @@ pub fn apply_mask(row: &mut [f32], mask: &RowMask) {
             row[lo..hi].fill(f32::NEG_INFINITY);
         }
     }
-    if let Some(split) = mask.dominance_split {
-        let split = (split as usize).min(n);
-        let logprobs = log_softmax(row);
-        let dominant_logprob = logsumexp(&logprobs[split..]);
-        let max_below = logprobs[..split].iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        if dominant_logprob > max_below {
-            row[..split].fill(f32::NEG_INFINITY);
-        }
+    let split = (mask.dominance_split? as usize).min(n);
+    let logprobs = log_softmax(row);
+    let dominant_logprob = logsumexp(&logprobs[split..]);
+    let max_below = super::cpu::softmax::max(&logprobs[..split]);
+    if dominant_logprob > max_below {
+        row[..split].fill(f32::NEG_INFINITY);
+        return None;
     }
+    Some(logprobs)
 }
 
 /// The reference: mask one row, then choose from it.
 pub fn choose_on_host(row: &[f32], mask: &RowMask, k: usize, sampling: Option<(f32, f64)>) -> TokenChoice {
     let mut row = row.to_vec();
-    apply_mask(&mut row, mask);
-    let logprobs = log_softmax(&row);
+    let logprobs = apply_mask_keeping_logprobs(&mut row, mask).unwrap_or_else(|| log_softmax(&row));
     let best = argmax(&row);
     TokenChoice {
         best: (best, logprobs[best as usize]),
@@ -111,28 +116,35 @@ pub fn logsumexp(x: &[f32]) -> f32 {
     super::cpu::softmax::logsumexp(x)
 }
 
-/// First index of the maximum (torch.argmax); NaN never wins (a row of NaN only gives 0).
+/// First index of the maximum (torch.argmax); NaN never wins (a row of NaN only gives 0). The
+/// max is found first (vectorised), then its first position: what a scan keeping the first
+/// strictly greater entry returns (−0 and +0 compare equal either way).
 pub fn argmax(row: &[f32]) -> u32 {
-    let mut best = row.iter().position(|v| !v.is_nan()).unwrap_or(0);
-    for (i, &v) in row.iter().enumerate().skip(best + 1) {
-        if v > row[best] {
-            best = i;
-        }
-    }
-    best as u32
+    let max = super::cpu::softmax::max(row);
+    row.iter().position(|&v| v == max).unwrap_or(0) as u32
 }
 
-/// The k largest entries, largest first (torch.topk; ties by lower index first).
+/// Entries per block [`topk`] tests against its k-th best at once.
+const TOPK_BLOCK: usize = 64;
+
+/// The k largest entries, largest first (torch.topk; ties by lower index first). A block of
+/// entries whose max does not beat the k-th best so far is passed over: none of them would be
+/// taken, as an entry is taken only when it beats the k-th best (NaN never does).
 pub fn topk(row: &[f32], k: usize) -> Vec<(u32, f32)> {
     let mut best: Vec<(u32, f32)> = Vec::with_capacity(k + 1);
     if k == 0 {
         return best;
     }
-    for (i, &v) in row.iter().enumerate() {
-        if best.len() < k || v > best[best.len() - 1].1 {
-            let pos = best.iter().position(|&(_, b)| v > b).unwrap_or(best.len());
-            best.insert(pos, (i as u32, v));
-            best.truncate(k);
+    for (b, block) in row.chunks(TOPK_BLOCK).enumerate() {
+        if best.len() == k && super::cpu::softmax::max(block) <= best[k - 1].1 {
+            continue;
+        }
+        for (j, &v) in block.iter().enumerate() {
+            if best.len() < k || v > best[best.len() - 1].1 {
+                let pos = best.iter().position(|&(_, b)| v > b).unwrap_or(best.len());
+                best.insert(pos, ((b * TOPK_BLOCK + j) as u32, v));
+                best.truncate(k);
+            }
         }
     }
     best
@@ -202,6 +214,90 @@ mod tests {
     #[test]
     fn topk_orders_and_breaks_ties_by_index() {
         assert_eq!(topk(&[1.0, 3.0, 3.0, 2.0], 3), vec![(1, 3.0), (2, 3.0), (3, 2.0)]);
+    }
+
+    /// Rows of every kind the fast paths must treat as a plain scan does: lengths around the
+    /// block sizes, ties, ±0, −∞ (masked) runs, NaN and rising values (each block beats the last).
+    fn awkward_rows() -> Vec<Vec<f32>> {
+        let mut rows = Vec::new();
+        let mut state = 12345u64;
+        let mut next = || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 33) as u32
+        };
+        for len in [1, 5, 15, 16, 17, 63, 64, 65, 127, 200, 1000] {
+            for kind in 0..6 {
+                let row: Vec<f32> = (0..len)
+                    .map(|i| {
+                        let r = next();
+                        match kind {
+                            0 => (r % 1000) as f32 / 100.0 - 5.0,
+                            1 => (r % 4) as f32,
+                            2 => [0.0, -0.0, f32::NEG_INFINITY][r as usize % 3],
+                            3 if r % 7 == 0 => f32::NAN,
+                            3 => (r % 50) as f32,
+                            4 => i as f32 * 0.01,
+                            _ if i % 64 < 60 => f32::NEG_INFINITY,
+                            _ => (r % 9) as f32,
+                        }
+                    })
+                    .collect();
+                rows.push(row);
+            }
+        }
+        rows.push(vec![f32::NAN; 70]);
+        rows
+    }
+
+    #[test]
+    fn argmax_and_topk_are_the_plain_scans() {
+        // What the scans were before the vectorised max and the skipped blocks.
+        let scan_argmax = |row: &[f32]| {
+            let mut best = row.iter().position(|v| !v.is_nan()).unwrap_or(0);
+            for (i, &v) in row.iter().enumerate().skip(best + 1) {
+                if v > row[best] {
+                    best = i;
+                }
+            }
+            best as u32
+        };
+        let scan_topk = |row: &[f32], k: usize| {
+            let mut best: Vec<(u32, f32)> = Vec::new();
+            for (i, &v) in row.iter().enumerate() {
+                if k > 0 && (best.len() < k || v > best[best.len() - 1].1) {
+                    let pos = best.iter().position(|&(_, b)| v > b).unwrap_or(best.len());
+                    best.insert(pos, (i as u32, v));
+                    best.truncate(k);
+                }
+            }
+            best
+        };
+        for row in awkward_rows() {
+            assert_eq!(argmax(&row), scan_argmax(&row), "{row:?}");
+            for k in [0, 1, 2, 6, 20] {
+                let (fast, plain) = (topk(&row, k), scan_topk(&row, k));
+                let bits = |t: &[(u32, f32)]| t.iter().map(|&(i, v)| (i, v.to_bits())).collect::<Vec<_>>();
+                assert_eq!(bits(&fast), bits(&plain), "k {k}: {row:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_dominance_tests_log_softmax_is_the_one_chosen_from() {
+        // Timestamps (ids ≥ 3) not dominant: the row is kept and its log-softmax reused.
+        let row = [4.0, 1.0, 0.5, 0.1, 0.2];
+        let mask = RowMask { ids: vec![1], dominance_split: Some(3), ..Default::default() };
+        let mut masked = row.to_vec();
+        let kept = apply_mask_keeping_logprobs(&mut masked, &mask).expect("not dominant");
+        assert_eq!(kept, log_softmax(&masked));
+        let c = choose_on_host(&row, &mask, 2, None);
+        assert_eq!(c.best, (0, kept[0]));
+        // Dominant: the text ids are masked and the log-softmax is of the new row.
+        let row = [1.0, 0.0, 0.0, 0.9, 0.9];
+        let c = choose_on_host(&row, &RowMask { dominance_split: Some(3), ..Default::default() }, 2, None);
+        let lse = (0.9f32.exp() * 2.0).ln();
+        assert_eq!(c.best.0, 3);
+        assert!((c.best.1 - (0.9 - lse)).abs() < 1e-6, "{c:?}");
     }
 
     #[test]

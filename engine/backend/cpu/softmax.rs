@@ -53,6 +53,27 @@ fn exp_shifted(x: &mut [f32], max: f32, scale: f32) -> f64 {
     sum
 }
 
+/// `Σ e^{(x − max)·scale}` as [`exp_shifted`] sums it (the same lanes, the same order, so the
+/// same f64), without writing the exponentials anywhere.
+#[inline(always)]
+fn sum_exp_shifted(x: &[f32], max: f32, scale: f32) -> f64 {
+    let mut lanes = [0.0f64; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for l in 0..LANES {
+            let v = c[l];
+            let e = if v == f32::NEG_INFINITY { 0.0 } else { math::exp((v - max) * scale) };
+            lanes[l] += e as f64;
+        }
+    }
+    let mut sum: f64 = lanes.iter().sum();
+    for &v in tail {
+        sum += if v == f32::NEG_INFINITY { 0.0 } else { math::exp((v - max) * scale) } as f64;
+    }
+    sum
+}
+
 multiversion! {
     /// In place: `x ← softmax(scale · x)` for `scale > 0`. `-inf` entries get 0; an all −∞ row
     /// becomes all 0.
@@ -69,15 +90,20 @@ multiversion! {
 
 multiversion! {
     /// `ln Σ e^{x}` of a row; −∞ for an empty or all −∞ row.
-    pub(crate) fn logsumexp_row(x: &[f32], scratch: &mut Vec<f32>, out: &mut f32) {
+    pub(crate) fn logsumexp_row(x: &[f32], out: &mut f32) {
         let max = row_max(x);
         if max == f32::NEG_INFINITY {
             *out = f32::NEG_INFINITY;
             return;
         }
-        scratch.clear();
-        scratch.extend_from_slice(x);
-        *out = max + exp_shifted(scratch, max, 1.0).ln() as f32;
+        *out = max + sum_exp_shifted(x, max, 1.0).ln() as f32;
+    }
+}
+
+multiversion! {
+    /// Max of a row (−∞ for an empty row; NaN entries are skipped).
+    pub(crate) fn max_row(x: &[f32], out: &mut f32) {
+        *out = row_max(x);
     }
 }
 
@@ -89,9 +115,15 @@ fn host_level() -> SimdLevel {
 
 /// `torch.logsumexp` of one row on the host: max + ln Σ e^{x − max} (sum in f64).
 pub fn logsumexp(x: &[f32]) -> f32 {
-    let mut scratch = Vec::new();
     let mut out = 0.0;
-    logsumexp_row(host_level(), x, &mut scratch, &mut out);
+    logsumexp_row(host_level(), x, &mut out);
+    out
+}
+
+/// The max of one row on the host, NaN entries skipped (−∞ for an empty or all-NaN row).
+pub fn max(x: &[f32]) -> f32 {
+    let mut out = 0.0;
+    max_row(host_level(), x, &mut out);
     out
 }
 
@@ -100,10 +132,10 @@ pub fn softmax(level: SimdLevel, x: &Tensor, log: bool) -> Result<Tensor> {
     let xd = data(x)?;
     let mut out = xd.to_vec();
     if d > 0 {
-        out.par_chunks_mut(d).for_each_init(Vec::new, |scratch, o| {
+        out.par_chunks_mut(d).for_each(|o| {
             if log {
                 let mut lse = 0.0;
-                logsumexp_row(level, o, scratch, &mut lse);
+                logsumexp_row(level, o, &mut lse);
                 o.iter_mut().for_each(|v| *v -= lse);
             } else {
                 softmax_row_scaled(level, o, 1.0)
@@ -112,4 +144,23 @@ pub fn softmax(level: SimdLevel, x: &Tensor, log: bool) -> Result<Tensor> {
     }
     debug_assert_eq!(out.len(), rows * d);
     Ok(tensor(x.shape().to_vec(), out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sum_alone_is_the_sum_the_exponentials_are_written_with() {
+        for len in [0, 1, 15, 16, 17, 100, 51_864] {
+            let mut row: Vec<f32> = (0..len).map(|i| ((i * 7919) % 1000) as f32 / 37.0 - 13.0).collect();
+            if len > 3 {
+                row[2] = f32::NEG_INFINITY;
+            }
+            let max = row_max(&row);
+            let alone = sum_exp_shifted(&row, max, 0.7);
+            let written = exp_shifted(&mut row.clone(), max, 0.7);
+            assert_eq!(alone.to_bits(), written.to_bits(), "length {len}");
+        }
+    }
 }
