@@ -1285,6 +1285,7 @@ fn binary() {
         ("rank-4 mixed", &[2, 3, 4, 5], &[3, 1, 5]),
         ("scalar []", &[3, 7], &[]),
         ("scalar [1]", &[3, 7, 2], &[1]),
+        ("scalar [1] over many tasks", &[3, 16385], &[1]),
         ("all-1 b of equal rank", &[3, 7], &[1, 1]),
         ("rank-0 both", &[], &[]),
         ("empty a", &[0, 5], &[5]),

@@ -45,25 +45,54 @@ fn op_fn(op: BinaryOp) -> fn(f32, f32) -> f32 {
     }
 }
 
+/// `out[i] = x[i] op y[i]` for each `i`, one `y` value when `y` holds one (a broadcast scalar).
+/// The op is matched once, outside the loop, so each arm vectorises (a function pointer called
+/// per element, as [`op_fn`] gives, does not).
+#[inline(always)]
+fn zip_op(op: BinaryOp, x: &[f32], y: &[f32], out: &mut [f32]) {
+    macro_rules! each {
+        ($e:expr) => {
+            if let [y] = *y {
+                out.iter_mut().zip(x).for_each(|(o, &a)| *o = $e(a, y));
+            } else {
+                out.iter_mut().zip(x.iter().zip(y)).for_each(|(o, (&a, &b))| *o = $e(a, b));
+            }
+        };
+    }
+    match op {
+        BinaryOp::Add => each!(|a: f32, b: f32| a + b),
+        BinaryOp::Sub => each!(|a: f32, b: f32| a - b),
+        BinaryOp::Mul => each!(|a: f32, b: f32| a * b),
+        BinaryOp::Div => each!(|a: f32, b: f32| a / b),
+    }
+}
+
+multiversion! {
+    /// [`zip_op`] at the SIMD level's width.
+    fn apply_binary(op: BinaryOp, x: &[f32], y: &[f32], out: &mut [f32]) {
+        zip_op(op, x, y, out)
+    }
+}
+
 /// `a op b`, `b` broadcast to `a`'s shape (NumPy rules, `b` may have lower rank).
-pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
+pub fn binary(level: SimdLevel, a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
     let (ad, bd) = (data(a)?, data(b)?);
     let (ash, bsh) = (a.shape(), b.shape());
     // b's shape right-aligned against a's (the device checked that it broadcasts).
     let pad = ash.len() - bsh.len();
     let bfull: Vec<usize> = std::iter::repeat_n(1, pad).chain(bsh.iter().copied()).collect();
-    let f = op_fn(op);
     let mut out = vec![0.0f32; ad.len()];
     if bd.len() == ad.len() {
-        out.par_chunks_mut(CHUNK).zip(ad.par_chunks(CHUNK)).zip(bd.par_chunks(CHUNK)).for_each(|((o, x), y)| {
-            o.iter_mut().zip(x.iter().zip(y)).for_each(|(o, (&x, &y))| *o = f(x, y));
-        });
+        out.par_chunks_mut(CHUNK)
+            .zip(ad.par_chunks(CHUNK))
+            .zip(bd.par_chunks(CHUNK))
+            .for_each(|((o, x), y)| apply_binary(level, op, x, y, o));
+    } else if bd.len() == 1 {
+        out.par_chunks_mut(CHUNK).zip(ad.par_chunks(CHUNK)).for_each(|(o, x)| apply_binary(level, op, x, bd, o));
     } else if !bd.is_empty() && is_trailing_block(ash, &bfull) {
         // b equals a trailing block of a (bias-like): repeat it.
         let n = bd.len();
-        out.par_chunks_mut(n).zip(ad.par_chunks(n)).for_each(|(o, x)| {
-            o.iter_mut().zip(x.iter().zip(bd)).for_each(|(o, (&x, &y))| *o = f(x, y));
-        });
+        out.par_chunks_mut(n).zip(ad.par_chunks(n)).for_each(|(o, x)| apply_binary(level, op, x, bd, o));
     } else if let Some(inner) = per_row_block(ash, &bfull).filter(|&n| n > 0 && bd.len() * n == ad.len()) {
         // One value of b for each run of `inner` contiguous elements of a (a gate per channel
         // and segment, a scale per row).
@@ -71,13 +100,14 @@ pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
         out.par_chunks_mut(rows_per_task * inner).zip(ad.par_chunks(rows_per_task * inner)).enumerate().for_each(
             |(task, (o, x))| {
                 let ys = &bd[task * rows_per_task..];
-                for ((o, x), &y) in o.chunks_mut(inner).zip(x.chunks(inner)).zip(ys) {
-                    o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x, y));
+                for ((o, x), y) in o.chunks_mut(inner).zip(x.chunks(inner)).zip(ys) {
+                    apply_binary(level, op, x, std::slice::from_ref(y), o);
                 }
             },
         );
     } else {
         // General broadcast: strides of b with zeros on broadcast dimensions.
+        let f = op_fn(op);
         let mut bstride = vec![0usize; ash.len()];
         let mut s = 1;
         for i in (0..ash.len()).rev() {
@@ -117,7 +147,7 @@ impl ElementwiseOps for CpuBackend {
     }
 
     fn binary(&self, a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
-        binary(a, b, op)
+        binary(self.simd, a, b, op)
     }
 
     fn scale(&self, x: &Tensor, s: f32) -> Result<Tensor> {
