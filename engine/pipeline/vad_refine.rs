@@ -52,7 +52,7 @@ pub const MARGIN: f32 = 0.3;
 /// The sliding windows of a recording and how their scores aggregate.
 #[derive(Clone, Copy, Debug)]
 pub struct Windows {
-    /// Windows in the full VAD (0.5 s apart).
+    /// Windows in the full VAD (`step` apart: 0.5 s at pyannote's step).
     pub count: usize,
     /// Frames a window scores.
     pub frames_per_window: usize,
