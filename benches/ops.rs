@@ -139,7 +139,8 @@ fn linear(c: &mut Criterion) {
         let w = upload_f16(&dev, &[d_out, d_in], 2);
         // `compute_type=int8`: the same weight quantised per channel (where the CPU has VNNI).
         let w8 = dev.quantize_int8(&w).unwrap();
-        // `compute_type=bfloat16` (the CPU default where it has AVX-512 BF16) rounds the encoder's.
+        // `compute_type=default` (on CPUs with AVX-512 BF16) rounds the encoder's, `bfloat16` the
+        // decoder's too.
         let wb = dev.round_bfloat16(&w).unwrap();
         g.throughput(Throughput::Elements((2 * rows * d_in * d_out) as u64));
         g.bench_function(format!("linear {name} [{rows}, {d_in}] x [{d_out}, {d_in}] f16"), |bench| {

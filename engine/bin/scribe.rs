@@ -106,9 +106,9 @@ struct TranscribeArgs {
     /// Device: auto, cpu or cuda.
     #[arg(long, default_value = "auto", env = "WHISPERX_DEVICE")]
     device: String,
-    /// Requested precision: default (and bfloat16) computes the encoder's products in bf16 with
-    /// f32 sums on CPUs with AVX-512 BF16, float32 elsewhere; CUDA computes in float16 with f32
-    /// accumulation; float32 keeps every CPU product in f32; int8 computes Whisper's products in
+    /// Requested precision: default computes the encoder's products in bf16 with f32 sums on CPUs
+    /// with AVX-512 BF16, float32 elsewhere; bfloat16 computes the decoder's per-token products
+    /// in bf16 too; CUDA computes in float16 with f32 accumulation; float32 keeps every CPU product in f32; int8 computes Whisper's products in
     /// int8 on CPUs with AVX-512 VNNI (the precision used is logged).
     #[arg(long, default_value = "default", value_parser = scribe::models::whisper::COMPUTE_TYPES)]
     compute_type: String,

@@ -58,8 +58,8 @@ pub struct Settings {
     pub model: ModelChoice,
     /// WHISPERX_DEVICE: auto, cpu or cuda.
     pub device: String,
-    /// WHISPERX_COMPUTE_TYPE: default (bf16 encoder products on CPUs with AVX-512 BF16), bfloat16,
-    /// int8, float16 or float32 (see `Whisper::apply_compute_type`).
+    /// WHISPERX_COMPUTE_TYPE: default (bf16 encoder products on CPUs with AVX-512 BF16), bfloat16
+    /// (the decoder's products too), int8, float16 or float32 (see `Whisper::apply_compute_type`).
     pub compute_type: String,
     /// SEGMENTATION_COMPUTE_TYPE: default, bfloat16 or float32, the pyannote segmentation models'
     /// LSTMs (see `PyanNet::apply_compute_type`).

@@ -150,8 +150,8 @@ impl Decoder {
 
     /// The cross-attention's key and value projections in bfloat16 where the backend computes
     /// bf16 products: they run once per window over its 1500 audio frames, a GEMM like the
-    /// encoder's. The per-token products stay as loaded (they read each weight once a step, so
-    /// their time is the weight's bytes, which bf16 does not shrink).
+    /// encoder's (`compute_type=default`; [`Self::round_bfloat16`] rounds the per-token products
+    /// too).
     pub fn round_cross_kv_bfloat16(&mut self, dev: &Device) -> Result<()> {
         for l in &mut self.layers {
             l.encoder_attn.k_proj.round_bfloat16(dev)?;
@@ -160,7 +160,7 @@ impl Decoder {
         Ok(())
     }
 
-    /// Every product in bfloat16 where the backend computes bf16 products (`compute_type
+    /// Every linear product in bfloat16 where the backend computes bf16 products (`compute_type
     /// bfloat16`): the cross-attention's keys and values as [`Self::round_cross_kv_bfloat16`],
     /// and the per-token products — each block's projections and MLP and the output projection
     /// (a bf16 copy of the tied embedding; the token lookup keeps the checkpoint's values). At a

@@ -99,7 +99,7 @@ impl Whisper {
         self.decoder.round_cross_kv_bfloat16(&self.device)
     }
 
-    /// Every product in bfloat16 with f32 sums where the backend can (`compute_type=bfloat16`):
+    /// Every linear product in bfloat16 with f32 sums where the backend can (`compute_type=bfloat16`):
     /// the encoder's, as [`Self::round_encoder_bfloat16`], and the decoder's per-token ones
     /// ([`decoder::Decoder::round_bfloat16`]).
     pub fn round_bfloat16(&mut self) -> Result<()> {
