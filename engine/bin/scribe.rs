@@ -108,8 +108,9 @@ struct TranscribeArgs {
     device: String,
     /// Requested precision: default computes the encoder's products in bf16 with f32 sums on CPUs
     /// with AVX-512 BF16, float32 elsewhere; bfloat16 computes the decoder's per-token products
-    /// in bf16 too; CUDA computes in float16 with f32 accumulation; float32 keeps every CPU product in f32; int8 computes Whisper's products in
-    /// int8 on CPUs with AVX-512 VNNI (the precision used is logged).
+    /// in bf16 too; CUDA computes in float16 with f32 accumulation; float32 keeps every CPU
+    /// product in f32; int8 computes Whisper's products in int8 on CPUs with AVX-512 VNNI (the
+    /// precision used is logged).
     #[arg(long, default_value = "default", value_parser = scribe::models::whisper::COMPUTE_TYPES)]
     compute_type: String,
     /// Precision of the pyannote segmentation models' LSTMs (WhisperX's VAD, diarization's

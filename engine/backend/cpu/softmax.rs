@@ -30,6 +30,17 @@ fn row_max(x: &[f32]) -> f32 {
     lanes.iter().chain(tail).fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m })
 }
 
+/// `e^{(v − max)·scale}`, exactly 0 for a masked (−∞) `v` (exp clamps far below its range, so
+/// it would not give 0 itself).
+#[inline(always)]
+fn shifted_exp(v: f32, max: f32, scale: f32) -> f32 {
+    if v == f32::NEG_INFINITY {
+        0.0
+    } else {
+        math::exp((v - max) * scale)
+    }
+}
+
 /// `x ← e^{(x − max)·scale}` (−∞ entries become exactly 0); returns the sum, accumulated in f64.
 #[inline(always)]
 fn exp_shifted(x: &mut [f32], max: f32, scale: f32) -> f64 {
@@ -37,16 +48,14 @@ fn exp_shifted(x: &mut [f32], max: f32, scale: f32) -> f64 {
     let mut chunks = x.chunks_exact_mut(LANES);
     for c in &mut chunks {
         for l in 0..LANES {
-            let v = c[l];
-            // exp clamps far below its range; a masked (−∞) entry must be exactly 0.
-            let e = if v == f32::NEG_INFINITY { 0.0 } else { math::exp((v - max) * scale) };
+            let e = shifted_exp(c[l], max, scale);
             c[l] = e;
             lanes[l] += e as f64;
         }
     }
     let mut sum: f64 = lanes.iter().sum();
     for v in chunks.into_remainder() {
-        let e = if *v == f32::NEG_INFINITY { 0.0 } else { math::exp((*v - max) * scale) };
+        let e = shifted_exp(*v, max, scale);
         *v = e;
         sum += e as f64;
     }
@@ -62,14 +71,12 @@ fn sum_exp_shifted(x: &[f32], max: f32, scale: f32) -> f64 {
     let tail = chunks.remainder();
     for c in chunks {
         for l in 0..LANES {
-            let v = c[l];
-            let e = if v == f32::NEG_INFINITY { 0.0 } else { math::exp((v - max) * scale) };
-            lanes[l] += e as f64;
+            lanes[l] += shifted_exp(c[l], max, scale) as f64;
         }
     }
     let mut sum: f64 = lanes.iter().sum();
     for &v in tail {
-        sum += if v == f32::NEG_INFINITY { 0.0 } else { math::exp((v - max) * scale) } as f64;
+        sum += shifted_exp(v, max, scale) as f64;
     }
     sum
 }

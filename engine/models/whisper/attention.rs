@@ -47,10 +47,17 @@ impl MultiHeadAttention {
     /// The four projections in bfloat16 where the backend computes bf16 products, and the
     /// self-attention's own products ([`Self::self_attention`]).
     pub fn round_bfloat16(&mut self, dev: &Device) -> Result<()> {
+        self.round_projections_bfloat16(dev)?;
+        self.bf16_products = true;
+        Ok(())
+    }
+
+    /// The four projections in bfloat16 where the backend computes bf16 products; attention's
+    /// own products stay as they are (the decoder's steps).
+    pub fn round_projections_bfloat16(&mut self, dev: &Device) -> Result<()> {
         for proj in [&mut self.q_proj, &mut self.k_proj, &mut self.v_proj, &mut self.out_proj] {
             proj.round_bfloat16(dev)?;
         }
-        self.bf16_products = true;
         Ok(())
     }
 

@@ -43,10 +43,7 @@ impl DecoderLayer {
 
     /// The products each decoded token runs (not the cross-attention's keys and values).
     fn round_step_bfloat16(&mut self, dev: &Device) -> Result<()> {
-        let a = &mut self.self_attn;
-        for proj in [&mut a.q_proj, &mut a.k_proj, &mut a.v_proj, &mut a.out_proj] {
-            proj.round_bfloat16(dev)?;
-        }
+        self.self_attn.round_projections_bfloat16(dev)?;
         self.encoder_attn.q_proj.round_bfloat16(dev)?;
         self.encoder_attn.out_proj.round_bfloat16(dev)?;
         self.fc1.round_bfloat16(dev)?;
