@@ -17,7 +17,7 @@ use super::gemm::{sgemm, MatRef};
 use super::key_tiles::{tiled_scores, worth_tiling, KeyTileCache, KeyTiles};
 use super::simd::SimdLevel;
 use super::skinny::{skinny_nn, skinny_nt, SKINNY_MAX_ROWS};
-use super::softmax::softmax_row_scaled;
+use super::softmax::{softmax_row_scaled, softmax_row_scaled_into_pairs};
 use super::{data, tensor, CpuBackend};
 use crate::backend::kernels::AttentionOps;
 use crate::backend::Tensor;
@@ -152,10 +152,15 @@ impl Geometry<'_> {
     /// `i0 + r`.
     fn softmax_rows(&self, level: SimdLevel, scores: &mut [f32], keys: usize, i0: usize) {
         for (r, s) in scores.chunks_exact_mut(keys).enumerate() {
-            let visible = self.visible(keys, i0 + r);
-            s[visible..].fill(f32::NEG_INFINITY);
+            self.mask_row(s, i0 + r);
             softmax_row_scaled(level, s, self.scale);
         }
+    }
+
+    /// Query row `i`'s scores over a row's keys with those it may not see set to −∞.
+    fn mask_row(&self, scores: &mut [f32], i: usize) {
+        let visible = self.visible(scores.len(), i);
+        scores[visible..].fill(f32::NEG_INFINITY);
     }
 
     /// Every query row of key/value batch `kb`'s group, head `h`.
@@ -264,7 +269,7 @@ impl Geometry<'_> {
         let keys = self.keys(kb);
         let at = kb * tk * d + h * dh;
         (
-            bf16::Bf16Matrix::from_rows(&kd[at..], d, keys, dh),
+            bf16::Bf16Matrix::from_rows(level, &kd[at..], d, keys, dh),
             bf16::Bf16Matrix::from_columns(level, &vd[at..], d, keys, dh),
         )
     }
@@ -292,8 +297,11 @@ impl Geometry<'_> {
         let q_pairs = bf16::rows_to_pairs(level, &q_rows, rows, dh);
         let mut scores = vec![0.0f32; rows * keys];
         bf16::gemm(level, rows, &q_pairs, k_packed, &mut scores, None, false, false);
-        self.softmax_rows(level, &mut scores, keys, row0);
-        let p_pairs = bf16::rows_to_pairs(level, &scores, rows, keys);
+        let mut p_pairs = vec![0u32; rows * keys.div_ceil(2)];
+        for ((r, s), p) in scores.chunks_exact_mut(keys).enumerate().zip(p_pairs.chunks_exact_mut(keys.div_ceil(2))) {
+            self.mask_row(s, row0 + r);
+            softmax_row_scaled_into_pairs(level, s, self.scale, p);
+        }
         let mut out = vec![0.0f32; rows * dh];
         bf16::gemm(level, rows, &p_pairs, v_packed, &mut out, None, false, false);
         Piece { h, spans: vec![(bi, row0, rows)], out }

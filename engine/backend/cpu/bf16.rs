@@ -84,14 +84,15 @@ pub struct Bf16Matrix {
 
 impl Bf16Matrix {
     /// Round a row-major `[n, k]` weight.
-    pub fn from_f32(w: &[f32], n: usize, k: usize) -> Self {
+    pub fn from_f32(level: SimdLevel, w: &[f32], n: usize, k: usize) -> Self {
         assert_eq!(w.len(), n * k, "Bf16Matrix::from_f32: {} values for [{n}, {k}]", w.len());
-        Self::from_rows(w, k, n, k)
+        Self::from_rows(level, w, k, n, k)
     }
 
     /// The packed form of the `[n, k]` matrix whose rows are stored `ld` apart in `src`
-    /// (`w[j, kk] = src[j·ld + kk]`: one head's keys in a `[T, H·Dh]` tensor).
-    pub fn from_rows(src: &[f32], ld: usize, n: usize, k: usize) -> Self {
+    /// (`w[j, kk] = src[j·ld + kk]`: one head's keys in a `[T, H·Dh]` tensor). Each row is
+    /// rounded into pairs at once ([`rows_into_pairs`]), then spread over its panel.
+    pub fn from_rows(level: SimdLevel, src: &[f32], ld: usize, n: usize, k: usize) -> Self {
         assert!(
             k == 0 || n == 0 || src.len() >= (n - 1) * ld + k,
             "Bf16Matrix::from_rows: {} values for {n} rows of {k}, {ld} apart",
@@ -99,11 +100,12 @@ impl Bf16Matrix {
         );
         let pairs = k.div_ceil(2);
         let mut panels = vec![0u32; n.div_ceil(PANEL) * PANEL * pairs];
+        let mut row_pairs = vec![0u32; pairs];
         for row in 0..n {
-            let values = &src[row * ld..row * ld + k];
-            for (pair, two) in values.chunks(2).enumerate() {
-                let odd = two.get(1).map_or(0, |&v| to_bf16(v) as u32);
-                panels[Self::index(pairs, row, pair)] = to_bf16(two[0]) as u32 | odd << 16;
+            rows_into_pairs(level, &src[row * ld..row * ld + k], k, &mut row_pairs);
+            let first = Self::index(pairs, row, 0);
+            for (pair, &v) in row_pairs.iter().enumerate() {
+                panels[first + pair * PANEL] = v;
             }
         }
         Bf16Matrix { n, k, pairs, panels, row_pairs: Default::default() }
@@ -342,22 +344,42 @@ mod avx512 {
                         }
                     }
                 }
+                // A panel narrower than 33 columns (the last one, or all of a 16- or 64-column
+                // product such as attention's `P·V`) multiplies only its registers that hold
+                // columns.
+                let vectors = width.div_ceil(16);
                 for r0 in (r_block..r_end).step_by(TILE_ROWS) {
                     let (ap, cp) = (a.as_ptr().add(r0 * pairs), c.as_mut_ptr().add(r0 * n + col));
                     let pp = panel.as_ptr();
-                    match (r_end - r0).min(TILE_ROWS) {
-                        1 => tile::<1>(ap, pairs, pp, cp, n, masks, init, accumulate),
-                        2 => tile::<2>(ap, pairs, pp, cp, n, masks, init, accumulate),
-                        3 => tile::<3>(ap, pairs, pp, cp, n, masks, init, accumulate),
-                        4 => tile::<4>(ap, pairs, pp, cp, n, masks, init, accumulate),
-                        5 => tile::<5>(ap, pairs, pp, cp, n, masks, init, accumulate),
-                        6 => tile::<6>(ap, pairs, pp, cp, n, masks, init, accumulate),
-                        7 => tile::<7>(ap, pairs, pp, cp, n, masks, init, accumulate),
-                        _ => tile::<8>(ap, pairs, pp, cp, n, masks, init, accumulate),
+                    macro_rules! rows {
+                        ($v:literal) => {{
+                            let (m, i) = (first::<$v, _>(masks), first::<$v, _>(init));
+                            match (r_end - r0).min(TILE_ROWS) {
+                                1 => tile::<1, $v>(ap, pairs, pp, cp, n, m, i, accumulate),
+                                2 => tile::<2, $v>(ap, pairs, pp, cp, n, m, i, accumulate),
+                                3 => tile::<3, $v>(ap, pairs, pp, cp, n, m, i, accumulate),
+                                4 => tile::<4, $v>(ap, pairs, pp, cp, n, m, i, accumulate),
+                                5 => tile::<5, $v>(ap, pairs, pp, cp, n, m, i, accumulate),
+                                6 => tile::<6, $v>(ap, pairs, pp, cp, n, m, i, accumulate),
+                                7 => tile::<7, $v>(ap, pairs, pp, cp, n, m, i, accumulate),
+                                _ => tile::<8, $v>(ap, pairs, pp, cp, n, m, i, accumulate),
+                            }
+                        }};
+                    }
+                    match vectors {
+                        1 => rows!(1),
+                        2 => rows!(2),
+                        _ => rows!(3),
                     }
                 }
             }
         }
+    }
+
+    /// The first `V` of a panel's three registers' values.
+    #[inline(always)]
+    fn first<const V: usize, T: Copy>(all: [T; 3]) -> [T; V] {
+        std::array::from_fn(|v| all[v])
     }
 
     /// Lanes of vector `v` (of three) inside a panel `width` columns wide.
@@ -366,9 +388,9 @@ mod avx512 {
         ((1u32 << lanes) - 1) as __mmask16
     }
 
-    /// `R` rows × one panel: `c[r, ..] = (accumulate ? c[r, ..] : 0) + init + Σ_p a[r, p] ·
-    /// panel[p, ..]` over the pairs, the three vectors of each row stored under `masks` (the
-    /// panel's valid columns).
+    /// `R` rows × the first `V` registers of one panel: `c[r, ..] = (accumulate ? c[r, ..] : 0) +
+    /// init + Σ_p a[r, p] · panel[p, ..]` over the pairs, each row's registers stored under
+    /// `masks` (the panel's valid columns; the registers past `V` hold none).
     ///
     /// # Safety
     /// AVX-512F and BF16; `a` holds `R` rows of `pairs` pairs `pairs` apart, `panel` `pairs` × 48
@@ -376,14 +398,14 @@ mod avx512 {
     #[inline]
     #[target_feature(enable = "avx512f,avx512bf16")]
     #[allow(clippy::needless_range_loop, clippy::too_many_arguments)]
-    unsafe fn tile<const R: usize>(
+    unsafe fn tile<const R: usize, const V: usize>(
         a: *const u32,
         pairs: usize,
         panel: *const u32,
         c: *mut f32,
         ldc: usize,
-        masks: [__mmask16; 3],
-        init: [__m512; 3],
+        masks: [__mmask16; V],
+        init: [__m512; V],
         accumulate: bool,
     ) {
         let mut acc = [init; R];
@@ -391,7 +413,7 @@ mod avx512 {
         // pointer could lie beyond the end of C.
         if accumulate {
             for r in 0..R {
-                for v in 0..3 {
+                for v in 0..V {
                     if masks[v] != 0 {
                         acc[r][v] = _mm512_add_ps(acc[r][v], _mm512_maskz_loadu_ps(masks[v], c.add(r * ldc + 16 * v)));
                     }
@@ -400,20 +422,17 @@ mod avx512 {
         }
         for p in 0..pairs {
             let b = panel.add(p * PANEL) as *const __m512i;
-            let bv: [__m512bh; 3] = [
-                std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(b)),
-                std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(b.add(1))),
-                std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(b.add(2))),
-            ];
+            let bv: [__m512bh; V] =
+                std::array::from_fn(|v| std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(b.add(v))));
             for r in 0..R {
                 let x = std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(*a.add(r * pairs + p) as i32));
-                for v in 0..3 {
+                for v in 0..V {
                     acc[r][v] = _mm512_dpbf16_ps(acc[r][v], x, bv[v]);
                 }
             }
         }
         for r in 0..R {
-            for v in 0..3 {
+            for v in 0..V {
                 if masks[v] != 0 {
                     _mm512_mask_storeu_ps(c.add(r * ldc + 16 * v), masks[v], acc[r][v]);
                 }
@@ -501,16 +520,26 @@ mod tests {
     }
 
     /// The kernel (where this CPU has it) and the portable loop against an f64 product of the
-    /// rounded operands, over shapes that fill no whole tile, panel or row block.
+    /// rounded operands, over shapes that fill no whole tile, panel or row block, with last
+    /// panels of one, two and three registers (attention's `P·V` is 64 columns: 48 + 16).
     #[test]
     fn products_match_an_f64_reference_of_the_rounded_values() {
         let mut r = rng(7);
-        for &(m, n, k) in
-            &[(1, 1, 1), (3, 5, 7), (8, 48, 2), (9, 49, 60), (17, 95, 128), (70, 130, 33), (130, 512, 256)]
-        {
+        for &(m, n, k) in &[
+            (1, 1, 1),
+            (3, 5, 7),
+            (3, 20, 5),
+            (8, 48, 2),
+            (9, 49, 60),
+            (9, 80, 31),
+            (64, 64, 750),
+            (17, 95, 128),
+            (70, 130, 33),
+            (130, 512, 256),
+        ] {
             let x: Vec<f32> = (0..m * k).map(|_| r()).collect();
             let wv: Vec<f32> = (0..n * k).map(|_| r()).collect();
-            let w = Bf16Matrix::from_f32(&wv, n, k);
+            let w = Bf16Matrix::from_f32(SimdLevel::detect(), &wv, n, k);
             assert_eq!(
                 w.dequantized_rows(0..n).iter().map(|&v| to_bf16(v)).collect::<Vec<_>>(),
                 wv.iter().map(|&v| to_bf16(v)).collect::<Vec<_>>()
@@ -564,7 +593,8 @@ mod tests {
         {
             let src: Vec<f32> = (0..(k - 1) * ld + n).map(|_| r() * 4.0).collect();
             let rows: Vec<f32> = (0..n).flat_map(|j| (0..k).map(|kk| src[kk * ld + j]).collect::<Vec<_>>()).collect();
-            let want = Bf16Matrix::from_f32(&rows, n, k);
+            let want = Bf16Matrix::from_f32(SimdLevel::Portable, &rows, n, k);
+            assert_eq!(Bf16Matrix::from_f32(SimdLevel::detect(), &rows, n, k).panels, want.panels, "n {n} k {k}");
             for level in [SimdLevel::Portable, SimdLevel::detect()] {
                 let got = Bf16Matrix::from_columns(level, &src, ld, k, n);
                 assert_eq!(got.panels, want.panels, "{level:?} n {n} k {k} ld {ld}");
@@ -576,7 +606,7 @@ mod tests {
     #[test]
     #[should_panic(expected = "bf16 gemm: A holds")]
     fn short_operands_are_refused() {
-        let w = Bf16Matrix::from_f32(&[1.0; 12], 3, 4);
+        let w = Bf16Matrix::from_f32(SimdLevel::detect(), &[1.0; 12], 3, 4);
         let mut c = vec![0.0; 6];
         gemm(SimdLevel::detect(), 2, &[0; 3], &w, &mut c, None, false, false);
     }

@@ -258,7 +258,10 @@ impl MemoryOps for CpuBackend {
         let (n, k) = (w.dim(0), w.dim(1));
         let stored = weight(w)?;
         let values = stored.rows_f32(self.simd, 0..n, k);
-        Ok(Tensor::from_storage(vec![n, k], Arc::new(CpuBf16Storage(bf16::Bf16Matrix::from_f32(&values, n, k)))))
+        Ok(Tensor::from_storage(
+            vec![n, k],
+            Arc::new(CpuBf16Storage(bf16::Bf16Matrix::from_f32(self.simd, &values, n, k))),
+        ))
     }
 }
 

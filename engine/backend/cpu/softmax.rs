@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
+use super::bf16;
 use super::math;
 use super::simd::{multiversion, SimdLevel};
 use super::{data, tensor};
@@ -42,43 +43,58 @@ fn shifted_exp(v: f32, max: f32, scale: f32) -> f32 {
 }
 
 /// `x ← e^{(x − max)·scale}` (−∞ entries become exactly 0); returns the sum, accumulated in f64.
+///
+/// Two passes: the exponentials alone are all f32, so they vectorise a whole register wide; a
+/// loop that also widened each to f64 would be vectorised at f64's width, half that.
 #[inline(always)]
 fn exp_shifted(x: &mut [f32], max: f32, scale: f32) -> f64 {
+    x.iter_mut().for_each(|v| *v = shifted_exp(*v, max, scale));
+    sum_in_lanes(x)
+}
+
+/// Exponentials [`sum_exp_shifted`] computes at a time before adding them (on the stack).
+const SUM_BLOCK: usize = 16 * LANES;
+
+/// `Σ e^{(x − max)·scale}` as [`exp_shifted`] sums it (the same lanes, the same order, so the
+/// same f64), without writing the exponentials into `x`: they go through a block on the stack.
+#[inline(always)]
+fn sum_exp_shifted(x: &[f32], max: f32, scale: f32) -> f64 {
     let mut lanes = [0.0f64; LANES];
-    let mut chunks = x.chunks_exact_mut(LANES);
-    for c in &mut chunks {
-        for l in 0..LANES {
-            let e = shifted_exp(c[l], max, scale);
-            c[l] = e;
-            lanes[l] += e as f64;
-        }
+    let mut block = [0.0f32; SUM_BLOCK];
+    let whole = x.len() - x.len() % LANES;
+    for src in x[..whole].chunks(SUM_BLOCK) {
+        let e = &mut block[..src.len()];
+        e.iter_mut().zip(src).for_each(|(e, &v)| *e = shifted_exp(v, max, scale));
+        add_lanes(&mut lanes, e);
     }
     let mut sum: f64 = lanes.iter().sum();
-    for v in chunks.into_remainder() {
-        let e = shifted_exp(*v, max, scale);
-        *v = e;
-        sum += e as f64;
+    for &v in &x[whole..] {
+        sum += shifted_exp(v, max, scale) as f64;
     }
     sum
 }
 
-/// `Σ e^{(x − max)·scale}` as [`exp_shifted`] sums it (the same lanes, the same order, so the
-/// same f64), without writing the exponentials anywhere.
+/// `Σ x` in f64: `LANES` partial sums over the whole chunks, added in order, then the tail.
 #[inline(always)]
-fn sum_exp_shifted(x: &[f32], max: f32, scale: f32) -> f64 {
+fn sum_in_lanes(x: &[f32]) -> f64 {
     let mut lanes = [0.0f64; LANES];
-    let chunks = x.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for l in 0..LANES {
-            lanes[l] += shifted_exp(c[l], max, scale) as f64;
-        }
-    }
+    let whole = x.len() - x.len() % LANES;
+    add_lanes(&mut lanes, &x[..whole]);
     let mut sum: f64 = lanes.iter().sum();
-    for &v in tail {
-        sum += shifted_exp(v, max, scale) as f64;
+    for &v in &x[whole..] {
+        sum += v as f64;
     }
     sum
+}
+
+/// `lanes[l] += x[i]` for each `i ≡ l (mod LANES)`, in order (`x` holds whole chunks).
+#[inline(always)]
+fn add_lanes(lanes: &mut [f64; LANES], x: &[f32]) {
+    for c in x.chunks_exact(LANES) {
+        for l in 0..LANES {
+            lanes[l] += c[l] as f64;
+        }
+    }
 }
 
 multiversion! {
@@ -92,6 +108,29 @@ multiversion! {
         }
         let inv = (1.0 / exp_shifted(x, max, scale)) as f32;
         x.iter_mut().for_each(|o| *o *= inv);
+    }
+}
+
+multiversion! {
+    /// The bf16 pairs of [`softmax_row_scaled`]`(x)` as [`bf16::rows_into_pairs`] lays out one
+    /// row (`x.len().div_ceil(2)` pairs, an odd row's last pair holding 0 in its high half):
+    /// the same bits as the two calls, without writing the probabilities back (attention's
+    /// `P` on the bf16 path). `x` is left holding the unnormalised exponentials.
+    pub(crate) fn softmax_row_scaled_into_pairs(x: &mut [f32], scale: f32, pairs: &mut [u32]) {
+        assert_eq!(pairs.len(), x.len().div_ceil(2), "softmax_row_scaled_into_pairs: pairs for {} values", x.len());
+        let max = row_max(x);
+        if max == f32::NEG_INFINITY {
+            pairs.fill(0);
+            return;
+        }
+        let inv = (1.0 / exp_shifted(x, max, scale)) as f32;
+        let even = x.len() & !1;
+        for (p, two) in pairs.iter_mut().zip(x[..even].chunks_exact(2)) {
+            *p = bf16::to_bf16(two[0] * inv) as u32 | (bf16::to_bf16(two[1] * inv) as u32) << 16;
+        }
+        if even < x.len() {
+            pairs[even / 2] = bf16::to_bf16(x[even] * inv) as u32;
+        }
     }
 }
 
@@ -168,6 +207,29 @@ mod tests {
             let alone = sum_exp_shifted(&row, max, 0.7);
             let written = exp_shifted(&mut row.clone(), max, 0.7);
             assert_eq!(alone.to_bits(), written.to_bits(), "length {len}");
+        }
+    }
+
+    /// The fused softmax and bf16 rounding give the bits of softmax, then rounding, for every
+    /// SIMD level: odd and even lengths, masked entries, an all −∞ row.
+    #[test]
+    fn softmax_into_pairs_is_softmax_then_rounding() {
+        for level in [SimdLevel::Portable, SimdLevel::detect()] {
+            for len in [0, 1, 2, 15, 16, 17, 33, 1500] {
+                for masked in [false, true] {
+                    let mut row: Vec<f32> = (0..len).map(|i| ((i * 7919) % 1000) as f32 / 37.0 - 13.0).collect();
+                    if masked {
+                        row.iter_mut().step_by(3).for_each(|v| *v = f32::NEG_INFINITY);
+                    }
+                    let mut want = row.clone();
+                    softmax_row_scaled(level, &mut want, 0.125);
+                    let want_pairs = bf16::rows_to_pairs(level, &want, usize::from(len > 0), len);
+                    let mut got = row.clone();
+                    let mut pairs = vec![7u32; len.div_ceil(2)];
+                    softmax_row_scaled_into_pairs(level, &mut got, 0.125, &mut pairs);
+                    assert_eq!(pairs, want_pairs, "{level:?} length {len} masked {masked}");
+                }
+            }
         }
     }
 }
