@@ -9,7 +9,11 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 
 #[derive(Clone, Debug, Default)]
-pub struct Cancel(Arc<AtomicBool>);
+pub struct Cancel {
+    flag: Arc<AtomicBool>,
+    /// The flag of the token this one was [`linked`](Cancel::linked) to: it cancels this one too.
+    parent: Option<Arc<AtomicBool>>,
+}
 
 impl Cancel {
     /// A token nobody has cancelled.
@@ -17,13 +21,20 @@ impl Cancel {
         Cancel::default()
     }
 
+    /// A token of its own that this one's cancelling cancels as well, but not the other way:
+    /// a part of a run that the rest of the run may stop (diarization alongside a
+    /// transcription that failed).
+    pub fn linked(&self) -> Cancel {
+        Cancel { flag: Arc::default(), parent: Some(self.flag.clone()) }
+    }
+
     /// Stop the run at its next check (idempotent; any clone may call it, from any thread).
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.flag.store(true, Ordering::SeqCst);
     }
 
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.flag.load(Ordering::SeqCst) || self.parent.as_ref().is_some_and(|p| p.load(Ordering::SeqCst))
     }
 
     /// `Err(Error::Cancelled)` once cancelled: the check every loop makes before more work.
@@ -49,5 +60,18 @@ mod tests {
         assert!(c.is_cancelled());
         assert!(matches!(c.check(), Err(Error::Cancelled)));
         assert_eq!(c.check().unwrap_err().to_string(), "cancelled");
+    }
+
+    #[test]
+    fn a_linked_token_stops_with_its_parent_but_not_the_parent_with_it() {
+        let parent = Cancel::new();
+        let part = parent.linked();
+        part.cancel();
+        assert!(part.is_cancelled());
+        assert!(!parent.is_cancelled(), "cancelling the part leaves the run");
+        let part = parent.linked();
+        let clone = part.clone();
+        parent.cancel();
+        assert!(part.is_cancelled() && clone.is_cancelled(), "cancelling the run stops its parts");
     }
 }

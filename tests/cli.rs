@@ -1090,7 +1090,8 @@ fn default_alignment_without_its_model_is_a_warning() {
 
 /// `--diarize` on the two-speaker recording: every segment and timed word has a speaker, the
 /// two speakers both appear, the subtitles carry the prefixes, `--speaker_embeddings` writes a
-/// centroid per speaker, and `--max_speakers 1` leaves one speaker.
+/// centroid per speaker, and `--max_speakers 1` leaves one speaker. On the CPU the speakers are
+/// found alongside the transcription; `--diarize_after_transcription` gives the same JSON.
 #[test]
 fn diarize_labels_segments_and_words_with_two_speakers() {
     let (Some(dir), Some(_), Some(_)) = (model_dir("tiny.en"), model_dir("segmentation-3.0"), model_dir("campplus"))
@@ -1102,8 +1103,16 @@ fn diarize_labels_segments_and_words_with_two_speakers() {
     let tmp = tempfile::tempdir().unwrap();
     let extra = ["--diarize", "--speaker_embeddings", "--model_dir", models, "--word_timestamps", "True", "-f", "all"];
     ok(&scribe(&dir, tmp.path(), &extra, &speech("two_speakers.wav")));
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("two_speakers.json")).unwrap()).unwrap();
+    let written = std::fs::read_to_string(tmp.path().join("two_speakers.json")).unwrap();
+    let after = tempfile::tempdir().unwrap();
+    let extra_after = [&extra[..], &["--diarize_after_transcription"]].concat();
+    ok(&scribe(&dir, after.path(), &extra_after, &speech("two_speakers.wav")));
+    assert_eq!(
+        std::fs::read_to_string(after.path().join("two_speakers.json")).unwrap(),
+        written,
+        "diarization alongside the transcription and after it differ"
+    );
+    let json: serde_json::Value = serde_json::from_str(&written).unwrap();
     let segments = json["segments"].as_array().unwrap();
     let speakers: std::collections::BTreeSet<&str> =
         segments.iter().map(|s| s["speaker"].as_str().expect("a segment without a speaker")).collect();

@@ -42,6 +42,12 @@ pub trait Backend:
     fn synchronize(&self) -> Result<()> {
         Ok(())
     }
+    /// Whether two pipeline stages may issue ops from two threads at once, so that each fills
+    /// the cores the other leaves idle (the CPU: its ops are synchronous, its thread pool takes
+    /// work from both). A GPU's one stream gains little from it, and is not shared so.
+    fn runs_stages_alongside(&self) -> bool {
+        false
+    }
 }
 
 /// A handle to a backend and its observers; cheap to clone.
@@ -127,6 +133,11 @@ impl Device {
 
     pub fn synchronize(&self) -> Result<()> {
         self.backend.synchronize()
+    }
+
+    /// See [`Backend::runs_stages_alongside`].
+    pub fn runs_stages_alongside(&self) -> bool {
+        self.backend.runs_stages_alongside()
     }
 
     /// Run one op on the backend, its observers told before and after.

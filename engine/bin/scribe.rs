@@ -234,6 +234,10 @@ struct TranscribeArgs {
     /// finds more speakers).
     #[arg(long, allow_hyphen_values = true)]
     diarize_threshold: Option<f64>,
+    /// On the CPU, find the speakers after the transcription rather than alongside it (the
+    /// same result, later; for timing each stage alone).
+    #[arg(long)]
+    diarize_after_transcription: bool,
     /// An enrolled voice, NAME=PATH (repeatable; several samples of one name are combined):
     /// diarized speakers whose voice matches take the name (turns --diarize on).
     #[arg(long = "speaker_sample", value_parser = parse_speaker_sample)]
@@ -537,6 +541,7 @@ fn pipeline_options(args: &TranscribeArgs, model: &Whisper) -> anyhow::Result<Pi
         diarize_model: args.diarize_model.clone(),
         speaker_embeddings: args.speaker_embeddings,
         diarize_threshold: args.diarize_threshold,
+        after_transcription: args.diarize_after_transcription,
     };
     if let Some(t) = args.speaker_threshold {
         anyhow::ensure!((-1.0..=1.0).contains(&t), "--speaker_threshold {t}: expected a cosine similarity in [-1, 1]");

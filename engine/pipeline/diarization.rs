@@ -5,12 +5,18 @@
 //! segment whose words change speaker is split at each change. A diarizer that cannot be had or
 //! fails leaves a warning and the transcript without speakers; the job never fails for it.
 //!
+//! Finding the speakers needs only the audio; on a backend that runs stages alongside each
+//! other (the CPU) the pipeline runs [`find`] on its own thread while voice activity and
+//! transcription run, and [`apply`]s its turns here (`Pipeline::run_audio`).
+//!
 //! [`DiarizeModels`]: super::diarize_models::DiarizeModels
+
+use std::sync::Arc;
 
 use crate::audio::Audio;
 use crate::cancel::Cancel;
 use crate::diarize::assign::{assign_word_speakers, split_at_speaker_changes};
-use crate::diarize::diarizer::{DiarizeStep, SpeakerBounds};
+use crate::diarize::diarizer::{Diarization, DiarizeStep, Diarizer, SpeakerBounds};
 use crate::error::{Error, Result};
 
 use super::progress::{Progress, Stage, Unit};
@@ -21,6 +27,23 @@ pub const FILL_NEAREST: bool = false;
 /// What every warning of this stage ends with.
 pub const NO_SPEAKERS: &str = "segments carry no speaker";
 
+/// What the diarizer made of a recording, before it meets the transcript: [`find`]'s half of
+/// the stage, which needs only the audio (so it may run alongside the transcription, see
+/// [`Pipeline::run_audio`]).
+pub struct Found {
+    /// For the result's warnings, in order.
+    pub warnings: Vec<String>,
+    /// None: the stage was not asked for, or its diarizer could not be had or failed.
+    pub speakers: Option<FoundSpeakers>,
+}
+
+pub struct FoundSpeakers {
+    name: String,
+    diarizer: Arc<Diarizer>,
+    diarization: Diarization,
+}
+
+/// The stage's entry point: [`find`] the speakers, then [`apply`] them to the transcript.
 pub fn run(
     p: &Pipeline,
     file: &mut FileTranscript,
@@ -28,20 +51,33 @@ pub fn run(
     cancel: &Cancel,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Outcome> {
+    let found = find(p, audio, cancel, progress)?;
+    Ok(apply(file, found, p.options().diarize_options.speaker_embeddings))
+}
+
+/// Whether the run asks for speakers: `diarization`, or speaker names, which need them.
+pub fn wanted(p: &Pipeline) -> bool {
+    p.options().diarize_options.diarize || p.options().verify_options.wanted()
+}
+
+/// The speaker turns of `audio`. Only cancelling is an error: a diarizer that cannot be had or
+/// fails is a warning.
+pub fn find(p: &Pipeline, audio: &Audio, cancel: &Cancel, progress: &mut dyn FnMut(Progress)) -> Result<Found> {
     let o = &p.options().diarize_options;
+    let mut warnings = Vec::new();
+    if !wanted(p) {
+        return Ok(Found { warnings, speakers: None });
+    }
     if !o.diarize {
-        if !p.options().verify_options.wanted() {
-            return Ok(Outcome::Skipped);
-        }
         // The seed worker needs the diarization for its speaker names, and so does stage 6.
-        file.warnings.push("speaker_verification: diarization turned on (speaker names need diarized speakers)".into());
+        warnings.push("speaker_verification: diarization turned on (speaker names need diarized speakers)".into());
     }
     let device = &p.models().whisper.device;
     let (name, diarizer) = match p.models().diarize.get(device, o.diarize_model.as_deref()) {
         Ok(d) => d,
         Err(e) => {
-            file.warnings.push(format!("diarization: {e}; {NO_SPEAKERS}"));
-            return Ok(Outcome::Skipped);
+            warnings.push(format!("diarization: {e}; {NO_SPEAKERS}"));
+            return Ok(Found { warnings, speakers: None });
         }
     };
     let bounds = SpeakerBounds {
@@ -64,13 +100,22 @@ pub fn run(
             unit: Unit::Seconds,
         })
     };
-    let diarization = match diarizer.diarize(device, &mut &*audio, bounds, cancel, &mut report) {
-        Ok(d) => d,
-        Err(Error::Cancelled) => return Err(Error::Cancelled),
+    match diarizer.diarize(device, &mut &*audio, bounds, cancel, &mut report) {
+        Ok(diarization) => Ok(Found { warnings, speakers: Some(FoundSpeakers { name, diarizer, diarization }) }),
+        Err(Error::Cancelled) => Err(Error::Cancelled),
         Err(e) => {
-            file.warnings.push(format!("diarization: {name} failed ({e}); {NO_SPEAKERS}"));
-            return Ok(Outcome::Skipped);
+            warnings.push(format!("diarization: {name} failed ({e}); {NO_SPEAKERS}"));
+            Ok(Found { warnings, speakers: None })
         }
+    }
+}
+
+/// Put what [`find`] found on the transcript's segments and words: WhisperX's
+/// `assign_word_speakers`, then each segment split where its words change speaker.
+pub fn apply(file: &mut FileTranscript, found: Found, speaker_embeddings: bool) -> Outcome {
+    file.warnings.extend(found.warnings);
+    let Some(FoundSpeakers { name, diarizer, diarization }) = found.speakers else {
+        return Outcome::Skipped;
     };
     tracing::info!(
         "diarized with {name}: {} speakers, {} turns, {} windows, {} pairs clustered",
@@ -84,7 +129,7 @@ pub fn run(
     let segments = std::mem::take(&mut t.segments);
     t.segments = split_at_speaker_changes(segments, &t.language);
     t.collect_word_segments();
-    if o.speaker_embeddings {
+    if speaker_embeddings {
         t.speaker_embeddings = Some(diarization.speakers.iter().cloned().collect());
     }
     t.speaker_turns = diarization.turns;
@@ -93,5 +138,5 @@ pub fn run(
         centroids: diarization.speakers,
         exclusive_turns: diarization.exclusive_turns,
     });
-    Ok(Outcome::Ran)
+    Outcome::Ran
 }

@@ -85,6 +85,9 @@ pub struct DiarizeOptions {
     pub speaker_embeddings: bool,
     /// The clustering's distance threshold, when not the model's own.
     pub diarize_threshold: Option<f64>,
+    /// Find the speakers after the transcription, not alongside it (where the backend runs
+    /// stages alongside each other: the CPU). The result is the same; this only takes longer.
+    pub after_transcription: bool,
 }
 
 /// One enrolled voice: a name and where its recording is.

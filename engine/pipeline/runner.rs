@@ -4,12 +4,12 @@
 //! [`StageFn`] shape, listed in [`STAGES`].
 
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::audio::Audio;
 use crate::cancel::Cancel;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::models::pyannote::PyanNet;
 use crate::models::whisper::Whisper;
 use crate::output::Transcript;
@@ -119,6 +119,10 @@ pub const STAGES: [(Stage, StageFn); 5] = [
     (Stage::SpeakerNames, speaker_names::run),
 ];
 
+/// How often the diarizer's progress is passed on once the stages before it are done (while
+/// it runs alongside them, see [`Pipeline::diarize_alongside`]).
+const PROGRESS_POLL: Duration = Duration::from_millis(50);
+
 /// Models and options: built once (per job in the worker, per invocation in the CLI), run on
 /// any number of files.
 pub struct Pipeline {
@@ -158,7 +162,9 @@ impl Pipeline {
         Ok(file)
     }
 
-    /// Run audio already in a store through the stages after `audio_in`.
+    /// Run audio already in a store through the stages after `audio_in`. Where the device runs
+    /// stages alongside each other (the CPU) and the run wants speakers, the diarizer finds them
+    /// on a thread of its own while the stages before it run ([`Self::diarize_alongside`]).
     pub fn run_audio(
         &self,
         audio: &Audio,
@@ -170,13 +176,94 @@ impl Pipeline {
             warnings: audio.report.warnings.iter().map(|w| format!("audio: {w}")).collect(),
             ..Default::default()
         };
-        for (stage, run) in STAGES {
-            cancel.check()?;
-            let started = Instant::now();
-            if run(self, &mut file, audio, cancel, progress)? == Outcome::Ran {
-                file.timings.add(stage, started.elapsed().as_secs_f64());
-            }
+        let alongside = diarization::wanted(self)
+            && !self.options.diarize_options.after_transcription
+            && self.models.whisper.device.runs_stages_alongside();
+        if alongside {
+            self.diarize_alongside(&mut file, audio, cancel, progress)?;
+        } else {
+            self.run_stages(&STAGES, &mut file, audio, cancel, progress)?;
         }
         Ok(file)
+    }
+
+    fn run_stages(
+        &self,
+        stages: &[(Stage, StageFn)],
+        file: &mut FileTranscript,
+        audio: &Audio,
+        cancel: &Cancel,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<()> {
+        for (stage, run) in stages {
+            cancel.check()?;
+            let started = Instant::now();
+            if run(self, file, audio, cancel, progress)? == Outcome::Ran {
+                file.timings.add(*stage, started.elapsed().as_secs_f64());
+            }
+        }
+        Ok(())
+    }
+
+    /// [`STAGES`] with the diarizer's half that needs only the audio ([`diarization::find`])
+    /// on a thread of its own from the start: two stages' ops fill the cores that either leaves
+    /// idle (its serial stretches, a decoder step's small products). Its turns meet the
+    /// transcript where the diarization stage stands in the list. Its progress is passed on
+    /// from this thread once the stages before it are done (so progress still goes stage by
+    /// stage; the latest report, then each new one until it finishes). Should a stage before it
+    /// fail, the diarizer is stopped ([`Cancel::linked`]) and the failure returned. The result
+    /// is the same as in order; the diarization's time is its own, which overlaps the others'.
+    fn diarize_alongside(
+        &self,
+        file: &mut FileTranscript,
+        audio: &Audio,
+        cancel: &Cancel,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<()> {
+        let at = STAGES.iter().position(|(s, _)| *s == Stage::Diarization).expect("diarization is a stage");
+        let (before, after) = (&STAGES[..at], &STAGES[at + 1..]);
+        let stop = cancel.linked();
+        let latest: Mutex<Option<Progress>> = Mutex::new(None);
+        let pass_on = |progress: &mut dyn FnMut(Progress)| {
+            if let Some(p) = latest.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                progress(p)
+            }
+        };
+        let (found, before_result) = std::thread::scope(|scope| {
+            let finder = scope.spawn(|| {
+                let started = Instant::now();
+                let find = || {
+                    diarization::find(self, audio, &stop, &mut |p| {
+                        *latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(p)
+                    })
+                };
+                // A pool of its own: the operating system then shares the cores between the two
+                // stages' threads, where in one pool each op waits for the other's to finish.
+                let found = match rayon::ThreadPoolBuilder::new().num_threads(rayon::current_num_threads()).build() {
+                    Ok(pool) => pool.install(find),
+                    Err(_) => find(),
+                };
+                (found, started.elapsed().as_secs_f64())
+            });
+            let before_result = self.run_stages(before, file, audio, cancel, progress);
+            if before_result.is_err() {
+                stop.cancel();
+            }
+            while !finder.is_finished() {
+                pass_on(&mut *progress);
+                std::thread::sleep(PROGRESS_POLL);
+            }
+            pass_on(&mut *progress);
+            (finder.join(), before_result)
+        });
+        before_result?;
+        let (found, seconds) = found.map_err(|_| Error::Other("the diarization thread panicked".into()))?;
+        let found = found?;
+        cancel.check()?;
+        let started = Instant::now();
+        if diarization::apply(file, found, self.options.diarize_options.speaker_embeddings) == Outcome::Ran {
+            file.timings.add(Stage::Diarization, seconds + started.elapsed().as_secs_f64());
+        }
+        self.run_stages(after, file, audio, cancel, progress)
     }
 }

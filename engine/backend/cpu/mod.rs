@@ -222,6 +222,10 @@ impl Backend for CpuBackend {
     fn describe(&self) -> String {
         format!("cpu simd={:?} threads={}", self.simd, rayon::current_num_threads())
     }
+
+    fn runs_stages_alongside(&self) -> bool {
+        true
+    }
 }
 
 impl MemoryOps for CpuBackend {
