@@ -132,9 +132,12 @@ fn conv2d(c: &mut Criterion) {
 fn linear(c: &mut Criterion) {
     let dev = Device::cpu();
     let mut g = config(c);
-    for (name, rows, d_in, d_out) in
-        [("encoder mlp", 1500, 384, 1536), ("decoder mlp, 5 beams", 5, 384, 1536), ("logits, 5 beams", 5, 384, 51_864)]
-    {
+    for (name, rows, d_in, d_out) in [
+        ("encoder mlp", 1500, 384, 1536),
+        ("decoder mlp, 5 beams", 5, 384, 1536),
+        ("logits, 5 beams", 5, 384, 51_864),
+        ("logits, 8 chunks x 5 beams", 40, 384, 51_864),
+    ] {
         let x = upload(&dev, &[rows, d_in], 1);
         let w = upload_f16(&dev, &[d_out, d_in], 2);
         // `compute_type=int8`: the same weight quantised per channel (where the CPU has VNNI).
