@@ -11,8 +11,9 @@ use crate::error::{Error, Result};
 #[derive(Clone, Debug, Default)]
 pub struct Cancel {
     flag: Arc<AtomicBool>,
-    /// The flag of the token this one was [`linked`](Cancel::linked) to: it cancels this one too.
-    parent: Option<Arc<AtomicBool>>,
+    /// The flags of the tokens this one was [`linked`](Cancel::linked) to, and theirs: each
+    /// cancels this one too.
+    parents: Vec<Arc<AtomicBool>>,
 }
 
 impl Cancel {
@@ -25,7 +26,8 @@ impl Cancel {
     /// a part of a run that the rest of the run may stop (diarization alongside a
     /// transcription that failed).
     pub fn linked(&self) -> Cancel {
-        Cancel { flag: Arc::default(), parent: Some(self.flag.clone()) }
+        let parents = self.parents.iter().cloned().chain([self.flag.clone()]).collect();
+        Cancel { flag: Arc::default(), parents }
     }
 
     /// Stop the run at its next check (idempotent; any clone may call it, from any thread).
@@ -34,7 +36,7 @@ impl Cancel {
     }
 
     pub fn is_cancelled(&self) -> bool {
-        self.flag.load(Ordering::SeqCst) || self.parent.as_ref().is_some_and(|p| p.load(Ordering::SeqCst))
+        self.flag.load(Ordering::SeqCst) || self.parents.iter().any(|p| p.load(Ordering::SeqCst))
     }
 
     /// `Err(Error::Cancelled)` once cancelled: the check every loop makes before more work.
@@ -73,5 +75,9 @@ mod tests {
         let clone = part.clone();
         parent.cancel();
         assert!(part.is_cancelled() && clone.is_cancelled(), "cancelling the run stops its parts");
+        let run = Cancel::new();
+        let part_of_part = run.linked().linked();
+        run.cancel();
+        assert!(part_of_part.is_cancelled(), "a part of a part stops with the run");
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::audio::Audio;
 use crate::cancel::Cancel;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::models::pyannote::PyanNet;
 use crate::models::whisper::Whisper;
 use crate::output::Transcript;
@@ -119,6 +119,20 @@ pub const STAGES: [(Stage, StageFn); 5] = [
     (Stage::SpeakerNames, speaker_names::run),
 ];
 
+/// Cancels the diarizer alongside when dropped before the stages before it are done.
+struct StopUnlessDone<'a> {
+    stop: &'a Cancel,
+    done: bool,
+}
+
+impl Drop for StopUnlessDone<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.stop.cancel();
+        }
+    }
+}
+
 /// How often the diarizer's progress is passed on once the stages before it are done (while
 /// it runs alongside them, see [`Pipeline::diarize_alongside`]).
 const PROGRESS_POLL: Duration = Duration::from_millis(50);
@@ -210,9 +224,10 @@ impl Pipeline {
     /// idle (its serial stretches, a decoder step's small products). Its turns meet the
     /// transcript where the diarization stage stands in the list. Its progress is passed on
     /// from this thread once the stages before it are done (so progress still goes stage by
-    /// stage; the latest report, then each new one until it finishes). Should a stage before it
-    /// fail, the diarizer is stopped ([`Cancel::linked`]) and the failure returned. The result
-    /// is the same as in order; the diarization's time is its own, which overlaps the others'.
+    /// stage: the latest report at each poll). Should a stage before it fail or panic, the
+    /// diarizer is stopped ([`Cancel::linked`]) and the failure returned; a diarizer that panics
+    /// is a warning, as one that fails. The result is the same as in order; the diarization's
+    /// time is its own, which overlaps the others'.
     fn diarize_alongside(
         &self,
         file: &mut FileTranscript,
@@ -245,19 +260,37 @@ impl Pipeline {
                 };
                 (found, started.elapsed().as_secs_f64())
             });
+            // Stops the diarizer unless the stages before it succeed: on their error, and on a
+            // panic, which would otherwise wait here for the whole diarization.
+            let mut guard = StopUnlessDone { stop: &stop, done: false };
             let before_result = self.run_stages(before, file, audio, cancel, progress);
-            if before_result.is_err() {
-                stop.cancel();
-            }
+            guard.done = before_result.is_ok();
+            drop(guard);
             while !finder.is_finished() {
-                pass_on(&mut *progress);
+                if before_result.is_ok() {
+                    pass_on(&mut *progress);
+                }
                 std::thread::sleep(PROGRESS_POLL);
             }
-            pass_on(&mut *progress);
+            if before_result.is_ok() {
+                pass_on(&mut *progress);
+            }
             (finder.join(), before_result)
         });
         before_result?;
-        let (found, seconds) = found.map_err(|_| Error::Other("the diarization thread panicked".into()))?;
+        let (found, seconds) = match found {
+            Ok(found) => found,
+            // As a diarizer's error: a warning, the transcript without speakers.
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".into());
+                let warning = format!("diarization: panicked ({what}); {}", diarization::NO_SPEAKERS);
+                (Ok(diarization::Found { warnings: vec![warning], speakers: None }), 0.0)
+            }
+        };
         let found = found?;
         cancel.check()?;
         let started = Instant::now();

@@ -344,9 +344,8 @@ mod avx512 {
                         }
                     }
                 }
-                // A panel narrower than 33 columns (the last one, or all of a 16- or 64-column
-                // product such as attention's `P·V`) multiplies only its registers that hold
-                // columns.
+                // A panel narrower than 33 columns (the last one: attention's `P·V` of 64 columns
+                // is a panel of 48 and one of 16) multiplies only its registers that hold columns.
                 let vectors = width.div_ceil(16);
                 for r0 in (r_block..r_end).step_by(TILE_ROWS) {
                     let (ap, cp) = (a.as_ptr().add(r0 * pairs), c.as_mut_ptr().add(r0 * n + col));

@@ -193,7 +193,7 @@ mod avx512 {
     const COLUMNS_AT_ONCE: usize = 3;
     /// Input rows from which that pays: with fewer (a sequential decoder's 5 beams) the product
     /// streams the weight from memory, and three weight rows read at once were slower (the
-    /// 51 864-token logits for 5 beams 1.35 → 1.8 ms, for 8 × 5 beams 9.6 → 5.2 ms).
+    /// 51 864-token logits for 5 beams 1.4 → 1.8–2.3 ms; for 8 × 5 beams 9.6–10 → 5.2–6.3 ms).
     const COLUMNS_AT_ONCE_MIN_ROWS: usize = 6;
 
     #[inline(always)]

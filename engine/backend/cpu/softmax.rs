@@ -115,7 +115,8 @@ multiversion! {
     /// The bf16 pairs of [`softmax_row_scaled`]`(x)` as [`bf16::rows_into_pairs`] lays out one
     /// row (`x.len().div_ceil(2)` pairs, an odd row's last pair holding 0 in its high half):
     /// the same bits as the two calls, without writing the probabilities back (attention's
-    /// `P` on the bf16 path). `x` is left holding the unnormalised exponentials.
+    /// `P` on the bf16 path). `x` is left holding the unnormalised exponentials (an all −∞ row
+    /// as it was).
     pub(crate) fn softmax_row_scaled_into_pairs(x: &mut [f32], scale: f32, pairs: &mut [u32]) {
         assert_eq!(pairs.len(), x.len().div_ceil(2), "softmax_row_scaled_into_pairs: pairs for {} values", x.len());
         let max = row_max(x);
