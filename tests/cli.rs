@@ -979,6 +979,7 @@ fn help_prints_every_default() {
         "--diarize_model",
         "--speaker_embeddings",
         "--diarize_threshold",
+        "--diarize_after_transcription",
         "--speaker_sample",
         "--speaker_model",
         "--speaker_threshold",
