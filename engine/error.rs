@@ -2,6 +2,16 @@
 
 use std::path::PathBuf;
 
+/// What a caught panic said: its `&str` or `String` payload, else "unknown panic" (for errors
+/// and warnings that replace it).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{path}: {source}")]

@@ -151,14 +151,10 @@ pub fn stream_source(source: Box<dyn MediaSource>, name: &Path, sink: Sink<'_>) 
 fn caught<T>(name: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(result) => result,
-        Err(panic) => {
-            let msg = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(Error::audio(name, format!("decoder crashed on malformed input: {msg}")))
-        }
+        Err(panic) => Err(Error::audio(
+            name,
+            format!("decoder crashed on malformed input: {}", crate::error::panic_message(&*panic)),
+        )),
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::audio::Audio;
 use crate::cancel::Cancel;
-use crate::error::Result;
+use crate::error::{panic_message, Result};
 use crate::models::pyannote::PyanNet;
 use crate::models::whisper::Whisper;
 use crate::output::Transcript;
@@ -266,14 +266,16 @@ impl Pipeline {
             let before_result = self.run_stages(before, file, audio, cancel, progress);
             guard.done = before_result.is_ok();
             drop(guard);
-            while !finder.is_finished() {
+            // Until it finishes, and once after its last report.
+            loop {
+                let finished = finder.is_finished();
                 if before_result.is_ok() {
                     pass_on(&mut *progress);
                 }
+                if finished {
+                    break;
+                }
                 std::thread::sleep(PROGRESS_POLL);
-            }
-            if before_result.is_ok() {
-                pass_on(&mut *progress);
             }
             (finder.join(), before_result)
         });
@@ -282,12 +284,8 @@ impl Pipeline {
             Ok(found) => found,
             // As a diarizer's error: a warning, the transcript without speakers.
             Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "no message".into());
-                let warning = format!("diarization: panicked ({what}); {}", diarization::NO_SPEAKERS);
+                let warning =
+                    format!("diarization: panicked ({}); {}", panic_message(&*panic), diarization::NO_SPEAKERS);
                 (Ok(diarization::Found { warnings: vec![warning], speakers: None }), 0.0)
             }
         };
