@@ -137,6 +137,8 @@ fn linear(c: &mut Criterion) {
         ("decoder mlp, 5 beams", 5, 384, 1536),
         ("logits, 5 beams", 5, 384, 51_864),
         ("logits, 8 chunks x 5 beams", 40, 384, 51_864),
+        ("decoder projection, 8 chunks x 5 beams", 40, 384, 384),
+        ("decoder mlp, 8 chunks x 5 beams", 40, 384, 1536),
     ] {
         let x = upload(&dev, &[rows, d_in], 1);
         let w = upload_f16(&dev, &[d_out, d_in], 2);

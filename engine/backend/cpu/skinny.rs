@@ -21,6 +21,8 @@ pub const SKINNY_BATCH_MAX_ROWS: usize = 64;
 const LANES: usize = 16;
 /// Columns of the output per parallel task.
 const COLUMNS_PER_TASK: usize = 256;
+/// Task widths are multiples of this (the AVX-512 kernel's columns at once, twice).
+const COLUMN_GROUP: usize = 6;
 /// Below this many multiply-adds the product runs on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 16;
 
@@ -290,6 +292,16 @@ mod avx512 {
     }
 }
 
+/// Columns per task: about [`COLUMNS_PER_TASK`], in a number of tasks that the threads share
+/// evenly (384 columns on two threads were a task of 256 and one of 128: one thread waited a
+/// third of the product), a multiple of [`COLUMN_GROUP`] so the AVX-512 kernel's groups of
+/// columns fill every task.
+fn columns_per_task(n: usize, threads: usize) -> usize {
+    let threads = threads.max(1);
+    let tasks = n.div_ceil(COLUMNS_PER_TASK).div_ceil(threads) * threads;
+    n.div_ceil(tasks).next_multiple_of(COLUMN_GROUP)
+}
+
 /// `out[r, j] += x[r, :] · w[j, :]` for `m ≤ SKINNY_BATCH_MAX_ROWS` rows of `x` (`[m, k]`,
 /// row-major) and the `n` rows of `w` (row `j` at `w[j * w_rs..][..k]`). `out` is `[m, n]`
 /// row-major and must be pre-filled (zeros, or the bias). Each task takes a block of
@@ -313,10 +325,11 @@ pub fn skinny_nt<E: Elem>(
         return;
     }
     // Column blocks of every output row, regrouped per block so tasks own disjoint memory.
+    let per_task = columns_per_task(n, rayon::current_num_threads());
     let mut rows: Vec<std::slice::ChunksMut<'_, f32>> =
-        out[..m * n].chunks_mut(n).map(|row| row.chunks_mut(COLUMNS_PER_TASK)).collect();
-    let blocks: Vec<(usize, Vec<&mut [f32]>)> = (0..n.div_ceil(COLUMNS_PER_TASK))
-        .map(|b| (b * COLUMNS_PER_TASK, rows.iter_mut().map(|r| r.next().expect("one chunk per block")).collect()))
+        out[..m * n].chunks_mut(n).map(|row| row.chunks_mut(per_task)).collect();
+    let blocks: Vec<(usize, Vec<&mut [f32]>)> = (0..n.div_ceil(per_task))
+        .map(|b| (b * per_task, rows.iter_mut().map(|r| r.next().expect("one chunk per block")).collect()))
         .collect();
     let run = |(j0, mut cols): (usize, Vec<&mut [f32]>)| {
         for r0 in (0..m).step_by(SKINNY_MAX_ROWS) {
@@ -474,6 +487,20 @@ mod tests {
                 let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&together[r * n..(r + 1) * n]), bits(&alone), "{level:?} row {r}");
             }
+        }
+    }
+
+    #[test]
+    fn tasks_share_the_columns_evenly() {
+        // A decoder's 384-wide projection on two threads: two tasks of 192, not 256 + 128.
+        assert_eq!(columns_per_task(384, 2), 192);
+        assert_eq!(1536usize.div_ceil(columns_per_task(1536, 2)), 6);
+        for (n, threads) in [(1, 2), (7, 1), (384, 3), (1536, 4), (51_864, 2), (1500, 2)] {
+            let per = columns_per_task(n, threads);
+            assert_eq!(per % COLUMN_GROUP, 0, "{n} on {threads}");
+            assert!(per <= COLUMNS_PER_TASK + COLUMN_GROUP, "{n} on {threads}: {per}");
+            let tasks = n.div_ceil(per);
+            assert!(tasks == 1 || tasks % threads == 0 || tasks > 8 * threads, "{n} on {threads}: {tasks} tasks");
         }
     }
 
