@@ -38,6 +38,19 @@ extern "C" __global__ void gather_rows(const float* __restrict__ src, const unsi
     GRID_STRIDE_LOOP(i, n) { dst[i] = src[(i64)indices[i / row_len] * row_len + i % row_len]; }
 }
 
+// y[r] = cache[sources[r]] (old_run values) followed by new[r] (new_run values): a beam search's
+// reordered self-attention cache grown by a step. CPU reference: engine/backend/cpu/layout.rs
+// gather_append.
+extern "C" __global__ void gather_append(const float* __restrict__ cache, const unsigned int* __restrict__ sources,
+                                         const float* __restrict__ fresh, float* __restrict__ dst, i64 n,
+                                         i64 old_run, i64 new_run) {
+    GRID_STRIDE_LOOP(i, n) {
+        const i64 run = old_run + new_run;
+        const i64 r = i / run, j = i % run;
+        dst[i] = j < old_run ? cache[(i64)sources[r] * old_run + j] : fresh[r * new_run + (j - old_run)];
+    }
+}
+
 // y[o, j, k] for x[o, len, k] padded along its middle dimension by `before` values (to `out_len`):
 // `value` outside, or (reflect) the values mirrored about the edge without repeating it. CPU
 // reference: engine/backend/cpu/layout.rs pad.

@@ -2398,6 +2398,64 @@ fn upload_checks_length() {
     }
 }
 
+/// A reordered cache grown by a step: `concat([index_select(cache, sources), new], 1)`, exactly,
+/// rows repeated and left out, widths that divide no block.
+#[test]
+fn gather_append() {
+    let mut st = Stats::new("gather_append");
+    let mut rng = Rng::new(23);
+    for &(r0, t, d, sources, s) in &[
+        (1usize, 1usize, 1usize, &[0usize][..], 1usize),
+        (5, 3, 7, &[4, 4, 0, 2, 1][..], 1),
+        (3, 0, 5, &[2, 0, 1][..], 2),
+        (
+            40,
+            37,
+            384,
+            &[
+                1, 0, 2, 3, 39, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27,
+                28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 0,
+            ][..],
+            1,
+        ),
+        (4, 2, 3, &[3, 1][..], 3),
+    ] {
+        let cache = rng.vec(r0 * t * d, 1.0);
+        let new = rng.vec(sources.len() * s * d, 1.0);
+        let want: Vec<f32> = sources
+            .iter()
+            .enumerate()
+            .flat_map(|(r, &src)| {
+                let mut row = cache[src * t * d..(src + 1) * t * d].to_vec();
+                row.extend_from_slice(&new[r * s * d..(r + 1) * s * d]);
+                row
+            })
+            .collect();
+        for (label, dev) in devices() {
+            let (c, n) = (up(&dev, &cache, &[r0, t, d]), up(&dev, &new, &[sources.len(), s, d]));
+            let y = dev.gather_append(&c, sources, &n).unwrap();
+            assert_eq!(y.shape(), &[sources.len(), t + s, d]);
+            st.exact(
+                "gather_append",
+                &label,
+                &format!("[{r0}, {t}, {d}] + {s} by {} sources", sources.len()),
+                &down(&dev, &y),
+                &want,
+            );
+            let composed = dev.concat(&[&dev.index_select(&c, sources).unwrap(), &n], 1).unwrap();
+            assert_eq!(down(&dev, &composed), down(&dev, &y), "{label}: the composition");
+        }
+    }
+    for (label, dev) in devices() {
+        let (c, n) = (up(&dev, &[0.0; 12], &[2, 3, 2]), up(&dev, &[0.0; 4], &[2, 1, 2]));
+        expect_err("gather_append source out of range", &label, || dev.gather_append(&c, &[0, 2], &n));
+        expect_err("gather_append rows vs sources", &label, || dev.gather_append(&c, &[0], &n));
+        expect_err("gather_append width", &label, || dev.gather_append(&c, &[0, 1], &up(&dev, &[0.0; 6], &[2, 1, 3])));
+        expect_err("gather_append rank", &label, || dev.gather_append(&up(&dev, &[0.0; 12], &[6, 2]), &[0, 1], &n));
+    }
+    st.report();
+}
+
 #[test]
 fn index_select() {
     let mut st = Stats::new("index_select");

@@ -455,6 +455,15 @@ impl Device {
         self.run(OpCall { op: "concat", inputs: xs, sizes: &[dim] }, |k| k.concat(xs, dim))
     }
 
+    /// `cache`'s rows picked by `sources`, each grown along dimension 1 by that row of `new`
+    /// (see [`LayoutOps::gather_append`]).
+    pub fn gather_append(&self, cache: &Tensor, sources: &[usize], new: &Tensor) -> Result<Tensor> {
+        shape_checks::gather_append(cache.shape(), sources, new.shape())?;
+        self.run(OpCall { op: "gather_append", inputs: &[cache, new], sizes: sources }, |k| {
+            k.gather_append(cache, sources, new)
+        })
+    }
+
     /// `x` padded along `dim` (see [`LayoutOps::pad`]).
     pub fn pad(&self, x: &Tensor, dim: usize, before: usize, after: usize, padding: Padding) -> Result<Tensor> {
         shape_checks::pad(x.shape(), dim, before, after, padding)?;

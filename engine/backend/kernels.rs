@@ -192,6 +192,11 @@ pub trait LayoutOps: ElementwiseOps {
     fn index_select(&self, x: &Tensor, indices: &[usize]) -> Result<Tensor>;
     /// Concatenate along `dim`.
     fn concat(&self, xs: &[&Tensor], dim: usize) -> Result<Tensor>;
+    /// `cache[R0, T, D]`'s rows picked by `sources` (row `i` continues row `sources[i]`), each
+    /// followed along `T` by that row of `new[R, S, D]`: `[R, T + S, D]`, the
+    /// `concat([index_select(cache, sources), new], 1)` of a beam search's reordered
+    /// self-attention cache grown by a step, in one copy instead of two.
+    fn gather_append(&self, cache: &Tensor, sources: &[usize], new: &Tensor) -> Result<Tensor>;
     /// `x` padded along `dim` with `before` and `after` values: a constant, or the values
     /// mirrored about the edge without repeating it (`F.pad(mode="reflect")`).
     fn pad(&self, x: &Tensor, dim: usize, before: usize, after: usize, padding: Padding) -> Result<Tensor>;

@@ -454,6 +454,22 @@ pub fn concat(xs: &[&Tensor], dim: usize) -> Result<(usize, usize, Vec<usize>)> 
     Ok((sh[..dim].iter().product(), sh[dim + 1..].iter().product(), out))
 }
 
+/// `cache[R0, T, D]` rows picked by `sources` (`R` of them), followed along `T` by
+/// `new[R, S, D]`: `(T·D, S·D, output shape [R, T + S, D])`.
+pub fn gather_append(cache: &[usize], sources: &[usize], new: &[usize]) -> Result<(usize, usize, Vec<usize>)> {
+    let op = "gather_append";
+    let (&[r0, t, d], &[r, s, dn]) = (cache, new) else {
+        return Err(Error::shape(op, format!("cache {cache:?} and new {new:?} must be [rows, positions, width]")));
+    };
+    if dn != d || r != sources.len() {
+        return Err(Error::shape(op, format!("new {new:?} for {} sources of cache {cache:?}", sources.len())));
+    }
+    if let Some(&bad) = sources.iter().find(|&&i| i >= r0) {
+        return Err(Error::shape(op, format!("source row {bad} of cache {cache:?}")));
+    }
+    Ok((t * d, s * d, vec![r, t + s, d]))
+}
+
 /// Rows of dimension 0 picked by `indices`: `(row length, output shape)`.
 pub fn index_select(shape: &[usize], indices: &[usize]) -> Result<(usize, Vec<usize>)> {
     let Some(&rows) = shape.first() else {

@@ -80,6 +80,17 @@ pub fn index_select(x: &Tensor, indices: &[usize]) -> Result<Tensor> {
     Ok(tensor(shape, out))
 }
 
+pub fn gather_append(cache: &Tensor, sources: &[usize], new: &Tensor) -> Result<Tensor> {
+    let (old_run, new_run, shape) = shape_checks::gather_append(cache.shape(), sources, new.shape())?;
+    let (cd, nd) = (data(cache)?, data(new)?);
+    let mut out = Vec::with_capacity(sources.len() * (old_run + new_run));
+    for (r, &s) in sources.iter().enumerate() {
+        out.extend_from_slice(&cd[s * old_run..(s + 1) * old_run]);
+        out.extend_from_slice(&nd[r * new_run..(r + 1) * new_run]);
+    }
+    Ok(tensor(shape, out))
+}
+
 pub fn concat(xs: &[&Tensor], dim: usize) -> Result<Tensor> {
     let (outer, inner, shape) = shape_checks::concat(xs, dim)?;
     let total = shape[dim];
@@ -188,6 +199,10 @@ impl LayoutOps for CpuBackend {
 
     fn concat(&self, xs: &[&Tensor], dim: usize) -> Result<Tensor> {
         concat(xs, dim)
+    }
+
+    fn gather_append(&self, cache: &Tensor, sources: &[usize], new: &Tensor) -> Result<Tensor> {
+        gather_append(cache, sources, new)
     }
 
     fn pad(&self, x: &Tensor, dim: usize, before: usize, after: usize, padding: Padding) -> Result<Tensor> {

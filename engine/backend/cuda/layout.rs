@@ -237,6 +237,28 @@ impl LayoutOps for CudaBackend {
         Ok(y)
     }
 
+    fn gather_append(&self, cache: &Tensor, sources: &[usize], new: &Tensor) -> Result<Tensor> {
+        let (old_run, new_run, shape) = shape_checks::gather_append(cache.shape(), sources, new.shape())?;
+        let (y, yp) = self.output(shape)?;
+        let idx: Vec<u32> = sources.iter().map(|&i| i as u32).collect();
+        let dev_idx = self.to_device(&idx)?;
+        let n = sources.len() * (old_run + new_run);
+        self.launch_elementwise(
+            "gather_append",
+            n,
+            &[
+                Arg::Ptr(f32_ptr(cache)?),
+                Arg::Ptr(address(&dev_idx)),
+                Arg::Ptr(f32_ptr(new)?),
+                Arg::Ptr(yp),
+                Arg::I64(n as i64),
+                Arg::I64(old_run as i64),
+                Arg::I64(new_run as i64),
+            ],
+        )?;
+        Ok(y)
+    }
+
     fn reduce(&self, x: &Tensor, op: Reduce) -> Result<Tensor> {
         let (rows, d) = x.rows_cols();
         if x.rank() == 0 || d == 0 {

@@ -80,19 +80,24 @@ impl MultiHeadAttention {
     }
 
     /// `residual` + causal self-attention of new positions `x` `[B, n, D]`, appending their keys
-    /// and values to `cache` (decoder).
+    /// and values to `cache` (decoder), whose row `i` is first replaced by its row `sources[i]`
+    /// when a beam search has reordered the hypotheses since the last step.
     pub fn cached_self_attention(
         &self,
         dev: &Device,
         x: &Tensor,
         cache: &mut Option<KvCache>,
+        sources: Option<&[usize]>,
         residual: &Tensor,
     ) -> Result<Tensor> {
         let q = self.q_proj.forward(dev, x)?;
         let new = self.kv(dev, x)?;
-        let kv = match cache.take() {
-            None => new,
-            Some(old) => KvCache { k: dev.concat(&[&old.k, &new.k], 1)?, v: dev.concat(&[&old.v, &new.v], 1)? },
+        let kv = match (cache.take(), sources) {
+            (None, _) => new,
+            (Some(old), None) => KvCache { k: dev.concat(&[&old.k, &new.k], 1)?, v: dev.concat(&[&old.v, &new.v], 1)? },
+            (Some(old), Some(s)) => {
+                KvCache { k: dev.gather_append(&old.k, s, &new.k)?, v: dev.gather_append(&old.v, s, &new.v)? }
+            }
         };
         let o = dev.attention(&q, &kv.k, &kv.v, self.heads, true)?;
         *cache = Some(kv);

@@ -57,6 +57,10 @@ impl DecoderLayer {
 pub struct DecoderState {
     cross: Vec<KvCache>,
     self_kv: Vec<Option<KvCache>>,
+    /// A beam search's reordering not yet applied to `self_kv`: row `i` continues row
+    /// `reordered[i]`. The next step gathers the rows as it appends to them
+    /// ([`Device::gather_append`]), one copy of the cache instead of two.
+    reordered: Option<Vec<usize>>,
     /// Number of positions already in the self-attention cache.
     pub offset: usize,
     /// Hypotheses (token rows) per audio.
@@ -71,17 +75,20 @@ impl DecoderState {
     }
 
     /// Continue row `sources[i]`'s self-attention cache as row `i` (beam search reordering;
-    /// decoding.py `rearrange_kv_cache`). Sources must stay within their audio's rows.
-    pub fn reorder(&mut self, dev: &Device, sources: &[usize]) -> Result<()> {
+    /// decoding.py `rearrange_kv_cache`). Sources must stay within their audio's rows. The rows
+    /// are gathered by the next step as it appends to them (or by [`Self::retain_audios`]).
+    pub fn reorder(&mut self, sources: &[usize]) -> Result<()> {
         if sources.len() != self.rows() || sources.iter().enumerate().any(|(i, &s)| s / self.group != i / self.group) {
             return Err(Error::shape("decoder", format!("reorder {sources:?} across audios of {} rows", self.group)));
         }
-        if sources.iter().enumerate().all(|(i, &s)| i == s) {
+        if sources.iter().enumerate().all(|(i, &s)| i == s) || self.self_kv.iter().all(Option::is_none) {
             return Ok(());
         }
-        for kv in self.self_kv.iter_mut().flatten() {
-            *kv = KvCache { k: dev.index_select(&kv.k, sources)?, v: dev.index_select(&kv.v, sources)? };
-        }
+        // Row i is the old row sources[i], itself the stored row reordered[sources[i]].
+        self.reordered = Some(match self.reordered.take() {
+            Some(earlier) => sources.iter().map(|&s| earlier[s]).collect(),
+            None => sources.to_vec(),
+        });
         Ok(())
     }
 
@@ -95,7 +102,11 @@ impl DecoderState {
         if audios.len() == self.n_audio {
             return Ok(());
         }
-        let rows: Vec<usize> = audios.iter().flat_map(|&a| a * self.group..(a + 1) * self.group).collect();
+        let mut rows: Vec<usize> = audios.iter().flat_map(|&a| a * self.group..(a + 1) * self.group).collect();
+        // A pending reordering is applied by the same gather.
+        if let Some(reordered) = self.reordered.take() {
+            rows = rows.iter().map(|&r| reordered[r]).collect();
+        }
         if !audios.is_empty() {
             for kv in self.cross.iter_mut() {
                 *kv = KvCache { k: dev.index_select(&kv.k, &audios)?, v: dev.index_select(&kv.v, &audios)? };
@@ -197,6 +208,7 @@ impl Decoder {
         Ok(DecoderState {
             cross: self.layers.iter().map(|l| l.encoder_attn.kv(dev, audio_features)).collect::<Result<_>>()?,
             self_kv: self.layers.iter().map(|_| None).collect(),
+            reordered: None,
             offset: 0,
             group: group.max(1),
             n_audio: audio_features.dim(0),
@@ -244,7 +256,13 @@ impl Decoder {
             .reshape(&[rows, n, d])?;
         for (i, layer) in self.layers.iter().enumerate() {
             let h = layer.self_attn_layer_norm.forward(dev, &x)?;
-            x = layer.self_attn.cached_self_attention(dev, &h, &mut state.self_kv[i], &x)?;
+            x = layer.self_attn.cached_self_attention(
+                dev,
+                &h,
+                &mut state.self_kv[i],
+                state.reordered.as_deref(),
+                &x,
+            )?;
             let h = layer.encoder_attn_layer_norm.forward(dev, &x)?;
             if captured.iter().any(|((l, _), _)| *l == i) {
                 let scores = dev.download(&layer.encoder_attn.cross_scores(dev, &h, &state.cross[i])?)?;
@@ -261,6 +279,7 @@ impl Decoder {
             x = layer.fc2.forward_residual(dev, &h, &x)?;
         }
         state.offset += n;
+        state.reordered = None;
         x = match positions {
             LogitPositions::All => x,
             LogitPositions::Last if n == 1 => x,

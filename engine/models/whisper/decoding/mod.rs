@@ -333,7 +333,7 @@ impl<'a> DecodingTask<'a> {
                     }
                 } || w.tokens[0].len() > n_ctx;
             }
-            state.reorder(dev, &sources)?;
+            state.reorder(&sources)?;
             let keep: Vec<bool> = live.iter().map(|&a| !windows[a].done).collect();
             if keep.iter().any(|k| !k) {
                 state.retain_audios(dev, &keep)?;
