@@ -23,6 +23,9 @@ const LANES: usize = 16;
 const COLUMNS_PER_TASK: usize = 256;
 /// Task widths are multiples of this (the AVX-512 kernel's columns at once, twice).
 const COLUMN_GROUP: usize = 6;
+/// The narrowest task the rounding to a multiple of the threads may make: on many threads,
+/// tasks of a few columns would cost more to hand out than an even split saves.
+const MIN_COLUMNS_PER_TASK: usize = 48;
 /// Below this many multiply-adds the product runs on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 16;
 
@@ -292,21 +295,23 @@ mod avx512 {
     }
 }
 
-/// Columns per task: about [`COLUMNS_PER_TASK`], in a number of tasks that the threads share
-/// evenly (384 columns on two threads were a task of 256 and one of 128: one thread waited a
-/// third of the product), a multiple of [`COLUMN_GROUP`] so the AVX-512 kernel's groups of
-/// columns fill every task.
+/// Columns per task: at most about [`COLUMNS_PER_TASK`], the number of tasks rounded up to a
+/// multiple of the threads (384 columns on two threads were a task of 256 and one of 128: one
+/// thread waited a third of the product; now two of 192) but no task narrower than
+/// [`MIN_COLUMNS_PER_TASK`], and each a multiple of [`COLUMN_GROUP`] so the AVX-512 kernel's
+/// groups of columns fill it (that rounding can leave a task fewer than the multiple).
 fn columns_per_task(n: usize, threads: usize) -> usize {
     let threads = threads.max(1);
-    let tasks = n.div_ceil(COLUMNS_PER_TASK).div_ceil(threads) * threads;
+    let base = n.div_ceil(COLUMNS_PER_TASK);
+    let tasks = (base.div_ceil(threads) * threads).min((n / MIN_COLUMNS_PER_TASK).max(base)).max(1);
     n.div_ceil(tasks).next_multiple_of(COLUMN_GROUP)
 }
 
 /// `out[r, j] += x[r, :] · w[j, :]` for `m ≤ SKINNY_BATCH_MAX_ROWS` rows of `x` (`[m, k]`,
 /// row-major) and the `n` rows of `w` (row `j` at `w[j * w_rs..][..k]`). `out` is `[m, n]`
-/// row-major and must be pre-filled (zeros, or the bias). Each task takes a block of
-/// `COLUMNS_PER_TASK` rows of `w` and runs every group of [`SKINNY_MAX_ROWS`] input rows
-/// against it, so `w` is read from memory once whatever `m` is.
+/// row-major and must be pre-filled (zeros, or the bias). Each task takes a block of rows of
+/// `w` ([`columns_per_task`]) and runs every group of [`SKINNY_MAX_ROWS`] input rows against
+/// it, so `w` is read from memory once whatever `m` is.
 #[allow(clippy::too_many_arguments)]
 pub fn skinny_nt<E: Elem>(
     level: SimdLevel,
@@ -492,15 +497,24 @@ mod tests {
 
     #[test]
     fn tasks_share_the_columns_evenly() {
-        // A decoder's 384-wide projection on two threads: two tasks of 192, not 256 + 128.
+        // A decoder's 384-wide projection on two threads: two tasks of 192, not 256 + 128; its
+        // MLP's 1536 columns six; on sixteen threads the 384 columns eight tasks of 48.
         assert_eq!(columns_per_task(384, 2), 192);
         assert_eq!(1536usize.div_ceil(columns_per_task(1536, 2)), 6);
-        for (n, threads) in [(1, 2), (7, 1), (384, 3), (1536, 4), (51_864, 2), (1500, 2)] {
-            let per = columns_per_task(n, threads);
-            assert_eq!(per % COLUMN_GROUP, 0, "{n} on {threads}");
-            assert!(per <= COLUMNS_PER_TASK + COLUMN_GROUP, "{n} on {threads}: {per}");
-            let tasks = n.div_ceil(per);
-            assert!(tasks == 1 || tasks % threads == 0 || tasks > 8 * threads, "{n} on {threads}: {tasks} tasks");
+        assert_eq!(columns_per_task(384, 16), MIN_COLUMNS_PER_TASK);
+        for threads in 1..=16 {
+            for n in (1..=2000).chain([51_864]) {
+                let per = columns_per_task(n, threads);
+                let tasks = n.div_ceil(per);
+                let at = format!("{n} columns on {threads} threads: {tasks} tasks of {per}");
+                assert_eq!(per % COLUMN_GROUP, 0, "{at}");
+                // Every column in one task, none empty.
+                assert!((tasks - 1) * per < n && n <= tasks * per, "{at}");
+                assert!(per <= COLUMNS_PER_TASK + COLUMN_GROUP, "{at}");
+                assert!(per >= MIN_COLUMNS_PER_TASK.min(n), "{at}");
+                // Never fewer tasks than the plain split into COLUMNS_PER_TASK.
+                assert!(tasks >= n.div_ceil(COLUMNS_PER_TASK + COLUMN_GROUP), "{at}");
+            }
         }
     }
 
