@@ -187,6 +187,12 @@ fn attention(c: &mut Criterion) {
     g.bench_function(format!("attention step [{}, 1, {d}] over [{b}, {t}, {d}] h{heads}", b * beams), |bench| {
         bench.iter(|| dev.attention(&q, &k, &v, heads, false).unwrap())
     });
+    // The same step over keys and values kept in f16 (every compute type but float32).
+    let (k16, v16) = (dev.to_float16(&k).unwrap(), dev.to_float16(&v).unwrap());
+    g.bench_function(
+        format!("attention step [{}, 1, {d}] over [{b}, {t}, {d}] h{heads} f16 k/v", b * beams),
+        |bench| bench.iter(|| dev.attention(&q, &k16, &v16, heads, false).unwrap()),
+    );
 }
 
 /// A decoder step's token choice over 8 chunks × 5 beams of Whisper's logits: masked

@@ -5,7 +5,7 @@
 // (one query against the KV cache or the encoder output).
 // CPU reference: engine/backend/cpu/attention.rs.
 //
-// q [Bq, Tq, H*Dh]; k, v [Bq/group, Tk, H*Dh]; out [Bq, Tq, H*Dh]. Query rows share key/value rows
+// q [Bq, Tq, H*Dh]; k, v [Bq/group, Tk, H*Dh] (f32, or f16 in attention_f16kv); out [Bq, Tq, H*Dh]. Query rows share key/value rows
 // in contiguous groups of `group` (the beams of one audio). causal: query i sees keys
 // 0..=i + (Tk - Tq). kv_lens (null: every row has Tk keys) [Bq/group]: key/value row b has only
 // its first kv_lens[b] keys, the rest being padding of a batch of different lengths; the tiles
@@ -18,10 +18,16 @@
 // Most warps (queries) per block, engine/backend/cuda/attention.rs QUERIES_PER_BLOCK.
 #define MAX_WARPS 16
 
-extern "C" __global__ void __launch_bounds__(MAX_WARPS * WARP) attention(const float* __restrict__ q, const float* __restrict__ k,
-                                     const float* __restrict__ v, float* __restrict__ out, int tq, int tk, int heads,
-                                     int dh, int group, int causal, const int* __restrict__ kv_lens,
-                                     float scale) {
+// Keys and values as stored: f32, or f16 (kept in half precision to halve their reads), widened
+// as they are staged into shared memory.
+__device__ __forceinline__ float kv_value(const float* p, i64 i) { return p[i]; }
+__device__ __forceinline__ float kv_value(const half_bits* p, i64 i) { return h2f(p[i]); }
+
+template <typename KV>
+__device__ __forceinline__ void attention_body(const float* __restrict__ q, const KV* __restrict__ k,
+                                               const KV* __restrict__ v, float* __restrict__ out, int tq, int tk,
+                                               int heads, int dh, int group, int causal,
+                                               const int* __restrict__ kv_lens, float scale) {
     extern __shared__ float smem[];
     const int warps = blockDim.y;
     float* ks = smem;                      // KEY_TILE x (dh + 1): padded, conflict-free column reads
@@ -42,8 +48,8 @@ extern "C" __global__ void __launch_bounds__(MAX_WARPS * WARP) attention(const f
     const int last_q = min(tq - 1, (int)blockIdx.x * warps + warps - 1);
     const int block_end = causal ? max(0, min(keys, last_q + offset + 1)) : keys;
     const int my_end = causal ? min(keys, qi + offset + 1) : keys;
-    const float* kbase = k + (i64)bk * tk * row + (i64)h * dh;
-    const float* vbase = v + (i64)bk * tk * row + (i64)h * dh;
+    const KV* kbase = k + (i64)bk * tk * row + (i64)h * dh;
+    const KV* vbase = v + (i64)bk * tk * row + (i64)h * dh;
 
     float m = NEG_INF, l = 0.0f;
     float acc[DH_MAX / WARP];
@@ -55,8 +61,8 @@ extern "C" __global__ void __launch_bounds__(MAX_WARPS * WARP) attention(const f
         __syncthreads();  // the previous tile is consumed (and qs is written, on the first pass)
         for (int idx = w * WARP + lane; idx < n * dh; idx += warps * WARP) {
             const int j = idx / dh, d = idx % dh;
-            ks[j * (dh + 1) + d] = kbase[(i64)(t0 + j) * row + d];
-            vs[j * dh + d] = vbase[(i64)(t0 + j) * row + d];
+            ks[j * (dh + 1) + d] = kv_value(kbase, (i64)(t0 + j) * row + d);
+            vs[j * dh + d] = kv_value(vbase, (i64)(t0 + j) * row + d);
         }
         __syncthreads();
         if (!active) continue;
@@ -92,4 +98,20 @@ extern "C" __global__ void __launch_bounds__(MAX_WARPS * WARP) attention(const f
         const int d = lane + c * WARP;
         if (d < dh) orow[d] = acc[c] * inv;
     }
+}
+
+extern "C" __global__ void __launch_bounds__(MAX_WARPS * WARP) attention(const float* __restrict__ q, const float* __restrict__ k,
+                                     const float* __restrict__ v, float* __restrict__ out, int tq, int tk, int heads,
+                                     int dh, int group, int causal, const int* __restrict__ kv_lens,
+                                     float scale) {
+    attention_body(q, k, v, out, tq, tk, heads, dh, group, causal, kv_lens, scale);
+}
+
+// attention with keys and values in half precision (a decoder's cross-attention over the audio
+// frames, rounded once per window): the same sums over the f16 values widened.
+extern "C" __global__ void __launch_bounds__(MAX_WARPS * WARP) attention_f16kv(const float* __restrict__ q,
+                                     const half_bits* __restrict__ k, const half_bits* __restrict__ v,
+                                     float* __restrict__ out, int tq, int tk, int heads, int dh, int group, int causal,
+                                     const int* __restrict__ kv_lens, float scale) {
+    attention_body(q, k, v, out, tq, tk, heads, dh, group, causal, kv_lens, scale);
 }

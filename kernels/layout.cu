@@ -38,6 +38,12 @@ extern "C" __global__ void gather_rows(const float* __restrict__ src, const unsi
     GRID_STRIDE_LOOP(i, n) { dst[i] = src[(i64)indices[i / row_len] * row_len + i % row_len]; }
 }
 
+// gather_rows of f16 values (attention's keys and values kept in half precision), copied as bits.
+extern "C" __global__ void gather_rows_f16(const half_bits* __restrict__ src, const unsigned int* __restrict__ indices,
+                                           half_bits* __restrict__ dst, i64 n, i64 row_len) {
+    GRID_STRIDE_LOOP(i, n) { dst[i] = src[(i64)indices[i / row_len] * row_len + i % row_len]; }
+}
+
 // y[r] = cache[sources[r]] (old_run values) followed by new[r] (new_run values): a beam search's
 // reordered self-attention cache grown by a step. CPU reference: engine/backend/cpu/layout.rs
 // gather_append.

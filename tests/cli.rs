@@ -599,21 +599,26 @@ fn compute_type_logs_the_precision_used() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("compute_type float16 requested"), "{err}");
     assert!(err.contains("compute_type=float32"), "the precision used is logged: {err}");
+    assert!(err.contains("cross_kv=float16 "), "float16 keeps the cross-attention's keys in f16: {err}");
     // `default` computes the encoder in bf16 where the CPU has AVX-512 BF16 (CI's do), else in
     // float32, and the decoder in float32; `bfloat16` computes both in bf16; `float32` keeps
-    // f32; no warning either way.
+    // f32; no warning either way. All but `float32` keep the cross-attention's keys and values
+    // in f16.
     let bf16 = common::bf16_products();
     let best = if bf16 { "bfloat16" } else { "float32" };
-    for (args, want, decoder) in [
-        (&["-f", "txt"][..], best, "float32"),
-        (&["-f", "txt", "--compute_type", "default"][..], best, "float32"),
-        (&["-f", "txt", "--compute_type", "bfloat16"][..], best, best),
-        (&["-f", "txt", "--compute_type", "float32"][..], "float32", "float32"),
+    for (args, want, decoder, cross_kv) in [
+        (&["-f", "txt"][..], best, "float32", "float16"),
+        (&["-f", "txt", "--compute_type", "default"][..], best, "float32", "float16"),
+        (&["-f", "txt", "--compute_type", "bfloat16"][..], best, best, "float16"),
+        (&["-f", "txt", "--compute_type", "float32"][..], "float32", "float32", "float32"),
     ] {
         let o = scribe(&dir, tmp.path(), args, &wav);
         ok(&o);
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(err.contains(&format!("compute_type={want} decoder={decoder} ")), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("compute_type={want} decoder={decoder} cross_kv={cross_kv} ")),
+            "{args:?}: {err}"
+        );
         let warned = err.contains("requested");
         assert!(warned == (args.contains(&"bfloat16") && !bf16), "{args:?}: {err}");
     }

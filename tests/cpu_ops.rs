@@ -1523,6 +1523,100 @@ fn attention() {
     st.report();
 }
 
+/// Keys and values kept in half precision (`to_float16`, a decoder's cross-attention): every
+/// schedule gives exactly what it gives over the same values widened back to f32 — the skinny
+/// one (decoder steps: tiled keys, plain keys, 1–8 rows, heads not a multiple of 64 wide)
+/// widens as it reads, the blocked and bf16 ones and key lengths widen first — and that is
+/// attention over the f16-rounded values. The casts round to nearest even, as `half` does, and
+/// widen exactly; an f16 tensor survives `index_select`; mixed or misplaced precisions are errors.
+#[test]
+fn attention_over_half_precision_keys_and_values() {
+    let mut st = Stats::new("attention f16 k/v");
+    let mut rng = Rng::new(31);
+    // (B, B_kv, Tq, Tk, heads, Dh, causal): query rows share key/value rows in groups of B / B_kv.
+    let cases = [
+        (15, 3, 1, 1500, 6, 64, false),
+        (10, 2, 1, 301, 6, 64, false),
+        (8, 1, 1, 257, 2, 64, false),
+        (7, 1, 1, 300, 3, 64, false),
+        (5, 1, 1, 40, 6, 64, true),
+        (10, 2, 3, 1500, 6, 64, false),
+        (4, 2, 1, 299, 2, 24, false),
+        (2, 2, 150, 150, 6, 64, false),
+        (1, 1, 33, 65, 3, 40, true),
+    ];
+    for &(b, bk, tq, tk, heads, dh, causal) in &cases {
+        let d = heads * dh;
+        let q = rng.vec(b * tq * d, 2.0);
+        let k = rng.vec(bk * tk * d, 2.0);
+        let v = rng.vec(bk * tk * d, 1.0);
+        let rounded = |x: &[f32]| x.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect::<Vec<f32>>();
+        let (k16, v16) = (rounded(&k), rounded(&v));
+        let shape = format!("B {b} B_kv {bk} Tq {tq} Tk {tk} heads {heads} Dh {dh} causal {causal}");
+        // The reference over the rounded values, each query row against its group's keys.
+        let group = b / bk;
+        let want: Vec<f64> = (0..b)
+            .flat_map(|bi| {
+                let kb = bi / group;
+                let rows = |x: &[f32]| x[kb * tk * d..][..tk * d].to_vec();
+                ref_attention(&q[bi * tq * d..][..tq * d], &rows(&k16), &rows(&v16), 1, tq, tk, heads, dh, causal)
+            })
+            .collect();
+        for (label, dev) in devices() {
+            let qt = up(&dev, &q, &[b, tq, d]);
+            let (kt, vt) = (up(&dev, &k, &[bk, tk, d]), up(&dev, &v, &[bk, tk, d]));
+            let (kh, vh) = (dev.to_float16(&kt).unwrap(), dev.to_float16(&vt).unwrap());
+            assert_eq!((kh.dtype(), kh.shape()), ("float16", &[bk, tk, d][..]), "{label}");
+            let (kw, vw) = (dev.to_float32(&kh).unwrap(), dev.to_float32(&vh).unwrap());
+            assert_eq!(kw.dtype(), "float32");
+            st.exact("to_float16 then to_float32", &label, &shape, &down(&dev, &kw), &k16);
+            st.exact("download of float16", &label, &shape, &down(&dev, &vh), &v16);
+            let y = dev.attention(&qt, &kh, &vh, heads, causal).unwrap();
+            let widened = dev.attention(&qt, &kw, &vw, heads, causal).unwrap();
+            st.exact("attention f16 k/v", &label, &shape, &down(&dev, &y), &down(&dev, &widened));
+            st.check("attention f16 k/v", &label, &shape, &down(&dev, &y), &want);
+            let y = dev.attention_bf16(&qt, &kh, &vh, heads, causal).unwrap();
+            let widened = dev.attention_bf16(&qt, &kw, &vw, heads, causal).unwrap();
+            st.exact("attention_bf16 f16 k/v", &label, &shape, &down(&dev, &y), &down(&dev, &widened));
+            if !causal {
+                let lens: Vec<usize> = (0..bk).map(|i| tk - i % tk.min(3)).collect();
+                let y = dev.attention_kv_lens(&qt, &kh, &vh, heads, &lens).unwrap();
+                let widened = dev.attention_kv_lens(&qt, &kw, &vw, heads, &lens).unwrap();
+                st.exact("attention_kv_lens f16 k/v", &label, &shape, &down(&dev, &y), &down(&dev, &widened));
+            }
+            // Rows of an f16 tensor stay f16 (a batch whose windows finish at different steps).
+            let picked: Vec<usize> = (0..bk).rev().collect();
+            let sel = dev.index_select(&kh, &picked).unwrap();
+            assert_eq!(sel.dtype(), "float16", "{label}");
+            st.exact(
+                "index_select f16",
+                &label,
+                &shape,
+                &down(&dev, &sel),
+                &down(&dev, &dev.index_select(&kw, &picked).unwrap()),
+            );
+        }
+    }
+    for (label, dev) in devices() {
+        let t = |b: usize, t: usize, d: usize| up(&dev, &vec![0.5; b * t * d], &[b, t, d]);
+        let (q, k) = (t(2, 1, 12), t(2, 5, 12));
+        let kh = dev.to_float16(&k).unwrap();
+        expect_err("attention f16 k, f32 v", &label, || dev.attention(&q, &kh, &k, 3, false));
+        expect_err("attention f32 k, f16 v", &label, || dev.attention(&q, &k, &kh, 3, false));
+        expect_err("attention f16 q", &label, || dev.attention(&dev.to_float16(&q).unwrap(), &kh, &kh, 3, false));
+        expect_err("to_float16 of float16", &label, || dev.to_float16(&kh));
+        expect_err("to_float32 of float32", &label, || dev.to_float32(&k));
+    }
+    // Rounding: to nearest even, overflow to infinity, subnormals kept.
+    let edge = [1.0 + 1.0 / 2048.0, 1.0 + 3.0 / 2048.0, 65520.0, -70000.0, 3.0e-6, -0.0, 1.0e-9];
+    for (label, dev) in devices() {
+        let h = dev.to_float16(&up(&dev, &edge, &[edge.len()])).unwrap();
+        let want: Vec<f32> = edge.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect();
+        st.exact("to_float16 rounding", &label, "edge values", &down(&dev, &h), &want);
+    }
+    st.report();
+}
+
 /// [`ref_attention`] as `attention_bf16` computes it: `q`, `k` and `v` rounded to bf16, the
 /// scores and the softmax exact, each probability rounded to bf16 before `·V`.
 #[allow(clippy::too_many_arguments)]

@@ -186,6 +186,19 @@ impl Device {
         self.run(OpCall { op: "round_bfloat16", inputs: &[w], sizes: &[] }, |b| b.round_bfloat16(w))
     }
 
+    /// `x` rounded to f16 and kept in half precision, as attention's keys and values (see
+    /// [`MemoryOps::to_float16`]).
+    pub fn to_float16(&self, x: &Tensor) -> Result<Tensor> {
+        shape_checks::activation_dtype("to_float16", x, &["float32"])?;
+        self.run(OpCall { op: "to_float16", inputs: &[x], sizes: &[] }, |b| b.to_float16(x))
+    }
+
+    /// A [`Device::to_float16`] tensor widened back to f32 (exact; see [`MemoryOps::to_float32`]).
+    pub fn to_float32(&self, x: &Tensor) -> Result<Tensor> {
+        shape_checks::activation_dtype("to_float32", x, &["float16"])?;
+        self.run(OpCall { op: "to_float32", inputs: &[x], sizes: &[] }, |b| b.to_float32(x))
+    }
+
     pub fn download(&self, t: &Tensor) -> Result<Vec<f32>> {
         self.run(OpCall { op: "download", inputs: &[t], sizes: &[t.numel()] }, |b| b.download(t))
     }
@@ -443,9 +456,10 @@ impl Device {
         self.run(OpCall { op: "slice", inputs: &[x], sizes: &[dim, start, len] }, |k| k.slice(x, dim, start, len))
     }
 
-    /// Rows of dimension 0 in the given order (repeats allowed).
+    /// Rows of dimension 0 in the given order (repeats allowed), of an f32 or f16 tensor.
     pub fn index_select(&self, x: &Tensor, indices: &[usize]) -> Result<Tensor> {
         shape_checks::index_select(x.shape(), indices)?;
+        shape_checks::activation_dtype("index_select", x, &["float32", "float16"])?;
         self.run(OpCall { op: "index_select", inputs: &[x], sizes: indices }, |k| k.index_select(x, indices))
     }
 

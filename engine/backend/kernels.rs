@@ -44,6 +44,15 @@ pub trait MemoryOps {
     fn round_bfloat16(&self, w: &Tensor) -> Result<Tensor> {
         Ok(w.clone())
     }
+    /// `x`'s values rounded to f16 (round to nearest even) and kept in half precision:
+    /// attention's keys and values read at half the bytes (a decoder's cross-attention reads
+    /// every audio frame's key and value at every step). Ops treat it as the f32 tensor of the
+    /// rounded values. The result must be accepted as `k` and `v` of [`AttentionOps::attention`]
+    /// (and of its `bf16` and `kv_lens` forms), by [`LayoutOps::index_select`], by
+    /// [`MemoryOps::to_float32`] and by [`MemoryOps::download`].
+    fn to_float16(&self, x: &Tensor) -> Result<Tensor>;
+    /// A [`MemoryOps::to_float16`] tensor's values as an f32 tensor (exact: every f16 is an f32).
+    fn to_float32(&self, x: &Tensor) -> Result<Tensor>;
 }
 
 /// Products with weights.
@@ -188,7 +197,8 @@ pub trait LayoutOps: ElementwiseOps {
     fn permute(&self, x: &Tensor, perm: &[usize]) -> Result<Tensor>;
     /// `x[.., start..start+len, ..]` along `dim`.
     fn slice(&self, x: &Tensor, dim: usize, start: usize, len: usize) -> Result<Tensor>;
-    /// Rows of dimension 0 in the given order (repeats allowed).
+    /// Rows of dimension 0 in the given order (repeats allowed); an f16 tensor
+    /// ([`MemoryOps::to_float16`]) gives an f16 tensor.
     fn index_select(&self, x: &Tensor, indices: &[usize]) -> Result<Tensor>;
     /// Concatenate along `dim`.
     fn concat(&self, xs: &[&Tensor], dim: usize) -> Result<Tensor>;

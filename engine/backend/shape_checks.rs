@@ -218,6 +218,14 @@ pub fn rank_at_least(op: &'static str, x: &Tensor, rank: usize) -> Result<()> {
     Ok(())
 }
 
+/// A tensor stored as one of `allowed` ([`Tensor::dtype`]).
+pub fn activation_dtype(op: &'static str, x: &Tensor, allowed: &[&str]) -> Result<()> {
+    if allowed.contains(&x.dtype()) {
+        return Ok(());
+    }
+    Err(Error::shape(op, format!("a {} tensor {:?} (expected {})", x.dtype(), x.shape(), allowed.join(" or "))))
+}
+
 /// A matrix `[rows, cols]`.
 pub fn matrix(op: &'static str, x: &Tensor) -> Result<(usize, usize)> {
     match x.shape() {
@@ -276,6 +284,12 @@ pub fn attention(
             "attention",
             format!("q {:?}, k {:?}, v {:?}, heads {heads}, causal {causal}", q.shape(), k.shape(), v.shape()),
         ));
+    }
+    // Keys and values may be kept in half precision (`to_float16`), both alike.
+    activation_dtype("attention", q, &["float32"])?;
+    activation_dtype("attention", k, &["float32", "float16"])?;
+    if v.dtype() != k.dtype() {
+        return Err(Error::shape("attention", format!("k is {} but v is {}", k.dtype(), v.dtype())));
     }
     Ok((b, tq, d, bk, tk))
 }

@@ -617,9 +617,10 @@ fn run_transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
         );
     }
     tracing::info!(
-        "[Predict] device={} compute_type={computed} decoder={} model={}",
+        "[Predict] device={} compute_type={computed} decoder={} cross_kv={} model={}",
         device.name(),
         model.decoder_compute_type(),
+        model.cross_kv_dtype(),
         dir.display()
     );
     tracing::debug!("backend: {}", device.describe());

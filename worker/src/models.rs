@@ -55,10 +55,11 @@ impl Models {
             .with_context(|| format!("WHISPERX_COMPUTE_TYPE={}", settings.compute_type))?;
         tracing::info!("[Predict] whisper_arch={source}");
         tracing::info!(
-            "[Predict] device={} compute_type={} decoder={}",
+            "[Predict] device={} compute_type={} decoder={} cross_kv={}",
             device.name(),
             whisper.compute_type(),
-            whisper.decoder_compute_type()
+            whisper.decoder_compute_type(),
+            whisper.cross_kv_dtype()
         );
         let (vad, vad_path) = PipelineModels::load_vad(
             &device,

@@ -10,18 +10,20 @@
 //! - many query rows (the encoder, a prompt): one task per (batch, head, block of
 //!   `QUERY_BLOCK` rows), so the block's scores stay in L2 between Q·Kᵀ, softmax and ·V.
 
+use std::borrow::Cow;
+
 use rayon::prelude::*;
 
 use super::bf16;
 use super::gemm::{sgemm, MatRef};
-use super::key_tiles::{tiled_scores, worth_tiling, KeyTileCache, KeyTiles};
+use super::key_tiles::{worth_tiling, KeyTileCache, KeyTiles};
 use super::simd::SimdLevel;
-use super::skinny::{skinny_nn, skinny_nt, SKINNY_MAX_ROWS};
+use super::skinny::{skinny_nn, skinny_nt, Elem, SKINNY_MAX_ROWS};
 use super::softmax::{softmax_row_scaled, softmax_row_scaled_into_pairs};
-use super::{data, tensor, CpuBackend};
+use super::{data, floats, half_to_f32, tensor, CpuBackend, Floats};
 use crate::backend::kernels::AttentionOps;
 use crate::backend::Tensor;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Query rows per task on the blocked schedule: 64 rows × 1500 keys of scores is 384 KB.
 const QUERY_BLOCK: usize = 64;
@@ -71,41 +73,50 @@ pub fn attention(
         causal,
         kv_lens,
     };
-    let (qd, kd, vd) = (data(q)?, data(k)?, data(v)?);
+    let qd = data(q)?;
+    let (kf, vf) = (floats(k)?, floats(v)?);
     let pieces: Vec<Piece> = if geo.group * tq <= SKINNY_MAX_ROWS {
         // The cached key tiles hold every key (decoder steps); lengths take the plain path.
         let tiles = (kv_lens.is_none() && worth_tiling(geo.group * tq, tk, level))
-            .then(|| tile_cache.get(k, kd, heads, geo.dh));
-        (0..bk * heads)
-            .into_par_iter()
-            .map(|task| geo.skinny(level, qd, kd, vd, tiles.as_deref(), task / heads, task % heads))
-            .collect()
-    } else if bf16 && bf16::kernel_available(level) {
-        // Each key/value head rounded and packed once, then the blocks of query rows as on the
-        // f32 schedule.
-        let packed: Vec<(bf16::Bf16Matrix, bf16::Bf16Matrix)> =
-            (0..bk * heads).into_par_iter().map(|t| geo.pack_bf16(level, kd, vd, t / heads, t % heads)).collect();
-        let blocks = tq.div_ceil(QUERY_BLOCK);
-        (0..b * heads * blocks)
-            .into_par_iter()
-            .map(|task| {
-                let (bh, blk) = (task / blocks, task % blocks);
-                let (bi, h) = (bh / heads, bh % heads);
-                let row0 = blk * QUERY_BLOCK;
-                let kv = &packed[(bi / geo.group) * heads + h];
-                geo.blocked_bf16(level, qd, kv, bi, h, row0, QUERY_BLOCK.min(tq - row0))
-            })
-            .collect()
+            .then(|| tile_cache.get(k, kf, heads, geo.dh));
+        // Half-precision keys and values are widened as they are read.
+        match (kf, vf) {
+            (Floats::F32(kd), Floats::F32(vd)) => geo.skinny_tasks(level, qd, kd, vd, tiles.as_deref(), bk, heads),
+            (Floats::F16(kd), Floats::F16(vd)) => geo.skinny_tasks(level, qd, kd, vd, tiles.as_deref(), bk, heads),
+            _ => return Err(Error::shape("attention", format!("k is {} but v is {}", k.dtype(), v.dtype()))),
+        }
     } else {
-        let blocks = tq.div_ceil(QUERY_BLOCK);
-        (0..b * heads * blocks)
-            .into_par_iter()
-            .map(|task| {
-                let (bh, blk) = (task / blocks, task % blocks);
-                let row0 = blk * QUERY_BLOCK;
-                geo.blocked(level, qd, kd, vd, bh / heads, bh % heads, row0, QUERY_BLOCK.min(tq - row0))
-            })
-            .collect()
+        // The blocked schedules read f32: half-precision keys and values (a prompt's first step
+        // over the cross-attention's) are widened once, here.
+        let (kw, vw) = (widened(level, kf), widened(level, vf));
+        let (kd, vd) = (&kw[..], &vw[..]);
+        if bf16 && bf16::kernel_available(level) {
+            // Each key/value head rounded and packed once, then the blocks of query rows as on the
+            // f32 schedule.
+            let packed: Vec<(bf16::Bf16Matrix, bf16::Bf16Matrix)> =
+                (0..bk * heads).into_par_iter().map(|t| geo.pack_bf16(level, kd, vd, t / heads, t % heads)).collect();
+            let blocks = tq.div_ceil(QUERY_BLOCK);
+            (0..b * heads * blocks)
+                .into_par_iter()
+                .map(|task| {
+                    let (bh, blk) = (task / blocks, task % blocks);
+                    let (bi, h) = (bh / heads, bh % heads);
+                    let row0 = blk * QUERY_BLOCK;
+                    let kv = &packed[(bi / geo.group) * heads + h];
+                    geo.blocked_bf16(level, qd, kv, bi, h, row0, QUERY_BLOCK.min(tq - row0))
+                })
+                .collect()
+        } else {
+            let blocks = tq.div_ceil(QUERY_BLOCK);
+            (0..b * heads * blocks)
+                .into_par_iter()
+                .map(|task| {
+                    let (bh, blk) = (task / blocks, task % blocks);
+                    let row0 = blk * QUERY_BLOCK;
+                    geo.blocked(level, qd, kd, vd, bh / heads, bh % heads, row0, QUERY_BLOCK.min(tq - row0))
+                })
+                .collect()
+        }
     };
     let dh = geo.dh;
     for piece in &pieces {
@@ -118,6 +129,18 @@ pub fn attention(
         }
     }
     Ok(tensor(vec![b, tq, d], out))
+}
+
+/// An f32 or f16 tensor's values as f32 (borrowed when already f32).
+fn widened(level: SimdLevel, x: Floats<'_>) -> Cow<'_, [f32]> {
+    match x {
+        Floats::F32(x) => Cow::Borrowed(x),
+        Floats::F16(x) => {
+            let mut out = vec![0.0f32; x.len()];
+            half_to_f32(level, x, &mut out);
+            Cow::Owned(out)
+        }
+    }
 }
 
 struct Geometry<'a> {
@@ -163,14 +186,32 @@ impl Geometry<'_> {
         scores[visible..].fill(f32::NEG_INFINITY);
     }
 
-    /// Every query row of key/value batch `kb`'s group, head `h`.
+    /// [`Self::skinny`] for every key/value batch and head, one task each.
     #[allow(clippy::too_many_arguments)]
-    fn skinny(
+    fn skinny_tasks<E: Elem>(
         &self,
         level: SimdLevel,
         qd: &[f32],
-        kd: &[f32],
-        vd: &[f32],
+        kd: &[E],
+        vd: &[E],
+        tiles: Option<&KeyTiles>,
+        bk: usize,
+        heads: usize,
+    ) -> Vec<Piece> {
+        (0..bk * heads)
+            .into_par_iter()
+            .map(|task| self.skinny(level, qd, kd, vd, tiles, task / heads, task % heads))
+            .collect()
+    }
+
+    /// Every query row of key/value batch `kb`'s group, head `h`.
+    #[allow(clippy::too_many_arguments)]
+    fn skinny<E: Elem>(
+        &self,
+        level: SimdLevel,
+        qd: &[f32],
+        kd: &[E],
+        vd: &[E],
         tiles: Option<&KeyTiles>,
         kb: usize,
         h: usize,
@@ -192,7 +233,7 @@ impl Geometry<'_> {
         let mut scores = vec![0.0f32; rows * keys];
         match tiles {
             // Tiles are only used without lengths: `keys == tk`.
-            Some(t) => tiled_scores(level, rows, &qs, dh, t.head(kb, h, d / dh, dh), tk, &mut scores),
+            Some(t) => t.scores(level, (kb, h, d / dh), rows, &qs, dh, tk, &mut scores),
             None => skinny_nt(level, rows, keys, dh, &qs, kh, d, &mut scores),
         }
         for s in scores.chunks_exact_mut(tq * keys) {

@@ -10,6 +10,8 @@
 use std::sync::{Arc, Mutex, Weak};
 
 use super::simd::{multiversion, SimdLevel};
+use super::skinny::Elem;
+use super::Floats;
 use crate::backend::{Storage, Tensor};
 
 /// Keys per tile: one AVX-512 register of f32 scores.
@@ -18,36 +20,67 @@ pub const KEY_TILE: usize = 16;
 const CACHED_TENSORS: usize = 64;
 
 /// One key tensor `[B, T, H·Dh]` as tiles: `tiles[((b·H + h)·n_tiles + t)·Dh·KEY_TILE + p·KEY_TILE + l]`
-/// = key `t·KEY_TILE + l` of batch `b`, feature `h·Dh + p` (zero past `T`).
+/// = key `t·KEY_TILE + l` of batch `b`, feature `h·Dh + p` (zero past `T`), in the key tensor's
+/// own precision (f32, or f16 widened as the scores read it).
 pub struct KeyTiles {
     pub n_tiles: usize,
-    pub data: Vec<f32>,
+    data: TileData,
 }
 
-impl KeyTiles {
-    fn build(k: &[f32], b: usize, t: usize, heads: usize, dh: usize) -> Self {
-        let n_tiles = t.div_ceil(KEY_TILE);
-        let d = heads * dh;
-        let mut data = vec![0.0f32; b * heads * n_tiles * dh * KEY_TILE];
-        for bi in 0..b {
-            for h in 0..heads {
-                let head = &mut data[(bi * heads + h) * n_tiles * dh * KEY_TILE..][..n_tiles * dh * KEY_TILE];
-                for j in 0..t {
-                    let row = &k[(bi * t + j) * d + h * dh..][..dh];
-                    let tile = &mut head[(j / KEY_TILE) * dh * KEY_TILE..][..dh * KEY_TILE];
-                    for (p, &v) in row.iter().enumerate() {
-                        tile[p * KEY_TILE + j % KEY_TILE] = v;
-                    }
+enum TileData {
+    F32(Vec<f32>),
+    F16(Vec<half::f16>),
+}
+
+/// Rearrange `k` (`[b, t, heads·dh]`) into tiles (see [`KeyTiles`]); `zero` pads the last tile.
+fn tile<E: Copy>(k: &[E], zero: E, b: usize, t: usize, heads: usize, dh: usize) -> Vec<E> {
+    let n_tiles = t.div_ceil(KEY_TILE);
+    let d = heads * dh;
+    let mut data = vec![zero; b * heads * n_tiles * dh * KEY_TILE];
+    for bi in 0..b {
+        for h in 0..heads {
+            let head = &mut data[(bi * heads + h) * n_tiles * dh * KEY_TILE..][..n_tiles * dh * KEY_TILE];
+            for j in 0..t {
+                let row = &k[(bi * t + j) * d + h * dh..][..dh];
+                let tile = &mut head[(j / KEY_TILE) * dh * KEY_TILE..][..dh * KEY_TILE];
+                for (p, &v) in row.iter().enumerate() {
+                    tile[p * KEY_TILE + j % KEY_TILE] = v;
                 }
             }
         }
-        KeyTiles { n_tiles, data }
+    }
+    data
+}
+
+impl KeyTiles {
+    fn build(k: Floats<'_>, b: usize, t: usize, heads: usize, dh: usize) -> Self {
+        let data = match k {
+            Floats::F32(k) => TileData::F32(tile(k, 0.0, b, t, heads, dh)),
+            Floats::F16(k) => TileData::F16(tile(k, half::f16::ZERO, b, t, heads, dh)),
+        };
+        KeyTiles { n_tiles: t.div_ceil(KEY_TILE), data }
     }
 
-    /// The tiles of batch `b`, head `h`.
-    pub fn head(&self, b: usize, h: usize, heads: usize, dh: usize) -> &[f32] {
+    /// Scores `[m, t]` of `m ≤ 8` query rows (`q` is `[m, dh]`) over the `t` keys of batch `b`,
+    /// head `h` (of `heads`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn scores(
+        &self,
+        level: SimdLevel,
+        (b, h, heads): (usize, usize, usize),
+        m: usize,
+        q: &[f32],
+        dh: usize,
+        t: usize,
+        scores: &mut [f32],
+    ) {
         let len = self.n_tiles * dh * KEY_TILE;
-        &self.data[(b * heads + h) * len..][..len]
+        let at = (b * heads + h) * len;
+        assert!((1..=8).contains(&m) && q.len() >= m * dh && scores.len() >= m * t, "tiled scores: operand sizes");
+        match &self.data {
+            TileData::F32(d) => tiled_scores(level, m, q, dh, &d[at..][..len], t, scores),
+            TileData::F16(d) => tiled_scores(level, m, q, dh, &d[at..][..len], t, scores),
+        }
     }
 }
 
@@ -63,7 +96,7 @@ pub struct KeyTileCache {
 
 impl KeyTileCache {
     /// The tiles of `k` (`[B, T, heads·dh]`, data `kd`), built on first use.
-    pub fn get(&self, k: &Tensor, kd: &[f32], heads: usize, dh: usize) -> Arc<KeyTiles> {
+    pub fn get(&self, k: &Tensor, kd: Floats<'_>, heads: usize, dh: usize) -> Arc<KeyTiles> {
         let storage = Arc::downgrade(k.storage());
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         // A dead entry's storage may be freed and its address reused: drop those first.
@@ -86,11 +119,12 @@ impl KeyTileCache {
 
 /// `scores[r, j] = Σ_p q[r, p] · key_j[p]` for `M` query rows over every key of one head's tiles.
 #[inline(always)]
-fn scores_m<const M: usize>(q: &[f32], dh: usize, tiles: &[f32], t: usize, scores: &mut [f32]) {
+fn scores_m<const M: usize, E: Elem>(q: &[f32], dh: usize, tiles: &[E], t: usize, scores: &mut [f32]) {
     for (ti, tile) in tiles.chunks_exact(dh * KEY_TILE).enumerate() {
         let mut acc = [[0.0f32; KEY_TILE]; M];
         for p in 0..dh {
-            let kv: &[f32; KEY_TILE] = tile[p * KEY_TILE..][..KEY_TILE].try_into().expect("KEY_TILE-sized row");
+            let row: &[E; KEY_TILE] = tile[p * KEY_TILE..][..KEY_TILE].try_into().expect("KEY_TILE-sized row");
+            let kv: [f32; KEY_TILE] = row.map(E::widen);
             for (r, a) in acc.iter_mut().enumerate() {
                 let qv = q[r * dh + p];
                 for l in 0..KEY_TILE {
@@ -106,19 +140,122 @@ fn scores_m<const M: usize>(q: &[f32], dh: usize, tiles: &[f32], t: usize, score
     }
 }
 
-multiversion! {
-    /// Scores of `m ≤ 8` query rows (`q` is `[m, dh]`) over the `t` keys in `tiles`; `scores` is
-    /// `[m, t]`.
-    pub fn tiled_scores(m: usize, q: &[f32], dh: usize, tiles: &[f32], t: usize, scores: &mut [f32]) {
+/// Scores of `m ≤ 8` query rows (`q` is `[m, dh]`) over the `t` keys in `tiles` of one element
+/// type; `scores` is `[m, t]`.
+macro_rules! tiled_scores_for {
+    ($name:ident, $elem:ty) => {
+        multiversion! {
+            fn $name(m: usize, q: &[f32], dh: usize, tiles: &[$elem], t: usize, scores: &mut [f32]) {
+                match m {
+                    1 => scores_m::<1, $elem>(q, dh, tiles, t, scores),
+                    2 => scores_m::<2, $elem>(q, dh, tiles, t, scores),
+                    3 => scores_m::<3, $elem>(q, dh, tiles, t, scores),
+                    4 => scores_m::<4, $elem>(q, dh, tiles, t, scores),
+                    5 => scores_m::<5, $elem>(q, dh, tiles, t, scores),
+                    6 => scores_m::<6, $elem>(q, dh, tiles, t, scores),
+                    7 => scores_m::<7, $elem>(q, dh, tiles, t, scores),
+                    8 => scores_m::<8, $elem>(q, dh, tiles, t, scores),
+                    _ => unreachable!("tiled scores take 1..=8 query rows"),
+                }
+            }
+        }
+    };
+}
+tiled_scores_for!(tiled_scores_f32, f32);
+tiled_scores_for!(tiled_scores_f16, half::f16);
+
+/// Scores of `m ≤ 8` query rows over the `t` keys of one head's tiles: the AVX-512 kernel where
+/// the CPU has it (f16 keys widened by `vcvtph2ps`, 16 an instruction), else the
+/// auto-vectorised [`scores_m`]; the same sums in the same order either way (multiplies, then
+/// adds: no fused multiply-add), so the same bits.
+fn tiled_scores<E: TileElem>(
+    level: SimdLevel,
+    m: usize,
+    q: &[f32],
+    dh: usize,
+    tiles: &[E],
+    t: usize,
+    scores: &mut [f32],
+) {
+    assert!(tiles.len() >= t.div_ceil(KEY_TILE) * dh * KEY_TILE, "tiled scores: tiles");
+    #[cfg(target_arch = "x86_64")]
+    if level == SimdLevel::Avx512 {
+        // SAFETY: the Avx512 level is only produced by detection on this CPU (F16C comes with
+        // every AVX-512 CPU); the operands' sizes are checked here and by the caller.
+        unsafe { avx512::tiled_scores(m, q, dh, tiles, t, scores) };
+        return;
+    }
+    E::scores_autovec(level, m, q, dh, tiles, t, scores)
+}
+
+/// A key tile's element type, with its auto-vectorised kernel.
+trait TileElem: Elem {
+    #[allow(clippy::too_many_arguments)]
+    fn scores_autovec(level: SimdLevel, m: usize, q: &[f32], dh: usize, tiles: &[Self], t: usize, scores: &mut [f32]);
+}
+
+impl TileElem for f32 {
+    fn scores_autovec(level: SimdLevel, m: usize, q: &[f32], dh: usize, tiles: &[f32], t: usize, scores: &mut [f32]) {
+        tiled_scores_f32(level, m, q, dh, tiles, t, scores)
+    }
+}
+
+impl TileElem for half::f16 {
+    fn scores_autovec(
+        level: SimdLevel,
+        m: usize,
+        q: &[f32],
+        dh: usize,
+        tiles: &[half::f16],
+        t: usize,
+        scores: &mut [f32],
+    ) {
+        tiled_scores_f16(level, m, q, dh, tiles, t, scores)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{Elem, KEY_TILE};
+
+    /// [`super::scores_m`] in intrinsics: one register of 16 keys' scores per query row.
+    #[inline(always)]
+    unsafe fn scores_m<const M: usize, E: Elem>(q: &[f32], dh: usize, tiles: &[E], t: usize, scores: &mut [f32]) {
+        let (qp, sp) = (q.as_ptr(), scores.as_mut_ptr());
+        for ti in 0..t.div_ceil(KEY_TILE) {
+            let tile = tiles.as_ptr().add(ti * dh * KEY_TILE);
+            let mut acc = [_mm512_setzero_ps(); M];
+            for p in 0..dh {
+                let keys = E::load16(tile.add(p * KEY_TILE));
+                for (r, a) in acc.iter_mut().enumerate() {
+                    *a = _mm512_add_ps(*a, _mm512_mul_ps(_mm512_set1_ps(*qp.add(r * dh + p)), keys));
+                }
+            }
+            let j0 = ti * KEY_TILE;
+            let n = KEY_TILE.min(t - j0);
+            let mask: __mmask16 = if n == KEY_TILE { u16::MAX } else { (1u16 << n) - 1 };
+            for (r, a) in acc.iter().enumerate() {
+                _mm512_mask_storeu_ps(sp.add(r * t + j0), mask, *a);
+            }
+        }
+    }
+
+    /// # Safety
+    /// The CPU must have AVX-512F and F16C; `q` holds `m · dh` values, `tiles` every tile of
+    /// `t` keys, `scores` `m · t` values.
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    pub unsafe fn tiled_scores<E: Elem>(m: usize, q: &[f32], dh: usize, tiles: &[E], t: usize, scores: &mut [f32]) {
         match m {
-            1 => scores_m::<1>(q, dh, tiles, t, scores),
-            2 => scores_m::<2>(q, dh, tiles, t, scores),
-            3 => scores_m::<3>(q, dh, tiles, t, scores),
-            4 => scores_m::<4>(q, dh, tiles, t, scores),
-            5 => scores_m::<5>(q, dh, tiles, t, scores),
-            6 => scores_m::<6>(q, dh, tiles, t, scores),
-            7 => scores_m::<7>(q, dh, tiles, t, scores),
-            8 => scores_m::<8>(q, dh, tiles, t, scores),
+            1 => scores_m::<1, E>(q, dh, tiles, t, scores),
+            2 => scores_m::<2, E>(q, dh, tiles, t, scores),
+            3 => scores_m::<3, E>(q, dh, tiles, t, scores),
+            4 => scores_m::<4, E>(q, dh, tiles, t, scores),
+            5 => scores_m::<5, E>(q, dh, tiles, t, scores),
+            6 => scores_m::<6, E>(q, dh, tiles, t, scores),
+            7 => scores_m::<7, E>(q, dh, tiles, t, scores),
+            8 => scores_m::<8, E>(q, dh, tiles, t, scores),
             _ => unreachable!("tiled scores take 1..=8 query rows"),
         }
     }
@@ -132,3 +269,47 @@ pub fn worth_tiling(rows: usize, t: usize, level: SimdLevel) -> bool {
 
 /// Shorter key sets (the growing self-attention cache) change every step: no reuse.
 const MIN_TILED_KEYS: usize = 256;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every SIMD level's tiled scores give the same bits (multiplies then adds, in order of the
+    /// features), over f32 keys and over f16 ones, which give the bits of their widened values;
+    /// and those are the plain dot products (each summed in the same order).
+    #[test]
+    fn tiled_scores_agree_bit_for_bit_and_with_plain_dots() {
+        let mut seed = 7u32;
+        let mut rnd = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            (seed % 2001) as f32 / 1000.0 - 1.0
+        };
+        for &(b, t, heads, dh, m) in &[(1, 1, 1, 1, 1), (2, 301, 3, 64, 5), (1, 16, 2, 8, 8), (3, 257, 6, 64, 3)] {
+            let d = heads * dh;
+            let k16: Vec<half::f16> = (0..b * t * d).map(|_| half::f16::from_f32(rnd())).collect();
+            let k32: Vec<f32> = k16.iter().map(|v| v.to_f32()).collect();
+            let q: Vec<f32> = (0..m * dh).map(|_| rnd()).collect();
+            let tiles16 = KeyTiles::build(Floats::F16(&k16), b, t, heads, dh);
+            let tiles32 = KeyTiles::build(Floats::F32(&k32), b, t, heads, dh);
+            for (bi, h) in [(0, 0), (b - 1, heads - 1)] {
+                let mut want = vec![0.0f32; m * t];
+                for r in 0..m {
+                    for j in 0..t {
+                        let key = &k32[(bi * t + j) * d + h * dh..][..dh];
+                        want[r * t + j] = (0..dh).fold(0.0f32, |acc, p| acc + q[r * dh + p] * key[p]);
+                    }
+                }
+                for level in [SimdLevel::Portable, SimdLevel::Avx2.min(SimdLevel::detect()), SimdLevel::detect()] {
+                    for tiles in [&tiles16, &tiles32] {
+                        let mut got = vec![f32::NAN; m * t];
+                        tiles.scores(level, (bi, h, heads), m, &q, dh, t, &mut got);
+                        let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
+                        assert_eq!(bits(&got), bits(&want), "{level:?} b {b} t {t} heads {heads} dh {dh} m {m}");
+                    }
+                }
+            }
+        }
+    }
+}

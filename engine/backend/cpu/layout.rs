@@ -1,10 +1,12 @@
 //! Embedding lookup, permute, slice, concat, padding, last-dimension reductions and argmax.
 
+use std::sync::Arc;
+
 use rayon::prelude::*;
 
 use super::norm::{moments, sum_f64};
 use super::simd::SimdLevel;
-use super::{data, tensor, weight, CpuBackend};
+use super::{data, floats, tensor, weight, CpuBackend, CpuHalfStorage, Floats};
 use crate::backend::kernels::LayoutOps;
 use crate::backend::{shape_checks, Padding, Reduce, Tensor};
 use crate::error::Result;
@@ -72,12 +74,19 @@ pub fn slice(x: &Tensor, dim: usize, start: usize, len: usize) -> Result<Tensor>
 
 pub fn index_select(x: &Tensor, indices: &[usize]) -> Result<Tensor> {
     let (inner, shape) = shape_checks::index_select(x.shape(), indices)?;
-    let xd = data(x)?;
+    Ok(match floats(x)? {
+        Floats::F32(xd) => tensor(shape, select_rows(xd, inner, indices)),
+        Floats::F16(xd) => Tensor::from_storage(shape, Arc::new(CpuHalfStorage(select_rows(xd, inner, indices)))),
+    })
+}
+
+/// Rows `indices` of `x` (rows of `inner` values), in order.
+fn select_rows<T: Copy>(x: &[T], inner: usize, indices: &[usize]) -> Vec<T> {
     let mut out = Vec::with_capacity(indices.len() * inner);
     for &i in indices {
-        out.extend_from_slice(&xd[i * inner..(i + 1) * inner]);
+        out.extend_from_slice(&x[i * inner..(i + 1) * inner]);
     }
-    Ok(tensor(shape, out))
+    out
 }
 
 pub fn gather_append(cache: &Tensor, sources: &[usize], new: &Tensor) -> Result<Tensor> {

@@ -107,6 +107,29 @@ pub(crate) fn data(t: &Tensor) -> Result<&[f32]> {
     Err(Error::Other(format!("tensor {:?} is not on the CPU backend", t.shape())))
 }
 
+/// Borrow an f16 tensor's data ([`MemoryOps::to_float16`], or an f16 weight).
+pub(crate) fn half_data(t: &Tensor) -> Result<&[half::f16]> {
+    match t.storage().as_any().downcast_ref::<CpuHalfStorage>() {
+        Some(s) => Ok(&s.0[..]),
+        None => Err(Error::Other(format!("tensor {:?} is a {} tensor, not float16 on the CPU", t.shape(), t.dtype()))),
+    }
+}
+
+/// An f32 or f16 tensor's values as stored (keys and values of attention, rows to select).
+#[derive(Clone, Copy)]
+pub(crate) enum Floats<'a> {
+    F32(&'a [f32]),
+    F16(&'a [half::f16]),
+}
+
+/// Borrow an f32 or f16 tensor's data.
+pub(crate) fn floats(t: &Tensor) -> Result<Floats<'_>> {
+    match t.dtype() {
+        "float16" => half_data(t).map(Floats::F16),
+        _ => data(t).map(Floats::F32),
+    }
+}
+
 /// A weight's values as stored: f32, f16 to be widened as it is read, int8 per channel, or
 /// bf16 packed for its kernel.
 #[derive(Clone, Copy)]
@@ -169,6 +192,19 @@ pub(crate) fn weight(t: &Tensor) -> Result<Weight<'_>> {
         return Ok(Weight::Bf16(&s.0));
     }
     data(t).map(Weight::F32)
+}
+
+/// f32 values rounded to f16 (round to nearest even, as `half::f16::from_f32`; the `half`
+/// crate's slice conversion uses F16C eight values an instruction where the CPU has it), on
+/// every thread for long inputs.
+fn f32_to_half(x: &[f32]) -> Vec<half::f16> {
+    use half::slice::HalfFloatSliceExt;
+    use rayon::prelude::*;
+    /// Values per task: the conversion runs at memory speed, so tasks are large.
+    const PER_TASK: usize = 1 << 16;
+    let mut out = vec![half::f16::ZERO; x.len()];
+    out.par_chunks_mut(PER_TASK).zip(x.par_chunks(PER_TASK)).for_each(|(o, s)| o.convert_from_f32_slice(s));
+    out
 }
 
 simd::multiversion! {
@@ -239,6 +275,17 @@ impl MemoryOps for CpuBackend {
 
     fn upload_f16(&self, d: &[half::f16], shape: &[usize]) -> Result<Tensor> {
         Ok(Tensor::from_storage(shape.to_vec(), Arc::new(CpuHalfStorage(d.to_vec()))))
+    }
+
+    fn to_float16(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(Tensor::from_storage(x.shape().to_vec(), Arc::new(CpuHalfStorage(f32_to_half(data(x)?)))))
+    }
+
+    fn to_float32(&self, x: &Tensor) -> Result<Tensor> {
+        let halves = half_data(x)?;
+        let mut out = vec![0.0f32; halves.len()];
+        half_to_f32(self.simd, halves, &mut out);
+        Ok(tensor(x.shape().to_vec(), out))
     }
 
     /// Quantised where the CPU has VNNI; elsewhere the portable int8 kernel would be slower than

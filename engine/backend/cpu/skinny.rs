@@ -38,6 +38,9 @@ pub trait Elem: Copy + Send + Sync {
     /// `p` must point at 16 readable elements; the CPU must have AVX-512F and F16C.
     #[cfg(target_arch = "x86_64")]
     unsafe fn load16(p: *const Self) -> std::arch::x86_64::__m512;
+    /// [`skinny_nn`] over rows of `v` of this type, compiled for `level`.
+    #[allow(clippy::too_many_arguments)]
+    fn nn_autovec(level: SimdLevel, m: usize, t: usize, dh: usize, p: &[f32], v: &[Self], v_rs: usize, out: &mut [f32]);
     /// The auto-vectorised [`block`] compiled for `level`.
     #[allow(clippy::too_many_arguments)]
     fn block_autovec(
@@ -61,6 +64,9 @@ impl Elem for f32 {
     #[inline(always)]
     unsafe fn load16(p: *const f32) -> std::arch::x86_64::__m512 {
         std::arch::x86_64::_mm512_loadu_ps(p)
+    }
+    fn nn_autovec(level: SimdLevel, m: usize, t: usize, dh: usize, p: &[f32], v: &[f32], v_rs: usize, out: &mut [f32]) {
+        nn_f32(level, m, t, dh, p, v, v_rs, out)
     }
     fn block_autovec(
         level: SimdLevel,
@@ -86,6 +92,18 @@ impl Elem for half::f16 {
     unsafe fn load16(p: *const half::f16) -> std::arch::x86_64::__m512 {
         use std::arch::x86_64::*;
         _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i))
+    }
+    fn nn_autovec(
+        level: SimdLevel,
+        m: usize,
+        t: usize,
+        dh: usize,
+        p: &[f32],
+        v: &[half::f16],
+        v_rs: usize,
+        out: &mut [f32],
+    ) {
+        nn_f16(level, m, t, dh, p, v, v_rs, out)
     }
     fn block_autovec(
         level: SimdLevel,
@@ -268,6 +286,61 @@ mod avx512 {
         }
     }
 
+    /// [`super::nn_block`] in intrinsics: `NN_COLUMNS` (4 registers) of `M` output rows, f16
+    /// values widened by `vcvtph2ps`; multiplies then adds in the same order (the same bits).
+    #[inline(always)]
+    unsafe fn nn_block<const M: usize, E: Elem>(
+        t: usize,
+        p: &[f32],
+        v: &[E],
+        v_rs: usize,
+        c0: usize,
+        out: &mut [f32],
+        dh: usize,
+    ) {
+        const VECS: usize = super::NN_COLUMNS / LANES;
+        let (pp, vp, op) = (p.as_ptr(), v.as_ptr(), out.as_mut_ptr());
+        let mut acc = [[_mm512_setzero_ps(); VECS]; M];
+        for j in 0..t {
+            let row = vp.add(j * v_rs + c0);
+            let mut vals = [_mm512_setzero_ps(); VECS];
+            for (c, x) in vals.iter_mut().enumerate() {
+                *x = E::load16(row.add(c * LANES));
+            }
+            for (r, a) in acc.iter_mut().enumerate() {
+                let pj = _mm512_set1_ps(*pp.add(r * t + j));
+                for c in 0..VECS {
+                    a[c] = _mm512_add_ps(a[c], _mm512_mul_ps(pj, vals[c]));
+                }
+            }
+        }
+        for (r, a) in acc.iter().enumerate() {
+            for (c, x) in a.iter().enumerate() {
+                let o = op.add(r * dh + c0 + c * LANES);
+                _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), *x));
+            }
+        }
+    }
+
+    /// # Safety
+    /// The CPU must have AVX-512F and F16C; `m` in 1..=6, `dh` a multiple of `NN_COLUMNS`, and
+    /// the operands as [`super::skinny_nn`] checks them.
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn nn_any<E: Elem>(m: usize, t: usize, dh: usize, p: &[f32], v: &[E], v_rs: usize, out: &mut [f32]) {
+        for c0 in (0..dh).step_by(super::NN_COLUMNS) {
+            match m {
+                1 => nn_block::<1, E>(t, p, v, v_rs, c0, out, dh),
+                2 => nn_block::<2, E>(t, p, v, v_rs, c0, out, dh),
+                3 => nn_block::<3, E>(t, p, v, v_rs, c0, out, dh),
+                4 => nn_block::<4, E>(t, p, v, v_rs, c0, out, dh),
+                5 => nn_block::<5, E>(t, p, v, v_rs, c0, out, dh),
+                6 => nn_block::<6, E>(t, p, v, v_rs, c0, out, dh),
+                _ => unreachable!("nn blocks of 1..=6 rows"),
+            }
+        }
+    }
+
     /// # Safety
     /// The CPU must have AVX-512F, FMA and F16C.
     #[target_feature(enable = "avx512f,avx2,fma,f16c")]
@@ -362,10 +435,11 @@ const NN_COLUMNS: usize = 64;
 
 /// `out[r, c0..c0+NN_COLUMNS] += Σ_j p[r, j] · v[j, c0..]` for `M` rows, accumulators in registers.
 #[inline(always)]
-fn nn_block<const M: usize>(t: usize, p: &[f32], v: &[f32], v_rs: usize, c0: usize, out: &mut [f32], dh: usize) {
+fn nn_block<const M: usize, E: Elem>(t: usize, p: &[f32], v: &[E], v_rs: usize, c0: usize, out: &mut [f32], dh: usize) {
     let mut acc = [[0.0f32; NN_COLUMNS]; M];
     for j in 0..t {
-        let vj: &[f32; NN_COLUMNS] = v[j * v_rs + c0..][..NN_COLUMNS].try_into().expect("NN_COLUMNS-sized row");
+        let row: &[E; NN_COLUMNS] = v[j * v_rs + c0..][..NN_COLUMNS].try_into().expect("NN_COLUMNS-sized row");
+        let vj: [f32; NN_COLUMNS] = row.map(E::widen);
         for r in 0..M {
             let pj = p[r * t + j];
             for l in 0..NN_COLUMNS {
@@ -383,39 +457,83 @@ fn nn_block<const M: usize>(t: usize, p: &[f32], v: &[f32], v_rs: usize, c0: usi
 /// `out[r, c] += Σ_j p[r, j] · v[j, c]` for columns `c0..c1`, one row at a time.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn nn_rows(m: usize, t: usize, p: &[f32], v: &[f32], v_rs: usize, c0: usize, c1: usize, out: &mut [f32], dh: usize) {
+fn nn_rows<E: Elem>(
+    m: usize,
+    t: usize,
+    p: &[f32],
+    v: &[E],
+    v_rs: usize,
+    c0: usize,
+    c1: usize,
+    out: &mut [f32],
+    dh: usize,
+) {
     for j in 0..t {
         let vj = &v[j * v_rs + c0..j * v_rs + c1];
         for r in 0..m {
             let pj = p[r * t + j];
             for (o, &vv) in out[r * dh + c0..r * dh + c1].iter_mut().zip(vj) {
-                *o += pj * vv;
+                *o += pj * vv.widen();
             }
         }
     }
 }
 
-multiversion! {
-    /// `out[r, :] += Σ_j p[r, j] · v[j, :]` for `m` rows of `p` (`[m, t]`) and `t` rows of `v`
-    /// (row `j` at `v[j * v_rs..][..dh]`); `out` is `[m, dh]`. Reads each row of `v` once.
-    pub fn skinny_nn(m: usize, t: usize, dh: usize, p: &[f32], v: &[f32], v_rs: usize, out: &mut [f32]) {
-        let blocked = dh / NN_COLUMNS * NN_COLUMNS;
-        for c0 in (0..blocked).step_by(NN_COLUMNS) {
-            match m {
-                1 => nn_block::<1>(t, p, v, v_rs, c0, out, dh),
-                2 => nn_block::<2>(t, p, v, v_rs, c0, out, dh),
-                3 => nn_block::<3>(t, p, v, v_rs, c0, out, dh),
-                4 => nn_block::<4>(t, p, v, v_rs, c0, out, dh),
-                5 => nn_block::<5>(t, p, v, v_rs, c0, out, dh),
-                6 => nn_block::<6>(t, p, v, v_rs, c0, out, dh),
-                _ => nn_rows(m, t, p, v, v_rs, c0, c0 + NN_COLUMNS, out, dh),
+/// `out[r, :] += Σ_j p[r, j] · v[j, :]` for `m` rows of `p` (`[m, t]`) and `t` rows of `v`
+/// (row `j` at `v[j * v_rs..][..dh]`, f32 or f16 widened as read); `out` is `[m, dh]`. Reads
+/// each row of `v` once.
+#[allow(clippy::too_many_arguments)]
+pub fn skinny_nn<E: Elem>(
+    level: SimdLevel,
+    m: usize,
+    t: usize,
+    dh: usize,
+    p: &[f32],
+    v: &[E],
+    v_rs: usize,
+    out: &mut [f32],
+) {
+    assert!(p.len() >= m * t && out.len() >= m * dh, "skinny_nn: operand sizes");
+    assert!(t == 0 || (t - 1) * v_rs + dh <= v.len(), "skinny_nn: v out of bounds");
+    #[cfg(target_arch = "x86_64")]
+    if level == SimdLevel::Avx512 && (1..=NN_MAX_BLOCK_ROWS).contains(&m) && dh.is_multiple_of(NN_COLUMNS) {
+        // SAFETY: the Avx512 level is only produced by detection on this CPU (F16C comes with
+        // every AVX-512 CPU); the operands' sizes are checked above.
+        unsafe { avx512::nn_any(m, t, dh, p, v, v_rs, out) };
+        return;
+    }
+    E::nn_autovec(level, m, t, dh, p, v, v_rs, out)
+}
+
+/// Rows that [`nn_block`] keeps in registers (6 × 4 accumulators, 4 values and a weight).
+const NN_MAX_BLOCK_ROWS: usize = 6;
+
+/// [`skinny_nn`] for one element type, compiled for each SIMD level.
+macro_rules! nn_for {
+    ($name:ident, $elem:ty) => {
+        multiversion! {
+            fn $name(m: usize, t: usize, dh: usize, p: &[f32], v: &[$elem], v_rs: usize, out: &mut [f32]) {
+                let blocked = dh / NN_COLUMNS * NN_COLUMNS;
+                for c0 in (0..blocked).step_by(NN_COLUMNS) {
+                    match m {
+                        1 => nn_block::<1, $elem>(t, p, v, v_rs, c0, out, dh),
+                        2 => nn_block::<2, $elem>(t, p, v, v_rs, c0, out, dh),
+                        3 => nn_block::<3, $elem>(t, p, v, v_rs, c0, out, dh),
+                        4 => nn_block::<4, $elem>(t, p, v, v_rs, c0, out, dh),
+                        5 => nn_block::<5, $elem>(t, p, v, v_rs, c0, out, dh),
+                        6 => nn_block::<6, $elem>(t, p, v, v_rs, c0, out, dh),
+                        _ => nn_rows(m, t, p, v, v_rs, c0, c0 + NN_COLUMNS, out, dh),
+                    }
+                }
+                if blocked < dh {
+                    nn_rows(m, t, p, v, v_rs, blocked, dh, out, dh);
+                }
             }
         }
-        if blocked < dh {
-            nn_rows(m, t, p, v, v_rs, blocked, dh, out, dh);
-        }
-    }
+    };
 }
+nn_for!(nn_f32, f32);
+nn_for!(nn_f16, half::f16);
 
 #[cfg(test)]
 mod tests {
@@ -536,6 +654,34 @@ mod tests {
                         let got = out[r * dh + c] as f64;
                         assert!((got - want).abs() < 1e-4, "{level:?} {m}x{t}x{dh}: {got} vs {want}");
                     }
+                }
+            }
+        }
+    }
+
+    /// The AVX-512 kernel gives the auto-vectorised bits (multiplies then adds, in the same
+    /// order), over f32 values and over f16 ones, which give the bits of their widened values.
+    #[test]
+    fn skinny_nn_kernels_agree_bit_for_bit() {
+        let mut seed = 19;
+        for &(m, t, dh, pad) in &[(1, 1, 64, 0), (5, 1500, 64, 320), (6, 41, 128, 0), (3, 7, 64, 5), (7, 9, 64, 0)] {
+            let v_rs = dh + pad;
+            let p: Vec<f32> = (0..m * t).map(|_| rnd(&mut seed)).collect();
+            let v16: Vec<half::f16> = (0..t * v_rs).map(|_| half::f16::from_f32(rnd(&mut seed))).collect();
+            let v32: Vec<f32> = v16.iter().map(|v| v.to_f32()).collect();
+            let run = |level: SimdLevel, half: bool| {
+                let mut out = vec![0.25f32; m * dh];
+                if half {
+                    skinny_nn(level, m, t, dh, &p, &v16, v_rs, &mut out);
+                } else {
+                    skinny_nn(level, m, t, dh, &p, &v32, v_rs, &mut out);
+                }
+                out.iter().map(|x| x.to_bits()).collect::<Vec<u32>>()
+            };
+            let want = run(SimdLevel::Portable, false);
+            for level in [SimdLevel::Portable, SimdLevel::Avx2.min(SimdLevel::detect()), SimdLevel::detect()] {
+                for half in [false, true] {
+                    assert_eq!(run(level, half), want, "{level:?} f16 {half}: {m}x{t}x{dh}");
                 }
             }
         }

@@ -1,4 +1,5 @@
-//! Multi-head attention with the flash-style kernel of kernels/attention.cu: no score matrix,
+//! Multi-head attention with the flash-style kernel of kernels/attention.cu (keys and values f32,
+//! or f16 in `attention_f16kv`): no score matrix,
 //! one launch per call for the encoder, the decoder's self-attention over its KV cache and its
 //! cross-attention over the encoder output alike, and for a padded batch with key lengths
 //! (wav2vec2 over segments of different lengths).
@@ -6,7 +7,7 @@
 use cudarc::driver::LaunchConfig;
 
 use super::backend::{int, Arg, CudaBackend};
-use super::storage::{address, f32_ptr};
+use super::storage::{address, f32_ptr, storage, CudaStorage};
 use crate::backend::kernels::AttentionOps;
 use crate::backend::Tensor;
 use crate::error::{Error, Result};
@@ -91,13 +92,19 @@ impl CudaBackend {
             block_dim: (32, warps as u32, 1),
             shared_mem_bytes: shared_bytes(dh, warps) as u32,
         };
+        // Keys and values in f32, or both in f16 (the op's shape rule).
+        let (kernel, kp, vp) = match (storage(k)?, storage(v)?) {
+            (CudaStorage::F32(ks), CudaStorage::F32(vs)) => ("attention", address(ks), address(vs)),
+            (CudaStorage::F16(ks), CudaStorage::F16(vs)) => ("attention_f16kv", address(ks), address(vs)),
+            _ => return Err(Error::Cuda(format!("attention: k is {} but v is {}", k.dtype(), v.dtype()))),
+        };
         self.launch(
-            "attention",
+            kernel,
             cfg,
             &[
                 Arg::Ptr(f32_ptr(q)?),
-                Arg::Ptr(f32_ptr(k)?),
-                Arg::Ptr(f32_ptr(v)?),
+                Arg::Ptr(kp),
+                Arg::Ptr(vp),
                 Arg::Ptr(yp),
                 Arg::I32(int(tq, "queries")?),
                 Arg::I32(int(tk, "keys")?),

@@ -253,6 +253,22 @@ impl crate::backend::kernels::MemoryOps for CudaBackend {
         Ok(Tensor::from_storage(shape.to_vec(), Arc::new(CudaStorage::F16(buf))))
     }
 
+    fn to_float16(&self, x: &Tensor) -> Result<Tensor> {
+        let buf = self.to_f16(super::storage::f32_ptr(x)?, x.numel())?;
+        Ok(Tensor::from_storage(x.shape().to_vec(), Arc::new(CudaStorage::F16(buf))))
+    }
+
+    fn to_float32(&self, x: &Tensor) -> Result<Tensor> {
+        let (y, yp) = self.output(x.shape().to_vec())?;
+        let n = x.numel();
+        self.launch_elementwise(
+            "cast_f16_to_f32",
+            n,
+            &[Arg::Ptr(super::storage::f16_ptr(x)?), Arg::Ptr(yp), Arg::I64(n as i64)],
+        )?;
+        Ok(y)
+    }
+
     fn download(&self, t: &Tensor) -> Result<Vec<f32>> {
         match super::storage::storage(t)? {
             CudaStorage::F32(s) => self.to_host(s, t.numel()),

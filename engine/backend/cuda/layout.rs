@@ -1,6 +1,8 @@
 //! Embedding lookups, layout copies (permute, slice, concat, row gathers), reductions and argmax.
 //! Kernels: kernels/embedding.cu, layout.cu, reduce.cu.
 
+use std::sync::Arc;
+
 use cudarc::driver::DeviceRepr;
 
 use super::backend::{int, Arg, CudaBackend};
@@ -219,20 +221,27 @@ impl LayoutOps for CudaBackend {
 
     fn index_select(&self, x: &Tensor, indices: &[usize]) -> Result<Tensor> {
         let (inner, shape) = shape_checks::index_select(x.shape(), indices)?;
-        let (y, yp) = self.output(shape)?;
         let idx: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
         let dev_idx = self.to_device(&idx)?;
         let n = indices.len() * inner;
+        // f32 rows, or f16 ones (keys and values kept in half precision) as f16.
+        let (kernel, src, y, yp) = match storage(x)? {
+            CudaStorage::F32(s) => {
+                let (y, yp) = self.output(shape)?;
+                ("gather_rows", address(s), y, yp)
+            }
+            CudaStorage::F16(s) => {
+                // SAFETY: the gather writes all n values.
+                let out = unsafe { self.stream.alloc::<half::f16>(n.max(1)) }
+                    .map_err(|e| super::backend::driver_error("alloc", e))?;
+                let yp = address(&out);
+                ("gather_rows_f16", address(s), Tensor::from_storage(shape, Arc::new(CudaStorage::F16(out))), yp)
+            }
+        };
         self.launch_elementwise(
-            "gather_rows",
+            kernel,
             n,
-            &[
-                Arg::Ptr(f32_ptr(x)?),
-                Arg::Ptr(address(&dev_idx)),
-                Arg::Ptr(yp),
-                Arg::I64(n as i64),
-                Arg::I64(inner as i64),
-            ],
+            &[Arg::Ptr(src), Arg::Ptr(address(&dev_idx)), Arg::Ptr(yp), Arg::I64(n as i64), Arg::I64(inner as i64)],
         )?;
         Ok(y)
     }

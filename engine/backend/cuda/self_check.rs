@@ -386,6 +386,29 @@ fn check_attention(c: &mut Checker, thorough: bool) -> Result<()> {
             dv.attention(side(&q, s), side(&k, s), side(&v, s), heads, causal)
         })?;
     }
+    // Keys and values kept in f16 (`attention_f16kv`: a decoder's cross-attention, rounded once
+    // a window): each side rounds the same f32 values (`to_float16`) and attends over them.
+    let cases: &[(usize, usize, usize, usize, usize, usize, bool)] = if thorough {
+        &[
+            (35, 7, 1, 1500, 6, 64, false), // 7 chunks x 5 beams, one decoding step
+            (10, 2, 3, 1500, 6, 64, false), // the prompt pass over them
+            (4, 2, 1, 301, 2, 24, false),   // odd head size, keys off the 32-key tiles
+            (1, 1, 33, 65, 3, 40, true),
+        ]
+    } else {
+        &[(10, 2, 1, 301, 2, 64, false)]
+    };
+    for &(b, bk, tq, tk, heads, dh, causal) in cases {
+        let d = heads * dh;
+        let q = c.tensor(&[b, tq, d], 1.0)?;
+        let k = c.tensor(&[bk, tk, d], 1.0)?;
+        let v = c.tensor(&[bk, tk, d], 1.0)?;
+        let case = format!("attention f16 k/v q[{b}, {tq}, {d}] k[{bk}, {tk}, {d}] heads {heads} causal {causal}");
+        c.check(case, "attention_f16kv", f32_gemm(dh), |dv, s| {
+            let (kh, vh) = (dv.to_float16(side(&k, s))?, dv.to_float16(side(&v, s))?);
+            dv.attention(side(&q, s), &kh, &vh, heads, causal)
+        })?;
+    }
     // Key lengths (a padded batch of different lengths): (batch of q, key/value lengths, tq, tk,
     // heads, head size). Lengths off the 32-key tiles and the 16-query blocks, rows with all
     // their keys and with a single one, more queries than keys.
@@ -612,6 +635,15 @@ fn check_layout(c: &mut Checker, thorough: bool) -> Result<()> {
         d.concat(&[side(&x, s), side(&y, s), side(&x, s)], 1)
     })?;
     c.check("index_select rows [2, 0, 0, 1]".into(), "layout", F32, |d, s| d.index_select(side(&x, s), &[2, 0, 0, 1]))?;
+    // f16 casts (round to nearest even, widened exactly) and the rows of an f16 tensor, whose
+    // last 256-thread block is partial in the thorough case.
+    let rows = if thorough { c.tensor(&[7, 1500, 384], 4.0)? } else { c.tensor(&[3, 5, 7, 2], 4.0)? };
+    c.check("to_float16 then to_float32".into(), "cast_f32_to_f16", F32, |d, s| {
+        d.to_float32(&d.to_float16(side(&rows, s))?)
+    })?;
+    c.check("index_select f16 rows [2, 0, 0, 1]".into(), "gather_rows_f16", F32, |d, s| {
+        d.to_float32(&d.index_select(&d.to_float16(side(&rows, s))?, &[2, 0, 0, 1])?)
+    })?;
     // A beam search's cache: 7 chunks × 5 beams of 36 positions of 384, grown by one (497,280
     // values: the last 256-thread block is partial); and a small one with a row repeated and a
     // step of 3.

@@ -1,5 +1,6 @@
-//! GPU memory behind a [`Tensor`]: f32 activations, or an f16 weight (see
-//! [`Backend::upload_f16`](crate::backend::Backend::upload_f16)).
+//! GPU memory behind a [`Tensor`]: f32 activations, or f16 values: a weight (see
+//! [`Backend::upload_f16`](crate::backend::Backend::upload_f16)) or attention's keys and values
+//! (`to_float16`).
 
 use std::any::Any;
 
@@ -58,5 +59,13 @@ pub(crate) fn f32_ptr(t: &Tensor) -> Result<u64> {
             "tensor {:?} is a half-precision weight; only linear, embedding and download accept one",
             t.shape()
         ))),
+    }
+}
+
+/// Address of an f16 tensor (a half-precision weight, or keys and values kept so).
+pub(crate) fn f16_ptr(t: &Tensor) -> Result<u64> {
+    match storage(t)? {
+        CudaStorage::F16(s) => Ok(address(s)),
+        CudaStorage::F32(_) => Err(Error::Cuda(format!("tensor {:?} is float32, not float16", t.shape()))),
     }
 }

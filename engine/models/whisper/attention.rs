@@ -17,7 +17,8 @@ pub struct MultiHeadAttention {
 }
 
 /// Keys and values of one attention layer, `[B, T, D]` each; grows by one step per decoded token
-/// (self-attention) or is computed once per window (cross-attention).
+/// (self-attention) or is computed once per window (cross-attention, then possibly kept in f16:
+/// `Decoder::keep_cross_kv_float16`).
 #[derive(Clone)]
 pub struct KvCache {
     pub k: Tensor,
@@ -111,7 +112,12 @@ impl MultiHeadAttention {
         let (n, t, d) = (q.dim(1), kv.k.dim(1), q.dim(2));
         let dh = d / self.heads;
         let q = dev.permute(&q.reshape(&[n, self.heads, dh])?, &[1, 0, 2])?;
-        let k = dev.permute(&dev.slice(&kv.k, 0, 0, 1)?.reshape(&[t, self.heads, dh])?, &[1, 0, 2])?;
+        // Keys kept in half precision are widened (exactly) for the product.
+        let keys = match kv.k.dtype() {
+            "float16" => dev.to_float32(&dev.index_select(&kv.k, &[0])?)?,
+            _ => dev.slice(&kv.k, 0, 0, 1)?,
+        };
+        let k = dev.permute(&keys.reshape(&[t, self.heads, dh])?, &[1, 0, 2])?;
         let scores = dev.matmul(&q, &k, true)?;
         dev.scale(&scores, 1.0 / (dh as f32).sqrt())
     }

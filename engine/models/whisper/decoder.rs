@@ -137,6 +137,9 @@ pub struct Decoder {
     layers: Vec<DecoderLayer>,
     layer_norm: LayerNorm,
     n_ctx: usize,
+    /// Whether each window's cross-attention keys and values are kept in half precision
+    /// ([`Self::keep_cross_kv_float16`]).
+    cross_kv_float16: bool,
 }
 
 impl Decoder {
@@ -153,6 +156,7 @@ impl Decoder {
                 .collect::<Result<_>>()?,
             layer_norm: LayerNorm::load(dev, store, &format!("{p}.layer_norm"), d)?,
             n_ctx: c.max_target_positions,
+            cross_kv_float16: false,
         })
     }
 
@@ -191,6 +195,24 @@ impl Decoder {
         Ok(())
     }
 
+    /// Keep each window's cross-attention keys and values in f16 ([`Device::to_float16`]): every
+    /// decoding step reads all of them, once per layer (at 7 chunks of 5 beams, 32 MB a layer in
+    /// f32), so half the bytes is most of half the cross-attention's time. Rounding them moved
+    /// no WER figure and no transcript of the side-by-side benchmark (benches/README.md).
+    pub fn keep_cross_kv_float16(&mut self) {
+        self.cross_kv_float16 = true;
+    }
+
+    /// How each window's cross-attention keys and values are stored (`float16` once
+    /// [`Self::keep_cross_kv_float16`] took, else `float32`).
+    pub fn cross_kv_dtype(&self) -> &'static str {
+        if self.cross_kv_float16 {
+            "float16"
+        } else {
+            "float32"
+        }
+    }
+
     /// How the per-token products' weights are stored (`int8` once quantised, `bfloat16` once
     /// rounded).
     pub fn weight_dtype(&self) -> &'static str {
@@ -206,7 +228,17 @@ impl Decoder {
     /// computed once per audio and shared by its `group` hypotheses.
     pub fn start(&self, dev: &Device, audio_features: &Tensor, group: usize) -> Result<DecoderState> {
         Ok(DecoderState {
-            cross: self.layers.iter().map(|l| l.encoder_attn.kv(dev, audio_features)).collect::<Result<_>>()?,
+            cross: self
+                .layers
+                .iter()
+                .map(|l| {
+                    let kv = l.encoder_attn.kv(dev, audio_features)?;
+                    if !self.cross_kv_float16 {
+                        return Ok(kv);
+                    }
+                    Ok(KvCache { k: dev.to_float16(&kv.k)?, v: dev.to_float16(&kv.v)? })
+                })
+                .collect::<Result<_>>()?,
             self_kv: self.layers.iter().map(|_| None).collect(),
             reordered: None,
             offset: 0,
