@@ -1523,11 +1523,12 @@ fn attention() {
     st.report();
 }
 
-/// Keys and values kept in half precision (`to_float16`, a decoder's cross-attention): every
+/// Keys and values kept in half precision (`to_float16`, a decoder's cross-attention): each
 /// schedule gives exactly what it gives over the same values widened back to f32 — the skinny
-/// one (decoder steps: tiled keys, plain keys, 1–8 rows, heads not a multiple of 64 wide)
-/// widens as it reads, the blocked and bf16 ones and key lengths widen first — and that is
-/// attention over the f16-rounded values. The casts round to nearest even, as `half` does, and
+/// one (decoder steps: tiled keys, plain keys, heads not a multiple of 64 wide, key lengths)
+/// widens as it reads, the blocked and bf16 ones widen first — and that is attention over the
+/// f16-rounded values. f16 keys take the skinny schedule up to 64 query rows a head, f32 ones
+/// up to 8: between the two, the results agree with the reference, not bit for bit. The casts round to nearest even, as `half` does, and
 /// widen exactly; an f16 tensor survives `index_select`; mixed or misplaced precisions are errors.
 #[test]
 fn attention_over_half_precision_keys_and_values() {
@@ -1544,6 +1545,7 @@ fn attention_over_half_precision_keys_and_values() {
         (4, 2, 1, 299, 2, 24, false),
         (2, 2, 150, 150, 6, 64, false),
         (1, 1, 33, 65, 3, 40, true),
+        (13, 1, 5, 80, 2, 64, false),
     ];
     for &(b, bk, tq, tk, heads, dh, causal) in &cases {
         let d = heads * dh;
@@ -1571,18 +1573,29 @@ fn attention_over_half_precision_keys_and_values() {
             assert_eq!(kw.dtype(), "float32");
             st.exact("to_float16 then to_float32", &label, &shape, &down(&dev, &kw), &k16);
             st.exact("download of float16", &label, &shape, &down(&dev, &vh), &v16);
+            // Query rows a key/value head: both precisions take the same schedule at most 8 and
+            // past 64.
+            let same_schedule = group * tq <= 8 || group * tq > 64;
             let y = dev.attention(&qt, &kh, &vh, heads, causal).unwrap();
             let widened = dev.attention(&qt, &kw, &vw, heads, causal).unwrap();
-            st.exact("attention f16 k/v", &label, &shape, &down(&dev, &y), &down(&dev, &widened));
+            if same_schedule {
+                st.exact("attention f16 k/v", &label, &shape, &down(&dev, &y), &down(&dev, &widened));
+            }
             st.check("attention f16 k/v", &label, &shape, &down(&dev, &y), &want);
-            let y = dev.attention_bf16(&qt, &kh, &vh, heads, causal).unwrap();
-            let widened = dev.attention_bf16(&qt, &kw, &vw, heads, causal).unwrap();
-            st.exact("attention_bf16 f16 k/v", &label, &shape, &down(&dev, &y), &down(&dev, &widened));
+            if same_schedule {
+                let y = dev.attention_bf16(&qt, &kh, &vh, heads, causal).unwrap();
+                let widened = dev.attention_bf16(&qt, &kw, &vw, heads, causal).unwrap();
+                st.exact("attention_bf16 f16 k/v", &label, &shape, &down(&dev, &y), &down(&dev, &widened));
+            }
             if !causal {
                 let lens: Vec<usize> = (0..bk).map(|i| tk - i % tk.min(3)).collect();
                 let y = dev.attention_kv_lens(&qt, &kh, &vh, heads, &lens).unwrap();
                 let widened = dev.attention_kv_lens(&qt, &kw, &vw, heads, &lens).unwrap();
-                st.exact("attention_kv_lens f16 k/v", &label, &shape, &down(&dev, &y), &down(&dev, &widened));
+                if same_schedule {
+                    st.exact("attention_kv_lens f16 k/v", &label, &shape, &down(&dev, &y), &down(&dev, &widened));
+                }
+                let want = ref_attention_kv_lens(&q, &k16, &v16, b, &lens, tq, tk, heads, dh);
+                st.check("attention_kv_lens f16 k/v", &label, &shape, &down(&dev, &y), &want);
             }
             // Rows of an f16 tensor stay f16 (a batch whose windows finish at different steps).
             let picked: Vec<usize> = (0..bk).rev().collect();

@@ -16,8 +16,9 @@ use scribe::models::whisper::{Task, Whisper};
 /// How far f16 keys and values may move a logit or a score: a rounding of 2⁻¹¹ relative on each
 /// key and value, through four layers (the logits are about ±20; measured: 0.002 for the logits,
 /// 0.004 for the scores).
-const F16_ATOL: f32 = 0.02;
-/// Two runs of the same state: other row counts in the products, the same sums.
+const F16_ATOL: f32 = 0.01;
+/// The survivor of two audios against its state alone: the same rows through other batch
+/// sizes and a prompt pass split in two (other schedules, other sums).
 const SAME_ATOL: f32 = 2e-3;
 
 struct Fixture {
@@ -65,7 +66,7 @@ fn half_precision_cross_attention_keeps_the_logits_and_the_tokens() {
     let rows = vec![f.tokens.clone()];
     assert_eq!(f.model.cross_kv_dtype(), "float32");
     let full = logits(&f.model, &f.features, 1, &rows);
-    f.model.decoder.keep_cross_kv_float16();
+    f.model.decoder.keep_cross_kv_float16(true);
     assert_eq!(f.model.cross_kv_dtype(), "float16");
     let half = logits(&f.model, &f.features, 1, &rows);
     let d = max_abs_diff(&full, &half);
@@ -79,7 +80,7 @@ fn half_precision_cross_attention_keeps_the_logits_and_the_tokens() {
 #[test]
 fn retiring_an_audio_keeps_the_survivors_half_precision_rows() {
     let Some(mut f) = fixture() else { return };
-    f.model.decoder.keep_cross_kv_float16();
+    f.model.decoder.keep_cross_kv_float16(true);
     let dev = f.model.device.clone();
     // A second audio: the same features scaled, so the two rows differ.
     let other = dev.scale(&f.features, 0.5).unwrap();
@@ -88,6 +89,7 @@ fn retiring_an_audio_keeps_the_survivors_half_precision_rows() {
     let mut state = f.model.decoder.start(&dev, &two, 1).unwrap();
     f.model.decoder.forward(&dev, &[prefix.to_vec(), prefix.to_vec()], &mut state, LogitPositions::Last).unwrap();
     state.retain_audios(&dev, &[false, true]).unwrap();
+    assert_eq!(state.cross_kv_dtype(), "float16", "retiring an audio widened the survivor's rows");
     let got = dev
         .download(&f.model.decoder.forward(&dev, &[last.to_vec()], &mut state, LogitPositions::Last).unwrap())
         .unwrap();
@@ -119,9 +121,9 @@ fn captured_cross_attention_scores_read_half_precision_keys() {
         captured.into_iter().flat_map(|(_, v)| v).collect::<Vec<f32>>()
     };
     let full = capture(&f.model);
-    f.model.decoder.keep_cross_kv_float16();
+    f.model.decoder.keep_cross_kv_float16(true);
     let half = capture(&f.model);
-    assert_eq!(full.len(), heads.len() * f.tokens.len() * 1500);
+    assert_eq!(full.len(), heads.len() * f.tokens.len() * f.features.dim(1));
     let d = max_abs_diff(&full, &half);
     assert!(d <= F16_ATOL && d > 0.0, "f16 keys moved a captured score by {d}");
 }

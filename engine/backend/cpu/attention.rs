@@ -9,6 +9,11 @@
 //!   reads those keys and streams each key and value row once ([`super::skinny`]);
 //! - many query rows (the encoder, a prompt): one task per (batch, head, block of
 //!   `QUERY_BLOCK` rows), so the block's scores stay in L2 between Q·Kᵀ, softmax and ·V.
+//!
+//! Keys and values may be f16 (a decoder's cross-attention, `to_float16`): the skinny schedule
+//! widens them as it reads them and takes up to 64 query rows a head for them (8 for f32); the
+//! blocked one widens them first. Either gives the bits of the same schedule over the widened
+//! values.
 
 use std::borrow::Cow;
 
@@ -18,7 +23,7 @@ use super::bf16;
 use super::gemm::{sgemm, MatRef};
 use super::key_tiles::{worth_tiling, KeyTileCache, KeyTiles};
 use super::simd::SimdLevel;
-use super::skinny::{skinny_nn, skinny_nt, Elem, SKINNY_MAX_ROWS};
+use super::skinny::{skinny_nn, skinny_nt, Elem, SKINNY_BATCH_MAX_ROWS, SKINNY_MAX_ROWS};
 use super::softmax::{softmax_row_scaled, softmax_row_scaled_into_pairs};
 use super::{data, floats, half_to_f32, tensor, CpuBackend, Floats};
 use crate::backend::kernels::AttentionOps;
@@ -75,7 +80,14 @@ pub fn attention(
     };
     let qd = data(q)?;
     let (kf, vf) = (floats(k)?, floats(v)?);
-    let pieces: Vec<Piece> = if geo.group * tq <= SKINNY_MAX_ROWS {
+    // Half-precision keys and values take the skinny schedule up to SKINNY_BATCH_MAX_ROWS query
+    // rows a key/value head (a prompt pass over the beams, more than 8 beams), where they are
+    // read as they are stored; the blocked schedules would widen them all at every call.
+    let skinny_rows = match kf {
+        Floats::F16(_) => SKINNY_BATCH_MAX_ROWS,
+        Floats::F32(_) => SKINNY_MAX_ROWS,
+    };
+    let pieces: Vec<Piece> = if geo.group * tq <= skinny_rows {
         // The cached key tiles hold every key (decoder steps); lengths take the plain path.
         let tiles = (kv_lens.is_none() && worth_tiling(geo.group * tq, tk, level))
             .then(|| tile_cache.get(k, kf, heads, geo.dh));
@@ -86,8 +98,8 @@ pub fn attention(
             _ => return Err(Error::shape("attention", format!("k is {} but v is {}", k.dtype(), v.dtype()))),
         }
     } else {
-        // The blocked schedules read f32: half-precision keys and values (a prompt's first step
-        // over the cross-attention's) are widened once, here.
+        // The blocked schedules read f32: half-precision keys and values (a long prompt over the
+        // cross-attention's) are widened once, here.
         let (kw, vw) = (widened(level, kf), widened(level, vf));
         let (kd, vd) = (&kw[..], &vw[..]);
         if bf16 && bf16::kernel_available(level) {

@@ -76,7 +76,6 @@ impl KeyTiles {
     ) {
         let len = self.n_tiles * dh * KEY_TILE;
         let at = (b * heads + h) * len;
-        assert!((1..=8).contains(&m) && q.len() >= m * dh && scores.len() >= m * t, "tiled scores: operand sizes");
         match &self.data {
             TileData::F32(d) => tiled_scores(level, m, q, dh, &d[at..][..len], t, scores),
             TileData::F16(d) => tiled_scores(level, m, q, dh, &d[at..][..len], t, scores),
@@ -124,7 +123,11 @@ fn scores_m<const M: usize, E: Elem>(q: &[f32], dh: usize, tiles: &[E], t: usize
         let mut acc = [[0.0f32; KEY_TILE]; M];
         for p in 0..dh {
             let row: &[E; KEY_TILE] = tile[p * KEY_TILE..][..KEY_TILE].try_into().expect("KEY_TILE-sized row");
-            let kv: [f32; KEY_TILE] = row.map(E::widen);
+            // A plain loop: closures (`map`) may stay out of line in the SIMD copies.
+            let mut kv = [0.0f32; KEY_TILE];
+            for l in 0..KEY_TILE {
+                kv[l] = row[l].widen();
+            }
             for (r, a) in acc.iter_mut().enumerate() {
                 let qv = q[r * dh + p];
                 for l in 0..KEY_TILE {
@@ -177,11 +180,12 @@ fn tiled_scores<E: TileElem>(
     t: usize,
     scores: &mut [f32],
 ) {
+    assert!((1..=8).contains(&m) && q.len() >= m * dh && scores.len() >= m * t, "tiled scores: operand sizes");
     assert!(tiles.len() >= t.div_ceil(KEY_TILE) * dh * KEY_TILE, "tiled scores: tiles");
     #[cfg(target_arch = "x86_64")]
     if level == SimdLevel::Avx512 {
-        // SAFETY: the Avx512 level is only produced by detection on this CPU (F16C comes with
-        // every AVX-512 CPU); the operands' sizes are checked here and by the caller.
+        // SAFETY: the Avx512 level is only produced by detection of AVX-512F, AVX2, FMA and
+        // F16C on this CPU; the operands' sizes are checked above.
         unsafe { avx512::tiled_scores(m, q, dh, tiles, t, scores) };
         return;
     }

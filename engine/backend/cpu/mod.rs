@@ -99,7 +99,7 @@ pub(crate) fn data(t: &Tensor) -> Result<&[f32]> {
     }
     if any.is::<CpuHalfStorage>() || any.is::<CpuInt8Storage>() || any.is::<CpuBf16Storage>() {
         return Err(Error::Other(format!(
-            "tensor {:?} is a {} weight; only linear, lstm, embedding, download and (bf16) the convolutions accept one",
+            "tensor {:?} is a {} tensor; only linear, lstm, embedding, download, (bf16) the convolutions and (f16) attention's keys and values, index_select and to_float32 accept one",
             t.shape(),
             t.storage().dtype()
         )));

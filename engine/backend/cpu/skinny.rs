@@ -29,7 +29,8 @@ const MIN_COLUMNS_PER_TASK: usize = 48;
 /// Below this many multiply-adds the product runs on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 16;
 
-/// A stored weight element: f32, or f16 widened as it is read.
+/// A stored element of a skinny product's streamed operand (a weight, or attention's keys and
+/// values): f32, or f16 widened as it is read.
 pub trait Elem: Copy + Send + Sync {
     fn widen(self) -> f32;
     /// Sixteen elements widened to f32, for the AVX-512 kernel.
@@ -201,8 +202,9 @@ macro_rules! block_for {
 block_for!(block_f32, f32);
 block_for!(block_f16, half::f16);
 
-/// The AVX-512 kernel, written with intrinsics: fused multiply-adds and, for f16 weights, the
-/// hardware conversion (`vcvtph2ps`), 16 weights an instruction.
+/// The AVX-512 kernels, written with intrinsics: the linear products' fused multiply-adds and
+/// attention's `P·V` (multiplies then adds, the auto-vectorised bits), with, for f16 operands,
+/// the hardware conversion (`vcvtph2ps`), 16 values an instruction.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
@@ -439,7 +441,11 @@ fn nn_block<const M: usize, E: Elem>(t: usize, p: &[f32], v: &[E], v_rs: usize, 
     let mut acc = [[0.0f32; NN_COLUMNS]; M];
     for j in 0..t {
         let row: &[E; NN_COLUMNS] = v[j * v_rs + c0..][..NN_COLUMNS].try_into().expect("NN_COLUMNS-sized row");
-        let vj: [f32; NN_COLUMNS] = row.map(E::widen);
+        // A plain loop: closures (`map`) may stay out of line in the SIMD copies.
+        let mut vj = [0.0f32; NN_COLUMNS];
+        for l in 0..NN_COLUMNS {
+            vj[l] = row[l].widen();
+        }
         for r in 0..M {
             let pj = p[r * t + j];
             for l in 0..NN_COLUMNS {
@@ -497,8 +503,8 @@ pub fn skinny_nn<E: Elem>(
     assert!(t == 0 || (t - 1) * v_rs + dh <= v.len(), "skinny_nn: v out of bounds");
     #[cfg(target_arch = "x86_64")]
     if level == SimdLevel::Avx512 && (1..=NN_MAX_BLOCK_ROWS).contains(&m) && dh.is_multiple_of(NN_COLUMNS) {
-        // SAFETY: the Avx512 level is only produced by detection on this CPU (F16C comes with
-        // every AVX-512 CPU); the operands' sizes are checked above.
+        // SAFETY: the Avx512 level is only produced by detection of AVX-512F, AVX2, FMA and
+        // F16C on this CPU; the operands' sizes are checked above.
         unsafe { avx512::nn_any(m, t, dh, p, v, v_rs, out) };
         return;
     }

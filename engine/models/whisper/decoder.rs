@@ -92,6 +92,11 @@ impl DecoderState {
         Ok(())
     }
 
+    /// How the cross-attention keys and values are stored (`float16` or `float32`).
+    pub fn cross_kv_dtype(&self) -> &'static str {
+        self.cross.first().map_or("float32", |kv| kv.k.dtype())
+    }
+
     /// Keep only the audios whose `keep` is true (a batch whose windows finish at different
     /// steps): their cross-attention rows and their hypotheses' cache rows, in order.
     pub fn retain_audios(&mut self, dev: &Device, keep: &[bool]) -> Result<()> {
@@ -195,12 +200,13 @@ impl Decoder {
         Ok(())
     }
 
-    /// Keep each window's cross-attention keys and values in f16 ([`Device::to_float16`]): every
+    /// Keep each window's cross-attention keys and values in f16 ([`Device::to_float16`]), or in
+    /// f32 (`keep` false, the default): every
     /// decoding step reads all of them, once per layer (at 7 chunks of 5 beams, 32 MB a layer in
     /// f32), so half the bytes is most of half the cross-attention's time. Rounding them moved
     /// no WER figure and no transcript of the side-by-side benchmark (benches/README.md).
-    pub fn keep_cross_kv_float16(&mut self) {
-        self.cross_kv_float16 = true;
+    pub fn keep_cross_kv_float16(&mut self, keep: bool) {
+        self.cross_kv_float16 = keep;
     }
 
     /// How each window's cross-attention keys and values are stored (`float16` once

@@ -132,9 +132,7 @@ impl Whisper {
                 COMPUTE_TYPES.join(", ")
             ))),
         }?;
-        if requested != "float32" {
-            self.decoder.keep_cross_kv_float16();
-        }
+        self.decoder.keep_cross_kv_float16(requested != "float32");
         Ok(())
     }
 
