@@ -48,6 +48,12 @@ pub trait Backend:
     fn runs_stages_alongside(&self) -> bool {
         false
     }
+    /// The most sequences a model that may choose (a VAD's batch of windows) should take through
+    /// its layers in one pass, `None` for no limit. The CPU keeps a few windows' activations in
+    /// its caches from one layer to the next; a GPU wants as many at once as it is given.
+    fn sequences_per_pass(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// A handle to a backend and its observers; cheap to clone.
@@ -138,6 +144,12 @@ impl Device {
     /// See [`Backend::runs_stages_alongside`].
     pub fn runs_stages_alongside(&self) -> bool {
         self.backend.runs_stages_alongside()
+    }
+
+    /// `batch` sequences a pass, or fewer where the backend prefers fewer (see
+    /// [`Backend::sequences_per_pass`]).
+    pub fn sequences_per_pass(&self, batch: usize) -> usize {
+        self.backend.sequences_per_pass().map_or(batch, |most| batch.min(most.max(1)))
     }
 
     /// Run one op on the backend, its observers told before and after.

@@ -32,6 +32,9 @@ pub fn run(
     };
     let device = &p.models().whisper.device;
     let total = audio.duration();
+    // pyannote's batch of windows, or fewer where the backend prefers fewer (the CPU's caches):
+    // the same scores either way, up to the filter bank's last bits.
+    let windows_per_batch = device.sequences_per_pass(VAD_WINDOWS_PER_BATCH);
     let chunks = if o.coarse_to_fine {
         let thresholds = Thresholds { onset: o.vad_onset, offset: o.vad_offset, max_duration: o.chunk_size };
         let mut report =
@@ -41,7 +44,7 @@ pub fn run(
             device,
             audio,
             o.step,
-            VAD_WINDOWS_PER_BATCH,
+            windows_per_batch,
             &thresholds,
             cancel,
             &mut report,
@@ -55,7 +58,7 @@ pub fn run(
         );
         merge_chunks(&refined.regions, o.chunk_size)
     } else {
-        let mut scorer = SpeechScorer::new(vad, device, VAD_WINDOWS_PER_BATCH, o.step)?;
+        let mut scorer = SpeechScorer::new(vad, device, windows_per_batch, o.step)?;
         audio.for_each_block(0, audio.len(), cancel, &mut |block| {
             let before = scorer.windows_done();
             scorer.push(block)?;
