@@ -2069,18 +2069,20 @@ fn lstm_sequences_of_a_batch_get_their_own_bits() {
             };
             let (wi, wh) = (weight(&w_ih, &[4 * hs, inp]), weight(&w_hh, &[4 * hs, hs]));
             let (bi, bh) = (up(&dev, &b_ih, &[4 * hs]), up(&dev, &b_hh, &[4 * hs]));
-            let run = |rows: std::ops::Range<usize>| {
-                let xs = up(&dev, &x[rows.start * t * inp..rows.end * t * inp], &[rows.len(), t, inp]);
-                down(&dev, &dev.lstm(&xs, &wi, &wh, &bi, &bh, true).unwrap())
-            };
-            let batch = run(0..b);
-            for r in [0, 7, 8, 15, 16, 18] {
-                let alone = run(r..r + 1);
-                let row = &batch[r * t * hs..(r + 1) * t * hs];
-                assert!(
-                    row.iter().zip(&alone).all(|(a, b)| a.to_bits() == b.to_bits()),
-                    "{label} bf16 {bf16}: sequence {r} of the batch differs from it alone"
-                );
+            for reverse in [false, true] {
+                let run = |rows: std::ops::Range<usize>| {
+                    let xs = up(&dev, &x[rows.start * t * inp..rows.end * t * inp], &[rows.len(), t, inp]);
+                    down(&dev, &dev.lstm(&xs, &wi, &wh, &bi, &bh, reverse).unwrap())
+                };
+                let batch = run(0..b);
+                for r in [0, 7, 8, 15, 16, 18] {
+                    let alone = run(r..r + 1);
+                    let row = &batch[r * t * hs..(r + 1) * t * hs];
+                    assert!(
+                        row.iter().zip(&alone).all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "{label} bf16 {bf16} reverse {reverse}: sequence {r} of the batch differs from it alone"
+                    );
+                }
             }
         }
     }
@@ -2703,4 +2705,15 @@ fn attention_key_tile_cache_follows_the_key_tensor() {
         st.check("attention", &label, "k1 reshaped", &down(&dev, &y), &want);
     }
     st.report();
+}
+
+/// The CPU takes a few sequences a pass (8, or the threads if more): a VAD batch of 32 becomes
+/// passes of 8 on two threads; smaller batches stay as they are.
+#[test]
+fn the_cpu_takes_a_few_sequences_a_pass() {
+    let dev = Device::cpu();
+    let most = 8.max(rayon::current_num_threads());
+    assert_eq!(dev.sequences_per_pass(32), most.min(32));
+    assert_eq!(dev.sequences_per_pass(4), 4);
+    assert_eq!(dev.sequences_per_pass(1), 1);
 }

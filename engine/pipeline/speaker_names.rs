@@ -194,7 +194,7 @@ fn embed_sample(
 
 /// The samples WhisperX's VAD calls speech (its default onset and offset), joined.
 pub fn speech_of(vad: &PyanNet, device: &Device, samples: &[f32]) -> Result<Vec<f32>> {
-    let mut scorer = SpeechScorer::new(vad, device, VAD_WINDOWS_PER_BATCH, None)?;
+    let mut scorer = SpeechScorer::new(vad, device, device.sequences_per_pass(VAD_WINDOWS_PER_BATCH), None)?;
     scorer.push(samples)?;
     let scores = scorer.finish()?;
     let chunks = speech_chunks(&scores.scores, &scores.times(), VAD_ONSET, VAD_OFFSET, CHUNK_SIZE);

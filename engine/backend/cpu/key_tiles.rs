@@ -16,6 +16,8 @@ use crate::backend::{Storage, Tensor};
 
 /// Keys per tile: one AVX-512 register of f32 scores.
 pub const KEY_TILE: usize = 16;
+/// Query rows a tiled-scores call takes: one accumulator register each (the kernels' `M`).
+const TILED_MAX_ROWS: usize = 8;
 /// Key tensors kept: 4 layers × 2 windows of the largest Whisper (32 layers) fit with room.
 const CACHED_TENSORS: usize = 64;
 
@@ -180,7 +182,10 @@ fn tiled_scores<E: TileElem>(
     t: usize,
     scores: &mut [f32],
 ) {
-    assert!((1..=8).contains(&m) && q.len() >= m * dh && scores.len() >= m * t, "tiled scores: operand sizes");
+    assert!(
+        (1..=TILED_MAX_ROWS).contains(&m) && q.len() >= m * dh && scores.len() >= m * t,
+        "tiled scores: operand sizes"
+    );
     assert!(tiles.len() >= t.div_ceil(KEY_TILE) * dh * KEY_TILE, "tiled scores: tiles");
     #[cfg(target_arch = "x86_64")]
     if level == SimdLevel::Avx512 {
@@ -268,7 +273,7 @@ mod avx512 {
 /// Whether an attention of `rows` query rows per key head over `t` keys uses the tiles: only
 /// when they will be reused (long key sets are the cross-attention of decoder steps).
 pub fn worth_tiling(rows: usize, t: usize, level: SimdLevel) -> bool {
-    rows <= 8 && t >= MIN_TILED_KEYS && level != SimdLevel::Portable
+    rows <= TILED_MAX_ROWS && t >= MIN_TILED_KEYS && level != SimdLevel::Portable
 }
 
 /// Shorter key sets (the growing self-attention cache) change every step: no reuse.

@@ -52,9 +52,10 @@ pub fn lstm(
     // A group of sequences at a time: the input projection for every step of the group,
     // `[G, T, 4H] = x·W_ihᵀ + b_ih (+ b_hh folded in)`, then its recurrence, so the projections
     // are read back from the caches, not from memory.
-    for (g, out) in out.chunks_mut(SEQUENCES_PER_PROJECTION * t * hsz).enumerate() {
+    let group = SEQUENCES_PER_PROJECTION.max(rayon::current_num_threads());
+    for (g, out) in out.chunks_mut(group * t * hsz).enumerate() {
         let rows = out.len() / (t * hsz);
-        let first = g * SEQUENCES_PER_PROJECTION;
+        let first = g * group;
         let xg = tensor(vec![rows, t, input], xd[first * t * input..(first + rows) * t * input].to_vec());
         let pre = linear::linear(level, &xg, w_ih, Some(&bias_t))?;
         let pre = data(&pre)?;
@@ -71,12 +72,14 @@ pub fn lstm(
     Ok(tensor(vec![b, t, hsz], out))
 }
 
-/// Sequences whose input projections are computed and then consumed together. A pyannote
-/// window's projections are 293 steps × 512 gates (600 KB a sequence): those of 8 stay in the
-/// caches between the GEMM that writes them and the recurrence that reads them, those of a
-/// whole batch of 32 (19 MB) are read back from memory. The VAD's LSTMs on the long benchmark
-/// file: 0.77 s with the whole batch, 0.56 s with batches of 8 windows.
-const SEQUENCES_PER_PROJECTION: usize = 8;
+/// Sequences whose input projections are computed and then consumed together (no fewer than
+/// the threads). A pyannote window's projections are 293 steps × 512 gates (600 KB a
+/// sequence): those of 8 can stay in the caches between the GEMM that writes them and the
+/// recurrence that reads them, those of a whole batch of 32 (19 MB) likely cannot. The VAD's
+/// LSTMs in 32-window batches on the long benchmark file: 0.63–0.68 s with the whole batch at
+/// once, 0.57–0.60 s in groups of 8 sequences (the same bits: each sequence's sums do not
+/// depend on the others while its projection is a GEMM, more than 64 steps).
+const SEQUENCES_PER_PROJECTION: usize = super::CPU_SEQUENCES_PER_PASS;
 
 /// `W_hh` in the form each step's product reads.
 enum Recurrent<'a> {

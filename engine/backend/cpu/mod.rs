@@ -265,15 +265,17 @@ impl Backend for CpuBackend {
 
     /// Eight pyannote windows (5 s, 293 frames) a pass keep each layer's activations in the
     /// caches for the next: WhisperX's VAD on the long benchmark file took 1.21–1.29 s in
-    /// batches of 32 windows and 1.09–1.10 s in batches of 8 (the same speech regions, the
-    /// filter bank computed over more overlapping spans), 4 windows 1.31–1.36 s.
+    /// batches of 32 windows and 1.09–1.10 s in batches of 8 on two threads (the same speech
+    /// regions, the filter bank computed over more overlapping spans), 4 windows 1.31–1.36 s.
+    /// No fewer than the threads, each of which runs whole sequences through a recurrence.
     fn sequences_per_pass(&self) -> Option<usize> {
-        Some(CPU_SEQUENCES_PER_PASS)
+        Some(CPU_SEQUENCES_PER_PASS.max(rayon::current_num_threads()))
     }
 }
 
-/// See [`CpuBackend::sequences_per_pass`].
-const CPU_SEQUENCES_PER_PASS: usize = 8;
+/// See [`CpuBackend::sequences_per_pass`]; the LSTM's projection groups are as large
+/// (`lstm::SEQUENCES_PER_PROJECTION`).
+pub(crate) const CPU_SEQUENCES_PER_PASS: usize = 8;
 
 impl MemoryOps for CpuBackend {
     fn upload(&self, d: &[f32], shape: &[usize]) -> Result<Tensor> {

@@ -417,8 +417,8 @@ pub fn skinny_nt<E: Elem>(
             let (xg, cg) = (&x[r0 * k..(r0 + mg) * k], &mut cols[r0..r0 + mg]);
             #[cfg(target_arch = "x86_64")]
             if level == SimdLevel::Avx512 {
-                // SAFETY: the Avx512 level is only produced by detection on this CPU (F16C comes
-                // with every AVX-512 CPU).
+                // SAFETY: the Avx512 level is only produced by detection of AVX-512F, AVX2, FMA
+                // and F16C on this CPU.
                 unsafe { avx512::block_any(mg, xg, k, w, w_rs, j0, cg) };
                 continue;
             }
