@@ -21,7 +21,8 @@ use scribe::models::whisper::longform::Verdict;
 use scribe::models::whisper::transcribe::{transcribe, TranscribeOptions};
 use scribe::models::whisper::Whisper;
 use scribe::pipeline::batched::{
-    chunk_samples, decode_batch_with_fallback, transcribe_chunks, BatchStats, MAX_FOLLOW_UPS, REGION_MARGIN,
+    chunk_samples, decode_batch_with_fallback, speech_end_index, speech_only, transcribe_chunks, untranscribed_tail,
+    BatchStats, MAX_FOLLOW_UPS, REGION_MARGIN,
 };
 use scribe::pipeline::speech_chunks::{speech_chunks, Chunk, VAD_OFFSET, VAD_ONSET};
 use scribe::Cancel;
@@ -36,6 +37,26 @@ fn sentences() -> (Vec<f32>, String) {
         .filter(|n| n.starts_with("spk") && n.ends_with(".wav"))
         .collect();
     names.sort();
+    laid_end_to_end(&names)
+}
+
+/// Every recording of the manifest with a reference text, in its order (the start of the
+/// benchmark's long file: jfk, LJ050-0131, then the sentences).
+fn recordings() -> (Vec<f32>, String) {
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(speech("manifest.json")).unwrap()).unwrap();
+    let names: Vec<String> = manifest
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e.get("text").is_some_and(|t| t.as_str().is_some_and(|t| !t.is_empty())))
+        .map(|e| e["file"].as_str().unwrap().to_string())
+        .collect();
+    laid_end_to_end(&names)
+}
+
+/// `names` with [`GAP_SECONDS`] of silence between them, and their reference texts.
+fn laid_end_to_end(names: &[String]) -> (Vec<f32>, String) {
     let gap = vec![0.0f32; (GAP_SECONDS * 16000.0) as usize];
     let (mut audio, mut text) = (Vec::new(), String::new());
     for (i, n) in names.iter().enumerate() {
@@ -180,7 +201,7 @@ fn only_the_chunks_that_fail_a_gate_are_decoded_again() {
     o.logprob_threshold = None;
     o.compression_ratio_threshold = None;
     let mut calls = 0;
-    let first = decode_batch_with_fallback(&model, &features, &o, &[], &mut calls, &Cancel::new()).unwrap();
+    let first = decode_batch_with_fallback(&model, &features, &o, &[], &[], &mut calls, &Cancel::new()).unwrap();
     assert_eq!(calls, 1);
     // A log-prob gate between the best and the worst chunk: the worse ones fall back to 0.2.
     let mut lp: Vec<f64> = first.iter().map(|(r, _)| r.avg_logprob).collect();
@@ -190,7 +211,7 @@ fn only_the_chunks_that_fail_a_gate_are_decoded_again() {
     o.no_speech_threshold = None;
     o.temperatures = vec![0.0, 0.2];
     let mut calls = 0;
-    let gated = decode_batch_with_fallback(&model, &features, &o, &[], &mut calls, &Cancel::new()).unwrap();
+    let gated = decode_batch_with_fallback(&model, &features, &o, &[], &[], &mut calls, &Cancel::new()).unwrap();
     assert_eq!(calls, 2);
     for ((a, _), (b, verdict)) in first.iter().zip(&gated) {
         assert_eq!(*verdict, Verdict::Emit, "without the no-speech gate every chunk is kept");
@@ -200,6 +221,50 @@ fn only_the_chunks_that_fail_a_gate_are_decoded_again() {
             assert_eq!((b.temperature, &b.tokens), (0.0, &a.tokens), "a passing chunk keeps its first result");
         }
     }
+}
+
+/// Where the last timestamp of a decoded window lies, seconds into the audio.
+fn last_timestamp(model: &Whisper, tokens: &[u32], time_offset: f64) -> f64 {
+    let tb = model.tokenizer.special.timestamp_begin;
+    tokens.iter().rev().find(|&&t| t >= tb).map_or(time_offset, |&t| time_offset + (t - tb) as f64 * 0.02)
+}
+
+#[test]
+fn a_window_keeps_decoding_while_a_second_of_its_speech_is_left() {
+    let Some(dir) = model_dir("tiny.en") else { return };
+    let (audio, reference) = recordings();
+    let Some(chunks) = vad_chunks(&audio, 30.0) else { return };
+    let model = Whisper::load(&dir, Device::cpu()).unwrap();
+    let mut mel = Vec::new();
+    for c in &chunks {
+        mel.extend(log_mel_window(&speech_only(c, &mut &audio[..]).unwrap(), 80).unwrap().data);
+    }
+    let features = model.encode(&mel, chunks.len()).unwrap();
+    let o = english();
+    let offsets: Vec<f64> = chunks.iter().map(|c| chunk_samples(c, audio.len()).0 as f64 / 16_000.0).collect();
+    let until: Vec<Option<u32>> = chunks.iter().zip(&offsets).map(|(c, &t)| speech_end_index(c, t)).collect();
+    let decode = |until: &[Option<u32>]| {
+        decode_batch_with_fallback(&model, &features, &o, &[], until, &mut 0, &Cancel::new()).unwrap()
+    };
+    let (free, kept) = (decode(&[]), decode(&until));
+    // Left to itself, Whisper ends some window with seconds of its speech undecoded (the
+    // speech near a window's end taken for a sentence the window cuts).
+    let early: Vec<usize> = (0..chunks.len())
+        .filter(|&k| untranscribed_tail(&chunks[k], last_timestamp(&model, &free[k].0.tokens, offsets[k])).is_some())
+        .collect();
+    assert!(!early.is_empty(), "no window ended early: {:?}", free.iter().map(|r| &r.0.text).collect::<Vec<_>>());
+    // With the rule, every window decodes until less than a second of its speech is left, and
+    // the words it had left out are there.
+    for k in 0..chunks.len() {
+        let end = last_timestamp(&model, &kept[k].0.tokens, offsets[k]);
+        assert_eq!(untranscribed_tail(&chunks[k], end + 0.02), None, "chunk {k}: {}", kept[k].0.text);
+    }
+    let text = |r: &[(scribe::models::whisper::decoding::DecodingResult, Verdict)]| {
+        r.iter().map(|(d, _)| d.text.as_str()).collect::<Vec<_>>().join(" ")
+    };
+    let (w_free, w_kept) = (wer(&reference, &text(&free)), wer(&reference, &text(&kept)));
+    eprintln!("windows ending early {early:?}; WER {:.1} % → {:.1} %", w_free * 100.0, w_kept * 100.0);
+    assert!(w_kept + 0.05 < w_free, "WER {w_free} without the rule, {w_kept} with it");
 }
 
 #[test]

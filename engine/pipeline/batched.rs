@@ -17,7 +17,7 @@ use crate::audio::{SampleSource, SAMPLE_RATE};
 use crate::backend::Tensor;
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
-use crate::models::whisper::decoding::{detect_language, DecodingResult, DecodingTask};
+use crate::models::whisper::decoding::{detect_language, DecodingResult, DecodingTask, TIMESTAMP_PRECISION};
 use crate::models::whisper::longform::{split_segments, Policy, Verdict};
 use crate::models::whisper::timing;
 use crate::models::whisper::transcribe::{describe_decoding_options, TranscribeOptions};
@@ -82,6 +82,7 @@ pub fn decode_batch_with_fallback(
     features: &Tensor,
     o: &TranscribeOptions,
     prompt: &[u32],
+    speech_until: &[Option<u32>],
     decoder_calls: &mut usize,
     cancel: &Cancel,
 ) -> Result<Vec<(DecodingResult, Verdict)>> {
@@ -96,7 +97,8 @@ pub fn decode_batch_with_fallback(
         let batch =
             if pending.len() == n { features.clone() } else { model.device.index_select(features, &pending)? };
         *decoder_calls += 1;
-        let decoded = DecodingTask::new(model, d)?.with_cancel(cancel).run_batch(&batch)?;
+        let until = pending.iter().map(|&w| speech_until.get(w).copied().flatten()).collect();
+        let decoded = DecodingTask::new(model, d)?.with_cancel(cancel).with_speech_until(until).run_batch(&batch)?;
         let mut retry = Vec::new();
         for (&w, r) in pending.iter().zip(decoded) {
             match policy.verdict(attempt, &r) {
@@ -147,6 +149,27 @@ pub fn untranscribed_tail(chunk: &Chunk, covered_until: f64) -> Option<Chunk> {
     let start = regions[0].start;
     (start > chunk.start).then_some(Chunk { start, end: chunk.end, regions })
 }
+
+/// The timestamp index (steps of `TIMESTAMP_PRECISION` from the window's start at
+/// `time_offset`) from which less than [`MIN_UNTRANSCRIBED_SPEECH`] of `chunk`'s speech is left;
+/// `None` when it holds less than that.
+pub fn speech_end_index(chunk: &Chunk, time_offset: f64) -> Option<u32> {
+    let mut left = 0.0;
+    for r in chunk.regions.iter().rev() {
+        let len = r.end - r.start;
+        if left + len >= MIN_UNTRANSCRIBED_SPEECH {
+            let t = r.end - (MIN_UNTRANSCRIBED_SPEECH - left);
+            return Some(
+                ((t - time_offset) / TIMESTAMP_PRECISION as f64).floor().clamp(0.0, MAX_TIMESTAMP_INDEX) as u32
+            );
+        }
+        left += len;
+    }
+    None
+}
+
+/// The last timestamp of a 30 s window, in steps of `TIMESTAMP_PRECISION`.
+const MAX_TIMESTAMP_INDEX: f64 = 1500.0;
 
 /// Transcribe the `chunks` of 16 kHz `audio` in batches of `batch_size`, reading the audio
 /// forward: a chunk's samples are asked for when its batch is decoded and released once no
@@ -223,8 +246,19 @@ pub fn transcribe_chunks(
             }
             let features = model.encode(&mel, batch.len())?;
             stats.encoder_calls += 1;
-            let results =
-                decode_batch_with_fallback(model, &features, &options, &prompt, &mut stats.decoder_calls, cancel)?;
+            let until: Vec<Option<u32>> = batch
+                .iter()
+                .map(|(c, _)| speech_end_index(c, chunk_samples(c, len).0 as f64 / SAMPLE_RATE as f64))
+                .collect();
+            let results = decode_batch_with_fallback(
+                model,
+                &features,
+                &options,
+                &prompt,
+                &until,
+                &mut stats.decoder_calls,
+                cancel,
+            )?;
             for (k, ((chunk, depth), (result, verdict))) in batch.iter().zip(results).enumerate() {
                 cancel.check()?;
                 if verdict == Verdict::Skip {
@@ -371,6 +405,25 @@ mod tests {
         assert!(out[at(2.3)..].iter().all(|&v| v == 1.0));
         let whole = Chunk { start: 0.5, end: 3.5, regions: Vec::new() };
         assert!(speech_only(&whole, &mut &audio[..]).unwrap().iter().all(|&v| v == 1.0));
+    }
+
+    #[test]
+    fn a_window_may_end_once_less_than_a_second_of_speech_is_left() {
+        let r = |start, end| Region { start, end };
+        let chunk = Chunk { start: 17.0, end: 27.0, regions: vec![r(17.0, 20.0), r(21.0, 23.5), r(25.0, 26.4)] };
+        // The last region holds 1.4 s: a second is left from 25.4 s, 8.4 s into a window
+        // starting at 17 s (index 420 in steps of 0.02 s).
+        assert_eq!(speech_end_index(&chunk, 17.0), Some(420));
+        // A last region shorter than a second reaches back into the one before it: 0.4 s
+        // from 25 s plus 0.6 s of [21, 23.5) → 22.9 s.
+        let short = Chunk { regions: vec![r(17.0, 20.0), r(21.0, 23.5), r(25.0, 25.4)], ..chunk.clone() };
+        assert_eq!(speech_end_index(&short, 17.0), Some(295));
+        // Less than a second in all: the window may end at once (no rule).
+        let brief = Chunk { start: 17.0, end: 17.8, regions: vec![r(17.0, 17.8)] };
+        assert_eq!(speech_end_index(&brief, 17.0), None);
+        // Never past the window's last timestamp.
+        let late = Chunk { start: 0.0, end: 40.0, regions: vec![r(0.0, 40.0)] };
+        assert_eq!(speech_end_index(&late, 0.0), Some(1500));
     }
 
     #[test]

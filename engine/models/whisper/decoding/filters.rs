@@ -109,6 +109,35 @@ impl ApplyTimestampRules {
     }
 }
 
+/// Scribe's batched decoding (no reference: WhisperX decodes its chunks without timestamps): a
+/// window may not end (`<|endoftext|>` masked) until its last timestamp reaches `until`, the
+/// timestamp index after which less than `batched::MIN_UNTRANSCRIBED_SPEECH` of its speech is
+/// left. Whisper ends a window early when it takes the speech near the window's end for a
+/// sentence cut by it; without this rule that speech is decoded again in a window of its own.
+pub struct NoEndBeforeSpeechEnds {
+    pub eot: u32,
+    pub timestamp_begin: u32,
+    pub sample_begin: usize,
+    pub until: u32,
+}
+
+impl NoEndBeforeSpeechEnds {
+    pub fn mask_into(&self, mask: &mut RowMask, tokens: &[u32]) {
+        let tb = self.timestamp_begin;
+        let sampled = &tokens[self.sample_begin.min(tokens.len())..];
+        let last = sampled.iter().rev().find(|&&t| t >= tb).map(|&t| t - tb);
+        if last.is_none_or(|l| l < self.until) {
+            mask.ids.push(self.eot);
+        }
+    }
+
+    pub fn apply(&self, logits: &mut [f32], tokens: &[u32]) {
+        let mut m = RowMask::default();
+        self.mask_into(&mut m, tokens);
+        apply_mask(logits, &m);
+    }
+}
+
 /// Set the listed ids to −∞ (ids beyond the row are ignored).
 pub fn mask(logits: &mut [f32], ids: &[u32]) {
     apply_mask(logits, &RowMask { ids: ids.to_vec(), ..Default::default() });
@@ -224,5 +253,28 @@ mod tests {
     fn logsumexp_handles_all_masked_rows() {
         assert_eq!(logsumexp(&[f32::NEG_INFINITY; 3]), f32::NEG_INFINITY);
         assert!((logsumexp(&[0.0, 0.0]) - 2f32.ln()).abs() < 1e-6);
+    }
+    #[test]
+    fn a_window_cannot_end_before_its_last_timestamp_reaches_the_speech_end() {
+        // Timestamp index 3 (token TB + 3) is where less than a second of speech is left.
+        let f = NoEndBeforeSpeechEnds { eot: EOT, timestamp_begin: TB, sample_begin: 1, until: 3 };
+        let ends = |tokens: &[u32]| {
+            let mut l = vec![0.0; V];
+            f.apply(&mut l, tokens);
+            l[EOT as usize].is_finite()
+        };
+        // No timestamp yet, or the last one before index 3 (a pair ending at 2 included).
+        assert!(!ends(&[9]));
+        assert!(!ends(&[9, TB, 1, TB + 2]));
+        assert!(!ends(&[9, TB, 1, TB + 2, TB + 2]));
+        // Text after a late timestamp, or a segment closed at or after it.
+        assert!(ends(&[9, TB, 1, TB + 3]));
+        assert!(ends(&[9, TB + 3, 1]));
+        assert!(ends(&[9, TB, 1, TB + 4, TB + 4]));
+        // Tokens before sample_begin do not count; only EOT is ever masked.
+        assert!(!ends(&[TB + 4, 1]));
+        let mut l = vec![0.0; V];
+        f.apply(&mut l, &[9]);
+        assert_eq!(allowed(&l).len(), V - 1);
     }
 }

@@ -17,7 +17,7 @@ pub mod rng;
 pub mod sequences;
 
 use crate::backend::{RowMask, Sampling};
-use filters::{ApplyTimestampRules, SuppressBlank, SuppressTokens};
+use filters::{ApplyTimestampRules, NoEndBeforeSpeechEnds, SuppressBlank, SuppressTokens};
 use sequences::{BeamSearchDecoder, GreedyDecoder};
 
 /// openai decoding.py `DecodingOptions` (plus faster-whisper's `hotwords`).
@@ -105,12 +105,21 @@ pub struct DecodingTask<'a> {
     timestamp_rules: Option<ApplyTimestampRules>,
     /// Checked before every decoder step.
     cancel: Cancel,
+    /// Per window of a batch: the timestamp index before which it may not end.
+    speech_until: Vec<Option<u32>>,
 }
 
 impl<'a> DecodingTask<'a> {
     /// Stop at the next step once `cancel` is cancelled ([`Error::Cancelled`]).
     pub fn with_cancel(mut self, cancel: &Cancel) -> Self {
         self.cancel = cancel.clone();
+        self
+    }
+
+    /// Window `a` of the batch may not end before timestamp index `until[a]`
+    /// ([`NoEndBeforeSpeechEnds`]); needs timestamps.
+    pub fn with_speech_until(mut self, until: Vec<Option<u32>>) -> Self {
+        self.speech_until = until;
         self
     }
 
@@ -163,6 +172,7 @@ impl<'a> DecodingTask<'a> {
             timestamp_rules,
             options,
             cancel: Cancel::new(),
+            speech_until: Vec::new(),
         })
     }
 
@@ -208,8 +218,17 @@ impl<'a> DecodingTask<'a> {
     }
 
     /// What the logit filters mask in the row of a hypothesis with `tokens` so far.
-    fn row_mask(&self, tokens: &[u32]) -> RowMask {
+    fn row_mask(&self, tokens: &[u32], window: usize) -> RowMask {
         let mut mask = RowMask::default();
+        if let (Some(Some(until)), Some(rules)) = (self.speech_until.get(window), &self.timestamp_rules) {
+            NoEndBeforeSpeechEnds {
+                eot: rules.eot,
+                timestamp_begin: rules.timestamp_begin,
+                sample_begin: self.sample_begin,
+                until: *until,
+            }
+            .mask_into(&mut mask, tokens);
+        }
         if let Some(f) = &self.suppress_blank {
             f.mask_into(&mut mask, tokens);
         }
@@ -296,7 +315,7 @@ impl<'a> DecodingTask<'a> {
                 dev.index_select(&flat, &(0..rows).map(|r| r * per_row + per_row - 1).collect::<Vec<_>>())?
             };
             let masks: Vec<RowMask> =
-                live.iter().flat_map(|&a| windows[a].tokens.iter().map(|seq| self.row_mask(seq))).collect();
+                live.iter().flat_map(|&a| windows[a].tokens.iter().map(move |seq| self.row_mask(seq, a))).collect();
             let choices = match self.options.beam_size {
                 Some(b) => dev.choose_tokens(&last, &masks, b + 1, None)?,
                 None => {
