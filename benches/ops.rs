@@ -142,6 +142,7 @@ fn linear(c: &mut Criterion) {
         ("decoder mlp, 5 beams", 5, 384, 1536),
         ("logits, 5 beams", 5, 384, 51_864),
         ("logits, 8 chunks x 5 beams", 40, 384, 51_864),
+        ("logits, 7 chunks x 5 beams", 35, 384, 51_864),
         ("decoder projection, 8 chunks x 5 beams", 40, 384, 384),
         ("decoder mlp, 8 chunks x 5 beams", 40, 384, 1536),
     ] {
