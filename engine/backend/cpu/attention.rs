@@ -15,8 +15,6 @@
 //! blocked one widens them first. Either gives the bits of the same schedule over the widened
 //! values.
 
-use std::borrow::Cow;
-
 use rayon::prelude::*;
 
 use super::bf16;
@@ -25,7 +23,7 @@ use super::key_tiles::{worth_tiling, KeyTileCache, KeyTiles};
 use super::simd::SimdLevel;
 use super::skinny::{skinny_nn, skinny_nt, Elem, SKINNY_BATCH_MAX_ROWS, SKINNY_MAX_ROWS};
 use super::softmax::{softmax_row_scaled, softmax_row_scaled_into_pairs};
-use super::{data, floats, half_to_f32, tensor, CpuBackend, Floats};
+use super::{data, floats, tensor, CpuBackend, Weight};
 use crate::backend::kernels::AttentionOps;
 use crate::backend::Tensor;
 use crate::error::{Error, Result};
@@ -79,13 +77,13 @@ pub fn attention(
         kv_lens,
     };
     let qd = data(q)?;
-    let (kf, vf) = (floats(k)?, floats(v)?);
+    let (kf, vf) = (floats(k, "attention")?, floats(v, "attention")?);
     // Half-precision keys and values take the skinny schedule up to SKINNY_BATCH_MAX_ROWS query
     // rows a key/value head (a prompt pass over the beams, more than 8 beams), where they are
     // read as they are stored; the blocked schedules would widen them all at every call.
     let skinny_rows = match kf {
-        Floats::F16(_) => SKINNY_BATCH_MAX_ROWS,
-        Floats::F32(_) => SKINNY_MAX_ROWS,
+        Weight::F16(_) => SKINNY_BATCH_MAX_ROWS,
+        _ => SKINNY_MAX_ROWS,
     };
     let pieces: Vec<Piece> = if geo.group * tq <= skinny_rows {
         // The cached key tiles hold every key (decoder steps); lengths take the plain path.
@@ -93,14 +91,14 @@ pub fn attention(
             .then(|| tile_cache.get(k, kf, heads, geo.dh));
         // Half-precision keys and values are widened as they are read.
         match (kf, vf) {
-            (Floats::F32(kd), Floats::F32(vd)) => geo.skinny_tasks(level, qd, kd, vd, tiles.as_deref(), bk, heads),
-            (Floats::F16(kd), Floats::F16(vd)) => geo.skinny_tasks(level, qd, kd, vd, tiles.as_deref(), bk, heads),
+            (Weight::F32(kd), Weight::F32(vd)) => geo.skinny_tasks(level, qd, kd, vd, tiles.as_deref(), bk, heads),
+            (Weight::F16(kd), Weight::F16(vd)) => geo.skinny_tasks(level, qd, kd, vd, tiles.as_deref(), bk, heads),
             _ => return Err(Error::shape("attention", format!("k is {} but v is {}", k.dtype(), v.dtype()))),
         }
     } else {
         // The blocked schedules read f32: half-precision keys and values (a long prompt over the
         // cross-attention's) are widened once, here.
-        let (kw, vw) = (widened(level, kf), widened(level, vf));
+        let (kw, vw) = (kf.rows_f32(level, 0..k.numel(), 1), vf.rows_f32(level, 0..v.numel(), 1));
         let (kd, vd) = (&kw[..], &vw[..]);
         if bf16 && bf16::kernel_available(level) {
             // Each key/value head rounded and packed once, then the blocks of query rows as on the
@@ -141,18 +139,6 @@ pub fn attention(
         }
     }
     Ok(tensor(vec![b, tq, d], out))
-}
-
-/// An f32 or f16 tensor's values as f32 (borrowed when already f32).
-fn widened(level: SimdLevel, x: Floats<'_>) -> Cow<'_, [f32]> {
-    match x {
-        Floats::F32(x) => Cow::Borrowed(x),
-        Floats::F16(x) => {
-            let mut out = vec![0.0f32; x.len()];
-            half_to_f32(level, x, &mut out);
-            Cow::Owned(out)
-        }
-    }
 }
 
 struct Geometry<'a> {

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use super::simd::{multiversion, SimdLevel};
 use super::skinny::Elem;
-use super::Floats;
+use super::Weight;
 use crate::backend::{Storage, Tensor};
 
 /// Keys per tile: one AVX-512 register of f32 scores.
@@ -55,10 +55,11 @@ fn tile<E: Copy>(k: &[E], zero: E, b: usize, t: usize, heads: usize, dh: usize) 
 }
 
 impl KeyTiles {
-    fn build(k: Floats<'_>, b: usize, t: usize, heads: usize, dh: usize) -> Self {
+    fn build(k: Weight<'_>, b: usize, t: usize, heads: usize, dh: usize) -> Self {
         let data = match k {
-            Floats::F32(k) => TileData::F32(tile(k, 0.0, b, t, heads, dh)),
-            Floats::F16(k) => TileData::F16(tile(k, half::f16::ZERO, b, t, heads, dh)),
+            Weight::F16(k) => TileData::F16(tile(k, half::f16::ZERO, b, t, heads, dh)),
+            // f32 as stored; packed kinds (which attention never passes) widened first.
+            k => TileData::F32(tile(&k.rows_f32(SimdLevel::Portable, 0..b * t * heads * dh, 1), 0.0, b, t, heads, dh)),
         };
         KeyTiles { n_tiles: t.div_ceil(KEY_TILE), data }
     }
@@ -97,7 +98,7 @@ pub struct KeyTileCache {
 
 impl KeyTileCache {
     /// The tiles of `k` (`[B, T, heads·dh]`, data `kd`), built on first use.
-    pub fn get(&self, k: &Tensor, kd: Floats<'_>, heads: usize, dh: usize) -> Arc<KeyTiles> {
+    pub fn get(&self, k: &Tensor, kd: Weight<'_>, heads: usize, dh: usize) -> Arc<KeyTiles> {
         let storage = Arc::downgrade(k.storage());
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         // A dead entry's storage may be freed and its address reused: drop those first.
@@ -300,8 +301,8 @@ mod tests {
             let k16: Vec<half::f16> = (0..b * t * d).map(|_| half::f16::from_f32(rnd())).collect();
             let k32: Vec<f32> = k16.iter().map(|v| v.to_f32()).collect();
             let q: Vec<f32> = (0..m * dh).map(|_| rnd()).collect();
-            let tiles16 = KeyTiles::build(Floats::F16(&k16), b, t, heads, dh);
-            let tiles32 = KeyTiles::build(Floats::F32(&k32), b, t, heads, dh);
+            let tiles16 = KeyTiles::build(Weight::F16(&k16), b, t, heads, dh);
+            let tiles32 = KeyTiles::build(Weight::F32(&k32), b, t, heads, dh);
             for (bi, h) in [(0, 0), (b - 1, heads - 1)] {
                 let mut want = vec![0.0f32; m * t];
                 for r in 0..m {

@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use super::norm::{moments, sum_f64};
 use super::simd::SimdLevel;
-use super::{data, floats, tensor, weight, CpuBackend, CpuHalfStorage, Floats};
+use super::{data, floats, tensor, weight, CpuBackend, CpuHalfStorage, Weight};
 use crate::backend::kernels::LayoutOps;
 use crate::backend::{shape_checks, Padding, Reduce, Tensor};
 use crate::error::Result;
@@ -74,9 +74,9 @@ pub fn slice(x: &Tensor, dim: usize, start: usize, len: usize) -> Result<Tensor>
 
 pub fn index_select(x: &Tensor, indices: &[usize]) -> Result<Tensor> {
     let (inner, shape) = shape_checks::index_select(x.shape(), indices)?;
-    Ok(match floats(x)? {
-        Floats::F32(xd) => tensor(shape, select_rows(xd, inner, indices)),
-        Floats::F16(xd) => Tensor::from_storage(shape, Arc::new(CpuHalfStorage(select_rows(xd, inner, indices)))),
+    Ok(match floats(x, "index_select")? {
+        Weight::F16(xd) => Tensor::from_storage(shape, Arc::new(CpuHalfStorage(select_rows(xd, inner, indices)))),
+        xd => tensor(shape, select_rows(&xd.rows_f32(SimdLevel::Portable, 0..x.numel(), 1), inner, indices)),
     })
 }
 

@@ -15,24 +15,37 @@ use crate::error::Result;
 
 pub fn linear(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     let (m, n, k) = (x.rows_cols().0, w.dim(0), w.dim(1));
-    let (xd, wd) = (data(x)?, weight(w)?);
+    let bias = b.map(data).transpose()?;
+    let out = linear_rows(level, data(x)?, m, k, weight(w)?, n, bias);
+    Ok(tensor(shape_checks::linear_output(x, n), out))
+}
+
+/// `x[m, k] · wᵀ + bias` for a weight of `n` rows of `k`, on slices (the LSTM's groups of
+/// sequences read their rows in place): `[m, n]` row-major.
+pub(crate) fn linear_rows(
+    level: SimdLevel,
+    xd: &[f32],
+    m: usize,
+    k: usize,
+    wd: Weight<'_>,
+    n: usize,
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
     let mut out = vec![0.0f32; m * n];
     if n == 0 {
-        return Ok(tensor(shape_checks::linear_output(x, n), out));
+        return out;
     }
     // Every size: the input rows are rounded to bf16 once, then one pass per panel; the bias is
     // added in registers (the output is written once, not filled with the bias and read back).
     if let Weight::Bf16(wb) = wd {
         if bf16::kernel_available(level) {
             let pairs = bf16::rows_to_pairs(level, xd, m, k);
-            let bias = b.map(data).transpose()?;
             bf16::gemm(level, m, &pairs, wb, &mut out, bias, false, true);
-            return Ok(tensor(shape_checks::linear_output(x, n), out));
+            return out;
         }
     }
-    let accumulate = match b {
-        Some(b) => {
-            let bd = data(b)?;
+    let accumulate = match bias {
+        Some(bd) => {
             for row in out.chunks_exact_mut(n) {
                 row.copy_from_slice(bd);
             }
@@ -52,7 +65,7 @@ pub fn linear(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> R
             sgemm_weights(level, m, n, k, x, w, &mut out, n, accumulate, true)
         }
     }
-    Ok(tensor(shape_checks::linear_output(x, n), out))
+    out
 }
 
 pub fn matmul(level: SimdLevel, a: &Tensor, b: &Tensor, transpose_b: bool) -> Result<Tensor> {

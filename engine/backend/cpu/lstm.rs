@@ -27,7 +27,6 @@ pub fn lstm(
     let (b, t, hsz) = crate::backend::shape_checks::lstm(x, w_ih, w_hh, b_ih, b_hh)?;
     let g4 = 4 * hsz;
     let bias: Vec<f32> = data(b_ih)?.iter().zip(data(b_hh)?).map(|(a, c)| a + c).collect();
-    let bias_t = tensor(vec![g4], bias);
     let mut out = vec![0.0f32; b * t * hsz];
     if b == 0 || t == 0 || hsz == 0 {
         return Ok(tensor(vec![b, t, hsz], out));
@@ -48,20 +47,20 @@ pub fn lstm(
             Recurrent::Skinny(whh)
         }
     };
-    let (xd, input) = (data(x)?, x.dim(2));
+    let (xd, input, w_in) = (data(x)?, x.dim(2), weight(w_ih)?);
+    let threads = rayon::current_num_threads().max(1);
     // A group of sequences at a time: the input projection for every step of the group,
     // `[G, T, 4H] = x·W_ihᵀ + b_ih (+ b_hh folded in)`, then its recurrence, so the projections
     // are read back from the caches, not from memory.
-    let group = SEQUENCES_PER_PROJECTION.max(rayon::current_num_threads());
+    let group = SEQUENCES_PER_PROJECTION.max(threads);
     for (g, out) in out.chunks_mut(group * t * hsz).enumerate() {
         let rows = out.len() / (t * hsz);
         let first = g * group;
-        let xg = tensor(vec![rows, t, input], xd[first * t * input..(first + rows) * t * input].to_vec());
-        let pre = linear::linear(level, &xg, w_ih, Some(&bias_t))?;
-        let pre = data(&pre)?;
+        let xg = &xd[first * t * input..(first + rows) * t * input];
+        let pre = linear::linear_rows(level, xg, rows * t, input, w_in, g4, Some(&bias));
         // The recurrence is sequential in time but independent across the sequences: each
         // thread runs every step for its own rows.
-        let rows_per_task = rows.div_ceil(rayon::current_num_threads().max(1)).max(1);
+        let rows_per_task = rows.div_ceil(threads).max(1);
         out.par_chunks_mut(rows_per_task * t * hsz).enumerate().for_each(|(task, out)| {
             let first = task * rows_per_task;
             let rows = out.len() / (t * hsz);

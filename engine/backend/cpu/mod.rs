@@ -107,29 +107,6 @@ pub(crate) fn data(t: &Tensor) -> Result<&[f32]> {
     Err(Error::Other(format!("tensor {:?} is not on the CPU backend", t.shape())))
 }
 
-/// Borrow an f16 tensor's data ([`MemoryOps::to_float16`], or an f16 weight).
-pub(crate) fn half_data(t: &Tensor) -> Result<&[half::f16]> {
-    match t.storage().as_any().downcast_ref::<CpuHalfStorage>() {
-        Some(s) => Ok(&s.0[..]),
-        None => Err(Error::Other(format!("tensor {:?} is a {} tensor, not float16 on the CPU", t.shape(), t.dtype()))),
-    }
-}
-
-/// An f32 or f16 tensor's values as stored (keys and values of attention, rows to select).
-#[derive(Clone, Copy)]
-pub(crate) enum Floats<'a> {
-    F32(&'a [f32]),
-    F16(&'a [half::f16]),
-}
-
-/// Borrow an f32 or f16 tensor's data.
-pub(crate) fn floats(t: &Tensor) -> Result<Floats<'_>> {
-    match t.dtype() {
-        "float16" => half_data(t).map(Floats::F16),
-        _ => data(t).map(Floats::F32),
-    }
-}
-
 /// A weight's values as stored: f32, f16 to be widened as it is read, int8 per channel, or
 /// bf16 packed for its kernel.
 #[derive(Clone, Copy)]
@@ -192,6 +169,17 @@ pub(crate) fn weight(t: &Tensor) -> Result<Weight<'_>> {
         return Ok(Weight::Bf16(&s.0));
     }
     data(t).map(Weight::F32)
+}
+
+/// Borrow an f32 or f16 tensor (attention's keys and values, rows to select): a [`Weight`] of
+/// one of those two kinds, else an error naming the op.
+pub(crate) fn floats<'a>(t: &'a Tensor, op: &str) -> Result<Weight<'a>> {
+    match weight(t)? {
+        w @ (Weight::F32(_) | Weight::F16(_)) => Ok(w),
+        _ => {
+            Err(Error::Other(format!("{op}: tensor {:?} is a {} tensor, not float32 or float16", t.shape(), t.dtype())))
+        }
+    }
 }
 
 /// f32 values rounded to f16 (round to nearest even, as `half::f16::from_f32`; the `half`
@@ -295,10 +283,12 @@ impl MemoryOps for CpuBackend {
     }
 
     fn to_float32(&self, x: &Tensor) -> Result<Tensor> {
-        let halves = half_data(x)?;
-        let mut out = vec![0.0f32; halves.len()];
-        half_to_f32(self.simd, halves, &mut out);
-        Ok(tensor(x.shape().to_vec(), out))
+        match weight(x)? {
+            w @ Weight::F16(_) => Ok(tensor(x.shape().to_vec(), w.rows_f32(self.simd, 0..x.numel(), 1).into_owned())),
+            _ => {
+                Err(Error::Other(format!("to_float32: tensor {:?} is a {} tensor, not float16", x.shape(), x.dtype())))
+            }
+        }
     }
 
     /// Quantised where the CPU has VNNI; elsewhere the portable int8 kernel would be slower than

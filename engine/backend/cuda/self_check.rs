@@ -361,7 +361,8 @@ type KvLensCase = (usize, &'static [usize], usize, usize, usize, usize);
 
 fn check_attention(c: &mut Checker, thorough: bool) -> Result<()> {
     // (batch of q, batch of k/v, tq, tk, heads, head size, causal)
-    let cases: &[(usize, usize, usize, usize, usize, usize, bool)] = if thorough {
+    type Case = (usize, usize, usize, usize, usize, usize, bool);
+    let f32_cases: &[Case] = if thorough {
         &[
             (1, 1, 1, 1, 1, 8, false),
             (1, 1, 1, 1500, 6, 64, false),    // decoder step, cross-attention (tiny)
@@ -376,19 +377,9 @@ fn check_attention(c: &mut Checker, thorough: bool) -> Result<()> {
     } else {
         &[(2, 1, 3, 45, 2, 64, true), (1, 1, 20, 20, 2, 64, false)]
     };
-    for &(b, bk, tq, tk, heads, dh, causal) in cases {
-        let d = heads * dh;
-        let q = c.tensor(&[b, tq, d], 1.0)?;
-        let k = c.tensor(&[bk, tk, d], 1.0)?;
-        let v = c.tensor(&[bk, tk, d], 1.0)?;
-        let case = format!("attention q[{b}, {tq}, {d}] k[{bk}, {tk}, {d}] heads {heads} causal {causal}");
-        c.check(case, "attention", f32_gemm(dh), |dv, s| {
-            dv.attention(side(&q, s), side(&k, s), side(&v, s), heads, causal)
-        })?;
-    }
     // Keys and values kept in f16 (`attention_f16kv`: a decoder's cross-attention, rounded once
     // a window): each side rounds the same f32 values (`to_float16`) and attends over them.
-    let cases: &[(usize, usize, usize, usize, usize, usize, bool)] = if thorough {
+    let f16_cases: &[Case] = if thorough {
         &[
             (35, 7, 1, 1500, 6, 64, false), // 7 chunks x 5 beams, one decoding step
             (10, 2, 3, 1500, 6, 64, false), // the prompt pass over them
@@ -398,15 +389,21 @@ fn check_attention(c: &mut Checker, thorough: bool) -> Result<()> {
     } else {
         &[(10, 2, 1, 301, 2, 64, false)]
     };
-    for &(b, bk, tq, tk, heads, dh, causal) in cases {
+    let all = f32_cases.iter().map(|c| (c, false)).chain(f16_cases.iter().map(|c| (c, true)));
+    for (&(b, bk, tq, tk, heads, dh, causal), half) in all {
         let d = heads * dh;
         let q = c.tensor(&[b, tq, d], 1.0)?;
         let k = c.tensor(&[bk, tk, d], 1.0)?;
         let v = c.tensor(&[bk, tk, d], 1.0)?;
-        let case = format!("attention f16 k/v q[{b}, {tq}, {d}] k[{bk}, {tk}, {d}] heads {heads} causal {causal}");
-        c.check(case, "attention_f16kv", f32_gemm(dh), |dv, s| {
-            let (kh, vh) = (dv.to_float16(side(&k, s))?, dv.to_float16(side(&v, s))?);
-            dv.attention(side(&q, s), &kh, &vh, heads, causal)
+        let (kind, kernel) = if half { (" f16 k/v", "attention_f16kv") } else { ("", "attention") };
+        let case = format!("attention{kind} q[{b}, {tq}, {d}] k[{bk}, {tk}, {d}] heads {heads} causal {causal}");
+        c.check(case, kernel, f32_gemm(dh), |dv, s| {
+            if half {
+                let (kh, vh) = (dv.to_float16(side(&k, s))?, dv.to_float16(side(&v, s))?);
+                dv.attention(side(&q, s), &kh, &vh, heads, causal)
+            } else {
+                dv.attention(side(&q, s), side(&k, s), side(&v, s), heads, causal)
+            }
         })?;
     }
     // Key lengths (a padded batch of different lengths): (batch of q, key/value lengths, tq, tk,
