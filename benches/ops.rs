@@ -143,6 +143,8 @@ fn linear(c: &mut Criterion) {
         ("logits, 5 beams", 5, 384, 51_864),
         ("logits, 8 chunks x 5 beams", 40, 384, 51_864),
         ("logits, 7 chunks x 5 beams", 35, 384, 51_864),
+        ("logits, 2 chunks x 5 beams", 10, 384, 51_864),
+        ("logits, 3 chunks x 6 beams", 18, 384, 51_864),
         ("decoder projection, 8 chunks x 5 beams", 40, 384, 384),
         ("decoder mlp, 8 chunks x 5 beams", 40, 384, 1536),
     ] {

@@ -16,8 +16,9 @@ use scribe::audio::{load_audio, log_mel_window};
 use scribe::backend::Device;
 use scribe::models::pyannote::sliding_window::{speech_scores, BATCH_SIZE as VAD_BATCH};
 use scribe::models::pyannote::{checkpoint, PyanNet};
+use scribe::models::whisper::decoding::DecodingResult;
 use scribe::models::whisper::decoding::{DecodingOptions, DecodingTask};
-use scribe::models::whisper::longform::Verdict;
+use scribe::models::whisper::longform::{covered_timestamp, Verdict};
 use scribe::models::whisper::transcribe::{transcribe, TranscribeOptions};
 use scribe::models::whisper::Whisper;
 use scribe::pipeline::batched::{
@@ -223,10 +224,11 @@ fn only_the_chunks_that_fail_a_gate_are_decoded_again() {
     }
 }
 
-/// Where the last timestamp of a decoded window lies, seconds into the audio.
-fn last_timestamp(model: &Whisper, tokens: &[u32], time_offset: f64) -> f64 {
-    let tb = model.tokenizer.special.timestamp_begin;
-    tokens.iter().rev().find(|&&t| t >= tb).map_or(time_offset, |&t| time_offset + (t - tb) as f64 * 0.02)
+/// Where a decoded window's tokens cover it to, seconds into the audio: the end of the last
+/// segment the split keeps (`covered_timestamp`), or the window's end.
+fn covered_until(model: &Whisper, tokens: &[u32], time_offset: f64) -> f64 {
+    covered_timestamp(tokens, model.tokenizer.special.timestamp_begin)
+        .map_or(time_offset + 30.0, |t| time_offset + t as f64 * 0.02)
 }
 
 #[test]
@@ -247,24 +249,48 @@ fn a_window_keeps_decoding_while_a_second_of_its_speech_is_left() {
         decode_batch_with_fallback(&model, &features, &o, &[], until, &mut 0, &Cancel::new()).unwrap()
     };
     let (free, kept) = (decode(&[]), decode(&until));
+    let left = |results: &[(DecodingResult, Verdict)], k: usize| {
+        untranscribed_tail(&chunks[k], covered_until(&model, &results[k].0.tokens, offsets[k]))
+    };
     // Left to itself, Whisper ends some window with seconds of its speech undecoded (the
     // speech near a window's end taken for a sentence the window cuts).
-    let early: Vec<usize> = (0..chunks.len())
-        .filter(|&k| untranscribed_tail(&chunks[k], last_timestamp(&model, &free[k].0.tokens, offsets[k])).is_some())
-        .collect();
+    let early: Vec<usize> = (0..chunks.len()).filter(|&k| left(&free, k).is_some()).collect();
     assert!(!early.is_empty(), "no window ended early: {:?}", free.iter().map(|r| &r.0.text).collect::<Vec<_>>());
     // With the rule, every window decodes until less than a second of its speech is left, and
     // the words it had left out are there.
     for k in 0..chunks.len() {
-        let end = last_timestamp(&model, &kept[k].0.tokens, offsets[k]);
-        assert_eq!(untranscribed_tail(&chunks[k], end + 0.02), None, "chunk {k}: {}", kept[k].0.text);
+        assert!(kept[k].1 == Verdict::Emit && left(&kept, k).is_none(), "chunk {k}: {}", kept[k].0.text);
     }
-    let text = |r: &[(scribe::models::whisper::decoding::DecodingResult, Verdict)]| {
-        r.iter().map(|(d, _)| d.text.as_str()).collect::<Vec<_>>().join(" ")
-    };
+    let text = |r: &[(DecodingResult, Verdict)]| r.iter().map(|(d, _)| d.text.as_str()).collect::<Vec<_>>().join(" ");
     let (w_free, w_kept) = (wer(&reference, &text(&free)), wer(&reference, &text(&kept)));
     eprintln!("windows ending early {early:?}; WER {:.1} % → {:.1} %", w_free * 100.0, w_kept * 100.0);
     assert!(w_kept + 0.05 < w_free, "WER {w_free} without the rule, {w_kept} with it");
+    // Through the whole batched path: no tail left to decode again.
+    let mut stats = BatchStats::default();
+    let t =
+        transcribe_chunks(&model, &mut &audio[..], &chunks, &o, 8, &mut |_, _| {}, &mut stats, &Cancel::new()).unwrap();
+    assert_eq!(stats.follow_ups, 0, "{stats:?}");
+    assert!(wer(&reference, &t.text()) <= w_kept + 0.01, "{}", t.text());
+}
+
+#[test]
+fn a_window_cut_short_has_its_tail_decoded_again() {
+    let Some(dir) = model_dir("tiny.en") else { return };
+    let (audio, reference) = sentences();
+    let Some(chunks) = vad_chunks(&audio, 30.0) else { return };
+    let model = Whisper::load(&dir, Device::cpu()).unwrap();
+    // At most 24 tokens a window: a window of several sentences stops short, and only its tail
+    // decoded again (up to MAX_FOLLOW_UPS times) brings the rest.
+    let mut o = english();
+    o.decode.sample_len = Some(24);
+    let mut stats = BatchStats::default();
+    let t =
+        transcribe_chunks(&model, &mut &audio[..], &chunks, &o, 8, &mut |_, _| {}, &mut stats, &Cancel::new()).unwrap();
+    assert!(stats.follow_ups >= 1, "{stats:?}");
+    let speech_end = chunks.last().and_then(|c| c.regions.last()).unwrap().end;
+    let text_end = t.segments.last().unwrap().end;
+    assert!(text_end > speech_end - 3.0, "text ends at {text_end} s, speech at {speech_end} s: {stats:?}");
+    eprintln!("{} follow-ups, WER {:.1} %", stats.follow_ups, wer(&reference, &t.text()) * 100.0);
 }
 
 #[test]

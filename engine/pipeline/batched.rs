@@ -17,8 +17,8 @@ use crate::audio::{SampleSource, SAMPLE_RATE};
 use crate::backend::Tensor;
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
-use crate::models::whisper::decoding::{detect_language, DecodingResult, DecodingTask, TIMESTAMP_PRECISION};
-use crate::models::whisper::longform::{split_segments, Policy, Verdict};
+use crate::models::whisper::decoding::{detect_language, DecodingResult, DecodingTask};
+use crate::models::whisper::longform::{split_segments, Policy, Verdict, TIME_PRECISION};
 use crate::models::whisper::timing;
 use crate::models::whisper::transcribe::{describe_decoding_options, TranscribeOptions};
 use crate::models::whisper::Whisper;
@@ -97,7 +97,13 @@ pub fn decode_batch_with_fallback(
         let batch =
             if pending.len() == n { features.clone() } else { model.device.index_select(features, &pending)? };
         *decoder_calls += 1;
-        let until = pending.iter().map(|&w| speech_until.get(w).copied().flatten()).collect();
+        // The first temperature only: a window that falls back (a forced continuation may be
+        // what failed its gates) ends where the model ends it, and its tail is decoded again.
+        let until = if attempt == 0 {
+            pending.iter().map(|&w| speech_until.get(w).copied().flatten()).collect()
+        } else {
+            Vec::new()
+        };
         let decoded = DecodingTask::new(model, d)?.with_cancel(cancel).with_speech_until(until).run_batch(&batch)?;
         let mut retry = Vec::new();
         for (&w, r) in pending.iter().zip(decoded) {
@@ -136,12 +142,7 @@ pub const MAX_FOLLOW_UPS: usize = 3;
 /// [`MIN_UNTRANSCRIBED_SPEECH`] of speech: from the first speech after `covered_until` to the
 /// chunk's end, with its regions clipped.
 pub fn untranscribed_tail(chunk: &Chunk, covered_until: f64) -> Option<Chunk> {
-    let regions: Vec<Region> = chunk
-        .regions
-        .iter()
-        .filter(|r| r.end > covered_until)
-        .map(|r| Region { start: r.start.max(covered_until), end: r.end })
-        .collect();
+    let regions = regions_after(chunk, covered_until);
     let left: f64 = regions.iter().map(|r| r.end - r.start).sum();
     if left < MIN_UNTRANSCRIBED_SPEECH {
         return None;
@@ -150,25 +151,45 @@ pub fn untranscribed_tail(chunk: &Chunk, covered_until: f64) -> Option<Chunk> {
     (start > chunk.start).then_some(Chunk { start, end: chunk.end, regions })
 }
 
-/// The timestamp index (steps of `TIMESTAMP_PRECISION` from the window's start at
-/// `time_offset`) from which less than [`MIN_UNTRANSCRIBED_SPEECH`] of `chunk`'s speech is left;
-/// `None` when it holds less than that.
-pub fn speech_end_index(chunk: &Chunk, time_offset: f64) -> Option<u32> {
-    let mut left = 0.0;
-    for r in chunk.regions.iter().rev() {
-        let len = r.end - r.start;
-        if left + len >= MIN_UNTRANSCRIBED_SPEECH {
-            let t = r.end - (MIN_UNTRANSCRIBED_SPEECH - left);
-            return Some(
-                ((t - time_offset) / TIMESTAMP_PRECISION as f64).floor().clamp(0.0, MAX_TIMESTAMP_INDEX) as u32
-            );
-        }
-        left += len;
-    }
-    None
+/// `chunk`'s speech regions after `t`, clipped to it.
+fn regions_after(chunk: &Chunk, t: f64) -> Vec<Region> {
+    chunk.regions.iter().filter(|r| r.end > t).map(|r| Region { start: r.start.max(t), end: r.end }).collect()
 }
 
-/// The last timestamp of a 30 s window, in steps of `TIMESTAMP_PRECISION`.
+/// The first timestamp index (steps of [`TIME_PRECISION`] from the window's start at
+/// `time_offset`) after which less than [`MIN_UNTRANSCRIBED_SPEECH`] of `chunk`'s speech is
+/// left, so [`untranscribed_tail`] finds no tail from there; at most the window's last index.
+/// `None` when the chunk holds less than that.
+pub fn speech_end_index(chunk: &Chunk, time_offset: f64) -> Option<u32> {
+    let left_at = |i: u32| -> f64 {
+        regions_after(chunk, time_offset + i as f64 * TIME_PRECISION).iter().map(|r| r.end - r.start).sum()
+    };
+    let total: f64 = chunk.regions.iter().map(|r| r.end - r.start).sum();
+    if total < MIN_UNTRANSCRIBED_SPEECH {
+        return None;
+    }
+    // Where exactly a second is left, walking back from the last region's end; then the index
+    // settled against the same sums `untranscribed_tail` makes.
+    let mut need = MIN_UNTRANSCRIBED_SPEECH;
+    let mut at = time_offset;
+    for r in chunk.regions.iter().rev() {
+        if r.end - r.start >= need {
+            at = r.end - need;
+            break;
+        }
+        need -= r.end - r.start;
+    }
+    let mut i = ((at - time_offset) / TIME_PRECISION).floor().clamp(0.0, MAX_TIMESTAMP_INDEX) as u32;
+    while i > 0 && left_at(i - 1) < MIN_UNTRANSCRIBED_SPEECH {
+        i -= 1;
+    }
+    while i < MAX_TIMESTAMP_INDEX as u32 && left_at(i) >= MIN_UNTRANSCRIBED_SPEECH {
+        i += 1;
+    }
+    Some(i)
+}
+
+/// The last timestamp of a 30 s window, in steps of [`TIME_PRECISION`].
 const MAX_TIMESTAMP_INDEX: f64 = 1500.0;
 
 /// Transcribe the `chunks` of 16 kHz `audio` in batches of `batch_size`, reading the audio
@@ -411,13 +432,20 @@ mod tests {
     fn a_window_may_end_once_less_than_a_second_of_speech_is_left() {
         let r = |start, end| Region { start, end };
         let chunk = Chunk { start: 17.0, end: 27.0, regions: vec![r(17.0, 20.0), r(21.0, 23.5), r(25.0, 26.4)] };
-        // The last region holds 1.4 s: a second is left from 25.4 s, 8.4 s into a window
-        // starting at 17 s (index 420 in steps of 0.02 s).
-        assert_eq!(speech_end_index(&chunk, 17.0), Some(420));
+        // The last region holds 1.4 s: exactly a second is left at 25.4 s, 8.4 s into a window
+        // starting at 17 s (index 420 in steps of 0.02 s), less from index 421 on.
+        let at = speech_end_index(&chunk, 17.0).unwrap();
+        let time = |i: u32| 17.0 + i as f64 * 0.02;
+        assert!((time(at) - 25.4).abs() <= 0.02 + 1e-9, "{at}");
+        assert!(untranscribed_tail(&chunk, time(at)).is_none());
+        assert!(untranscribed_tail(&chunk, time(at - 1)).is_some());
         // A last region shorter than a second reaches back into the one before it: 0.4 s
         // from 25 s plus 0.6 s of [21, 23.5) → 22.9 s.
         let short = Chunk { regions: vec![r(17.0, 20.0), r(21.0, 23.5), r(25.0, 25.4)], ..chunk.clone() };
-        assert_eq!(speech_end_index(&short, 17.0), Some(295));
+        let at = speech_end_index(&short, 17.0).unwrap();
+        assert!((time(at) - 22.9).abs() <= 0.02 + 1e-9, "{at}");
+        assert!(untranscribed_tail(&short, time(at)).is_none());
+        assert!(untranscribed_tail(&short, time(at - 1)).is_some());
         // Less than a second in all: the window may end at once (no rule).
         let brief = Chunk { start: 17.0, end: 17.8, regions: vec![r(17.0, 17.8)] };
         assert_eq!(speech_end_index(&brief, 17.0), None);

@@ -26,6 +26,11 @@ const COLUMN_GROUP: usize = 6;
 /// The narrowest task the rounding to a multiple of the threads may make: on many threads,
 /// tasks of a few columns would cost more to hand out than an even split saves.
 const MIN_COLUMNS_PER_TASK: usize = 48;
+/// Input rows from which the AVX-512 kernel dots three weight rows at once: with fewer (a
+/// sequential decoder's 5 beams) the product streams the weight from memory, and three weight
+/// rows read at once were slower (the 51 864-token logits for 5 beams 1.4 → 1.8–2.3 ms; for
+/// 8 × 5 beams 9.6–10 → 5.2–6.3 ms).
+const COLUMNS_AT_ONCE_MIN_ROWS: usize = 6;
 /// Below this many multiply-adds the product runs on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 16;
 
@@ -209,17 +214,13 @@ block_for!(block_f16, half::f16);
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{Elem, LANES};
+    use super::{Elem, COLUMNS_AT_ONCE_MIN_ROWS, LANES};
 
     /// Weight rows (output columns) dotted at once: each input chunk loaded is used for all of
     /// them, so the loads per multiply-add fall from (M + 1)/M to (M + J)/(J·M) (3·8
     /// accumulators, 3 weights and an input fit the 32 registers). Each column's sums are the
     /// ones a column alone would make, in the same order.
     const COLUMNS_AT_ONCE: usize = 3;
-    /// Input rows from which that pays: with fewer (a sequential decoder's 5 beams) the product
-    /// streams the weight from memory, and three weight rows read at once were slower (the
-    /// 51 864-token logits for 5 beams 1.4 → 1.8–2.3 ms; for 8 × 5 beams 9.6–10 → 5.2–6.3 ms).
-    const COLUMNS_AT_ONCE_MIN_ROWS: usize = 6;
 
     #[inline(always)]
     unsafe fn block<const M: usize, E: Elem>(
@@ -383,13 +384,18 @@ fn columns_per_task(n: usize, threads: usize) -> usize {
 }
 
 /// The input rows split into as few groups of at most [`SKINNY_MAX_ROWS`] as can be, their
-/// sizes differing by at most one (`(first row, rows)`): 35 rows (7 chunks × 5 beams) are five
-/// groups of 7, each on the AVX-512 kernel's three-column path, where groups of 8 left a group
-/// of 3 on its one-column path (the logits `[35, 384] × [51864, 384]` 5.3–5.5 → 4.5 ms). Each
-/// row's sums do not depend on its group, so the bits are the same.
+/// sizes differing by at most one (`(first row, rows)`), where every group then has at least
+/// [`COLUMNS_AT_ONCE_MIN_ROWS`] rows; else groups of [`SKINNY_MAX_ROWS`] and the rest. 35 rows
+/// (7 chunks × 5 beams) are five groups of 7, each on the AVX-512 kernel's three-column path,
+/// where groups of 8 left a group of 3 on its one-column path (the logits `[35, 384] × [51864,
+/// 384]` 5.3–5.5 → 4.5 ms); 10 rows stay 8 and 2 (as 5 and 5 both would take the one-column
+/// path). Each row's sums do not depend on its group, so the bits are the same.
 fn row_groups(m: usize) -> Vec<(usize, usize)> {
     let n = m.div_ceil(SKINNY_MAX_ROWS).max(1);
     let (base, extra) = (m / n, m % n);
+    if n > 1 && base < COLUMNS_AT_ONCE_MIN_ROWS {
+        return (0..m).step_by(SKINNY_MAX_ROWS).map(|r0| (r0, SKINNY_MAX_ROWS.min(m - r0))).collect();
+    }
     let mut out = Vec::with_capacity(n);
     let mut r0 = 0;
     for g in 0..n {
@@ -645,10 +651,18 @@ mod tests {
     }
 
     #[test]
-    fn rows_split_into_the_fewest_groups_of_nearly_equal_size() {
+    fn rows_split_into_the_fewest_groups_of_nearly_equal_size_where_each_keeps_the_wide_path() {
         for m in 1..=SKINNY_BATCH_MAX_ROWS {
             let groups = row_groups(m);
             assert_eq!(groups.len(), m.div_ceil(SKINNY_MAX_ROWS), "{m} rows: {groups:?}");
+            let sizes: Vec<usize> = groups.iter().map(|g| g.1).collect();
+            let balanced = sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1;
+            // Balanced where every group gets the three-column path, else eights and the rest.
+            if m.div_ceil(SKINNY_MAX_ROWS) > 1 && m / m.div_ceil(SKINNY_MAX_ROWS) < COLUMNS_AT_ONCE_MIN_ROWS {
+                assert!(sizes[..sizes.len() - 1].iter().all(|&r| r == SKINNY_MAX_ROWS), "{m} rows: {sizes:?}");
+            } else {
+                assert!(balanced, "{m} rows: {sizes:?}");
+            }
             // Consecutive, covering every row once, none larger than SKINNY_MAX_ROWS.
             let mut next = 0;
             for &(r0, rows) in &groups {
@@ -657,10 +671,10 @@ mod tests {
                 next += rows;
             }
             assert_eq!(next, m);
-            let sizes: Vec<usize> = groups.iter().map(|g| g.1).collect();
-            assert!(sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1, "{m} rows: {sizes:?}");
         }
         assert_eq!(row_groups(35), vec![(0, 7), (7, 7), (14, 7), (21, 7), (28, 7)]);
+        assert_eq!(row_groups(10), vec![(0, 8), (8, 2)]);
+        assert_eq!(row_groups(12), vec![(0, 6), (6, 6)]);
     }
 
     #[test]

@@ -144,6 +144,22 @@ pub fn single_timestamp_ending(tokens: &[u32], timestamp_begin: u32) -> bool {
     n >= 2 && tokens[n - 2] < timestamp_begin && tokens[n - 1] >= timestamp_begin
 }
 
+/// The timestamp index up to which a window's sampled `tokens` cover its audio, as
+/// [`split_segments`] reads them (L339-399): after a consecutive pair, the last segment's end
+/// (the last timestamp on a single timestamp ending, else the first timestamp of the last pair:
+/// the text after it is "the unfinished segment" that is ignored); with no pair, the last
+/// timestamp. `None` where the window counts as covered whole: no timestamp, or only
+/// `<|0.00|>` ("no consecutive timestamps but it has a timestamp" needs one past 0).
+pub fn covered_timestamp(tokens: &[u32], timestamp_begin: u32) -> Option<u32> {
+    let is_ts = |t: u32| t >= timestamp_begin;
+    let last_pair = (1..tokens.len()).rev().find(|&i| is_ts(tokens[i - 1]) && is_ts(tokens[i]));
+    match last_pair {
+        Some(_) if single_timestamp_ending(tokens, timestamp_begin) => tokens.last().map(|&t| t - timestamp_begin),
+        Some(i) => Some(tokens[i - 1] - timestamp_begin),
+        None => tokens.iter().rev().find(|&&t| is_ts(t)).map(|&t| t - timestamp_begin).filter(|&t| t != 0),
+    }
+}
+
 /// L339-399: split one window's tokens into segments at consecutive timestamp pairs; returns
 /// the segments and how many mel frames `seek` advances: to the last timestamp, or the whole
 /// window after a single timestamp ending or when there are no consecutive timestamps.
@@ -397,5 +413,22 @@ mod tests {
         assert!(!single_timestamp_ending(&[100, 5, 120, 121], tb), "consecutive timestamps at the end");
         assert!(!single_timestamp_ending(&[100, 5, 6], tb));
         assert!(!single_timestamp_ending(&[120], tb));
+    }
+    #[test]
+    fn covered_timestamp_is_where_split_segments_ends_the_last_segment() {
+        const TB: u32 = 100;
+        let ts = |i: u32| TB + i;
+        // A pair at 2 then an unfinished segment: covered to 2, whatever comes after.
+        assert_eq!(covered_timestamp(&[ts(0), 1, ts(2), ts(2), 3], TB), Some(2));
+        assert_eq!(covered_timestamp(&[ts(0), 1, ts(2), ts(4), 3], TB), Some(2));
+        // A pair ending the tokens: its first timestamp closes the last segment.
+        assert_eq!(covered_timestamp(&[ts(0), 1, ts(4), ts(4)], TB), Some(4));
+        // A single timestamp ending after a pair: the last timestamp.
+        assert_eq!(covered_timestamp(&[ts(0), 1, ts(2), ts(2), 3, ts(5)], TB), Some(5));
+        // No pair: the last timestamp, opening or closing, unless it is 0 (the whole window).
+        assert_eq!(covered_timestamp(&[ts(0), 1, ts(3)], TB), Some(3));
+        assert_eq!(covered_timestamp(&[ts(1), 1], TB), Some(1));
+        assert_eq!(covered_timestamp(&[ts(0), 1], TB), None);
+        assert_eq!(covered_timestamp(&[1, 2], TB), None);
     }
 }

@@ -1,5 +1,6 @@
 //! Logit filters, applied in this order before each token is chosen (openai/whisper
-//! decoding.py `DecodingTask.__init__`: SuppressBlank, SuppressTokens, ApplyTimestampRules).
+//! decoding.py `DecodingTask.__init__`: SuppressBlank, SuppressTokens, ApplyTimestampRules;
+//! Scribe's batched chunks add NoEndBeforeSpeechEnds, which only ever masks end-of-text).
 //! Each turns one hypothesis' tokens so far (prompt included) into what to mask in its logits
 //! row ([`RowMask`]); the backend applies the masks where the logits are
 //! ([`Backend::choose_tokens`](crate::backend::Backend::choose_tokens)), and `apply` does it on
@@ -7,6 +8,7 @@
 
 use crate::backend::token_choice::{apply_mask, RowMask};
 pub use crate::backend::token_choice::{log_softmax, logsumexp};
+use crate::models::whisper::longform::covered_timestamp;
 
 /// An open-ended range's end: "to the end of the row".
 const ROW_END: u32 = u32::MAX;
@@ -110,10 +112,12 @@ impl ApplyTimestampRules {
 }
 
 /// Scribe's batched decoding (no reference: WhisperX decodes its chunks without timestamps): a
-/// window may not end (`<|endoftext|>` masked) until its last timestamp reaches `until`, the
-/// timestamp index after which less than `batched::MIN_UNTRANSCRIBED_SPEECH` of its speech is
-/// left. Whisper ends a window early when it takes the speech near the window's end for a
-/// sentence cut by it; without this rule that speech is decoded again in a window of its own.
+/// window may not end (`<|endoftext|>` masked) until its tokens cover it to timestamp index
+/// `until` ([`covered_timestamp`], where the segment split will end its last segment), the first
+/// index after which less than `batched::MIN_UNTRANSCRIBED_SPEECH` of its speech is left.
+/// Whisper ends a window early when it takes the speech near the window's end for a sentence
+/// cut by it (a double timestamp, then end of text); without this rule that speech is decoded
+/// again in a window of its own.
 pub struct NoEndBeforeSpeechEnds {
     pub eot: u32,
     pub timestamp_begin: u32,
@@ -123,10 +127,8 @@ pub struct NoEndBeforeSpeechEnds {
 
 impl NoEndBeforeSpeechEnds {
     pub fn mask_into(&self, mask: &mut RowMask, tokens: &[u32]) {
-        let tb = self.timestamp_begin;
         let sampled = &tokens[self.sample_begin.min(tokens.len())..];
-        let last = sampled.iter().rev().find(|&&t| t >= tb).map(|&t| t - tb);
-        if last.is_none_or(|l| l < self.until) {
+        if covered_timestamp(sampled, self.timestamp_begin).is_some_and(|c| c < self.until) {
             mask.ids.push(self.eot);
         }
     }
@@ -255,26 +257,30 @@ mod tests {
         assert!((logsumexp(&[0.0, 0.0]) - 2f32.ln()).abs() < 1e-6);
     }
     #[test]
-    fn a_window_cannot_end_before_its_last_timestamp_reaches_the_speech_end() {
-        // Timestamp index 3 (token TB + 3) is where less than a second of speech is left.
+    fn a_window_cannot_end_before_its_tokens_cover_it_to_the_speech_end() {
+        // Timestamp index 3 (token TB + 3) is the first with less than a second of speech left.
         let f = NoEndBeforeSpeechEnds { eot: EOT, timestamp_begin: TB, sample_begin: 1, until: 3 };
         let ends = |tokens: &[u32]| {
             let mut l = vec![0.0; V];
             f.apply(&mut l, tokens);
             l[EOT as usize].is_finite()
         };
-        // No timestamp yet, or the last one before index 3 (a pair ending at 2 included).
-        assert!(!ends(&[9]));
+        // Covered to 2: a segment closed at 2, or a pair at 2 with text after it (unfinished,
+        // so the split ignores it, even after a later opening timestamp).
         assert!(!ends(&[9, TB, 1, TB + 2]));
         assert!(!ends(&[9, TB, 1, TB + 2, TB + 2]));
-        // Text after a late timestamp, or a segment closed at or after it.
+        assert!(!ends(&[9, TB, 1, TB + 2, TB + 4, 1]));
+        assert!(!ends(&[9, TB + 1, 1]));
+        // Covered to 3 or beyond.
         assert!(ends(&[9, TB, 1, TB + 3]));
-        assert!(ends(&[9, TB + 3, 1]));
         assert!(ends(&[9, TB, 1, TB + 4, TB + 4]));
+        assert!(ends(&[9, TB, 1, TB + 3, TB + 4, 1]));
+        // Only <|0.00|>: the split covers the window whole, so nothing is left to decode.
+        assert!(ends(&[9, TB, 1]));
         // Tokens before sample_begin do not count; only EOT is ever masked.
-        assert!(!ends(&[TB + 4, 1]));
+        assert!(!ends(&[TB + 4, TB + 1, 1]));
         let mut l = vec![0.0; V];
-        f.apply(&mut l, &[9]);
+        f.apply(&mut l, &[9, TB + 1, 1]);
         assert_eq!(allowed(&l).len(), V - 1);
     }
 }
