@@ -142,11 +142,10 @@ pub const MAX_FOLLOW_UPS: usize = 3;
 /// [`MIN_UNTRANSCRIBED_SPEECH`] of speech: from the first speech after `covered_until` to the
 /// chunk's end, with its regions clipped.
 pub fn untranscribed_tail(chunk: &Chunk, covered_until: f64) -> Option<Chunk> {
-    let regions = regions_after(chunk, covered_until);
-    let left: f64 = regions.iter().map(|r| r.end - r.start).sum();
-    if left < MIN_UNTRANSCRIBED_SPEECH {
+    if speech_after(chunk, covered_until) < MIN_UNTRANSCRIBED_SPEECH {
         return None;
     }
+    let regions = regions_after(chunk, covered_until);
     let start = regions[0].start;
     (start > chunk.start).then_some(Chunk { start, end: chunk.end, regions })
 }
@@ -156,41 +155,26 @@ fn regions_after(chunk: &Chunk, t: f64) -> Vec<Region> {
     chunk.regions.iter().filter(|r| r.end > t).map(|r| Region { start: r.start.max(t), end: r.end }).collect()
 }
 
+/// Seconds of `chunk`'s speech after `t`.
+fn speech_after(chunk: &Chunk, t: f64) -> f64 {
+    chunk.regions.iter().filter(|r| r.end > t).map(|r| r.end - r.start.max(t)).sum()
+}
+
 /// The first timestamp index (steps of [`TIME_PRECISION`] from the window's start at
 /// `time_offset`) after which less than [`MIN_UNTRANSCRIBED_SPEECH`] of `chunk`'s speech is
 /// left, so [`untranscribed_tail`] finds no tail from there; at most the window's last index.
 /// `None` when the chunk holds less than that.
 pub fn speech_end_index(chunk: &Chunk, time_offset: f64) -> Option<u32> {
-    let left_at = |i: u32| -> f64 {
-        regions_after(chunk, time_offset + i as f64 * TIME_PRECISION).iter().map(|r| r.end - r.start).sum()
-    };
-    let total: f64 = chunk.regions.iter().map(|r| r.end - r.start).sum();
-    if total < MIN_UNTRANSCRIBED_SPEECH {
+    if speech_after(chunk, f64::NEG_INFINITY) < MIN_UNTRANSCRIBED_SPEECH {
         return None;
     }
-    // Where exactly a second is left, walking back from the last region's end; then the index
-    // settled against the same sums `untranscribed_tail` makes.
-    let mut need = MIN_UNTRANSCRIBED_SPEECH;
-    let mut at = time_offset;
-    for r in chunk.regions.iter().rev() {
-        if r.end - r.start >= need {
-            at = r.end - need;
-            break;
-        }
-        need -= r.end - r.start;
-    }
-    let mut i = ((at - time_offset) / TIME_PRECISION).floor().clamp(0.0, MAX_TIMESTAMP_INDEX) as u32;
-    while i > 0 && left_at(i - 1) < MIN_UNTRANSCRIBED_SPEECH {
-        i -= 1;
-    }
-    while i < MAX_TIMESTAMP_INDEX as u32 && left_at(i) >= MIN_UNTRANSCRIBED_SPEECH {
-        i += 1;
-    }
-    Some(i)
+    // The speech left only falls as the index grows: the first index below the bound.
+    let left_at = |i: u32| speech_after(chunk, time_offset + i as f64 * TIME_PRECISION);
+    Some((0..MAX_TIMESTAMP_INDEX).find(|&i| left_at(i) < MIN_UNTRANSCRIBED_SPEECH).unwrap_or(MAX_TIMESTAMP_INDEX))
 }
 
 /// The last timestamp of a 30 s window, in steps of [`TIME_PRECISION`].
-const MAX_TIMESTAMP_INDEX: f64 = 1500.0;
+const MAX_TIMESTAMP_INDEX: u32 = 1500;
 
 /// Transcribe the `chunks` of 16 kHz `audio` in batches of `batch_size`, reading the audio
 /// forward: a chunk's samples are asked for when its batch is decoded and released once no
