@@ -77,6 +77,12 @@ fn conv1d(c: &mut Criterion) {
     // (name, batch, c_in, t_in, c_out, kernel, stride, dilation, padding)
     let cases = [
         ("sincnet filters", 32, 1, 80_000, 80, 251, 10, 1, 0),
+        // The filter bank over the stretches of the VAD's batches (one pass a stretch): 32
+        // windows 0.5 s apart (20.5 s), and every fifth window of the coarse pass (82.5 s).
+        ("sincnet filters, 32 windows' stretch", 1, 1, 328_000, 80, 251, 10, 1, 0),
+        ("sincnet filters, coarse stretch", 1, 1, 1_320_000, 80, 251, 10, 1, 0),
+        // wav2vec2's first conv (one input channel, stride 5) over 10 s.
+        ("wav2vec2 conv0", 1, 1, 160_000, 512, 10, 5, 1, 0),
         ("sincnet conv2", 32, 80, 2658, 60, 5, 1, 1, 0),
         ("sincnet conv3", 32, 60, 884, 60, 5, 1, 1, 0),
         ("cam++ 1x1", 1, 512, 750, 128, 1, 1, 1, 0),

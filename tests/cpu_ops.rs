@@ -572,8 +572,17 @@ fn conv1d() {
         ("whisper stem conv2 k3 p1 s2", 1, 24, 24, 1501, 3, 2, 1, 1, 1),
         ("whisper stem conv2 even T", 2, 9, 12, 3000, 3, 2, 1, 1, 1),
         ("w2v2 conv0 k10 s5", 1, 1, 16, 4001, 10, 5, 0, 1, 1),
-        // one input channel per group, no padding: the strided-view path (no im2col)
+        // One input channel, stride 2 or more, no padding or dilation: AVX-512's polyphase
+        // form on the direct tiles (the strided-view GEMM elsewhere): output channels and
+        // frames that fill no whole tile, a stride past the kernel (phases of zero taps), a
+        // kernel that is a whole number of strides, one output frame, a kernel of one tap.
         ("sincnet k251 s10", 3, 1, 80, 8003, 251, 10, 0, 1, 1),
+        ("polyphase k251 s10, 83 filters", 2, 1, 83, 5003, 251, 10, 0, 1, 1),
+        ("polyphase k3 s5", 2, 1, 9, 101, 3, 5, 0, 1, 1),
+        ("polyphase k8 s4", 1, 1, 8, 50, 8, 4, 0, 1, 1),
+        ("polyphase k7 s2, one frame", 1, 1, 5, 8, 7, 2, 0, 1, 1),
+        ("polyphase k1 s3", 2, 1, 3, 20, 1, 3, 0, 1, 1),
+        // one input channel per group, no padding: the strided-view path (no im2col)
         ("depthwise x2 k3 s2 p0", 2, 4, 8, 31, 3, 2, 0, 1, 4),
         ("w2v2 conv1 k3 s2", 2, 16, 16, 799, 3, 2, 0, 1, 1),
         ("w2v2 conv6 k2 s2", 1, 16, 16, 99, 2, 2, 0, 1, 1),

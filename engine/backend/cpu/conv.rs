@@ -1,6 +1,7 @@
 //! `nn.Conv1d` and `nn.Conv2d` (im2col + GEMM, any stride, padding, dilation and groups; on
 //! AVX-512 the stride-1, one-group ones with kernels 2 to 7 wide along time run on the direct
-//! kernel of [`super::conv2d_direct`], in f32 or, with a bf16 weight, its bf16 form; other
+//! kernel of [`super::conv2d_direct`], in f32 or, with a bf16 weight, its bf16 form, and so do
+//! strided f32 `nn.Conv1d`s over one input channel, in their polyphase form; other
 //! convolutions with a bf16 weight run on [`super::conv_bf16`]) and `nn.MaxPool1d`.
 
 use rayon::prelude::*;
@@ -34,6 +35,15 @@ pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
             return Ok(tensor(vec![batch, c_out, t_out], out));
         }
     }
+    #[cfg(target_arch = "x86_64")]
+    if level >= SimdLevel::Avx512
+        && bf16_weight.is_none()
+        && super::conv2d_direct::polyphase_applies(c_in, g, p.stride, p.padding, p.dilation)
+    {
+        // SAFETY: the level (detected on this CPU) has AVX-512F and the path applies.
+        unsafe { super::conv2d_direct::conv1d_polyphase(batch, t_in, p.stride, kernel, c_out, xd, wd, bias, &mut out) };
+        return Ok(tensor(vec![batch, c_out, t_out], out));
+    }
     if let Some(wm) = bf16_weight {
         let dims = shape_checks::ConvDims { batch, c_in, t_in, c_out, cg_in, kernel, t_out };
         super::conv_bf16::conv1d(level, &dims, p, xd, wm, bias, &mut out);
@@ -43,7 +53,7 @@ pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
                                // One task per (batch, group): build its im2col block, then one GEMM.
     let tasks = batch * g;
     // One input channel per group, no padding or dilation (a waveform front end: SincNet,
-    // wav2vec2's first conv): the im2col matrix is the signal itself seen with row stride 1 and
+    // wav2vec2's first conv, where AVX-512's polyphase form above does not run): the im2col matrix is the signal itself seen with row stride 1 and
     // column stride `stride` (element (k, t) = x[t·stride + k]), so GEMM reads it in place.
     let strided_view = cg_in == 1 && p.padding == 0 && p.dilation == 1;
     // A pointwise conv (kernel 1, stride 1, no padding: CAM++'s and ECAPA's 1×1 layers): the

@@ -6,9 +6,10 @@
 //! kernel row and kernel column it loads the input row shifted by the column and broadcasts each
 //! channel's weight, so every input value loaded feeds [`CO_BLOCK`] multiply-adds and the GEMM's
 //! packing of both operands disappears. With a bf16 weight ([`conv2d_bf16`]) the input is laid
-//! out once as bf16 pairs of channels and each step multiplies two channels. Other convolutions
-//! keep im2col + GEMM
-//! ([`super::conv::conv2d`], [`super::conv::conv1d`]).
+//! out once as bf16 pairs of channels and each step multiplies two channels. A strided
+//! `nn.Conv1d` over one input channel (SincNet's filter bank, wav2vec2's first conv) runs on the
+//! same tiles through its polyphase form ([`conv1d_polyphase`]). Other convolutions keep im2col +
+//! GEMM ([`super::conv::conv2d`], [`super::conv::conv1d`]).
 
 use rayon::prelude::*;
 
@@ -24,8 +25,9 @@ pub const CO_BLOCK: usize = 8;
 pub const TIME_VECS: usize = 3;
 /// Output frames of one register tile.
 pub const TIME_BLOCK: usize = 16 * TIME_VECS;
-/// The widest kernel (along time) the direct path computes: SincNet's second and third convs
-/// are 5 wide; wider ones (the sinc filter bank, 251) keep im2col + GEMM.
+/// The widest kernel (along time) the direct path computes for a convolution as it is:
+/// SincNet's second and third convs are 5 wide. (The sinc filter bank, 251 taps at stride 10,
+/// runs as its polyphase form: 10 rows of 26 taps, [`conv1d_polyphase`].)
 pub const MAX_KERNEL_W: usize = 7;
 
 /// Whether the direct path computes this convolution: one group, stride 1 along time and a
@@ -35,7 +37,86 @@ pub const MAX_KERNEL_W: usize = 7;
 /// hundreds of input channels its packed blocks reuse cache better than the direct tiles' input
 /// rows (CAM++'s pointwise 512 → 128: 97 vs 80 GFLOP/s).
 pub fn applies(d: &Conv2dDims, p: &Conv2dParams) -> bool {
-    p.groups == 1 && (2..=MAX_KERNEL_W).contains(&d.kw) && p.stride.1 == 1 && p.dilation.1 >= 1 && d.c_out > 0
+    tiles_compute(d, p) && (2..=MAX_KERNEL_W).contains(&d.kw)
+}
+
+/// Whether the tiles can compute this convolution at all (what [`drive`] asserts): one group,
+/// stride 1 along time, a kernel at least 1 wide, some output channels.
+fn tiles_compute(d: &Conv2dDims, p: &Conv2dParams) -> bool {
+    p.groups == 1 && d.kw >= 1 && p.stride.1 == 1 && p.dilation.1 >= 1 && d.c_out > 0
+}
+
+/// Whether [`conv1d_polyphase`] computes `nn.Conv1d` of `c_in` input channels in `groups`
+/// groups with `stride`, `padding` and `dilation`: one input channel, one group, stride 2 or
+/// more, no padding, no dilation.
+pub fn polyphase_applies(c_in: usize, groups: usize, stride: usize, padding: usize, dilation: usize) -> bool {
+    c_in == 1 && groups == 1 && stride >= 2 && padding == 0 && dilation == 1
+}
+
+/// `nn.Conv1d` of one input channel with stride `s` ≥ 2, no padding and no dilation
+/// (SincNet's filter bank: 80 filters of 251 taps, stride 10; wav2vec2's first conv: 512 of 10,
+/// stride 5), `x[B, 1, T]` and `w[C_out, 1, K]` (and `bias`) into `out[B, C_out, T_out]`, on
+/// the direct tiles and without im2col: the signal read as its `s` phases, a plane of `s` rows
+/// (`phase[p][j] = x[s·j + p]`), and each kernel as `s` rows of `⌈K / s⌉` taps (tap `s·q + p`
+/// at row `p`, column `q`, zero past `K`), so that `out[t] = Σ_p Σ_q w[s·q + p] · phase[p][t + q]`
+/// is a stride-1 convolution of the plane whose output has one row, its taps summed in their
+/// order ([`avx512::tile_taps_in_order`]).
+///
+/// # Safety
+/// The CPU must have AVX-512F, and [`polyphase_applies`] must hold for the convolution.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn conv1d_polyphase(
+    batch: usize,
+    t_in: usize,
+    stride: usize,
+    kernel: usize,
+    c_out: usize,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    assert!(stride >= 2 && kernel >= 1 && t_in >= kernel, "conv1d_polyphase: shape");
+    assert_eq!(x.len(), batch * t_in, "conv1d_polyphase: input size");
+    assert_eq!(w.len(), c_out * kernel, "conv1d_polyphase: weight size");
+    let t_out = (t_in - kernel) / stride + 1;
+    let taps = kernel.div_ceil(stride);
+    // Each phase as long as the output frames read it: t_out + taps − 1 (zero past the signal,
+    // where only the zero taps past K reach).
+    let len = t_out + taps - 1;
+    let mut phases = vec![0.0f32; batch * stride * len];
+    phases.par_chunks_mut(len).enumerate().for_each(|(row, dst)| {
+        let (b, phase) = (row / stride, row % stride);
+        let signal = &x[b * t_in..][..t_in];
+        for (j, d) in dst.iter_mut().enumerate() {
+            if let Some(&v) = signal.get(stride * j + phase) {
+                *d = v;
+            }
+        }
+    });
+    let d = Conv2dDims {
+        batch,
+        c_in: 1,
+        h_in: stride,
+        w_in: len,
+        c_out,
+        cg_in: 1,
+        kh: stride,
+        kw: taps,
+        h_out: 1,
+        w_out: t_out,
+    };
+    let p = Conv2dParams { stride: (1, 1), padding: (0, 0), dilation: (1, 1), groups: 1 };
+    // Kernel row r, column q holds tap s·q + r.
+    let packed = pack_weights(&d, 1, |co, _, cell| {
+        let k = stride * (cell % taps) + cell / taps;
+        if k < kernel {
+            w[co * kernel + k]
+        } else {
+            0.0
+        }
+    });
+    drive(&d, &p, &phases, 1, &packed, bias, out, avx512::tile_taps_in_order);
 }
 
 /// The convolution of `x[B, C_in, H, W]` with `w[C_out, C_in, KH, KW]` (and `bias`) into `out`
@@ -126,7 +207,7 @@ type TileFn<T> = unsafe fn(
 /// weights hold values of `T`.
 ///
 /// # Safety
-/// As the tile kernel's; [`applies`] must hold.
+/// As the tile kernel's; [`tiles_compute`] must hold.
 #[allow(clippy::too_many_arguments)]
 unsafe fn drive<T: Copy + Default + Send + Sync>(
     d: &Conv2dDims,
@@ -139,7 +220,7 @@ unsafe fn drive<T: Copy + Default + Send + Sync>(
     tile_fn: TileFn<T>,
 ) {
     let Conv2dDims { batch, h_in, w_in, c_out, kh, kw, h_out, w_out, .. } = *d;
-    assert!(applies(d, p), "conv2d_direct: the convolution does not fit the direct path");
+    assert!(tiles_compute(d, p), "conv2d_direct: the convolution does not fit the direct path");
     assert_eq!(x.len(), batch * channels * h_in * w_in, "conv2d_direct: input size");
     assert_eq!(out.len(), batch * c_out * h_out * w_out, "conv2d_direct: output size");
     if out.is_empty() {
@@ -301,6 +382,61 @@ mod avx512 {
                         xv[v] = _mm512_loadu_ps(row.add(k * dil + 16 * v));
                     }
                     let wk = wr.add(k * CO_BLOCK);
+                    for c in 0..CO_BLOCK {
+                        let wv = _mm512_set1_ps(*wk.add(c));
+                        for v in 0..TIME_VECS {
+                            acc[c][v] = _mm512_fmadd_ps(wv, xv[v], acc[c][v]);
+                        }
+                    }
+                }
+            }
+        }
+        for c in 0..CO_BLOCK {
+            for v in 0..TIME_VECS {
+                _mm512_storeu_ps(tile[c].as_mut_ptr().add(16 * v), acc[c][v]);
+            }
+        }
+    }
+
+    /// [`tile`] with the kernel columns outermost and its rows inside them: for a polyphase
+    /// plane ([`super::conv1d_polyphase`]: row `p`, column `q` hold tap `s·q + p`) every
+    /// output sums its taps in their order, as a plain convolution does. (Summed phase by
+    /// phase, a band-pass filter's per-phase partial sums grow large and cancel: WhisperX's
+    /// VAD scores 4× further from pyannote's, segmentation-3.0's log-probabilities 1.4e-4 off,
+    /// against 3.4e-5 in tap order.)
+    ///
+    /// # Safety
+    /// As [`tile`]'s.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::needless_range_loop)]
+    pub unsafe fn tile_taps_in_order(
+        src: &[f32],
+        layout: &Rows,
+        kernel: &Kernel,
+        weights: &[f32],
+        rows: &[(usize, usize)],
+        bias: &[f32; CO_BLOCK],
+        tile: &mut [[f32; TIME_BLOCK]; CO_BLOCK],
+    ) {
+        let Kernel { kh, kw, dil } = *kernel;
+        let c_in = checked_channels(src.len(), weights.len(), layout, kernel, rows);
+        let mut acc = [[_mm512_setzero_ps(); TIME_VECS]; CO_BLOCK];
+        for c in 0..CO_BLOCK {
+            let b = _mm512_set1_ps(bias[c]);
+            for v in 0..TIME_VECS {
+                acc[c][v] = b;
+            }
+        }
+        let (xs, ws) = (src.as_ptr(), weights.as_ptr());
+        for ci in 0..c_in {
+            for k in 0..kw {
+                for &(r, ih) in rows {
+                    let row = xs.add(ci * layout.channel + ih * layout.row);
+                    let mut xv = [_mm512_setzero_ps(); TIME_VECS];
+                    for v in 0..TIME_VECS {
+                        xv[v] = _mm512_loadu_ps(row.add(k * dil + 16 * v));
+                    }
+                    let wk = ws.add(((ci * kh + r) * kw + k) * CO_BLOCK);
                     for c in 0..CO_BLOCK {
                         let wv = _mm512_set1_ps(*wk.add(c));
                         for v in 0..TIME_VECS {
