@@ -208,6 +208,32 @@ fn attention(c: &mut Criterion) {
         format!("attention step [{}, 1, {d}] over [{b}, {t}, {d}] h{heads} f16 k/v", b * beams),
         |bench| bench.iter(|| dev.attention(&q, &k16, &v16, heads, false).unwrap()),
     );
+    // A whole step's cross-attention as the batched long file decodes it: tiny.en's 4 layers,
+    // each over its own keys and values of 7 chunks (64 MB in f16, twice the L3 of this CPU:
+    // read from memory every step, unlike the row above, whose 18 MB stay cached).
+    let (chunks, layers) = (7, 4);
+    let layer_kv: Vec<_> = (0..layers)
+        .map(|l| {
+            let k = upload(&dev, &[chunks, t, d], 10 + 2 * l);
+            let v = upload(&dev, &[chunks, t, d], 11 + 2 * l);
+            (dev.to_float16(&k).unwrap(), dev.to_float16(&v).unwrap())
+        })
+        .collect();
+    let q = upload(&dev, &[chunks * beams, 1, d], 4);
+    g.throughput(Throughput::Elements((layers * 2 * 2 * chunks * beams * t * d) as u64));
+    g.bench_function(
+        format!(
+            "attention step, {layers} layers [{}, 1, {d}] over [{chunks}, {t}, {d}] h{heads} f16 k/v",
+            chunks * beams
+        ),
+        |bench| {
+            bench.iter(|| {
+                for (k, v) in &layer_kv {
+                    dev.attention(&q, k, v, heads, false).unwrap();
+                }
+            })
+        },
+    );
 }
 
 /// A decoder step's token choice over 8 chunks × 5 beams of Whisper's logits: masked

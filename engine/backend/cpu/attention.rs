@@ -334,15 +334,13 @@ impl Geometry<'_> {
             dst.copy_from_slice(&qd[(bi * tq + row0 + r) * d + h * dh..][..dh]);
         }
         let q_pairs = bf16::rows_to_pairs(level, &q_rows, rows, dh);
-        let mut scores = vec![0.0f32; rows * keys];
-        bf16::gemm(level, rows, &q_pairs, k_packed, &mut scores, None, false, false);
+        let mut scores = bf16::gemm_new(level, rows, &q_pairs, k_packed, None, false);
         let mut p_pairs = vec![0u32; rows * keys.div_ceil(2)];
         for ((r, s), p) in scores.chunks_exact_mut(keys).enumerate().zip(p_pairs.chunks_exact_mut(keys.div_ceil(2))) {
             self.mask_row(s, row0 + r);
             softmax_row_scaled_into_pairs(level, s, self.scale, p);
         }
-        let mut out = vec![0.0f32; rows * dh];
-        bf16::gemm(level, rows, &p_pairs, v_packed, &mut out, None, false, false);
+        let out = bf16::gemm_new(level, rows, &p_pairs, v_packed, None, false);
         Piece { h, spans: vec![(bi, row0, rows)], out }
     }
 }

@@ -253,38 +253,126 @@ pub fn gemm(
     accumulate: bool,
     parallel: bool,
 ) {
+    check_operands(m, a, w, bias);
+    let n = w.n;
+    assert!(c.len() >= m * n, "bf16 gemm: C holds {} values, [{m}, {n}] needs {}", c.len(), m * n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if kernel_available(level) {
+        // SAFETY: AVX-512 BF16 was detected; `c` holds the `m · n` values the rows address.
+        unsafe { rows_in_tasks(m, a, w, OutPtr(c.as_mut_ptr()), bias, accumulate, parallel) };
+        return;
+    }
+    let pairs = w.pairs;
+    let run = |first: usize, c_rows: &mut [f32]| {
+        let rows = c_rows.len() / n;
+        portable_rows(rows, &a[first * pairs..(first + rows) * pairs], w, c_rows, bias, accumulate)
+    };
+    match row_tasks(m, n, w.k, parallel) {
+        Some(per_task) => {
+            c[..m * n].par_chunks_mut(per_task * n).enumerate().for_each(|(t, c_rows)| run(t * per_task, c_rows))
+        }
+        None => run(0, &mut c[..m * n]),
+    }
+}
+
+/// [`gemm`] into a new `[m, n]` output, `c = bias + a · wᵀ`. Where the `vdpbf16ps` kernel runs,
+/// its stores are the output's only writes: no fill with zeros first, which ran on one thread
+/// before the product (the encoder's and the LSTMs' input projections write 5–64 MB a call;
+/// about 2 % of a batched run's CPU samples, the other core idle meanwhile).
+pub fn gemm_new(
+    level: SimdLevel,
+    m: usize,
+    a: &[u32],
+    w: &Bf16Matrix,
+    bias: Option<&[f32]>,
+    parallel: bool,
+) -> Vec<f32> {
+    check_operands(m, a, w, bias);
+    let len = m * w.n;
+    #[cfg(target_arch = "x86_64")]
+    if kernel_available(level) && len > 0 {
+        let mut out: Vec<std::mem::MaybeUninit<f32>> = Vec::with_capacity(len);
+        // SAFETY: `MaybeUninit` values need no initialisation; the capacity is `len`.
+        unsafe { out.set_len(len) };
+        // SAFETY: AVX-512 BF16 was detected; `out` holds the `m · n` values the rows address, and
+        // without `accumulate` the kernel only writes them.
+        unsafe { rows_in_tasks(m, a, w, OutPtr(out.as_mut_ptr().cast::<f32>()), bias, false, parallel) };
+        let mut out = std::mem::ManuallyDrop::new(out);
+        // SAFETY: every value is written: each row's tiles store, under their panels' masks, all
+        // `n` columns (`avx512::gemm_rows` without `accumulate`), and `MaybeUninit<f32>` has the
+        // layout of `f32`; the allocation moves to the new `Vec` whole.
+        return unsafe { Vec::from_raw_parts(out.as_mut_ptr().cast::<f32>(), len, out.capacity()) };
+    }
+    let mut c = vec![0.0f32; len];
+    gemm(level, m, a, w, &mut c, bias, false, parallel);
+    c
+}
+
+fn check_operands(m: usize, a: &[u32], w: &Bf16Matrix, bias: Option<&[f32]>) {
     let (n, pairs) = (w.n, w.pairs);
     assert!(a.len() >= m * pairs, "bf16 gemm: A holds {} pairs, {m} rows need {}", a.len(), m * pairs);
-    assert!(c.len() >= m * n, "bf16 gemm: C holds {} values, [{m}, {n}] needs {}", c.len(), m * n);
     assert!(
         bias.is_none_or(|b| b.len() == n),
         "bf16 gemm: a bias of {} values for {n} columns",
         bias.map_or(0, |b| b.len())
     );
-    if m == 0 || n == 0 {
-        return;
-    }
-    let run = |rows: std::ops::Range<usize>, c_rows: &mut [f32]| {
-        let a = &a[rows.start * pairs..rows.end * pairs];
-        #[cfg(target_arch = "x86_64")]
-        if kernel_available(level) {
-            // SAFETY: AVX-512 BF16 was detected; `a` holds `rows.len()` rows of `pairs`, `c_rows`
-            // as many rows of `n`.
-            unsafe { avx512::gemm_rows(rows.len(), a, w, c_rows, bias, accumulate) };
-            return;
-        }
-        portable_rows(rows.len(), a, w, c_rows, bias, accumulate);
-    };
+}
+
+/// Rows per task where a product of `m` rows is split among the threads (None: one task).
+fn row_tasks(m: usize, n: usize, k: usize, parallel: bool) -> Option<usize> {
     let threads = rayon::current_num_threads();
     let row_tiles = m.div_ceil(TILE_ROWS);
-    if threads > 1 && row_tiles > 1 && worth_threads(parallel, m, n, w.k) {
-        let per_task = row_tiles.div_ceil(threads) * TILE_ROWS;
-        c[..m * n].par_chunks_mut(per_task * n).enumerate().for_each(|(t, c_rows)| {
+    (threads > 1 && row_tiles > 1 && worth_threads(parallel, m, n, k)).then(|| row_tiles.div_ceil(threads) * TILE_ROWS)
+}
+
+/// The output's start, shared by the tasks, each writing its own rows.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: the tasks of `rows_in_tasks` address disjoint rows.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// The value `offset` values past the start (a method, so that closures capture the
+    /// `Sync` wrapper and not its raw pointer).
+    ///
+    /// # Safety
+    /// As [`pointer::add`]: `offset` lies inside the output.
+    unsafe fn at(self, offset: usize) -> *mut f32 {
+        self.0.add(offset)
+    }
+}
+
+/// The `vdpbf16ps` kernel over `m` rows, in tasks of whole rows where [`row_tasks`] splits them.
+///
+/// # Safety
+/// AVX-512F and BF16; `c` addresses `m · w.n` values (readable too when `accumulate`), which no
+/// one else accesses meanwhile; the operands passed [`check_operands`].
+#[cfg(target_arch = "x86_64")]
+unsafe fn rows_in_tasks(
+    m: usize,
+    a: &[u32],
+    w: &Bf16Matrix,
+    c: OutPtr,
+    bias: Option<&[f32]>,
+    accumulate: bool,
+    parallel: bool,
+) {
+    let (n, pairs) = (w.n, w.pairs);
+    // SAFETY (each call): rows `first..end` of `a` and of `c` lie inside them (the caller's
+    // promise for `c`), and tasks address disjoint rows.
+    let run = |first: usize, end: usize| unsafe {
+        avx512::gemm_rows(end - first, &a[first * pairs..end * pairs], w, c.at(first * n), bias, accumulate)
+    };
+    match row_tasks(m, n, w.k, parallel) {
+        Some(per_task) => (0..m.div_ceil(per_task)).into_par_iter().for_each(|t| {
             let first = t * per_task;
-            run(first..first + c_rows.len() / n, c_rows)
-        });
-    } else {
-        run(0..m, &mut c[..m * n]);
+            run(first, (first + per_task).min(m))
+        }),
+        None => run(0, m),
     }
 }
 
@@ -312,22 +400,18 @@ mod avx512 {
 
     use super::{Bf16Matrix, PANEL, ROW_BLOCK, TILE_ROWS};
 
-    /// Every row of `c[m, w.n]` against every panel.
+    /// Every row of `c[m, w.n]` against every panel. Without `accumulate` every value of `c` is
+    /// written (each row's tiles store all `w.n` columns under their panels' masks) and none is
+    /// read, so `c` may start uninitialised ([`super::gemm_new`]).
     ///
     /// # Safety
     /// The CPU must have AVX-512F and AVX-512 BF16; `a` holds `m` rows of `w.pairs` pairs and `c`
-    /// `m` rows of `w.n`, `bias` (if any) `w.n` values.
+    /// addresses `m` rows of `w.n` values (initialised where `accumulate`), `bias` (if any)
+    /// `w.n` values.
     #[target_feature(enable = "avx512f,avx512bf16")]
-    pub unsafe fn gemm_rows(
-        m: usize,
-        a: &[u32],
-        w: &Bf16Matrix,
-        c: &mut [f32],
-        bias: Option<&[f32]>,
-        accumulate: bool,
-    ) {
+    pub unsafe fn gemm_rows(m: usize, a: &[u32], w: &Bf16Matrix, c: *mut f32, bias: Option<&[f32]>, accumulate: bool) {
         let (n, pairs) = (w.n, w.pairs);
-        assert!(a.len() >= m * pairs && c.len() >= m * n, "bf16 gemm: operand sizes");
+        assert!(a.len() >= m * pairs, "bf16 gemm: operand sizes");
         assert!(bias.is_none_or(|b| b.len() == n), "bf16 gemm: bias size");
         for r_block in (0..m).step_by(ROW_BLOCK) {
             let r_end = (r_block + ROW_BLOCK).min(m);
@@ -348,7 +432,7 @@ mod avx512 {
                 // is a panel of 48 and one of 16) multiplies only its registers that hold columns.
                 let vectors = width.div_ceil(16);
                 for r0 in (r_block..r_end).step_by(TILE_ROWS) {
-                    let (ap, cp) = (a.as_ptr().add(r0 * pairs), c.as_mut_ptr().add(r0 * n + col));
+                    let (ap, cp) = (a.as_ptr().add(r0 * pairs), c.add(r0 * n + col));
                     let pp = panel.as_ptr();
                     macro_rules! rows {
                         ($v:literal) => {{
@@ -578,6 +662,15 @@ mod tests {
                         let e = e - 0.5 + bias[i % n] as f64;
                         assert!((g as f64 - e).abs() <= 1e-5 * (1.0 + k as f64), "{level:?} biased [{i}]: {g} vs {e}");
                     }
+                    // Into a new output that only the kernel writes: the same bits. A freed
+                    // buffer of NaNs of that size is likely the memory reused, so a value left
+                    // unwritten would show.
+                    drop(std::hint::black_box(vec![f32::NAN; m * n]));
+                    let new = gemm_new(level, m, &a, &w, Some(&bias), parallel);
+                    assert_eq!(new.len(), m * n);
+                    for (i, (g, b)) in new.iter().zip(&biased).enumerate() {
+                        assert_eq!(g.to_bits(), b.to_bits(), "{level:?} {m}x{n}x{k} gemm_new [{i}]: {g} vs {b}");
+                    }
                 }
             }
         }
@@ -608,5 +701,12 @@ mod tests {
         let w = Bf16Matrix::from_f32(SimdLevel::detect(), &[1.0; 12], 3, 4);
         let mut c = vec![0.0; 6];
         gemm(SimdLevel::detect(), 2, &[0; 3], &w, &mut c, None, false, false);
+    }
+
+    #[test]
+    #[should_panic(expected = "bf16 gemm: a bias of 2 values")]
+    fn a_new_output_refuses_a_short_bias() {
+        let w = Bf16Matrix::from_f32(SimdLevel::detect(), &[1.0; 12], 3, 4);
+        gemm_new(SimdLevel::detect(), 2, &[0; 4], &w, Some(&[0.0; 2]), false);
     }
 }

@@ -31,18 +31,17 @@ pub(crate) fn linear_rows(
     n: usize,
     bias: Option<&[f32]>,
 ) -> Vec<f32> {
-    let mut out = vec![0.0f32; m * n];
-    if n == 0 {
-        return out;
-    }
     // Every size: the input rows are rounded to bf16 once, then one pass per panel; the bias is
-    // added in registers (the output is written once, not filled with the bias and read back).
+    // added in registers (the output is written once: not filled with zeros or the bias first).
     if let Weight::Bf16(wb) = wd {
         if bf16::kernel_available(level) {
             let pairs = bf16::rows_to_pairs(level, xd, m, k);
-            bf16::gemm(level, m, &pairs, wb, &mut out, bias, false, true);
-            return out;
+            return bf16::gemm_new(level, m, &pairs, wb, bias, true);
         }
+    }
+    let mut out = vec![0.0f32; m * n];
+    if n == 0 {
+        return out;
     }
     let accumulate = match bias {
         Some(bd) => {
