@@ -313,7 +313,7 @@ impl Geometry<'_> {
         )
     }
 
-    /// [`Self::blocked`] with `Q·Kᵀ` and `P·V` on bf16 operands with f32 sums ([`bf16::gemm`];
+    /// [`Self::blocked`] with `Q·Kᵀ` and `P·V` on bf16 operands with f32 sums ([`bf16::gemm_new`];
     /// `kv` from [`Self::pack_bf16`]), the softmax in f32 as there.
     #[allow(clippy::too_many_arguments)]
     fn blocked_bf16(

@@ -329,12 +329,14 @@ fn row_tasks(m: usize, n: usize, k: usize, parallel: bool) -> Option<usize> {
 }
 
 /// The output's start, shared by the tasks, each writing its own rows.
+#[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
 struct OutPtr(*mut f32);
 // SAFETY: the tasks of `rows_in_tasks` address disjoint rows.
-unsafe impl Send for OutPtr {}
+#[cfg(target_arch = "x86_64")]
 unsafe impl Sync for OutPtr {}
 
+#[cfg(target_arch = "x86_64")]
 impl OutPtr {
     /// The value `offset` values past the start (a method, so that closures capture the
     /// `Sync` wrapper and not its raw pointer).

@@ -36,10 +36,7 @@ pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
         }
     }
     #[cfg(target_arch = "x86_64")]
-    if level >= SimdLevel::Avx512
-        && bf16_weight.is_none()
-        && super::conv2d_direct::polyphase_applies(c_in, g, p.stride, p.padding, p.dilation)
-    {
+    if level >= SimdLevel::Avx512 && bf16_weight.is_none() && super::conv2d_direct::polyphase_applies(c_in, c_out, &p) {
         // SAFETY: the level (detected on this CPU) has AVX-512F and the path applies.
         unsafe { super::conv2d_direct::conv1d_polyphase(batch, t_in, p.stride, kernel, c_out, xd, wd, bias, &mut out) };
         return Ok(tensor(vec![batch, c_out, t_out], out));
@@ -52,8 +49,9 @@ pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
     let rows = cg_in * kernel; // im2col rows per group
                                // One task per (batch, group): build its im2col block, then one GEMM.
     let tasks = batch * g;
-    // One input channel per group, no padding or dilation (a waveform front end: SincNet,
-    // wav2vec2's first conv, where AVX-512's polyphase form above does not run): the im2col matrix is the signal itself seen with row stride 1 and
+    // One input channel per group, no padding or dilation (depthwise convs; a waveform front
+    // end, SincNet or wav2vec2's first conv, where the polyphase form above does not run): the
+    // im2col matrix is the signal itself seen with row stride 1 and
     // column stride `stride` (element (k, t) = x[t·stride + k]), so GEMM reads it in place.
     let strided_view = cg_in == 1 && p.padding == 0 && p.dilation == 1;
     // A pointwise conv (kernel 1, stride 1, no padding: CAM++'s and ECAPA's 1×1 layers): the

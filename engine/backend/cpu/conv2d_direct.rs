@@ -1,5 +1,5 @@
-//! A direct convolution on AVX-512 for convolutions with stride 1 along time (the last axis):
-//! CAM++'s FCM front end (32 channels, 3×3, frequency stride 1 or 2) and, as height-1 planes,
+//! A direct convolution on AVX-512 for convolutions with stride 1 along time (the last axis;
+//! strided ones over one input channel through their polyphase form, below): CAM++'s FCM front end (32 channels, 3×3, frequency stride 1 or 2) and, as height-1 planes,
 //! the `nn.Conv1d`s of SincNet (k 5), CAM++'s D-TDNN (dilated k 3) and ECAPA's (k 3, 5): no
 //! im2col matrix. Each register tile holds [`CO_BLOCK`] output channels × [`TIME_VECS`]·16
 //! consecutive output frames of one output row (24 accumulators); for every input channel,
@@ -17,7 +17,7 @@ use super::bf16;
 use super::shared_out::SharedOut;
 use super::simd::SimdLevel;
 use crate::backend::shape_checks::Conv2dDims;
-use crate::backend::Conv2dParams;
+use crate::backend::{Conv1dParams, Conv2dParams};
 
 /// Output channels of one register tile.
 pub const CO_BLOCK: usize = 8;
@@ -46,21 +46,22 @@ fn tiles_compute(d: &Conv2dDims, p: &Conv2dParams) -> bool {
     p.groups == 1 && d.kw >= 1 && p.stride.1 == 1 && p.dilation.1 >= 1 && d.c_out > 0
 }
 
-/// Whether [`conv1d_polyphase`] computes `nn.Conv1d` of `c_in` input channels in `groups`
-/// groups with `stride`, `padding` and `dilation`: one input channel, one group, stride 2 or
+/// Whether [`conv1d_polyphase`] computes `nn.Conv1d` of `c_in` input channels into `c_out` in
+/// `groups` groups with `p`: one input channel, one group, some output channels, stride 2 or
 /// more, no padding, no dilation.
-pub fn polyphase_applies(c_in: usize, groups: usize, stride: usize, padding: usize, dilation: usize) -> bool {
-    c_in == 1 && groups == 1 && stride >= 2 && padding == 0 && dilation == 1
+pub fn polyphase_applies(c_in: usize, c_out: usize, p: &Conv1dParams) -> bool {
+    c_in == 1 && c_out > 0 && p.groups == 1 && p.stride >= 2 && p.padding == 0 && p.dilation == 1
 }
 
 /// `nn.Conv1d` of one input channel with stride `s` ≥ 2, no padding and no dilation
 /// (SincNet's filter bank: 80 filters of 251 taps, stride 10; wav2vec2's first conv: 512 of 10,
 /// stride 5), `x[B, 1, T]` and `w[C_out, 1, K]` (and `bias`) into `out[B, C_out, T_out]`, on
-/// the direct tiles and without im2col: the signal read as its `s` phases, a plane of `s` rows
-/// (`phase[p][j] = x[s·j + p]`), and each kernel as `s` rows of `⌈K / s⌉` taps (tap `s·q + p`
-/// at row `p`, column `q`, zero past `K`), so that `out[t] = Σ_p Σ_q w[s·q + p] · phase[p][t + q]`
-/// is a stride-1 convolution of the plane whose output has one row, its taps summed in their
-/// order ([`avx512::tile_taps_in_order`]).
+/// the direct tiles and without im2col: the signal read as its phases, a plane of
+/// `rows = min(s, K)` rows (`phase[p][j] = x[s·j + p]`; phases from K on meet no tap), and each
+/// kernel as `rows` rows of `⌈K / s⌉` taps (tap `s·q + p` at row `p`, column `q`, zero past
+/// `K`), so that `out[t] = Σ_q Σ_p w[s·q + p] · phase[p][t + q]` is a stride-1 convolution of
+/// the plane whose output has one row, its taps summed in their order (the tile kernel with
+/// its columns outermost).
 ///
 /// # Safety
 /// The CPU must have AVX-512F, and [`polyphase_applies`] must hold for the convolution.
@@ -76,18 +77,20 @@ pub unsafe fn conv1d_polyphase(
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) {
-    assert!(stride >= 2 && kernel >= 1 && t_in >= kernel, "conv1d_polyphase: shape");
+    assert!(stride >= 2 && kernel >= 1 && t_in >= kernel && c_out > 0, "conv1d_polyphase: shape");
     assert_eq!(x.len(), batch * t_in, "conv1d_polyphase: input size");
     assert_eq!(w.len(), c_out * kernel, "conv1d_polyphase: weight size");
     let t_out = (t_in - kernel) / stride + 1;
-    let taps = kernel.div_ceil(stride);
-    // Each phase as long as the output frames read it: t_out + taps − 1 (zero past the signal,
-    // where only the zero taps past K reach).
+    let (rows, taps) = (stride.min(kernel), kernel.div_ceil(stride));
+    // Each phase as long as the output frames read it, t_out + taps − 1, and zero past the last
+    // sample a real tap reads (s·(t_out − 1) + K − 1): the zero taps past K then meet zeros, not
+    // samples that nn.Conv1d never reads (an infinity there would make a NaN).
     let len = t_out + taps - 1;
-    let mut phases = vec![0.0f32; batch * stride * len];
+    let read = stride * (t_out - 1) + kernel;
+    let mut phases = vec![0.0f32; batch * rows * len];
     phases.par_chunks_mut(len).enumerate().for_each(|(row, dst)| {
-        let (b, phase) = (row / stride, row % stride);
-        let signal = &x[b * t_in..][..t_in];
+        let (b, phase) = (row / rows, row % rows);
+        let signal = &x[b * t_in..][..read];
         for (j, d) in dst.iter_mut().enumerate() {
             if let Some(&v) = signal.get(stride * j + phase) {
                 *d = v;
@@ -97,11 +100,11 @@ pub unsafe fn conv1d_polyphase(
     let d = Conv2dDims {
         batch,
         c_in: 1,
-        h_in: stride,
+        h_in: rows,
         w_in: len,
         c_out,
         cg_in: 1,
-        kh: stride,
+        kh: rows,
         kw: taps,
         h_out: 1,
         w_out: t_out,
@@ -116,7 +119,7 @@ pub unsafe fn conv1d_polyphase(
             0.0
         }
     });
-    drive(&d, &p, &phases, 1, &packed, bias, out, avx512::tile_taps_in_order);
+    drive(&d, &p, &phases, 1, &packed, bias, out, avx512::tile::<true>);
 }
 
 /// The convolution of `x[B, C_in, H, W]` with `w[C_out, C_in, KH, KW]` (and `bias`) into `out`
@@ -130,7 +133,7 @@ pub unsafe fn conv2d(d: &Conv2dDims, p: &Conv2dParams, x: &[f32], w: &[f32], bia
     // Weights as [co block][ci][kh][kw][CO_BLOCK]: one tile step's weights side by side, zero
     // for the channels a short last block lacks.
     let packed = pack_weights(d, c_in, |co, ci, tap| w[(co * c_in + ci) * kh * kw + tap]);
-    drive(d, p, x, c_in, &packed, bias, out, avx512::tile);
+    drive(d, p, x, c_in, &packed, bias, out, avx512::tile::<false>);
 }
 
 /// [`conv2d`] with bf16 products (f32 sums): `w` holds bf16 values (as f32), the input is
@@ -346,14 +349,20 @@ mod avx512 {
     }
 
     /// One register tile: `tile[c][t] = bias[c] + Σ_ci Σ_(r, ih) Σ_kw wᵀ · x(ci, ih)[t + kw·dil]`,
-    /// `x(ci, ih)` the row of `src` that `layout` places there.
+    /// `x(ci, ih)` the row of `src` that `layout` places there. For each input channel the
+    /// kernel's rows are the outer loop and its columns the inner one, or, with `COLUMNS_OUTER`,
+    /// the other way round: for a polyphase plane ([`super::conv1d_polyphase`]: row `p`, column
+    /// `q` hold tap `s·q + p`) every output then sums its taps in their order, as a plain
+    /// convolution does. (Summed phase by phase, a band-pass filter's per-phase partial sums grow
+    /// large and cancel: segmentation-3.0's log-probabilities moved 1.4e-4 from pyannote's,
+    /// against 3.4e-5 in tap order.)
     ///
     /// # Safety
     /// AVX-512F. (The reach of every row read is checked against `src`; `weights` must hold
     /// `C_in · kh · kw · CO_BLOCK` values and every kernel row in `rows` be below `kh`.)
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::needless_range_loop)]
-    pub unsafe fn tile(
+    pub unsafe fn tile<const COLUMNS_OUTER: bool>(
         src: &[f32],
         layout: &Rows,
         kernel: &Kernel,
@@ -372,76 +381,35 @@ mod avx512 {
             }
         }
         let (xs, ws) = (src.as_ptr(), weights.as_ptr());
-        for ci in 0..c_in {
-            for &(r, ih) in rows {
-                let row = xs.add(ci * layout.channel + ih * layout.row);
-                let wr = ws.add(((ci * kh + r) * kw) * CO_BLOCK);
-                for k in 0..kw {
-                    let mut xv = [_mm512_setzero_ps(); TIME_VECS];
+        // Input channel ci, kernel row r (input row ih), kernel column k: the row's frames
+        // shifted by the column, times each output channel's weight.
+        macro_rules! step {
+            ($ci:expr, $r:expr, $ih:expr, $k:expr) => {{
+                let row = xs.add($ci * layout.channel + $ih * layout.row);
+                let mut xv = [_mm512_setzero_ps(); TIME_VECS];
+                for v in 0..TIME_VECS {
+                    xv[v] = _mm512_loadu_ps(row.add($k * dil + 16 * v));
+                }
+                let wk = ws.add((($ci * kh + $r) * kw + $k) * CO_BLOCK);
+                for c in 0..CO_BLOCK {
+                    let wv = _mm512_set1_ps(*wk.add(c));
                     for v in 0..TIME_VECS {
-                        xv[v] = _mm512_loadu_ps(row.add(k * dil + 16 * v));
-                    }
-                    let wk = wr.add(k * CO_BLOCK);
-                    for c in 0..CO_BLOCK {
-                        let wv = _mm512_set1_ps(*wk.add(c));
-                        for v in 0..TIME_VECS {
-                            acc[c][v] = _mm512_fmadd_ps(wv, xv[v], acc[c][v]);
-                        }
+                        acc[c][v] = _mm512_fmadd_ps(wv, xv[v], acc[c][v]);
                     }
                 }
-            }
+            }};
         }
-        for c in 0..CO_BLOCK {
-            for v in 0..TIME_VECS {
-                _mm512_storeu_ps(tile[c].as_mut_ptr().add(16 * v), acc[c][v]);
-            }
-        }
-    }
-
-    /// [`tile`] with the kernel columns outermost and its rows inside them: for a polyphase
-    /// plane ([`super::conv1d_polyphase`]: row `p`, column `q` hold tap `s·q + p`) every
-    /// output sums its taps in their order, as a plain convolution does. (Summed phase by
-    /// phase, a band-pass filter's per-phase partial sums grow large and cancel: WhisperX's
-    /// VAD scores 4× further from pyannote's, segmentation-3.0's log-probabilities 1.4e-4 off,
-    /// against 3.4e-5 in tap order.)
-    ///
-    /// # Safety
-    /// As [`tile`]'s.
-    #[target_feature(enable = "avx512f")]
-    #[allow(clippy::needless_range_loop)]
-    pub unsafe fn tile_taps_in_order(
-        src: &[f32],
-        layout: &Rows,
-        kernel: &Kernel,
-        weights: &[f32],
-        rows: &[(usize, usize)],
-        bias: &[f32; CO_BLOCK],
-        tile: &mut [[f32; TIME_BLOCK]; CO_BLOCK],
-    ) {
-        let Kernel { kh, kw, dil } = *kernel;
-        let c_in = checked_channels(src.len(), weights.len(), layout, kernel, rows);
-        let mut acc = [[_mm512_setzero_ps(); TIME_VECS]; CO_BLOCK];
-        for c in 0..CO_BLOCK {
-            let b = _mm512_set1_ps(bias[c]);
-            for v in 0..TIME_VECS {
-                acc[c][v] = b;
-            }
-        }
-        let (xs, ws) = (src.as_ptr(), weights.as_ptr());
         for ci in 0..c_in {
-            for k in 0..kw {
-                for &(r, ih) in rows {
-                    let row = xs.add(ci * layout.channel + ih * layout.row);
-                    let mut xv = [_mm512_setzero_ps(); TIME_VECS];
-                    for v in 0..TIME_VECS {
-                        xv[v] = _mm512_loadu_ps(row.add(k * dil + 16 * v));
+            if COLUMNS_OUTER {
+                for k in 0..kw {
+                    for &(r, ih) in rows {
+                        step!(ci, r, ih, k);
                     }
-                    let wk = ws.add(((ci * kh + r) * kw + k) * CO_BLOCK);
-                    for c in 0..CO_BLOCK {
-                        let wv = _mm512_set1_ps(*wk.add(c));
-                        for v in 0..TIME_VECS {
-                            acc[c][v] = _mm512_fmadd_ps(wv, xv[v], acc[c][v]);
-                        }
+                }
+            } else {
+                for &(r, ih) in rows {
+                    for k in 0..kw {
+                        step!(ci, r, ih, k);
                     }
                 }
             }
@@ -503,6 +471,50 @@ mod avx512 {
         for c in 0..CO_BLOCK {
             for v in 0..TIME_VECS {
                 _mm512_storeu_ps(tile[c].as_mut_ptr().add(16 * v), acc[c][v]);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The polyphase form sums each output's taps in their order, one fused multiply-add after
+    /// another from the bias, exactly as a scalar loop over the taps does: the same bits, for a
+    /// filter bank's shape and for a stride past the kernel (phases that meet no tap).
+    #[test]
+    fn polyphase_sums_the_taps_in_their_order() {
+        if SimdLevel::detect() < SimdLevel::Avx512 {
+            assert!(std::env::var_os("CI").is_none(), "CI's CPUs have AVX-512; this one does not");
+            return;
+        }
+        let mut seed = 5u64;
+        let mut value = move || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        };
+        for &(batch, t_in, stride, kernel, c_out) in &[(2, 3001, 10, 251, 9), (1, 101, 5, 3, 8), (1, 64, 4, 8, 3)] {
+            let x: Vec<f32> = (0..batch * t_in).map(|_| value()).collect();
+            let w: Vec<f32> = (0..c_out * kernel).map(|_| value()).collect();
+            let bias: Vec<f32> = (0..c_out).map(|_| value()).collect();
+            let t_out = (t_in - kernel) / stride + 1;
+            let mut out = vec![f32::NAN; batch * c_out * t_out];
+            // SAFETY: AVX-512F was detected; one input channel, stride 2 or more, no padding.
+            unsafe { conv1d_polyphase(batch, t_in, stride, kernel, c_out, &x, &w, Some(&bias), &mut out) };
+            for b in 0..batch {
+                for co in 0..c_out {
+                    for t in 0..t_out {
+                        let want = (0..kernel)
+                            .fold(bias[co], |acc, k| w[co * kernel + k].mul_add(x[b * t_in + stride * t + k], acc));
+                        let got = out[(b * c_out + co) * t_out + t];
+                        assert_eq!(
+                            got.to_bits(),
+                            want.to_bits(),
+                            "s{stride} k{kernel} [{b}, {co}, {t}]: {got} vs {want}"
+                        );
+                    }
+                }
             }
         }
     }

@@ -35,6 +35,7 @@ pub(crate) fn linear_rows(
     // added in registers (the output is written once: not filled with zeros or the bias first).
     if let Weight::Bf16(wb) = wd {
         if bf16::kernel_available(level) {
+            debug_assert_eq!(wb.rows(), n, "linear: a bf16 weight of {} rows for {n} outputs", wb.rows());
             let pairs = bf16::rows_to_pairs(level, xd, m, k);
             return bf16::gemm_new(level, m, &pairs, wb, bias, true);
         }
