@@ -2689,11 +2689,12 @@ fn attention_with_shared_key_value_rows() {
 
 #[test]
 fn attention_key_tile_cache_follows_the_key_tensor() {
-    // Decoder steps reuse one key tensor for hundreds of calls, and the CPU backend caches a
-    // rearranged copy of it. Every call must still see the keys it is given: the same tensor
-    // with new queries, a different tensor of the same shape, and a reshaped view of the same
-    // storage (one batch of 2·300 keys instead of two of 300).
-    let mut st = Stats::new("attention (cached key tiles)");
+    // Decoder steps reuse one key and one value tensor for hundreds of calls, and the CPU
+    // backend caches a rearranged copy of each (key tiles, values a head at a time). Every call
+    // must still see the keys and values it is given: the same tensors with new queries, a
+    // different tensor of the same shape for either, and reshaped views of the same storage
+    // (one batch of 2·300 keys instead of two of 300).
+    let mut st = Stats::new("attention (cached key tiles and values)");
     let mut rng = Rng::new(77);
     let (heads, dh, tk) = (2, 64, 300);
     let d = heads * dh;
@@ -2701,12 +2702,26 @@ fn attention_key_tile_cache_follows_the_key_tensor() {
         let k1 = rng.vec(2 * tk * d, 2.0);
         let k2 = rng.vec(2 * tk * d, 2.0);
         let v = rng.vec(2 * tk * d, 1.0);
+        let v2 = rng.vec(2 * tk * d, 1.0);
         let (k1t, k2t, vt) = (up(&dev, &k1, &[2, tk, d]), up(&dev, &k2, &[2, tk, d]), up(&dev, &v, &[2, tk, d]));
-        for (name, k, kt) in [("k1", &k1, &k1t), ("k1 again", &k1, &k1t), ("k2", &k2, &k2t), ("k1 third", &k1, &k1t)] {
+        let v2t = up(&dev, &v2, &[2, tk, d]);
+        for (name, k, kt, v, vt) in [
+            ("k1 v", &k1, &k1t, &v, &vt),
+            ("k1 v again", &k1, &k1t, &v, &vt),
+            ("k2 v", &k2, &k2t, &v, &vt),
+            ("k1 v2", &k1, &k1t, &v2, &v2t),
+            ("k1 v third", &k1, &k1t, &v, &vt),
+        ] {
             let q = rng.vec(2 * d, 2.0);
-            let y = dev.attention(&up(&dev, &q, &[2, 1, d]), kt, &vt, heads, false).unwrap();
-            let want = ref_attention(&q, k, &v, 2, 1, tk, heads, dh, false);
+            let y = dev.attention(&up(&dev, &q, &[2, 1, d]), kt, vt, heads, false).unwrap();
+            let want = ref_attention(&q, k, v, 2, 1, tk, heads, dh, false);
             st.check("attention", &label, name, &down(&dev, &y), &want);
+            // The same in f16, whose tiles and head-major values are cached in f16.
+            let (k16, v16) = (dev.to_float16(kt).unwrap(), dev.to_float16(vt).unwrap());
+            let y16 = dev.attention(&up(&dev, &q, &[2, 1, d]), &k16, &v16, heads, false).unwrap();
+            let widened = (dev.to_float32(&k16).unwrap(), dev.to_float32(&v16).unwrap());
+            let y32 = dev.attention(&up(&dev, &q, &[2, 1, d]), &widened.0, &widened.1, heads, false).unwrap();
+            st.exact("attention f16", &label, name, &down(&dev, &y16), &down(&dev, &y32));
         }
         let q = rng.vec(d, 2.0);
         let flat_k = k1t.reshape(&[1, 2 * tk, d]).unwrap();

@@ -19,7 +19,7 @@ use rayon::prelude::*;
 
 use super::bf16;
 use super::gemm::{sgemm, MatRef};
-use super::key_tiles::{worth_tiling, KeyTileCache, KeyTiles};
+use super::key_tiles::{worth_tiling, KeyTileCache, KeyTiles, ValueCache};
 use super::simd::SimdLevel;
 use super::skinny::{skinny_nn, skinny_nt, Elem, SKINNY_BATCH_MAX_ROWS, SKINNY_MAX_ROWS};
 use super::softmax::{softmax_row_scaled, softmax_row_scaled_into_pairs};
@@ -40,6 +40,14 @@ struct Piece {
     out: Vec<f32>,
 }
 
+/// A step's values: the tensor's rows `[Bk, Tk, H·Dh]`, and the same values a head at a time
+/// (`[Bk, H, Tk, Dh]`) where the cache laid them out.
+#[derive(Clone, Copy)]
+struct Values<'a, E> {
+    rows: &'a [E],
+    head_major: Option<&'a [E]>,
+}
+
 /// `kv_lens`: keys of each key/value batch row (all `Tk` when None), with `causal` false (the
 /// rule of [`shape_checks::attention_kv_lens`](crate::backend::shape_checks::attention_kv_lens)).
 /// `bf16`: on the blocked schedule, where the CPU has AVX-512 BF16, both products take their
@@ -54,6 +62,7 @@ pub fn attention(
     causal: bool,
     kv_lens: Option<&[usize]>,
     tile_cache: &KeyTileCache,
+    value_cache: &ValueCache,
     bf16: bool,
 ) -> Result<Tensor> {
     let (b, tq, d, bk, tk) = match kv_lens {
@@ -86,13 +95,22 @@ pub fn attention(
         _ => SKINNY_MAX_ROWS,
     };
     let pieces: Vec<Piece> = if geo.group * tq <= skinny_rows {
-        // The cached key tiles hold every key (decoder steps); lengths take the plain path.
-        let tiles = (kv_lens.is_none() && worth_tiling(geo.group * tq, tk, level))
-            .then(|| tile_cache.get(k, kf, heads, geo.dh));
+        // The cached key tiles and head-major values hold every key and value (decoder steps);
+        // lengths take the plain path.
+        let reused = kv_lens.is_none() && worth_tiling(geo.group * tq, tk, level);
+        let tiles = reused.then(|| tile_cache.get(k, kf, heads, geo.dh));
+        let values = reused.then(|| value_cache.get(v, vf, heads, geo.dh));
+        let values = values.as_deref();
         // Half-precision keys and values are widened as they are read.
         match (kf, vf) {
-            (Weight::F32(kd), Weight::F32(vd)) => geo.skinny_tasks(level, qd, kd, vd, tiles.as_deref(), bk, heads),
-            (Weight::F16(kd), Weight::F16(vd)) => geo.skinny_tasks(level, qd, kd, vd, tiles.as_deref(), bk, heads),
+            (Weight::F32(kd), Weight::F32(vd)) => {
+                let vd = Values { rows: vd, head_major: values.and_then(|v| v.f32()) };
+                geo.skinny_tasks(level, qd, kd, vd, tiles.as_deref(), bk, heads)
+            }
+            (Weight::F16(kd), Weight::F16(vd)) => {
+                let vd = Values { rows: vd, head_major: values.and_then(|v| v.f16()) };
+                geo.skinny_tasks(level, qd, kd, vd, tiles.as_deref(), bk, heads)
+            }
             _ => return Err(Error::shape("attention", format!("k is {} but v is {}", k.dtype(), v.dtype()))),
         }
     } else {
@@ -191,7 +209,7 @@ impl Geometry<'_> {
         level: SimdLevel,
         qd: &[f32],
         kd: &[E],
-        vd: &[E],
+        vd: Values<'_, E>,
         tiles: Option<&KeyTiles>,
         bk: usize,
         heads: usize,
@@ -209,7 +227,7 @@ impl Geometry<'_> {
         level: SimdLevel,
         qd: &[f32],
         kd: &[E],
-        vd: &[E],
+        vd: Values<'_, E>,
         tiles: Option<&KeyTiles>,
         kb: usize,
         h: usize,
@@ -227,7 +245,11 @@ impl Geometry<'_> {
             spans.push((bi, 0, tq));
         }
         let kh = &kd[kb * tk * d + h * dh..];
-        let vh = &vd[kb * tk * d + h * dh..];
+        // The head's values: rows `d` apart in the tensor, `dh` apart laid out a head at a time.
+        let (vh, ldv) = match vd.head_major {
+            Some(v) => (&v[(kb * (d / dh) + h) * tk * dh..], dh),
+            None => (&vd.rows[kb * tk * d + h * dh..], d),
+        };
         let mut scores = vec![0.0f32; rows * keys];
         match tiles {
             // Tiles are only used without lengths: `keys == tk`.
@@ -238,7 +260,7 @@ impl Geometry<'_> {
             self.softmax_rows(level, s, keys, 0);
         }
         let mut out = vec![0.0f32; rows * dh];
-        skinny_nn(level, rows, keys, dh, &scores, vh, d, &mut out);
+        skinny_nn(level, rows, keys, dh, &scores, vh, ldv, &mut out);
         Piece { h, spans, out }
     }
 
@@ -351,14 +373,14 @@ impl AttentionOps for CpuBackend {
     }
 
     fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, causal: bool) -> Result<Tensor> {
-        attention(self.simd, q, k, v, heads, causal, None, &self.key_tiles, false)
+        attention(self.simd, q, k, v, heads, causal, None, &self.key_tiles, &self.values, false)
     }
 
     fn attention_bf16(&self, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, causal: bool) -> Result<Tensor> {
-        attention(self.simd, q, k, v, heads, causal, None, &self.key_tiles, true)
+        attention(self.simd, q, k, v, heads, causal, None, &self.key_tiles, &self.values, true)
     }
 
     fn attention_kv_lens(&self, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, kv_lens: &[usize]) -> Result<Tensor> {
-        attention(self.simd, q, k, v, heads, false, Some(kv_lens), &self.key_tiles, false)
+        attention(self.simd, q, k, v, heads, false, Some(kv_lens), &self.key_tiles, &self.values, false)
     }
 }

@@ -214,6 +214,8 @@ pub struct CpuBackend {
     simd: SimdLevel,
     /// Cross-attention keys laid out for decoder steps, reused across the steps of a window.
     key_tiles: key_tiles::KeyTileCache,
+    /// The decoder's cross-attention values a head at a time, per window and layer.
+    values: key_tiles::ValueCache,
 }
 
 impl Default for CpuBackend {
@@ -225,12 +227,12 @@ impl Default for CpuBackend {
 impl CpuBackend {
     /// Best SIMD level of this CPU, capped by `SCRIBE_SIMD`.
     pub fn new() -> Self {
-        CpuBackend { simd: SimdLevel::from_env(), key_tiles: Default::default() }
+        CpuBackend { simd: SimdLevel::from_env(), key_tiles: Default::default(), values: Default::default() }
     }
 
     /// A backend that uses exactly `level` (which must not exceed the CPU's).
     pub fn with_simd(level: SimdLevel) -> Self {
-        CpuBackend { simd: level.min(SimdLevel::detect()), key_tiles: Default::default() }
+        CpuBackend { simd: level.min(SimdLevel::detect()), key_tiles: Default::default(), values: Default::default() }
     }
 
     pub fn simd(&self) -> SimdLevel {
