@@ -2705,21 +2705,23 @@ fn attention_key_tile_cache_follows_the_key_tensor() {
         let v2 = rng.vec(2 * tk * d, 1.0);
         let (k1t, k2t, vt) = (up(&dev, &k1, &[2, tk, d]), up(&dev, &k2, &[2, tk, d]), up(&dev, &v, &[2, tk, d]));
         let v2t = up(&dev, &v2, &[2, tk, d]);
-        for (name, k, kt, v, vt) in [
-            ("k1 v", &k1, &k1t, &v, &vt),
-            ("k1 v again", &k1, &k1t, &v, &vt),
-            ("k2 v", &k2, &k2t, &v, &vt),
-            ("k1 v2", &k1, &k1t, &v2, &v2t),
-            ("k1 v third", &k1, &k1t, &v, &vt),
+        // f16 copies made once, so that their cached layouts are reused and swapped too.
+        let half = |t: &Tensor| dev.to_float16(t).unwrap();
+        let (k1h, k2h, vh, v2h) = (half(&k1t), half(&k2t), half(&vt), half(&v2t));
+        for (name, k, kt, k16, v, vt, v16) in [
+            ("k1 v", &k1, &k1t, &k1h, &v, &vt, &vh),
+            ("k1 v again", &k1, &k1t, &k1h, &v, &vt, &vh),
+            ("k2 v", &k2, &k2t, &k2h, &v, &vt, &vh),
+            ("k1 v2", &k1, &k1t, &k1h, &v2, &v2t, &v2h),
+            ("k1 v third", &k1, &k1t, &k1h, &v, &vt, &vh),
         ] {
             let q = rng.vec(2 * d, 2.0);
             let y = dev.attention(&up(&dev, &q, &[2, 1, d]), kt, vt, heads, false).unwrap();
             let want = ref_attention(&q, k, v, 2, 1, tk, heads, dh, false);
             st.check("attention", &label, name, &down(&dev, &y), &want);
             // The same in f16, whose tiles and head-major values are cached in f16.
-            let (k16, v16) = (dev.to_float16(kt).unwrap(), dev.to_float16(vt).unwrap());
-            let y16 = dev.attention(&up(&dev, &q, &[2, 1, d]), &k16, &v16, heads, false).unwrap();
-            let widened = (dev.to_float32(&k16).unwrap(), dev.to_float32(&v16).unwrap());
+            let y16 = dev.attention(&up(&dev, &q, &[2, 1, d]), k16, v16, heads, false).unwrap();
+            let widened = (dev.to_float32(k16).unwrap(), dev.to_float32(v16).unwrap());
             let y32 = dev.attention(&up(&dev, &q, &[2, 1, d]), &widened.0, &widened.1, heads, false).unwrap();
             st.exact("attention f16", &label, name, &down(&dev, &y16), &down(&dev, &y32));
         }

@@ -95,9 +95,11 @@ pub fn attention(
         _ => SKINNY_MAX_ROWS,
     };
     let pieces: Vec<Piece> = if geo.group * tq <= skinny_rows {
-        // The cached key tiles and head-major values hold every key and value (decoder steps);
-        // lengths take the plain path.
-        let reused = kv_lens.is_none() && worth_tiling(geo.group * tq, tk, level);
+        // The cached key tiles and head-major values hold every key and value of a tensor that
+        // later steps read again: the cross-attention's (lengths take the plain path). A causal
+        // call is the decoder's self-attention, whose keys and values are new tensors every step
+        // (past 256 of them with a long prompt, each would be laid out once and never reused).
+        let reused = !causal && kv_lens.is_none() && worth_tiling(geo.group * tq, tk, level);
         let tiles = reused.then(|| tile_cache.get(k, kf, heads, geo.dh));
         let values = reused.then(|| value_cache.get(v, vf, heads, geo.dh));
         let values = values.as_deref();

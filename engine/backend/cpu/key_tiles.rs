@@ -19,7 +19,8 @@ use crate::backend::{Storage, Tensor};
 pub const KEY_TILE: usize = 16;
 /// Query rows a tiled-scores call takes: one accumulator register each (the kernels' `M`).
 const TILED_MAX_ROWS: usize = 8;
-/// Key tensors kept: 4 layers × 2 windows of the largest Whisper (32 layers) fit with room.
+/// Tensors each cache keeps (the key tiles', the values'): a decoding batch's cross-attention
+/// per layer, 32 layers in the largest Whisper, twice over.
 const CACHED_TENSORS: usize = 64;
 
 /// One key tensor `[B, T, H·Dh]` as tiles: `tiles[((b·H + h)·n_tiles + t)·Dh·KEY_TILE + p·KEY_TILE + l]`
@@ -100,6 +101,7 @@ impl HeadMajorValues {
     fn build(v: Weight<'_>, b: usize, t: usize, heads: usize, dh: usize) -> Self {
         let data = match v {
             Weight::F16(v) => TileData::F16(head_major(v, b, t, heads, dh)),
+            // f32 as stored; packed kinds (which attention never passes) widened first.
             v => TileData::F32(head_major(&v.rows_f32(SimdLevel::Portable, 0..b * t * heads * dh, 1), b, t, heads, dh)),
         };
         HeadMajorValues { data }
@@ -123,7 +125,7 @@ impl HeadMajorValues {
 }
 
 /// `v` (`[b, t, heads·dh]`) as `[b, heads, t, dh]`.
-fn head_major<E: Copy + Send + Sync>(v: &[E], b: usize, t: usize, heads: usize, dh: usize) -> Vec<E> {
+fn head_major<E: Copy>(v: &[E], b: usize, t: usize, heads: usize, dh: usize) -> Vec<E> {
     let d = heads * dh;
     let mut out = Vec::with_capacity(b * heads * t * dh);
     for bi in 0..b {
@@ -161,7 +163,8 @@ impl<T> TensorCache<T> {
     fn get_or_build(&self, x: &Tensor, heads: usize, build: impl FnOnce(usize, usize) -> T) -> Arc<T> {
         let storage = Arc::downgrade(x.storage());
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        // A dead entry's storage may be freed and its address reused: drop those first.
+        // Layouts of tensors that are gone: drop them (their memory; the `Weak` keeps the
+        // storage's allocation, so its address cannot be taken by a new tensor meanwhile).
         entries.retain(|(w, _, _, _)| w.strong_count() > 0);
         let shape = x.shape();
         if let Some((_, _, _, layout)) =
