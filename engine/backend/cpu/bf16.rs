@@ -17,6 +17,8 @@
 use rayon::prelude::*;
 
 use super::gemm::worth_threads;
+#[cfg(target_arch = "x86_64")]
+use super::shared_out::SharedOut;
 use super::simd::multiversion;
 use super::SimdLevel;
 
@@ -262,7 +264,7 @@ pub fn gemm(
     #[cfg(target_arch = "x86_64")]
     if kernel_available(level) {
         // SAFETY: AVX-512 BF16 was detected; `c` holds the `m · n` values the rows address.
-        unsafe { rows_in_tasks(m, a, w, OutPtr(c.as_mut_ptr()), bias, accumulate, parallel) };
+        unsafe { rows_in_tasks(m, a, w, &SharedOut::new(&mut c[..m * n]), bias, accumulate, parallel) };
         return;
     }
     let pairs = w.pairs;
@@ -299,7 +301,7 @@ pub fn gemm_new(
         unsafe { out.set_len(len) };
         // SAFETY: AVX-512 BF16 was detected; `out` holds the `m · n` values the rows address, and
         // without `accumulate` the kernel only writes them.
-        unsafe { rows_in_tasks(m, a, w, OutPtr(out.as_mut_ptr().cast::<f32>()), bias, false, parallel) };
+        unsafe { rows_in_tasks(m, a, w, &SharedOut::uninit(&mut out), bias, false, parallel) };
         let mut out = std::mem::ManuallyDrop::new(out);
         // SAFETY: every value is written: each row's tiles store, under their panels' masks, all
         // `n` columns (`avx512::gemm_rows` without `accumulate`), and `MaybeUninit<f32>` has the
@@ -328,46 +330,27 @@ fn row_tasks(m: usize, n: usize, k: usize, parallel: bool) -> Option<usize> {
     (threads > 1 && row_tiles > 1 && worth_threads(parallel, m, n, k)).then(|| row_tiles.div_ceil(threads) * TILE_ROWS)
 }
 
-/// The output's start, shared by the tasks, each writing its own rows.
-#[cfg(target_arch = "x86_64")]
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: the tasks of `rows_in_tasks` address disjoint rows.
-#[cfg(target_arch = "x86_64")]
-unsafe impl Sync for OutPtr {}
-
-#[cfg(target_arch = "x86_64")]
-impl OutPtr {
-    /// The value `offset` values past the start (a method, so that closures capture the
-    /// `Sync` wrapper and not its raw pointer).
-    ///
-    /// # Safety
-    /// As [`pointer::add`]: `offset` lies inside the output.
-    unsafe fn at(self, offset: usize) -> *mut f32 {
-        self.0.add(offset)
-    }
-}
-
 /// The `vdpbf16ps` kernel over `m` rows, in tasks of whole rows where [`row_tasks`] splits them.
 ///
 /// # Safety
-/// AVX-512F and BF16; `c` addresses `m · w.n` values (readable too when `accumulate`), which no
-/// one else accesses meanwhile; the operands passed [`check_operands`].
+/// AVX-512F and BF16; `c` holds `m · w.n` values (initialised where `accumulate`), which no one
+/// else accesses meanwhile; the operands passed [`check_operands`].
 #[cfg(target_arch = "x86_64")]
 unsafe fn rows_in_tasks(
     m: usize,
     a: &[u32],
     w: &Bf16Matrix,
-    c: OutPtr,
+    c: &SharedOut<'_>,
     bias: Option<&[f32]>,
     accumulate: bool,
     parallel: bool,
 ) {
     let (n, pairs) = (w.n, w.pairs);
-    // SAFETY (each call): rows `first..end` of `a` and of `c` lie inside them (the caller's
-    // promise for `c`), and tasks address disjoint rows.
+    // SAFETY (each call): rows `first..end` of `a` and of `c` lie inside them (`pointer`
+    // checks it for `c`), and tasks address disjoint rows.
     let run = |first: usize, end: usize| unsafe {
-        avx512::gemm_rows(end - first, &a[first * pairs..end * pairs], w, c.at(first * n), bias, accumulate)
+        let rows = c.pointer(first * n, (end - first) * n);
+        avx512::gemm_rows(end - first, &a[first * pairs..end * pairs], w, rows, bias, accumulate)
     };
     match row_tasks(m, n, w.k, parallel) {
         Some(per_task) => (0..m.div_ceil(per_task)).into_par_iter().for_each(|t| {

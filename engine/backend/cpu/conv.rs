@@ -51,8 +51,8 @@ pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
     let tasks = batch * g;
     // One input channel per group, no padding or dilation (depthwise convs; a waveform front
     // end, SincNet or wav2vec2's first conv, where the polyphase form above does not run): the
-    // im2col matrix is the signal itself seen with row stride 1 and
-    // column stride `stride` (element (k, t) = x[t·stride + k]), so GEMM reads it in place.
+    // im2col matrix is the signal itself seen with row stride 1 and column stride `stride`
+    // (element (k, t) = x[t·stride + k]), so GEMM reads it in place.
     let strided_view = cg_in == 1 && p.padding == 0 && p.dilation == 1;
     // A pointwise conv (kernel 1, stride 1, no padding: CAM++'s and ECAPA's 1×1 layers): the
     // im2col matrix is the group's input channels themselves, read in place.

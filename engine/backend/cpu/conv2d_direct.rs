@@ -1,8 +1,9 @@
 //! A direct convolution on AVX-512 for convolutions with stride 1 along time (the last axis;
-//! strided ones over one input channel through their polyphase form, below): CAM++'s FCM front end (32 channels, 3×3, frequency stride 1 or 2) and, as height-1 planes,
-//! the `nn.Conv1d`s of SincNet (k 5), CAM++'s D-TDNN (dilated k 3) and ECAPA's (k 3, 5): no
-//! im2col matrix. Each register tile holds [`CO_BLOCK`] output channels × [`TIME_VECS`]·16
-//! consecutive output frames of one output row (24 accumulators); for every input channel,
+//! strided ones over one input channel through their polyphase form, below): CAM++'s FCM front
+//! end (32 channels, 3×3, frequency stride 1 or 2) and, as height-1 planes, the `nn.Conv1d`s
+//! of SincNet (k 5), CAM++'s D-TDNN (dilated k 3) and ECAPA's (k 3, 5): no im2col matrix.
+//! Each register tile holds [`CO_BLOCK`] output channels × [`TIME_VECS`]·16 consecutive output
+//! frames of one output row (24 accumulators); for every input channel,
 //! kernel row and kernel column it loads the input row shifted by the column and broadcasts each
 //! channel's weight, so every input value loaded feeds [`CO_BLOCK`] multiply-adds and the GEMM's
 //! packing of both operands disappears. With a bf16 weight ([`conv2d_bf16`]) the input is laid

@@ -19,6 +19,23 @@ impl<'a> SharedOut<'a> {
         SharedOut { ptr: out.as_mut_ptr(), len: out.len(), _out: PhantomData }
     }
 
+    /// `out`, whose values the tasks write before anyone reads them (no [`segment`] of it may
+    /// be taken: a slice of uninitialised floats; the tasks write through [`pointer`]).
+    ///
+    /// [`segment`]: SharedOut::segment
+    /// [`pointer`]: SharedOut::pointer
+    pub fn uninit(out: &'a mut [std::mem::MaybeUninit<f32>]) -> Self {
+        SharedOut { ptr: out.as_mut_ptr().cast::<f32>(), len: out.len(), _out: PhantomData }
+    }
+
+    /// The start of `len` values from `start` (bounds checked), to write through without a
+    /// slice (into an [`uninit`](SharedOut::uninit) output).
+    pub fn pointer(&self, start: usize, len: usize) -> *mut f32 {
+        assert!(start.checked_add(len).is_some_and(|end| end <= self.len), "output segment out of bounds");
+        // SAFETY: `start` lies inside the buffer (checked above).
+        unsafe { self.ptr.add(start) }
+    }
+
     /// `len` values from `start` (bounds checked).
     ///
     /// # Safety
