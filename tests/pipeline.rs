@@ -57,7 +57,13 @@ fn a_file_runs_through_the_stages_the_same_from_memory_and_from_a_temporary_file
     let on_disk = Pipeline::new(models, on_disk_options).unwrap();
     let path = speech("two_speakers.wav");
     let mut stages = Vec::new();
-    let a = in_memory.run(&path, &Cancel::new(), &mut |p: Progress| stages.push(p.stage)).unwrap();
+    let mut threads = Vec::new();
+    let a = in_memory
+        .run(&path, &Cancel::new(), &mut |p: Progress| {
+            stages.push(p.stage);
+            threads.push((p.stage, rayon::current_thread_index()));
+        })
+        .unwrap();
     let b = on_disk.run(&path, &Cancel::new(), &mut |_| {}).unwrap();
     assert_eq!(a.transcript, b.transcript);
     assert!(a.transcript.segments.len() >= 3, "{:?}", a.transcript);
@@ -68,6 +74,11 @@ fn a_file_runs_through_the_stages_the_same_from_memory_and_from_a_temporary_file
     assert_eq!(stages, [Stage::Audio, Stage::VoiceActivity, Stage::Transcription]);
     let timed: Vec<Stage> = a.timings.stages.iter().map(|(s, _)| *s).collect();
     assert_eq!(timed, [Stage::Audio, Stage::VoiceActivity, Stage::Transcription]);
+    // The stages after the audio run on a thread of the rayon pool (Pipeline::run_stages), so
+    // their ops' parallel loops start from a worker instead of waking the pool from outside it.
+    for (stage, thread) in threads.iter().filter(|(s, _)| *s != Stage::Audio) {
+        assert!(thread.is_some(), "{stage:?} reported progress from outside the pool");
+    }
     assert!(a.warnings.is_empty(), "{:?}", a.warnings);
     // The temporary file was unnamed: nothing is left behind.
     assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 0);
