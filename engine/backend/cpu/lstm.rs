@@ -257,13 +257,18 @@ multiversion! {
     fn cell_update(gates: &[f32], pre: &[f32], c: &mut [f32], h: &mut [f32], out: &mut [f32]) {
         let hsz = c.len();
         let gate = |k: usize| gates[k * hsz..(k + 1) * hsz].iter().zip(&pre[k * hsz..(k + 1) * hsz]);
-        for ((((((i, f), g), o), cv), hv), ov) in
-            gate(0).zip(gate(1)).zip(gate(2)).zip(gate(3)).zip(c.iter_mut()).zip(h.iter_mut()).zip(out.iter_mut())
+        // Two passes, so that each iteration's chain of exponentials and divisions is half as
+        // long and more iterations overlap; `h` (already read by the recurrent product) holds
+        // σ(o) in between. The same operations on each element: the same bits.
+        for ((((i, f), g), o), (cv, hv)) in
+            gate(0).zip(gate(1)).zip(gate(2)).zip(gate(3)).zip(c.iter_mut().zip(h.iter_mut()))
         {
             let (i, f, g, o) = (i.0 + i.1, f.0 + f.1, g.0 + g.1, o.0 + o.1);
-            let cell = math::sigmoid(f) * *cv + math::sigmoid(i) * math::tanh(g);
-            *cv = cell;
-            let hidden = math::sigmoid(o) * math::tanh(cell);
+            *cv = math::sigmoid(f) * *cv + math::sigmoid(i) * math::tanh(g);
+            *hv = math::sigmoid(o);
+        }
+        for ((hv, ov), &cell) in h.iter_mut().zip(out.iter_mut()).zip(c.iter()) {
+            let hidden = *hv * math::tanh(cell);
             *hv = hidden;
             *ov = hidden;
         }
