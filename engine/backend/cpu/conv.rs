@@ -4,11 +4,13 @@
 //! strided f32 `nn.Conv1d`s over one input channel, in their polyphase form; other
 //! convolutions with a bf16 weight run on [`super::conv_bf16`]) and `nn.MaxPool1d`.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::gemm::{sgemm, MatRef};
 use super::simd::{multiversion, SimdLevel};
-use super::{data, tensor, weight, CpuBackend, Weight};
+use super::{data, tensor, weight, written, CpuBackend, Weight};
 use crate::backend::kernels::ConvOps;
 use crate::backend::shape_checks::{self, Conv2dDims};
 use crate::backend::{Conv1dParams, Conv2dParams, Tensor};
@@ -303,27 +305,31 @@ fn conv2d_tiles(
 pub fn max_pool1d(level: SimdLevel, x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
     let (b, c, t, t_out) = shape_checks::max_pool1d(x, kernel, stride)?;
     let xd = data(x)?;
-    let mut out = vec![0.0f32; b * c * t_out];
-    if t_out > 0 {
-        out.par_chunks_mut(t_out).enumerate().for_each(|(row, o)| {
-            pool_row(level, &xd[row * t..(row + 1) * t], kernel, stride, o);
-        });
-    }
+    // SAFETY: `pool_row` writes each of its row's `t_out` windows; the rows cover the output.
+    let out = unsafe {
+        written(b * c * t_out, |out| {
+            if t_out > 0 {
+                out.par_chunks_mut(t_out).enumerate().for_each(|(row, o)| {
+                    pool_row(level, &xd[row * t..(row + 1) * t], kernel, stride, o);
+                });
+            }
+        })
+    };
     Ok(tensor(vec![b, c, t_out], out))
 }
 
 multiversion! {
     /// One row's windows: `out[i] = max(src[i·stride..i·stride + kernel])`. SincNet's pools
     /// (kernel 3, stride 3) have a loop of their own, which the compiler vectorises.
-    fn pool_row(src: &[f32], kernel: usize, stride: usize, out: &mut [f32]) {
+    fn pool_row(src: &[f32], kernel: usize, stride: usize, out: &mut [MaybeUninit<f32>]) {
         if kernel == 3 && stride == 3 {
             for (v, w) in out.iter_mut().zip(src.chunks_exact(3)) {
-                *v = f32::NEG_INFINITY.max(w[0]).max(w[1]).max(w[2]);
+                v.write(f32::NEG_INFINITY.max(w[0]).max(w[1]).max(w[2]));
             }
             return;
         }
         for (i, v) in out.iter_mut().enumerate() {
-            *v = src[i * stride..i * stride + kernel].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            v.write(src[i * stride..i * stride + kernel].iter().copied().fold(f32::NEG_INFINITY, f32::max));
         }
     }
 }
@@ -340,14 +346,19 @@ pub fn windows_abs_max_pool(
 ) -> Result<Tensor> {
     let (c, t, w, pooled) = shape_checks::windows_abs_max_pool(x, hop, len, scale, shift, pool)?;
     let (xd, sd, hd) = (data(x)?, data(scale)?, data(shift)?);
-    let mut out = vec![0.0f32; w * c * pooled];
-    if pooled > 0 {
-        out.par_chunks_mut(pooled).enumerate().for_each(|(row, o)| {
-            let (wi, ci) = (row / c, row % c);
-            let src = &xd[ci * t + wi * hop..][..pooled * pool];
-            abs_pool_row(level, src, sd[wi], hd[row], pool, o);
-        });
-    }
+    // SAFETY: `abs_pool_row` writes each of its row's `pooled` windows (its source holds
+    // exactly that many); the rows cover the output.
+    let out = unsafe {
+        written(w * c * pooled, |out| {
+            if pooled > 0 {
+                out.par_chunks_mut(pooled).enumerate().for_each(|(row, o)| {
+                    let (wi, ci) = (row / c, row % c);
+                    let src = &xd[ci * t + wi * hop..][..pooled * pool];
+                    abs_pool_row(level, src, sd[wi], hd[row], pool, o);
+                });
+            }
+        })
+    };
     Ok(tensor(vec![w, c, pooled], out))
 }
 
@@ -355,16 +366,16 @@ multiversion! {
     /// One window row: `out[j] = max_{i < pool} |src[j·pool + i] · a + b|` (the product rounded
     /// before the sum, as an affine op then `abs` and `max_pool1d` would round). SincNet's pool
     /// of 3 has a loop of its own, which the compiler vectorises.
-    fn abs_pool_row(src: &[f32], a: f32, b: f32, pool: usize, out: &mut [f32]) {
+    fn abs_pool_row(src: &[f32], a: f32, b: f32, pool: usize, out: &mut [MaybeUninit<f32>]) {
         let mag = |v: f32| (v * a + b).abs();
         if pool == 3 {
             for (o, s) in out.iter_mut().zip(src.chunks_exact(3)) {
-                *o = f32::NEG_INFINITY.max(mag(s[0])).max(mag(s[1])).max(mag(s[2]));
+                o.write(f32::NEG_INFINITY.max(mag(s[0])).max(mag(s[1])).max(mag(s[2])));
             }
             return;
         }
         for (o, s) in out.iter_mut().zip(src.chunks_exact(pool)) {
-            *o = s.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(mag(v)));
+            o.write(s.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(mag(v))));
         }
     }
 }

@@ -1,24 +1,26 @@
 //! Layer, group/instance and batch normalisation. Group/instance statistics (over up to
 //! C·T elements) are accumulated in f64; layer-norm rows are short (d_model) and use f32.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::simd::{multiversion, SimdLevel};
 use super::CpuBackend;
-use super::{data, tensor};
+use super::{data, tensor, written};
 use crate::backend::kernels::NormOps;
 use crate::backend::{shape_checks, Tensor};
 use crate::error::Result;
 
 multiversion! {
     /// Normalise one row in place of `out`: `(x − μ)/√(σ² + eps)·γ + β`.
-    fn layer_norm_row(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, out: &mut [f32]) {
+    fn layer_norm_row(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, out: &mut [MaybeUninit<f32>]) {
         let n = x.len() as f32;
         let mean = x.iter().sum::<f32>() / n;
         let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
         let inv = 1.0 / (var + eps).sqrt();
         for (((o, &v), &g), &b) in out.iter_mut().zip(x).zip(gamma).zip(beta) {
-            *o = (v - mean) * inv * g + b;
+            o.write((v - mean) * inv * g + b);
         }
     }
 }
@@ -27,13 +29,17 @@ pub fn layer_norm(level: SimdLevel, x: &Tensor, gamma: &Tensor, beta: &Tensor, e
     let (rows, d) = x.rows_cols();
     let (g, b) = (data(gamma)?, data(beta)?);
     let xd = data(x)?;
-    let mut out = vec![0.0f32; rows * d];
-    if d > 0 {
-        out.par_chunks_mut(d)
-            .zip(xd.par_chunks(d))
-            .with_min_len(16)
-            .for_each(|(o, r)| layer_norm_row(level, r, g, b, eps, o));
-    }
+    // SAFETY: `layer_norm_row` writes every element of its row; the rows cover the output.
+    let out = unsafe {
+        written(rows * d, |out| {
+            if d > 0 {
+                out.par_chunks_mut(d)
+                    .zip(xd.par_chunks(d))
+                    .with_min_len(16)
+                    .for_each(|(o, r)| layer_norm_row(level, r, g, b, eps, o));
+            }
+        })
+    };
     Ok(tensor(x.shape().to_vec(), out))
 }
 
@@ -51,25 +57,30 @@ pub fn group_norm(
     let bt = beta.map(data).transpose()?;
     let xd = data(x)?;
     let per = c / groups * t;
-    let mut out = vec![0.0f32; b * c * t];
-    if per > 0 {
-        out.par_chunks_mut(per).zip(xd.par_chunks(per)).enumerate().for_each(|(i, (o, r))| {
-            let mut stats = [0.0f64; 2];
-            moments(level, r, &mut stats);
-            let [mean, var] = stats;
-            let inv = 1.0 / (var + eps as f64).sqrt();
-            let first_channel = (i % groups) * (c / groups);
-            for (j, (o, r)) in o.chunks_mut(t.max(1)).zip(r.chunks(t.max(1))).enumerate() {
-                let ch = first_channel + j;
-                let gain = g.map_or(1.0, |g| g[ch] as f64);
-                let (scale, shift) = ((inv * gain) as f32, bt.map_or(0.0, |b| b[ch]));
-                // The mean as an f32 and its rounding error: a channel whose mean is large
-                // against its spread keeps the f64 mean's precision.
-                let center = mean as f32;
-                center_scale_shift(level, r, [center, (mean - center as f64) as f32], scale, shift, o);
+    // SAFETY: each group's chunk is written channel by channel by `center_scale_shift`; the
+    // groups cover the output (nothing to write when `per` is 0).
+    let out = unsafe {
+        written(b * c * t, |out| {
+            if per > 0 {
+                out.par_chunks_mut(per).zip(xd.par_chunks(per)).enumerate().for_each(|(i, (o, r))| {
+                    let mut stats = [0.0f64; 2];
+                    moments(level, r, &mut stats);
+                    let [mean, var] = stats;
+                    let inv = 1.0 / (var + eps as f64).sqrt();
+                    let first_channel = (i % groups) * (c / groups);
+                    for (j, (o, r)) in o.chunks_mut(t.max(1)).zip(r.chunks(t.max(1))).enumerate() {
+                        let ch = first_channel + j;
+                        let gain = g.map_or(1.0, |g| g[ch] as f64);
+                        let (scale, shift) = ((inv * gain) as f32, bt.map_or(0.0, |b| b[ch]));
+                        // The mean as an f32 and its rounding error: a channel whose mean is large
+                        // against its spread keeps the f64 mean's precision.
+                        let center = mean as f32;
+                        center_scale_shift(level, r, [center, (mean - center as f64) as f32], scale, shift, o);
+                    }
+                });
             }
-        });
-    }
+        })
+    };
     Ok(tensor(x.shape().to_vec(), out))
 }
 
@@ -119,10 +130,10 @@ multiversion! {
 
 multiversion! {
     /// `out = max(x·scale + shift, 0)` (NaN stays NaN, as `torch.relu`).
-    fn scale_shift_relu(x: &[f32], scale: f32, shift: f32, out: &mut [f32]) {
+    fn scale_shift_relu(x: &[f32], scale: f32, shift: f32, out: &mut [MaybeUninit<f32>]) {
         for (o, &v) in out.iter_mut().zip(x) {
             let y = v * scale + shift;
-            *o = if y < 0.0 { 0.0 } else { y };
+            o.write(if y < 0.0 { 0.0 } else { y });
         }
     }
 }
@@ -130,10 +141,10 @@ multiversion! {
 multiversion! {
     /// `out = (x − center)·scale + shift`, the center given as an f32 and the part of it the
     /// f32 leaves out (`center[0] + center[1]`).
-    fn center_scale_shift(x: &[f32], center: [f32; 2], scale: f32, shift: f32, out: &mut [f32]) {
+    fn center_scale_shift(x: &[f32], center: [f32; 2], scale: f32, shift: f32, out: &mut [MaybeUninit<f32>]) {
         let [hi, lo] = center;
         for (o, &v) in out.iter_mut().zip(x) {
-            *o = ((v - hi) - lo) * scale + shift;
+            o.write(((v - hi) - lo) * scale + shift);
         }
     }
 }
@@ -158,15 +169,21 @@ pub fn batch_norm(
     let scale: Vec<f32> = (0..c).map(|i| g[i] / (v[i] + eps).sqrt()).collect();
     let shift: Vec<f32> = (0..c).map(|i| bt[i] - m[i] * scale[i]).collect();
     let xd = data(x)?;
-    let mut out = vec![0.0f32; b * c * t];
-    out.par_chunks_mut(t.max(1)).zip(xd.par_chunks(t.max(1))).enumerate().with_min_len(8).for_each(|(row, (o, r))| {
-        let ch = row % c;
-        if relu {
-            scale_shift_relu(level, r, scale[ch], shift[ch], o);
-        } else {
-            center_scale_shift(level, r, [0.0, 0.0], scale[ch], shift[ch], o);
-        }
-    });
+    // SAFETY: both kernels write every element of their row; the rows cover the output.
+    let out = unsafe {
+        written(b * c * t, |out| {
+            out.par_chunks_mut(t.max(1)).zip(xd.par_chunks(t.max(1))).enumerate().with_min_len(8).for_each(
+                |(row, (o, r))| {
+                    let ch = row % c;
+                    if relu {
+                        scale_shift_relu(level, r, scale[ch], shift[ch], o);
+                    } else {
+                        center_scale_shift(level, r, [0.0, 0.0], scale[ch], shift[ch], o);
+                    }
+                },
+            )
+        })
+    };
     Ok(tensor(x.shape().to_vec(), out))
 }
 
