@@ -23,9 +23,8 @@ pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
     let xd = data(x)?;
     let bias = b.map(data).transpose()?;
     let (wd, bf16_weight) = conv_weight("conv1d", w, c_out, cg_in * kernel)?;
-    let mut out = vec![0.0f32; batch * c_out * t_out];
     if t_out == 0 || batch == 0 {
-        return Ok(tensor(vec![batch, c_out, t_out], out));
+        return Ok(tensor(vec![batch, c_out, t_out], Vec::new()));
     }
     #[cfg(target_arch = "x86_64")]
     if g == 1 && p.stride == 1 {
@@ -33,16 +32,22 @@ pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
         let dims =
             Conv2dDims { batch, c_in, h_in: 1, w_in: t_in, c_out, cg_in, kh: 1, kw: kernel, h_out: 1, w_out: t_out };
         let p2 = Conv2dParams { stride: (1, 1), padding: (0, p.padding), dilation: (1, p.dilation), groups: 1 };
-        if direct(level, &dims, &p2, xd, wd, bf16_weight, bias, &mut out) {
-            return Ok(tensor(vec![batch, c_out, t_out], out));
+        if direct_applies(level, &dims, &p2, bf16_weight) {
+            return Ok(tensor(vec![batch, c_out, t_out], direct(level, &dims, &p2, xd, wd, bf16_weight, bias)));
         }
     }
     #[cfg(target_arch = "x86_64")]
     if level >= SimdLevel::Avx512 && bf16_weight.is_none() && super::conv2d_direct::polyphase_applies(c_in, c_out, &p) {
-        // SAFETY: the level (detected on this CPU) has AVX-512F and the path applies.
-        unsafe { super::conv2d_direct::conv1d_polyphase(batch, t_in, p.stride, kernel, c_out, xd, wd, bias, &mut out) };
+        // SAFETY: the level (detected on this CPU) has AVX-512F and the path applies; its drive
+        // writes every output value.
+        let out = unsafe {
+            written(batch * c_out * t_out, |out| {
+                super::conv2d_direct::conv1d_polyphase(batch, t_in, p.stride, kernel, c_out, xd, wd, bias, out)
+            })
+        };
         return Ok(tensor(vec![batch, c_out, t_out], out));
     }
+    let mut out = vec![0.0f32; batch * c_out * t_out];
     if let Some(wm) = bf16_weight {
         let dims = shape_checks::ConvDims { batch, c_in, t_in, c_out, cg_in, kernel, t_out };
         super::conv_bf16::conv1d(level, &dims, p, xd, wm, bias, &mut out);
@@ -104,8 +109,21 @@ fn conv_weight<'w>(
     }
 }
 
-/// The direct kernel ([`super::conv2d_direct`]) where it applies on this CPU: f32, or its bf16
-/// form for a bf16 weight (which needs AVX-512 BF16). Returns whether it ran.
+/// Whether the direct kernel ([`super::conv2d_direct`]) applies on this CPU: f32, or its bf16
+/// form for a bf16 weight (which needs AVX-512 BF16).
+#[cfg(target_arch = "x86_64")]
+fn direct_applies(
+    level: SimdLevel,
+    dims: &Conv2dDims,
+    p: &Conv2dParams,
+    bf16_weight: Option<&super::bf16::Bf16Matrix>,
+) -> bool {
+    level >= SimdLevel::Avx512
+        && super::conv2d_direct::applies(dims, p)
+        && bf16_weight.is_none_or(|_| super::bf16::kernel_available(level))
+}
+
+/// The convolution on the direct kernel, where [`direct_applies`]: an output it alone writes.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 fn direct(
@@ -116,22 +134,20 @@ fn direct(
     wd: &[f32],
     bf16_weight: Option<&super::bf16::Bf16Matrix>,
     bias: Option<&[f32]>,
-    out: &mut [f32],
-) -> bool {
-    if level < SimdLevel::Avx512 || !super::conv2d_direct::applies(dims, p) {
-        return false;
-    }
-    match bf16_weight {
+) -> Vec<f32> {
+    assert!(direct_applies(level, dims, p, bf16_weight), "conv: the direct kernel does not apply");
+    let len = dims.batch * dims.c_out * dims.h_out * dims.w_out;
+    let run = |out: &mut [MaybeUninit<f32>]| match bf16_weight {
         // SAFETY: the level (detected on this CPU) has AVX-512F and the path applies.
         None => unsafe { super::conv2d_direct::conv2d(dims, p, xd, wd, bias, out) },
-        Some(wm) if super::bf16::kernel_available(level) => {
+        Some(wm) => {
             let values = wm.dequantized_rows(0..dims.c_out);
-            // SAFETY: as above, and AVX-512 BF16 was detected.
+            // SAFETY: as above, and AVX-512 BF16 was detected (`direct_applies`).
             unsafe { super::conv2d_direct::conv2d_bf16(level, dims, p, xd, &values, bias, out) }
         }
-        Some(_) => return false,
-    }
-    true
+    };
+    // SAFETY: the direct kernel's tasks write every output line, every frame of it.
+    unsafe { written(len, run) }
 }
 
 /// Each `n`-wide row `co` of `o` set to `values[co]` (a group's biases, before the products are
@@ -187,14 +203,14 @@ pub fn conv2d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
     let bias = b.map(data).transpose()?;
     let (wd, bf16_weight) = conv_weight("conv2d", w, c_out, cg_in * kh * kw)?;
     let plane = h_out * w_out;
-    let mut out = vec![0.0f32; batch * c_out * plane];
     if plane == 0 || batch == 0 {
-        return Ok(tensor(vec![batch, c_out, h_out, w_out], out));
+        return Ok(tensor(vec![batch, c_out, h_out, w_out], vec![0.0; batch * c_out * plane]));
     }
     #[cfg(target_arch = "x86_64")]
-    if direct(level, &dims, &p, xd, wd, bf16_weight, bias, &mut out) {
-        return Ok(tensor(vec![batch, c_out, h_out, w_out], out));
+    if direct_applies(level, &dims, &p, bf16_weight) {
+        return Ok(tensor(vec![batch, c_out, h_out, w_out], direct(level, &dims, &p, xd, wd, bf16_weight, bias)));
     }
+    let out = vec![0.0f32; batch * c_out * plane];
     conv2d_tiles(level, dims, p, xd, wd, bf16_weight, bias, out)
 }
 

@@ -12,6 +12,8 @@
 //! same tiles through its polyphase form ([`conv1d_polyphase`]). Other convolutions keep im2col +
 //! GEMM ([`super::conv::conv2d`], [`super::conv::conv1d`]).
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::bf16;
@@ -76,7 +78,7 @@ pub unsafe fn conv1d_polyphase(
     x: &[f32],
     w: &[f32],
     bias: Option<&[f32]>,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
 ) {
     assert!(stride >= 2 && kernel >= 1 && t_in >= kernel && c_out > 0, "conv1d_polyphase: shape");
     assert_eq!(x.len(), batch * t_in, "conv1d_polyphase: input size");
@@ -128,7 +130,14 @@ pub unsafe fn conv1d_polyphase(
 ///
 /// # Safety
 /// The CPU must have AVX-512F, and [`applies`] must hold for `d` and `p`.
-pub unsafe fn conv2d(d: &Conv2dDims, p: &Conv2dParams, x: &[f32], w: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+pub unsafe fn conv2d(
+    d: &Conv2dDims,
+    p: &Conv2dParams,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [MaybeUninit<f32>],
+) {
     let Conv2dDims { c_in, c_out, kh, kw, .. } = *d;
     assert_eq!(w.len(), c_out * c_in * kh * kw, "conv2d_direct: weight size");
     // Weights as [co block][ci][kh][kw][CO_BLOCK]: one tile step's weights side by side, zero
@@ -152,7 +161,7 @@ pub unsafe fn conv2d_bf16(
     x: &[f32],
     w: &[f32],
     bias: Option<&[f32]>,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
 ) {
     let Conv2dDims { batch, c_in, h_in, w_in, c_out, kh, kw, .. } = *d;
     assert_eq!(w.len(), c_out * c_in * kh * kw, "conv2d_direct: weight size");
@@ -220,7 +229,7 @@ unsafe fn drive<T: Copy + Default + Send + Sync>(
     channels: usize,
     packed: &[T],
     bias: Option<&[f32]>,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
     tile_fn: TileFn<T>,
 ) {
     let Conv2dDims { batch, h_in, w_in, c_out, kh, kw, h_out, w_out, .. } = *d;
@@ -247,7 +256,9 @@ unsafe fn drive<T: Copy + Default + Send + Sync>(
     let (kernel, in_place_rows) = (avx512::Kernel { kh, kw, dil }, avx512::Rows { channel: h_in * w_in, row: w_in });
     // One task per (sample, output row, channel block): up to CO_BLOCK output lines of W frames.
     let plane = h_out * w_out;
-    let shared = SharedOut::new(out);
+    // Every value is written once below (each task's lines, every tile's frames), and only
+    // through raw pointers: the output starts uninitialised.
+    let shared = SharedOut::uninit(out);
     (0..batch * h_out * co_blocks).into_par_iter().for_each(|task| {
         let (b, rest) = (task / (h_out * co_blocks), task % (h_out * co_blocks));
         let (oh, cb) = (rest / co_blocks, rest % co_blocks);
@@ -294,9 +305,10 @@ unsafe fn drive<T: Copy + Default + Send + Sync>(
             let width = TIME_BLOCK.min(w_out - t0);
             for (c, line) in tile.iter().take(lines).enumerate() {
                 let co = cb * CO_BLOCK + c;
-                // SAFETY: task (b, oh, cb) alone writes these output lines.
-                let dst = unsafe { shared.segment((b * c_out + co) * plane + oh * w_out + t0, width) };
-                dst.copy_from_slice(&line[..width]);
+                let dst = shared.pointer((b * c_out + co) * plane + oh * w_out + t0, width);
+                // SAFETY: `pointer` checked the bounds; task (b, oh, cb) alone writes these
+                // output lines, and `line` holds at least `width` values.
+                unsafe { std::ptr::copy_nonoverlapping(line.as_ptr(), dst, width) };
             }
         }
     });
@@ -500,9 +512,13 @@ mod tests {
             let w: Vec<f32> = (0..c_out * kernel).map(|_| value()).collect();
             let bias: Vec<f32> = (0..c_out).map(|_| value()).collect();
             let t_out = (t_in - kernel) / stride + 1;
-            let mut out = vec![f32::NAN; batch * c_out * t_out];
-            // SAFETY: AVX-512F was detected; one input channel, stride 2 or more, no padding.
-            unsafe { conv1d_polyphase(batch, t_in, stride, kernel, c_out, &x, &w, Some(&bias), &mut out) };
+            // SAFETY: AVX-512F was detected; one input channel, stride 2 or more, no padding;
+            // the drive writes every output value.
+            let out = unsafe {
+                crate::backend::cpu::written(batch * c_out * t_out, |out| {
+                    conv1d_polyphase(batch, t_in, stride, kernel, c_out, &x, &w, Some(&bias), out)
+                })
+            };
             for b in 0..batch {
                 for co in 0..c_out {
                     for t in 0..t_out {
