@@ -206,11 +206,16 @@ impl Pipeline {
         Ok(file)
     }
 
-    /// `stages` in order, on a thread of the current rayon pool (the global one, unless called
-    /// from another): each op's parallel loop then runs on the calling worker and one other, where
-    /// from a thread outside the pool every loop woke the pool's threads and put the caller to
-    /// sleep until they were done (the batched long benchmark file: 16 000 context switches,
-    /// 0.45–0.55 s of system time; on a worker 120 and 0.3–0.4 s, the wall time 3.1–3.3 → 2.9–3.05 s).
+    /// `stages` in order, on a thread of a rayon pool of this run's own (as many threads as the
+    /// current pool; inline when already on a pool's thread). Called from a thread outside any
+    /// pool, every op's parallel loop woke the pool's threads and put the caller to sleep until
+    /// they were done (the batched long benchmark file: 16 000 context switches, 0.45–0.55 s of
+    /// system time; on a pool thread 120 and 0.3–0.4 s, the wall time 3.1–3.3 → 2.9–3.05 s). A
+    /// pool of its own, not the global one: on the global pool a worker waiting inside one run's
+    /// op could take up another run's whole list of stages (the worker's concurrent jobs) and
+    /// hold the first until it finished, or deadlock on a lock the first holds (a model slot
+    /// being loaded). The caller's tracing span (the worker's job) is entered on the pool's
+    /// thread, so the stages' logs keep it.
     fn run_stages(
         &self,
         stages: &[(Stage, StageFn)],
@@ -219,7 +224,9 @@ impl Pipeline {
         cancel: &Cancel,
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<()> {
-        rayon::scope(|_| {
+        let span = tracing::Span::current();
+        let mut run_all = || {
+            let _in_caller_span = span.enter();
             for (stage, run) in stages {
                 cancel.check()?;
                 let started = Instant::now();
@@ -228,7 +235,14 @@ impl Pipeline {
                 }
             }
             Ok(())
-        })
+        };
+        if rayon::current_thread_index().is_some() {
+            return run_all();
+        }
+        match rayon::ThreadPoolBuilder::new().num_threads(rayon::current_num_threads()).build() {
+            Ok(pool) => pool.install(run_all),
+            Err(_) => run_all(),
+        }
     }
 
     /// [`STAGES`] with the diarizer's half that needs only the audio ([`diarization::find`])

@@ -208,9 +208,9 @@ simd::multiversion! {
 /// `vec![0.0; len]` is `calloc`, which clears every block the heap reuses (the process keeps
 /// freed blocks, see `crate::allocator`), so an op that then writes every element paid for a
 /// `memset` of its whole output (6 % of the diarization stage's CPU samples on the benchmark's
-/// 10-minute file, 2.7 % of a batched transcription's). With debug assertions (the test builds)
-/// the buffer is NaN before `fill` runs, so an element it leaves unwritten shows in every
-/// comparison with a reference.
+/// 10-minute file, 2.7 % of a batched transcription's). With debug assertions the buffer is NaN
+/// before `fill` runs, so an element it leaves unwritten shows in every comparison with a
+/// reference (`cargo test`'s profile has them; `--release` builds do not).
 ///
 /// # Safety
 /// `fill` must write every element of the slice it is given.
@@ -354,28 +354,26 @@ impl TokenOps for CpuBackend {
         sampling: Option<&crate::backend::Sampling>,
     ) -> Result<Vec<crate::backend::TokenChoice>> {
         let v = logits.dim(-1);
-        let copied;
-        let rows = match data(logits) {
-            Ok(rows) => rows,
-            Err(_) => {
-                copied = self.download(logits)?;
-                &copied
-            }
-        };
-        Ok(crate::backend::token_choice::choose_rows_on_host(rows, v, masks, k, sampling))
+        self.with_f32_rows(logits, |rows| {
+            crate::backend::token_choice::choose_rows_on_host(rows, v, masks, k, sampling)
+        })
     }
 
     fn logprob_of(&self, logits: &Tensor, row: usize, id: u32) -> Result<f32> {
         let v = logits.dim(-1);
-        let copied;
-        let rows = match data(logits) {
-            Ok(rows) => rows,
-            Err(_) => {
-                copied = self.download(logits)?;
-                &copied
-            }
-        };
-        Ok(crate::backend::token_choice::log_softmax(&rows[row * v..(row + 1) * v])[id as usize])
+        self.with_f32_rows(logits, |rows| {
+            crate::backend::token_choice::log_softmax(&rows[row * v..(row + 1) * v])[id as usize]
+        })
+    }
+}
+
+impl CpuBackend {
+    /// `f` of a tensor's values: its f32 storage in place, or a widened copy of another dtype.
+    fn with_f32_rows<R>(&self, t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+        match t.storage().as_any().downcast_ref::<CpuStorage>() {
+            Some(s) => Ok(f(&s.0)),
+            None => Ok(f(&self.download(t)?)),
+        }
     }
 }
 
@@ -426,5 +424,24 @@ mod tests {
             let want = log_softmax(&values[row * vocab..(row + 1) * vocab])[id as usize];
             assert_eq!(dev.logprob_of(&logits, row, id).unwrap(), want);
         }
+    }
+
+    /// The norms size their output from the shapes and fill it by zipping with the stored
+    /// values: a tensor whose storage is shorter than its shape is an error, not an output left
+    /// partly unwritten.
+    #[test]
+    fn norms_refuse_storage_shorter_than_the_shape() {
+        use crate::backend::kernels::NormOps;
+        let cpu = CpuBackend::new();
+        let short = Tensor::from_storage(vec![2, 3, 8], Arc::new(CpuStorage(vec![1.0; 40])));
+        let ones = |n: usize| tensor(vec![n], vec![1.0; n]);
+        let zeros = |n: usize| tensor(vec![n], vec![0.0; n]);
+        assert!(cpu.layer_norm(&short, &ones(8), &zeros(8), 1e-5).is_err());
+        let short_gamma = Tensor::from_storage(vec![8], Arc::new(CpuStorage(vec![1.0; 5])));
+        let x = tensor(vec![2, 3, 8], vec![1.0; 48]);
+        assert!(cpu.layer_norm(&x, &short_gamma, &zeros(8), 1e-5).is_err());
+        assert!(cpu.layer_norm(&x, &ones(8), &zeros(8), 1e-5).is_ok());
+        assert!(cpu.group_norm(&short, 3, Some(&ones(3)), Some(&zeros(3)), 1e-5).is_err());
+        assert!(cpu.batch_norm(&short, &zeros(3), &ones(3), &ones(3), &zeros(3), 1e-5, true).is_err());
     }
 }

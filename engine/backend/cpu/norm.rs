@@ -10,7 +10,7 @@ use super::CpuBackend;
 use super::{data, tensor, written};
 use crate::backend::kernels::NormOps;
 use crate::backend::{shape_checks, Tensor};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 multiversion! {
     /// Normalise one row in place of `out`: `(x − μ)/√(σ² + eps)·γ + β`.
@@ -25,10 +25,20 @@ multiversion! {
     }
 }
 
+/// An error unless each stored length is the one its shape says (the output is sized from the
+/// shapes and written by zipping with these slices, so a short one would leave part unwritten).
+fn stored_lengths(op: &'static str, lengths: &[(usize, usize)]) -> Result<()> {
+    match lengths.iter().find(|(got, want)| got != want) {
+        Some((got, want)) => Err(Error::shape(op, format!("{got} values stored where the shape holds {want}"))),
+        None => Ok(()),
+    }
+}
+
 pub fn layer_norm(level: SimdLevel, x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor> {
-    let (rows, d) = x.rows_cols();
+    let (rows, d) = shape_checks::layer_norm(x, gamma, beta)?;
     let (g, b) = (data(gamma)?, data(beta)?);
     let xd = data(x)?;
+    stored_lengths("layer_norm", &[(xd.len(), rows * d), (g.len(), d), (b.len(), d)])?;
     // SAFETY: `layer_norm_row` writes every element of its row; the rows cover the output.
     let out = unsafe {
         written(rows * d, |out| {
@@ -56,6 +66,10 @@ pub fn group_norm(
     let g = gamma.map(data).transpose()?;
     let bt = beta.map(data).transpose()?;
     let xd = data(x)?;
+    stored_lengths(
+        "group_norm",
+        &[(xd.len(), b * c * t), (g.map_or(c, <[f32]>::len), c), (bt.map_or(c, <[f32]>::len), c)],
+    )?;
     let per = c / groups * t;
     // SAFETY: each group's chunk is written channel by channel by `center_scale_shift`; the
     // groups cover the output (nothing to write when `per` is 0).
@@ -169,6 +183,7 @@ pub fn batch_norm(
     let scale: Vec<f32> = (0..c).map(|i| g[i] / (v[i] + eps).sqrt()).collect();
     let shift: Vec<f32> = (0..c).map(|i| bt[i] - m[i] * scale[i]).collect();
     let xd = data(x)?;
+    stored_lengths("batch_norm", &[(xd.len(), b * c * t)])?;
     // SAFETY: both kernels write every element of their row; the rows cover the output.
     let out = unsafe {
         written(b * c * t, |out| {
