@@ -241,7 +241,10 @@ impl Pipeline {
         }
         match rayon::ThreadPoolBuilder::new().num_threads(rayon::current_num_threads()).build() {
             Ok(pool) => pool.install(run_all),
-            Err(_) => run_all(),
+            Err(e) => {
+                tracing::warn!("no thread pool for the stages ({e}); they run on the calling thread");
+                run_all()
+            }
         }
     }
 

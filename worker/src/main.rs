@@ -256,6 +256,11 @@ async fn serve(mode: Mode, settings: Settings) -> ExitCode {
     }
 }
 
+/// Compute threads for each of `concurrency` jobs at once on `cores`: an equal share, at least one.
+fn threads_per_job(cores: usize, concurrency: usize) -> usize {
+    (cores / concurrency.max(1)).max(1)
+}
+
 fn main() -> ExitCode {
     scribe::allocator::keep_large_blocks();
     let args = Args::parse();
@@ -269,6 +274,16 @@ fn main() -> ExitCode {
     init_logging(settings.debug);
     for note in &settings.notes {
         tracing::warn!("{note}");
+    }
+    if settings.concurrency > 1 && std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        // Each job computes on a pool of the global pool's size (Pipeline::run_stages): split
+        // the cores between the jobs that run at once rather than run jobs × cores threads.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = threads_per_job(cores, settings.concurrency);
+        match rayon::ThreadPoolBuilder::new().num_threads(threads).build_global() {
+            Ok(()) => tracing::info!("{} jobs at once on {cores} cores: {threads} threads each", settings.concurrency),
+            Err(e) => tracing::warn!("could not size the compute threads ({e}): each job uses every core"),
+        }
     }
     let mode = match mode(&args) {
         Ok(m) => m,
@@ -288,5 +303,19 @@ fn main() -> ExitCode {
             eprintln!("scribe-worker: cannot start the async runtime: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::threads_per_job;
+
+    #[test]
+    fn concurrent_jobs_share_the_cores_with_at_least_one_thread_each() {
+        assert_eq!(threads_per_job(16, 1), 16);
+        assert_eq!(threads_per_job(16, 4), 4);
+        assert_eq!(threads_per_job(16, 3), 5);
+        assert_eq!(threads_per_job(2, 4), 1);
+        assert_eq!(threads_per_job(8, 0), 8);
     }
 }

@@ -180,6 +180,7 @@ pub fn batch_norm(
     let (c, t) = shape_checks::batch_norm(x, [mean, var, gamma, beta])?;
     let b = x.dim(0);
     let (m, v, g, bt) = (data(mean)?, data(var)?, data(gamma)?, data(beta)?);
+    stored_lengths("batch_norm", &[(m.len(), c), (v.len(), c), (g.len(), c), (bt.len(), c)])?;
     let scale: Vec<f32> = (0..c).map(|i| g[i] / (v[i] + eps).sqrt()).collect();
     let shift: Vec<f32> = (0..c).map(|i| bt[i] - m[i] * scale[i]).collect();
     let xd = data(x)?;
