@@ -296,17 +296,12 @@ pub fn gemm_new(
     let len = m * w.n;
     #[cfg(target_arch = "x86_64")]
     if kernel_available(level) && len > 0 {
-        let mut out: Vec<std::mem::MaybeUninit<f32>> = Vec::with_capacity(len);
-        // SAFETY: `MaybeUninit` values need no initialisation; the capacity is `len`.
-        unsafe { out.set_len(len) };
-        // SAFETY: AVX-512 BF16 was detected; `out` holds the `m · n` values the rows address, and
-        // without `accumulate` the kernel only writes them.
-        unsafe { rows_in_tasks(m, a, w, &SharedOut::uninit(&mut out), bias, false, parallel) };
-        let mut out = std::mem::ManuallyDrop::new(out);
-        // SAFETY: every value is written: each row's tiles store, under their panels' masks, all
-        // `n` columns (`avx512::gemm_rows` without `accumulate`), and `MaybeUninit<f32>` has the
-        // layout of `f32`; the allocation moves to the new `Vec` whole.
-        return unsafe { Vec::from_raw_parts(out.as_mut_ptr().cast::<f32>(), len, out.capacity()) };
+        // SAFETY: AVX-512 BF16 was detected; the output holds the `m · n` values the rows
+        // address, and without `accumulate` the kernel only writes them: each row's tiles store,
+        // under their panels' masks, all `n` columns (`avx512::gemm_rows`).
+        return unsafe {
+            super::written(len, |out| rows_in_tasks(m, a, w, &SharedOut::uninit(out), bias, false, parallel))
+        };
     }
     let mut c = vec![0.0f32; len];
     gemm(level, m, a, w, &mut c, bias, false, parallel);

@@ -204,7 +204,7 @@ pub fn conv2d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
     let (wd, bf16_weight) = conv_weight("conv2d", w, c_out, cg_in * kh * kw)?;
     let plane = h_out * w_out;
     if plane == 0 || batch == 0 {
-        return Ok(tensor(vec![batch, c_out, h_out, w_out], vec![0.0; batch * c_out * plane]));
+        return Ok(tensor(vec![batch, c_out, h_out, w_out], Vec::new()));
     }
     #[cfg(target_arch = "x86_64")]
     if direct_applies(level, &dims, &p, bf16_weight) {
