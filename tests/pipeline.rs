@@ -132,7 +132,9 @@ fn no_forward_starts_after_a_cancel_during_decoding() {
 #[test]
 fn no_forward_starts_after_a_cancel_during_voice_activity_or_encoding() {
     let Some((_, end)) = cancelled_run(VadMethod::Pyannote, Forward::Vad, 1) else { return };
-    assert_eq!((end.vad, end.encoder, end.decoder), (1, 0, 0), "{end:?}");
+    // On the CPU the VAD scores two batches of windows at once, so the first batch's partner
+    // may have started with it; nothing after them.
+    assert!((1..=2).contains(&end.vad) && (end.encoder, end.decoder) == (0, 0), "{end:?}");
     let Some((_, end)) = cancelled_run(VadMethod::Pyannote, Forward::Encoder, 1) else { return };
     assert_eq!((end.encoder, end.decoder), (1, 0), "{end:?}");
 }
