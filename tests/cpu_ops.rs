@@ -2311,7 +2311,8 @@ fn slice() {
 fn concat() {
     let mut st = Stats::new("concat");
     let mut rng = Rng::new(17);
-    let bases: &[&[usize]] = &[&[7], &[3, 7], &[2, 5, 17], &[2, 3, 4, 5]];
+    // The last base's outputs are large enough for the CPU's copies on every thread.
+    let bases: &[&[usize]] = &[&[7], &[3, 7], &[2, 5, 17], &[2, 3, 4, 5], &[2, 150, 230]];
     for &base in bases {
         for dim in 0..base.len() {
             for sizes in [vec![base[dim]], vec![base[dim], 1, 3], vec![2, 0, base[dim]], vec![33, 1]] {
@@ -2622,7 +2623,8 @@ fn gather_append() {
 fn index_select() {
     let mut st = Stats::new("index_select");
     let mut rng = Rng::new(21);
-    for shape in [vec![1usize], vec![5, 3], vec![4, 7, 2], vec![3, 0]] {
+    // [300, 257]: outputs large enough for the CPU's copies on every thread.
+    for shape in [vec![1usize], vec![5, 3], vec![4, 7, 2], vec![3, 0], vec![300, 257]] {
         let x = rng.vec(numel(&shape), 1.0);
         let inner: usize = shape[1..].iter().product();
         for idx in [vec![0usize], vec![shape[0] - 1, 0, 0], (0..shape[0]).rev().collect(), vec![]] {

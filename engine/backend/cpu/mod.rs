@@ -215,10 +215,24 @@ simd::multiversion! {
 /// # Safety
 /// `fill` must write every element of the slice it is given.
 pub(crate) unsafe fn written(len: usize, fill: impl FnOnce(&mut [std::mem::MaybeUninit<f32>])) -> Vec<f32> {
+    // SAFETY: the caller's promise.
+    unsafe { written_poisoned(len, f32::NAN, fill) }
+}
+
+/// [`written`] for any element type: with debug assertions the buffer holds `poison` before
+/// `fill` runs.
+///
+/// # Safety
+/// `fill` must write every element of the slice it is given.
+pub(crate) unsafe fn written_poisoned<T: Copy>(
+    len: usize,
+    poison: T,
+    fill: impl FnOnce(&mut [std::mem::MaybeUninit<T>]),
+) -> Vec<T> {
     let mut v = Vec::with_capacity(len);
     let spare = &mut v.spare_capacity_mut()[..len];
     if cfg!(debug_assertions) {
-        spare.fill(std::mem::MaybeUninit::new(f32::NAN));
+        spare.fill(std::mem::MaybeUninit::new(poison));
     }
     fill(spare);
     // SAFETY: the caller's `fill` wrote all `len` elements.
