@@ -2633,6 +2633,11 @@ fn index_select() {
                 let y = dev.index_select(&up(&dev, &x, &shape), &idx).unwrap();
                 assert_eq!(y.shape()[0], idx.len());
                 st.exact("index_select", &label, &format!("{shape:?} rows {idx:?}"), &down(&dev, &y), &want);
+                // Rows of a half-precision tensor (the decoder's cross-attention keys and values).
+                let half = dev.to_float16(&up(&dev, &x, &shape)).unwrap();
+                let want16: Vec<f32> = want.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect();
+                let y16 = dev.index_select(&half, &idx).unwrap();
+                st.exact("index_select f16", &label, &format!("{shape:?} rows {idx:?}"), &down(&dev, &y16), &want16);
             }
         }
     }

@@ -285,7 +285,11 @@ pub fn speech_regions(
             // Batches at once: the thread pool fills the cores one batch's small ops and
             // uneven splits leave idle with the others' work. Each batch's ops compute what
             // they compute alone (the same bits).
-            let scored: Vec<Result<Vec<Vec<f32>>>> = batch.par_chunks(batch_size).map(run).collect();
+            let scored: Vec<Result<Vec<Vec<f32>>>> = if in_flight > 1 {
+                batch.par_chunks(batch_size).map(run).collect()
+            } else {
+                batch.chunks(batch_size).map(run).collect()
+            };
             for s in scored {
                 out.extend(s?);
             }

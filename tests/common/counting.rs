@@ -73,14 +73,9 @@ impl Counting {
         }
     }
 
-    /// A forward of `kind` has started: cancel when it is the awaited one.
-    fn started(&self, kind: Forward) {
-        let c = self.counts();
-        let n = match kind {
-            Forward::Vad => c.vad,
-            Forward::Encoder => c.encoder,
-            Forward::Decoder => c.decoder,
-        };
+    /// The `n`-th forward of `kind` has started (`n` as its count was raised, so two forwards
+    /// starting at once on two threads see their own numbers): cancel when it is the awaited one.
+    fn started(&self, kind: Forward, n: usize) {
         if let Some((k, at, cancel)) = &*self.cancel_at.lock().unwrap() {
             if *k == kind && *at == n {
                 cancel.cancel();
@@ -98,18 +93,26 @@ impl OpObserver for Counting {
             "conv1d" => {
                 let (x, w) = (call.inputs[0], call.inputs[1]);
                 if x.rank() == 3 && x.dim(1) == self.n_mels && w.rank() == 3 && w.dim(2) == 3 {
-                    self.encoder_forwards.lock().unwrap().push(x.dim(0));
-                    self.started(Forward::Encoder);
+                    let n = {
+                        let mut forwards = self.encoder_forwards.lock().unwrap();
+                        forwards.push(x.dim(0));
+                        forwards.len()
+                    };
+                    self.started(Forward::Encoder, n);
                 }
                 if x.rank() == 3 && x.dim(1) == 1 {
-                    self.vad_forwards.fetch_add(1, Ordering::SeqCst);
-                    self.started(Forward::Vad);
+                    let n = self.vad_forwards.fetch_add(1, Ordering::SeqCst) + 1;
+                    self.started(Forward::Vad, n);
                 }
             }
             "embedding_with_positions" => {
                 let (ids, seq_len, offset) = (call.sizes[0], call.sizes[1], call.sizes[2]);
-                self.decoder_forwards.lock().unwrap().push((ids / seq_len.max(1), seq_len, offset));
-                self.started(Forward::Decoder);
+                let n = {
+                    let mut forwards = self.decoder_forwards.lock().unwrap();
+                    forwards.push((ids / seq_len.max(1), seq_len, offset));
+                    forwards.len()
+                };
+                self.started(Forward::Decoder, n);
             }
             _ => {}
         }

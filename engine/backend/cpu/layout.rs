@@ -84,17 +84,21 @@ pub fn index_select(x: &Tensor, indices: &[usize]) -> Result<Tensor> {
 
 /// Rows `indices` of `x` (rows of `inner` values), in order.
 fn select_rows<T: Copy + Send + Sync>(x: &[T], inner: usize, indices: &[usize], poison: T) -> Vec<T> {
-    copied_rows(indices.len(), inner, poison, |r, row| copy_into(row, &x[indices[r] * inner..][..inner]))
+    // SAFETY: each row is one copy of `inner` values (`copy_from_slice` checks the lengths).
+    unsafe { copied_rows(indices.len(), inner, poison, |r, row| copy_into(row, &x[indices[r] * inner..][..inner])) }
 }
 
 pub fn gather_append(cache: &Tensor, sources: &[usize], new: &Tensor) -> Result<Tensor> {
     let (old_run, new_run, shape) = shape_checks::gather_append(cache.shape(), sources, new.shape())?;
     let (cd, nd) = (data(cache)?, data(new)?);
-    let out = copied_rows(sources.len(), old_run + new_run, f32::NAN, |r, row| {
-        let (old, added) = row.split_at_mut(old_run);
-        copy_into(old, &cd[sources[r] * old_run..][..old_run]);
-        copy_into(added, &nd[r * new_run..][..new_run]);
-    });
+    // SAFETY: each row is a copy of `old_run` values and one of `new_run` after it.
+    let out = unsafe {
+        copied_rows(sources.len(), old_run + new_run, f32::NAN, |r, row| {
+            let (old, added) = row.split_at_mut(old_run);
+            copy_into(old, &cd[sources[r] * old_run..][..old_run]);
+            copy_into(added, &nd[r * new_run..][..new_run]);
+        })
+    };
     Ok(tensor(shape, out))
 }
 
@@ -103,27 +107,34 @@ pub fn concat(xs: &[&Tensor], dim: usize) -> Result<Tensor> {
     let total = shape[dim];
     let parts: Vec<(&[f32], usize)> =
         xs.iter().map(|x| Ok((data(x)?, x.shape()[dim] * inner))).collect::<Result<_>>()?;
-    let out = copied_rows(outer, total * inner, f32::NAN, |o, mut row| {
-        for &(d, run) in &parts {
-            let (here, rest) = row.split_at_mut(run);
-            copy_into(here, &d[o * run..][..run]);
-            row = rest;
-        }
-    });
+    // SAFETY: the parts' runs add up to the row (`shape_checks::concat`), each copied in turn.
+    let out = unsafe {
+        copied_rows(outer, total * inner, f32::NAN, |o, mut row| {
+            for &(d, run) in &parts {
+                let (here, rest) = row.split_at_mut(run);
+                copy_into(here, &d[o * run..][..run]);
+                row = rest;
+            }
+            debug_assert!(row.is_empty(), "concat: the parts fill the row");
+        })
+    };
     Ok(tensor(shape, out))
 }
 
-/// Copies of at least this many values are split over the threads: the decoder's
+/// Copies of at least this many values are split by rows over the threads: the decoder's
 /// self-attention caches (`gather_append`, 2.7 MB a layer's keys at 35 beams and 50 tokens), the
 /// beams' cross-attention rows (`index_select`) and the BiLSTMs' directions (`concat`) were
 /// `memcpy`s on the calling thread while the other cores waited (3.9 % of the batched
 /// decoder's samples).
 const PARALLEL_COPY_MIN: usize = 1 << 16;
 
-/// `rows` rows of `row_len` values, row `r` written whole by `fill(r, row)`; on every thread
-/// when the output holds at least [`PARALLEL_COPY_MIN`] values. With debug assertions the
-/// buffer holds `poison` before.
-fn copied_rows<T: Copy + Send + Sync>(
+/// `rows` rows of `row_len` values, row `r` written whole by `fill(r, row)`; a row per task
+/// on every thread when the output holds at least [`PARALLEL_COPY_MIN`] values. With debug
+/// assertions the buffer holds `poison` before `fill` runs.
+///
+/// # Safety
+/// `fill` must write every element of the row it is given.
+unsafe fn copied_rows<T: Copy + Send + Sync>(
     rows: usize,
     row_len: usize,
     poison: T,
@@ -140,8 +151,7 @@ fn copied_rows<T: Copy + Send + Sync>(
             out.chunks_mut(row_len).enumerate().for_each(|(r, row)| fill(r, row));
         }
     };
-    // SAFETY: every row is a chunk `fill` writes whole (its callers copy `row_len` values into
-    // each).
+    // SAFETY: the rows cover the buffer, and the caller's `fill` writes each whole.
     unsafe { super::written_poisoned(len, poison, run) }
 }
 
