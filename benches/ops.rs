@@ -153,6 +153,9 @@ fn linear(c: &mut Criterion) {
         ("logits, 3 chunks x 6 beams", 18, 384, 51_864),
         ("decoder projection, 8 chunks x 5 beams", 40, 384, 384),
         ("decoder mlp, 8 chunks x 5 beams", 40, 384, 1536),
+        ("decoder projection, 7 chunks x 5 beams", 35, 384, 384),
+        ("decoder mlp, 7 chunks x 5 beams", 35, 384, 1536),
+        ("decoder mlp out, 7 chunks x 5 beams", 35, 1536, 384),
     ] {
         let x = upload(&dev, &[rows, d_in], 1);
         let w = upload_f16(&dev, &[d_out, d_in], 2);
@@ -165,6 +168,13 @@ fn linear(c: &mut Criterion) {
         g.bench_function(format!("linear {name} [{rows}, {d_in}] x [{d_out}, {d_in}] f16"), |bench| {
             bench.iter(|| dev.linear(&x, &w, None).unwrap())
         });
+        // The decoder's weights as it loads them: in column panels where the CPU has AVX-512.
+        if rows <= 64 {
+            let wp = dev.pack_for_few_rows(&w).unwrap();
+            g.bench_function(format!("linear {name} [{rows}, {d_in}] x [{d_out}, {d_in}] f16 panels"), |bench| {
+                bench.iter(|| dev.linear(&x, &wp, None).unwrap())
+            });
+        }
         g.bench_function(format!("linear {name} [{rows}, {d_in}] x [{d_out}, {d_in}] {}", w8.dtype()), |bench| {
             bench.iter(|| dev.linear(&x, &w8, None).unwrap())
         });

@@ -270,6 +270,87 @@ fn half_precision_weights() {
     st.report();
 }
 
+#[test]
+fn panel_weights() {
+    // A weight packed by `pack_for_few_rows` (column panels where the CPU has AVX-512) keeps its
+    // dtype and values: linear computes each output as fused multiply-adds in order of k then
+    // the bias, bit for bit (the panel kernel up to `PANEL_MAX_ROWS` rows, the GEMM above), and
+    // download, embedding, quantize_int8 and round_bfloat16 see the weight's own values. Below
+    // AVX-512 the weight is returned unchanged.
+    use scribe::backend::cpu::panels::{reference_product, PANEL_MAX_ROWS};
+    let mut st = Stats::new("linear (panel weight)");
+    let mut rng = Rng::new(47);
+    let avx512 = SimdLevel::detect() == SimdLevel::Avx512;
+    assert!(avx512 || std::env::var_os("CI").is_none(), "CI's CPUs have AVX-512; this one does not");
+    for &(m, k, n) in &[
+        (1, 1, 1),
+        (5, 384, 517),
+        (8, 33, 65),
+        (17, 17, 300),
+        (35, 64, 129),
+        (64, 31, 70),
+        (3, 15, 7),
+        (PANEL_MAX_ROWS + 3, 16, 33),
+    ] {
+        let x = rng.vec(m * k, 1.0);
+        let w16: Vec<half::f16> =
+            rng.vec(n * k, 1.0 / (k as f32).sqrt()).iter().map(|&v| half::f16::from_f32(v)).collect();
+        let w: Vec<f32> = w16.iter().map(|v| v.to_f32()).collect();
+        let b = rng.vec(n, 1.0);
+        for (label, dev) in devices() {
+            let (xt, bt) = (up(&dev, &x, &[m, k]), up(&dev, &b, &[n]));
+            for (dtype, plain) in
+                [("float16", dev.upload_f16(&w16, &[n, k]).unwrap()), ("float32", up(&dev, &w, &[n, k]))]
+            {
+                let wt = dev.pack_for_few_rows(&plain).unwrap();
+                let shape = format!("x [{m}, {k}] w {dtype} panels [{n}, {k}]");
+                assert_eq!((wt.dtype(), wt.shape()), (dtype, &[n, k][..]), "{label}: {shape}");
+                let packed = !Arc::ptr_eq(wt.storage(), plain.storage());
+                assert_eq!(packed, label.ends_with("Avx512"), "{label}: packed only on AVX-512");
+                for bias in [false, true] {
+                    let got = down(&dev, &dev.linear(&xt, &wt, bias.then_some(&bt)).unwrap());
+                    let want = ref_linear(&x, m, k, &w, n, bias.then_some(&b[..]));
+                    st.check("linear", &label, &format!("{shape} bias {bias}"), &got, &want);
+                    let bits = if packed && m <= PANEL_MAX_ROWS {
+                        reference_product(&x, m, k, &w, n, bias.then_some(&b[..]))
+                    } else {
+                        down(&dev, &dev.linear(&xt, &plain, bias.then_some(&bt)).unwrap())
+                    };
+                    assert_eq!(got, bits, "{label}: {shape} bias {bias}, bit for bit");
+                }
+                assert_eq!(down(&dev, &wt), w, "{label}: download of {shape}");
+                let ids = [0u32, (n - 1) as u32, (n / 2) as u32, (n / 2) as u32];
+                let want: Vec<f32> =
+                    ids.iter().flat_map(|&i| w[i as usize * k..(i as usize + 1) * k].to_vec()).collect();
+                assert_eq!(down(&dev, &dev.embedding(&ids, &wt).unwrap()), want, "{label}: embedding from {shape}");
+                for (op, from_packed, from_plain) in [
+                    ("quantize_int8", dev.quantize_int8(&wt).unwrap(), dev.quantize_int8(&plain).unwrap()),
+                    ("round_bfloat16", dev.round_bfloat16(&wt).unwrap(), dev.round_bfloat16(&plain).unwrap()),
+                ] {
+                    assert_eq!(from_packed.dtype(), from_plain.dtype(), "{label}: {op} of {shape}");
+                    assert_eq!(down(&dev, &from_packed), down(&dev, &from_plain), "{label}: {op} of {shape}");
+                }
+                if packed {
+                    expect_err("panel weight in an activation", &label, || dev.activation(&wt, Activation::Relu));
+                }
+                expect_err("panel weight K mismatch", &label, || {
+                    dev.linear(&up(&dev, &vec![0.0; m * (k + 1)], &[m, k + 1]), &wt, None)
+                });
+                expect_err("pack_for_few_rows of a rank-3 tensor", &label, || {
+                    dev.pack_for_few_rows(&up(&dev, &w, &[n, k, 1]))
+                });
+            }
+        }
+    }
+    // Edge cases, on the best level: a weight with no inputs or no outputs.
+    let dev = Device::new(Arc::new(CpuBackend::with_simd(SimdLevel::detect())));
+    let empty = dev.pack_for_few_rows(&up(&dev, &[], &[3, 0])).unwrap();
+    assert_eq!(down(&dev, &dev.embedding(&[2], &empty).unwrap()), Vec::<f32>::new());
+    let none = dev.pack_for_few_rows(&up(&dev, &[], &[0, 4])).unwrap();
+    assert_eq!(dev.linear(&up(&dev, &[1.0; 8], &[2, 4]), &none, None).unwrap().shape(), &[2, 0]);
+    st.report();
+}
+
 /// Symmetric int8 quantisation of `values` with one scale (±127, ties to even; values whose
 /// `127 / max` overflows quantise to zeros): the integers and the scale that restores them.
 fn quantize(values: &[f32]) -> (Vec<i64>, f32) {

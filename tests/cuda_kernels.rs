@@ -64,3 +64,19 @@ fn quantize_int8_keeps_cuda_weights_as_they_are() {
     let before = dev.download(&dev.linear(&x, &w, None).unwrap()).unwrap();
     assert_eq!(dev.download(&dev.linear(&x, &q, None).unwrap()).unwrap(), before);
 }
+
+/// Column panels are the CPU's form: on CUDA `pack_for_few_rows` keeps the weight (f16 stays f16,
+/// the same storage) and linear gives exactly what it gave before.
+#[test]
+#[ignore = "needs a CUDA GPU: gpu-pack/run.sh runs it"]
+fn pack_for_few_rows_keeps_cuda_weights_as_they_are() {
+    let Some(dev) = common::cuda_device() else { return };
+    let w16: Vec<half::f16> = (0..40 * 33).map(|i| half::f16::from_f32(((i * 7 % 13) as f32 - 6.0) / 20.0)).collect();
+    let w = dev.upload_f16(&w16, &[40, 33]).unwrap();
+    let p = dev.pack_for_few_rows(&w).unwrap();
+    assert_eq!((p.dtype(), p.shape()), ("float16", &[40usize, 33][..]));
+    assert!(std::sync::Arc::ptr_eq(p.storage(), w.storage()));
+    let x = dev.upload(&(0..5 * 33).map(|i| (i % 5) as f32 - 2.0).collect::<Vec<_>>(), &[5, 33]).unwrap();
+    let before = dev.download(&dev.linear(&x, &w, None).unwrap()).unwrap();
+    assert_eq!(dev.download(&dev.linear(&x, &p, None).unwrap()).unwrap(), before);
+}

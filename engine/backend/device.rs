@@ -198,6 +198,13 @@ impl Device {
         self.run(OpCall { op: "round_bfloat16", inputs: &[w], sizes: &[] }, |b| b.round_bfloat16(w))
     }
 
+    /// A linear weight `[N, K]` laid out for products with few rows where the backend has such
+    /// a form (see [`MemoryOps::pack_for_few_rows`]); `w` itself elsewhere.
+    pub fn pack_for_few_rows(&self, w: &Tensor) -> Result<Tensor> {
+        shape_checks::matrix("pack_for_few_rows", w)?;
+        self.run(OpCall { op: "pack_for_few_rows", inputs: &[w], sizes: &[] }, |b| b.pack_for_few_rows(w))
+    }
+
     /// `x` rounded to f16 and kept in half precision, as attention's keys and values (see
     /// [`MemoryOps::to_float16`]).
     pub fn to_float16(&self, x: &Tensor) -> Result<Tensor> {

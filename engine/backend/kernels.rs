@@ -44,6 +44,16 @@ pub trait MemoryOps {
     fn round_bfloat16(&self, w: &Tensor) -> Result<Tensor> {
         Ok(w.clone())
     }
+    /// A linear weight `w[N, K]` in the backend's form for products of a few rows against many
+    /// outputs (a decoder step's beams against the vocabulary) where it has one; elsewhere `w`
+    /// itself. The values are the same ([`Tensor::dtype`] too), only their layout differs; sums
+    /// may be taken in another order. The result must be accepted as the weight of
+    /// [`LinearOps::linear`] (and its fused forms), the table of [`LayoutOps::embedding`], as
+    /// the weight to [`MemoryOps::quantize_int8`] and [`MemoryOps::round_bfloat16`], and by
+    /// [`MemoryOps::download`].
+    fn pack_for_few_rows(&self, w: &Tensor) -> Result<Tensor> {
+        Ok(w.clone())
+    }
     /// `x`'s values rounded to f16 (round to nearest even) and kept in half precision:
     /// attention's keys and values read at half the bytes (a decoder's cross-attention reads
     /// every audio frame's key and value at every step). Ops treat it as the f32 tensor of the

@@ -5,6 +5,7 @@ use rayon::prelude::*;
 use super::bf16;
 use super::gemm::{sgemm, sgemm_weights, MatRef};
 use super::int8::{linear_int8, Int8Kernel};
+use super::panels::PANEL_MAX_ROWS;
 use super::simd::SimdLevel;
 use super::skinny::{skinny_nt, SKINNY_BATCH_MAX_ROWS};
 use super::CpuBackend;
@@ -38,6 +39,13 @@ pub(crate) fn linear_rows(
             debug_assert_eq!(wb.rows(), n, "linear: a bf16 weight of {} rows for {n} outputs", wb.rows());
             let pairs = bf16::rows_to_pairs(level, xd, m, k);
             return bf16::gemm_new(level, m, &pairs, wb, bias, true);
+        }
+    }
+    // Every output written once, the bias added in registers.
+    if let Weight::Panels(wp) = wd {
+        if m <= PANEL_MAX_ROWS {
+            debug_assert_eq!(wp.rows(), n, "linear: a panel weight of {} rows for {n} outputs", wp.rows());
+            return wp.product(level, m, xd, bias);
         }
     }
     let mut out = vec![0.0f32; m * n];

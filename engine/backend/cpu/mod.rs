@@ -25,6 +25,7 @@ mod linear;
 mod lstm;
 pub mod math;
 mod norm;
+pub mod panels;
 mod pooling;
 mod shared_out;
 pub mod simd;
@@ -90,6 +91,21 @@ impl Storage for CpuBf16Storage {
     }
 }
 
+/// A linear weight in column panels for products with few rows (see [`panels`]).
+pub struct CpuPanelStorage(pub panels::PanelMatrix);
+
+impl Storage for CpuPanelStorage {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn backend_name(&self) -> &'static str {
+        "cpu"
+    }
+    fn dtype(&self) -> &'static str {
+        self.0.dtype()
+    }
+}
+
 /// Borrow a tensor's data, or fail if it lives on another backend or is a half-precision
 /// weight (which only the ops that read weights accept, through [`weight`]).
 pub(crate) fn data(t: &Tensor) -> Result<&[f32]> {
@@ -97,7 +113,11 @@ pub(crate) fn data(t: &Tensor) -> Result<&[f32]> {
     if let Some(s) = any.downcast_ref::<CpuStorage>() {
         return Ok(&s.0[..]);
     }
-    if any.is::<CpuHalfStorage>() || any.is::<CpuInt8Storage>() || any.is::<CpuBf16Storage>() {
+    if any.is::<CpuHalfStorage>()
+        || any.is::<CpuInt8Storage>()
+        || any.is::<CpuBf16Storage>()
+        || any.is::<CpuPanelStorage>()
+    {
         return Err(Error::Other(format!(
             "tensor {:?} is a {} tensor; only linear, lstm, embedding, download, (bf16) the convolutions and (f16) attention's keys and values, index_select and to_float32 accept one",
             t.shape(),
@@ -115,6 +135,7 @@ pub(crate) enum Weight<'a> {
     F16(&'a [half::f16]),
     I8(&'a int8::Int8Matrix),
     Bf16(&'a bf16::Bf16Matrix),
+    Panels(&'a panels::PanelMatrix),
 }
 
 impl Weight<'_> {
@@ -134,6 +155,7 @@ impl Weight<'_> {
             }
             Weight::I8(w) => std::borrow::Cow::Owned(packed_rows(rows, cols, w.cols(), |r| w.dequantized_rows(r))),
             Weight::Bf16(w) => std::borrow::Cow::Owned(packed_rows(rows, cols, w.cols(), |r| w.dequantized_rows(r))),
+            Weight::Panels(w) => std::borrow::Cow::Owned(packed_rows(rows, cols, w.cols(), |r| w.dequantized_rows(r))),
         }
     }
 }
@@ -167,6 +189,9 @@ pub(crate) fn weight(t: &Tensor) -> Result<Weight<'_>> {
     }
     if let Some(s) = any.downcast_ref::<CpuBf16Storage>() {
         return Ok(Weight::Bf16(&s.0));
+    }
+    if let Some(s) = any.downcast_ref::<CpuPanelStorage>() {
+        return Ok(Weight::Panels(&s.0));
     }
     data(t).map(Weight::F32)
 }
@@ -354,6 +379,21 @@ impl MemoryOps for CpuBackend {
             vec![n, k],
             Arc::new(CpuBf16Storage(bf16::Bf16Matrix::from_f32(self.simd, &values, n, k))),
         ))
+    }
+
+    /// In column panels where the CPU has AVX-512 (the panel kernel's level); elsewhere the
+    /// skinny kernel reads the weight as it is. An int8 or bf16 weight stays as it is.
+    fn pack_for_few_rows(&self, w: &Tensor) -> Result<Tensor> {
+        if self.simd != SimdLevel::Avx512 {
+            return Ok(w.clone());
+        }
+        let (n, k) = (w.dim(0), w.dim(1));
+        let packed = match weight(w)? {
+            Weight::F32(v) => panels::PanelMatrix::from_f32(v, n, k),
+            Weight::F16(v) => panels::PanelMatrix::from_f16(v, n, k),
+            Weight::I8(_) | Weight::Bf16(_) | Weight::Panels(_) => return Ok(w.clone()),
+        };
+        Ok(Tensor::from_storage(vec![n, k], Arc::new(CpuPanelStorage(packed))))
     }
 }
 

@@ -151,7 +151,10 @@ impl Decoder {
     pub fn load(dev: &Device, store: &dyn WeightStore, c: &WhisperConfig) -> Result<Self> {
         let p = "model.decoder";
         let d = c.d_model;
-        let embed_tokens = load_matrix(dev, store, &format!("{p}.embed_tokens.weight"), &[c.vocab_size, d])?;
+        // Laid out for the logits, a step's few rows against every token, where the backend has
+        // such a form (`pack_for_few_rows`); the token lookup reads the same values from it.
+        let embed_tokens =
+            dev.pack_for_few_rows(&load_matrix(dev, store, &format!("{p}.embed_tokens.weight"), &[c.vocab_size, d])?)?;
         Ok(Decoder {
             logits_weight: embed_tokens.clone(),
             embed_tokens,
