@@ -345,6 +345,9 @@ fn panel_weights() {
     // Edge cases, on the best level: a weight with no inputs or no outputs.
     let dev = Device::new(Arc::new(CpuBackend::with_simd(SimdLevel::detect())));
     let empty = dev.pack_for_few_rows(&up(&dev, &[], &[3, 0])).unwrap();
+    let bias = up(&dev, &[1.0, -2.0, 0.5], &[3]);
+    let y = dev.linear(&up(&dev, &[], &[2, 0]), &empty, Some(&bias)).unwrap();
+    assert_eq!(down(&dev, &y), [1.0, -2.0, 0.5, 1.0, -2.0, 0.5], "rows of width 0: the bias");
     assert_eq!(down(&dev, &dev.embedding(&[2], &empty).unwrap()), Vec::<f32>::new());
     let none = dev.pack_for_few_rows(&up(&dev, &[], &[0, 4])).unwrap();
     assert_eq!(dev.linear(&up(&dev, &[1.0; 8], &[2, 4]), &none, None).unwrap().shape(), &[2, 0]);

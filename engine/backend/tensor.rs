@@ -79,7 +79,8 @@ impl Tensor {
     /// Shape as (rows, last): every leading dimension folded into rows.
     pub fn rows_cols(&self) -> (usize, usize) {
         let last = self.shape.last().copied().unwrap_or(1);
-        let rows = self.numel().checked_div(last).unwrap_or(0);
+        // The leading dims' product (not numel / last, which is 0 for rows of width 0).
+        let rows = self.shape[..self.shape.len().saturating_sub(1)].iter().product();
         (rows, last)
     }
 

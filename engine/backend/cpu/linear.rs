@@ -42,9 +42,9 @@ pub(crate) fn linear_rows(
         }
     }
     // Every output written once, the bias added in registers.
+    // (A reshaped view of the panels, or more rows, take the GEMM below on the weight's values.)
     if let Weight::Panels(wp) = wd {
-        if m <= PANEL_MAX_ROWS {
-            debug_assert_eq!(wp.rows(), n, "linear: a panel weight of {} rows for {n} outputs", wp.rows());
+        if m <= PANEL_MAX_ROWS && (wp.rows(), wp.cols()) == (n, k) {
             return wp.product(level, m, xd, bias);
         }
     }

@@ -119,9 +119,10 @@ pub(crate) fn data(t: &Tensor) -> Result<&[f32]> {
         || any.is::<CpuPanelStorage>()
     {
         return Err(Error::Other(format!(
-            "tensor {:?} is a {} tensor; only linear, lstm, embedding, download, (bf16) the convolutions and (f16) attention's keys and values, index_select and to_float32 accept one",
+            "tensor {:?} is a {} {}; only linear, lstm, embedding, download, quantize_int8, round_bfloat16, (bf16) the convolutions and (f16, not in panels) attention's keys and values, index_select and to_float32 accept one",
             t.shape(),
-            t.storage().dtype()
+            t.storage().dtype(),
+            if any.is::<CpuPanelStorage>() { "weight in column panels" } else { "tensor" },
         )));
     }
     Err(Error::Other(format!("tensor {:?} is not on the CPU backend", t.shape())))
@@ -201,9 +202,19 @@ pub(crate) fn weight(t: &Tensor) -> Result<Weight<'_>> {
 pub(crate) fn floats<'a>(t: &'a Tensor, op: &str) -> Result<Weight<'a>> {
     match weight(t)? {
         w @ (Weight::F32(_) | Weight::F16(_)) => Ok(w),
-        _ => {
-            Err(Error::Other(format!("{op}: tensor {:?} is a {} tensor, not float32 or float16", t.shape(), t.dtype())))
-        }
+        w => Err(Error::Other(format!("{op}: tensor {:?} is {}, not float32 or float16", t.shape(), stored_as(&w)))),
+    }
+}
+
+/// How a weight is stored, for error messages: its dtype, and the layout where the dtype alone
+/// would read as one the op accepts.
+fn stored_as(w: &Weight<'_>) -> String {
+    match w {
+        Weight::F32(_) => "a float32 tensor".into(),
+        Weight::F16(_) => "a float16 tensor".into(),
+        Weight::I8(_) => "an int8 weight".into(),
+        Weight::Bf16(_) => "a bfloat16 weight".into(),
+        Weight::Panels(p) => format!("a {} weight in column panels (pack_for_few_rows)", p.dtype()),
     }
 }
 
@@ -348,9 +359,7 @@ impl MemoryOps for CpuBackend {
     fn to_float32(&self, x: &Tensor) -> Result<Tensor> {
         match weight(x)? {
             w @ Weight::F16(_) => Ok(tensor(x.shape().to_vec(), w.rows_f32(self.simd, 0..x.numel(), 1).into_owned())),
-            _ => {
-                Err(Error::Other(format!("to_float32: tensor {:?} is a {} tensor, not float16", x.shape(), x.dtype())))
-            }
+            w => Err(Error::Other(format!("to_float32: tensor {:?} is {}, not float16", x.shape(), stored_as(&w)))),
         }
     }
 

@@ -26,11 +26,14 @@ pub const PANEL_WIDTH: usize = 16;
 /// chunk and the broadcast value fit the 32 registers beside them. 35 rows (7 chunks × 5
 /// beams) run as groups of 12, 12 and 11; groups of up to 12, 20 or 24 were no faster on a Zen 4.
 pub const GROUP_MAX_ROWS: usize = 16;
-/// Rows up to which [`PanelMatrix::product`] runs the panel kernel (each group reads the
-/// weight again, from the caches); above it `linear` widens the weight for the GEMM.
+/// Rows up to which `linear` runs a panel weight on the panel kernel; above it the weight is
+/// widened for the GEMM. Each group of 16 rows reads the task's panels again, from the caches,
+/// where the GEMM would first widen the whole weight (80 MB for Whisper's vocabulary): the first
+/// step of 7 chunks' beams, `[70, 384] × [51864, 384]`, took 14.5 ms on panels against 45.5 ms
+/// widened and on the GEMM. No decoder step comes near this many rows.
 pub const PANEL_MAX_ROWS: usize = 512;
-/// Panels a parallel task takes (256 output columns; 96 KB of f16 weights at K = 384, in the
-/// core's L2 while every group of rows reads them).
+/// Panels a parallel task takes, about (256 output columns; 192 KiB of f16 weights at K = 384,
+/// in the core's L2 while every group of rows reads them).
 const PANELS_PER_TASK: usize = 16;
 /// Below this many multiply-adds the product runs on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 16;
@@ -114,7 +117,8 @@ impl PanelMatrix {
     }
 
     /// `x[m, k] · wᵀ + bias` as a new `[m, n]` row-major buffer, every value written once.
-    pub fn product(&self, level: SimdLevel, m: usize, x: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    /// `level` must be one this CPU has (as every backend's is).
+    pub(crate) fn product(&self, level: SimdLevel, m: usize, x: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
         assert!(x.len() >= m * self.k, "panel product: {} inputs for {m} rows of {}", x.len(), self.k);
         assert!(
             bias.is_none_or(|b| b.len() == self.n),
@@ -149,12 +153,17 @@ fn row_groups(m: usize) -> Vec<(usize, usize)> {
         .collect()
 }
 
-/// Panels per task: about [`PANELS_PER_TASK`], the number of tasks a multiple of the threads so
-/// none waits for a last short one.
-fn panels_per_task(panels: usize, threads: usize) -> usize {
+/// Tasks for `panels` panels: about [`PANELS_PER_TASK`] panels each, as many tasks as a
+/// multiple of the threads (where there are panels enough), so no thread waits for a last
+/// short one; task `i` takes [`task_panels`].
+fn task_count(panels: usize, threads: usize) -> usize {
     let threads = threads.max(1);
-    let tasks = panels.div_ceil(PANELS_PER_TASK).div_ceil(threads) * threads;
-    panels.div_ceil(tasks.clamp(1, panels.max(1)))
+    (panels.div_ceil(PANELS_PER_TASK).div_ceil(threads) * threads).clamp(1, panels.max(1))
+}
+
+/// Task `task`'s panels of `panels` split into `tasks` parts whose sizes differ by at most one.
+fn task_panels(task: usize, tasks: usize, panels: usize) -> std::ops::Range<usize> {
+    task * panels / tasks..(task + 1) * panels / tasks
 }
 
 /// Group `g`'s rows of `x` transposed (`[k][rows]`): the kernel reads `x[r, q]` for every row
@@ -186,11 +195,10 @@ fn product_into<E: Elem>(
     let groups: Vec<((usize, usize), Vec<f32>)> =
         row_groups(m).into_iter().map(|g| (g, transposed_group(x, k, g))).collect();
     let count = n.div_ceil(PANEL_WIDTH);
-    let per_task = panels_per_task(count, rayon::current_num_threads());
+    let tasks = task_count(count, rayon::current_num_threads());
     let run = |task: usize| {
-        let (p0, p1) = (task * per_task, ((task + 1) * per_task).min(count));
         for ((r0, rows), xt) in &groups {
-            for p in p0..p1 {
+            for p in task_panels(task, tasks, count) {
                 let (c0, width) = (p * PANEL_WIDTH, PANEL_WIDTH.min(n - p * PANEL_WIDTH));
                 let panel = &panels[p * k * PANEL_WIDTH..][..k * PANEL_WIDTH];
                 let bias = bias.map(|b| &b[c0..c0 + width]);
@@ -209,12 +217,13 @@ fn product_into<E: Elem>(
                     unsafe { avx512::panel_any(*rows, k, xt, panel, bias, &rows_out, width) };
                     continue;
                 }
-                // SAFETY: as above.
+                // SAFETY: each row pointer has `width` values (checked by `pointer`).
                 unsafe { panel_portable(*rows, k, xt, panel, bias, &rows_out, width) };
             }
         }
     };
-    let tasks = count.div_ceil(per_task);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = level;
     if m * n * k >= PARALLEL_MIN_MACS {
         (0..tasks).into_par_iter().for_each(run);
     } else {
@@ -286,7 +295,7 @@ mod avx512 {
     }
 
     /// # Safety
-    /// The CPU must have AVX-512F, FMA and F16C; `out[r]` must point at `width` writable
+    /// The CPU must have AVX-512F, AVX2, FMA and F16C; `out[r]` must point at `width` writable
     /// values for each of the `rows` (1..=16) rows, `xt` hold `k × rows` values and `panel`
     /// `k × 16`.
     #[target_feature(enable = "avx512f,avx2,fma,f16c")]
@@ -355,6 +364,8 @@ mod tests {
         for &(m, k, n) in &[
             (1, 1, 1),
             (1, 7, 15),
+            (3, 0, 17),
+            (0, 5, 9),
             (3, 33, 16),
             (5, 384, 517),
             (7, 16, 17),
@@ -434,18 +445,22 @@ mod tests {
 
     #[test]
     fn tasks_split_the_panels_evenly_over_the_threads() {
-        // The logits' 3 242 panels on two threads: 204 tasks of 16 (the last 2).
-        assert_eq!(panels_per_task(3242, 2), 16);
+        // The logits' 3 242 panels on two threads: 204 tasks of 15 or 16.
+        assert_eq!(task_count(3242, 2), 204);
+        assert_eq!((task_panels(0, 204, 3242), task_panels(203, 204, 3242)), (0..15, 3226..3242));
         // A [384, 384] projection's 24 panels: two tasks of 12.
-        assert_eq!(panels_per_task(24, 2), 12);
-        assert_eq!(panels_per_task(1, 8), 1);
-        // Every thread gets a task where there are panels enough.
-        for (panels, threads) in [(3242, 2), (24, 2), (100, 3), (7, 16), (1, 1), (5, 2)] {
-            let per = panels_per_task(panels, threads);
-            assert!(
-                per >= 1 && panels.div_ceil(per) >= threads.min(panels),
-                "{panels} panels on {threads}: {per} a task"
-            );
+        assert_eq!(task_count(24, 2), 2);
+        assert_eq!((task_count(1, 8), task_count(0, 2)), (1, 1));
+        // The tasks cover the panels in order, sizes within one of each other, a multiple of the
+        // threads where there are panels enough.
+        for (panels, threads) in [(3242, 2), (24, 2), (100, 3), (7, 16), (1, 1), (5, 2), (33, 2)] {
+            let tasks = task_count(panels, threads);
+            assert!(tasks.is_multiple_of(threads) || tasks == panels, "{panels} panels on {threads}: {tasks} tasks");
+            let parts: Vec<_> = (0..tasks).map(|t| task_panels(t, tasks, panels)).collect();
+            assert!(parts.windows(2).all(|p| p[0].end == p[1].start) && parts[0].start == 0);
+            assert_eq!(parts[tasks - 1].end, panels);
+            let (lo, hi) = (parts.iter().map(|p| p.len()).min(), parts.iter().map(|p| p.len()).max());
+            assert!(hi.unwrap() - lo.unwrap() <= 1, "{panels} on {threads}: {parts:?}");
         }
     }
 }
