@@ -390,10 +390,10 @@ impl MemoryOps for CpuBackend {
         ))
     }
 
-    /// In column panels where the CPU has AVX-512 (the panel kernel's level); elsewhere the
-    /// skinny kernel reads the weight as it is. An int8 or bf16 weight stays as it is.
+    /// In column panels where the CPU has a panel kernel (AVX-512, or AVX2 with F16C); elsewhere
+    /// the skinny kernel reads the weight as it is. An int8 or bf16 weight stays as it is.
     fn pack_for_few_rows(&self, w: &Tensor) -> Result<Tensor> {
-        if self.simd != SimdLevel::Avx512 {
+        if !panels::kernel_available(self.simd) {
             return Ok(w.clone());
         }
         let (n, k) = (w.dim(0), w.dim(1));

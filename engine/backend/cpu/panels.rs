@@ -11,6 +11,10 @@
 //! outputs themselves: no reduction, one store. On the logits `[35, 384] × [51864, 384]` (f16)
 //! 10.2 ms became 6.8 ms on a Zen 4 (benches/README.md).
 //!
+//! On AVX2 (with F16C) a panel is two registers of 8 and a group at most
+//! [`AVX2_GROUP_MAX_ROWS`] rows: there the skinny kernel widened f16 in software, and the
+//! logits `[35, 384] × [51864, 384]` went 28.9 → 6.7 ms.
+//!
 //! Each output is `Σ_k x[r, k] · w[j, k]` summed in order of `k` by fused multiply-adds, then
 //! the bias added: every SIMD level computes the same bits ([`reference_product`]).
 
@@ -26,6 +30,11 @@ pub const PANEL_WIDTH: usize = 16;
 /// chunk and the broadcast value fit the 32 registers beside them. 35 rows (7 chunks × 5
 /// beams) run as groups of 12, 12 and 11; groups of up to 12, 20 or 24 were no faster on a Zen 4.
 pub const GROUP_MAX_ROWS: usize = 16;
+/// [`GROUP_MAX_ROWS`] for the AVX2 kernel, whose 16 registers hold two accumulators of 8 a row,
+/// the panel's two widened halves and the broadcast value: 35 rows run as groups of 6 and one of
+/// 5 (a prototype on a Zen 4: 6.4 ms for the logits `[35, 384] × [51864, 384]`; groups of 7 or
+/// 8 spilled accumulators, 22 ms).
+pub const AVX2_GROUP_MAX_ROWS: usize = 6;
 /// Rows up to which `linear` runs a panel weight on the panel kernel; above it the weight is
 /// widened for the GEMM. Each group of 16 rows reads the task's panels again, from the caches,
 /// where the GEMM would first widen the whole weight (80 MB for Whisper's vocabulary): the first
@@ -137,10 +146,31 @@ impl PanelMatrix {
     }
 }
 
-/// The input rows split into as few groups of at most [`GROUP_MAX_ROWS`] as can be, their sizes
-/// differing by at most one: `(first row, rows)`.
-fn row_groups(m: usize) -> Vec<(usize, usize)> {
-    let n = m.div_ceil(GROUP_MAX_ROWS).max(1);
+/// Whether `level` has a panel kernel: AVX-512, or AVX2 where the CPU also has F16C (every AVX2
+/// CPU does, but a virtual machine may hide it; the AVX2 level is detected without it). Below
+/// it the weight stays as it is (`pack_for_few_rows`).
+pub fn kernel_available(level: SimdLevel) -> bool {
+    match level {
+        SimdLevel::Avx512 => true,
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2 => std::arch::is_x86_feature_detected!("f16c"),
+        _ => false,
+    }
+}
+
+/// Rows a group takes on `level`'s kernel.
+fn group_max_rows(level: SimdLevel) -> usize {
+    if level == SimdLevel::Avx2 {
+        AVX2_GROUP_MAX_ROWS
+    } else {
+        GROUP_MAX_ROWS
+    }
+}
+
+/// The input rows split into as few groups of at most `max` as can be, their sizes differing
+/// by at most one: `(first row, rows)`.
+fn row_groups(m: usize, max: usize) -> Vec<(usize, usize)> {
+    let n = m.div_ceil(max).max(1);
     let (base, extra) = (m / n, m % n);
     let mut r0 = 0;
     (0..n)
@@ -193,7 +223,8 @@ fn product_into<E: Elem>(
         return;
     }
     let groups: Vec<((usize, usize), Vec<f32>)> =
-        row_groups(m).into_iter().map(|g| (g, transposed_group(x, k, g))).collect();
+        row_groups(m, group_max_rows(level)).into_iter().map(|g| (g, transposed_group(x, k, g))).collect();
+    let avx2 = level == SimdLevel::Avx2 && kernel_available(level);
     let count = n.div_ceil(PANEL_WIDTH);
     let tasks = task_count(count, rayon::current_num_threads());
     let run = |task: usize| {
@@ -217,13 +248,21 @@ fn product_into<E: Elem>(
                     unsafe { avx512::panel_any(*rows, k, xt, panel, bias, &rows_out, width) };
                     continue;
                 }
+                #[cfg(target_arch = "x86_64")]
+                if avx2 {
+                    // SAFETY: the Avx2 level is only produced by detection of AVX2 and FMA, and
+                    // F16C was detected (`kernel_available`); groups have at most
+                    // AVX2_GROUP_MAX_ROWS rows; the pointers and slices as above.
+                    unsafe { avx2::panel_any(*rows, k, xt, panel, bias, &rows_out, width) };
+                    continue;
+                }
                 // SAFETY: each row pointer has `width` values (checked by `pointer`).
                 unsafe { panel_portable(*rows, k, xt, panel, bias, &rows_out, width) };
             }
         }
     };
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = level;
+    let _ = avx2;
     if m * n * k >= PARALLEL_MIN_MACS {
         (0..tasks).into_par_iter().for_each(run);
     } else {
@@ -321,6 +360,85 @@ mod avx512 {
     }
 }
 
+/// The AVX2 kernel: [`avx512`]'s, a panel as two registers of 8.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{Elem, AVX2_GROUP_MAX_ROWS, GROUP_MAX_ROWS, PANEL_WIDTH};
+
+    /// Lanes of an AVX2 register of f32: half a panel.
+    const HALF: usize = PANEL_WIDTH / 2;
+
+    #[inline(always)]
+    unsafe fn panel<const M: usize, E: Elem>(
+        k: usize,
+        xt: &[f32],
+        panel: &[E],
+        bias: Option<&[f32]>,
+        out: &[*mut f32; GROUP_MAX_ROWS],
+        width: usize,
+    ) {
+        assert!(xt.len() >= k * M && panel.len() >= k * PANEL_WIDTH && width <= PANEL_WIDTH, "panel bounds");
+        let (xp, wp) = (xt.as_ptr(), panel.as_ptr());
+        let mut acc = [[_mm256_setzero_ps(); 2]; M];
+        for q in 0..k {
+            let w = [E::load8(wp.add(q * PANEL_WIDTH)), E::load8(wp.add(q * PANEL_WIDTH + HALF))];
+            for (r, a) in acc.iter_mut().enumerate() {
+                let x = _mm256_broadcast_ss(&*xp.add(q * M + r));
+                a[0] = _mm256_fmadd_ps(x, w[0], a[0]);
+                a[1] = _mm256_fmadd_ps(x, w[1], a[1]);
+            }
+        }
+        // The bias, zeros past `width`; the sums stored whole where the panel is, else a lane
+        // at a time.
+        let mut b = [0.0f32; PANEL_WIDTH];
+        if let Some(bias) = bias {
+            b[..width].copy_from_slice(&bias[..width]);
+        }
+        let bv = [_mm256_loadu_ps(b.as_ptr()), _mm256_loadu_ps(b.as_ptr().add(HALF))];
+        for (r, a) in acc.iter().enumerate() {
+            let sums = [_mm256_add_ps(a[0], bv[0]), _mm256_add_ps(a[1], bv[1])];
+            if width == PANEL_WIDTH {
+                _mm256_storeu_ps(out[r], sums[0]);
+                _mm256_storeu_ps(out[r].add(HALF), sums[1]);
+            } else {
+                let mut lanes = [0.0f32; PANEL_WIDTH];
+                _mm256_storeu_ps(lanes.as_mut_ptr(), sums[0]);
+                _mm256_storeu_ps(lanes.as_mut_ptr().add(HALF), sums[1]);
+                std::ptr::copy_nonoverlapping(lanes.as_ptr(), out[r], width);
+            }
+        }
+    }
+
+    /// # Safety
+    /// The CPU must have AVX2, FMA and F16C; `out[r]` must point at `width` writable values for
+    /// each of the `rows` (1..=[`AVX2_GROUP_MAX_ROWS`]) rows, `xt` hold `k × rows` values and
+    /// `panel` `k × 16`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn panel_any<E: Elem>(
+        rows: usize,
+        k: usize,
+        xt: &[f32],
+        p: &[E],
+        bias: Option<&[f32]>,
+        out: &[*mut f32; GROUP_MAX_ROWS],
+        width: usize,
+    ) {
+        const _: () = assert!(AVX2_GROUP_MAX_ROWS == 6);
+        match rows {
+            1 => panel::<1, E>(k, xt, p, bias, out, width),
+            2 => panel::<2, E>(k, xt, p, bias, out, width),
+            3 => panel::<3, E>(k, xt, p, bias, out, width),
+            4 => panel::<4, E>(k, xt, p, bias, out, width),
+            5 => panel::<5, E>(k, xt, p, bias, out, width),
+            6 => panel::<6, E>(k, xt, p, bias, out, width),
+            _ => unreachable!("AVX2 panel groups have 1..=AVX2_GROUP_MAX_ROWS rows"),
+        }
+    }
+}
+
 /// What every level computes: each output summed in order of `k` by fused multiply-adds from
 /// zero, then the bias added (for the tests).
 pub fn reference_product(x: &[f32], m: usize, k: usize, w: &[f32], n: usize, bias: Option<&[f32]>) -> Vec<f32> {
@@ -351,7 +469,7 @@ mod tests {
     }
 
     fn levels() -> Vec<SimdLevel> {
-        let mut v = vec![SimdLevel::Portable, SimdLevel::detect()];
+        let mut v = vec![SimdLevel::Portable, SimdLevel::Avx2.min(SimdLevel::detect()), SimdLevel::detect()];
         v.dedup();
         v
     }
@@ -430,15 +548,17 @@ mod tests {
 
     #[test]
     fn row_groups_cover_the_rows_in_near_equal_groups() {
-        assert_eq!(row_groups(35), vec![(0, 12), (12, 12), (24, 11)]);
-        assert_eq!(row_groups(16), vec![(0, 16)]);
-        assert_eq!(row_groups(17), vec![(0, 9), (9, 8)]);
-        assert_eq!(row_groups(1), vec![(0, 1)]);
-        assert_eq!(row_groups(0), Vec::<(usize, usize)>::new());
-        for m in 1..200 {
-            let g = row_groups(m);
+        assert_eq!(row_groups(35, GROUP_MAX_ROWS), vec![(0, 12), (12, 12), (24, 11)]);
+        assert_eq!(row_groups(16, GROUP_MAX_ROWS), vec![(0, 16)]);
+        assert_eq!(row_groups(17, GROUP_MAX_ROWS), vec![(0, 9), (9, 8)]);
+        assert_eq!(row_groups(1, GROUP_MAX_ROWS), vec![(0, 1)]);
+        assert_eq!(row_groups(0, GROUP_MAX_ROWS), Vec::<(usize, usize)>::new());
+        let avx2 = group_max_rows(SimdLevel::Avx2);
+        assert_eq!(row_groups(35, avx2), vec![(0, 6), (6, 6), (12, 6), (18, 6), (24, 6), (30, 5)]);
+        for (m, max) in (1..200).flat_map(|m| [(m, GROUP_MAX_ROWS), (m, avx2)]) {
+            let g = row_groups(m, max);
             assert_eq!(g.iter().map(|&(_, r)| r).sum::<usize>(), m);
-            assert!(g.iter().all(|&(_, r)| (1..=GROUP_MAX_ROWS).contains(&r)), "{m}: {g:?}");
+            assert!(g.iter().all(|&(_, r)| (1..=max).contains(&r)), "{m}: {g:?}");
             assert!(g.windows(2).all(|p| p[0].0 + p[0].1 == p[1].0));
         }
     }

@@ -44,6 +44,12 @@ pub trait Elem: Copy + Send + Sync {
     /// `p` must point at 16 readable elements; the CPU must have AVX-512F and F16C.
     #[cfg(target_arch = "x86_64")]
     unsafe fn load16(p: *const Self) -> std::arch::x86_64::__m512;
+    /// Eight elements widened to f32, for the AVX2 panel kernel.
+    ///
+    /// # Safety
+    /// `p` must point at 8 readable elements; the CPU must have AVX and F16C.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m256;
     /// [`skinny_nn`] over rows of `v` of this type, compiled for `level`.
     #[allow(clippy::too_many_arguments)]
     fn nn_autovec(level: SimdLevel, m: usize, t: usize, dh: usize, p: &[f32], v: &[Self], v_rs: usize, out: &mut [f32]);
@@ -70,6 +76,11 @@ impl Elem for f32 {
     #[inline(always)]
     unsafe fn load16(p: *const f32) -> std::arch::x86_64::__m512 {
         std::arch::x86_64::_mm512_loadu_ps(p)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load8(p: *const f32) -> std::arch::x86_64::__m256 {
+        std::arch::x86_64::_mm256_loadu_ps(p)
     }
     fn nn_autovec(level: SimdLevel, m: usize, t: usize, dh: usize, p: &[f32], v: &[f32], v_rs: usize, out: &mut [f32]) {
         nn_f32(level, m, t, dh, p, v, v_rs, out)
@@ -98,6 +109,12 @@ impl Elem for half::f16 {
     unsafe fn load16(p: *const half::f16) -> std::arch::x86_64::__m512 {
         use std::arch::x86_64::*;
         _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i))
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load8(p: *const half::f16) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::*;
+        _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
     }
     fn nn_autovec(
         level: SimdLevel,
