@@ -168,7 +168,8 @@ fn linear(c: &mut Criterion) {
         g.bench_function(format!("linear {name} [{rows}, {d_in}] x [{d_out}, {d_in}] f16"), |bench| {
             bench.iter(|| dev.linear(&x, &w, None).unwrap())
         });
-        // The decoder's weights as it loads them: in column panels where the CPU has AVX-512.
+        // The decoder's weights as it loads them: in column panels where the CPU has AVX-512, or
+        // AVX2 with F16C.
         let wp = dev.pack_for_few_rows(&w).unwrap();
         if rows <= 64 && !std::sync::Arc::ptr_eq(wp.storage(), w.storage()) {
             g.bench_function(format!("linear {name} [{rows}, {d_in}] x [{d_out}, {d_in}] f16 panels"), |bench| {

@@ -272,7 +272,8 @@ fn half_precision_weights() {
 
 #[test]
 fn panel_weights() {
-    // A weight packed by `pack_for_few_rows` (column panels where the CPU has AVX-512) keeps its
+    // A weight packed by `pack_for_few_rows` (column panels where the CPU has AVX-512, or AVX2
+    // with F16C) keeps its
     // dtype and values: linear computes each output as fused multiply-adds in order of k then
     // the bias, bit for bit (the panel kernel up to `PANEL_MAX_ROWS` rows, the GEMM above), and
     // download, embedding, quantize_int8 and round_bfloat16 see the weight's own values. Below
@@ -307,7 +308,7 @@ fn panel_weights() {
                 assert_eq!((wt.dtype(), wt.shape()), (dtype, &[n, k][..]), "{label}: {shape}");
                 let packed = !Arc::ptr_eq(wt.storage(), plain.storage());
                 let kernel = label.ends_with("Avx512")
-                    || (label.ends_with("Avx2") && std::arch::is_x86_feature_detected!("f16c"));
+                    || (label.ends_with("Avx2") && scribe::backend::cpu::panels::kernel_available(SimdLevel::Avx2));
                 assert_eq!(packed, kernel, "{label}: packed only where a panel kernel runs (AVX-512, AVX2 with F16C)");
                 for bias in [false, true] {
                     let got = down(&dev, &dev.linear(&xt, &wt, bias.then_some(&bt)).unwrap());

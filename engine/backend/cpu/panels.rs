@@ -24,7 +24,7 @@ use super::shared_out::SharedOut;
 use super::simd::SimdLevel;
 use super::skinny::Elem;
 
-/// Output columns in a panel: one AVX-512 register of f32.
+/// Output columns in a panel: one AVX-512 register of f32, two AVX2 registers.
 pub const PANEL_WIDTH: usize = 16;
 /// Input rows that share each widened weight chunk: one accumulator register each, and the
 /// chunk and the broadcast value fit the 32 registers beside them. 35 rows (7 chunks × 5
@@ -36,10 +36,12 @@ pub const GROUP_MAX_ROWS: usize = 16;
 /// 8 spilled accumulators, 22 ms).
 pub const AVX2_GROUP_MAX_ROWS: usize = 6;
 /// Rows up to which `linear` runs a panel weight on the panel kernel; above it the weight is
-/// widened for the GEMM. Each group of 16 rows reads the task's panels again, from the caches,
+/// widened for the GEMM. Each group of rows (16, or 6 on AVX2) reads the task's panels again,
+/// from the caches,
 /// where the GEMM would first widen the whole weight (80 MB for Whisper's vocabulary): the first
 /// step of 7 chunks' beams, `[70, 384] × [51864, 384]`, took 14.5 ms on panels against 45.5 ms
-/// widened and on the GEMM. No decoder step comes near this many rows.
+/// widened and on the GEMM (AVX-512; measured up to 70 rows). No decoder step comes near this
+/// many rows.
 pub const PANEL_MAX_ROWS: usize = 512;
 /// Panels a parallel task takes, about (256 output columns; 192 KiB of f16 weights at K = 384,
 /// in the core's L2 while every group of rows reads them).
@@ -272,7 +274,8 @@ fn product_into<E: Elem>(
 
 /// One panel for a group of rows, one output at a time: `Σ_q x[r, q] · w[c, q]` by fused
 /// multiply-adds in order of `q` (the AVX-512 kernel's lanes, the same bits), then the bias.
-/// Reached only where a weight packed on an AVX-512 backend meets one of a lower level.
+/// Reached only where a weight packed where a panel kernel exists (AVX-512, or AVX2 with F16C)
+/// is used by a backend without one.
 ///
 /// # Safety
 /// `out[r]` must point at `width` writable values for each of the `rows` rows.
@@ -482,6 +485,7 @@ mod tests {
         for &(m, k, n) in &[
             (1, 1, 1),
             (1, 7, 15),
+            (2, 9, 40),
             (3, 0, 17),
             (0, 5, 9),
             (3, 33, 16),
