@@ -388,6 +388,97 @@ mod avx512 {
     }
 }
 
+/// The AVX2 kernel of the linear products (with FMA and F16C): the AVX-512 kernel's sums in
+/// registers of 8, f16 weights widened by `vcvtph2ps` (the auto-vectorised kernel widens them in
+/// software), one weight row at a time, so `M` accumulators, the weight and an input fit the 16
+/// registers.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::Elem;
+
+    /// Lanes of one register.
+    const LANES: usize = 8;
+
+    /// The eight lanes summed pairwise: high half onto low, then within the low half.
+    #[inline(always)]
+    unsafe fn reduce_add(v: __m256) -> f32 {
+        let half = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let pairs = _mm_add_ps(half, _mm_movehl_ps(half, half));
+        _mm_cvtss_f32(_mm_add_ss(pairs, _mm_shuffle_ps(pairs, pairs, 1)))
+    }
+
+    /// `cols[r][j] += x[r] · w[j0 + j]` for every column `j` of the block: each dot product in
+    /// 8 lane-wise partial sums (fused multiply-adds in order of k), reduced, then the tail of
+    /// k added in order.
+    #[inline(always)]
+    #[allow(clippy::needless_range_loop)]
+    unsafe fn block<const M: usize, E: Elem>(
+        x: &[f32],
+        k: usize,
+        w: &[E],
+        w_rs: usize,
+        j0: usize,
+        cols: &mut [&mut [f32]],
+    ) {
+        let n = cols[0].len();
+        assert!(x.len() >= M * k && (n == 0 || (j0 + n - 1) * w_rs + k <= w.len()), "skinny block bounds");
+        let full = k / LANES * LANES;
+        let xp = x.as_ptr();
+        for j in 0..n {
+            let wj = w.as_ptr().add((j0 + j) * w_rs);
+            let mut acc = [_mm256_setzero_ps(); M];
+            let mut p = 0;
+            while p < full {
+                let wv = E::load8(wj.add(p));
+                for r in 0..M {
+                    acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(xp.add(r * k + p)), wv, acc[r]);
+                }
+                p += LANES;
+            }
+            for r in 0..M {
+                let mut s = reduce_add(acc[r]);
+                for q in full..k {
+                    s += x[r * k + q] * (*wj.add(q)).widen();
+                }
+                cols[r][j] += s;
+            }
+        }
+    }
+
+    /// # Safety
+    /// The CPU must have AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn block_any<E: Elem>(
+        m: usize,
+        x: &[f32],
+        k: usize,
+        w: &[E],
+        w_rs: usize,
+        j0: usize,
+        cols: &mut [&mut [f32]],
+    ) {
+        match m {
+            1 => block::<1, E>(x, k, w, w_rs, j0, cols),
+            2 => block::<2, E>(x, k, w, w_rs, j0, cols),
+            3 => block::<3, E>(x, k, w, w_rs, j0, cols),
+            4 => block::<4, E>(x, k, w, w_rs, j0, cols),
+            5 => block::<5, E>(x, k, w, w_rs, j0, cols),
+            6 => block::<6, E>(x, k, w, w_rs, j0, cols),
+            7 => block::<7, E>(x, k, w, w_rs, j0, cols),
+            8 => block::<8, E>(x, k, w, w_rs, j0, cols),
+            _ => unreachable!("skinny products have 1..=SKINNY_MAX_ROWS rows"),
+        }
+    }
+
+    /// Whether this CPU has F16C beside the AVX2 level's AVX2 and FMA.
+    pub fn available() -> bool {
+        std::arch::is_x86_feature_detected!("f16c")
+    }
+}
+
 /// Columns per task: at most about [`COLUMNS_PER_TASK`], the number of tasks rounded up to a
 /// multiple of the threads (384 columns on two threads were a task of 256 and one of 128: one
 /// thread waited a third of the product; now two of 192) but no task narrower than
@@ -453,6 +544,8 @@ pub fn skinny_nt<E: Elem>(
         .map(|b| (b * per_task, rows.iter_mut().map(|r| r.next().expect("one chunk per block")).collect()))
         .collect();
     let groups = row_groups(m);
+    #[cfg(target_arch = "x86_64")]
+    let avx2_kernel = level == SimdLevel::Avx2 && avx2::available();
     let run = |(j0, mut cols): (usize, Vec<&mut [f32]>)| {
         for &(r0, mg) in &groups {
             let (xg, cg) = (&x[r0 * k..(r0 + mg) * k], &mut cols[r0..r0 + mg]);
@@ -461,6 +554,13 @@ pub fn skinny_nt<E: Elem>(
                 // SAFETY: the Avx512 level is only produced by detection of AVX-512F, AVX2, FMA
                 // and F16C on this CPU.
                 unsafe { avx512::block_any(mg, xg, k, w, w_rs, j0, cg) };
+                continue;
+            }
+            #[cfg(target_arch = "x86_64")]
+            if level == SimdLevel::Avx2 && avx2_kernel {
+                // SAFETY: the Avx2 level is only produced by detection of AVX2 and FMA on this
+                // CPU, and F16C was detected.
+                unsafe { avx2::block_any(mg, xg, k, w, w_rs, j0, cg) };
                 continue;
             }
             E::block_autovec(level, mg, xg, k, w, w_rs, j0, cg);
@@ -603,6 +703,8 @@ mod tests {
             (2, 7000, 17, 1),
             (6, 257, 40, 0),
             (37, 520, 384, 2),
+            (4, 65, 9, 0),
+            (7, 50, 21, 1),
         ] {
             let w_rs = k + pad;
             let x: Vec<f32> = (0..m * k).map(|_| rnd(&mut seed)).collect();
