@@ -231,12 +231,8 @@ mod avx512 {
             for r0 in (0..rows).step_by(TILE_ROWS) {
                 let (hp, wp) = (h.as_ptr().add(r0 * p.hsz), p.wt.as_ptr().add(block));
                 let gp = gates.as_mut_ptr().add(r0 * p.stride + block);
-                match (rows - r0).min(TILE_ROWS) {
-                    1 => tile::<1>(hp, p.hsz, wp, p.stride, gp),
-                    2 => tile::<2>(hp, p.hsz, wp, p.stride, gp),
-                    3 => tile::<3>(hp, p.hsz, wp, p.stride, gp),
-                    _ => tile::<4>(hp, p.hsz, wp, p.stride, gp),
-                }
+                let tile_rows = (rows - r0).min(TILE_ROWS);
+                crate::backend::cpu::simd::for_rows!(tile_rows, [1 2 3 4], tile(hp, p.hsz, wp, p.stride, gp));
             }
         }
     }
@@ -297,14 +293,8 @@ mod avx2 {
             for r0 in (0..rows).step_by(TILE_ROWS) {
                 let (hp, wp) = (h.as_ptr().add(r0 * p.hsz), p.wt.as_ptr().add(block));
                 let gp = gates.as_mut_ptr().add(r0 * p.stride + block);
-                match (rows - r0).min(TILE_ROWS) {
-                    1 => tile::<1>(hp, p.hsz, wp, p.stride, gp),
-                    2 => tile::<2>(hp, p.hsz, wp, p.stride, gp),
-                    3 => tile::<3>(hp, p.hsz, wp, p.stride, gp),
-                    4 => tile::<4>(hp, p.hsz, wp, p.stride, gp),
-                    5 => tile::<5>(hp, p.hsz, wp, p.stride, gp),
-                    _ => tile::<6>(hp, p.hsz, wp, p.stride, gp),
-                }
+                let tile_rows = (rows - r0).min(TILE_ROWS);
+                crate::backend::cpu::simd::for_rows!(tile_rows, [1 2 3 4 5 6], tile(hp, p.hsz, wp, p.stride, gp));
             }
         }
     }

@@ -351,15 +351,11 @@ mod avx512 {
         out: &[*mut f32; GROUP_MAX_ROWS],
         width: usize,
     ) {
-        macro_rules! rows {
-            ($($m:literal)*) => {
-                match rows {
-                    $($m => panel::<$m, E>(k, xt, p, bias, out, width),)*
-                    _ => unreachable!("panel groups have 1..=GROUP_MAX_ROWS rows"),
-                }
-            };
-        }
-        rows!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
+        crate::backend::cpu::simd::for_rows!(
+            rows,
+            [1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16],
+            panel::<E>(k, xt, p, bias, out, width)
+        )
     }
 }
 
@@ -430,15 +426,7 @@ mod avx2 {
         width: usize,
     ) {
         const _: () = assert!(AVX2_GROUP_MAX_ROWS == 6);
-        match rows {
-            1 => panel::<1, E>(k, xt, p, bias, out, width),
-            2 => panel::<2, E>(k, xt, p, bias, out, width),
-            3 => panel::<3, E>(k, xt, p, bias, out, width),
-            4 => panel::<4, E>(k, xt, p, bias, out, width),
-            5 => panel::<5, E>(k, xt, p, bias, out, width),
-            6 => panel::<6, E>(k, xt, p, bias, out, width),
-            _ => unreachable!("AVX2 panel groups have 1..=AVX2_GROUP_MAX_ROWS rows"),
-        }
+        crate::backend::cpu::simd::for_rows!(rows, [1 2 3 4 5 6], panel::<E>(k, xt, p, bias, out, width))
     }
 }
 

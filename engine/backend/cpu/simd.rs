@@ -90,3 +90,22 @@ macro_rules! multiversion {
     };
 }
 pub(crate) use multiversion;
+
+/// `$kernel::<N, …>(args…)` for `$rows` = N, one of the listed counts: a register-tile kernel's
+/// row count made a constant (`for_rows!(m, [1 2 3 4], tile::<E>(x, k))` runs `tile::<3, E>` for
+/// m = 3). Any other count is a bug in the caller's grouping.
+macro_rules! for_rows {
+    ($rows:expr, [$($n:literal)*], $kernel:ident::<$t:ty> $args:tt) => {
+        match $rows {
+            $($n => $kernel::<$n, $t> $args,)*
+            other => unreachable!("{}: no tile of {} rows", stringify!($kernel), other),
+        }
+    };
+    ($rows:expr, [$($n:literal)*], $kernel:ident $args:tt) => {
+        match $rows {
+            $($n => $kernel::<$n> $args,)*
+            other => unreachable!("{}: no tile of {} rows", stringify!($kernel), other),
+        }
+    };
+}
+pub(crate) use for_rows;

@@ -374,17 +374,7 @@ mod avx512 {
         j0: usize,
         cols: &mut [&mut [f32]],
     ) {
-        match m {
-            1 => block::<1, E>(x, k, w, w_rs, j0, cols),
-            2 => block::<2, E>(x, k, w, w_rs, j0, cols),
-            3 => block::<3, E>(x, k, w, w_rs, j0, cols),
-            4 => block::<4, E>(x, k, w, w_rs, j0, cols),
-            5 => block::<5, E>(x, k, w, w_rs, j0, cols),
-            6 => block::<6, E>(x, k, w, w_rs, j0, cols),
-            7 => block::<7, E>(x, k, w, w_rs, j0, cols),
-            8 => block::<8, E>(x, k, w, w_rs, j0, cols),
-            _ => unreachable!("skinny products have 1..=SKINNY_MAX_ROWS rows"),
-        }
+        crate::backend::cpu::simd::for_rows!(m, [1 2 3 4 5 6 7 8], block::<E>(x, k, w, w_rs, j0, cols))
     }
 }
 
@@ -460,17 +450,7 @@ mod avx2 {
         j0: usize,
         cols: &mut [&mut [f32]],
     ) {
-        match m {
-            1 => block::<1, E>(x, k, w, w_rs, j0, cols),
-            2 => block::<2, E>(x, k, w, w_rs, j0, cols),
-            3 => block::<3, E>(x, k, w, w_rs, j0, cols),
-            4 => block::<4, E>(x, k, w, w_rs, j0, cols),
-            5 => block::<5, E>(x, k, w, w_rs, j0, cols),
-            6 => block::<6, E>(x, k, w, w_rs, j0, cols),
-            7 => block::<7, E>(x, k, w, w_rs, j0, cols),
-            8 => block::<8, E>(x, k, w, w_rs, j0, cols),
-            _ => unreachable!("skinny products have 1..=SKINNY_MAX_ROWS rows"),
-        }
+        crate::backend::cpu::simd::for_rows!(m, [1 2 3 4 5 6 7 8], block::<E>(x, k, w, w_rs, j0, cols))
     }
 
     /// Whether this CPU has F16C beside the AVX2 level's AVX2 and FMA.
