@@ -175,6 +175,8 @@ pub fn recurrent_product(level: SimdLevel, p: &PackedRecurrent, h: &[f32], rows:
         SimdLevel::Avx2 => return unsafe { avx2::recurrent_product(p, h, rows, gates) },
         SimdLevel::Portable => {}
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = level;
     portable_product(p, h, rows, gates);
 }
 
@@ -196,6 +198,9 @@ const PORTABLE_TILE_ROWS: usize = 4;
 /// against a row of packed gates at a time (multiplies then adds, which the compiler
 /// vectorises).
 fn portable_product(p: &PackedRecurrent, h: &[f32], rows: usize, gates: &mut [f32]) {
+    if p.hsz == 0 {
+        return;
+    }
     for r0 in (0..rows).step_by(PORTABLE_TILE_ROWS) {
         let tile = (rows - r0).min(PORTABLE_TILE_ROWS);
         let out = &mut gates[r0 * p.stride..(r0 + tile) * p.stride];
@@ -221,6 +226,8 @@ mod avx512 {
 
     /// Rows of one register tile (16 accumulators).
     pub const TILE_ROWS: usize = 4;
+    // A tile is a whole block wide: the block loop never reads past a row's `stride`.
+    const _: () = assert!(GATE_BLOCK == 64);
 
     /// # Safety
     /// The CPU must have AVX-512F; `h` holds `rows` rows of `p.hsz`, `gates` `rows` rows of
@@ -283,6 +290,8 @@ mod avx2 {
     pub const TILE_GATES: usize = 16;
     /// Rows of one register tile (12 accumulators).
     pub const TILE_ROWS: usize = 6;
+    // Blocks hold whole tiles: the tile loop never reads past a row's `stride`.
+    const _: () = assert!(super::GATE_BLOCK.is_multiple_of(TILE_GATES));
 
     /// # Safety
     /// The CPU must have AVX2 and FMA; `h` holds `rows` rows of `p.hsz`, `gates` `rows` rows of
@@ -381,8 +390,9 @@ mod tests {
             .collect()
     }
 
-    /// Shapes around the tiles: H whose 4H is not a whole block (5, 33: padded gates), rows
-    /// that fill no tile, one tile and a ragged last one at both kernels' heights (4 and 6).
+    /// Shapes around the tiles: H whose 4H is not a whole block (5, 9, 33: padded gates), rows
+    /// that fill no tile, one tile and a ragged last one of every height of both kernels' tiles
+    /// (AVX-512 up to 4 rows, AVX2 up to 6: 8 rows are 6 + 2).
     const SHAPES: [(usize, usize); 9] =
         [(1, 1), (1, 5), (3, 33), (4, 16), (5, 128), (6, 7), (7, 128), (13, 20), (16, 128)];
 

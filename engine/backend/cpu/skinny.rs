@@ -44,7 +44,7 @@ pub trait Elem: Copy + Send + Sync {
     /// `p` must point at 16 readable elements; the CPU must have AVX-512F and F16C.
     #[cfg(target_arch = "x86_64")]
     unsafe fn load16(p: *const Self) -> std::arch::x86_64::__m512;
-    /// Eight elements widened to f32, for the AVX2 panel kernel.
+    /// Eight elements widened to f32, for the AVX2 panel and skinny kernels.
     ///
     /// # Safety
     /// `p` must point at 8 readable elements; the CPU must have AVX and F16C.
@@ -378,10 +378,11 @@ mod avx512 {
     }
 }
 
-/// The AVX2 kernel of the linear products (with FMA and F16C): the AVX-512 kernel's sums in
-/// registers of 8, f16 weights widened by `vcvtph2ps` (the auto-vectorised kernel widens them in
-/// software), one weight row at a time, so `M` accumulators, the weight and an input fit the 16
-/// registers.
+/// The AVX2 kernel of the skinny products (with FMA and F16C; the linear layers, and attention's
+/// scores where they take this path): like the AVX-512 kernel, but 8 lane-wise partial sums
+/// instead of 16 (so not its bits), f16 weights widened by `vcvtph2ps` (the auto-vectorised
+/// kernel widens them in software), one weight row at a time, so `M` accumulators, the weight and
+/// an input fit the 16 registers.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
@@ -537,7 +538,7 @@ pub fn skinny_nt<E: Elem>(
                 continue;
             }
             #[cfg(target_arch = "x86_64")]
-            if level == SimdLevel::Avx2 && avx2_kernel {
+            if avx2_kernel {
                 // SAFETY: the Avx2 level is only produced by detection of AVX2 and FMA on this
                 // CPU, and F16C was detected.
                 unsafe { avx2::block_any(mg, xg, k, w, w_rs, j0, cg) };
