@@ -1,6 +1,7 @@
 //! `nn.Conv1d` and `nn.Conv2d` (im2col + GEMM, any stride, padding, dilation and groups; on
-//! AVX-512 the stride-1, one-group ones with kernels 2 to 7 wide along time run on the direct
-//! kernel of [`super::conv2d_direct`], in f32 or, with a bf16 weight, its bf16 form, and so do
+//! AVX-512 and AVX2 the stride-1, one-group ones with kernels 2 to 7 wide along time run on the
+//! direct kernel of [`super::conv2d_direct`], in f32 or, with a bf16 weight (AVX-512 BF16), its
+//! bf16 form, and so do
 //! strided f32 `nn.Conv1d`s over one input channel, in their polyphase form; other
 //! convolutions with a bf16 weight run on [`super::conv_bf16`]) and `nn.MaxPool1d`.
 
@@ -37,12 +38,15 @@ pub fn conv1d(level: SimdLevel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: C
         }
     }
     #[cfg(target_arch = "x86_64")]
-    if level >= SimdLevel::Avx512 && bf16_weight.is_none() && super::conv2d_direct::polyphase_applies(c_in, c_out, &p) {
-        // SAFETY: the level (detected on this CPU) has AVX-512F and the path applies; its drive
-        // writes every output value.
+    if super::conv2d_direct::kernel_available(level)
+        && bf16_weight.is_none()
+        && super::conv2d_direct::polyphase_applies(c_in, c_out, &p)
+    {
+        // SAFETY: the level (detected on this CPU) has a tile kernel and the path applies; its
+        // drive writes every output value.
         let out = unsafe {
             written(batch * c_out * t_out, |out| {
-                super::conv2d_direct::conv1d_polyphase(batch, t_in, p.stride, kernel, c_out, xd, wd, bias, out)
+                super::conv2d_direct::conv1d_polyphase(level, batch, t_in, p.stride, kernel, c_out, xd, wd, bias, out)
             })
         };
         return Ok(tensor(vec![batch, c_out, t_out], out));
@@ -109,8 +113,8 @@ fn conv_weight<'w>(
     }
 }
 
-/// Whether the direct kernel ([`super::conv2d_direct`]) applies on this CPU: f32, or its bf16
-/// form for a bf16 weight (which needs AVX-512 BF16).
+/// Whether the direct kernel ([`super::conv2d_direct`]) applies on this CPU: f32 (AVX2 or
+/// AVX-512), or its bf16 form for a bf16 weight (which needs AVX-512 BF16).
 #[cfg(target_arch = "x86_64")]
 fn direct_applies(
     level: SimdLevel,
@@ -118,7 +122,7 @@ fn direct_applies(
     p: &Conv2dParams,
     bf16_weight: Option<&super::bf16::Bf16Matrix>,
 ) -> bool {
-    level >= SimdLevel::Avx512
+    super::conv2d_direct::kernel_available(level)
         && super::conv2d_direct::applies(dims, p)
         && bf16_weight.is_none_or(|_| super::bf16::kernel_available(level))
 }
@@ -138,8 +142,8 @@ fn direct(
     assert!(direct_applies(level, dims, p, bf16_weight), "conv: the direct kernel does not apply");
     let len = dims.batch * dims.c_out * dims.h_out * dims.w_out;
     let run = |out: &mut [MaybeUninit<f32>]| match bf16_weight {
-        // SAFETY: the level (detected on this CPU) has AVX-512F and the path applies.
-        None => unsafe { super::conv2d_direct::conv2d(dims, p, xd, wd, bias, out) },
+        // SAFETY: the level (detected on this CPU) has a tile kernel and the path applies.
+        None => unsafe { super::conv2d_direct::conv2d(level, dims, p, xd, wd, bias, out) },
         Some(wm) => {
             let values = wm.dequantized_rows(0..dims.c_out);
             // SAFETY: as above, and AVX-512 BF16 was detected (`direct_applies`).

@@ -1,4 +1,4 @@
-//! A direct convolution on AVX-512 for convolutions with stride 1 along time (the last axis;
+//! A direct convolution on AVX-512 (and, in f32, AVX2) for convolutions with stride 1 along time (the last axis;
 //! strided ones over one input channel through their polyphase form, below): CAM++'s FCM front
 //! end (32 channels, 3×3, frequency stride 1 or 2) and, as height-1 planes, the `nn.Conv1d`s
 //! of SincNet (k 5), CAM++'s D-TDNN (dilated k 3) and ECAPA's (k 3, 5): no im2col matrix.
@@ -67,9 +67,11 @@ pub fn polyphase_applies(c_in: usize, c_out: usize, p: &Conv1dParams) -> bool {
 /// its columns outermost).
 ///
 /// # Safety
-/// The CPU must have AVX-512F, and [`polyphase_applies`] must hold for the convolution.
+/// `level` must have been detected on this CPU and be AVX2 or AVX-512 ([`tile_f32`]), and
+/// [`polyphase_applies`] must hold for the convolution.
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn conv1d_polyphase(
+    level: SimdLevel,
     batch: usize,
     t_in: usize,
     stride: usize,
@@ -122,15 +124,17 @@ pub unsafe fn conv1d_polyphase(
             0.0
         }
     });
-    drive(&d, &p, &phases, 1, &packed, bias, out, avx512::tile::<true>);
+    drive(&d, &p, &phases, 1, &packed, bias, out, tile_f32::<true>(level));
 }
 
 /// The convolution of `x[B, C_in, H, W]` with `w[C_out, C_in, KH, KW]` (and `bias`) into `out`
 /// (`[B, C_out, H_out, W_out]`).
 ///
 /// # Safety
-/// The CPU must have AVX-512F, and [`applies`] must hold for `d` and `p`.
+/// `level` must have been detected on this CPU and be AVX2 or AVX-512 ([`tile_f32`]), and
+/// [`applies`] must hold for `d` and `p`.
 pub unsafe fn conv2d(
+    level: SimdLevel,
     d: &Conv2dDims,
     p: &Conv2dParams,
     x: &[f32],
@@ -143,7 +147,7 @@ pub unsafe fn conv2d(
     // Weights as [co block][ci][kh][kw][CO_BLOCK]: one tile step's weights side by side, zero
     // for the channels a short last block lacks.
     let packed = pack_weights(d, c_in, |co, ci, tap| w[(co * c_in + ci) * kh * kw + tap]);
-    drive(d, p, x, c_in, &packed, bias, out, avx512::tile::<false>);
+    drive(d, p, x, c_in, &packed, bias, out, tile_f32::<false>(level));
 }
 
 /// [`conv2d`] with bf16 products (f32 sums): `w` holds bf16 values (as f32), the input is
@@ -189,6 +193,22 @@ pub unsafe fn conv2d_bf16(
     drive(d, p, &xp, pairs, &packed, bias, out, avx512::tile_bf16);
 }
 
+/// Whether `level` has an f32 tile kernel (AVX-512, or AVX2 with FMA).
+pub fn kernel_available(level: SimdLevel) -> bool {
+    cfg!(target_arch = "x86_64") && level >= SimdLevel::Avx2
+}
+
+/// The f32 tile kernel of `level`: AVX-512's, or AVX2's, which sums every output in the same
+/// order (the same bits).
+fn tile_f32<const COLUMNS_OUTER: bool>(level: SimdLevel) -> TileFn<f32> {
+    assert!(kernel_available(level), "conv2d_direct: no tile kernel at {level:?}");
+    #[cfg(target_arch = "x86_64")]
+    if level == SimdLevel::Avx2 {
+        return avx2::tile::<COLUMNS_OUTER>;
+    }
+    avx512::tile::<COLUMNS_OUTER>
+}
+
 /// The weights as `[co block][source channel][kh][kw][CO_BLOCK]`, `at(co, channel, tap)` each
 /// (zero for the channels a short last block lacks).
 fn pack_weights<T: Copy + Default>(d: &Conv2dDims, channels: usize, at: impl Fn(usize, usize, usize) -> T) -> Vec<T> {
@@ -206,15 +226,8 @@ fn pack_weights<T: Copy + Default>(d: &Conv2dDims, channels: usize, at: impl Fn(
 }
 
 /// A tile kernel over source rows of `T` (f32 values, or bf16 pairs of channels).
-type TileFn<T> = unsafe fn(
-    &[T],
-    &avx512::Rows,
-    &avx512::Kernel,
-    &[T],
-    &[(usize, usize)],
-    &[f32; CO_BLOCK],
-    &mut [[f32; TIME_BLOCK]; CO_BLOCK],
-);
+type TileFn<T> =
+    unsafe fn(&[T], &Rows, &Kernel, &[T], &[(usize, usize)], &[f32; CO_BLOCK], &mut [[f32; TIME_BLOCK]; CO_BLOCK]);
 
 /// The tasks and tiles of a direct convolution whose source `x[B, channels, H, W]` and packed
 /// weights hold values of `T`.
@@ -253,7 +266,7 @@ unsafe fn drive<T: Copy + Default + Send + Sync>(
     if let Some(bias) = bias {
         padded_bias[..c_out].copy_from_slice(bias);
     }
-    let (kernel, in_place_rows) = (avx512::Kernel { kh, kw, dil }, avx512::Rows { channel: h_in * w_in, row: w_in });
+    let (kernel, in_place_rows) = (Kernel { kh, kw, dil }, Rows { channel: h_in * w_in, row: w_in });
     // One task per (sample, output row, channel block): up to CO_BLOCK output lines of W frames.
     let plane = h_out * w_out;
     // Every value is written once below (each task's lines, every tile's frames), and only
@@ -271,7 +284,7 @@ unsafe fn drive<T: Copy + Default + Send + Sync>(
             .collect();
         // The edge tiles' copy: [channel][kernel row][seg], so kernel row r is its own row r.
         let copied_rows: Vec<(usize, usize)> = rows.iter().map(|&(r, _)| (r, r)).collect();
-        let copy_layout = avx512::Rows { channel: kh * seg, row: seg };
+        let copy_layout = Rows { channel: kh * seg, row: seg };
         let mut copy = Vec::new();
         let sample = &x[b * channels * h_in * w_in..][..channels * h_in * w_in];
         let weights = &packed[cb * channels * kh * kw * CO_BLOCK..][..channels * kh * kw * CO_BLOCK];
@@ -314,52 +327,52 @@ unsafe fn drive<T: Copy + Default + Send + Sync>(
     });
 }
 
+/// Where the rows a tile reads lie: row (ci, ih) starts at `ci·channel + ih·row` of the
+/// slice the tile gets (whose start is the tile's first input frame).
+pub struct Rows {
+    pub channel: usize,
+    pub row: usize,
+}
+
+/// The kernel's height, width and dilation along time.
+pub struct Kernel {
+    pub kh: usize,
+    pub kw: usize,
+    pub dil: usize,
+}
+
+/// The source channels (or channel pairs) of a tile's packed `weights` (`weights_len`
+/// values), after checking that every row the tile reads, `TIME_BLOCK + dil·(kw − 1)` values
+/// from its start, lies inside the `src_len` values it gets. (The tiles keep their
+/// accumulators' set-up and stores inline: moved into helpers, the direct convs of
+/// benches/ops.rs ran 1.4–2.4× slower.)
+fn checked_channels(
+    src_len: usize,
+    weights_len: usize,
+    layout: &Rows,
+    kernel: &Kernel,
+    rows: &[(usize, usize)],
+) -> usize {
+    let Kernel { kh, kw, dil } = *kernel;
+    let channels = weights_len / (kh * kw * CO_BLOCK);
+    assert_eq!(weights_len, channels * kh * kw * CO_BLOCK, "conv2d_direct: packed weights");
+    let reach = TIME_BLOCK + dil * (kw - 1);
+    if channels > 0 {
+        for &(r, ih) in rows {
+            assert!(
+                r < kh && (channels - 1) * layout.channel + ih * layout.row + reach <= src_len,
+                "conv2d_direct: tile reach"
+            );
+        }
+    }
+    channels
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{CO_BLOCK, TIME_BLOCK, TIME_VECS};
-
-    /// Where the rows a tile reads lie: row (ci, ih) starts at `ci·channel + ih·row` of the
-    /// slice the tile gets (whose start is the tile's first input frame).
-    pub struct Rows {
-        pub channel: usize,
-        pub row: usize,
-    }
-
-    /// The kernel's height, width and dilation along time.
-    pub struct Kernel {
-        pub kh: usize,
-        pub kw: usize,
-        pub dil: usize,
-    }
-
-    /// The source channels (or channel pairs) of a tile's packed `weights` (`weights_len`
-    /// values), after checking that every row the tile reads, `TIME_BLOCK + dil·(kw − 1)` values
-    /// from its start, lies inside the `src_len` values it gets. (The tiles keep their
-    /// accumulators' set-up and stores inline: moved into helpers, the direct convs of
-    /// benches/ops.rs ran 1.4–2.4× slower.)
-    fn checked_channels(
-        src_len: usize,
-        weights_len: usize,
-        layout: &Rows,
-        kernel: &Kernel,
-        rows: &[(usize, usize)],
-    ) -> usize {
-        let Kernel { kh, kw, dil } = *kernel;
-        let channels = weights_len / (kh * kw * CO_BLOCK);
-        assert_eq!(weights_len, channels * kh * kw * CO_BLOCK, "conv2d_direct: packed weights");
-        let reach = TIME_BLOCK + dil * (kw - 1);
-        if channels > 0 {
-            for &(r, ih) in rows {
-                assert!(
-                    r < kh && (channels - 1) * layout.channel + ih * layout.row + reach <= src_len,
-                    "conv2d_direct: tile reach"
-                );
-            }
-        }
-        channels
-    }
+    use super::{checked_channels, Kernel, Rows, CO_BLOCK, TIME_BLOCK, TIME_VECS};
 
     /// One register tile: `tile[c][t] = bias[c] + Σ_ci Σ_(r, ih) Σ_kw wᵀ · x(ci, ih)[t + kw·dil]`,
     /// `x(ci, ih)` the row of `src` that `layout` places there. For each input channel the
@@ -489,6 +502,116 @@ mod avx512 {
     }
 }
 
+/// The f32 tile on AVX2 (with FMA): the AVX-512 tile's `CO_BLOCK` channels × `TIME_BLOCK` frames
+/// computed as sub-tiles of [`avx2::SUB_CHANNELS`] channels × 16 frames (8 accumulators, two
+/// input vectors and a broadcast weight; sub-tiles of 24 frames, 12 accumulators, filled the 16
+/// registers and ran 1.4–2× slower than im2col + GEMM), each sweeping every input channel, kernel
+/// row and column in the AVX-512 tile's order from the bias: the same bits.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{checked_channels, Kernel, Rows, CO_BLOCK, TIME_BLOCK};
+
+    /// Output channels of one sub-tile.
+    pub const SUB_CHANNELS: usize = 4;
+    /// 8-float vectors of output frames in one sub-tile.
+    const SUB_VECS: usize = 2;
+    /// Output frames of one sub-tile.
+    const SUB_FRAMES: usize = 8 * SUB_VECS;
+    const _: () = assert!(CO_BLOCK.is_multiple_of(SUB_CHANNELS) && TIME_BLOCK.is_multiple_of(SUB_FRAMES));
+
+    /// The AVX-512 `tile`'s output on AVX2.
+    ///
+    /// # Safety
+    /// AVX2 and FMA. (As the AVX-512 tile: the reach of every row read is checked against
+    /// `src`; `weights` must hold `C_in · kh · kw · CO_BLOCK` values and every kernel row in
+    /// `rows` be below `kh`.)
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn tile<const COLUMNS_OUTER: bool>(
+        src: &[f32],
+        layout: &Rows,
+        kernel: &Kernel,
+        weights: &[f32],
+        rows: &[(usize, usize)],
+        bias: &[f32; CO_BLOCK],
+        tile: &mut [[f32; TIME_BLOCK]; CO_BLOCK],
+    ) {
+        let c_in = checked_channels(src.len(), weights.len(), layout, kernel, rows);
+        for c0 in (0..CO_BLOCK).step_by(SUB_CHANNELS) {
+            for t0 in (0..TIME_BLOCK).step_by(SUB_FRAMES) {
+                sub_tile::<COLUMNS_OUTER>(src, layout, kernel, weights, rows, c_in, bias, tile, c0, t0);
+            }
+        }
+    }
+
+    /// Channels `c0..c0 + SUB_CHANNELS`, frames `t0..t0 + SUB_FRAMES` of the tile.
+    ///
+    /// # Safety
+    /// As [`tile`], whose check of the rows' reach covers frames `t0 + …` (below `TIME_BLOCK`).
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+    unsafe fn sub_tile<const COLUMNS_OUTER: bool>(
+        src: &[f32],
+        layout: &Rows,
+        kernel: &Kernel,
+        weights: &[f32],
+        rows: &[(usize, usize)],
+        c_in: usize,
+        bias: &[f32; CO_BLOCK],
+        tile: &mut [[f32; TIME_BLOCK]; CO_BLOCK],
+        c0: usize,
+        t0: usize,
+    ) {
+        let Kernel { kh, kw, dil } = *kernel;
+        let mut acc = [[_mm256_setzero_ps(); SUB_VECS]; SUB_CHANNELS];
+        for c in 0..SUB_CHANNELS {
+            let b = _mm256_set1_ps(bias[c0 + c]);
+            for v in 0..SUB_VECS {
+                acc[c][v] = b;
+            }
+        }
+        let (xs, ws) = (src.as_ptr(), weights.as_ptr());
+        macro_rules! step {
+            ($ci:expr, $r:expr, $ih:expr, $k:expr) => {{
+                let row = xs.add($ci * layout.channel + $ih * layout.row + $k * dil + t0);
+                let mut xv = [_mm256_setzero_ps(); SUB_VECS];
+                for v in 0..SUB_VECS {
+                    xv[v] = _mm256_loadu_ps(row.add(8 * v));
+                }
+                let wk = ws.add((($ci * kh + $r) * kw + $k) * CO_BLOCK + c0);
+                for c in 0..SUB_CHANNELS {
+                    let wv = _mm256_broadcast_ss(&*wk.add(c));
+                    for v in 0..SUB_VECS {
+                        acc[c][v] = _mm256_fmadd_ps(wv, xv[v], acc[c][v]);
+                    }
+                }
+            }};
+        }
+        for ci in 0..c_in {
+            if COLUMNS_OUTER {
+                for k in 0..kw {
+                    for &(r, ih) in rows {
+                        step!(ci, r, ih, k);
+                    }
+                }
+            } else {
+                for &(r, ih) in rows {
+                    for k in 0..kw {
+                        step!(ci, r, ih, k);
+                    }
+                }
+            }
+        }
+        for c in 0..SUB_CHANNELS {
+            for v in 0..SUB_VECS {
+                _mm256_storeu_ps(tile[c0 + c].as_mut_ptr().add(t0 + 8 * v), acc[c][v]);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -502,6 +625,12 @@ mod tests {
             assert!(std::env::var_os("CI").is_none(), "CI's CPUs have AVX-512; this one does not");
             return;
         }
+        for level in [SimdLevel::Avx2, SimdLevel::Avx512] {
+            polyphase_in_tap_order(level);
+        }
+    }
+
+    fn polyphase_in_tap_order(level: SimdLevel) {
         let mut seed = 5u64;
         let mut value = move || {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
@@ -516,7 +645,7 @@ mod tests {
             // the drive writes every output value.
             let out = unsafe {
                 crate::backend::cpu::written(batch * c_out * t_out, |out| {
-                    conv1d_polyphase(batch, t_in, stride, kernel, c_out, &x, &w, Some(&bias), out)
+                    conv1d_polyphase(level, batch, t_in, stride, kernel, c_out, &x, &w, Some(&bias), out)
                 })
             };
             for b in 0..batch {
@@ -528,10 +657,57 @@ mod tests {
                         assert_eq!(
                             got.to_bits(),
                             want.to_bits(),
-                            "s{stride} k{kernel} [{b}, {co}, {t}]: {got} vs {want}"
+                            "{level:?} s{stride} k{kernel} [{b}, {co}, {t}]: {got} vs {want}"
                         );
                     }
                 }
+            }
+        }
+    }
+
+    /// The AVX2 tile computes the AVX-512 tile's outputs bit for bit: channel counts that leave
+    /// a short last block, widths that leave a ragged last tile (copied reach), padding and
+    /// dilation along time, kernels 2 to 7 wide, kernel rows cut by the input's edge.
+    #[test]
+    fn the_avx2_tile_gives_the_avx512_bits() {
+        if SimdLevel::detect() < SimdLevel::Avx512 {
+            assert!(std::env::var_os("CI").is_none(), "CI's CPUs have AVX-512; this one does not");
+            return;
+        }
+        let mut seed = 11u64;
+        let mut value = move || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        };
+        // (batch, c_in, h_in, w_in, c_out, kh, kw, stride h, padding (h, w), dilation w)
+        let cases = [
+            (1, 3, 1, 100, 5, 1, 5, 1, (0, 0), 1),
+            (2, 7, 1, 49, 9, 1, 3, 1, (0, 2), 2),
+            (1, 4, 6, 61, 8, 3, 3, 2, (1, 1), 1),
+            (1, 2, 5, 130, 17, 3, 7, 1, (1, 3), 1),
+            (1, 1, 1, 9, 3, 1, 2, 1, (0, 0), 1),
+        ];
+        for &(batch, c_in, h_in, w_in, c_out, kh, kw, sh, (ph, pw), dw) in &cases {
+            let w_out = w_in + 2 * pw - dw * (kw - 1);
+            let h_out = (h_in + 2 * ph - kh) / sh + 1;
+            let d = Conv2dDims { batch, c_in, h_in, w_in, c_out, cg_in: c_in, kh, kw, h_out, w_out };
+            let p = Conv2dParams { stride: (sh, 1), padding: (ph, pw), dilation: (1, dw), groups: 1 };
+            assert!(applies(&d, &p));
+            let x: Vec<f32> = (0..batch * c_in * h_in * w_in).map(|_| value()).collect();
+            let w: Vec<f32> = (0..c_out * c_in * kh * kw).map(|_| value()).collect();
+            let bias: Vec<f32> = (0..c_out).map(|_| value()).collect();
+            let run = |level: SimdLevel| {
+                // SAFETY: both levels were detected (AVX-512 implies AVX2 and FMA); `applies`
+                // holds; the drive writes every output value.
+                unsafe {
+                    crate::backend::cpu::written(batch * c_out * h_out * w_out, |out| {
+                        conv2d(level, &d, &p, &x, &w, Some(&bias), out)
+                    })
+                }
+            };
+            let (a, b) = (run(SimdLevel::Avx2), run(SimdLevel::Avx512));
+            for (i, (g, e)) in a.iter().zip(&b).enumerate() {
+                assert_eq!(g.to_bits(), e.to_bits(), "{d:?} [{i}]: {g} vs {e}");
             }
         }
     }
