@@ -1,9 +1,10 @@
-//! A direct convolution on AVX-512 (and, in f32, AVX2) for convolutions with stride 1 along time (the last axis;
-//! strided ones over one input channel through their polyphase form, below): CAM++'s FCM front
-//! end (32 channels, 3×3, frequency stride 1 or 2) and, as height-1 planes, the `nn.Conv1d`s
-//! of SincNet (k 5), CAM++'s D-TDNN (dilated k 3) and ECAPA's (k 3, 5): no im2col matrix.
-//! Each register tile holds [`CO_BLOCK`] output channels × [`TIME_VECS`]·16 consecutive output
-//! frames of one output row (24 accumulators); for every input channel,
+//! A direct convolution on AVX-512 (and, in f32, on AVX2) for convolutions with stride 1 along
+//! time (the last axis; strided ones over one input channel through their polyphase form,
+//! below): CAM++'s FCM front end (32 channels, 3×3, frequency stride 1 or 2) and, as height-1
+//! planes, the `nn.Conv1d`s of SincNet (k 5), CAM++'s D-TDNN (dilated k 3) and ECAPA's (k 3, 5):
+//! no im2col matrix. Each register tile holds [`CO_BLOCK`] output channels × [`TIME_BLOCK`]
+//! consecutive output frames of one output row (on AVX-512, 24 accumulators; AVX2 computes the
+//! same tile in sub-tiles of 8); for every input channel,
 //! kernel row and kernel column it loads the input row shifted by the column and broadcasts each
 //! channel's weight, so every input value loaded feeds [`CO_BLOCK`] multiply-adds and the GEMM's
 //! packing of both operands disappears. With a bf16 weight ([`conv2d_bf16`]) the input is laid
@@ -193,16 +194,16 @@ pub unsafe fn conv2d_bf16(
     drive(d, p, &xp, pairs, &packed, bias, out, avx512::tile_bf16);
 }
 
-/// Whether `level` has an f32 tile kernel (AVX-512, or AVX2 with FMA).
+/// Whether `level` has an f32 tile kernel (AVX-512, or AVX2 with FMA; this module is built on
+/// x86_64 only).
 pub fn kernel_available(level: SimdLevel) -> bool {
-    cfg!(target_arch = "x86_64") && level >= SimdLevel::Avx2
+    level >= SimdLevel::Avx2
 }
 
 /// The f32 tile kernel of `level`: AVX-512's, or AVX2's, which sums every output in the same
 /// order (the same bits).
 fn tile_f32<const COLUMNS_OUTER: bool>(level: SimdLevel) -> TileFn<f32> {
     assert!(kernel_available(level), "conv2d_direct: no tile kernel at {level:?}");
-    #[cfg(target_arch = "x86_64")]
     if level == SimdLevel::Avx2 {
         return avx2::tile::<COLUMNS_OUTER>;
     }
@@ -621,11 +622,12 @@ mod tests {
     /// filter bank's shape and for a stride past the kernel (phases that meet no tap).
     #[test]
     fn polyphase_sums_the_taps_in_their_order() {
-        if SimdLevel::detect() < SimdLevel::Avx512 {
-            assert!(std::env::var_os("CI").is_none(), "CI's CPUs have AVX-512; this one does not");
-            return;
-        }
-        for level in [SimdLevel::Avx2, SimdLevel::Avx512] {
+        let best = SimdLevel::detect();
+        assert!(
+            best == SimdLevel::Avx512 || std::env::var_os("CI").is_none(),
+            "CI's CPUs have AVX-512; this one does not"
+        );
+        for level in [SimdLevel::Avx2, SimdLevel::Avx512].into_iter().filter(|&l| l <= best) {
             polyphase_in_tap_order(level);
         }
     }
@@ -641,8 +643,8 @@ mod tests {
             let w: Vec<f32> = (0..c_out * kernel).map(|_| value()).collect();
             let bias: Vec<f32> = (0..c_out).map(|_| value()).collect();
             let t_out = (t_in - kernel) / stride + 1;
-            // SAFETY: AVX-512F was detected; one input channel, stride 2 or more, no padding;
-            // the drive writes every output value.
+            // SAFETY: the level was detected (the caller's filter); one input channel, stride 2
+            // or more, no padding; the drive writes every output value.
             let out = unsafe {
                 crate::backend::cpu::written(batch * c_out * t_out, |out| {
                     conv1d_polyphase(level, batch, t_in, stride, kernel, c_out, &x, &w, Some(&bias), out)
@@ -686,6 +688,10 @@ mod tests {
             (1, 4, 6, 61, 8, 3, 3, 2, (1, 1), 1),
             (1, 2, 5, 130, 17, 3, 7, 1, (1, 3), 1),
             (1, 1, 1, 9, 3, 1, 2, 1, (0, 0), 1),
+            // dilation on the in-place path (CAM++'s k3 d2), kernels 4 and 6 wide
+            (1, 4, 1, 120, 8, 1, 3, 1, (0, 0), 2),
+            (1, 3, 1, 150, 6, 1, 4, 1, (0, 1), 1),
+            (1, 2, 1, 200, 8, 1, 6, 1, (0, 0), 1),
         ];
         for &(batch, c_in, h_in, w_in, c_out, kh, kw, sh, (ph, pw), dw) in &cases {
             let w_out = w_in + 2 * pw - dw * (kw - 1);
