@@ -247,9 +247,10 @@ tiled_scores_for!(tiled_scores_f32, f32);
 tiled_scores_for!(tiled_scores_f16, half::f16);
 
 /// Scores of `m ≤ 8` query rows over the `t` keys of one head's tiles: the AVX-512 kernel where
-/// the CPU has it (f16 keys widened by `vcvtph2ps`, 16 an instruction), else the
-/// auto-vectorised [`scores_m`]; the same sums in the same order either way (multiplies, then
-/// adds: no fused multiply-add), so the same bits.
+/// the CPU has it (f16 keys widened by `vcvtph2ps`, 16 an instruction), the AVX2 one (8 an
+/// instruction) where it has AVX2 and F16C, else the auto-vectorised [`scores_m`] (f16 widened
+/// in software); the same sums in the same order each way (multiplies, then adds: no fused
+/// multiply-add), so the same bits.
 fn tiled_scores<E: TileElem>(
     level: SimdLevel,
     m: usize,
@@ -269,6 +270,13 @@ fn tiled_scores<E: TileElem>(
         // SAFETY: the Avx512 level is only produced by detection of AVX-512F, AVX2, FMA and
         // F16C on this CPU; the operands' sizes are checked above.
         unsafe { avx512::tiled_scores(m, q, dh, tiles, t, scores) };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if level == SimdLevel::Avx2 && avx2::available() {
+        // SAFETY: the Avx2 level is only produced by detection of AVX2 and FMA on this CPU, and
+        // F16C was detected; the operands' sizes are checked above.
+        unsafe { avx2::tiled_scores(m, q, dh, tiles, t, scores) };
         return;
     }
     E::scores_autovec(level, m, q, dh, tiles, t, scores)
@@ -347,6 +355,87 @@ mod avx512 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{Elem, KEY_TILE};
+
+    /// Keys of one register: half a tile.
+    const LANES: usize = 8;
+
+    /// [`super::scores_m`] in intrinsics, `VECS` registers of 8 keys per query row at a time (a
+    /// whole tile for up to 6 rows; half a tile for 7 and 8, so the accumulators, the keys and a
+    /// broadcast query value fit the 16 registers); multiplies then adds in order of the
+    /// features, as there (the same bits).
+    #[inline(always)]
+    unsafe fn scores_m<const M: usize, const VECS: usize, E: Elem>(
+        q: &[f32],
+        dh: usize,
+        tiles: &[E],
+        t: usize,
+        scores: &mut [f32],
+    ) {
+        let (qp, sp) = (q.as_ptr(), scores.as_mut_ptr());
+        let width = VECS * LANES;
+        for ti in 0..t.div_ceil(KEY_TILE) {
+            let tile = tiles.as_ptr().add(ti * dh * KEY_TILE);
+            for part in 0..KEY_TILE / width {
+                let j0 = ti * KEY_TILE + part * width;
+                if j0 >= t {
+                    break;
+                }
+                let mut acc = [[_mm256_setzero_ps(); VECS]; M];
+                for p in 0..dh {
+                    let row = tile.add(p * KEY_TILE + part * width);
+                    let mut keys = [_mm256_setzero_ps(); VECS];
+                    for (c, k) in keys.iter_mut().enumerate() {
+                        *k = E::load8(row.add(c * LANES));
+                    }
+                    for (r, a) in acc.iter_mut().enumerate() {
+                        let qv = _mm256_set1_ps(*qp.add(r * dh + p));
+                        for c in 0..VECS {
+                            a[c] = _mm256_add_ps(a[c], _mm256_mul_ps(qv, keys[c]));
+                        }
+                    }
+                }
+                let n = width.min(t - j0);
+                for (r, a) in acc.iter().enumerate() {
+                    let mut lanes = [[0.0f32; LANES]; VECS];
+                    for c in 0..VECS {
+                        _mm256_storeu_ps(lanes[c].as_mut_ptr(), a[c]);
+                    }
+                    std::ptr::copy_nonoverlapping(lanes.as_ptr() as *const f32, sp.add(r * t + j0), n);
+                }
+            }
+        }
+    }
+
+    /// # Safety
+    /// The CPU must have AVX2 and F16C; `q` holds `m · dh` values, `tiles` every tile of `t`
+    /// keys, `scores` `m · t` values.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn tiled_scores<E: Elem>(m: usize, q: &[f32], dh: usize, tiles: &[E], t: usize, scores: &mut [f32]) {
+        const WHOLE: usize = super::KEY_TILE / LANES;
+        match m {
+            1 => scores_m::<1, WHOLE, E>(q, dh, tiles, t, scores),
+            2 => scores_m::<2, WHOLE, E>(q, dh, tiles, t, scores),
+            3 => scores_m::<3, WHOLE, E>(q, dh, tiles, t, scores),
+            4 => scores_m::<4, WHOLE, E>(q, dh, tiles, t, scores),
+            5 => scores_m::<5, WHOLE, E>(q, dh, tiles, t, scores),
+            6 => scores_m::<6, WHOLE, E>(q, dh, tiles, t, scores),
+            7 => scores_m::<7, 1, E>(q, dh, tiles, t, scores),
+            8 => scores_m::<8, 1, E>(q, dh, tiles, t, scores),
+            _ => unreachable!("tiled scores take 1..=8 query rows"),
+        }
+    }
+
+    /// Whether this CPU has F16C beside the AVX2 level's AVX2 and FMA.
+    pub fn available() -> bool {
+        std::arch::is_x86_feature_detected!("f16c")
+    }
+}
+
 /// Whether an attention of `rows` query rows per key head over `t` keys uses the tiles: only
 /// when they will be reused (long key sets are the cross-attention of decoder steps).
 pub fn worth_tiling(rows: usize, t: usize, level: SimdLevel) -> bool {
@@ -372,7 +461,17 @@ mod tests {
             seed ^= seed << 5;
             (seed % 2001) as f32 / 1000.0 - 1.0
         };
-        for &(b, t, heads, dh, m) in &[(1, 1, 1, 1, 1), (2, 301, 3, 64, 5), (1, 16, 2, 8, 8), (3, 257, 6, 64, 3)] {
+        // Row counts on every tile width of the AVX2 kernel (whole tiles to 6 rows, halves for 7
+        // and 8), with key counts ending inside either half of a tile.
+        for &(b, t, heads, dh, m) in &[
+            (1, 1, 1, 1, 1),
+            (2, 301, 3, 64, 5),
+            (1, 16, 2, 8, 8),
+            (3, 257, 6, 64, 3),
+            (2, 45, 2, 16, 7),
+            (1, 40, 1, 32, 6),
+            (1, 35, 2, 64, 8),
+        ] {
             let d = heads * dh;
             let k16: Vec<half::f16> = (0..b * t * d).map(|_| half::f16::from_f32(rnd())).collect();
             let k32: Vec<f32> = k16.iter().map(|v| v.to_f32()).collect();
