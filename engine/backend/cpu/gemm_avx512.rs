@@ -133,17 +133,9 @@ unsafe fn tile_any(
         ((1u32 << lanes) - 1) as __mmask16
     };
     let masks = [mask(0), mask(1), mask(2)];
-    match rows {
-        1 => tile::<1>(a, lda, panel, k, c, masks, accumulate),
-        2 => tile::<2>(a, lda, panel, k, c, masks, accumulate),
-        3 => tile::<3>(a, lda, panel, k, c, masks, accumulate),
-        4 => tile::<4>(a, lda, panel, k, c, masks, accumulate),
-        5 => tile::<5>(a, lda, panel, k, c, masks, accumulate),
-        6 => tile::<6>(a, lda, panel, k, c, masks, accumulate),
-        7 => tile::<7>(a, lda, panel, k, c, masks, accumulate),
-        8 => tile::<8>(a, lda, panel, k, c, masks, accumulate),
-        _ => unreachable!("a GEMM tile has 1..={TILE_ROWS} rows"),
-    }
+    // The row counts listed are those of 1..=TILE_ROWS.
+    const _: () = assert!(TILE_ROWS == 8);
+    crate::backend::cpu::simd::for_rows!(rows, [1 2 3 4 5 6 7 8], tile(a, lda, panel, k, c, masks, accumulate))
 }
 
 /// `R` rows of C × one panel: `c[r, ..] (+)= Σ_kk a[r, kk] · panel[kk, ..]`, the three vectors of

@@ -298,15 +298,9 @@ mod vnni {
     /// As [`tile`], with `R = t.rows`.
     pub unsafe fn tile_rows(t: Tile<'_>, sums: &mut TileSums) {
         debug_assert!(t.rows <= TILE_ROWS);
-        match t.rows {
-            1 => tile::<1>(t, sums),
-            2 => tile::<2>(t, sums),
-            3 => tile::<3>(t, sums),
-            4 => tile::<4>(t, sums),
-            5 => tile::<5>(t, sums),
-            6 => tile::<6>(t, sums),
-            _ => unreachable!("a tile has 1..=TILE_ROWS rows"),
-        }
+        // The row counts listed are those of 1..=TILE_ROWS.
+        const _: () = assert!(TILE_ROWS == 6);
+        crate::backend::cpu::simd::for_rows!(t.rows, [1 2 3 4 5 6], tile(t, sums))
     }
 }
 

@@ -228,17 +228,7 @@ macro_rules! tiled_scores_for {
     ($name:ident, $elem:ty) => {
         multiversion! {
             fn $name(m: usize, q: &[f32], dh: usize, tiles: &[$elem], t: usize, scores: &mut [f32]) {
-                match m {
-                    1 => scores_m::<1, $elem>(q, dh, tiles, t, scores),
-                    2 => scores_m::<2, $elem>(q, dh, tiles, t, scores),
-                    3 => scores_m::<3, $elem>(q, dh, tiles, t, scores),
-                    4 => scores_m::<4, $elem>(q, dh, tiles, t, scores),
-                    5 => scores_m::<5, $elem>(q, dh, tiles, t, scores),
-                    6 => scores_m::<6, $elem>(q, dh, tiles, t, scores),
-                    7 => scores_m::<7, $elem>(q, dh, tiles, t, scores),
-                    8 => scores_m::<8, $elem>(q, dh, tiles, t, scores),
-                    _ => unreachable!("tiled scores take 1..=8 query rows"),
-                }
+                crate::backend::cpu::simd::for_rows!(m, [1 2 3 4 5 6 7 8], scores_m::<$elem>(q, dh, tiles, t, scores))
             }
         }
     };
@@ -341,17 +331,7 @@ mod avx512 {
     /// `t` keys, `scores` `m · t` values.
     #[target_feature(enable = "avx512f,avx2,fma,f16c")]
     pub unsafe fn tiled_scores<E: Elem>(m: usize, q: &[f32], dh: usize, tiles: &[E], t: usize, scores: &mut [f32]) {
-        match m {
-            1 => scores_m::<1, E>(q, dh, tiles, t, scores),
-            2 => scores_m::<2, E>(q, dh, tiles, t, scores),
-            3 => scores_m::<3, E>(q, dh, tiles, t, scores),
-            4 => scores_m::<4, E>(q, dh, tiles, t, scores),
-            5 => scores_m::<5, E>(q, dh, tiles, t, scores),
-            6 => scores_m::<6, E>(q, dh, tiles, t, scores),
-            7 => scores_m::<7, E>(q, dh, tiles, t, scores),
-            8 => scores_m::<8, E>(q, dh, tiles, t, scores),
-            _ => unreachable!("tiled scores take 1..=8 query rows"),
-        }
+        crate::backend::cpu::simd::for_rows!(m, [1 2 3 4 5 6 7 8], scores_m::<E>(q, dh, tiles, t, scores))
     }
 }
 

@@ -206,17 +206,7 @@ macro_rules! block_for {
         multiversion! {
             #[allow(clippy::too_many_arguments)]
             fn $name(m: usize, x: &[f32], k: usize, w: &[$elem], w_rs: usize, j0: usize, cols: &mut [&mut [f32]]) {
-                match m {
-                    1 => block::<1, $elem>(x, k, w, w_rs, j0, cols),
-                    2 => block::<2, $elem>(x, k, w, w_rs, j0, cols),
-                    3 => block::<3, $elem>(x, k, w, w_rs, j0, cols),
-                    4 => block::<4, $elem>(x, k, w, w_rs, j0, cols),
-                    5 => block::<5, $elem>(x, k, w, w_rs, j0, cols),
-                    6 => block::<6, $elem>(x, k, w, w_rs, j0, cols),
-                    7 => block::<7, $elem>(x, k, w, w_rs, j0, cols),
-                    8 => block::<8, $elem>(x, k, w, w_rs, j0, cols),
-                    _ => unreachable!("skinny products have 1..=SKINNY_MAX_ROWS rows"),
-                }
+                crate::backend::cpu::simd::for_rows!(m, [1 2 3 4 5 6 7 8], block::<$elem>(x, k, w, w_rs, j0, cols))
             }
         }
     };
@@ -349,15 +339,7 @@ mod avx512 {
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn nn_any<E: Elem>(m: usize, t: usize, dh: usize, p: &[f32], v: &[E], v_rs: usize, out: &mut [f32]) {
         for c0 in (0..dh).step_by(super::NN_COLUMNS) {
-            match m {
-                1 => nn_block::<1, E>(t, p, v, v_rs, c0, out, dh),
-                2 => nn_block::<2, E>(t, p, v, v_rs, c0, out, dh),
-                3 => nn_block::<3, E>(t, p, v, v_rs, c0, out, dh),
-                4 => nn_block::<4, E>(t, p, v, v_rs, c0, out, dh),
-                5 => nn_block::<5, E>(t, p, v, v_rs, c0, out, dh),
-                6 => nn_block::<6, E>(t, p, v, v_rs, c0, out, dh),
-                _ => unreachable!("nn blocks of 1..=6 rows"),
-            }
+            crate::backend::cpu::simd::for_rows!(m, [1 2 3 4 5 6], nn_block::<E>(t, p, v, v_rs, c0, out, dh))
         }
     }
 
