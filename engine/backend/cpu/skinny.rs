@@ -493,6 +493,40 @@ pub fn skinny_nt<E: Elem>(
     w_rs: usize,
     out: &mut [f32],
 ) {
+    skinny_nt_on(true, level, m, n, k, x, w, w_rs, out)
+}
+
+/// [`skinny_nt`] on the calling thread alone, for callers that are themselves one of many
+/// parallel tasks (attention's heads): a nested parallel loop would split each task's small
+/// product across the pool again.
+#[allow(clippy::too_many_arguments)]
+pub fn skinny_nt_in_task<E: Elem>(
+    level: SimdLevel,
+    m: usize,
+    n: usize,
+    k: usize,
+    x: &[f32],
+    w: &[E],
+    w_rs: usize,
+    out: &mut [f32],
+) {
+    skinny_nt_on(false, level, m, n, k, x, w, w_rs, out)
+}
+
+/// [`skinny_nt`], its column blocks on the thread pool when `pool` and the product is large
+/// enough ([`PARALLEL_MIN_MACS`]), else one block on the calling thread (the same sums).
+#[allow(clippy::too_many_arguments)]
+fn skinny_nt_on<E: Elem>(
+    pool: bool,
+    level: SimdLevel,
+    m: usize,
+    n: usize,
+    k: usize,
+    x: &[f32],
+    w: &[E],
+    w_rs: usize,
+    out: &mut [f32],
+) {
     assert!((1..=SKINNY_BATCH_MAX_ROWS).contains(&m), "skinny_nt: {m} rows");
     assert!(x.len() >= m * k && out.len() >= m * n, "skinny_nt: operand sizes");
     assert!(n == 0 || (n - 1) * w_rs + k <= w.len(), "skinny_nt: w out of bounds");
@@ -500,7 +534,8 @@ pub fn skinny_nt<E: Elem>(
         return;
     }
     // Column blocks of every output row, regrouped per block so tasks own disjoint memory.
-    let per_task = columns_per_task(n, rayon::current_num_threads());
+    let parallel = pool && m * n * k >= PARALLEL_MIN_MACS;
+    let per_task = if parallel { columns_per_task(n, rayon::current_num_threads()) } else { n };
     let mut rows: Vec<std::slice::ChunksMut<'_, f32>> =
         out[..m * n].chunks_mut(n).map(|row| row.chunks_mut(per_task)).collect();
     let blocks: Vec<(usize, Vec<&mut [f32]>)> = (0..n.div_ceil(per_task))
@@ -529,7 +564,7 @@ pub fn skinny_nt<E: Elem>(
             E::block_autovec(level, mg, xg, k, w, w_rs, j0, cg);
         }
     };
-    if m * n * k >= PARALLEL_MIN_MACS {
+    if parallel {
         blocks.into_par_iter().for_each(run);
     } else {
         blocks.into_iter().for_each(run);
@@ -699,6 +734,11 @@ mod tests {
                         );
                     }
                 }
+                // On the calling thread alone: the same bits as over the pool.
+                let mut alone = vec![0.25f32; m * n];
+                skinny_nt_in_task(level, m, n, k, &x, &w, w_rs, &mut alone);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+                assert_eq!(bits(&alone), bits(&out), "in task {level:?} {m}x{n}x{k}");
             }
         }
     }
