@@ -21,7 +21,7 @@ use super::bf16;
 use super::gemm::{sgemm, MatRef};
 use super::key_tiles::{worth_tiling, KeyTileCache, KeyTiles, ValueCache};
 use super::simd::SimdLevel;
-use super::skinny::{skinny_nn, skinny_nt_in_task, Elem, SKINNY_BATCH_MAX_ROWS, SKINNY_MAX_ROWS};
+use super::skinny::{skinny_nn, skinny_nt, Elem, Threads, SKINNY_BATCH_MAX_ROWS, SKINNY_MAX_ROWS};
 use super::softmax::{softmax_row_scaled, softmax_row_scaled_into_pairs};
 use super::{data, floats, tensor, CpuBackend, Weight};
 use crate::backend::kernels::AttentionOps;
@@ -256,7 +256,7 @@ impl Geometry<'_> {
         match tiles {
             // Tiles are only used without lengths: `keys == tk`.
             Some(t) => t.scores(level, (kb, h, d / dh), rows, &qs, dh, tk, &mut scores),
-            None => skinny_nt_in_task(level, rows, keys, dh, &qs, kh, d, &mut scores),
+            None => skinny_nt(level, Threads::Caller, rows, keys, dh, &qs, kh, d, &mut scores),
         }
         for s in scores.chunks_exact_mut(tq * keys) {
             self.softmax_rows(level, s, keys, 0);

@@ -7,7 +7,7 @@ use super::gemm::{sgemm, sgemm_weights, MatRef};
 use super::int8::{linear_int8, Int8Kernel};
 use super::panels::PANEL_MAX_ROWS;
 use super::simd::SimdLevel;
-use super::skinny::{skinny_nt, SKINNY_BATCH_MAX_ROWS};
+use super::skinny::{skinny_nt, Threads, SKINNY_BATCH_MAX_ROWS};
 use super::CpuBackend;
 use super::{data, tensor, weight, Weight};
 use crate::backend::kernels::LinearOps;
@@ -63,8 +63,12 @@ pub(crate) fn linear_rows(
     };
     match wd {
         // `out` holds the bias or zeros, which the skinny product adds to.
-        Weight::F32(wd) if (1..=SKINNY_BATCH_MAX_ROWS).contains(&m) => skinny_nt(level, m, n, k, xd, wd, k, &mut out),
-        Weight::F16(wd) if (1..=SKINNY_BATCH_MAX_ROWS).contains(&m) => skinny_nt(level, m, n, k, xd, wd, k, &mut out),
+        Weight::F32(wd) if (1..=SKINNY_BATCH_MAX_ROWS).contains(&m) => {
+            skinny_nt(level, Threads::Pool, m, n, k, xd, wd, k, &mut out)
+        }
+        Weight::F16(wd) if (1..=SKINNY_BATCH_MAX_ROWS).contains(&m) => {
+            skinny_nt(level, Threads::Pool, m, n, k, xd, wd, k, &mut out)
+        }
         // Every size: the int8 kernels are both the GEMM and the skinny product.
         Weight::I8(wq) => linear_int8(level, Int8Kernel::for_level(level), m, xd, wq, &mut out),
         _ => {

@@ -477,48 +477,29 @@ fn row_groups(m: usize) -> Vec<(usize, usize)> {
     out
 }
 
+/// Where [`skinny_nt`] runs its column blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Threads {
+    /// On the thread pool (the product is the caller's only work).
+    Pool,
+    /// On the calling thread (the caller is one of many parallel tasks).
+    Caller,
+}
+
 /// `out[r, j] += x[r, :] · w[j, :]` for `m ≤ SKINNY_BATCH_MAX_ROWS` rows of `x` (`[m, k]`,
 /// row-major) and the `n` rows of `w` (row `j` at `w[j * w_rs..][..k]`). `out` is `[m, n]`
 /// row-major and must be pre-filled (zeros, or the bias). Each task takes a block of rows of
 /// `w` ([`columns_per_task`]) and runs every group of input rows ([`row_groups`]) against
 /// it, so `w` is read from memory once whatever `m` is.
+///
+/// `threads`: [`Threads::Pool`] splits the columns into blocks on the thread pool where the
+/// product is large enough ([`PARALLEL_MIN_MACS`]); [`Threads::Caller`] runs one block on the
+/// calling thread (the same sums), for callers that are themselves one of many parallel tasks
+/// (attention's heads), where a nested parallel loop would split each small product again.
 #[allow(clippy::too_many_arguments)]
 pub fn skinny_nt<E: Elem>(
     level: SimdLevel,
-    m: usize,
-    n: usize,
-    k: usize,
-    x: &[f32],
-    w: &[E],
-    w_rs: usize,
-    out: &mut [f32],
-) {
-    skinny_nt_on(true, level, m, n, k, x, w, w_rs, out)
-}
-
-/// [`skinny_nt`] on the calling thread alone, for callers that are themselves one of many
-/// parallel tasks (attention's heads): a nested parallel loop would split each task's small
-/// product across the pool again.
-#[allow(clippy::too_many_arguments)]
-pub fn skinny_nt_in_task<E: Elem>(
-    level: SimdLevel,
-    m: usize,
-    n: usize,
-    k: usize,
-    x: &[f32],
-    w: &[E],
-    w_rs: usize,
-    out: &mut [f32],
-) {
-    skinny_nt_on(false, level, m, n, k, x, w, w_rs, out)
-}
-
-/// [`skinny_nt`], its column blocks on the thread pool when `pool` and the product is large
-/// enough ([`PARALLEL_MIN_MACS`]), else one block on the calling thread (the same sums).
-#[allow(clippy::too_many_arguments)]
-fn skinny_nt_on<E: Elem>(
-    pool: bool,
-    level: SimdLevel,
+    threads: Threads,
     m: usize,
     n: usize,
     k: usize,
@@ -534,7 +515,7 @@ fn skinny_nt_on<E: Elem>(
         return;
     }
     // Column blocks of every output row, regrouped per block so tasks own disjoint memory.
-    let parallel = pool && m * n * k >= PARALLEL_MIN_MACS;
+    let parallel = threads == Threads::Pool && m * n * k >= PARALLEL_MIN_MACS;
     let per_task = if parallel { columns_per_task(n, rayon::current_num_threads()) } else { n };
     let mut rows: Vec<std::slice::ChunksMut<'_, f32>> =
         out[..m * n].chunks_mut(n).map(|row| row.chunks_mut(per_task)).collect();
@@ -712,7 +693,7 @@ mod tests {
             let w_of16: Vec<f32> = w16.iter().map(|v| v.to_f32()).collect();
             for &level in &levels {
                 let mut out = vec![0.25f32; m * n];
-                skinny_nt(level, m, n, k, &x, &w16, w_rs, &mut out);
+                skinny_nt(level, Threads::Pool, m, n, k, &x, &w16, w_rs, &mut out);
                 for r in 0..m {
                     for j in 0..n {
                         let want: f64 =
@@ -722,7 +703,7 @@ mod tests {
                     }
                 }
                 let mut out = vec![0.25f32; m * n];
-                skinny_nt(level, m, n, k, &x, &w, w_rs, &mut out);
+                skinny_nt(level, Threads::Pool, m, n, k, &x, &w, w_rs, &mut out);
                 for r in 0..m {
                     for j in 0..n {
                         let want: f64 =
@@ -736,7 +717,7 @@ mod tests {
                 }
                 // On the calling thread alone: the same bits as over the pool.
                 let mut alone = vec![0.25f32; m * n];
-                skinny_nt_in_task(level, m, n, k, &x, &w, w_rs, &mut alone);
+                skinny_nt(level, Threads::Caller, m, n, k, &x, &w, w_rs, &mut alone);
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
                 assert_eq!(bits(&alone), bits(&out), "in task {level:?} {m}x{n}x{k}");
             }
@@ -762,10 +743,10 @@ mod tests {
         let w: Vec<half::f16> = (0..n * k).map(|_| half::f16::from_f32(rnd(seed))).collect();
         for &level in levels {
             let mut together = vec![0.5f32; m * n];
-            skinny_nt(level, m, n, k, &x, &w, k, &mut together);
+            skinny_nt(level, Threads::Pool, m, n, k, &x, &w, k, &mut together);
             for r in 0..m {
                 let mut alone = vec![0.5f32; n];
-                skinny_nt(level, 1, n, k, &x[r * k..(r + 1) * k], &w, k, &mut alone);
+                skinny_nt(level, Threads::Pool, 1, n, k, &x[r * k..(r + 1) * k], &w, k, &mut alone);
                 let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&together[r * n..(r + 1) * n]), bits(&alone), "{level:?} row {r}");
             }
