@@ -146,12 +146,21 @@ fn model_forward(c: &mut Criterion) {
     let dir = model_dir();
     ensure_model(&dir);
     let dev = Device::cpu();
-    let model = Wav2Vec2ForCtc::load(&dev, &checkpoint::open(&dir).unwrap()).unwrap();
     let mut group = c.benchmark_group("wav2vec2 base (random weights), CPU");
     group.sample_size(10);
-    for seconds in [5usize, 30] {
-        let x = signal(seconds * 16_000);
-        group.bench_function(format!("log-probs of {seconds} s"), |b| b.iter(|| model.log_probs(&dev, &x).unwrap()));
+    // `--align_compute_type`: float32 (the default), and bfloat16 where the CPU has bf16 products.
+    for compute_type in ["float32", "bfloat16"] {
+        let mut model = Wav2Vec2ForCtc::load(&dev, &checkpoint::open(&dir).unwrap()).unwrap();
+        model.apply_compute_type(&dev, compute_type).unwrap();
+        if model.compute_type(&dev) != compute_type {
+            continue;
+        }
+        for seconds in [5usize, 30] {
+            let x = signal(seconds * 16_000);
+            group.bench_function(format!("log-probs of {seconds} s, {compute_type}"), |b| {
+                b.iter(|| model.log_probs(&dev, &x).unwrap())
+            });
+        }
     }
     group.finish();
 }

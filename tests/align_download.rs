@@ -250,6 +250,7 @@ impl Caches {
                 offline,
             },
             models_dir: self.models_dir.clone(),
+            compute_type: "default".into(),
         })
     }
 

@@ -941,6 +941,7 @@ fn help_prints_every_default() {
         ("--compute_type", "default"),
         ("--segmentation_compute_type", "default"),
         ("--embedding_compute_type", "default"),
+        ("--align_compute_type", "default"),
         ("--output_dir", "."),
         ("--output_format", "all"),
         ("--task", "transcribe"),
@@ -1071,6 +1072,39 @@ fn align_model_gives_words_and_chars_in_both_modes() {
     assert!(e.contains("interpolate_method"), "{e}");
     let e = failed(&scribe(&dir, out.path(), &["--align_mode", "fast"], &speech("spk1_snt1.wav")), "fast");
     assert!(e.contains("align_mode"), "{e}");
+}
+
+/// `--align_compute_type` (env ALIGN_COMPUTE_TYPE) chooses the alignment model's precision and
+/// the log says which ran: float32 by default, bfloat16 where asked and the CPU has bf16
+/// products; other values are refused by name.
+#[test]
+fn align_compute_type_chooses_the_aligners_precision_and_says_so() {
+    let Some(dir) = model_dir("tiny.en") else { return };
+    let model = common::root().join("tests/reference/data/wav2vec2/base_group");
+    let models_dir = common::root().join("models");
+    let base = ["--align_model", model.to_str().unwrap(), "--model_dir", models_dir.to_str().unwrap()];
+    let bf16 = common::bf16_products();
+    for (flag, want) in
+        [(None, "float32"), (Some("float32"), "float32"), (Some("bfloat16"), if bf16 { "bfloat16" } else { "float32" })]
+    {
+        let out = tempfile::tempdir().unwrap();
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend(flag.map(|f| ["--align_compute_type", f]).into_iter().flatten());
+        args.extend(["--output_format", "json"]);
+        let o = scribe(&dir, out.path(), &args, &speech("spk1_snt1.wav"));
+        ok(&o);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        let line = stderr.lines().find(|l| l.contains("alignment model")).unwrap_or_else(|| panic!("{stderr}"));
+        assert!(line.contains(&format!("(compute_type={want})")), "{flag:?}: {line}");
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.path().join("spk1_snt1.json")).unwrap()).unwrap();
+        assert!(json["word_segments"].as_array().unwrap().len() >= 5, "{flag:?}: {json:#}");
+    }
+    let out = tempfile::tempdir().unwrap();
+    let mut args: Vec<&str> = base.to_vec();
+    args.extend(["--align_compute_type", "int8"]);
+    let e = failed(&scribe(&dir, out.path(), &args, &speech("spk1_snt1.wav")), "int8");
+    assert!(e.contains("align_compute_type") && e.contains("bfloat16"), "{e}");
 }
 
 /// By default the language's model is looked for; offline and not cached it cannot be had: a

@@ -1815,6 +1815,37 @@ fn attention_bf16() {
             exact.check_tol("attention_bf16", &label, &shape, &got, &want, 2e-4, 0.0);
         }
     }
+    // With key lengths (`attention_kv_lens_bf16`: padded sequences through an encoder in bf16):
+    // each query row over its sequence's keys alone, the padding (NaN) never read; elsewhere
+    // `attention_kv_lens` itself, value for value.
+    let kv_cases: [KvLensCase; 3] =
+        [(2, &[40, 65], 65, 65, 2, 8), (3, &[70, 1, 33], 70, 70, 3, 5), (2, &[1500, 977], 130, 1500, 6, 64)];
+    for &(b, lens, tq, tk, heads, dh) in &kv_cases {
+        let d = heads * dh;
+        let q = rng.vec(b * tq * d, 2.0);
+        let (mut k, mut v) = (rng.vec(b * tk * d, 2.0), rng.vec(b * tk * d, 1.0));
+        for (bi, &n) in lens.iter().enumerate() {
+            k[(bi * tk + n) * d..(bi + 1) * tk * d].fill(f32::NAN);
+            v[(bi * tk + n) * d..(bi + 1) * tk * d].fill(f32::NAN);
+        }
+        let want: Vec<f64> = (0..b)
+            .flat_map(|bi| {
+                let rows = |x: &[f32]| x[bi * tk * d..][..lens[bi] * d].to_vec();
+                ref_attention_bf16(&q[bi * tq * d..][..tq * d], &rows(&k), &rows(&v), 1, tq, lens[bi], heads, dh, false)
+            })
+            .collect();
+        for (label, dev) in devices() {
+            let (qt, kt, vt) = (up(&dev, &q, &[b, tq, d]), up(&dev, &k, &[b, tk, d]), up(&dev, &v, &[b, tk, d]));
+            let got = down(&dev, &dev.attention_kv_lens_bf16(&qt, &kt, &vt, heads, lens).unwrap());
+            let shape = format!("B {b} lengths {lens:?} Tq {tq} Tk {tk} heads {heads} Dh {dh}");
+            if bf16_cpu && label.ends_with("Avx512") {
+                exact.check_tol("attention_kv_lens_bf16", &label, &shape, &got, &want, 2e-4, 0.0);
+            } else {
+                let f32_op = down(&dev, &dev.attention_kv_lens(&qt, &kt, &vt, heads, lens).unwrap());
+                assert_eq!(got, f32_op, "{label} {shape}: attention_kv_lens_bf16 should be attention_kv_lens here");
+            }
+        }
+    }
     for (label, dev) in devices() {
         let t = |b: usize, t: usize, d: usize| up(&dev, &vec![0.0; b * t * d], &[b, t, d]);
         let q = t(2, 5, 12);
@@ -1823,6 +1854,9 @@ fn attention_bf16() {
         });
         expect_err("attention_bf16 causal Tq > Tk", &label, || {
             dev.attention_bf16(&q, &t(2, 4, 12), &t(2, 4, 12), 3, true)
+        });
+        expect_err("attention_kv_lens_bf16 length past Tk", &label, || {
+            dev.attention_kv_lens_bf16(&q, &t(2, 5, 12), &t(2, 5, 12), 3, &[5, 6])
         });
     }
     exact.report();

@@ -161,6 +161,7 @@ fn align_models() -> scribe::pipeline::align_models::AlignModels {
         hub: HubConfig::new("http://127.0.0.1:9", &nowhere, None, true),
         torch: TorchHubConfig { checkpoints_dir: nowhere, base_url: "http://127.0.0.1:9".into(), offline: true },
         models_dir: common::root().join("models"),
+        compute_type: "default".into(),
     })
 }
 

@@ -421,6 +421,22 @@ impl Device {
         })
     }
 
+    /// [`Device::attention_kv_lens`] with bf16 products where the backend has them (see
+    /// [`AttentionOps::attention_kv_lens_bf16`]).
+    pub fn attention_kv_lens_bf16(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        heads: usize,
+        kv_lens: &[usize],
+    ) -> Result<Tensor> {
+        shape_checks::attention_kv_lens(q, k, v, heads, kv_lens)?;
+        self.run(OpCall { op: "attention_kv_lens_bf16", inputs: &[q, k, v], sizes: &[heads] }, |b| {
+            b.attention_kv_lens_bf16(q, k, v, heads, kv_lens)
+        })
+    }
+
     // ---- recurrent ------------------------------------------------------------------------
     /// One direction of `nn.LSTM` over `x[B, T, In]` → `[B, T, H]`.
     pub fn lstm(

@@ -167,6 +167,19 @@ pub trait AttentionOps {
     /// `attention_mask`): each valid query row's result is that of its sequence alone. Padded
     /// query rows are computed like the others (finite; callers drop them).
     fn attention_kv_lens(&self, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, kv_lens: &[usize]) -> Result<Tensor>;
+    /// [`Self::attention_kv_lens`] with bf16 products as [`Self::attention_bf16`] has them
+    /// (a batch of padded sequences through an encoder in bf16); elsewhere
+    /// [`Self::attention_kv_lens`] itself (the CUDA backend's already runs its products in f16).
+    fn attention_kv_lens_bf16(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        heads: usize,
+        kv_lens: &[usize],
+    ) -> Result<Tensor> {
+        self.attention_kv_lens(q, k, v, heads, kv_lens)
+    }
 }
 
 /// Recurrent layers.

@@ -133,6 +133,17 @@ struct TranscribeArgs {
         value_parser = scribe::models::campplus::EMBEDDING_COMPUTE_TYPES
     )]
     embedding_compute_type: String,
+    /// Precision of the wav2vec2 alignment model: bfloat16 computes its transformer's
+    /// projections and feed-forward products and its feature encoder's convs (all but the
+    /// first) in bf16 (f32 sums) on CPUs with AVX-512 BF16; default and float32 keep f32
+    /// (logged with the alignment model).
+    #[arg(
+        long,
+        default_value = "default",
+        env = "ALIGN_COMPUTE_TYPE",
+        value_parser = scribe::models::wav2vec2::ALIGN_COMPUTE_TYPES
+    )]
+    align_compute_type: String,
     /// Directory for the output files.
     #[arg(short = 'o', long, default_value = ".")]
     output_dir: PathBuf,
@@ -588,7 +599,12 @@ fn align_models(args: &TranscribeArgs) -> AlignModels {
     }
     hub.offline |= args.model_cache_only;
     let torch = TorchHubConfig::from_vars(|k| std::env::var(k).ok(), TORCHAUDIO_MODELS_URL, hub.offline);
-    AlignModels::new(AlignSource { hub, torch, models_dir: args.model_dir.clone() })
+    AlignModels::new(AlignSource {
+        hub,
+        torch,
+        models_dir: args.model_dir.clone(),
+        compute_type: args.align_compute_type.clone(),
+    })
 }
 
 fn run_transcribe(args: TranscribeArgs) -> anyhow::Result<()> {

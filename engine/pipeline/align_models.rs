@@ -30,6 +30,8 @@ pub struct AlignSource {
     pub torch: TorchHubConfig,
     /// The models directory holding `punkt/<language>/` (`models/fetch punkt`).
     pub models_dir: PathBuf,
+    /// The alignment models' `align_compute_type` ([`Wav2Vec2ForCtc::apply_compute_type`]).
+    pub compute_type: String,
 }
 
 /// One loaded alignment model with what the aligner needs beside it.
@@ -108,10 +110,16 @@ impl AlignModels {
 fn load(device: &Device, source: &AlignSource, model: &AlignModel) -> Result<Aligner> {
     let ckpt = choice::open(model, &source.hub, &source.torch)
         .map_err(|e| Error::Other(format!("alignment model {model}: {e}")))?;
-    let wav2vec2 =
+    let mut wav2vec2 =
         Wav2Vec2ForCtc::load(device, &ckpt).map_err(|e| Error::Other(format!("alignment model {model}: {e}")))?;
+    wav2vec2.apply_compute_type(device, &source.compute_type)?;
     let dictionary = Dictionary::from_labels(&wav2vec2.labels);
-    tracing::info!("alignment model {model}: {} classes, loaded from {}", wav2vec2.labels.len(), ckpt.source.display());
+    tracing::info!(
+        "alignment model {model}: {} classes, loaded from {} (compute_type={})",
+        wav2vec2.labels.len(),
+        ckpt.source.display(),
+        wav2vec2.compute_type(device)
+    );
     Ok(Aligner { name: model.to_string(), model: wav2vec2, dictionary })
 }
 

@@ -77,6 +77,7 @@ impl Models {
                     hub: settings.align_hub.clone(),
                     torch: settings.align_torch.clone(),
                     models_dir: settings.vad_dir.clone(),
+                    compute_type: settings.align_compute_type.clone(),
                 }),
                 diarize: scribe::pipeline::diarize_models::DiarizeModels::new(
                     settings.vad_dir.clone(),

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use scribe::models::campplus::EMBEDDING_COMPUTE_TYPES;
 use scribe::models::pyannote::SEGMENTATION_COMPUTE_TYPES;
+use scribe::models::wav2vec2::ALIGN_COMPUTE_TYPES;
 use scribe::models::whisper::COMPUTE_TYPES;
 
 use crate::download::DownloadLimits;
@@ -67,6 +68,9 @@ pub struct Settings {
     /// EMBEDDING_COMPUTE_TYPE: default, bfloat16 or float32, the diarization's CAM++
     /// convolutions (see `CamPlusPlus::apply_compute_type`).
     pub embedding_compute_type: String,
+    /// ALIGN_COMPUTE_TYPE: default, bfloat16 or float32, the wav2vec2 alignment models'
+    /// products (see `Wav2Vec2ForCtc::apply_compute_type`; default keeps float32).
+    pub align_compute_type: String,
     /// Directory searched for the VAD checkpoint (after VAD_MODEL_PATH).
     pub vad_dir: PathBuf,
     pub vad_model_path: Option<PathBuf>,
@@ -185,6 +189,7 @@ impl Settings {
                 "default",
             )?,
             embedding_compute_type: one_of(var, "EMBEDDING_COMPUTE_TYPE", &EMBEDDING_COMPUTE_TYPES, "default")?,
+            align_compute_type: one_of(var, "ALIGN_COMPUTE_TYPE", &ALIGN_COMPUTE_TYPES, "default")?,
             vad_dir: PathBuf::from(set("SCRIBE_MODELS_DIR").unwrap_or_else(|| "models".into())),
             vad_model_path: set("VAD_MODEL_PATH").map(PathBuf::from),
             concurrency,
@@ -239,6 +244,11 @@ mod tests {
         assert_eq!(set.embedding_compute_type, "bfloat16");
         let e = settings(&[("EMBEDDING_COMPUTE_TYPE", "float16")]).err().unwrap();
         assert!(e.contains("EMBEDDING_COMPUTE_TYPE") && e.contains("float32"), "{e}");
+        assert_eq!(s.align_compute_type, "default");
+        let set = settings(&[("ALIGN_COMPUTE_TYPE", "bfloat16 ")]).unwrap();
+        assert_eq!(set.align_compute_type, "bfloat16");
+        let e = settings(&[("ALIGN_COMPUTE_TYPE", "int8")]).err().unwrap();
+        assert!(e.contains("ALIGN_COMPUTE_TYPE") && e.contains("bfloat16"), "{e}");
         assert_eq!(s.ping_interval, Duration::from_millis(10_000));
         assert_eq!(s.platform_timeout, Duration::from_secs(30));
         assert!(s.notes.is_empty());

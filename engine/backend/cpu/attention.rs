@@ -385,4 +385,15 @@ impl AttentionOps for CpuBackend {
     fn attention_kv_lens(&self, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, kv_lens: &[usize]) -> Result<Tensor> {
         attention(self.simd, q, k, v, heads, false, Some(kv_lens), &self.key_tiles, &self.values, false)
     }
+
+    fn attention_kv_lens_bf16(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        heads: usize,
+        kv_lens: &[usize],
+    ) -> Result<Tensor> {
+        attention(self.simd, q, k, v, heads, false, Some(kv_lens), &self.key_tiles, &self.values, true)
+    }
 }

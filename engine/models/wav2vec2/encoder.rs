@@ -45,6 +45,8 @@ struct Attention {
     v_proj: Linear,
     out_proj: Linear,
     heads: usize,
+    /// Attention's products in bf16 ([`Attention::round_bfloat16`]).
+    bf16_products: bool,
 }
 
 impl Attention {
@@ -56,7 +58,18 @@ impl Attention {
             v_proj: proj("v_proj")?,
             out_proj: proj("out_proj")?,
             heads,
+            bf16_products: false,
         })
+    }
+
+    /// The projections in bfloat16 and attention's products too ([`Device::attention_bf16`])
+    /// where the device computes bf16 products.
+    fn round_bfloat16(&mut self, dev: &Device) -> Result<()> {
+        for proj in [&mut self.q_proj, &mut self.k_proj, &mut self.v_proj, &mut self.out_proj] {
+            proj.round_bfloat16(dev)?;
+        }
+        self.bf16_products = true;
+        Ok(())
     }
 
     /// `residual + out(softmax(q·kᵀ/√Dh)·v)` of `x[B, T, D]` over itself; of packed inputs
@@ -71,11 +84,17 @@ impl Attention {
         let q = self.q_proj.forward(dev, x)?;
         let k = self.k_proj.forward(dev, x)?;
         let v = self.v_proj.forward(dev, x)?;
-        let o = match packing {
-            None => dev.attention(&q, &k, &v, self.heads, false)?,
-            Some(p) => {
+        let o = match (packing, self.bf16_products) {
+            (None, false) => dev.attention(&q, &k, &v, self.heads, false)?,
+            (None, true) => dev.attention_bf16(&q, &k, &v, self.heads, false)?,
+            (Some(p), bf16) => {
                 let (q, k, v) = (p.padded(dev, &q)?, p.padded(dev, &k)?, p.padded(dev, &v)?);
-                p.packed(dev, &dev.attention_kv_lens(&q, &k, &v, self.heads, &p.frames)?)?
+                let o = if bf16 {
+                    dev.attention_kv_lens_bf16(&q, &k, &v, self.heads, &p.frames)?
+                } else {
+                    dev.attention_kv_lens(&q, &k, &v, self.heads, &p.frames)?
+                };
+                p.packed(dev, &o)?
             }
         };
         self.out_proj.forward_residual(dev, &o, residual)
@@ -97,6 +116,11 @@ impl FeedForward {
     }
 
     /// `residual + W₂·GELU(W₁·x)`.
+    fn round_bfloat16(&mut self, dev: &Device) -> Result<()> {
+        self.intermediate_dense.round_bfloat16(dev)?;
+        self.output_dense.round_bfloat16(dev)
+    }
+
     fn forward_residual(&self, dev: &Device, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
         let h = self.intermediate_dense.forward_gelu(dev, x)?;
         self.output_dense.forward_residual(dev, &h, residual)
@@ -127,6 +151,11 @@ impl EncoderLayer {
     }
 
     /// Post-LN (`Wav2Vec2EncoderLayer`): `h = LN(h + Attn(h))`, `h = LN_f(h + FFN(h))`.
+    fn round_bfloat16(&mut self, dev: &Device) -> Result<()> {
+        self.attention.round_bfloat16(dev)?;
+        self.feed_forward.round_bfloat16(dev)
+    }
+
     fn forward_post_ln(&self, dev: &Device, h: &Tensor, packing: Option<&Packing>) -> Result<Tensor> {
         let h = self.attention.forward_residual(dev, h, h, packing)?;
         let h = self.layer_norm.forward(dev, &h)?;
@@ -164,6 +193,17 @@ impl Encoder {
                 .collect::<Result<_>>()?,
             stable_layer_norm: c.do_stable_layer_norm,
         })
+    }
+
+    /// Every layer's projections and feed-forward matrices in bfloat16 where the device
+    /// computes bf16 products ([`Linear::round_bfloat16`]).
+    pub fn round_bfloat16(&mut self, dev: &Device) -> Result<()> {
+        self.layers.iter_mut().try_for_each(|l| l.round_bfloat16(dev))
+    }
+
+    /// The first layer's feed-forward weight's element type (None without layers).
+    pub fn weight_dtype(&self) -> Option<&'static str> {
+        self.layers.first().map(|l| l.feed_forward.intermediate_dense.weight.dtype())
     }
 
     /// `x[B, T, D]` → `[B, T, D]`.

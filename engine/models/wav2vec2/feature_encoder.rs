@@ -84,6 +84,12 @@ impl FeatureEncoder {
         Ok(FeatureEncoder { layers })
     }
 
+    /// The convs after the first (512 channels in) in bfloat16 where the device computes bf16
+    /// products; the first (one input channel) stays f32.
+    pub fn round_bfloat16(&mut self, dev: &Device) -> Result<()> {
+        self.layers.iter_mut().skip(1).try_for_each(|l| l.conv.round_bfloat16(dev))
+    }
+
     /// `samples[B, 1, N]` → features `[B, C, T]`.
     pub fn forward(&self, dev: &Device, samples: &Tensor) -> Result<Tensor> {
         let mut x = samples.clone();

@@ -16,4 +16,4 @@ pub mod model;
 
 pub use checkpoint::Checkpoint;
 pub use config::Wav2Vec2Config;
-pub use model::{LogProbs, Wav2Vec2ForCtc};
+pub use model::{LogProbs, Wav2Vec2ForCtc, ALIGN_COMPUTE_TYPES};

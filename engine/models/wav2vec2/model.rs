@@ -10,10 +10,15 @@ use super::checkpoint::Checkpoint;
 use super::config::Wav2Vec2Config;
 use super::encoder::Encoder;
 use super::feature_encoder::{FeatureEncoder, FeatureProjection};
+use crate::models::common::compute_type::{wants_bfloat16, BF16_COMPUTE_TYPES};
 
 /// transformers `Wav2Vec2FeatureExtractor` normalisation's epsilon (`do_normalize`), used only
 /// when input normalisation is asked for (WhisperX never normalises).
 pub const NORMALIZE_EPS: f64 = 1e-7;
+
+/// The `align_compute_type`s [`Wav2Vec2ForCtc::apply_compute_type`] accepts (the CLI's
+/// `--align_compute_type`, the worker's ALIGN_COMPUTE_TYPE).
+pub const ALIGN_COMPUTE_TYPES: [&str; 3] = BF16_COMPUTE_TYPES;
 
 /// Per-frame log-probabilities `[frames, classes]`, row-major.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -57,6 +62,33 @@ impl Wav2Vec2ForCtc {
             lm_head: Linear::load(dev, store, "lm_head", c.hidden_size, c.vocab_size, true)?,
             normalize_input: false,
         })
+    }
+
+    /// Set the precision of the products (`align_compute_type`, one of
+    /// [`ALIGN_COMPUTE_TYPES`]): `bfloat16` rounds every transformer layer's projections and
+    /// feed-forward matrices and the feature encoder's convs after the first (512 channels in)
+    /// to bfloat16 and runs attention's products in bf16 ([`Device::attention_bf16`]) where the
+    /// device computes bf16 products ([`Device::round_bfloat16`]: CPUs with AVX-512 BF16; f32
+    /// sums, the softmax in f32), and leaves them elsewhere. `default` and `float32` keep f32:
+    /// no trained wav2vec2 weights could be measured here (benches/README.md). The first conv
+    /// (one input channel), the positional conv, the norms and the CTC head stay f32 either
+    /// way.
+    pub fn apply_compute_type(&mut self, dev: &Device, compute_type: &str) -> Result<()> {
+        let bfloat16 = wants_bfloat16("align_compute_type", compute_type)? && compute_type != "default";
+        if bfloat16 {
+            self.encoder.round_bfloat16(dev)?;
+            self.feature_extractor.round_bfloat16(dev)?;
+        }
+        Ok(())
+    }
+
+    /// What the transformer's products compute in: `bfloat16` once rounded weights took, else
+    /// the device's own precision.
+    pub fn compute_type(&self, dev: &Device) -> &'static str {
+        match self.encoder.weight_dtype() {
+            Some("bfloat16") => "bfloat16",
+            _ => dev.compute_type(),
+        }
     }
 
     /// `samples[B, 1, N]` → logits `[B, T, V]` (before the softmax).
