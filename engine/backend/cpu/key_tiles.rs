@@ -17,8 +17,9 @@ use crate::backend::{Storage, Tensor};
 
 /// Keys per tile: one AVX-512 register of f32 scores.
 pub const KEY_TILE: usize = 16;
-/// Query rows a tiled-scores call takes: one accumulator register each (the kernels' `M`).
+/// Query rows a tiled-scores call takes (the kernels' `M`; their row dispatches list 1..=8).
 const TILED_MAX_ROWS: usize = 8;
+const _: () = assert!(TILED_MAX_ROWS == 8);
 /// Tensors each cache keeps (the key tiles', the values'): a decoding batch's cross-attention
 /// per layer, 32 layers in the largest Whisper, twice over.
 const CACHED_TENSORS: usize = 64;
@@ -392,8 +393,8 @@ mod avx2 {
     }
 
     /// # Safety
-    /// The CPU must have AVX2 and F16C; `q` holds `m · dh` values, `tiles` every tile of `t`
-    /// keys, `scores` `m · t` values.
+    /// The CPU must have AVX2, FMA and F16C; `q` holds `m · dh` values, `tiles` every tile of
+    /// `t` keys, `scores` `m · t` values.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn tiled_scores<E: Elem>(m: usize, q: &[f32], dh: usize, tiles: &[E], t: usize, scores: &mut [f32]) {
         const WHOLE: usize = super::KEY_TILE / LANES;
@@ -451,6 +452,8 @@ mod tests {
             (2, 45, 2, 16, 7),
             (1, 40, 1, 32, 6),
             (1, 35, 2, 64, 8),
+            (1, 24, 1, 8, 2),
+            (2, 50, 2, 16, 4),
         ] {
             let d = heads * dh;
             let k16: Vec<half::f16> = (0..b * t * d).map(|_| half::f16::from_f32(rnd())).collect();

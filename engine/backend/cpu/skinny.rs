@@ -633,6 +633,8 @@ pub fn skinny_nn<E: Elem>(
 
 /// Rows that [`nn_block`] keeps in registers (6 × 4 accumulators, 4 values and a weight).
 const NN_MAX_BLOCK_ROWS: usize = 6;
+// The row dispatches (`for_rows!`) list 1..=SKINNY_MAX_ROWS and 1..=NN_MAX_BLOCK_ROWS.
+const _: () = assert!(SKINNY_MAX_ROWS == 8 && NN_MAX_BLOCK_ROWS == 6);
 
 /// [`skinny_nn`] for one element type, compiled for each SIMD level.
 macro_rules! nn_for {

@@ -68,7 +68,7 @@ impl Attention {
         for proj in [&mut self.q_proj, &mut self.k_proj, &mut self.v_proj, &mut self.out_proj] {
             proj.round_bfloat16(dev)?;
         }
-        self.bf16_products = true;
+        self.bf16_products = self.q_proj.weight.dtype() == "bfloat16";
         Ok(())
     }
 

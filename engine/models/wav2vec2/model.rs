@@ -17,7 +17,8 @@ use crate::models::common::compute_type::{wants_bfloat16, BF16_COMPUTE_TYPES};
 pub const NORMALIZE_EPS: f64 = 1e-7;
 
 /// The `align_compute_type`s [`Wav2Vec2ForCtc::apply_compute_type`] accepts (the CLI's
-/// `--align_compute_type`, the worker's ALIGN_COMPUTE_TYPE).
+/// `--align_compute_type`, the worker's ALIGN_COMPUTE_TYPE): the other bf16 settings' values,
+/// but here `default` keeps f32 (see there).
 pub const ALIGN_COMPUTE_TYPES: [&str; 3] = BF16_COMPUTE_TYPES;
 
 /// Per-frame log-probabilities `[frames, classes]`, row-major.
