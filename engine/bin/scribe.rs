@@ -134,9 +134,9 @@ struct TranscribeArgs {
     )]
     embedding_compute_type: String,
     /// Precision of the wav2vec2 alignment model: bfloat16 computes its transformer's
-    /// projections and feed-forward products and its feature encoder's convs (all but the
-    /// first) in bf16 (f32 sums) on CPUs with AVX-512 BF16; default and float32 keep f32
-    /// (logged with the alignment model).
+    /// projections, feed-forward and attention products and its feature encoder's convs (all
+    /// but the first) in bf16 (f32 sums) on CPUs with AVX-512 BF16; default and float32 keep
+    /// f32 (logged with the alignment model).
     #[arg(
         long,
         default_value = "default",

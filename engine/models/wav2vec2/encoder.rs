@@ -45,8 +45,6 @@ struct Attention {
     v_proj: Linear,
     out_proj: Linear,
     heads: usize,
-    /// Attention's products in bf16 ([`Attention::round_bfloat16`]).
-    bf16_products: bool,
 }
 
 impl Attention {
@@ -58,7 +56,6 @@ impl Attention {
             v_proj: proj("v_proj")?,
             out_proj: proj("out_proj")?,
             heads,
-            bf16_products: false,
         })
     }
 
@@ -68,8 +65,13 @@ impl Attention {
         for proj in [&mut self.q_proj, &mut self.k_proj, &mut self.v_proj, &mut self.out_proj] {
             proj.round_bfloat16(dev)?;
         }
-        self.bf16_products = self.q_proj.weight.dtype() == "bfloat16";
         Ok(())
+    }
+
+    /// Whether the projections took bf16 ([`Attention::round_bfloat16`]): then attention's
+    /// products run in bf16 too.
+    fn bf16_products(&self) -> bool {
+        self.q_proj.weight.dtype() == "bfloat16"
     }
 
     /// `residual + out(softmax(q·kᵀ/√Dh)·v)` of `x[B, T, D]` over itself; of packed inputs
@@ -84,7 +86,7 @@ impl Attention {
         let q = self.q_proj.forward(dev, x)?;
         let k = self.k_proj.forward(dev, x)?;
         let v = self.v_proj.forward(dev, x)?;
-        let o = match (packing, self.bf16_products) {
+        let o = match (packing, self.bf16_products()) {
             (None, false) => dev.attention(&q, &k, &v, self.heads, false)?,
             (None, true) => dev.attention_bf16(&q, &k, &v, self.heads, false)?,
             (Some(p), bf16) => {
@@ -115,12 +117,12 @@ impl FeedForward {
         })
     }
 
-    /// `residual + W₂·GELU(W₁·x)`.
     fn round_bfloat16(&mut self, dev: &Device) -> Result<()> {
         self.intermediate_dense.round_bfloat16(dev)?;
         self.output_dense.round_bfloat16(dev)
     }
 
+    /// `residual + W₂·GELU(W₁·x)`.
     fn forward_residual(&self, dev: &Device, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
         let h = self.intermediate_dense.forward_gelu(dev, x)?;
         self.output_dense.forward_residual(dev, &h, residual)
@@ -150,12 +152,12 @@ impl EncoderLayer {
         })
     }
 
-    /// Post-LN (`Wav2Vec2EncoderLayer`): `h = LN(h + Attn(h))`, `h = LN_f(h + FFN(h))`.
     fn round_bfloat16(&mut self, dev: &Device) -> Result<()> {
         self.attention.round_bfloat16(dev)?;
         self.feed_forward.round_bfloat16(dev)
     }
 
+    /// Post-LN (`Wav2Vec2EncoderLayer`): `h = LN(h + Attn(h))`, `h = LN_f(h + FFN(h))`.
     fn forward_post_ln(&self, dev: &Device, h: &Tensor, packing: Option<&Packing>) -> Result<Tensor> {
         let h = self.attention.forward_residual(dev, h, h, packing)?;
         let h = self.layer_norm.forward(dev, &h)?;
