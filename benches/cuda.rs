@@ -3,7 +3,8 @@
 //! tiny.en and for large-v3-shaped random f16 weights, the cuBLAS f16 rate at the encoder's own
 //! matrix shapes (the yardstick of the encoder target), and the real-time factor. Every timing
 //! synchronises the stream before the clock stops. Without a GPU it prints
-//! "skipped: no CUDA device".
+//! "skipped: no CUDA device". `--write-aligner DIR` writes the random base-size wav2vec2 model
+//! the pack's whole-pipeline run aligns with, and stops.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,9 @@ use scribe::models::whisper::decoder::{Decoder, LogitPositions};
 use scribe::models::whisper::encoder::Encoder;
 use scribe::models::whisper::open_checkpoint;
 use scribe::weights::{DType, TensorView, WeightStore};
+
+#[path = "support/random_wav2vec2.rs"]
+mod random_wav2vec2;
 
 /// Seconds of audio in one encoder window.
 const WINDOW_SECONDS: f64 = 30.0;
@@ -159,6 +163,10 @@ fn bench_model(name: &str, dev: &Device, backend: &CudaBackend, store: &dyn Weig
 }
 
 fn main() {
+    // `gpu-pack/run.sh bench` has the whole pipeline's aligner written here (no GPU needed).
+    if random_wav2vec2::write_if_asked() {
+        return;
+    }
     // `cargo bench` passes --bench; `cargo test --all-targets` runs this file without it, where a
     // GPU host would otherwise spend minutes here.
     if !std::env::args().any(|a| a == "--bench") {
