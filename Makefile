@@ -38,7 +38,8 @@ check-kernels:
 
 ## gpu-pack/: CUDA 13 release test binaries, scribe, the tiny.en and VAD models and audio, with a run.sh that
 ## validates them on a GPU machine that has no cargo (docs/gpu-validation.md).
-gpu-pack: models/tiny.en/.complete models/vad/.complete models/segmentation-3.0/.complete models/campplus/.complete
+gpu-pack: models/tiny.en/.complete models/vad/.complete models/segmentation-3.0/.complete models/campplus/.complete \
+	models/punkt/.complete
 	CARGO="$(CARGO)" scripts/gpu-pack/build
 
 build:

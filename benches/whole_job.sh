@@ -14,8 +14,9 @@
 #   benches/whole_job.sh [--seconds 600] [--runs 1] [--model models/tiny.en] [--threads 2]
 #                        [--align-types "float32 bfloat16"] [--data ../shared/data/speech]
 #
-# SCRIBE_BIN runs another binary (default: target/release/scribe, built first). Quiet the
-# machine first: every process uses every thread it is given.
+# Relative paths (--model, --data, SCRIBE_BIN) count from the repository's root. SCRIBE_BIN runs
+# another binary (default: target/release/scribe, built first); SCRIBE_SPEECH_DATA is --data's
+# default. Quiet the machine first: every process uses every thread it is given.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -23,6 +24,10 @@ cd "$ROOT"
 seconds=600 runs=1 model=models/tiny.en threads=2 align_types="float32 bfloat16"
 data="${SCRIBE_SPEECH_DATA:-../shared/data/speech}"
 while [ $# -gt 0 ]; do
+    if [ $# -lt 2 ]; then
+        echo "whole_job.sh: $1 needs a value (see the head of this file)" >&2
+        exit 2
+    fi
     case "$1" in
     --seconds) seconds="$2" ;;
     --runs) runs="$2" ;;
@@ -37,6 +42,10 @@ while [ $# -gt 0 ]; do
     esac
     shift 2
 done
+if ! [ "$runs" -ge 1 ] 2>/dev/null; then
+    echo "whole_job.sh: --runs needs a whole number of at least 1" >&2
+    exit 2
+fi
 
 work="$ROOT/.cache/whole-job"
 aligner="$ROOT/.cache/align-bench/wav2vec2-base-random"
@@ -71,6 +80,12 @@ for run in $(seq 1 "$runs"); do
             exit 1
         fi
         wall="$(echo "$(now_ms) $start" | awk '{ printf "%.2f", ($1 - $2) / 1000 }')"
+        # A job whose alignment failed still exits 0 (the stage's warning in the result).
+        if [[ "$job" == whole* ]] && ! grep -qE "aligned [0-9]+ segments with" "$log"; then
+            grep -E "WARN" "$log" >&2 || true
+            echo "whole_job.sh: $job ran without alignment (log: $log)" >&2
+            exit 1
+        fi
         walls[$job]="${walls[$job]:-} $wall"
         echo "run $run, $job (${flags[*]}): wall $wall s; $(grep -oE 'audio [0-9].*' "$log" | tail -1)"
     done
