@@ -61,8 +61,8 @@ trap 'rm -rf "$SCRIBE_KERNEL_CACHE" "$work"' EXIT
 # PIPELINE_DEVICES ("cuda" by default; "cuda cpu" adds the CPU) it is transcribed twice: alone
 # (--no_align), then as a whole WhisperX job (--diarize, aligned by a base-size wav2vec2 with
 # random weights that bin/bench writes: the pack carries no trained one, and random weights cost
-# what trained ones cost). Prints each run's wall time, real-time factor and per-stage timings
-# (LOG_LEVEL=debug), and the whole job's wall over the transcription's (issue 17's third target:
+# what trained ones cost). Prints each run's wall time and real-time factor, each stage's time
+# and real-time factor (LOG_LEVEL=debug), and the whole job's wall over the transcription's (issue 17's third target:
 # 1.5x; WhisperX about 3x).
 pipeline_bench() {
     local long="$work/long.wav" aligner="$work/wav2vec2-base-random" seconds="${PIPELINE_SECONDS:-600}"
@@ -96,6 +96,10 @@ pipeline_bench() {
                     continue
                 fi
                 echo "$device $job: wall $wall s for $duration s of audio, real-time factor $(echo "$wall $duration" | awk '{ printf "%.4f", $1 / $2 }')"
+                # Each stage's real-time factor, from the CLI's "audio 0.02 s, voice_activity 1.80 s, ..." line.
+                grep -oE ': audio [0-9].*' "$work/pipeline.log" | tail -1 | tr ',' '\n' | sed 's/^[: ]*//' |
+                    awk -v d="$duration" -v dev="$device" -v job="$job" \
+                        'NF >= 3 { printf "%s %s: %-16s %8.3f s, real-time factor %.5f\n", dev, job, $1, $2, $2 / d }'
                 if [ "$job" = alone ]; then
                     alone="$wall"
                 elif [ -n "$alone" ]; then
