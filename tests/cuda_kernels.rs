@@ -65,6 +65,27 @@ fn quantize_int8_keeps_cuda_weights_as_they_are() {
     assert_eq!(dev.download(&dev.linear(&x, &q, None).unwrap()).unwrap(), before);
 }
 
+/// bf16 products are the CPU's (`--compute_type default`, `--segmentation_compute_type`,
+/// `--embedding_compute_type`, `--align_compute_type bfloat16`): on CUDA `round_bfloat16` keeps
+/// the weight, f16 or f32, in its own storage, and linear gives exactly what it gave before.
+#[test]
+#[ignore = "needs a CUDA GPU: gpu-pack/run.sh runs it"]
+fn round_bfloat16_keeps_cuda_weights_as_they_are() {
+    let Some(dev) = common::cuda_device() else { return };
+    let values: Vec<f32> = (0..40 * 33).map(|i| ((i * 7 % 13) as f32 - 6.0) / 20.0).collect();
+    let w16: Vec<half::f16> = values.iter().map(|&v| half::f16::from_f32(v)).collect();
+    let x = dev.upload(&(0..5 * 33).map(|i| (i % 5) as f32 - 2.0).collect::<Vec<_>>(), &[5, 33]).unwrap();
+    for (w, dtype) in
+        [(dev.upload_f16(&w16, &[40, 33]).unwrap(), "float16"), (dev.upload(&values, &[40, 33]).unwrap(), "float32")]
+    {
+        let r = dev.round_bfloat16(&w).unwrap();
+        assert_eq!((r.dtype(), r.shape()), (dtype, &[40usize, 33][..]));
+        assert!(std::sync::Arc::ptr_eq(r.storage(), w.storage()), "{dtype}: a new storage");
+        let before = dev.download(&dev.linear(&x, &w, None).unwrap()).unwrap();
+        assert_eq!(dev.download(&dev.linear(&x, &r, None).unwrap()).unwrap(), before, "{dtype}");
+    }
+}
+
 /// Column panels are the CPU's form: on CUDA `pack_for_few_rows` keeps the weight (f16 stays f16,
 /// the same storage) and linear gives exactly what it gave before.
 #[test]
