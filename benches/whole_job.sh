@@ -91,7 +91,7 @@ for run in $(seq 1 "$runs"); do
     done
 done
 
-median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 alone="$(echo "${walls[alone]}" | median)"
 echo
 echo "| job ($seconds s, $(basename "$model"), $threads threads, $runs run(s)) | wall median s | ÷ transcription alone |"
