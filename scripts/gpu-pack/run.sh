@@ -62,8 +62,8 @@ trap 'rm -rf "$SCRIBE_KERNEL_CACHE" "$work"' EXIT
 # (--no_align), then as a whole WhisperX job (--diarize, aligned by a base-size wav2vec2 with
 # random weights that bin/bench writes: the pack carries no trained one, and random weights cost
 # what trained ones cost). Prints each run's wall time and real-time factor, each stage's time
-# and real-time factor (LOG_LEVEL=debug), and the whole job's wall over the transcription's (issue 17's third target:
-# 1.5x; WhisperX about 3x).
+# and real-time factor (LOG_LEVEL=debug), and the whole job's wall over the transcription's
+# (issue 17's third target: 1.5x; WhisperX about 3x).
 pipeline_bench() {
     local long="$work/long.wav" aligner="$work/wav2vec2-base-random" seconds="${PIPELINE_SECONDS:-600}"
     local status=0 duration device job start wall alone flags
