@@ -11,7 +11,7 @@ use crate::models::pyannote::sliding_window::{SpeechScorer, BATCH_SIZE as VAD_WI
 use super::options::VadMethod;
 use super::progress::{Progress, Stage, Unit};
 use super::runner::{FileTranscript, Outcome, Pipeline};
-use super::speech_chunks::{merge_chunks, speech_chunks};
+use super::speech_chunks::{merge_chunks, speech_chunks, Chunk};
 use super::vad_refine::{self, Thresholds};
 
 pub fn run(
@@ -77,9 +77,35 @@ pub fn run(
             tracing::debug!("chunk {i}: speech {}", regions.join(" "));
         }
     }
-    file.speech = chunks.iter().flat_map(|c| c.regions.iter()).map(|r| r.end - r.start).sum();
+    file.speech = speech_seconds(&chunks);
     tracing::info!("{}: {} chunks, {:.1} s of speech in {total:.1} s", audio.path.display(), chunks.len(), file.speech);
     progress(Progress { stage: Stage::VoiceActivity, done: total, total, unit: Unit::Seconds });
     file.chunks = Some(chunks);
     Ok(Outcome::Ran)
+}
+
+/// Seconds of speech in `chunks`' regions. A fold from +0.0: `Iterator::sum` of no regions is
+/// −0.0, which the stage's log line printed as "-0.0 s of speech".
+fn speech_seconds(chunks: &[Chunk]) -> f64 {
+    chunks.iter().flat_map(|c| c.regions.iter()).fold(0.0, |total, r| total + (r.end - r.start))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::speech_chunks::Region;
+
+    #[test]
+    fn speech_seconds_adds_every_region_and_is_plus_zero_without_any() {
+        let none = speech_seconds(&[]);
+        assert!(none == 0.0 && none.is_sign_positive(), "{none}");
+        assert_eq!(format!("{none:.1}"), "0.0");
+        let chunk = |regions: &[(f64, f64)]| Chunk {
+            start: regions[0].0,
+            end: regions[regions.len() - 1].1,
+            regions: regions.iter().map(|&(start, end)| Region { start, end }).collect(),
+        };
+        let chunks = [chunk(&[(0.5, 2.0), (3.0, 4.25)]), chunk(&[(31.0, 33.5)])];
+        assert_eq!(speech_seconds(&chunks), 1.5 + 1.25 + 2.5);
+    }
 }
