@@ -16,8 +16,10 @@
 #
 # Relative paths (--model, --data, SCRIBE_BIN) count from the repository's root. SCRIBE_BIN runs
 # another binary (default: target/release/scribe, built first); SCRIBE_SPEECH_DATA is --data's
-# default. Quiet the machine first: every process uses every thread it is given.
+# default. Quiet the machine first: every process uses every thread it is given. Runs offline
+# (HF_HUB_OFFLINE=1): every model is a local directory, nothing is downloaded.
 set -euo pipefail
+export HF_HUB_OFFLINE=1
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 

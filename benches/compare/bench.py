@@ -29,12 +29,15 @@ BEAM_SIZE = 5
 BATCH_SIZE = 8
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "speech"
 # Scribe argument templates (after the binary). {model}, {output_dir}, {threads} are substituted;
-# a lone {files} token expands to the audio paths (appended at the end when absent).
-SCRIBE_JSON_ARGS = ("transcribe --model {model} --beam_size 5 --threads {threads} --vad_method none "
+# a lone {files} token expands to the audio paths (appended at the end when absent). `--no_align`:
+# faster-whisper transcribes only, so Scribe does too (by default the CLI would also fetch and run
+# a wav2vec2 aligner).
+SCRIBE_JSON_ARGS = ("transcribe --model {model} --beam_size 5 --threads {threads} --vad_method none --no_align "
                     "--output_format json --output_dir {output_dir} {files}")
-SCRIBE_BATCHED_ARGS = ("transcribe --model {model} --beam_size 5 --threads {threads} --batch_size 8 "
+SCRIBE_BATCHED_ARGS = ("transcribe --model {model} --beam_size 5 --threads {threads} --batch_size 8 --no_align "
                        "--output_format json --output_dir {output_dir} {files}")
-SCRIBE_STDOUT_ARGS = "transcribe --model {model} --threads {threads} {files}"
+# Both engines run offline: models come from local directories only, nothing is downloaded.
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1"}
 
 
 ENGINES = ("faster-whisper", "faster-whisper batched", "scribe", "scribe batched")
@@ -79,7 +82,7 @@ def run_faster_whisper(model, files, workdir, batched=0):
     out = workdir / "fw.json"
     cmd = [sys.executable, str(HERE / "fw_transcribe.py"), "--model", str(model), "--batched", str(batched),
            "--threads", str(THREADS), "--beam_size", str(BEAM_SIZE), "--out", str(out), *files]
-    env = dict(os.environ, OMP_NUM_THREADS=str(THREADS))
+    env = dict(os.environ, OMP_NUM_THREADS=str(THREADS), **OFFLINE_ENV)
     wall, cpu, rss, _, _ = measure(cmd, env=env)
     doc = json.loads(out.read_text())
     return wall, cpu, rss, {f: d["text"] for f, d in doc.items()}, {f: d["segments"] for f, d in doc.items()}
@@ -95,19 +98,6 @@ def scribe_command(template, binary, model, files, output_dir):
         else:
             argv.append(tok.format(**subst))
     return argv if placed else argv + files
-
-
-def parse_scribe_stdout(stdout, files):
-    """Today's `scribe transcribe`: one file -> its text; several -> one "PATH: text" line each."""
-    if len(files) == 1:
-        return {files[0]: stdout.strip()}
-    result = {}
-    for line in stdout.splitlines():
-        for f in files:
-            if line.startswith(f + ":"):
-                result[f] = line[len(f) + 1:].strip()
-                break
-    return result
 
 
 def parse_scribe_json(output_dir, files):
@@ -130,17 +120,14 @@ def run_scribe(args, model, files, workdir, batched=False):
     output_dir.mkdir(exist_ok=True)
     for old in output_dir.iterdir():
         old.unlink()
-    template = os.environ.get("SCRIBE_ARGS") or (
-        SCRIBE_STDOUT_ARGS if args.scribe_stdout else SCRIBE_BATCHED_ARGS if batched else SCRIBE_JSON_ARGS)
+    template = os.environ.get("SCRIBE_ARGS") or (SCRIBE_BATCHED_ARGS if batched else SCRIBE_JSON_ARGS)
     cmd = scribe_command(template, args.scribe_bin, model, files, output_dir)
     if not os.access(args.scribe_bin, os.X_OK):
         raise EngineFailed(f"{args.scribe_bin} not found; cargo build --release --bin scribe")
-    env = dict(os.environ, RAYON_NUM_THREADS=str(THREADS), LOG_LEVEL=os.environ.get("LOG_LEVEL", "warn"))
-    wall, cpu, rss, stdout, _ = measure(cmd, env=env)
-    if args.scribe_stdout:
-        texts, segments = parse_scribe_stdout(stdout, files), {}
-    else:
-        texts, segments = parse_scribe_json(output_dir, files)
+    env = dict(os.environ, RAYON_NUM_THREADS=str(THREADS), LOG_LEVEL=os.environ.get("LOG_LEVEL", "warn"),
+               **OFFLINE_ENV)
+    wall, cpu, rss, _, _ = measure(cmd, env=env)
+    texts, segments = parse_scribe_json(output_dir, files)
     missing = [f for f in files if f not in texts]
     if missing:
         raise EngineFailed(f"no transcript for {len(missing)} file(s), e.g. {pathlib.Path(missing[0]).name}")
@@ -198,8 +185,7 @@ def table(rows, args, index, load):
         f"Scribe vs faster-whisper 1.2.1 (int8, beam {BEAM_SIZE}, {THREADS} threads, batched: batch {BATCH_SIZE}), "
         f"model `{args.model}`; "
         f"median of {args.runs} fresh processes, peak RSS = max over runs; "
-        f"load average before: {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f} ({os.cpu_count()} CPUs)"
-        + ("; Scribe in --scribe-stdout mode" if args.scribe_stdout else ""),
+        f"load average before: {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f} ({os.cpu_count()} CPUs)",
         "",
         "| engine | input | audio s | WER | wall median s | peak RSS MB | ratio to faster-whisper (wall, RSS) "
         "| CPU median s | words in noise |",
@@ -233,8 +219,6 @@ def main():
     p.add_argument("--runs", type=int, default=3, help="fresh processes per engine and input (median wall)")
     p.add_argument("--model", default="models/tiny.en", help="model directory (CTranslate2 model.bin), both engines")
     p.add_argument("--only", choices=["long", "clips", "noisy"], help="run one input set only")
-    p.add_argument("--scribe-stdout", action="store_true",
-                   help="today's CLI: read the transcript from scribe's stdout (first 30 s of each file only)")
     p.add_argument("--scribe-bin", default=os.environ.get("SCRIBE_BIN", str(REPO / "target/release/scribe")))
     p.add_argument("--data", default=os.environ.get("SCRIBE_SPEECH_DATA", str(DEFAULT_DATA)),
                    help="speech directory with manifest.json")

@@ -19,8 +19,11 @@
 #   --score-only        do not run scribe; score the RTTMs already in --out
 #
 # Builds nothing: cargo build --release --bin scribe --bin scribe-der first (the script warns
-# when the scribe binary is older than the newest tracked file under engine/).
+# when the scribe binary is older than the newest tracked file under engine/). Runs offline
+# (HF_HUB_OFFLINE=1) and without word alignment (--no_align): the RTTM is the diarization's turns,
+# and nothing is downloaded.
 set -euo pipefail
+export HF_HUB_OFFLINE=1
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -83,7 +86,7 @@ if [ "$score_only" = 0 ]; then
         while IFS= read -r wav; do files+=("$speech/$wav"); done < <(
             python3 -c 'import json,sys; [print(f["file"]) for f in json.load(open(sys.argv[1])) if f.get("rttm")]' "$speech/manifest.json")
     fi
-    cmd=("$scribe" transcribe --model "$model" --diarize --output_format rttm --output_dir "$out"
+    cmd=("$scribe" transcribe --model "$model" --diarize --no_align --output_format rttm --output_dir "$out"
          --threads "$threads" "${extra[@]}" "${files[@]}")
     echo "+ ${cmd[*]}" >&2
     start=$(date +%s.%N)

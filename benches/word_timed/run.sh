@@ -10,8 +10,8 @@
 # Options (or the environment variable in brackets):
 #   --scribe-bin PATH   scribe binary [SCRIBE_BIN], default target/release/scribe
 #   --model DIR         Whisper model [SCRIBE_MODEL], default models/tiny.en
-#   --align-model PATH  wav2vec2 mode: the alignment model [ALIGN_MODEL] (a directory, a torchaudio
-#                       bundle name or a hub repo); required
+#   --align-model PATH  wav2vec2 mode: the alignment model [ALIGN_MODEL] (a directory, or a
+#                       torchaudio bundle name or hub repo already in their caches); required
 #   --set DIR           the set [WORD_TIMED_SET], default .cache/word-timed (made by make_set.sh
 #                       when its manifest.json is missing)
 #   --out DIR           outputs [WORD_TIMED_OUT], default .cache/word-timed-out/MODE; wiped first.
@@ -19,8 +19,10 @@
 #   --threads N         scribe --threads, default 2
 #
 # Builds nothing: run `cargo build --release --bin scribe` first (the script warns when the binary
-# is older than the newest tracked file under engine/).
+# is older than the newest tracked file under engine/). Runs offline (HF_HUB_OFFLINE=1): nothing
+# is downloaded.
 set -euo pipefail
+export HF_HUB_OFFLINE=1
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
