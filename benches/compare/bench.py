@@ -36,8 +36,9 @@ SCRIBE_JSON_ARGS = ("transcribe --model {model} --beam_size 5 --threads {threads
                     "--output_format json --output_dir {output_dir} {files}")
 SCRIBE_BATCHED_ARGS = ("transcribe --model {model} --beam_size 5 --threads {threads} --batch_size 8 --no_align "
                        "--output_format json --output_dir {output_dir} {files}")
-# Both engines run offline: models come from local directories only, nothing is downloaded.
-OFFLINE_ENV = {"HF_HUB_OFFLINE": "1"}
+# Both engines run offline: models come from local directories only, nothing is downloaded, and
+# onnxruntime (faster-whisper's VAD) sends no telemetry.
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "ORT_DISABLE_TELEMETRY": "1"}
 
 
 ENGINES = ("faster-whisper", "faster-whisper batched", "scribe", "scribe batched")

@@ -8,9 +8,18 @@ so model load and Python start-up are part of the wall time, as they are for `sc
 
 import argparse
 import json
+import os
 import sys
 
-from faster_whisper import BatchedInferencePipeline, WhisperModel
+# The batched pipeline's Silero VAD runs on onnxruntime, whose telemetry (OneCollector) otherwise
+# may look up mobile.events.data.microsoft.com as a process ends (scripts/network-audit saw it):
+# a benchmark talks to no one. The variable is read when the library starts; the call covers
+# builds that only know the API.
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+import onnxruntime  # noqa: E402
+from faster_whisper import BatchedInferencePipeline, WhisperModel  # noqa: E402
+
+onnxruntime.disable_telemetry_events()
 
 
 def main():
