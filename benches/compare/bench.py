@@ -49,22 +49,23 @@ class EngineFailed(Exception):
 
 
 def measure(cmd, env=None):
-    """Run cmd as a fresh process. Returns (wall s, CPU s, peak RSS in MB, stdout, stderr).
+    """Run cmd as a fresh process. Returns (wall s, CPU s, peak RSS in MB); its stdout is discarded,
+    its stderr's tail goes into the error when it fails.
 
     Peak RSS is the child's ru_maxrss from wait4 (kB on Linux): the kernel's own high-water mark,
     so no sampling interval can miss a short peak. CPU s = user + system time of the child (and
     its waited-for children): less sensitive than wall time to other load on the machine."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=REPO)
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=REPO)
         _, status, rusage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0), err.seek(0)
-        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+        err.seek(0)
+        stderr = err.read().decode(errors="replace")
     if proc.returncode != 0:
         raise EngineFailed(f"exit {proc.returncode}: {stderr_tail(stderr) or 'no stderr'}")
-    return wall, rusage.ru_utime + rusage.ru_stime, rusage.ru_maxrss / 1024.0, stdout, stderr
+    return wall, rusage.ru_utime + rusage.ru_stime, rusage.ru_maxrss / 1024.0
 
 
 def stderr_tail(stderr, keep=3, limit=300):
@@ -84,7 +85,7 @@ def run_faster_whisper(model, files, workdir, batched=0):
     cmd = [sys.executable, str(HERE / "fw_transcribe.py"), "--model", str(model), "--batched", str(batched),
            "--threads", str(THREADS), "--beam_size", str(BEAM_SIZE), "--out", str(out), *files]
     env = dict(os.environ, OMP_NUM_THREADS=str(THREADS), **OFFLINE_ENV)
-    wall, cpu, rss, _, _ = measure(cmd, env=env)
+    wall, cpu, rss = measure(cmd, env=env)
     doc = json.loads(out.read_text())
     return wall, cpu, rss, {f: d["text"] for f, d in doc.items()}, {f: d["segments"] for f, d in doc.items()}
 
@@ -127,7 +128,7 @@ def run_scribe(args, model, files, workdir, batched=False):
         raise EngineFailed(f"{args.scribe_bin} not found; cargo build --release --bin scribe")
     env = dict(os.environ, RAYON_NUM_THREADS=str(THREADS), LOG_LEVEL=os.environ.get("LOG_LEVEL", "warn"),
                **OFFLINE_ENV)
-    wall, cpu, rss, _, _ = measure(cmd, env=env)
+    wall, cpu, rss = measure(cmd, env=env)
     texts, segments = parse_scribe_json(output_dir, files)
     missing = [f for f in files if f not in texts]
     if missing:
